@@ -1,0 +1,52 @@
+// swift-tools-version:6.2
+// Sutra: a sharded, Raft-replicated knowledge store. See docs/ARCHITECTURE.md for the module map.
+import PackageDescription
+
+let package = Package(
+    name: "Sutra",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "Raft", targets: ["Raft"]),
+        .library(name: "WAL", targets: ["WAL"]),
+        .library(name: "UV", targets: ["UV"]),
+        .executable(name: "sutra-sim", targets: ["SimRunner"]),
+        .executable(name: "sutra-bench", targets: ["Bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // libuv from Debian's libuv1-dev, and the safe Swift layer over it.
+        .systemLibrary(name: "CUV", path: "Sources/CUV", pkgConfig: "libuv", providers: [.apt(["libuv1-dev"])]),
+        .target(name: "UV", dependencies: ["CUV"], path: "Sources/UV"),
+
+        // CRC32C (Castagnoli) with the SSE4.2 instruction where the CPU has it; used to frame WAL records.
+        .target(name: "CCRC32C", path: "Sources/CCRC32C", cSettings: [.unsafeFlags(["-O3"])]),
+
+        // The pure, deterministic consensus core: no clock, sockets or files.
+        .target(name: "Raft", path: "Sources/Raft"),
+
+        // Durable log storage (the WAL): one shared, CRC-framed log per node holding every shard's Raft log.
+        .target(name: "WAL", dependencies: [
+            "Raft", "CCRC32C", .product(name: "Logging", package: "swift-log"),
+        ], path: "Sources/WAL"),
+
+        // Deterministic simulation of Raft clusters: seeded network, crashes, partitions, invariant checks.
+        .target(name: "RaftSim", dependencies: ["Raft"], path: "Sources/RaftSim"),
+        .executableTarget(name: "SimRunner", dependencies: [
+            "RaftSim", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Sources/SimRunner"),
+
+        // Benchmarks that print figures (release build): `swift run -c release sutra-bench --help`.
+        .executableTarget(name: "Bench", dependencies: [
+            "Raft", "RaftSim", "WAL", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Sources/Bench"),
+
+        .testTarget(name: "RaftTests", dependencies: ["Raft"], path: "Tests/Unit/RaftTests"),
+        .testTarget(name: "WALTests", dependencies: ["WAL", "Raft", "CCRC32C"], path: "Tests/Unit/WALTests"),
+        .testTarget(name: "UVTests", dependencies: ["UV"], path: "Tests/Unit/UVTests"),
+        .testTarget(name: "SimTests", dependencies: ["RaftSim", "Raft"], path: "Tests/Unit/SimTests"),
+    ],
+    swiftLanguageModes: [.v6]
+)

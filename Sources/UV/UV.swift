@@ -1,0 +1,1 @@
+// The safe Swift layer over libuv lives in this folder (being written).
