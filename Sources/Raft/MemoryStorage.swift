@@ -11,14 +11,12 @@ public final class MemoryStorage: RaftStorage {
     public init(confState: ConfState = ConfState()) {
         hardState = HardState()
         snapshotValue = Snapshot(metadata: SnapshotMetadata(confState: confState))
-        currentConfState = confState
         ents = [Entry(term: 0, index: 0)]
     }
 
-    public func initialState() -> (HardState, ConfState) { (hardState, currentConfState) }
-
-    /// The membership recorded with the last snapshot, updated by conf-change entries the app applies.
-    public private(set) var currentConfState: ConfState = ConfState()
+    /// The membership is the snapshot's; conf changes logged after it are re-applied when the core replays
+    /// the committed entries after a restart.
+    public func initialState() -> (HardState, ConfState) { (hardState, snapshotValue.metadata.confState) }
 
     public func firstIndex() -> LogIndex { ents[0].index + 1 }
     public func lastIndex() -> LogIndex { ents[0].index + LogIndex(ents.count - 1) }
@@ -73,7 +71,6 @@ public final class MemoryStorage: RaftStorage {
     public func applySnapshot(_ snap: Snapshot) {
         guard snap.metadata.index > snapshotValue.metadata.index || snapshotValue.isEmpty else { return }
         snapshotValue = snap
-        currentConfState = snap.metadata.confState
         ents = [Entry(term: snap.metadata.term, index: snap.metadata.index)]
     }
 
@@ -94,6 +91,4 @@ public final class MemoryStorage: RaftStorage {
         ents.removeSubrange(0...i)
         ents.insert(sentinel, at: 0)
     }
-
-    public func setConfState(_ cs: ConfState) { currentConfState = cs }
 }

@@ -1,0 +1,62 @@
+/// The kinds of message Raft replicas exchange.
+public enum MessageType: UInt8, Sendable, Equatable, CaseIterable {
+    /// Leader → follower: entries after (index, logTerm), and the leader's commit index.
+    case append = 1
+    /// Follower → leader: accepted up to `index`, or rejected with a hint (`rejectHint`, `logTerm`).
+    case appendResponse = 2
+    /// Candidate → voter: a vote request at `term` for a log ending at (index, logTerm).
+    case vote = 3
+    case voteResponse = 4
+    /// Pre-candidate → voter: "would you vote for me at `term`?" — changes nobody's term.
+    case preVote = 5
+    case preVoteResponse = 6
+    /// Leader → follower: liveness, commit index, and the ReadIndex round in `context`.
+    case heartbeat = 7
+    case heartbeatResponse = 8
+    /// Leader → follower: a whole snapshot, for a follower whose next entry was compacted away.
+    case snapshot = 9
+    /// Leader → transfer target: campaign now, ignoring the election timeout and leader leases.
+    case timeoutNow = 10
+
+    /// The response type for a vote request type.
+    var voteResponse: MessageType { self == .preVote ? .preVoteResponse : .voteResponse }
+}
+
+/// One message between replicas of a group. A plain value: the node serializes it, the simulation passes it.
+public struct Message: Sendable, Equatable {
+    public var type: MessageType
+    public var to: NodeID
+    public var from: NodeID
+    public var term: Term
+    /// append: term of the entry at `index`; vote: last log term; rejected appendResponse: term at `rejectHint`.
+    public var logTerm: Term
+    /// append: index preceding `entries`; vote: last log index; appendResponse: accepted up to / rejected index.
+    public var index: LogIndex
+    public var entries: [Entry]
+    public var commit: LogIndex
+    public var snapshot: Snapshot?
+    public var reject: Bool
+    public var rejectHint: LogIndex
+    /// heartbeat(+response): ReadIndex round number; vote/preVote: 1 when forced by a leadership transfer.
+    public var context: UInt64
+
+    public init(type: MessageType, to: NodeID = noNode, from: NodeID = noNode, term: Term = 0, logTerm: Term = 0,
+                index: LogIndex = 0, entries: [Entry] = [], commit: LogIndex = 0, snapshot: Snapshot? = nil,
+                reject: Bool = false, rejectHint: LogIndex = 0, context: UInt64 = 0) {
+        self.type = type
+        self.to = to
+        self.from = from
+        self.term = term
+        self.logTerm = logTerm
+        self.index = index
+        self.entries = entries
+        self.commit = commit
+        self.snapshot = snapshot
+        self.reject = reject
+        self.rejectHint = rejectHint
+        self.context = context
+    }
+
+    /// Context value marking a vote request caused by leadership transfer.
+    public static let transferContext: UInt64 = 1
+}

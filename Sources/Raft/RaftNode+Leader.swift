@@ -1,0 +1,184 @@
+/// The leader: proposals, replication with pipelining and fast back-off, commit, heartbeats, transfer.
+extension RaftNode {
+    /// Appends `data` as a new entry. Returns its index: the entry is the caller's if it commits at that
+    /// index with the current `term`. Throws if this replica is not a leader able to accept it.
+    @discardableResult
+    public func propose(_ data: [UInt8]) throws(RaftError) -> LogIndex {
+        try checkCanPropose()
+        let index = log.lastIndex + 1
+        log.append([Entry(term: term, index: index, data: data)][...])
+        return index
+    }
+
+    /// Appends several entries at once (one batch, consecutive indexes). Returns the first index.
+    @discardableResult
+    public func propose(batch: [[UInt8]]) throws(RaftError) -> LogIndex {
+        try checkCanPropose()
+        let first = log.lastIndex + 1
+        var ents: [Entry] = []
+        ents.reserveCapacity(batch.count)
+        var i = first
+        for d in batch {
+            ents.append(Entry(term: term, index: i, data: d))
+            i += 1
+        }
+        log.append(ents[...])
+        return first
+    }
+
+    func checkCanPropose() throws(RaftError) {
+        guard role == .leader else { throw .notLeader(leader: leader) }
+        guard leadTransferee == noNode else { throw .transferInProgress }
+    }
+
+    /// Proposes a single membership change. It takes effect on every replica when the entry is applied.
+    @discardableResult
+    public func proposeConfChange(_ cc: ConfChange) throws(RaftError) -> LogIndex {
+        try checkCanPropose()
+        // One change at a time, and not before this leader's first entry (of its own term) is applied.
+        guard pendingConfIndex <= log.applied else { throw .confChangePending }
+        switch cc {
+        case .addVoter(let n):
+            if conf.isVoter(n) { throw .invalidConfChange("\(n) is already a voter") }
+        case .addLearner(let n):
+            if conf.isLearner(n) { throw .invalidConfChange("\(n) is already a learner") }
+            if conf.isVoter(n) { throw .invalidConfChange("\(n) is a voter; demotion is not supported") }
+        case .remove(let n):
+            if !conf.contains(n) { throw .invalidConfChange("\(n) is not a member") }
+            if conf.isVoter(n) && conf.voters.count == 1 { throw .invalidConfChange("cannot remove the last voter") }
+        }
+        let index = log.lastIndex + 1
+        log.append([Entry(term: term, index: index, kind: .confChange, data: cc.encode())][...])
+        pendingConfIndex = index
+        return index
+    }
+
+    /// Hands leadership to `target` (graceful shutdown, upgrades, balancing). Proposals are refused until
+    /// it completes or times out after one election timeout.
+    public func transferLeadership(to target: NodeID) throws(RaftError) {
+        guard role == .leader else { throw .notLeader(leader: leader) }
+        guard target != id, conf.isVoter(target), progress[target] != nil else { throw .invalidTransferTarget(target) }
+        if leadTransferee == target { return }
+        leadTransferee = target
+        electionElapsed = 0
+        if progress[target]!.match == log.lastIndex {
+            send(Message(type: .timeoutNow, to: target))
+        }
+        // Otherwise the flush sends it the missing entries; timeoutNow follows its acknowledgement.
+    }
+
+    /// The transport reports the outcome of sending a snapshot.
+    public func reportSnapshot(to node: NodeID, failed: Bool) {
+        guard role == .leader, var p = progress[node], p.state == .snapshot else { return }
+        if failed { p.pendingSnapshot = 0 }
+        p.becomeProbe()
+        // Wait for the next heartbeat response before probing again.
+        p.probeSent = true
+        progress[node] = p
+    }
+
+    /// The transport could not reach `node`: stop optimistic pipelining to it.
+    public func reportUnreachable(_ node: NodeID) {
+        guard role == .leader, var p = progress[node] else { return }
+        if p.state == .replicate { p.becomeProbe() }
+        progress[node] = p
+    }
+
+    func stepLeader(_ m: Message) {
+        guard var p = progress[m.from] else { return }
+        p.recentActive = true
+        p.lastHeardTick = tickCount
+        switch m.type {
+        case .appendResponse:
+            if m.reject {
+                var hint = m.rejectHint
+                if m.logTerm > 0 { hint = log.findConflictByTerm(index: m.rejectHint, term: m.logTerm).0 }
+                if p.maybeDecrTo(rejected: m.index, matchHint: hint), p.state == .replicate {
+                    p.becomeProbe()
+                }
+                progress[m.from] = p
+            } else {
+                if p.maybeUpdate(m.index) {
+                    switch p.state {
+                    case .probe: p.becomeReplicate()
+                    case .snapshot: if p.match >= p.pendingSnapshot { p.becomeProbe(); p.becomeReplicate() }
+                    case .replicate: p.inflights.freeLE(m.index)
+                    }
+                    progress[m.from] = p
+                    _ = maybeCommit()
+                    if m.from == leadTransferee && p.match == log.lastIndex {
+                        send(Message(type: .timeoutNow, to: m.from))
+                    }
+                } else {
+                    if p.state == .replicate { p.inflights.freeLE(m.index) }
+                    progress[m.from] = p
+                }
+            }
+        case .heartbeatResponse:
+            p.probeSent = false
+            if m.context > p.readAck { p.readAck = m.context }
+            progress[m.from] = p
+            if m.context > 0 { releaseConfirmedReads() }
+        default:
+            progress[m.from] = p
+        }
+    }
+
+    /// Advances the commit index to the highest index a quorum of voters holds durably, if it is of our term.
+    @discardableResult
+    func maybeCommit() -> Bool {
+        let voters = conf.voters
+        guard !voters.isEmpty else { return false }
+        var matches: [LogIndex] = []
+        matches.reserveCapacity(voters.count)
+        for v in voters { matches.append(progress[v]?.match ?? 0) }
+        matches.sort(by: >)
+        let quorumMatch = matches[quorum - 1]
+        let committed = log.maybeCommit(quorumMatch, term: term)
+        if committed { serveReadsAwaitingCommit() }
+        return committed
+    }
+
+    /// Sends every follower what it lacks (entries, commit index), as few messages as the window allows.
+    /// Runs once per `ready()`, so many proposals of one loop turn travel in one message per follower.
+    func flushReplication() {
+        guard role == .leader else { return }
+        for n in conf.members where n != id {
+            while maybeSendAppend(to: n, sendIfEmpty: (progress[n]?.sentCommit ?? 0) < log.committed) {}
+        }
+    }
+
+    /// Sends one append (or snapshot) to `to` if it needs one and is not paused. Returns whether it sent.
+    func maybeSendAppend(to: NodeID, sendIfEmpty: Bool) -> Bool {
+        guard var p = progress[to], !p.isPaused else { return false }
+        let prevIndex = p.next - 1
+        let prevTerm = try? log.term(prevIndex)
+        var ents: [Entry] = []
+        var compacted = prevTerm == nil
+        if !compacted {
+            do { ents = try log.entries(from: p.next, maxBytes: config.maxSizePerMsg) } catch { compacted = true }
+        }
+        if !compacted && ents.isEmpty && !sendIfEmpty { return false }
+        if compacted {
+            guard p.recentActive else { return false }
+            guard let snap = try? log.snapshot(), !snap.isEmpty else { return false }
+            p.becomeSnapshot(snap.metadata.index)
+            progress[to] = p
+            send(Message(type: .snapshot, to: to, snapshot: snap))
+            return false
+        }
+        let commit = log.committed
+        send(Message(type: .append, to: to, logTerm: prevTerm!, index: prevIndex, entries: ents, commit: commit))
+        p.sentEntries(last: prevIndex + LogIndex(ents.count), count: ents.count)
+        p.sentCommit = commit
+        progress[to] = p
+        return !ents.isEmpty && !p.isPaused
+    }
+
+    func broadcastHeartbeat(context: UInt64) {
+        for n in conf.members where n != id {
+            let p = progress[n]!
+            send(Message(type: .heartbeat, to: n, commit: min(p.match, log.committed), context: context))
+        }
+    }
+}

@@ -1,0 +1,124 @@
+/// Everything the application must do after feeding the core, in this order:
+/// 1. install `snapshot` (if any) and append `entries` to durable storage (replacing any conflicting
+///    suffix), and persist `hardState` — all made durable (fsync) before step 2;
+/// 2. send `messages`;
+/// 3. apply `committedEntries` to the state machine, then serve `readStates` once applied ≥ their index,
+///    and fail `droppedReads` (retry at the leader);
+/// 4. call `advance()`.
+/// The core may be stepped and ticked between `ready()` and `advance()` (e.g. while an fsync runs), but
+/// `ready()` may not be called again until `advance()`.
+public struct Ready: Sendable {
+    public var softState: SoftState?
+    public var hardState: HardState?
+    public var snapshot: Snapshot?
+    public var entries: [Entry] = []
+    public var committedEntries: [Entry] = []
+    public var messages: [Message] = []
+    public var readStates: [ReadState] = []
+    public var droppedReads: [UInt64] = []
+
+    /// True when something must be fsynced before `messages` may be sent.
+    public var mustSync: Bool {
+        !entries.isEmpty || snapshot != nil || hardState != nil
+    }
+}
+
+struct PendingReady {
+    var lastEntry: (index: LogIndex, term: Term)?
+    var snapshotIndex: LogIndex?
+    var committedHi: LogIndex?
+    var confChanges: [ConfChange] = []
+}
+
+extension RaftNode {
+    /// Whether `ready()` would return anything.
+    public func hasReady() -> Bool {
+        guard readyInFlight == nil else { return false }
+        flushReplication()
+        flushReads()
+        return softState != prevSoftState || hardState != prevHardState
+            || !log.unstable.entries.isEmpty || log.unstable.snapshot != nil
+            || log.hasNextCommittedEntries || !messages.isEmpty
+            || !readStates.isEmpty || !droppedReads.isEmpty
+    }
+
+    /// Collects the work for the application (see `Ready`). Call `advance()` once it is done.
+    public func ready() -> Ready {
+        precondition(readyInFlight == nil, "ready() called again before advance()")
+        flushReplication()
+        flushReads()
+        var rd = Ready()
+        var pending = PendingReady()
+        let ss = softState
+        if ss != prevSoftState { rd.softState = ss; prevSoftState = ss }
+        let hs = hardState
+        if hs != prevHardState { rd.hardState = hs; prevHardState = hs }
+        if let snap = log.unstable.snapshot {
+            rd.snapshot = snap
+            pending.snapshotIndex = snap.metadata.index
+        }
+        if let last = log.unstable.entries.last {
+            rd.entries = log.unstable.entries
+            pending.lastEntry = (last.index, last.term)
+        }
+        if log.hasNextCommittedEntries {
+            rd.committedEntries = log.nextCommittedEntries(maxBytes: config.maxCommittedSizePerReady)
+            if let last = rd.committedEntries.last { pending.committedHi = last.index }
+            for e in rd.committedEntries where e.kind == .confChange {
+                guard let cc = ConfChange.decode(e.data) else {
+                    // Refuse, never skip, an entry this version does not understand.
+                    preconditionFailure("entry \(e.index) holds a membership change this version cannot decode")
+                }
+                pending.confChanges.append(cc)
+            }
+        }
+        rd.messages = messages
+        messages = []
+        rd.readStates = readStates
+        readStates = []
+        rd.droppedReads = droppedReads
+        droppedReads = []
+        readyInFlight = pending
+        return rd
+    }
+
+    /// The application finished the last `Ready`: its entries are durable and its committed entries applied.
+    public func advance() {
+        guard let p = readyInFlight else { preconditionFailure("advance() without ready()") }
+        readyInFlight = nil
+        if let si = p.snapshotIndex {
+            log.stableSnapTo(si)
+            log.appliedTo(si)
+        }
+        if let (i, t) = p.lastEntry { log.stableTo(i, t) }
+        if let hi = p.committedHi {
+            log.appliedTo(hi)
+            for cc in p.confChanges { applyConfChange(cc) }
+        }
+        if role == .leader, var me = progress[id] {
+            if me.maybeUpdate(log.persistedLastIndex) {
+                progress[id] = me
+                maybeCommit()
+            }
+        }
+    }
+
+    func applyConfChange(_ cc: ConfChange) {
+        conf = cc.applied(to: conf)
+        for n in conf.members where progress[n] == nil {
+            var p = Progress(next: log.lastIndex + 1, maxInflight: config.maxInflightMsgs, isLearner: conf.isLearner(n))
+            p.recentActive = true
+            progress[n] = p
+        }
+        for n in Array(progress.keys) where !conf.contains(n) { progress[n] = nil }
+        for n in conf.members { progress[n]!.isLearner = conf.isLearner(n) }
+        guard role == .leader else { return }
+        if !conf.isVoter(id) {
+            becomeFollower(term: term, leader: noNode)
+            return
+        }
+        if leadTransferee != noNode && !conf.isVoter(leadTransferee) { leadTransferee = noNode }
+        maybeCommit()
+        releaseConfirmedReads()
+    }
+}
