@@ -22,6 +22,12 @@ struct Inflights {
         }
     }
 
+    mutating func freeFirst() {
+        guard count > 0 else { return }
+        start = (start + 1) % buffer.count
+        count -= 1
+    }
+
     mutating func reset() { start = 0; count = 0 }
 }
 

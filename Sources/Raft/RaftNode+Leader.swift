@@ -116,6 +116,9 @@ extension RaftNode {
             }
         case .heartbeatResponse:
             p.probeSent = false
+            // The follower is reachable again: if the window is full of appends that may have been lost,
+            // free one slot so the next append goes out (it succeeds, or is rejected and we probe).
+            if p.state == .replicate && p.inflights.isFull { p.inflights.freeFirst() }
             if m.context > p.readAck { p.readAck = m.context }
             progress[m.from] = p
             if m.context > 0 { releaseConfirmedReads() }
