@@ -55,6 +55,8 @@ struct Progress {
     var isLearner: Bool
     /// Commit index last sent, so a commit advance is told to every follower exactly once.
     var sentCommit: LogIndex = 0
+    /// A heartbeat response showed the follower behind: send an append even if there is nothing new.
+    var resendWanted = false
     /// Highest ReadIndex round this member has acknowledged.
     var readAck: UInt64 = 0
     /// Tick at which the leader last heard from this member (for lease reads).

@@ -119,6 +119,9 @@ extension RaftNode {
             // The follower is reachable again: if the window is full of appends that may have been lost,
             // free one slot so the next append goes out (it succeeds, or is rejected and we probe).
             if p.state == .replicate && p.inflights.isFull { p.inflights.freeFirst() }
+            // A follower still behind gets an append now, even with nothing new: if it lost entries the
+            // append is rejected and we probe back to where it is.
+            if p.match < log.lastIndex { p.resendWanted = true }
             if m.context > p.readAck { p.readAck = m.context }
             progress[m.from] = p
             if m.context > 0 { releaseConfirmedReads() }
@@ -147,7 +150,9 @@ extension RaftNode {
     func flushReplication() {
         guard role == .leader else { return }
         for n in conf.members where n != id {
-            while maybeSendAppend(to: n, sendIfEmpty: (progress[n]?.sentCommit ?? 0) < log.committed) {}
+            guard let p = progress[n] else { continue }
+            var more = maybeSendAppend(to: n, sendIfEmpty: p.sentCommit < log.committed || p.resendWanted)
+            while more { more = maybeSendAppend(to: n, sendIfEmpty: false) }
         }
     }
 
@@ -174,6 +179,7 @@ extension RaftNode {
         send(Message(type: .append, to: to, logTerm: prevTerm!, index: prevIndex, entries: ents, commit: commit))
         p.sentEntries(last: prevIndex + LogIndex(ents.count), count: ents.count)
         p.sentCommit = commit
+        p.resendWanted = false
         progress[to] = p
         return !ents.isEmpty && !p.isPaused
     }

@@ -210,9 +210,18 @@ extension RaftNode {
     // MARK: follower side of replication
 
     func handleAppend(_ m: Message) {
+        var m = m
         if m.index < log.committed {
-            send(Message(type: .appendResponse, to: m.from, index: log.committed))
-            return
+            // The prefix up to our commit index is already here (committed entries are identical on every
+            // log). Keep only what lies beyond it, so a new entry in the same message is not lost.
+            let committed = log.committed
+            guard let k = m.entries.firstIndex(where: { $0.index == committed }) else {
+                send(Message(type: .appendResponse, to: m.from, index: committed))
+                return
+            }
+            m.logTerm = m.entries[k].term
+            m.index = committed
+            m.entries = Array(m.entries[(k + 1)...])
         }
         if let lastNew = log.maybeAppend(index: m.index, logTerm: m.logTerm, committed: m.commit, entries: m.entries) {
             send(Message(type: .appendResponse, to: m.from, index: lastNew))
