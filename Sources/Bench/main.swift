@@ -1,1 +1,11 @@
-print("sutra-bench")
+import ArgumentParser
+
+/// `sutra-bench`: benchmarks that print figures. Build in release: `swift run -c release sutra-bench <name>`.
+struct SutraBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sutra-bench",
+        abstract: "Sutra benchmarks (run a release build).",
+        subcommands: [RaftBench.self])
+}
+
+SutraBench.main()
