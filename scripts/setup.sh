@@ -1,22 +1,18 @@
 #!/usr/bin/env bash
-# Installs what Sutra needs on a fresh Debian machine, then builds it (debug and release).
-# Usage: scripts/setup.sh            (idempotent; run as root or with sudo available)
+# The first command: install everything on a fresh Debian machine, build, and run what Sutra runs so far.
+# Until the node process exists (issue 3), "the main job" is the Raft foundation at work: a deterministic
+# simulation of 3- and 5-node clusters under faults, and the consensus-core and durable-log benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-PKGS=(libuv1-dev pkg-config)
-missing=()
-for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  echo "==> installing Debian packages: ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+scripts/install.sh
+echo
+echo "==> Raft simulation: 2,000 seeds of 3/5-node clusters with crashes, partitions, snapshots, membership changes"
+.build/release/sutra-sim --seeds '0..<2000'
+echo
+echo "==> Raft core throughput (3 in-memory replicas, one thread)"
+.build/release/sutra-bench raft --entries 300000 --runs 3 --batches 1,16,256
+if .build/release/sutra-bench --help 2>/dev/null | grep -q ' wal '; then
+  echo
+  echo "==> Durable log (WAL) throughput on this disk"
+  .build/release/sutra-bench wal --runs 3
 fi
-
-command -v swift >/dev/null || { echo "swift not found on PATH (Swift 6.2 or newer is required)"; exit 1; }
-echo "==> building (debug)"
-swift build
-echo "==> building (release)"
-swift build -c release
-echo "==> done. Binaries: .build/release/sutra-sim, .build/release/sutra-bench"
