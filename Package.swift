@@ -22,7 +22,7 @@ let package = Package(
         .target(name: "UV", dependencies: ["CUV"], path: "Sources/UV"),
 
         // CRC32C (Castagnoli) with the SSE4.2 instruction where the CPU has it; used to frame WAL records.
-        .target(name: "CCRC32C", path: "Sources/CCRC32C", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "CCRC32C", path: "Sources/CCRC32C", cSettings: [.define("NDEBUG")]),
 
         // The pure, deterministic consensus core: no clock, sockets or files.
         .target(name: "Raft", path: "Sources/Raft"),

@@ -1,0 +1,298 @@
+import Logging
+import Raft
+
+/// A node's write-ahead log: **one shared log for every Raft group (shard) the node hosts**, so one fdatasync
+/// makes a whole event-loop turn's appends durable for all shards (group commit).
+///
+/// Guarantees:
+/// - a write is acknowledged (`perform()` returns) only after fdatasync; each write is one CRC32C-checked frame,
+///   so after a crash it is either wholly present or wholly absent;
+/// - on open, a torn tail (a crash mid-write) is truncated and logged; damage anywhere else is refused with
+///   the file and byte offset (`WALError.corruption`); a newer format version is refused;
+/// - the per-group views (`group(_:)`) expose only durable state, with `MemoryStorage`'s semantics;
+/// - old segments are deleted only when every group has compacted every entry they hold.
+///
+/// Not thread-safe: use it from one thread (the node's loop), except `PreparedWrite.perform()`, which may run
+/// elsewhere while exactly one write is in flight.
+public final class LogEngine {
+    public struct Options: Sendable {
+        /// A new segment is started once the active one would grow past this size.
+        public var segmentSize: Int = 64 << 20
+        public init() {}
+    }
+
+    final class Segment {
+        let id: UInt64
+        let path: String
+        var size: Int
+        /// Per group, the highest entry index written in this segment.
+        var maxIndex: [UInt64: LogIndex] = [:]
+        init(id: UInt64, path: String, size: Int) {
+            self.id = id
+            self.path = path
+            self.size = size
+        }
+    }
+
+    public let directory: String
+    let options: Options
+    let logger: Logger
+    let snapshots: SnapshotStore
+    private var groups: [UInt64: GroupLog] = [:]
+    private var segments: [Segment] = []
+    private var activeFile: RawFile!
+    private var nextSeq: UInt64 = 1
+    private var inFlight = false
+    private var failure: WALError?
+
+    /// Opens (creating if needed) the log in `directory` and recovers every group from it.
+    public init(directory: String, options: Options = Options(), logger: Logger = Logger(label: "sutra.wal")) throws(WALError) {
+        self.directory = directory
+        self.options = options
+        self.logger = logger
+        try FS.makeDirectory(directory)
+        snapshots = try SnapshotStore(walDirectory: directory)
+        let names = try FS.list(directory).filter { $0.hasSuffix(".wal") }
+        var lastSeq: UInt64?
+        var active: RawFile?
+        for (k, name) in names.enumerated() {
+            let path = directory + "/" + name
+            guard let id = UInt64(name.dropLast(4), radix: 16) else { continue }
+            let isLast = k == names.count - 1
+            let file = try RawFile(path: path, create: false)
+            let bytes = try file.readAll()
+            var scanError: WALError?
+            var scanned = SegmentScanner.Result()
+            bytes.withUnsafeBytes { buf in
+                do throws(WALError) {
+                    scanned = try SegmentScanner.scan(buf, path: path, isLast: isLast)
+                } catch { scanError = error }
+            }
+            if let scanError { throw scanError }
+            let seg = Segment(id: id, path: path, size: bytes.count)
+            var replayError: WALError?
+            bytes.withUnsafeBytes { buf in
+                do throws(WALError) {
+                    for f in scanned.frames {
+                        if let prev = lastSeq, f.seq != prev + 1 {
+                            throw WALError.corruption(path: path, offset: f.offset, detail: "frame sequence \(f.seq) follows \(prev)")
+                        }
+                        lastSeq = f.seq
+                        try replay(UnsafeRawBufferPointer(rebasing: buf[f.payload]), into: seg, path: path, offset: f.offset)
+                    }
+                } catch { replayError = error }
+            }
+            if let replayError { throw replayError }
+            if let torn = scanned.tornAt {
+                logger.warning("WAL: torn tail in \(path) at byte offset \(torn) (\(scanned.tornDetail)); truncating \(bytes.count - torn) bytes of an unacknowledged write")
+                if torn < WALFormat.segmentHeaderSize {
+                    try file.truncate(to: 0)
+                    try file.pwriteAll(LogEngine.segmentHeader(), at: 0)
+                    seg.size = WALFormat.segmentHeaderSize
+                } else {
+                    try file.truncate(to: torn)
+                    seg.size = torn
+                }
+                try file.sync()
+            }
+            segments.append(seg)
+            if isLast { active = file } else { file.close() }
+        }
+        if let a = active {
+            activeFile = a
+        } else {
+            let seg = Segment(id: 1, path: directory + "/" + hex(1) + ".wal", size: WALFormat.segmentHeaderSize)
+            let f = try RawFile(path: seg.path, create: true)
+            try f.pwriteAll(LogEngine.segmentHeader(), at: 0)
+            try f.sync()
+            try FS.syncDirectory(directory)
+            segments.append(seg)
+            activeFile = f
+        }
+        nextSeq = (lastSeq ?? 0) + 1
+    }
+
+    private func replay(_ payload: UnsafeRawBufferPointer, into seg: Segment, path: String, offset: Int) throws(WALError) {
+        var r = ByteReader(payload)
+        while r.remaining > 0 {
+            let rec: WALRecord
+            do {
+                rec = try WALRecord.decode(&r)
+            } catch {
+                switch error {
+                case .unknownRecord(let t):
+                    throw .corruption(path: path, offset: offset, detail: "record type \(t) is unknown to this version (refusing to skip it)")
+                case .unknownEntryKind(let k):
+                    throw .corruption(path: path, offset: offset, detail: "entry kind \(k) is unknown to this version (refusing to skip it)")
+                case .truncated:
+                    throw .corruption(path: path, offset: offset, detail: "record cut short inside a checksummed frame")
+                }
+            }
+            do {
+                try applyDurable(rec, segment: seg)
+            } catch {
+                throw .corruption(path: path, offset: offset, detail: "\(error)")
+            }
+        }
+    }
+
+    private func applyDurable(_ rec: WALRecord, segment seg: Segment) throws(GroupLogError) {
+        let g = group(rec.group)
+        try g.apply(rec)
+        if case .entries(let id, let ents) = rec, let last = ents.last {
+            seg.maxIndex[id] = max(seg.maxIndex[id] ?? 0, last.index)
+        }
+    }
+
+    static func segmentHeader() -> [UInt8] {
+        var w = ByteWriter(capacity: WALFormat.segmentHeaderSize)
+        w.raw(WALFormat.segmentMagic)
+        w.u32(WALFormat.version)
+        w.u32(0)
+        return w.bytes
+    }
+
+    // MARK: groups
+
+    /// The durable log of group `id` (an empty one if the group has never written anything).
+    public func group(_ id: UInt64) -> GroupLog {
+        if let g = groups[id] { return g }
+        let g = GroupLog(group: id)
+        let store = snapshots
+        g.loadSnapshotData = { (m) throws(WALError) in try store.read(group: id, metadata: m) }
+        groups[id] = g
+        return g
+    }
+
+    /// Ids of every group present in the log, sorted.
+    public var groupIDs: [UInt64] { groups.keys.sorted() }
+
+    /// Number of segment files (for tests and metrics).
+    public var segmentCount: Int { segments.count }
+    /// Bytes in all segment files.
+    public var totalBytes: Int { segments.reduce(0) { $0 + $1.size } }
+
+    // MARK: writing
+
+    /// Encodes a batch into one frame (on the caller's thread; cheap). Only one prepared write may be in flight.
+    public func prepare(_ batch: WriteBatch) throws(WALError) -> PreparedWrite {
+        if let failure { throw failure }
+        precondition(!inFlight, "a WAL write is already in flight: complete it first")
+        var records: [WALRecord] = []
+        records.reserveCapacity(batch.ops.count)
+        for op in batch.ops {
+            switch op {
+            case .record(let r):
+                records.append(r)
+            case .compact(let gid, let upTo):
+                let g = group(gid)
+                let index = min(upTo, g.lastIndex())
+                guard index > g.compactIndex, let term = try? g.term(index) else { continue }
+                records.append(.compact(group: gid, index: index, term: term))
+            }
+        }
+        var frame = encodeFrame(records, seq: nextSeq)
+        let active = segments.last!
+        if active.size > WALFormat.segmentHeaderSize && active.size + frame.count > options.segmentSize {
+            // Rotate: the new segment starts with a checkpoint of every group's metadata, so no older
+            // segment is ever needed for it; then this batch's frame.
+            var checkpoint: [WALRecord] = []
+            for id in groups.keys.sorted() { checkpoint.append(contentsOf: groups[id]!.checkpointRecords()) }
+            var bytes = LogEngine.segmentHeader()
+            bytes.append(contentsOf: encodeFrame(checkpoint, seq: nextSeq))
+            frame = encodeFrame(records, seq: nextSeq + 1)
+            bytes.append(contentsOf: frame)
+            let id = active.id + 1
+            inFlight = true
+            return PreparedWrite(file: nil, newSegment: (directory + "/" + hex(id) + ".wal", directory), offset: 0,
+                                 bytes: bytes, records: records, snapshotFiles: batch.snapshotFiles,
+                                 snapshots: snapshots, frameSeqs: nextSeq...(nextSeq + 1))
+        }
+        inFlight = true
+        return PreparedWrite(file: activeFile, newSegment: nil, offset: active.size, bytes: frame, records: records,
+                             snapshotFiles: batch.snapshotFiles, snapshots: snapshots, frameSeqs: nextSeq...nextSeq)
+    }
+
+    private func encodeFrame(_ records: [WALRecord], seq: UInt64) -> [UInt8] {
+        var w = ByteWriter(capacity: 64 + records.count * 32)
+        w.u32(WALFormat.frameMagic)
+        w.u32(0)   // payload length, patched below
+        w.u32(0)   // checksum, patched below
+        w.u64(seq)
+        for r in records { r.encode(into: &w) }
+        let payloadLength = w.bytes.count - WALFormat.frameHeaderSize
+        w.patchU32(UInt32(payloadLength), at: 4)
+        let crc = w.bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[12...])) }
+        w.patchU32(crc, at: 8)
+        return w.bytes
+    }
+
+    /// The write is durable: make it visible through the group views, then delete segments nobody needs.
+    public func complete(_ p: PreparedWrite) {
+        precondition(inFlight, "complete without prepare")
+        inFlight = false
+        var seg = segments.last!
+        if let newSeg = p.newSegment {
+            activeFile.close()
+            activeFile = p.createdFile!
+            seg = Segment(id: seg.id + 1, path: newSeg.path, size: 0)
+            segments.append(seg)
+        }
+        seg.size += p.bytes.count
+        nextSeq = p.frameSeqs.upperBound + 1
+        for r in p.records {
+            do { try applyDurable(r, segment: seg) } catch {
+                preconditionFailure("WAL: a durable record does not fit group \(r.group): \(error)")
+            }
+        }
+        for (g, s) in p.snapshotFiles where s.metadata.index > 0 {
+            try? snapshots.removeOlder(group: g, than: group(g).snapshotMetadata.index)
+        }
+        collectGarbage()
+    }
+
+    /// The write failed: the log is in an unknown state until reopened (recovery truncates a torn tail).
+    /// Every later `prepare` throws this error.
+    public func abandon(_ p: PreparedWrite, error: WALError) {
+        inFlight = false
+        failure = error
+        logger.critical("WAL write failed; refusing further writes until restart: \(error)")
+    }
+
+    /// prepare + perform + complete, on the calling thread.
+    public func write(_ batch: WriteBatch) throws(WALError) {
+        let p = try prepare(batch)
+        do {
+            try p.perform()
+        } catch {
+            abandon(p, error: error)
+            throw error
+        }
+        complete(p)
+    }
+
+    /// Test hook: prepare and write a batch without fsync, then stop as if the process died.
+    func writeWithoutSyncForTesting(_ batch: WriteBatch) throws(WALError) {
+        let p = try prepare(batch)
+        try p.performWithoutSync()
+        inFlight = false
+        failure = .io(op: "simulated crash", path: directory, errno: 0)
+    }
+
+    private func collectGarbage() {
+        while segments.count > 1 {
+            let oldest = segments[0]
+            let needed = oldest.maxIndex.contains { gid, maxIdx in (groups[gid]?.compactIndex ?? 0) < maxIdx }
+            if needed { break }
+            do {
+                try FS.remove(oldest.path)
+            } catch {
+                logger.warning("WAL: could not delete \(oldest.path): \(error)")
+                break
+            }
+            segments.removeFirst()
+        }
+    }
+
+    public func close() { activeFile.close() }
+}

@@ -1,0 +1,110 @@
+import Raft
+
+/// The changes of one event-loop turn, for any number of groups, made durable together by one frame and one
+/// fdatasync (group commit). Build it, then `LogEngine.prepare` → `PreparedWrite.perform` → `LogEngine.complete`.
+public struct WriteBatch {
+    enum Op {
+        case record(WALRecord)
+        case compact(group: UInt64, upTo: LogIndex)
+    }
+
+    var ops: [Op] = []
+    var snapshotFiles: [(group: UInt64, snapshot: Snapshot)] = []
+
+    public init() {}
+
+    public var isEmpty: Bool { ops.isEmpty }
+
+    /// Appends entries to a group, replacing whatever it had from `entries[0].index` on.
+    public mutating func append(group: UInt64, entries: [Entry]) {
+        guard !entries.isEmpty else { return }
+        ops.append(.record(.entries(group: group, entries)))
+    }
+
+    public mutating func setHardState(group: UInt64, _ hs: HardState) {
+        ops.append(.record(.hardState(group: group, hs)))
+    }
+
+    /// Records a new group's initial membership (a snapshot at index 0 without data).
+    public mutating func setInitialMembership(group: UInt64, _ cs: ConfState) {
+        ops.append(.record(.snapshotSaved(group: group, SnapshotMetadata(index: 0, term: 0, confState: cs))))
+    }
+
+    /// A snapshot received from the leader: its file is written, then it replaces the group's whole log.
+    public mutating func installSnapshot(group: UInt64, _ snap: Snapshot) {
+        snapshotFiles.append((group, snap))
+        ops.append(.record(.snapshotInstalled(group: group, snap.metadata)))
+    }
+
+    /// A snapshot the application took of its own state (entries are kept until `compact`).
+    public mutating func saveSnapshot(group: UInt64, _ snap: Snapshot) {
+        snapshotFiles.append((group, snap))
+        ops.append(.record(.snapshotSaved(group: group, snap.metadata)))
+    }
+
+    /// Drops the group's entries up to and including `index` (which must be covered by a snapshot).
+    public mutating func compact(group: UInt64, upTo index: LogIndex) {
+        ops.append(.compact(group: group, upTo: index))
+    }
+
+    /// Everything a Raft `Ready` asks to persist, in the required order: snapshot, entries, hard state.
+    public mutating func add(_ rd: Ready, group: UInt64) {
+        if let s = rd.snapshot { installSnapshot(group: group, s) }
+        append(group: group, entries: rd.entries)
+        if let hs = rd.hardState { setHardState(group: group, hs) }
+    }
+}
+
+/// An encoded write waiting to be made durable. `perform()` is the only blocking step (snapshot files, then
+/// pwrite + fdatasync of one frame, after creating the next segment if rotating); it may run on any thread,
+/// e.g. libuv's thread pool, while the engine is not touched. Exactly one is in flight per engine.
+public final class PreparedWrite: @unchecked Sendable {
+    let file: RawFile?
+    let newSegment: (path: String, directory: String)?
+    let offset: Int
+    let bytes: [UInt8]
+    let records: [WALRecord]
+    let snapshotFiles: [(group: UInt64, snapshot: Snapshot)]
+    let snapshots: SnapshotStore
+    let frameSeqs: ClosedRange<UInt64>
+    var createdFile: RawFile?
+
+    init(file: RawFile?, newSegment: (path: String, directory: String)?, offset: Int, bytes: [UInt8],
+         records: [WALRecord], snapshotFiles: [(group: UInt64, snapshot: Snapshot)], snapshots: SnapshotStore,
+         frameSeqs: ClosedRange<UInt64>) {
+        self.file = file
+        self.newSegment = newSegment
+        self.offset = offset
+        self.bytes = bytes
+        self.records = records
+        self.snapshotFiles = snapshotFiles
+        self.snapshots = snapshots
+        self.frameSeqs = frameSeqs
+    }
+
+    /// Number of bytes this write appends to the log.
+    public var byteCount: Int { bytes.count }
+
+    /// Makes the write durable. Returns only after fdatasync: this is the acknowledgement point.
+    public func perform() throws(WALError) {
+        for (g, s) in snapshotFiles where s.metadata.index > 0 {
+            try snapshots.write(group: g, metadata: s.metadata, data: s.data)
+        }
+        if let seg = newSegment {
+            let f = try RawFile(path: seg.path, create: true)
+            try f.pwriteAll(bytes, at: 0)
+            try f.sync()
+            try FS.syncDirectory(seg.directory)
+            createdFile = f
+        } else {
+            try file!.pwriteAll(bytes, at: offset)
+            try file!.datasync()
+        }
+    }
+
+    /// Test hook: writes the bytes without syncing (a crash between write and fsync).
+    func performWithoutSync() throws(WALError) {
+        precondition(newSegment == nil, "test hook does not rotate")
+        try file!.pwriteAll(bytes, at: offset)
+    }
+}
