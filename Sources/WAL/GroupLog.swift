@@ -102,6 +102,14 @@ public final class GroupLog: RaftStorage {
         }
     }
 
+    /// Recovery only: the group's entries before `index` were in segments already deleted (they were
+    /// compacted); start the log after them. A later compact record must confirm this (checked by the engine).
+    func rebase(after index: LogIndex) {
+        entries = []
+        compactIndex = index
+        compactTerm = 0
+    }
+
     /// The records that restate this group's metadata at the start of a new segment.
     func checkpointRecords() -> [WALRecord] {
         var out: [WALRecord] = [.snapshotSaved(group: group, snapshotMetadata)]

@@ -44,6 +44,14 @@ public final class LogEngine {
     private var nextSeq: UInt64 = 1
     private var inFlight = false
     private var failure: WALError?
+    /// State used only while replaying the log on open.
+    private struct Recovery {
+        var anchored: Set<UInt64> = []
+        var inferredBase: [UInt64: (index: LogIndex, path: String, offset: Int)] = [:]
+        /// Highest compaction point recorded (compact or installed snapshot) per group.
+        var compactedTo: [UInt64: LogIndex] = [:]
+    }
+    private var recovery = Recovery()
 
     /// Opens (creating if needed) the log in `directory` and recovers every group from it.
     public init(directory: String, options: Options = Options(), logger: Logger = Logger(label: "sutra.wal")) throws(WALError) {
@@ -98,6 +106,11 @@ public final class LogEngine {
             segments.append(seg)
             if isLast { active = file } else { file.close() }
         }
+        for (gid, base) in recovery.inferredBase.sorted(by: { $0.key < $1.key }) where (recovery.compactedTo[gid] ?? 0) < base.index {
+            throw .corruption(path: base.path, offset: base.offset,
+                              detail: "group \(gid)'s entries start at \(base.index + 1) but nothing in the log says entries up to \(base.index) were compacted")
+        }
+        recovery = Recovery()
         if let a = active {
             activeFile = a
         } else {
@@ -131,7 +144,30 @@ public final class LogEngine {
             do {
                 try applyDurable(rec, segment: seg)
             } catch {
-                throw .corruption(path: path, offset: offset, detail: "\(error)")
+                // The oldest surviving segment may start a group's entries after a gap: the entries before it
+                // lived in deleted segments, which is allowed only because they were compacted. The compact
+                // record saying so can come later in the log; check at the end of recovery that it did.
+                guard case .entries(let gid, let ents) = rec, !recovery.anchored.contains(gid),
+                      case .gap = error else {
+                    throw .corruption(path: path, offset: offset, detail: "\(error)")
+                }
+                group(gid).rebase(after: ents[0].index - 1)
+                recovery.inferredBase[gid] = (ents[0].index - 1, path, offset)
+                do { try applyDurable(rec, segment: seg) } catch {
+                    throw .corruption(path: path, offset: offset, detail: "\(error)")
+                }
+            }
+            switch rec {
+            case .entries(let gid, _):
+                recovery.anchored.insert(gid)
+            case .compact(let gid, let index, _):
+                recovery.anchored.insert(gid)
+                recovery.compactedTo[gid] = max(recovery.compactedTo[gid] ?? 0, index)
+            case .snapshotInstalled(let gid, let meta):
+                recovery.anchored.insert(gid)
+                recovery.compactedTo[gid] = max(recovery.compactedTo[gid] ?? 0, meta.index)
+            default:
+                break
             }
         }
     }
