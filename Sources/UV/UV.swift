@@ -1,1 +1,0 @@
-// The safe Swift layer over libuv lives in this folder (being written).
