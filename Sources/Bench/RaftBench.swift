@@ -37,14 +37,10 @@ struct RaftBench: ParsableCommand {
             msgRates.sort()
             let med = rates[rates.count / 2], mm = msgRates[msgRates.count / 2]
             let all = rates.map { String(Int($0)) }.joined(separator: " ")
-            print("\(pad(b, 12)) \(pad(Int(med), 21)) \(pad(Int(mm), 12)) (\(all))")
+            print("\(BenchFormat.pad(b, 12)) \(BenchFormat.pad(Int(med), 21)) \(BenchFormat.pad(Int(mm), 12)) (\(all))")
         }
     }
 
-    func pad(_ v: Int, _ width: Int) -> String {
-        let s = String(v)
-        return s + String(repeating: " ", count: max(0, width - s.count))
-    }
 
     /// Returns (committed entries/s, messages/s).
     static func measure(entries total: Int, batch: Int, size: Int) -> (Double, Double) {

@@ -32,24 +32,19 @@ struct WALBench: ParsableCommand {
         print("WAL on \(base): \(size)-byte entries, \(String(format: "%.1f", seconds)) s per run, median of \(runs) runs")
         var raw: [Double] = []
         for k in 0..<runs { raw.append(try WALBench.rawFsyncRate(dir: base + "/raw-\(k)", seconds: seconds, recordSize: size + 40)) }
-        let rawMedian = median(raw)
+        let rawMedian = BenchFormat.median(raw)
         print("raw append+fdatasync: \(Int(rawMedian)) fsyncs/s  (runs: \(raw.map { String(Int($0)) }.joined(separator: " ")))")
         print("batch/fsync   entries/s   fsyncs/s   vs raw fsync   (entries/s per run)")
         for b in batches.split(separator: ",").compactMap({ Int($0) }) {
             var rates: [Double] = []
             for k in 0..<runs { rates.append(try WALBench.durableRate(dir: base + "/wal-\(b)-\(k)", batch: b, size: size, seconds: seconds)) }
-            let m = median(rates)
+            let m = BenchFormat.median(rates)
             let fsyncs = m / Double(b)
-            print("\(pad(b, 13)) \(pad(Int(m), 11)) \(pad(Int(fsyncs), 10)) \(pad(Int(fsyncs / rawMedian * 100), 3))%           (\(rates.map { String(Int($0)) }.joined(separator: " ")))")
+            print("\(BenchFormat.pad(b, 13)) \(BenchFormat.pad(Int(m), 11)) \(BenchFormat.pad(Int(fsyncs), 10)) \(BenchFormat.pad(Int(fsyncs / rawMedian * 100), 3))%           (\(rates.map { String(Int($0)) }.joined(separator: " ")))")
         }
     }
 
-    func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
 
-    func pad(_ v: Int, _ width: Int) -> String {
-        let s = String(v)
-        return s + String(repeating: " ", count: max(0, width - s.count))
-    }
 
     /// Entries/s made durable through the LogEngine: each write = `batch` entries + a hard state, one fdatasync.
     static func durableRate(dir: String, batch: Int, size: Int, seconds: Double) throws -> Double {

@@ -66,24 +66,27 @@ final class Checker {
 
     /// State machine safety: every replica's state after applying index i is the same.
     func checkApplied(index: LogIndex, hash: UInt64, node: NodeID, sim: Simulation) {
-        let i = Int(index)
-        if i >= appliedHashes.count { appliedHashes.append(contentsOf: repeatElement(0, count: i - appliedHashes.count + 1)) }
-        if appliedHashes[i] == 0 {
-            appliedHashes[i] = hash
-        } else if appliedHashes[i] != hash {
+        if let first = Checker.recordFirst(hash, at: index, in: &appliedHashes), first != hash {
             sim.fail("state machine safety: node \(node) applied a different entry at \(index) than another node")
         }
     }
 
     /// No committed entry is ever replaced: once index i is committed with term t, it stays t everywhere.
     func recordCommitted(index: LogIndex, term: Term, node: NodeID, sim: Simulation) {
-        let i = Int(index)
-        if i >= committedTerms.count { committedTerms.append(contentsOf: repeatElement(0, count: i - committedTerms.count + 1)) }
-        if committedTerms[i] == 0 {
-            committedTerms[i] = term
-        } else if committedTerms[i] != term {
-            sim.fail("committed entry lost: index \(index) was committed with term \(committedTerms[i]), node \(node) now commits term \(term)")
+        if let first = Checker.recordFirst(term, at: index, in: &committedTerms), first != term {
+            sim.fail("committed entry lost: index \(index) was committed with term \(first), node \(node) now commits term \(term)")
         }
+    }
+
+    /// Stores `value` at `index` if nothing (0) is recorded there yet; otherwise returns what was recorded first.
+    private static func recordFirst(_ value: UInt64, at index: LogIndex, in table: inout [UInt64]) -> UInt64? {
+        let i = Int(index)
+        if i >= table.count { table.append(contentsOf: repeatElement(0, count: i - table.count + 1)) }
+        if table[i] == 0 {
+            table[i] = value
+            return nil
+        }
+        return table[i]
     }
 
     func acknowledge(index: LogIndex, term: Term) {

@@ -41,34 +41,29 @@ final class SnapshotMembershipTests: XCTestCase {
         let c = TestCluster([1, 2, 3], learners: [])
         c.elect(1)
         // A fourth replica started with the old membership (it is not a member yet).
-        let s4 = MemoryStorage(confState: ConfState(voters: [1, 2, 3]))
-        c.storages[4] = s4
-        c.nodes[4] = RaftNode(config: RaftConfig(id: 4, seed: 4), storage: s4)
-        c.applied[4] = []
-        var ids = c.ids; ids.append(4)
-        let cl = TestClusterView(c, ids)
+        c.addReplica(4, confState: ConfState(voters: [1, 2, 3]))
         try! c[1].proposeConfChange(.addLearner(4))
-        cl.settle()
+        c.settle()
         XCTAssertEqual(c[1].confState, ConfState(voters: [1, 2, 3], learners: [4]))
         try! c[1].proposeConfChange(.addVoter(4))
-        cl.settle()
+        c.settle()
         XCTAssertEqual(c[1].confState.voters, [1, 2, 3, 4])
         XCTAssertEqual(c[4].confState.voters, [1, 2, 3, 4], "the new member applied the same changes")
         // With 4 voters, leader + one other is no longer a majority.
         c.cut = [[1, 3], [3, 1], [1, 4], [4, 1]]
         try! c[1].proposeConfChange(.remove(3))
-        cl.settle()
+        c.settle()
         XCTAssertEqual(c[1].confState.voters, [1, 2, 3, 4], "the removal cannot commit without a majority of 4")
         c.cut = []
-        cl.settle()
-        for _ in 0..<2 { for id in ids { c[id].tick() }; cl.settle() }
+        c.settle()
+        c.tickAll(2)
         XCTAssertEqual(c[1].confState.voters, [1, 2, 4])
         // Removing the leader: it steps down once the change applies.
         try! c[1].proposeConfChange(.remove(1))
-        cl.settle()
-        for _ in 0..<2 { for id in ids { c[id].tick() }; cl.settle() }
+        c.settle()
+        c.tickAll(2)
         XCTAssertEqual(c[1].role, .follower)
-        for _ in 0..<60 { for id in ids { c[id].tick() }; cl.settle() }
+        c.tickAll(60)
         let leaders = [2, 4].filter { c[NodeID($0)].role == .leader }
         XCTAssertEqual(leaders.count, 1, "the remaining voters elect a leader")
     }
@@ -100,20 +95,3 @@ final class SnapshotMembershipTests: XCTestCase {
     }
 }
 
-/// Drives a TestCluster over an explicit id list (for replicas added after creation).
-struct TestClusterView {
-    let c: TestCluster
-    let ids: [NodeID]
-    init(_ c: TestCluster, _ ids: [NodeID]) { self.c = c; self.ids = ids }
-
-    func settle() {
-        var queue: [Message] = []
-        for _ in 0..<10_000 {
-            for id in ids { queue += c.process(id) }
-            if queue.isEmpty { return }
-            let batch = queue
-            queue = []
-            for m in batch where !c.cut.contains([m.from, m.to]) && c.filter(m) { c.nodes[m.to]?.step(m) }
-        }
-    }
-}

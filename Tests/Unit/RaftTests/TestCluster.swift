@@ -4,7 +4,7 @@ import XCTest
 /// A deterministic in-memory group for rule tests: each replica persists its Ready to a MemoryStorage, then its
 /// messages are delivered (unless a link is cut or `filter` drops them) until the group is quiet.
 final class TestCluster {
-    let ids: [NodeID]
+    private(set) var ids: [NodeID]
     var storages: [NodeID: MemoryStorage] = [:]
     var nodes: [NodeID: RaftNode] = [:]
     var applied: [NodeID: [Entry]] = [:]
@@ -32,6 +32,17 @@ final class TestCluster {
     }
 
     subscript(_ id: NodeID) -> RaftNode { nodes[id]! }
+
+    /// Starts another replica whose storage holds `confState` (e.g. the old membership, before it is added).
+    func addReplica(_ id: NodeID, confState: ConfState) {
+        let s = MemoryStorage(confState: confState)
+        storages[id] = s
+        var c = RaftConfig(id: id, seed: id)
+        configure(&c)
+        nodes[id] = RaftNode(config: c, storage: s)
+        applied[id] = []
+        ids.append(id)
+    }
 
     /// Processes one Ready of `id`: persist, collect messages, record applied entries, advance.
     @discardableResult
