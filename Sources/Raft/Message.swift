@@ -57,6 +57,24 @@ public struct Message: Sendable, Equatable {
         self.context = context
     }
 
+    /// Whether this message may be sent before the sender's pending entries and hard state are durable.
+    ///
+    /// True for messages that acknowledge nothing durable: heartbeats and their responses, a leader's appends
+    /// (the thesis §10.2.1 lets a leader replicate in parallel with its own fsync; it counts itself only once
+    /// durable), snapshots, `timeoutNow`, pre-votes (they change no state), and rejections. False for vote
+    /// requests and grants (they rest on a persisted term and vote) and accepting append responses (they claim
+    /// the entries are on disk). Sending these early keeps heartbeats from queueing behind a slow fsync.
+    public var canSendBeforePersisting: Bool {
+        switch type {
+        case .heartbeat, .heartbeatResponse, .append, .snapshot, .timeoutNow, .preVote, .preVoteResponse:
+            return true
+        case .appendResponse:
+            return reject
+        case .vote, .voteResponse:
+            return false
+        }
+    }
+
     /// Context value marking a vote request caused by leadership transfer.
     public static let transferContext: UInt64 = 1
 }

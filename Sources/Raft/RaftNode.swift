@@ -61,7 +61,10 @@ public final class RaftNode {
     var progress: [NodeID: Progress] = [:]
     var votes: [NodeID: Bool] = [:]
 
+    /// Messages that must wait for the next Ready's persistence.
     var messages: [Message] = []
+    /// Messages that may leave at once (see `Message.canSendBeforePersisting`).
+    var immediateMessages: [Message] = []
     var readStates: [ReadState] = []
     var droppedReads: [UInt64] = []
 
@@ -144,7 +147,7 @@ public final class RaftNode {
         default:
             m.term = term
         }
-        messages.append(m)
+        if m.canSendBeforePersisting { immediateMessages.append(m) } else { messages.append(m) }
     }
 
     // MARK: role changes

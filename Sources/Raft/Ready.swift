@@ -1,7 +1,8 @@
 /// Everything the application must do after feeding the core, in this order:
 /// 1. install `snapshot` (if any) and append `entries` to durable storage (replacing any conflicting
 ///    suffix), and persist `hardState` — all made durable (fsync) before step 2;
-/// 2. send `messages`;
+/// 2. send `messages` (messages that need no persistence may also be taken earlier, any time, with
+///    `takeImmediateMessages()` — then they are not repeated here);
 /// 3. apply `committedEntries` to the state machine, then serve `readStates` once applied ≥ their index,
 ///    and fail `droppedReads` (retry at the leader);
 /// 4. call `advance()`.
@@ -38,7 +39,7 @@ extension RaftNode {
         flushReads()
         return softState != prevSoftState || hardState != prevHardState
             || !log.unstable.entries.isEmpty || log.unstable.snapshot != nil
-            || log.hasNextCommittedEntries || !messages.isEmpty
+            || log.hasNextCommittedEntries || !messages.isEmpty || !immediateMessages.isEmpty
             || !readStates.isEmpty || !droppedReads.isEmpty
     }
 
@@ -72,7 +73,8 @@ extension RaftNode {
                 pending.confChanges.append(cc)
             }
         }
-        rd.messages = messages
+        rd.messages = immediateMessages + messages
+        immediateMessages = []
         messages = []
         rd.readStates = readStates
         readStates = []
@@ -80,6 +82,19 @@ extension RaftNode {
         droppedReads = []
         readyInFlight = pending
         return rd
+    }
+
+    /// Messages that may be sent right now, even while a `Ready`'s fsync is in flight: heartbeats and their
+    /// responses, the leader's appends, pre-votes, rejections (see `Message.canSendBeforePersisting`). Calling
+    /// it is optional — whatever is not taken here is in the next `Ready.messages` — but a node that calls it
+    /// after every `step`/`tick` never lets a slow disk delay a heartbeat (the etcd #7312 election storm).
+    /// On a leader it first runs the batched replication and ReadIndex flush, like `ready()`.
+    public func takeImmediateMessages() -> [Message] {
+        flushReplication()
+        flushReads()
+        let out = immediateMessages
+        immediateMessages = []
+        return out
     }
 
     /// The application finished the last `Ready`: its entries are durable and its committed entries applied.

@@ -247,6 +247,9 @@ public final class Simulation {
     /// Role/term bookkeeping and the per-event invariants.
     func afterStep(_ n: SimNode) {
         guard let r = n.raft else { return }
+        // Messages that need no fsync leave at once, even while this node's Ready is being persisted: the
+        // checker then proves that classification safe (Message.canSendBeforePersisting).
+        send(r.takeImmediateMessages())
         if r.role != n.lastRole || r.term != n.lastTerm {
             trace.record(now, .role(n.id, r.role, term: r.term, leader: r.leader))
             if r.term < n.lastTerm { fail("node \(n.id) term went back from \(n.lastTerm) to \(r.term)") }
@@ -295,6 +298,7 @@ public final class Simulation {
             if let index = try? n.raft!.propose(data) {
                 n.proposals[index] = (n.raft!.term, id)
                 trace.record(now, .propose(n.id, index: index, term: n.raft!.term))
+                afterStep(n)
             }
         }
         if rng.chance(0.15), let n = pickTarget() {
@@ -311,6 +315,7 @@ public final class Simulation {
                 }
             } else if (try? n.raft!.readIndex(requestID: id)) != nil {
                 n.readsStarted[id] = checker.maxAcked
+                afterStep(n)
             }
         }
     }

@@ -183,3 +183,43 @@ final class ReplicationTests: XCTestCase {
         XCTAssertTrue(appends.allSatisfy { $0.entries.count == 100 })
     }
 }
+
+/// Heartbeats must not queue behind a slow fsync (etcd #7312): messages that claim nothing durable can leave
+/// while a Ready is still being persisted; votes and accepting append responses cannot.
+final class ImmediateMessageTests: XCTestCase {
+    func testOnlyMessagesThatNeedNoPersistenceLeaveDuringAnFsync() {
+        let s = Solo(id: 2)
+        s.node.step(Message(type: .append, to: 2, from: 1, term: 1, logTerm: 0, index: 0, entries: [Entry(term: 1, index: 1)], commit: 0))
+        let inFlight = s.node.ready()          // the fsync of entry 1 is "running": no advance yet
+        XCTAssertTrue(inFlight.mustSync)
+        s.node.step(Message(type: .heartbeat, to: 2, from: 1, term: 1, commit: 0, context: 4))
+        s.node.step(Message(type: .append, to: 2, from: 1, term: 1, logTerm: 1, index: 1, entries: [Entry(term: 1, index: 2)], commit: 0))
+        s.node.step(Message(type: .append, to: 2, from: 1, term: 1, logTerm: 9, index: 7, entries: [], commit: 0))
+        let early = s.node.takeImmediateMessages()
+        XCTAssertEqual(early.map(\.type), [.heartbeatResponse, .appendResponse])
+        XCTAssertEqual(early[0].context, 4)
+        XCTAssertTrue(early[1].reject, "only the rejection may leave early")
+        // The acceptance of entry 2 waits for the next Ready, which persists entry 2 first.
+        s.storage.append(inFlight.entries)
+        if let hs = inFlight.hardState { s.storage.setHardState(hs) }
+        s.node.advance()
+        let next = s.node.ready()
+        XCTAssertEqual(next.entries.map(\.index), [2])
+        XCTAssertEqual(next.messages.filter { $0.type == .appendResponse }.map(\.index), [2])
+        XCTAssertTrue(next.messages.allSatisfy { !$0.canSendBeforePersisting || $0.type != .heartbeatResponse }, "not sent twice")
+    }
+
+    func testVotesNeverLeaveBeforeTheyArePersisted() {
+        let s = Solo()
+        s.node.step(Message(type: .vote, to: 1, from: 2, term: 3, logTerm: 0, index: 0))
+        XCTAssertTrue(s.node.takeImmediateMessages().isEmpty)
+        let rd = s.node.ready()
+        XCTAssertEqual(rd.hardState?.vote, 2)
+        XCTAssertEqual(rd.messages.map(\.type), [.voteResponse])
+        for t in MessageType.allCases {
+            let m = Message(type: t)
+            if t == .vote || t == .voteResponse { XCTAssertFalse(m.canSendBeforePersisting, "\(t)") }
+        }
+        XCTAssertFalse(Message(type: .appendResponse, reject: false).canSendBeforePersisting)
+    }
+}
