@@ -1,5 +1,4 @@
 import CUV
-import Synchronization
 
 /// Lets any thread run a closure on the loop thread (`uv_async_t` behind a locked queue). Several posts may be
 /// coalesced into one wake-up; every posted closure runs exactly once, in order, unless the wake-up is closed
@@ -8,7 +7,7 @@ public final class LoopWakeup: UVHandle, @unchecked Sendable {
     // Safe across threads: `queue` is only touched under its mutex; the uv handle is only used by
     // `uv_async_send`, which libuv documents as thread-safe, and only while `open` is true (checked under
     // the same lock that `close` takes before closing the handle).
-    private let queue = Mutex<(open: Bool, items: [@Sendable () -> Void])>((true, []))
+    private let queue = Locked<(open: Bool, items: [@Sendable () -> Void])>((true, []))
 
     public init(loop: EventLoop) throws(UVError) {
         super.init(loop: loop, type: UV_ASYNC)
