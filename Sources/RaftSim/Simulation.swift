@@ -6,8 +6,9 @@ import Raft
 /// Phases: (1) fault phase — drops, duplicates, delays, symmetric/asymmetric partitions, crashes with
 /// restart from durable state only, leadership transfers, snapshots with compaction, membership changes,
 /// client writes and ReadIndex reads; (2) heal — every link restored, every node restarted, then a leader
-/// must appear and a new write must commit within `livenessBoundTicks`; (3) convergence — every member
-/// applies the same entries. Same seed, same run: nothing here reads a clock or iterates a hash table
+/// must appear and a new write must commit within `livenessBoundTicks`, and every later proposal at that leader
+/// must commit (5 of them; the commit index may not stall for 50 ticks) with no change of leader; (3) convergence — every member applies the
+/// same entries. Same seed, same run: nothing here reads a clock or iterates a hash table
 /// in an order that matters.
 public final class Simulation {
     public static let unitsPerTick: UInt64 = 5
@@ -479,6 +480,7 @@ public final class Simulation {
                 if let t = checker.committedTerm(p.index), t == p.term, p.node.appliedIndex >= p.index {
                     stats.recoveryTicks = Int((now - healedAt) / U)
                     trace.record(now, .note("liveness write at \(p.index) committed \(stats.recoveryTicks) ticks after heal"))
+                    checkLaterProposalsCommit(leader: p.node)
                     return
                 }
                 if !p.node.alive || p.node.raft!.role != .leader || p.node.raft!.term != p.term { probe = nil }
@@ -490,6 +492,41 @@ public final class Simulation {
         if failure == nil {
             fail("liveness: no write committed within \(config.livenessBoundTicks) ticks after faults healed (leaders: \(leaderNodes().map { "\($0.id)@\($0.raft!.term)" }))")
         }
+    }
+
+    /// With the network healthy, every further proposal at the stable leader commits, and the leader stays.
+    func checkLaterProposalsCommit(leader l: SimNode, count: Int = 5, stallTicks: UInt64 = 50) {
+        clientLoad = false
+        let U = Simulation.unitsPerTick
+        let term = l.raft!.term
+        for k in 0..<count {
+            guard let idx = try? l.raft!.propose([0xFE, UInt8(k)]) else {
+                fail("liveness: stable leader \(l.id) refused proposal \(k) after faults healed")
+                return
+            }
+            l.proposals[idx] = (term, UInt64.max - UInt64(k))
+            afterStep(l)
+            // Replication may be slow (one small message per round trip), so the bound is on progress: the
+            // leader's commit index may not stall for `stallTicks`, and the whole wait is capped.
+            let hardDeadline = now + 2000 * U
+            var lastCommit = l.raft?.commitIndex ?? 0
+            var lastProgress = now
+            while failure == nil, now < hardDeadline, now < lastProgress + stallTicks * U,
+                  checker.committedTerm(idx) != term || l.appliedIndex < idx {
+                stepUnit(faults: false)
+                if let c = l.raft?.commitIndex, c > lastCommit { lastCommit = c; lastProgress = now }
+            }
+            if failure != nil { return }
+            guard checker.committedTerm(idx) == term, l.appliedIndex >= idx else {
+                fail("liveness: proposal \(k) at (\(idx), \(term)) did not commit after faults healed (commit index stalled at \(lastCommit) for \(stallTicks) ticks)")
+                return
+            }
+            guard l.alive, l.raft!.role == .leader, l.raft!.term == term else {
+                fail("liveness: leadership changed after faults healed (node \(l.id) term \(term) → \(l.raft.map { "\($0.role) term \($0.term)" } ?? "down"))")
+                return
+            }
+        }
+        clientLoad = true
     }
 
     func checkConvergence() {
