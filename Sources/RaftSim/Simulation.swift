@@ -499,9 +499,27 @@ public final class Simulation {
     }
 
     /// With the network healthy, every further proposal at the stable leader commits, and the leader stays.
-    func checkLaterProposalsCommit(leader l: SimNode, count: Int = 5, stallTicks: UInt64 = 50) {
+    func checkLaterProposalsCommit(leader first: SimNode, count: Int = 5, stallTicks: UInt64 = 50) {
         clientLoad = false
         let U = Simulation.unitsPerTick
+        // Let the group settle first: restarted nodes know no leader and may elect a new one, and a membership
+        // change left from the fault phase may remove the leader (it then steps down) — both legitimate. Settled
+        // = a leader recognized by a quorum that has committed and applied its whole log (its own first entry
+        // included, so no membership change is pending). From there on, nothing may change.
+        let settleDeadline = now + UInt64(config.livenessBoundTicks) * U
+        var settled: SimNode?
+        while failure == nil, now < settleDeadline {
+            if let cur = stableLeader(), let r = cur.raft, r.commitIndex == r.lastIndex, cur.appliedIndex == r.lastIndex {
+                settled = cur
+                break
+            }
+            stepUnit(faults: false)
+        }
+        if failure != nil { return }
+        guard let l = settled else {
+            fail("liveness: no stable leader committed and applied its whole log within \(config.livenessBoundTicks) ticks after the first post-heal write (from leader \(first.id))")
+            return
+        }
         let term = l.raft!.term
         for k in 0..<count {
             guard let idx = try? l.raft!.propose([0xFE, UInt8(k)]) else {
