@@ -24,13 +24,19 @@ let package = Package(
         // CRC32C (Castagnoli) with the SSE4.2 instruction where the CPU has it; used to frame WAL records.
         .target(name: "CCRC32C", path: "Sources/CCRC32C", cSettings: [.define("NDEBUG")]),
 
+        // Little-endian byte reader/writer shared by the WAL and the shard command codec.
+        .target(name: "Codec", path: "Sources/Codec"),
+
         // The pure, deterministic consensus core: no clock, sockets or files.
         .target(name: "Raft", path: "Sources/Raft"),
 
         // Durable log storage (the WAL): one shared, CRC-framed log per node holding every shard's Raft log.
         .target(name: "WAL", dependencies: [
-            "Raft", "CCRC32C", .product(name: "Logging", package: "swift-log"),
+            "Raft", "Codec", "CCRC32C", .product(name: "Logging", package: "swift-log"),
         ], path: "Sources/WAL"),
+
+        // One shard replica's state machine: concepts, associations, per-client de-duplication (pure).
+        .target(name: "Shard", dependencies: ["Codec"], path: "Sources/Shard"),
 
         // Deterministic simulation of Raft clusters: seeded network, crashes, partitions, invariant checks.
         .target(name: "RaftSim", dependencies: ["Raft"], path: "Sources/RaftSim"),
@@ -46,6 +52,7 @@ let package = Package(
         .testTarget(name: "RaftTests", dependencies: ["Raft"], path: "Tests/Unit/RaftTests"),
         .testTarget(name: "WALTests", dependencies: ["WAL", "Raft", "CCRC32C"], path: "Tests/Unit/WALTests"),
         .testTarget(name: "UVTests", dependencies: ["UV"], path: "Tests/Unit/UVTests"),
+        .testTarget(name: "ShardTests", dependencies: ["Shard"], path: "Tests/Unit/ShardTests"),
         .testTarget(name: "SimTests", dependencies: ["RaftSim", "Raft"], path: "Tests/Unit/SimTests"),
     ],
     swiftLanguageModes: [.v6]

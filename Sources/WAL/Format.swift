@@ -1,3 +1,4 @@
+import Codec
 import Raft
 
 /// The on-disk format constants of the WAL (see docs/WAL.md).

@@ -1,3 +1,4 @@
+import Codec
 import Raft
 #if canImport(Glibc)
 import Glibc

@@ -1,26 +1,27 @@
-/// Appends little-endian values to a growing byte buffer (the WAL's encoding; no per-value allocation).
-struct ByteWriter {
-    var bytes: [UInt8]
+/// Appends little-endian values to a growing byte buffer (the encoding of WAL records and shard commands;
+/// no per-value allocation).
+public struct ByteWriter {
+    public var bytes: [UInt8]
 
-    init(capacity: Int = 0) {
+    public init(capacity: Int = 0) {
         bytes = []
         bytes.reserveCapacity(capacity)
     }
 
-    mutating func u8(_ v: UInt8) { bytes.append(v) }
+    public mutating func u8(_ v: UInt8) { bytes.append(v) }
 
-    mutating func u32(_ v: UInt32) {
+    public mutating func u32(_ v: UInt32) {
         withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
     }
 
-    mutating func u64(_ v: UInt64) {
+    public mutating func u64(_ v: UInt64) {
         withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
     }
 
-    mutating func raw(_ b: [UInt8]) { bytes.append(contentsOf: b) }
+    public mutating func raw(_ b: [UInt8]) { bytes.append(contentsOf: b) }
 
     /// Overwrites 4 bytes at `offset` (to patch a length or checksum after the body is known).
-    mutating func patchU32(_ v: UInt32, at offset: Int) {
+    public mutating func patchU32(_ v: UInt32, at offset: Int) {
         withUnsafeBytes(of: v.littleEndian) { src in
             for i in 0..<4 { bytes[offset + i] = src[i] }
         }
@@ -28,42 +29,50 @@ struct ByteWriter {
 }
 
 /// Reads little-endian values from a byte range; every read is bounds-checked and throws on truncation.
-struct ByteReader {
-    let buffer: UnsafeRawBufferPointer
-    var offset: Int
-    let end: Int
+public struct ByteReader {
+    public let buffer: UnsafeRawBufferPointer
+    public var offset: Int
+    public let end: Int
 
-    init(_ buffer: UnsafeRawBufferPointer, from: Int = 0, to end: Int? = nil) {
+    public init(_ buffer: UnsafeRawBufferPointer, from: Int = 0, to end: Int? = nil) {
         self.buffer = buffer
         self.offset = from
         self.end = end ?? buffer.count
     }
 
-    struct Truncated: Error {}
+    public struct Truncated: Error {}
 
-    var remaining: Int { end - offset }
+    public var remaining: Int { end - offset }
 
-    mutating func u8() throws(Truncated) -> UInt8 {
+    public mutating func u8() throws(Truncated) -> UInt8 {
         guard remaining >= 1 else { throw Truncated() }
         defer { offset += 1 }
         return buffer[offset]
     }
 
-    mutating func u32() throws(Truncated) -> UInt32 {
+    public mutating func u32() throws(Truncated) -> UInt32 {
         guard remaining >= 4 else { throw Truncated() }
         defer { offset += 4 }
         return UInt32(littleEndian: buffer.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
     }
 
-    mutating func u64() throws(Truncated) -> UInt64 {
+    public mutating func u64() throws(Truncated) -> UInt64 {
         guard remaining >= 8 else { throw Truncated() }
         defer { offset += 8 }
         return UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
     }
 
-    mutating func bytes(_ n: Int) throws(Truncated) -> [UInt8] {
+    public mutating func bytes(_ n: Int) throws(Truncated) -> [UInt8] {
         guard n >= 0, remaining >= n else { throw Truncated() }
         defer { offset += n }
         return Array(UnsafeRawBufferPointer(rebasing: buffer[offset..<(offset + n)]))
     }
+}
+
+extension ByteWriter {
+    public mutating func f32(_ v: Float) { u32(v.bitPattern) }
+}
+
+extension ByteReader {
+    public mutating func f32() throws(Truncated) -> Float { Float(bitPattern: try u32()) }
 }

@@ -1,0 +1,62 @@
+/// The kinds of association Sutra knows. Stored as one byte; an unknown value is refused, never guessed.
+public enum AssociationType: UInt8, Sendable, CaseIterable, Codable {
+    case semantic = 0, causal = 1, temporal = 2, hierarchical = 3, compositional = 4
+}
+
+/// A stored concept. `createdAt` / `updatedAt` are the Raft log indexes of the writes (its versions).
+public struct Concept: Sendable, Equatable {
+    public var id: ConceptID
+    public var content: [UInt8]
+    /// Float32 embedding of the cluster's dimension, or nil.
+    public var embedding: [Float]?
+    public var strength: Float
+    public var confidence: Float
+    public var createdAt: UInt64
+    public var updatedAt: UInt64
+
+    public init(id: ConceptID, content: [UInt8], embedding: [Float]? = nil, strength: Float = 1, confidence: Float = 1,
+                createdAt: UInt64 = 0, updatedAt: UInt64 = 0) {
+        self.id = id
+        self.content = content
+        self.embedding = embedding
+        self.strength = strength
+        self.confidence = confidence
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// One end of an association as a shard stores it: out-edges live with the source, in-edges with the target.
+public struct Edge: Sendable, Equatable, Hashable {
+    /// The concept at the other end.
+    public var other: ConceptID
+    public var type: AssociationType
+    public var confidence: Float
+
+    public init(other: ConceptID, type: AssociationType, confidence: Float) {
+        self.other = other
+        self.type = type
+        self.confidence = confidence
+    }
+}
+
+/// Which side of an association an edge record is.
+public enum EdgeDirection: UInt8, Sendable {
+    /// Stored on the source's shard, pointing at the target.
+    case outgoing = 0
+    /// Stored on the target's shard, pointing back at the source.
+    case incoming = 1
+}
+
+/// The limits every write is checked against (the node enforces them at the edge too).
+public struct ShardLimits: Sendable, Equatable {
+    public var maxContentBytes = 10 << 20
+    /// The cluster's embedding dimension (every embedding must have exactly this many values); 0: none allowed.
+    public var dimension: Int
+    public var maxBatch = 1000
+
+    public init(dimension: Int) { self.dimension = dimension }
+
+    /// Upper bound on `dimension` for any cluster.
+    public static let maxDimension = 2048
+}

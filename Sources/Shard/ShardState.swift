@@ -1,0 +1,145 @@
+/// The outcome of applying one request. Deterministic: every replica computes the same one.
+public enum ApplyResult: Sendable, Equatable {
+    /// Applied at this log index (the new version of what it wrote).
+    case applied(version: UInt64)
+    /// Rejected, nothing changed (e.g. an edge whose owner concept does not exist here).
+    case rejected(String)
+}
+
+/// One shard replica's state machine: concepts, the edges stored with them, and per-client de-duplication.
+///
+/// Pure and deterministic: the same log applied in the same order gives the same state and results on every
+/// replica. Every change comes through `apply(_:at:)` with the entry's log index; reads never change state.
+/// Invariants: an edge's owner exists on this shard; `lastApplied` only grows.
+public final class ShardState {
+    public let limits: ShardLimits
+    public private(set) var concepts: [ConceptID: Concept] = [:]
+    private var outEdges: [ConceptID: Set<Edge>] = [:]
+    private var inEdges: [ConceptID: Set<Edge>] = [:]
+    /// Per client: the last sequence applied and its result (answers retries after a failover).
+    private var sessions: [UInt64: (sequence: UInt64, result: ApplyResult)] = [:]
+    public private(set) var lastApplied: UInt64 = 0
+
+    public init(limits: ShardLimits) { self.limits = limits }
+
+    public var conceptCount: Int { concepts.count }
+    public var edgeCount: Int { outEdges.values.reduce(0) { $0 + $1.count } + inEdges.values.reduce(0) { $0 + $1.count } }
+
+    // MARK: writes
+
+    /// Applies the request found in the log at `index`. A retried (clientID, sequence) returns the first result
+    /// without applying again; an older sequence than the client's last is answered as a stale retry.
+    @discardableResult
+    public func apply(_ req: ShardRequest, at index: UInt64) -> ApplyResult {
+        precondition(index > lastApplied, "apply at \(index) after \(lastApplied): the log goes forward only")
+        lastApplied = index
+        if req.clientID != 0, let s = sessions[req.clientID], req.sequence <= s.sequence {
+            return req.sequence == s.sequence ? s.result : .rejected("stale retry: sequence \(req.sequence) < \(s.sequence)")
+        }
+        let result: ApplyResult
+        if let problem = validate(req.command, topLevel: true) {
+            result = .rejected(problem)
+        } else {
+            execute(req.command, at: index)
+            result = .applied(version: index)
+        }
+        if req.clientID != 0 { sessions[req.clientID] = (req.sequence, result) }
+        return result
+    }
+
+    /// Checks a command against the limits and the current state without changing anything. A batch is
+    /// validated as a whole, in order (a later command may rely on a concept an earlier one creates).
+    func validate(_ c: ShardCommand, topLevel: Bool) -> String? {
+        var created = Set<ConceptID>(), deleted = Set<ConceptID>()
+        return validate(c, topLevel: topLevel, created: &created, deleted: &deleted)
+    }
+
+    private func exists(_ id: ConceptID, _ created: Set<ConceptID>, _ deleted: Set<ConceptID>) -> Bool {
+        created.contains(id) || (concepts[id] != nil && !deleted.contains(id))
+    }
+
+    private func validate(_ c: ShardCommand, topLevel: Bool, created: inout Set<ConceptID>, deleted: inout Set<ConceptID>) -> String? {
+        switch c {
+        case .putConcept(let k):
+            if k.content.count > limits.maxContentBytes {
+                return "content is \(k.content.count) bytes; the limit is \(limits.maxContentBytes)"
+            }
+            if let e = k.embedding, e.count != limits.dimension {
+                return "embedding has \(e.count) dimensions; this cluster's dimension is \(limits.dimension)"
+            }
+            if let e = k.embedding, e.contains(where: { !$0.isFinite }) { return "embedding contains a non-finite value" }
+            if !k.strength.isFinite || !k.confidence.isFinite { return "strength and confidence must be finite" }
+            created.insert(k.id)
+            deleted.remove(k.id)
+            return nil
+        case .deleteConcept(let id):
+            guard exists(id, created, deleted) else { return "concept \(id) not found" }
+            deleted.insert(id)
+            created.remove(id)
+            return nil
+        case .putEdge(_, let owner, let e):
+            guard exists(owner, created, deleted) else { return "concept \(owner) not found" }
+            if !e.confidence.isFinite { return "confidence must be finite" }
+            return nil
+        case .deleteEdge(_, let owner, _, _):
+            guard exists(owner, created, deleted) else { return "concept \(owner) not found" }
+            return nil
+        case .batch(let cs):
+            guard topLevel else { return "nested batch" }
+            guard cs.count <= limits.maxBatch else { return "batch of \(cs.count) items; the limit is \(limits.maxBatch)" }
+            for (i, sub) in cs.enumerated() {
+                if let p = validate(sub, topLevel: false, created: &created, deleted: &deleted) { return "item \(i): \(p)" }
+            }
+            return nil
+        }
+    }
+
+    private func execute(_ c: ShardCommand, at index: UInt64) {
+        switch c {
+        case .putConcept(var k):
+            k.createdAt = concepts[k.id]?.createdAt ?? index
+            k.updatedAt = index
+            concepts[k.id] = k
+        case .deleteConcept(let id):
+            concepts[id] = nil
+            outEdges[id] = nil
+            inEdges[id] = nil
+        case .putEdge(let dir, let owner, let e):
+            update(dir, owner) { set in
+                if let old = set.first(where: { $0.other == e.other && $0.type == e.type }) { set.remove(old) }
+                set.insert(e)
+            }
+        case .deleteEdge(let dir, let owner, let other, let type):
+            update(dir, owner) { set in
+                if let old = set.first(where: { $0.other == other && $0.type == type }) { set.remove(old) }
+            }
+        case .batch(let cs):
+            for sub in cs { execute(sub, at: index) }
+        }
+    }
+
+    private func update(_ dir: EdgeDirection, _ owner: ConceptID, _ body: (inout Set<Edge>) -> Void) {
+        switch dir {
+        case .outgoing:
+            var s = outEdges[owner] ?? []
+            body(&s)
+            outEdges[owner] = s.isEmpty ? nil : s
+        case .incoming:
+            var s = inEdges[owner] ?? []
+            body(&s)
+            inEdges[owner] = s.isEmpty ? nil : s
+        }
+    }
+
+    // MARK: reads
+
+    public func concept(_ id: ConceptID) -> Concept? { concepts[id] }
+
+    /// The edges stored with `id` in one direction, optionally of one type, sorted by (other, type) so every
+    /// replica answers identically.
+    public func neighbors(of id: ConceptID, direction: EdgeDirection, type: AssociationType? = nil) -> [Edge] {
+        let set = (direction == .outgoing ? outEdges[id] : inEdges[id]) ?? []
+        return set.filter { type == nil || $0.type == type! }
+            .sorted { ($0.other, $0.type.rawValue) < ($1.other, $1.type.rawValue) }
+    }
+}

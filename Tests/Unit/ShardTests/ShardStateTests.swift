@@ -1,0 +1,163 @@
+@testable import Shard
+import XCTest
+
+final class ShardStateTests: XCTestCase {
+    let a = ConceptID(hi: 1, lo: 1), b = ConceptID(hi: 2, lo: 2), c = ConceptID(hi: 3, lo: 3)
+
+    func concept(_ id: ConceptID, _ text: String = "x", dim: Int? = nil) -> Concept {
+        Concept(id: id, content: Array(text.utf8), embedding: dim.map { [Float](repeating: 0.5, count: $0) }, strength: 0.9, confidence: 0.8)
+    }
+
+    func req(_ c: ShardCommand, client: UInt64 = 0, seq: UInt64 = 0) -> ShardRequest {
+        ShardRequest(clientID: client, sequence: seq, command: c)
+    }
+
+    func testConceptIDHexRoundTripAndStableSharding() {
+        let id = ConceptID(hex: "00112233445566778899AABBCCDDEEFF")!
+        XCTAssertEqual(id.description, "00112233445566778899aabbccddeeff")
+        XCTAssertEqual(ConceptID(bytes: id.bytes), id)
+        XCTAssertNil(ConceptID(hex: "0011"))
+        XCTAssertNil(ConceptID(hex: "zz112233445566778899aabbccddeeff"))
+        XCTAssertNil(ConceptID(bytes: [1, 2, 3]))
+        // The shard function is part of the on-disk contract: these values must never change
+        // (computed independently with the same SplitMix64 finalizer).
+        XCTAssertEqual([a, b, c].map { $0.shard(of: 8) }, [0, 1, 5])
+        XCTAssertEqual(id.shard(of: 8), 4)
+        XCTAssertEqual(id.shard(of: 64), 12)
+        var counts = [Int](repeating: 0, count: 8)
+        for i in UInt64(0)..<8000 { counts[ConceptID(hi: i &* 7919, lo: i).shard(of: 8)] += 1 }
+        XCTAssertTrue(counts.allSatisfy { $0 > 800 && $0 < 1200 }, "ids spread evenly: \(counts)")
+    }
+
+    func testCodecRoundTripsEveryCommand() throws {
+        let commands: [ShardCommand] = [
+            .putConcept(concept(a, "hello", dim: 4)),
+            .putConcept(concept(b)),
+            .deleteConcept(c),
+            .putEdge(.outgoing, owner: a, Edge(other: b, type: .causal, confidence: 0.7)),
+            .deleteEdge(.incoming, owner: b, other: a, type: .temporal),
+            .batch([.putConcept(concept(c)), .putEdge(.incoming, owner: c, Edge(other: a, type: .semantic, confidence: 1))]),
+        ]
+        for cmd in commands {
+            let r = ShardRequest(clientID: 77, sequence: 9, command: cmd)
+            XCTAssertEqual(try ShardRequest.decode(r.encode()), r)
+        }
+    }
+
+    func testDecoderRefusesUnknownVersionsValuesAndTruncation() {
+        let good = ShardRequest(clientID: 1, sequence: 2, command: .putEdge(.outgoing, owner: a, Edge(other: b, type: .causal, confidence: 1))).encode()
+        var v2 = good; v2[0] = 2
+        XCTAssertThrowsError(try ShardRequest.decode(v2)) { XCTAssertEqual($0 as? ShardRequest.DecodeError, .unsupportedVersion(2)) }
+        var cmd = good; cmd[17] = 99
+        XCTAssertThrowsError(try ShardRequest.decode(cmd)) { XCTAssertEqual($0 as? ShardRequest.DecodeError, .unknownCommand(99)) }
+        var type = good; type[17 + 1 + 1 + 32] = 42
+        XCTAssertThrowsError(try ShardRequest.decode(type)) { XCTAssertEqual($0 as? ShardRequest.DecodeError, .unknownValue("association type 42")) }
+        for cut in 0..<good.count {
+            XCTAssertThrowsError(try ShardRequest.decode(Array(good[..<cut])), "prefix \(cut)")
+        }
+        XCTAssertThrowsError(try ShardRequest.decode(good + [0])) { XCTAssertEqual($0 as? ShardRequest.DecodeError, .trailingBytes(1)) }
+        let nested = ShardRequest(clientID: 0, sequence: 0, command: .batch([.batch([])])).encode()
+        XCTAssertThrowsError(try ShardRequest.decode(nested)) { XCTAssertEqual($0 as? ShardRequest.DecodeError, .unknownCommand(5)) }
+    }
+
+    func testPutGetVersionsAndDelete() {
+        let s = ShardState(limits: ShardLimits(dimension: 4))
+        XCTAssertEqual(s.apply(req(.putConcept(concept(a, "v1", dim: 4))), at: 5), .applied(version: 5))
+        XCTAssertEqual(s.apply(req(.putConcept(concept(a, "v2"))), at: 9), .applied(version: 9))
+        let got = s.concept(a)!
+        XCTAssertEqual(got.content, Array("v2".utf8))
+        XCTAssertEqual(got.createdAt, 5)
+        XCTAssertEqual(got.updatedAt, 9)
+        XCTAssertEqual(s.apply(req(.deleteConcept(a)), at: 10), .applied(version: 10))
+        XCTAssertNil(s.concept(a))
+        XCTAssertEqual(s.apply(req(.deleteConcept(a)), at: 11), .rejected("concept \(a) not found"))
+    }
+
+    func testEdgesNeedTheirOwnerAndAreListedDeterministically() {
+        let s = ShardState(limits: ShardLimits(dimension: 0))
+        XCTAssertEqual(s.apply(req(.putEdge(.outgoing, owner: a, Edge(other: b, type: .causal, confidence: 1))), at: 1),
+                       .rejected("concept \(a) not found"))
+        s.apply(req(.putConcept(concept(a))), at: 2)
+        for (i, other) in [c, b].enumerated() {
+            s.apply(req(.putEdge(.outgoing, owner: a, Edge(other: other, type: .semantic, confidence: 0.5))), at: UInt64(3 + i))
+        }
+        s.apply(req(.putEdge(.outgoing, owner: a, Edge(other: b, type: .causal, confidence: 0.4))), at: 5)
+        s.apply(req(.putEdge(.outgoing, owner: a, Edge(other: b, type: .causal, confidence: 0.9))), at: 6)   // replaces
+        XCTAssertEqual(s.neighbors(of: a, direction: .outgoing).map(\.other), [b, b, c])
+        XCTAssertEqual(s.neighbors(of: a, direction: .outgoing, type: .causal), [Edge(other: b, type: .causal, confidence: 0.9)])
+        XCTAssertTrue(s.neighbors(of: a, direction: .incoming).isEmpty)
+        s.apply(req(.deleteEdge(.outgoing, owner: a, other: c, type: .semantic)), at: 7)
+        XCTAssertEqual(s.neighbors(of: a, direction: .outgoing).map(\.other), [b, b])
+        s.apply(req(.deleteConcept(a)), at: 8)
+        XCTAssertTrue(s.neighbors(of: a, direction: .outgoing).isEmpty, "a deleted concept's edges go with it")
+        XCTAssertEqual(s.edgeCount, 0)
+    }
+
+    func testLimitsAreEnforced() {
+        var limits = ShardLimits(dimension: 3)
+        limits.maxContentBytes = 10
+        limits.maxBatch = 2
+        let s = ShardState(limits: limits)
+        XCTAssertEqual(s.apply(req(.putConcept(concept(a, String(repeating: "x", count: 11)))), at: 1),
+                       .rejected("content is 11 bytes; the limit is 10"))
+        XCTAssertEqual(s.apply(req(.putConcept(concept(a, dim: 4))), at: 2),
+                       .rejected("embedding has 4 dimensions; this cluster's dimension is 3"))
+        var nan = concept(a, dim: 3); nan.embedding![1] = .nan
+        XCTAssertEqual(s.apply(req(.putConcept(nan)), at: 3), .rejected("embedding contains a non-finite value"))
+        XCTAssertEqual(s.apply(req(.batch([.putConcept(concept(a)), .putConcept(concept(b)), .putConcept(concept(c))])), at: 4),
+                       .rejected("batch of 3 items; the limit is 2"))
+        XCTAssertEqual(s.conceptCount, 0, "nothing from a rejected request was applied")
+    }
+
+    func testBatchIsAllOrNothingAndSeesItsOwnEarlierItems() {
+        let s = ShardState(limits: ShardLimits(dimension: 0))
+        let ok: ShardCommand = .batch([.putConcept(concept(a)), .putEdge(.outgoing, owner: a, Edge(other: b, type: .semantic, confidence: 1))])
+        XCTAssertEqual(s.apply(req(ok), at: 1), .applied(version: 1))
+        XCTAssertEqual(s.neighbors(of: a, direction: .outgoing).count, 1)
+        let bad: ShardCommand = .batch([.putConcept(concept(c)), .putEdge(.outgoing, owner: b, Edge(other: a, type: .semantic, confidence: 1))])
+        XCTAssertEqual(s.apply(req(bad), at: 2), .rejected("item 1: concept \(b) not found"))
+        XCTAssertNil(s.concept(c), "the first item of a rejected batch was not applied")
+        let deleteThenUse: ShardCommand = .batch([.deleteConcept(a), .putEdge(.outgoing, owner: a, Edge(other: c, type: .causal, confidence: 1))])
+        XCTAssertEqual(s.apply(req(deleteThenUse), at: 3), .rejected("item 1: concept \(a) not found"))
+        XCTAssertNotNil(s.concept(a))
+    }
+
+    /// A write retried after a failover (same client and sequence, at a later log index) applies once and
+    /// returns the first result.
+    func testRetriedRequestsApplyOnce() {
+        let s = ShardState(limits: ShardLimits(dimension: 0))
+        let first = s.apply(req(.putConcept(concept(a, "first")), client: 5, seq: 1), at: 10)
+        XCTAssertEqual(first, .applied(version: 10))
+        s.apply(req(.putConcept(concept(a, "other writer")), client: 6, seq: 1), at: 11)
+        let retry = s.apply(req(.putConcept(concept(a, "first")), client: 5, seq: 1), at: 12)
+        XCTAssertEqual(retry, first)
+        XCTAssertEqual(s.concept(a)!.content, Array("other writer".utf8), "the retry did not overwrite the later write")
+        XCTAssertEqual(s.apply(req(.deleteConcept(a), client: 5, seq: 0), at: 13), .rejected("stale retry: sequence 0 < 1"))
+        XCTAssertNotNil(s.concept(a))
+        XCTAssertEqual(s.apply(req(.deleteConcept(a), client: 5, seq: 2), at: 14), .applied(version: 14))
+    }
+
+    /// Replicas applying the same log reach the same state.
+    func testSameLogSameState() {
+        var rng = SystemRandomNumberGenerator()
+        var log: [ShardRequest] = []
+        let ids = (0..<20).map { ConceptID(hi: UInt64($0), lo: 0) }
+        for k in 0..<500 {
+            let x = ids.randomElement(using: &rng)!, y = ids.randomElement(using: &rng)!
+            let cmd: ShardCommand
+            switch Int.random(in: 0..<5, using: &rng) {
+            case 0, 1: cmd = .putConcept(concept(x, "k\(k)"))
+            case 2: cmd = .deleteConcept(x)
+            case 3: cmd = .putEdge(.outgoing, owner: x, Edge(other: y, type: AssociationType.allCases.randomElement(using: &rng)!, confidence: 0.5))
+            default: cmd = .deleteEdge(.outgoing, owner: x, other: y, type: .semantic)
+            }
+            log.append(req(cmd, client: UInt64(k % 3 + 1), seq: UInt64(k)))
+        }
+        let r1 = ShardState(limits: ShardLimits(dimension: 0)), r2 = ShardState(limits: ShardLimits(dimension: 0))
+        let out1 = log.enumerated().map { r1.apply(try! ShardRequest.decode($0.element.encode()), at: UInt64($0.offset + 1)) }
+        let out2 = log.enumerated().map { r2.apply($0.element, at: UInt64($0.offset + 1)) }
+        XCTAssertEqual(out1, out2)
+        XCTAssertEqual(r1.concepts, r2.concepts)
+        for id in ids { XCTAssertEqual(r1.neighbors(of: id, direction: .outgoing), r2.neighbors(of: id, direction: .outgoing)) }
+    }
+}
