@@ -24,8 +24,8 @@ let package = Package(
         // CRC32C (Castagnoli) with the SSE4.2 instruction where the CPU has it; used to frame WAL records.
         .target(name: "CCRC32C", path: "Sources/CCRC32C", cSettings: [.define("NDEBUG")]),
 
-        // Little-endian byte reader/writer shared by the WAL and the shard command codec.
-        .target(name: "Codec", path: "Sources/Codec"),
+        // Little-endian byte reader/writer and CRC32C, shared by the WAL, shard commands and shard snapshots.
+        .target(name: "Codec", dependencies: ["CCRC32C"], path: "Sources/Codec"),
 
         // The pure, deterministic consensus core: no clock, sockets or files.
         .target(name: "Raft", path: "Sources/Raft"),
@@ -50,7 +50,7 @@ let package = Package(
         ], path: "Sources/Bench"),
 
         .testTarget(name: "RaftTests", dependencies: ["Raft"], path: "Tests/Unit/RaftTests"),
-        .testTarget(name: "WALTests", dependencies: ["WAL", "Raft", "CCRC32C"], path: "Tests/Unit/WALTests"),
+        .testTarget(name: "WALTests", dependencies: ["WAL", "Raft", "Codec", "CCRC32C"], path: "Tests/Unit/WALTests"),
         .testTarget(name: "UVTests", dependencies: ["UV"], path: "Tests/Unit/UVTests"),
         .testTarget(name: "ShardTests", dependencies: ["Shard"], path: "Tests/Unit/ShardTests"),
         .testTarget(name: "SimTests", dependencies: ["RaftSim", "Raft"], path: "Tests/Unit/SimTests"),

@@ -13,12 +13,12 @@ public enum ApplyResult: Sendable, Equatable {
 /// Invariants: an edge's owner exists on this shard; `lastApplied` only grows.
 public final class ShardState {
     public let limits: ShardLimits
-    public private(set) var concepts: [ConceptID: Concept] = [:]
-    private var outEdges: [ConceptID: Set<Edge>] = [:]
-    private var inEdges: [ConceptID: Set<Edge>] = [:]
+    public internal(set) var concepts: [ConceptID: Concept] = [:]
+    var outEdges: [ConceptID: Set<Edge>] = [:]
+    var inEdges: [ConceptID: Set<Edge>] = [:]
     /// Per client: the last sequence applied and its result (answers retries after a failover).
-    private var sessions: [UInt64: (sequence: UInt64, result: ApplyResult)] = [:]
-    public private(set) var lastApplied: UInt64 = 0
+    var sessions: [UInt64: (sequence: UInt64, result: ApplyResult)] = [:]
+    public internal(set) var lastApplied: UInt64 = 0
 
     public init(limits: ShardLimits) { self.limits = limits }
 

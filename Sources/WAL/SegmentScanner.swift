@@ -1,3 +1,4 @@
+import Codec
 /// Reads one segment file's frames and decides what a bad frame means.
 ///
 /// Rules (see docs/WAL.md): a frame that is incomplete or fails its checksum is a **torn tail** only if it is in

@@ -1,3 +1,4 @@
+import Codec
 import CCRC32C
 @testable import WAL
 import XCTest

@@ -1,0 +1,131 @@
+import Codec
+
+/// Why a shard snapshot could not be read. Nothing is loaded from a snapshot that fails any check.
+public enum ShardSnapshotError: Error, Equatable, Sendable {
+    case notASnapshot
+    case unsupportedVersion(UInt32)
+    case checksumMismatch
+    case truncated
+    case invalid(String)
+}
+
+/// The shard's state-machine image — what the seeds call `storage.dat` — as bytes for a Raft snapshot.
+///
+/// Layout (little-endian): `"SUTRASHD"`, version u32, dimension u32, lastApplied u64, then concepts, out-edges,
+/// in-edges and client sessions, each as a count followed by records sorted by key, and a CRC32C of everything
+/// before it. Sorting makes the bytes a function of the state alone, so replicas at the same index produce
+/// identical snapshots. (The HNSW index will be saved beside it, not inside.)
+extension ShardState {
+    static let snapshotMagic: [UInt8] = Array("SUTRASHD".utf8)
+    public static let snapshotVersion: UInt32 = 1
+
+    public func snapshotData() -> [UInt8] {
+        var w = ByteWriter(capacity: 64 + concepts.count * 160)
+        w.raw(ShardState.snapshotMagic)
+        w.u32(ShardState.snapshotVersion)
+        w.u32(UInt32(limits.dimension))
+        w.u64(lastApplied)
+        w.u64(UInt64(concepts.count))
+        for id in concepts.keys.sorted() {
+            let k = concepts[id]!
+            w.raw(id.bytes)
+            w.u32(UInt32(k.content.count))
+            w.raw(k.content)
+            if let e = k.embedding {
+                w.u8(1)
+                for f in e { w.f32(f) }
+            } else {
+                w.u8(0)
+            }
+            w.f32(k.strength); w.f32(k.confidence); w.u64(k.createdAt); w.u64(k.updatedAt)
+        }
+        for table in [outEdges, inEdges] {
+            w.u64(UInt64(table.count))
+            for owner in table.keys.sorted() {
+                let edges = table[owner]!.sorted { ($0.other, $0.type.rawValue) < ($1.other, $1.type.rawValue) }
+                w.raw(owner.bytes)
+                w.u32(UInt32(edges.count))
+                for e in edges { w.raw(e.other.bytes); w.u8(e.type.rawValue); w.f32(e.confidence) }
+            }
+        }
+        w.u64(UInt64(sessions.count))
+        for client in sessions.keys.sorted() {
+            let s = sessions[client]!
+            w.u64(client); w.u64(s.sequence)
+            switch s.result {
+            case .applied(let v): w.u8(0); w.u64(v)
+            case .rejected(let why):
+                let b = Array(why.utf8)
+                w.u8(1); w.u32(UInt32(b.count)); w.raw(b)
+            }
+        }
+        w.u32(CRC32C.checksum(w.bytes))
+        return w.bytes
+    }
+
+    /// Rebuilds a shard from `snapshotData()`'s bytes. The cluster's dimension must match the snapshot's.
+    public static func restore(from bytes: [UInt8], limits: ShardLimits) throws(ShardSnapshotError) -> ShardState {
+        guard bytes.count >= 8 + 4 + 4, Array(bytes[0..<8]) == snapshotMagic else { throw .notASnapshot }
+        var result: Result<ShardState, ShardSnapshotError> = .failure(.truncated)
+        bytes.withUnsafeBytes { buf in
+            var r = ByteReader(buf, from: 8, to: buf.count - 4)
+            do {
+                let version = try r.u32()
+                guard version == snapshotVersion else { result = .failure(.unsupportedVersion(version)); return }
+                let stored = UInt32(littleEndian: buf.loadUnaligned(fromByteOffset: buf.count - 4, as: UInt32.self))
+                guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buf[0..<(buf.count - 4)])) == stored else {
+                    result = .failure(.checksumMismatch); return
+                }
+                let dim = Int(try r.u32())
+                guard dim == limits.dimension else {
+                    result = .failure(.invalid("snapshot dimension \(dim), cluster dimension \(limits.dimension)")); return
+                }
+                let s = ShardState(limits: limits)
+                s.lastApplied = try r.u64()
+                let n = try r.u64()
+                for _ in 0..<n {
+                    let id = ConceptID(bytes: try r.bytes(16))!
+                    let content = try r.bytes(Int(try r.u32()))
+                    var embedding: [Float]?
+                    if try r.u8() == 1 {
+                        var e: [Float] = []
+                        e.reserveCapacity(dim)
+                        for _ in 0..<dim { e.append(try r.f32()) }
+                        embedding = e
+                    }
+                    s.concepts[id] = Concept(id: id, content: content, embedding: embedding, strength: try r.f32(),
+                                             confidence: try r.f32(), createdAt: try r.u64(), updatedAt: try r.u64())
+                }
+                for direction in [EdgeDirection.outgoing, .incoming] {
+                    let owners = try r.u64()
+                    for _ in 0..<owners {
+                        let owner = ConceptID(bytes: try r.bytes(16))!
+                        let count = try r.u32()
+                        var set = Set<Edge>()
+                        for _ in 0..<count {
+                            let other = ConceptID(bytes: try r.bytes(16))!
+                            let t = try r.u8()
+                            guard let type = AssociationType(rawValue: t) else { result = .failure(.invalid("association type \(t)")); return }
+                            set.insert(Edge(other: other, type: type, confidence: try r.f32()))
+                        }
+                        if direction == .outgoing { s.outEdges[owner] = set } else { s.inEdges[owner] = set }
+                    }
+                }
+                let clients = try r.u64()
+                for _ in 0..<clients {
+                    let client = try r.u64(), seq = try r.u64()
+                    let kind = try r.u8()
+                    let res: ApplyResult = kind == 0
+                        ? .applied(version: try r.u64())
+                        : .rejected(String(decoding: try r.bytes(Int(try r.u32())), as: UTF8.self))
+                    s.sessions[client] = (seq, res)
+                }
+                guard r.remaining == 0 else { result = .failure(.invalid("\(r.remaining) unexpected bytes")); return }
+                result = .success(s)
+            } catch {
+                result = .failure(.truncated)
+            }
+        }
+        return try result.get()
+    }
+}
