@@ -35,6 +35,10 @@ let package = Package(
             "Raft", "Codec", "CCRC32C", .product(name: "Logging", package: "swift-log"),
         ], path: "Sources/WAL"),
 
+        // hnswlib (Debian libhnswlib-dev, header-only C++) behind a C API, and its Swift wrapper.
+        .target(name: "CHNSW", path: "Sources/CHNSW", cxxSettings: [.define("NDEBUG")]),
+        .target(name: "VectorIndex", dependencies: ["CHNSW"], path: "Sources/VectorIndex"),
+
         // One shard replica's state machine: concepts, associations, per-client de-duplication (pure).
         .target(name: "Shard", dependencies: ["Codec"], path: "Sources/Shard"),
 
@@ -46,14 +50,16 @@ let package = Package(
 
         // Benchmarks that print figures (release build): `swift run -c release sutra-bench --help`.
         .executableTarget(name: "Bench", dependencies: [
-            "Raft", "RaftSim", "WAL", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Raft", "RaftSim", "WAL", "VectorIndex", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/Bench"),
 
         .testTarget(name: "RaftTests", dependencies: ["Raft"], path: "Tests/Unit/RaftTests"),
         .testTarget(name: "WALTests", dependencies: ["WAL", "Raft", "Codec", "CCRC32C"], path: "Tests/Unit/WALTests"),
         .testTarget(name: "UVTests", dependencies: ["UV"], path: "Tests/Unit/UVTests"),
+        .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"], path: "Tests/Unit/VectorIndexTests"),
         .testTarget(name: "ShardTests", dependencies: ["Shard"], path: "Tests/Unit/ShardTests"),
         .testTarget(name: "SimTests", dependencies: ["RaftSim", "Raft"], path: "Tests/Unit/SimTests"),
     ],
-    swiftLanguageModes: [.v6]
+    swiftLanguageModes: [.v6],
+    cxxLanguageStandard: .cxx17
 )

@@ -1,0 +1,36 @@
+#ifndef SUTRA_CHNSW_H
+#define SUTRA_CHNSW_H
+// A plain C API over hnswlib (Debian libhnswlib-dev). Every call catches C++ exceptions and reports them as a
+// non-zero return with a message in `err` (NUL-terminated, truncated to errlen). Not thread-safe: one index,
+// one thread at a time.
+#include <stddef.h>
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sutra_hnsw sutra_hnsw;
+
+/// metric: 0 = squared L2, 1 = cosine distance (1 - cosine similarity; vectors are normalized internally).
+sutra_hnsw *sutra_hnsw_new(int32_t dim, int32_t metric, size_t capacity, size_t m, size_t ef_construction,
+                           uint64_t seed, char *err, size_t errlen);
+sutra_hnsw *sutra_hnsw_load(const char *path, int32_t dim, int32_t metric, size_t capacity, char *err, size_t errlen);
+void sutra_hnsw_free(sutra_hnsw *index);
+
+/// Inserts or replaces the vector of `label` (un-deleting it if it was deleted).
+int sutra_hnsw_upsert(sutra_hnsw *index, uint64_t label, const float *vector, char *err, size_t errlen);
+/// Marks `label` deleted (it is skipped by searches). Returns 1 (with a message) if the label is unknown.
+int sutra_hnsw_delete(sutra_hnsw *index, uint64_t label, char *err, size_t errlen);
+/// Up to k nearest, nearest first, into labels/distances; *found receives how many.
+int sutra_hnsw_search(sutra_hnsw *index, const float *query, size_t k, size_t ef, uint64_t *labels, float *distances,
+                      size_t *found, char *err, size_t errlen);
+int sutra_hnsw_resize(sutra_hnsw *index, size_t capacity, char *err, size_t errlen);
+int sutra_hnsw_save(sutra_hnsw *index, const char *path, char *err, size_t errlen);
+size_t sutra_hnsw_count(const sutra_hnsw *index);      // elements ever added (deleted ones included)
+size_t sutra_hnsw_deleted(const sutra_hnsw *index);
+size_t sutra_hnsw_capacity(const sutra_hnsw *index);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

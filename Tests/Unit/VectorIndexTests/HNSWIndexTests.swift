@@ -1,0 +1,101 @@
+import Foundation
+@testable import VectorIndex
+import XCTest
+
+final class HNSWIndexTests: XCTestCase {
+    func randomVectors(_ n: Int, _ dim: Int, seed: UInt64) -> [[Float]] {
+        var x = seed
+        func next() -> Float {
+            x = x &* 6364136223846793005 &+ 1442695040888963407
+            return Float(x >> 40) / Float(1 << 24) - 0.5
+        }
+        return (0..<n).map { _ in (0..<dim).map { _ in next() } }
+    }
+
+    func bruteForce(_ data: [[Float]], _ q: [Float], k: Int, cosine: Bool) -> [UInt64] {
+        func dist(_ a: [Float], _ b: [Float]) -> Float {
+            if cosine {
+                var dot: Float = 0, na: Float = 0, nb: Float = 0
+                for i in 0..<a.count { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i] }
+                return 1 - dot / (na.squareRoot() * nb.squareRoot())
+            }
+            var s: Float = 0
+            for i in 0..<a.count { let d = a[i] - b[i]; s += d * d }
+            return s
+        }
+        return data.indices.map { (UInt64($0), dist(data[$0], q)) }.sorted { $0.1 < $1.1 }.prefix(k).map(\.0)
+    }
+
+    func testExactNeighboursOnASmallSet() throws {
+        let idx = try HNSWIndex(dimension: 3, metric: .l2, capacity: 4)
+        try idx.upsert(label: 10, vector: [0, 0, 0])
+        try idx.upsert(label: 11, vector: [1, 0, 0])
+        try idx.upsert(label: 12, vector: [5, 5, 5])
+        let r = try idx.search([0.9, 0, 0], k: 2)
+        XCTAssertEqual(r.map(\.label), [11, 10])
+        XCTAssertEqual(r[0].distance, 0.01, accuracy: 1e-5)
+        XCTAssertEqual(try idx.search([0, 0, 0], k: 10).count, 3, "k beyond the count returns what exists")
+    }
+
+    func testUpsertReplacesRemoveHidesAndErrorsAreClear() throws {
+        let idx = try HNSWIndex(dimension: 2, metric: .l2, capacity: 2)
+        try idx.upsert(label: 1, vector: [0, 0])
+        try idx.upsert(label: 2, vector: [10, 10])
+        try idx.upsert(label: 1, vector: [10, 9])   // replaces label 1's vector
+        XCTAssertEqual(try idx.search([10, 9], k: 1).first?.label, 1)
+        XCTAssertEqual(idx.count, 2)
+        try idx.remove(label: 1)
+        XCTAssertEqual(try idx.search([10, 9], k: 2).map(\.label), [2], "removed vectors are not returned")
+        XCTAssertEqual(idx.liveCount, 1)
+        XCTAssertThrowsError(try idx.remove(label: 99)) { XCTAssertTrue("\($0)".contains("Label not found"), "\($0)") }
+        XCTAssertThrowsError(try idx.upsert(label: 3, vector: [1, 2, 3])) {
+            XCTAssertEqual($0 as? VectorIndexError, VectorIndexError(message: "vector has 3 dimensions; the index has 2"))
+        }
+        XCTAssertThrowsError(try idx.search([1], k: 1))
+        try idx.upsert(label: 1, vector: [0, 0])   // re-adding a removed label brings it back
+        XCTAssertEqual(try idx.search([0, 0], k: 1).first?.label, 1)
+    }
+
+    func testGrowsBeyondItsInitialCapacity() throws {
+        let data = randomVectors(300, 8, seed: 1)
+        let idx = try HNSWIndex(dimension: 8, metric: .l2, capacity: 16)
+        for (i, v) in data.enumerated() { try idx.upsert(label: UInt64(i), vector: v) }
+        XCTAssertEqual(idx.count, 300)
+        XCTAssertGreaterThanOrEqual(idx.capacity, 300)
+        XCTAssertEqual(try idx.search(data[123], k: 1).first?.label, 123)
+    }
+
+    /// recall@10 against brute force on random data (cosine): ≥ 0.95 at ef = 100.
+    func testRecallAgainstBruteForce() throws {
+        let data = randomVectors(3000, 32, seed: 7)
+        let queries = randomVectors(50, 32, seed: 99)
+        let idx = try HNSWIndex(dimension: 32, metric: .cosine, capacity: 3000)
+        for (i, v) in data.enumerated() { try idx.upsert(label: UInt64(i), vector: v) }
+        var hits = 0
+        for q in queries {
+            let truth = Set(bruteForce(data, q, k: 10, cosine: true))
+            hits += try idx.search(q, k: 10, ef: 100).filter { truth.contains($0.label) }.count
+        }
+        let recall = Double(hits) / Double(queries.count * 10)
+        XCTAssertGreaterThanOrEqual(recall, 0.95, "recall@10 = \(recall)")
+    }
+
+    func testSaveAndLoadGiveTheSameAnswers() throws {
+        let data = randomVectors(500, 16, seed: 3)
+        let idx = try HNSWIndex(dimension: 16, metric: .cosine, capacity: 500)
+        for (i, v) in data.enumerated() { try idx.upsert(label: UInt64(i) + 1000, vector: v) }
+        try idx.remove(label: 1005)
+        let path = NSTemporaryDirectory() + "sutra-hnsw-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try idx.save(to: path)
+        let loaded = try HNSWIndex.load(path: path, dimension: 16, metric: .cosine)
+        XCTAssertEqual(loaded.count, 500)
+        for q in randomVectors(10, 16, seed: 11) {
+            XCTAssertEqual(try loaded.search(q, k: 5, ef: 50).map(\.label), try idx.search(q, k: 5, ef: 50).map(\.label))
+        }
+        XCTAssertFalse(try loaded.search(data[5], k: 3).map(\.label).contains(1005), "deletions survive save/load")
+        XCTAssertThrowsError(try HNSWIndex.load(path: path + ".missing", dimension: 16, metric: .cosine)) {
+            XCTAssertTrue("\($0)".contains(".missing"), "\($0)")
+        }
+    }
+}
