@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "UV", targets: ["UV"]),
         .executable(name: "sutra-sim", targets: ["SimRunner"]),
         .executable(name: "sutra-bench", targets: ["Bench"]),
+        .executable(name: "sutra-node", targets: ["NodeMain"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -40,7 +41,15 @@ let package = Package(
         .target(name: "VectorIndex", dependencies: ["CHNSW"], path: "Sources/VectorIndex"),
 
         // One shard replica's state machine: concepts, associations, per-client de-duplication (pure).
-        .target(name: "Shard", dependencies: ["Codec"], path: "Sources/Shard"),
+        .target(name: "Shard", dependencies: ["Codec", "Raft", "WAL", "VectorIndex"], path: "Sources/Shard"),
+
+        // The node runtime: one libuv loop hosting every shard, group commit, peer transport, client front ends.
+        .target(name: "Node", dependencies: [
+            "Raft", "WAL", "Shard", "UV", "Codec",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Sources/Node"),
+        .executableTarget(name: "NodeMain", dependencies: ["Node"], path: "Sources/NodeMain"),
 
         // Deterministic simulation of Raft clusters: seeded network, crashes, partitions, invariant checks.
         .target(name: "RaftSim", dependencies: ["Raft"], path: "Sources/RaftSim"),

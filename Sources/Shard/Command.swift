@@ -15,25 +15,33 @@ public enum ShardCommand: Sendable, Equatable {
 
 /// A command with the client identity that makes retries idempotent: a shard applies each
 /// (clientID, sequence) at most once and answers a retry with the first outcome.
+///
+/// A client may have many requests in flight at once (sequences arrive in any order). `ackedBelow` is the
+/// client's promise that it holds an answer for every sequence below it and will never retry them, which lets
+/// the shard forget those outcomes: the remembered outcomes per client are only the ones still in flight.
 public struct ShardRequest: Sendable, Equatable {
     public var clientID: UInt64
     public var sequence: UInt64
+    public var ackedBelow: UInt64
     public var command: ShardCommand
 
-    public init(clientID: UInt64, sequence: UInt64, command: ShardCommand) {
+    public init(clientID: UInt64, sequence: UInt64, ackedBelow: UInt64 = 0, command: ShardCommand) {
         self.clientID = clientID
         self.sequence = sequence
+        self.ackedBelow = ackedBelow
         self.command = command
     }
 
     /// Log-entry encoding version. A replica refuses entries of any other version rather than skipping them.
-    public static let version: UInt8 = 1
+    /// Version 2 added `ackedBelow` (no version-1 log was ever released).
+    public static let version: UInt8 = 2
 
     public func encode() -> [UInt8] {
         var w = ByteWriter(capacity: 64)
         w.u8(ShardRequest.version)
         w.u64(clientID)
         w.u64(sequence)
+        w.u64(ackedBelow)
         ShardRequest.encode(command, into: &w)
         return w.bytes
     }
@@ -95,9 +103,10 @@ public struct ShardRequest: Sendable, Equatable {
                 guard version == ShardRequest.version else { throw .unsupportedVersion(version) }
                 let client = try read { try r.u64() }
                 let seq = try read { try r.u64() }
+                let acked = try read { try r.u64() }
                 let command = try decodeCommand(&r, nested: false)
                 guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
-                result = .success(ShardRequest(clientID: client, sequence: seq, command: command))
+                result = .success(ShardRequest(clientID: client, sequence: seq, ackedBelow: acked, command: command))
             } catch {
                 result = .failure(error)
             }

@@ -17,7 +17,7 @@ public enum ShardSnapshotError: Error, Equatable, Sendable {
 /// identical snapshots. (The HNSW index will be saved beside it, not inside.)
 extension ShardState {
     static let snapshotMagic: [UInt8] = Array("SUTRASHD".utf8)
-    public static let snapshotVersion: UInt32 = 1
+    public static let snapshotVersion: UInt32 = 2
 
     public func snapshotData() -> [UInt8] {
         var w = ByteWriter(capacity: 64 + concepts.count * 160)
@@ -51,12 +51,15 @@ extension ShardState {
         w.u64(UInt64(sessions.count))
         for client in sessions.keys.sorted() {
             let s = sessions[client]!
-            w.u64(client); w.u64(s.sequence)
-            switch s.result {
-            case .applied(let v): w.u8(0); w.u64(v)
-            case .rejected(let why):
-                let b = Array(why.utf8)
-                w.u8(1); w.u32(UInt32(b.count)); w.raw(b)
+            w.u64(client); w.u64(s.ackedBelow); w.u32(UInt32(s.results.count))
+            for seq in s.results.keys.sorted() {
+                w.u64(seq)
+                switch s.results[seq]! {
+                case .applied(let v): w.u8(0); w.u64(v)
+                case .rejected(let why):
+                    let b = Array(why.utf8)
+                    w.u8(1); w.u32(UInt32(b.count)); w.raw(b)
+                }
             }
         }
         w.u32(CRC32C.checksum(w.bytes))
@@ -113,12 +116,17 @@ extension ShardState {
                 }
                 let clients = try r.u64()
                 for _ in 0..<clients {
-                    let client = try r.u64(), seq = try r.u64()
-                    let kind = try r.u8()
-                    let res: ApplyResult = kind == 0
-                        ? .applied(version: try r.u64())
-                        : .rejected(String(decoding: try r.bytes(Int(try r.u32())), as: UTF8.self))
-                    s.sessions[client] = (seq, res)
+                    let client = try r.u64()
+                    var session = ClientSession(ackedBelow: try r.u64())
+                    let count = try r.u32()
+                    for _ in 0..<count {
+                        let seq = try r.u64()
+                        let kind = try r.u8()
+                        session.results[seq] = kind == 0
+                            ? .applied(version: try r.u64())
+                            : .rejected(String(decoding: try r.bytes(Int(try r.u32())), as: UTF8.self))
+                    }
+                    s.sessions[client] = session
                 }
                 guard r.remaining == 0 else { result = .failure(.invalid("\(r.remaining) unexpected bytes")); return }
                 result = .success(s)

@@ -11,14 +11,24 @@ public enum ApplyResult: Sendable, Equatable {
 /// Pure and deterministic: the same log applied in the same order gives the same state and results on every
 /// replica. Every change comes through `apply(_:at:)` with the entry's log index; reads never change state.
 /// Invariants: an edge's owner exists on this shard; `lastApplied` only grows.
+/// What a shard remembers of one client: the outcomes it may still be asked for again.
+struct ClientSession: Equatable {
+    static let maxRemembered = 4096
+    var ackedBelow: UInt64 = 0
+    var results: [UInt64: ApplyResult] = [:]
+}
+
 public final class ShardState {
     public let limits: ShardLimits
     public internal(set) var concepts: [ConceptID: Concept] = [:]
     var outEdges: [ConceptID: Set<Edge>] = [:]
     var inEdges: [ConceptID: Set<Edge>] = [:]
-    /// Per client: the last sequence applied and its result (answers retries after a failover).
-    var sessions: [UInt64: (sequence: UInt64, result: ApplyResult)] = [:]
+    /// Per client: the outcomes of its requests that may still be retried (answers retries after a failover).
+    var sessions: [UInt64: ClientSession] = [:]
     public internal(set) var lastApplied: UInt64 = 0
+    /// Called after a concept is written (with its new value) or deleted (nil), in log order — how the
+    /// replica keeps derived indexes (the HNSW vector index) in step with the state.
+    public var onConceptChange: ((ConceptID, Concept?) -> Void)?
 
     public init(limits: ShardLimits) { self.limits = limits }
 
@@ -28,13 +38,17 @@ public final class ShardState {
     // MARK: writes
 
     /// Applies the request found in the log at `index`. A retried (clientID, sequence) returns the first result
-    /// without applying again; an older sequence than the client's last is answered as a stale retry.
+    /// without applying again; a sequence the client has acknowledged (below its `ackedBelow`) is refused as a
+    /// stale retry, since its outcome is no longer remembered.
     @discardableResult
     public func apply(_ req: ShardRequest, at index: UInt64) -> ApplyResult {
         precondition(index > lastApplied, "apply at \(index) after \(lastApplied): the log goes forward only")
         lastApplied = index
-        if req.clientID != 0, let s = sessions[req.clientID], req.sequence <= s.sequence {
-            return req.sequence == s.sequence ? s.result : .rejected("stale retry: sequence \(req.sequence) < \(s.sequence)")
+        if req.clientID != 0, let s = sessions[req.clientID] {
+            if req.sequence < s.ackedBelow {
+                return .rejected("stale retry: sequence \(req.sequence) is below the acknowledged \(s.ackedBelow)")
+            }
+            if let first = s.results[req.sequence] { return first }
         }
         let result: ApplyResult
         if let problem = validate(req.command, topLevel: true) {
@@ -43,8 +57,25 @@ public final class ShardState {
             execute(req.command, at: index)
             result = .applied(version: index)
         }
-        if req.clientID != 0 { sessions[req.clientID] = (req.sequence, result) }
+        if req.clientID != 0 { remember(result, of: req) }
         return result
+    }
+
+    /// Records a client's outcome and forgets the ones the client has acknowledged. A client that never
+    /// acknowledges keeps at most `ClientSession.maxRemembered` outcomes; the oldest are forgotten (a retry of
+    /// one of those is then refused as stale, never applied twice).
+    private func remember(_ result: ApplyResult, of req: ShardRequest) {
+        var s = sessions[req.clientID] ?? ClientSession()
+        if req.ackedBelow > s.ackedBelow {
+            s.ackedBelow = req.ackedBelow
+            s.results = s.results.filter { $0.key >= req.ackedBelow }
+        }
+        s.results[req.sequence] = result
+        if s.results.count > ClientSession.maxRemembered, let oldest = s.results.keys.min() {
+            s.results[oldest] = nil
+            s.ackedBelow = max(s.ackedBelow, oldest + 1)
+        }
+        sessions[req.clientID] = s
     }
 
     /// Checks a command against the limits and the current state without changing anything. A batch is
@@ -100,10 +131,12 @@ public final class ShardState {
             k.createdAt = concepts[k.id]?.createdAt ?? index
             k.updatedAt = index
             concepts[k.id] = k
+            onConceptChange?(k.id, k)
         case .deleteConcept(let id):
             concepts[id] = nil
             outEdges[id] = nil
             inEdges[id] = nil
+            onConceptChange?(id, nil)
         case .putEdge(let dir, let owner, let e):
             update(dir, owner) { set in
                 if let old = set.first(where: { $0.other == e.other && $0.type == e.type }) { set.remove(old) }

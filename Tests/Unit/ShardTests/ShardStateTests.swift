@@ -132,9 +132,27 @@ final class ShardStateTests: XCTestCase {
         let retry = s.apply(req(.putConcept(concept(a, "first")), client: 5, seq: 1), at: 12)
         XCTAssertEqual(retry, first)
         XCTAssertEqual(s.concept(a)!.content, Array("other writer".utf8), "the retry did not overwrite the later write")
-        XCTAssertEqual(s.apply(req(.deleteConcept(a), client: 5, seq: 0), at: 13), .rejected("stale retry: sequence 0 < 1"))
-        XCTAssertNotNil(s.concept(a))
         XCTAssertEqual(s.apply(req(.deleteConcept(a), client: 5, seq: 2), at: 14), .applied(version: 14))
+    }
+
+    /// One client with many requests in flight: sequences may apply out of order, each applies once, and
+    /// outcomes the client has acknowledged are forgotten (a late duplicate of one is refused, not re-applied).
+    func testConcurrentSequencesFromOneClient() {
+        let s = ShardState(limits: ShardLimits(dimension: 0))
+        let b = ConceptID(hi: 9, lo: 9)
+        XCTAssertEqual(s.apply(ShardRequest(clientID: 7, sequence: 5, command: .putConcept(concept(a, "five"))), at: 1), .applied(version: 1))
+        XCTAssertEqual(s.apply(ShardRequest(clientID: 7, sequence: 3, command: .putConcept(concept(b, "three"))), at: 2), .applied(version: 2),
+                       "a lower sequence that was never applied is not a stale retry")
+        XCTAssertEqual(s.apply(ShardRequest(clientID: 7, sequence: 5, command: .putConcept(concept(a, "five"))), at: 3), .applied(version: 1))
+        // The client has answers for everything below 6 now.
+        XCTAssertEqual(s.apply(ShardRequest(clientID: 7, sequence: 6, ackedBelow: 6, command: .deleteConcept(b)), at: 4), .applied(version: 4))
+        XCTAssertEqual(s.sessions[7]?.results.count, 1, "acknowledged outcomes are forgotten")
+        XCTAssertEqual(s.apply(ShardRequest(clientID: 7, sequence: 3, command: .putConcept(concept(b, "three"))), at: 5),
+                       .rejected("stale retry: sequence 3 is below the acknowledged 6"))
+        XCTAssertNil(s.concept(b), "the late duplicate did not resurrect the deleted concept")
+        // The windowed sessions survive a snapshot.
+        let restored = try! ShardState.restore(from: s.snapshotData(), limits: s.limits)
+        XCTAssertEqual(restored.sessions, s.sessions)
     }
 
     /// Replicas applying the same log reach the same state.

@@ -1,0 +1,112 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+/// The `sutra-node` command line: flags, with the seeds' environment variables as fallbacks, validated before
+/// anything starts. A bad value prints one line naming the setting and its allowed range and exits with 2.
+public struct NodeCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "sutra-node",
+        abstract: "Run one node of a Sutra cluster (shards replicated with Raft over every node).")
+
+    @Option(name: .long, help: "This node's id, 1…255 (env STORAGE_NODE_ID; 'storage-prod-3' means 3).")
+    var nodeId: String?
+    @Option(name: .long, help: "Data directory (env STORAGE_PATH).")
+    var data: String?
+    @Option(name: .long, help: "Number of shards, fixed at cluster creation, 1…64 (env SUTRA_NUM_SHARDS).")
+    var shards: Int?
+    @Option(name: .long, help: "Embedding dimension, 0…2048, 0 = no vectors (env VECTOR_DIMENSION).")
+    var dimension: Int?
+    @Option(name: .long, help: "Every node's peer address, this one included: 1=host:port,2=host:port,… (env SUTRA_PEERS).")
+    var peers: String?
+    @Option(name: .long, help: "Cluster id; nodes refuse peers of another cluster (env SUTRA_CLUSTER_ID).")
+    var clusterId: String?
+    @Option(name: .long, help: "Address to listen on.")
+    var listen: String = "127.0.0.1"
+    @Option(name: .long, help: "Address peers and clients use to reach this node (default: --listen).")
+    var advertise: String?
+    @Option(name: .long, help: "Peer transport port (default 7300).")
+    var peerPort: Int?
+    @Option(name: .long, help: "Binary client protocol port (env STORAGE_PORT, default 7100).")
+    var clientPort: Int?
+    @Option(name: .long, help: "HTTP/JSON port (default 7200).")
+    var httpPort: Int?
+    @Option(name: .long, help: "Raft tick in milliseconds, 1…1000.")
+    var tickMs: Int = 20
+    @Option(name: .long, help: "Ticks without a leader before an election, 3…100 (randomized up to twice this).")
+    var electionTicks: Int = 10
+    @Option(name: .long, help: "Snapshot a shard after this many applied entries (≥ 100).")
+    var snapshotEntries: Int = 100_000
+    @Option(name: .long, help: "Entries kept in the log behind a snapshot (≥ 0).")
+    var compactMargin: Int = 2_000
+    @Option(name: .long, help: "Largest client frame or HTTP body in bytes, 1024…104857600.")
+    var maxFrameBytes: Int = 100 << 20
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    public init() {}
+
+    public mutating func run() throws {
+        let env = ProcessInfo.processInfo.environment
+        var c = NodeConfig()
+        func fail(_ line: String) -> ExitCode {
+            FileHandle.standardError.write(Data("sutra-node: invalid configuration: \(line)\n".utf8))
+            return ExitCode(2)
+        }
+        if let raw = nodeId ?? env["STORAGE_NODE_ID"] {
+            guard let id = NodeConfig.parseNodeID(raw) else { throw fail("node id (--node-id / STORAGE_NODE_ID) '\(raw)' is not a number 1…255") }
+            c.nodeID = id
+        }
+        if let d = data ?? env["STORAGE_PATH"] { c.dataDir = d }
+        func int(_ flag: Int?, _ envName: String, _ setting: String) throws -> Int? {
+            if let flag { return flag }
+            guard let raw = env[envName] else { return nil }
+            guard let v = Int(raw) else { throw fail("\(setting) (\(envName)) '\(raw)' is not a number") }
+            return v
+        }
+        if let v = try int(shards, "SUTRA_NUM_SHARDS", "shards") { c.numShards = v }
+        if let v = try int(dimension, "VECTOR_DIMENSION", "dimension") { c.dimension = v }
+        if let v = try int(clientPort, "STORAGE_PORT", "client port") { c.clientPort = v }
+        if let v = peerPort { c.peerPort = v }
+        if let v = httpPort { c.httpPort = v }
+        if let v = clusterId ?? env["SUTRA_CLUSTER_ID"] { c.clusterID = v }
+        c.listenHost = listen
+        c.advertiseHost = advertise
+        c.tickMs = tickMs
+        c.electionTicks = electionTicks
+        c.snapshotEntries = snapshotEntries
+        c.compactMargin = compactMargin
+        c.maxFrameBytes = maxFrameBytes
+        c.logLevel = logLevel
+        if let p = peers ?? env["SUTRA_PEERS"] {
+            switch NodeConfig.parsePeers(p) {
+            case .success(let map): c.peers = map
+            case .failure(let p): throw fail(p.line)
+            }
+        } else {
+            c.peers = [c.nodeID: PeerEndpoint(host: c.host, port: c.peerPort)]
+        }
+        if let problem = c.validate() { throw fail(problem) }
+        if let me = c.peers[c.nodeID], me.port != c.peerPort {
+            if peerPort != nil { throw fail("peer port (--peer-port) is \(c.peerPort) but --peers gives this node port \(me.port)") }
+            c.peerPort = me.port
+        }
+        let level = Logger.Level(rawValue: c.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        var logger = Logger(label: "sutra.node\(c.nodeID)")
+        logger.logLevel = level
+        let server: NodeServer
+        do {
+            server = try NodeServer(config: c, logger: logger)
+        } catch {
+            FileHandle.standardError.write(Data("sutra-node: cannot start: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        let code = try server.run()
+        throw ExitCode(code)
+    }
+}

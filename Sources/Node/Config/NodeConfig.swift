@@ -1,0 +1,105 @@
+import Foundation
+import Raft
+import Shard
+
+/// Everything a `sutra-node` process is configured with. Built from flags and environment variables by the
+/// executable, then checked by `validate()` before anything starts: a bad value stops the node with one line
+/// naming the setting and its allowed range.
+public struct NodeConfig: Sendable {
+    public var nodeID: UInt64 = 1
+    public var clusterID = "sutra"
+    /// Data directory: the WAL (`wal/`, snapshots in `wal/snap/`) lives here.
+    public var dataDir = "./sutra-data"
+    public var numShards = 8
+    /// Embedding dimension of every concept (0: the cluster stores no embeddings).
+    public var dimension = 768
+    /// Every node of the cluster (this one included): id → peer-transport address.
+    public var peers: [UInt64: PeerEndpoint] = [:]
+    public var listenHost = "127.0.0.1"
+    /// The host other nodes and clients should use to reach this node (defaults to `listenHost`).
+    public var advertiseHost: String?
+    public var peerPort = 7300
+    public var clientPort = 7100
+    public var httpPort = 7200
+    /// Length of a Raft tick. Elections start after 10–20 ticks without a leader.
+    public var tickMs = 20
+    public var electionTicks = 10
+    /// Take a shard snapshot (and compact its log) after this many applied entries.
+    public var snapshotEntries = 100_000
+    /// Entries kept behind a snapshot for followers that are only a little behind.
+    public var compactMargin = 2_000
+    public var maxFrameBytes = 100 << 20
+    public var logLevel = "info"
+
+    public init() {}
+
+    public var host: String { advertiseHost ?? listenHost }
+    public var clientAddress: String { "\(host):\(clientPort)" }
+    public var httpAddress: String { "\(host):\(httpPort)" }
+
+    /// The first problem found, as one line naming the setting and its allowed range; nil if valid.
+    public func validate() -> String? {
+        if !(1...64).contains(numShards) { return "shards (--shards / SUTRA_NUM_SHARDS) is \(numShards); allowed: 1…64" }
+        if !(0...ShardLimits.maxDimension).contains(dimension) {
+            return "dimension (--dimension / VECTOR_DIMENSION) is \(dimension); allowed: 0…\(ShardLimits.maxDimension)"
+        }
+        if nodeID == 0 || nodeID > 255 { return "node id (--node-id / STORAGE_NODE_ID) is \(nodeID); allowed: 1…255" }
+        if peers.isEmpty { return "peers (--peers / SUTRA_PEERS) is empty; give every node as id=host:port, this one included" }
+        if peers[nodeID] == nil { return "peers (--peers / SUTRA_PEERS) does not name this node (\(nodeID))" }
+        if peers.count > 7 { return "peers (--peers / SUTRA_PEERS) names \(peers.count) nodes; allowed: 1…7" }
+        for (name, p) in [("peer port (--peer-port)", peerPort), ("client port (--client-port / STORAGE_PORT)", clientPort), ("http port (--http-port)", httpPort)] {
+            if !(1...65535).contains(p) { return "\(name) is \(p); allowed: 1…65535" }
+        }
+        if Set([peerPort, clientPort, httpPort]).count != 3 { return "ports: peer \(peerPort), client \(clientPort) and http \(httpPort) must differ" }
+        if !(1...1000).contains(tickMs) { return "tick (--tick-ms) is \(tickMs); allowed: 1…1000" }
+        if !(3...100).contains(electionTicks) { return "election ticks (--election-ticks) is \(electionTicks); allowed: 3…100" }
+        if !(1024...(1 << 30)).contains(maxFrameBytes) || maxFrameBytes > 100 << 20 {
+            return "max frame (--max-frame-bytes) is \(maxFrameBytes); allowed: 1024…\(100 << 20)"
+        }
+        if snapshotEntries < 100 { return "snapshot entries (--snapshot-entries) is \(snapshotEntries); allowed: ≥ 100" }
+        if compactMargin < 0 { return "compact margin (--compact-margin) is \(compactMargin); allowed: ≥ 0" }
+        if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) {
+            return "log level (--log-level) is \(logLevel); allowed: trace, debug, info, notice, warning, error, critical"
+        }
+        return nil
+    }
+
+    /// Parses `1=127.0.0.1:7300,2=127.0.0.1:7301`.
+    public static func parsePeers(_ text: String) -> Result<[UInt64: PeerEndpoint], ConfigProblem> {
+        var out: [UInt64: PeerEndpoint] = [:]
+        for part in text.split(separator: ",") {
+            let kv = part.split(separator: "=", maxSplits: 1)
+            guard kv.count == 2, let id = UInt64(kv[0].trimmingCharacters(in: .whitespaces)) else {
+                return .failure(ConfigProblem(line: "peers (--peers / SUTRA_PEERS): '\(part)' is not id=host:port"))
+            }
+            let addr = kv[1].trimmingCharacters(in: .whitespaces)
+            guard let colon = addr.lastIndex(of: ":"), let port = Int(addr[addr.index(after: colon)...]), (1...65535).contains(port) else {
+                return .failure(ConfigProblem(line: "peers (--peers / SUTRA_PEERS): '\(addr)' is not host:port with a port in 1…65535"))
+            }
+            out[id] = PeerEndpoint(host: String(addr[..<colon]), port: port)
+        }
+        return .success(out)
+    }
+
+    /// Accepts `3` or a name ending in `-3` (the seeds' `storage-prod-3`).
+    public static func parseNodeID(_ text: String) -> UInt64? {
+        if let v = UInt64(text) { return v }
+        guard let dash = text.lastIndex(of: "-") else { return nil }
+        return UInt64(text[text.index(after: dash)...])
+    }
+}
+
+/// A node's peer-transport address.
+public struct PeerEndpoint: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+}
+
+/// One line naming a setting and what is wrong with it.
+public struct ConfigProblem: Error, Sendable {
+    public var line: String
+}

@@ -1,0 +1,122 @@
+import Foundation
+import Raft
+import Shard
+
+/// A Prometheus histogram with fixed buckets (seconds).
+struct Histogram {
+    let bounds: [Double]
+    var counts: [UInt64]
+    var sum = 0.0
+    var count: UInt64 = 0
+
+    init(bounds: [Double]) {
+        self.bounds = bounds
+        counts = Array(repeating: 0, count: bounds.count)
+    }
+
+    mutating func observe(_ v: Double) {
+        sum += v
+        count += 1
+        if let i = bounds.firstIndex(where: { v <= $0 }) { counts[i] += 1 }
+    }
+
+    func render(_ name: String, labels: String, into out: inout String) {
+        var cumulative: UInt64 = 0
+        let sep = labels.isEmpty ? "" : ","
+        for (i, b) in bounds.enumerated() {
+            cumulative += counts[i]
+            out += "\(name)_bucket{\(labels)\(sep)le=\"\(b)\"} \(cumulative)\n"
+        }
+        out += "\(name)_bucket{\(labels)\(sep)le=\"+Inf\"} \(count)\n"
+        out += "\(name)_sum{\(labels)} \(sum)\n\(name)_count{\(labels)} \(count)\n"
+    }
+}
+
+/// The node's counters and histograms, rendered as Prometheus text on `GET /metrics`. Loop thread only.
+final class NodeMetrics {
+    static let latencyBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+    var requests: UInt64 = 0
+    var writes: [UInt64]
+    var leaderChanges: [UInt64]
+    var writeLatency: [Histogram]
+    var fsyncLatency = Histogram(bounds: latencyBuckets)
+    var walBytes: UInt64 = 0
+    var walWrites: UInt64 = 0
+    var snapshots: UInt64 = 0
+
+    init(shards: Int) {
+        writes = Array(repeating: 0, count: shards)
+        leaderChanges = Array(repeating: 0, count: shards)
+        writeLatency = Array(repeating: Histogram(bounds: NodeMetrics.latencyBuckets), count: shards)
+    }
+
+    func recordWrite(shard: Int, since start: ContinuousClock.Instant) {
+        writes[shard] += 1
+        let d = ContinuousClock.now - start
+        writeLatency[shard].observe(Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
+    }
+
+    func recordFsync(nanos: UInt64, bytes: Int, snapshots: Int) {
+        fsyncLatency.observe(Double(nanos) / 1e9)
+        walBytes += UInt64(bytes)
+        walWrites += 1
+        self.snapshots += UInt64(snapshots)
+    }
+
+    func observe(_ node: NodeServer) {}
+
+    func render(_ node: NodeServer) -> String {
+        var o = ""
+        func family(_ name: String, _ type: String, _ help: String) { o += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n" }
+        let id = node.config.nodeID
+        family("sutra_concepts", "gauge", "Concepts stored in this node's replica of each shard.")
+        for r in node.replicas { o += "sutra_concepts{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.state.conceptCount)\n" }
+        family("sutra_associations", "gauge", "Edge records (out-edges plus in-edges) in this node's replica of each shard.")
+        for r in node.replicas { o += "sutra_associations{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.state.edgeCount)\n" }
+        family("sutra_vectors", "gauge", "Embeddings indexed for k-NN search in each shard.")
+        for r in node.replicas { o += "sutra_vectors{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.vectors.count)\n" }
+        family("sutra_writes_total", "counter", "Client writes acknowledged by this node as shard leader.")
+        for (s, n) in writes.enumerated() { o += "sutra_writes_total{node=\"\(id)\",shard=\"\(s)\"} \(n)\n" }
+        family("sutra_applied_entries_total", "counter", "Log entries with a command applied to each shard replica.")
+        for r in node.replicas { o += "sutra_applied_entries_total{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.appliedWrites)\n" }
+        family("sutra_requests_total", "counter", "Client requests received by this node.")
+        o += "sutra_requests_total{node=\"\(id)\"} \(requests)\n"
+        family("sutra_write_latency_seconds", "histogram", "Time from proposing a client write to applying it (leader).")
+        for (s, h) in writeLatency.enumerated() { h.render("sutra_write_latency_seconds", labels: "node=\"\(id)\",shard=\"\(s)\"", into: &o) }
+        family("sutra_fsync_latency_seconds", "histogram", "Duration of each group-commit WAL write + fdatasync.")
+        fsyncLatency.render("sutra_fsync_latency_seconds", labels: "node=\"\(id)\"", into: &o)
+        family("sutra_wal_writes_total", "counter", "Group-commit WAL writes (one fdatasync each).")
+        o += "sutra_wal_writes_total{node=\"\(id)\"} \(walWrites)\n"
+        family("sutra_wal_written_bytes_total", "counter", "Bytes appended to the WAL.")
+        o += "sutra_wal_written_bytes_total{node=\"\(id)\"} \(walBytes)\n"
+        family("sutra_log_size_bytes", "gauge", "Bytes in the WAL's segment files.")
+        o += "sutra_log_size_bytes{node=\"\(id)\"} \(node.engine.totalBytes)\n"
+        family("sutra_log_entries", "gauge", "Entries held in each shard's log (after compaction).")
+        for r in node.replicas { o += "sutra_log_entries{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.log.lastIndex() - r.log.compactIndex)\n" }
+        family("sutra_snapshots_total", "counter", "Shard snapshots saved by this node (automatic and flush).")
+        o += "sutra_snapshots_total{node=\"\(id)\"} \(snapshots)\n"
+        family("sutra_term", "gauge", "Raft term of each shard replica.")
+        for r in node.replicas { o += "sutra_term{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.raft.term)\n" }
+        family("sutra_is_leader", "gauge", "1 if this node leads the shard.")
+        for r in node.replicas { o += "sutra_is_leader{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.isLeader ? 1 : 0)\n" }
+        family("sutra_leader_changes_total", "counter", "Leader or role changes seen by each shard replica.")
+        for (s, n) in leaderChanges.enumerated() { o += "sutra_leader_changes_total{node=\"\(id)\",shard=\"\(s)\"} \(n)\n" }
+        family("sutra_commit_index", "gauge", "Commit index of each shard replica.")
+        for r in node.replicas { o += "sutra_commit_index{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.raft.commitIndex)\n" }
+        family("sutra_applied_index", "gauge", "Applied index of each shard replica.")
+        for r in node.replicas { o += "sutra_applied_index{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.appliedIndex)\n" }
+        family("sutra_replication_lag_entries", "gauge", "Leader only: entries each follower is behind the leader's log.")
+        for s in node.clusterStatus().shards {
+            for rep in s.replicas where rep.node != id {
+                o += "sutra_replication_lag_entries{node=\"\(id)\",shard=\"\(s.shard)\",follower=\"\(rep.node)\"} \(rep.lag)\n"
+            }
+        }
+        family("sutra_peer_connected", "gauge", "1 if the link to the peer node is up.")
+        for p in node.config.peers.keys.sorted() where p != id {
+            o += "sutra_peer_connected{node=\"\(id)\",peer=\"\(p)\"} \(node.transport.isConnected(p) ? 1 : 0)\n"
+        }
+        family("sutra_peer_dropped_frames_total", "counter", "Frames to peers dropped because the link was down or backed up.")
+        o += "sutra_peer_dropped_frames_total{node=\"\(id)\"} \(node.transport.droppedFrames)\n"
+        return o
+    }
+}

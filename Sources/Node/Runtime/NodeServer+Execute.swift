@@ -1,0 +1,280 @@
+import Raft
+import Shard
+
+/// Serving client operations: validation at the edge, routing to shards, reads and writes.
+extension NodeServer {
+    /// Serves one client request. `done` runs exactly once, on the loop thread.
+    public func execute(_ op: ClientOp, session: ClientSession, _ done: @escaping ClientCompletion) {
+        if stopping, op.isWrite {
+            done(.failure(ClientError(.unavailable, "the node is shutting down; retry at another node")))
+            return
+        }
+        metrics.requests += 1
+        if let problem = validate(op) { done(.failure(problem)); return }
+        switch op {
+        case .put(let c):
+            write(.putConcept(c), shard: shard(of: c.id), session: session, done)
+        case .delete(let id):
+            write(.deleteConcept(id), shard: shard(of: id), session: session, done)
+        case .associate(let source, let target, let type, let confidence):
+            associate(source, target, type, confidence, session: session, done)
+        case .get(let id, let consistency):
+            read(shard: shard(of: id), consistency) { r in
+                guard let c = r.state.concept(id) else { return .failure(ClientError(.notFound, "concept \(id) not found")) }
+                return .success(.concept(c))
+            } done: { done($0) }
+        case .neighbors(let id, let direction, let type, let consistency):
+            read(shard: shard(of: id), consistency) { r in
+                var out: [NeighborEdge] = []
+                if direction != .incoming {
+                    out += r.state.neighbors(of: id, direction: .outgoing, type: type).map { NeighborEdge(edge: $0, direction: .outgoing) }
+                }
+                if direction != .outgoing {
+                    out += r.state.neighbors(of: id, direction: .incoming, type: type).map { NeighborEdge(edge: $0, direction: .incoming) }
+                }
+                if out.isEmpty && r.state.concept(id) == nil { return .failure(ClientError(.notFound, "concept \(id) not found")) }
+                return .success(.neighbors(out))
+            } done: { done($0) }
+        case .path(let from, let to, let depth, let consistency):
+            allShards(consistency) { [weak self] in
+                guard let self else { return }
+                done(self.findPath(from, to, depth))
+            } failed: { done(.failure($0)) }
+        case .search(let vector, let k, let ef, let consistency):
+            allShards(consistency) { [weak self] in
+                guard let self else { return }
+                done(self.search(vector, k: k, ef: ef))
+            } failed: { done(.failure($0)) }
+        case .batch(let items):
+            batch(items, session: session, done)
+        case .flush:
+            let n = requestSnapshots()
+            afterNextDurableWrite { done(.success(.flushed(shards: n))) }
+            endOfTurn()
+        case .cluster:
+            done(.success(.cluster(clusterStatus())))
+        }
+    }
+
+    func shard(of id: ConceptID) -> Int { id.shard(of: config.numShards) }
+
+    // MARK: validation at the edge
+
+    func validate(_ op: ClientOp) -> ClientError? {
+        func concept(_ c: Concept) -> ClientError? {
+            if c.content.count > limits.maxContentBytes {
+                return ClientError(.tooLarge, "content is \(c.content.count) bytes; the limit is \(limits.maxContentBytes)")
+            }
+            if let e = c.embedding {
+                if e.count > ShardLimits.maxDimension {
+                    return ClientError(.tooLarge, "embedding has \(e.count) dimensions; the limit is \(ShardLimits.maxDimension)")
+                }
+                if e.count != limits.dimension {
+                    return ClientError(.invalidArgument, "embedding has \(e.count) dimensions; this cluster's dimension is \(limits.dimension)")
+                }
+                if e.contains(where: { !$0.isFinite }) { return ClientError(.invalidArgument, "embedding contains a non-finite value") }
+            }
+            if !c.strength.isFinite || !c.confidence.isFinite { return ClientError(.invalidArgument, "strength and confidence must be finite") }
+            return nil
+        }
+        switch op {
+        case .put(let c): return concept(c)
+        case .associate(_, _, _, let conf):
+            return conf.isFinite ? nil : ClientError(.invalidArgument, "confidence must be finite")
+        case .path(_, _, let depth, _):
+            if depth > PathSearch.maxDepthLimit { return ClientError(.tooLarge, "max_depth is \(depth); the limit is \(PathSearch.maxDepthLimit)") }
+            if depth < 1 { return ClientError(.invalidArgument, "max_depth is \(depth); allowed: 1…\(PathSearch.maxDepthLimit)") }
+        case .search(let v, let k, let ef, _):
+            if k > 1000 { return ClientError(.tooLarge, "k is \(k); the limit is 1000") }
+            if k < 1 { return ClientError(.invalidArgument, "k is \(k); allowed: 1…1000") }
+            if ef < 0 || ef > 10_000 { return ClientError(.invalidArgument, "ef is \(ef); allowed: 0…10000") }
+            if limits.dimension == 0 { return ClientError(.invalidArgument, "this cluster stores no embeddings (dimension 0)") }
+            if v.count > ShardLimits.maxDimension { return ClientError(.tooLarge, "query has \(v.count) dimensions; the limit is \(ShardLimits.maxDimension)") }
+            if v.count != limits.dimension { return ClientError(.invalidArgument, "query has \(v.count) dimensions; this cluster's dimension is \(limits.dimension)") }
+            if v.contains(where: { !$0.isFinite }) { return ClientError(.invalidArgument, "query contains a non-finite value") }
+        case .batch(let items):
+            if items.count > limits.maxBatch { return ClientError(.tooLarge, "batch of \(items.count) items; the limit is \(limits.maxBatch)") }
+            if items.isEmpty { return ClientError(.invalidArgument, "empty batch") }
+            for (i, item) in items.enumerated() {
+                var problem: ClientError?
+                switch item {
+                case .put(let c): problem = concept(c)
+                case .associate(_, _, _, let conf) where !conf.isFinite: problem = ClientError(.invalidArgument, "confidence must be finite")
+                default: break
+                }
+                if var p = problem { p.message = "item \(i): \(p.message)"; return p }
+            }
+        default: break
+        }
+        return nil
+    }
+
+    // MARK: writes
+
+    private func request(_ c: ShardCommand, _ s: ClientSession) -> ShardRequest {
+        ShardRequest(clientID: s.clientID, sequence: s.sequence, ackedBelow: s.ackedBelow, command: c)
+    }
+
+    /// A single-shard write: served only by the shard's leader (others answer NOT_LEADER with a hint).
+    private func write(_ c: ShardCommand, shard s: Int, session: ClientSession, _ done: @escaping ClientCompletion) {
+        let r = replicas[s]
+        guard r.isLeader else { done(.failure(notLeader(s))); return }
+        let started = ContinuousClock.now
+        r.propose(request(c, session)) { [weak self] result in
+            self?.metrics.recordWrite(shard: s, since: started)
+            done(result.map { .write(version: $0) }.mapError { self?.clientError($0, shard: s) ?? ClientError(.unavailable, "stopping") })
+        }
+    }
+
+    /// An association: the out-edge with the source, the in-edge with the target. Same shard: one entry,
+    /// atomic. Different shards: the in-edge first (it checks the target exists), then the out-edge — two
+    /// writes, NOT atomic across a crash between them (cross-shard atomicity is issue 4's 2PC).
+    private func associate(_ source: ConceptID, _ target: ConceptID, _ type: AssociationType, _ confidence: Float,
+                           session: ClientSession, _ done: @escaping ClientCompletion) {
+        let s1 = shard(of: source), s2 = shard(of: target)
+        let out = ShardCommand.putEdge(.outgoing, owner: source, Edge(other: target, type: type, confidence: confidence))
+        let inc = ShardCommand.putEdge(.incoming, owner: target, Edge(other: source, type: type, confidence: confidence))
+        guard replicas[s1].isLeader else { done(.failure(notLeader(s1))); return }
+        if s1 == s2 { write(.batch([out, inc]), shard: s1, session: session, done); return }
+        proposeAnywhere(shard: s2, request(inc, session)) { [weak self] result in
+            guard let self else { return }
+            switch result {
+            case .failure(let e): done(.failure(self.clientError(e, shard: s2)))
+            case .success:
+                self.proposeAnywhere(shard: s1, self.request(out, session)) { result in
+                    done(result.map { .write(version: $0) }.mapError { self.clientError($0, shard: s1) })
+                }
+            }
+        }
+    }
+
+    /// A batch: split by shard (associations into their two edges); each shard's part is one atomic entry,
+    /// written wherever that shard's leader is. Across shards the parts are independent (issue 4).
+    private func batch(_ items: [BatchItem], session: ClientSession, _ done: @escaping ClientCompletion) {
+        var parts: [Int: [ShardCommand]] = [:]
+        for item in items {
+            switch item {
+            case .put(let c): parts[shard(of: c.id), default: []].append(.putConcept(c))
+            case .delete(let id): parts[shard(of: id), default: []].append(.deleteConcept(id))
+            case .associate(let s, let t, let type, let conf):
+                parts[shard(of: s), default: []].append(.putEdge(.outgoing, owner: s, Edge(other: t, type: type, confidence: conf)))
+                parts[shard(of: t), default: []].append(.putEdge(.incoming, owner: t, Edge(other: s, type: type, confidence: conf)))
+            }
+        }
+        var remaining = parts.count
+        var version: UInt64 = 0
+        var errors: [String] = []
+        var firstError: ClientError?
+        for (s, cmds) in parts.sorted(by: { $0.key < $1.key }) {
+            proposeAnywhere(shard: s, request(.batch(cmds), session)) { [weak self] result in
+                guard let self else { return }
+                switch result {
+                case .success(let v): version = max(version, v)
+                case .failure(let e):
+                    let ce = self.clientError(e, shard: s)
+                    errors.append("shard \(s): \(ce.message)")
+                    if firstError == nil { firstError = ce }
+                }
+                remaining -= 1
+                guard remaining == 0 else { return }
+                if var e = firstError {
+                    e.message = errors.joined(separator: "; ")
+                    done(.failure(e))
+                } else {
+                    done(.success(.write(version: version)))
+                }
+            }
+        }
+    }
+
+    // MARK: reads
+
+    /// A read of one shard. Linearizable: only on its leader, after a ReadIndex round. Stale: this replica.
+    private func read(shard s: Int, _ consistency: ReadConsistency, _ body: @escaping (ShardReplica) -> Result<ClientReply, ClientError>,
+                      done: @escaping ClientCompletion) {
+        let r = replicas[s]
+        switch consistency {
+        case .stale:
+            done(body(r))
+        case .linearizable:
+            guard r.isLeader else { done(.failure(notLeader(s))); return }
+            r.linearizableRead { [weak self] result in
+                switch result {
+                case .success: done(body(r))
+                case .failure(let e): done(.failure(self?.clientError(e, shard: s) ?? ClientError(.unavailable, "stopping")))
+                }
+            }
+        }
+    }
+
+    /// Multi-shard reads (paths, vector search) run on this node's replicas of every shard; linearizable ones
+    /// first pass a read barrier on every shard (ReadIndex at each leader, wherever it is).
+    private func allShards(_ consistency: ReadConsistency, _ body: @escaping () -> Void, failed: @escaping (ClientError) -> Void) {
+        if consistency == .stale { body(); return }
+        var remaining = replicas.count
+        var failure: ClientError?
+        for r in replicas {
+            readBarrier(shard: r.shard) { [weak self] result in
+                if case .failure(let e) = result, failure == nil {
+                    failure = self?.clientError(e, shard: r.shard) ?? ClientError(.unavailable, "stopping")
+                    if failure!.code == .notLeader { failure!.code = .unavailable }
+                }
+                remaining -= 1
+                if remaining == 0 {
+                    if let f = failure { failed(f) } else { body() }
+                }
+            }
+        }
+    }
+
+    private func findPath(_ from: ConceptID, _ to: ConceptID, _ depth: Int) -> Result<ClientReply, ClientError> {
+        var visited = 0
+        do {
+            let hops = try PathSearch.shortestPath(from: from, to: to, maxDepth: depth) { id in
+                visited += 1
+                return self.replicas[self.shard(of: id)].state.neighbors(of: id, direction: .outgoing)
+            }
+            guard let hops else { return .success(.path(found: false, ids: [], visited: visited)) }
+            return .success(.path(found: true, ids: [from] + hops.map(\.other), visited: visited))
+        } catch {
+            return .failure(ClientError(.tooLarge, "path search: \(error)"))
+        }
+    }
+
+    private func search(_ vector: [Float], k: Int, ef: Int) -> Result<ClientReply, ClientError> {
+        var hits: [(id: ConceptID, distance: Float)] = []
+        do {
+            for r in replicas { hits += try r.vectors.search(vector, k: k, ef: ef == 0 ? max(64, k) : ef) }
+        } catch {
+            return .failure(ClientError(.internal, "\(error)"))
+        }
+        hits.sort { ($0.distance, $0.id) < ($1.distance, $1.id) }
+        return .success(.search(Array(hits.prefix(k))))
+    }
+
+    // MARK: errors
+
+    func notLeader(_ s: Int) -> ClientError {
+        let leader = replicas[s].raft.leader
+        var e = ClientError(leader == noNode ? .unavailable : .notLeader,
+                            leader == noNode ? "shard \(s) has no leader right now; retry" : "node \(config.nodeID) does not lead shard \(s); node \(leader) does")
+        e.leader = leader
+        if leader == config.nodeID {
+            e.leaderClientAddress = config.clientAddress
+            e.leaderHTTPAddress = config.httpAddress
+        } else if let h = transport.peerHellos[leader] {
+            e.leaderClientAddress = h.clientAddress
+            e.leaderHTTPAddress = h.httpAddress
+        }
+        return e
+    }
+
+    func clientError(_ e: ReplicaError, shard s: Int) -> ClientError {
+        switch e {
+        case .notLeader: return notLeader(s)
+        case .unavailable(let why): return ClientError(.unavailable, why)
+        case .rejected(let why):
+            return ClientError(why.hasSuffix("not found") ? .notFound : .invalidArgument, why)
+        }
+    }
+}

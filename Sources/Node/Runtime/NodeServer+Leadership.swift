@@ -1,0 +1,52 @@
+import Raft
+import Shard
+
+/// Leader placement: shards are dealt round-robin over the nodes; a leader hands a shard back to its preferred
+/// node once that node is connected and caught up. Graceful shutdown hands every leadership away first.
+extension NodeServer {
+    /// Called every 50 ticks: at most one transfer per call, so leadership moves calmly.
+    func rebalanceLeaders() {
+        guard !stopping else { return }
+        for r in replicas where r.isLeader {
+            let preferred = preferredLeader(of: r.shard)
+            guard preferred != config.nodeID, transport.isConnected(preferred),
+                  let p = r.raft.progressState(of: preferred), p.match == r.raft.lastIndex else { continue }
+            try? r.raft.transferLeadership(to: preferred)
+            logger.info("shard \(r.shard): handing leadership to its preferred node \(preferred)")
+            return
+        }
+    }
+
+    /// SIGTERM: stop leading (transfer every leadership to the most caught-up connected peer), then stop.
+    func beginShutdown() {
+        guard !stopping else { return }
+        stopping = true
+        shutdownDeadline = ticks + UInt64(max(1, 3000 / config.tickMs))
+        continueShutdown()
+    }
+
+    func continueShutdown() {
+        var leading = 0
+        for r in replicas where r.isLeader {
+            leading += 1
+            guard r.raft.leadTransferee == noNode else { continue }
+            let candidates = config.peers.keys.filter { $0 != config.nodeID && transport.isConnected($0) }
+            let best = candidates.max { (r.raft.progressState(of: $0)?.match ?? 0) < (r.raft.progressState(of: $1)?.match ?? 0) }
+            if let best { try? r.raft.transferLeadership(to: best) }
+        }
+        if leading == 0 || ticks >= shutdownDeadline {
+            if leading > 0 { logger.warning("stopping while still leading \(leading) shard(s): no peer took over in time") }
+            finalStop()
+        }
+    }
+
+    private func finalStop() {
+        for r in replicas { r.failAll(.unavailable("the node is shutting down; retry at another node")) }
+        // Let the last frames (timeoutNow, answers) go out, then close everything so the loop ends.
+        endOfTurn()
+        stopFrontEnds()
+        transport.stop()
+        closeLoopHandles()
+        logger.notice("stopped")
+    }
+}

@@ -1,0 +1,36 @@
+import Raft
+import Shard
+
+extension NodeServer {
+    /// This node's view of the cluster: every node, and every shard's leader, term, indexes and (where this
+    /// node leads) each replica's lag.
+    func clusterStatus() -> ClusterStatus {
+        var nodes: [NodeStatus] = []
+        for id in config.peers.keys.sorted() {
+            if id == config.nodeID {
+                nodes.append(NodeStatus(id: id, clientAddress: config.clientAddress, httpAddress: config.httpAddress, connected: true))
+            } else {
+                let h = transport.peerHellos[id]
+                nodes.append(NodeStatus(id: id, clientAddress: h?.clientAddress ?? "", httpAddress: h?.httpAddress ?? "",
+                                        connected: transport.isConnected(id)))
+            }
+        }
+        let shards = replicas.map { r -> ShardStatus in
+            var reps: [(node: NodeID, match: LogIndex, lag: UInt64)] = []
+            if r.isLeader {
+                for id in config.peers.keys.sorted() {
+                    let match = id == config.nodeID ? r.raft.lastIndex : (r.raft.progressState(of: id)?.match ?? 0)
+                    reps.append((id, match, r.raft.lastIndex - min(match, r.raft.lastIndex)))
+                }
+            }
+            return ShardStatus(shard: r.shard, leader: r.raft.leader, term: r.raft.term, role: "\(r.raft.role)",
+                               commitIndex: r.raft.commitIndex, appliedIndex: r.appliedIndex, lastIndex: r.raft.lastIndex,
+                               snapshotIndex: r.snapshotIndex, concepts: r.state.conceptCount, replicas: reps)
+        }
+        return ClusterStatus(clusterID: config.clusterID, nodeID: config.nodeID, numShards: config.numShards,
+                             dimension: config.dimension, nodes: nodes, shards: shards)
+    }
+
+    /// `/ready`: every local shard knows its leader.
+    var isReady: Bool { !stopping && replicas.allSatisfy { $0.raft.leader != noNode } }
+}

@@ -1,0 +1,274 @@
+import Foundation
+import Logging
+import Raft
+import Shard
+import UV
+import WAL
+
+/// One Sutra node: a libuv loop hosting every shard's replica, the shared WAL, the peer transport and the
+/// client front ends. Everything runs on the loop thread except the WAL's fsync, which runs on libuv's thread
+/// pool.
+///
+/// A loop turn: callbacks (peer frames, client requests, the tick timer) step the shards' Raft cores; at the
+/// end of the turn (`LoopCheck`) the node sends what may go out at once (heartbeats, the leaders' appends),
+/// gathers every shard's `Ready` into ONE `WriteBatch`, and hands its fsync to the thread pool (group commit).
+/// When the write is durable it sends the messages that depended on it (votes, append acks), applies committed
+/// entries and answers the clients whose writes became final. Guarantees: nothing is acknowledged — to a peer
+/// or a client — before the write it depends on is fsynced; a failed fsync stops the process (the log's state
+/// is unknown, and recovery on restart is the only safe path).
+public final class NodeServer {
+    public let config: NodeConfig
+    let loop: EventLoop
+    let logger: Logger
+    let engine: LogEngine
+    var replicas: [ShardReplica] = []
+    var transport: PeerTransport!
+    let metrics: NodeMetrics
+    let limits: ShardLimits
+
+    var tickTimer: UV.Timer?
+    var turnHook: LoopCheck?
+    var signals: [SignalWatcher] = []
+    var shutdownDeadline: UInt64 = 0
+    var front: [AnyObject] = []
+
+    private var writeInFlight = false
+    private var outgoing: [NodeID: [ShardMessage]] = [:]
+    /// Snapshots taken this turn, saved (and the log compacted behind them) by the next group-commit write.
+    private var snapshotsToSave: [(shard: Int, snapshot: Snapshot)] = []
+    private var afterNextWrite: [() -> Void] = []
+    /// Reads waiting for this node's replica of a shard to apply up to an index (forwarded ReadIndex).
+    var appliedWaiters: [[(index: LogIndex, done: () -> Void)]] = []
+    var forwards: [UInt64: (peer: NodeID, deadline: UInt64, done: (ForwardResult) -> Void)] = [:]
+    var nextForwardID: UInt64 = 1
+    var stopping = false
+    var ticks: UInt64 = 0
+    /// Ticks until each shard this node should lead may start an election early (spreads leaders at start).
+    var startupCampaign: [Int: Int] = [:]
+
+    public init(config: NodeConfig, logger: Logger) throws {
+        self.config = config
+        self.logger = logger
+        self.loop = try EventLoop()
+        self.limits = {
+            var l = ShardLimits(dimension: config.dimension)
+            l.maxBatch = 1000
+            return l
+        }()
+        metrics = NodeMetrics(shards: config.numShards)
+        try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
+        engine = try LogEngine(directory: config.dataDir + "/wal", logger: logger)
+        try openShards()
+        appliedWaiters = Array(repeating: [], count: config.numShards)
+    }
+
+    /// Opens every shard from the WAL; a shard seen for the first time gets the cluster's membership.
+    private func openShards() throws {
+        let voters = ConfState(voters: Array(config.peers.keys))
+        var initial = WriteBatch()
+        for s in 0..<config.numShards {
+            let log = engine.group(UInt64(s))
+            if log.snapshotMetadata.confState.isEmpty && log.lastIndex() == 0 {
+                initial.setInitialMembership(group: UInt64(s), voters)
+            }
+        }
+        if !initial.isEmpty { try engine.write(initial) }
+        if let extra = engine.groupIDs.first(where: { $0 >= UInt64(config.numShards) }) {
+            throw NodeStartError("the data directory holds shard \(extra) but this node is configured with \(config.numShards) shards; the shard count is fixed when a cluster is created")
+        }
+        for s in 0..<config.numShards {
+            var rc = RaftConfig(id: config.nodeID, seed: config.nodeID &* 0x9E37_79B9 &+ UInt64(s))
+            rc.electionTick = config.electionTicks
+            rc.heartbeatTick = 1
+            let replica = try ShardReplica(shard: s, raftConfig: rc, log: engine.group(UInt64(s)), limits: limits)
+            replicas.append(replica)
+            if preferredLeader(of: s) == config.nodeID { startupCampaign[s] = 2 }
+        }
+        let restored = replicas.reduce(0) { $0 + $1.state.conceptCount }
+        logger.info("opened \(config.numShards) shards from \(config.dataDir) (\(restored) concepts from snapshots)")
+    }
+
+    /// The node that should lead shard `s` when every node is up: shards are dealt round-robin over node ids.
+    func preferredLeader(of s: Int) -> NodeID {
+        let ids = config.peers.keys.sorted()
+        return ids[s % ids.count]
+    }
+
+    /// Starts listening and runs the loop until the node stops. Returns the process exit code.
+    public func run(onReady: (() -> Void)? = nil) throws -> Int32 {
+        let hello = PeerHello(clusterID: config.clusterID, node: config.nodeID,
+                              clientAddress: config.clientAddress, httpAddress: config.httpAddress)
+        var peerAddrs: [NodeID: PeerEndpoint] = [:]
+        for (id, p) in config.peers { peerAddrs[id] = p }
+        transport = PeerTransport(loop: loop, hello: hello, peers: peerAddrs, logger: logger)
+        transport.onFrame = { [unowned self] peer, frame in self.receive(frame, from: peer) }
+        transport.onLinkChange = { [unowned self] peer, up in if !up { self.failForwards(to: peer) } }
+        try transport.start(listenHost: config.listenHost, port: config.peerPort)
+        try startFrontEnds()
+        tickTimer = try UV.Timer(loop: loop)
+        tickTimer!.start(timeout: UInt64(config.tickMs), repeat: UInt64(config.tickMs)) { [unowned self] in self.tick() }
+        turnHook = try LoopCheck(loop: loop) { [unowned self] in self.endOfTurn() }
+        for sig in [SIGTERM, SIGINT] {
+            signals.append(try SignalWatcher(loop: loop, signal: sig) { [unowned self] s in
+                self.logger.notice("signal \(s): shutting down gracefully")
+                self.beginShutdown()
+            })
+        }
+        logger.info("node \(config.nodeID) of cluster \(config.clusterID): peers on \(config.listenHost):\(config.peerPort), clients on \(config.clientAddress), HTTP on \(config.httpAddress)")
+        onReady?()
+        _ = loop.run()
+        return 0
+    }
+
+    // MARK: the loop turn
+
+    private func tick() {
+        ticks += 1
+        for r in replicas {
+            r.raft.tick()
+            if let left = startupCampaign[r.shard] {
+                if r.raft.leader != noNode { startupCampaign[r.shard] = nil }
+                else if left <= 0 { r.raft.campaign(); startupCampaign[r.shard] = nil }
+                else { startupCampaign[r.shard] = left - 1 }
+            }
+        }
+        if ticks % 5 == 0 { expireForwards() }
+        if ticks % 50 == 0 { rebalanceLeaders() }
+        if stopping { continueShutdown() }
+        metrics.observe(self)
+    }
+
+    /// End of a loop turn: send what may go now, start the next group commit if none is in flight.
+    func endOfTurn() {
+        for r in replicas {
+            r.startReads()
+            queue(r.raft.takeImmediateMessages(), shard: r.shard)
+            if r.entriesSinceSnapshot >= UInt64(config.snapshotEntries), let snap = r.takeSnapshot() {
+                snapshotsToSave.append((r.shard, snap))
+            }
+        }
+        if !writeInFlight { persistAndApply() }
+        flushOutgoing()
+    }
+
+    private func persistAndApply() {
+        var batch = WriteBatch()
+        var readies: [(ShardReplica, Ready)] = []
+        for r in replicas where r.raft.hasReady() {
+            let rd = r.raft.ready()
+            batch.add(rd, group: UInt64(r.shard))
+            readies.append((r, rd))
+        }
+        var compacted = 0
+        for (s, snap) in snapshotsToSave {
+            batch.saveSnapshot(group: UInt64(s), snap)
+            let upTo = snap.metadata.index > LogIndex(config.compactMargin) ? snap.metadata.index - LogIndex(config.compactMargin) : 0
+            if upTo > replicas[s].log.compactIndex { batch.compact(group: UInt64(s), upTo: upTo) }
+            compacted += 1
+        }
+        snapshotsToSave = []
+        let callbacks = afterNextWrite
+        afterNextWrite = []
+        if batch.isEmpty {
+            finish(readies)
+            for c in callbacks { c() }
+            return
+        }
+        let prepared: PreparedWrite
+        do {
+            prepared = try engine.prepare(batch)
+        } catch {
+            fatalStop("preparing a WAL write failed: \(error)")
+        }
+        writeInFlight = true
+        let started = DispatchTime.now().uptimeNanoseconds
+        let bytes = prepared.byteCount
+        do {
+            try loop.queueWork({ () -> Result<Void, WALError> in
+                do throws(WALError) { try prepared.perform(); return .success(()) } catch { return .failure(error) }
+            }, completion: { [unowned self] result in
+                if case .failure(let e) = result {
+                    self.engine.abandon(prepared, error: e)
+                    self.fatalStop("WAL write failed, stopping rather than acknowledging anything: \(e)")
+                }
+                self.engine.complete(prepared)
+                self.metrics.recordFsync(nanos: DispatchTime.now().uptimeNanoseconds - started, bytes: bytes, snapshots: compacted)
+                self.writeInFlight = false
+                self.finish(readies)
+                for c in callbacks { c() }
+                self.endOfTurn()
+            })
+        } catch {
+            fatalStop("cannot queue the WAL write: \(error)")
+        }
+    }
+
+    /// The turn's write is durable: send what waited for it, apply, answer, advance.
+    private func finish(_ readies: [(ShardReplica, Ready)]) {
+        for (r, rd) in readies {
+            queue(rd.messages, shard: r.shard)
+            r.finish(rd)
+            if rd.softState != nil { metrics.leaderChanges[r.shard] += 1 }
+            wakeAppliedWaiters(r.shard)
+        }
+    }
+
+    /// Runs `done` after the next group-commit write is durable (flush uses it for its snapshots).
+    func afterNextDurableWrite(_ done: @escaping () -> Void) {
+        afterNextWrite.append(done)
+    }
+
+    func requestSnapshots() -> Int {
+        var n = 0
+        for r in replicas {
+            if let snap = r.takeSnapshot() { snapshotsToSave.append((r.shard, snap)); n += 1 }
+        }
+        return n
+    }
+
+    // MARK: messages
+
+    private func queue(_ msgs: [Message], shard: Int) {
+        for m in msgs { outgoing[m.to, default: []].append(ShardMessage(shard: UInt32(shard), message: m)) }
+    }
+
+    private func flushOutgoing() {
+        for (peer, msgs) in outgoing where !msgs.isEmpty {
+            let sent = transport.send(.raft(msgs), to: peer)
+            for m in msgs where m.message.type == .snapshot {
+                replicas[Int(m.shard)].raft.reportSnapshot(to: peer, failed: !sent)
+            }
+            if !sent { for s in Set(msgs.map(\.shard)) { replicas[Int(s)].raft.reportUnreachable(peer) } }
+        }
+        outgoing.removeAll(keepingCapacity: true)
+        transport.flush()
+    }
+
+    func wakeAppliedWaiters(_ shard: Int) {
+        guard !appliedWaiters[shard].isEmpty else { return }
+        let applied = replicas[shard].appliedIndex
+        var keep: [(index: LogIndex, done: () -> Void)] = []
+        var ready: [() -> Void] = []
+        for w in appliedWaiters[shard] { if w.index <= applied { ready.append(w.done) } else { keep.append(w) } }
+        appliedWaiters[shard] = keep
+        for d in ready { d() }
+    }
+
+    func closeLoopHandles() {
+        tickTimer?.close()
+        turnHook?.close()
+        for s in signals { s.close() }
+        signals = []
+    }
+
+    func fatalStop(_ why: String) -> Never {
+        logger.critical("\(why)")
+        exit(70)
+    }
+}
+
+/// A node that cannot start: the message says which setting or file and why.
+public struct NodeStartError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}

@@ -1,0 +1,127 @@
+import Raft
+import Shard
+
+/// How fresh a read must be.
+public enum ReadConsistency: Sendable {
+    /// Served after a ReadIndex round on the shard's leader: sees every write acknowledged before the read.
+    case linearizable
+    /// Served from this node's replica as applied so far (may lag the leader).
+    case stale
+}
+
+/// Which edges of a concept a neighbours query returns.
+public enum NeighborDirection: Sendable {
+    case outgoing, incoming, both
+}
+
+/// One item of a batch write.
+public enum BatchItem: Sendable {
+    case put(Concept)
+    case delete(ConceptID)
+    case associate(source: ConceptID, target: ConceptID, type: AssociationType, confidence: Float)
+}
+
+/// A client request, whichever protocol (binary or HTTP/JSON) carried it. Both front ends decode into this
+/// and `NodeServer.execute` serves it, so the two protocols cannot drift apart.
+public enum ClientOp: Sendable {
+    case put(Concept)
+    case get(ConceptID, ReadConsistency)
+    case delete(ConceptID)
+    case associate(source: ConceptID, target: ConceptID, type: AssociationType, confidence: Float)
+    case neighbors(ConceptID, NeighborDirection, AssociationType?, ReadConsistency)
+    case path(from: ConceptID, to: ConceptID, maxDepth: Int, ReadConsistency)
+    case search(vector: [Float], k: Int, ef: Int, ReadConsistency)
+    case batch([BatchItem])
+    case flush
+    case cluster
+
+    /// Whether a retry may apply it again without the client sequence (reads, flush, cluster).
+    var isWrite: Bool {
+        switch self {
+        case .put, .delete, .associate, .batch: return true
+        default: return false
+        }
+    }
+}
+
+/// Identity that makes a retried write apply once (see `ShardRequest`).
+public struct ClientSession: Sendable {
+    public var clientID: UInt64
+    public var sequence: UInt64
+    public var ackedBelow: UInt64
+    public init(clientID: UInt64 = 0, sequence: UInt64 = 0, ackedBelow: UInt64 = 0) {
+        self.clientID = clientID
+        self.sequence = sequence
+        self.ackedBelow = ackedBelow
+    }
+}
+
+/// A neighbour as answered to clients.
+public struct NeighborEdge: Sendable {
+    public var edge: Edge
+    public var direction: EdgeDirection
+}
+
+/// One node's view of a shard, for `GET /v1/cluster` and `sutra status`.
+public struct ShardStatus: Sendable {
+    public var shard: Int
+    public var leader: NodeID
+    public var term: Term
+    public var role: String
+    public var commitIndex: LogIndex
+    public var appliedIndex: LogIndex
+    public var lastIndex: LogIndex
+    public var snapshotIndex: LogIndex
+    public var concepts: Int
+    /// Filled when this node leads the shard: each follower's match index and lag behind the leader's log.
+    public var replicas: [(node: NodeID, match: LogIndex, lag: UInt64)]
+}
+
+public struct NodeStatus: Sendable {
+    public var id: NodeID
+    public var clientAddress: String
+    public var httpAddress: String
+    public var connected: Bool
+}
+
+public struct ClusterStatus: Sendable {
+    public var clusterID: String
+    public var nodeID: NodeID
+    public var numShards: Int
+    public var dimension: Int
+    public var nodes: [NodeStatus]
+    public var shards: [ShardStatus]
+}
+
+/// A successful answer.
+public enum ClientReply: Sendable {
+    case write(version: UInt64)
+    case concept(Concept)
+    case neighbors([NeighborEdge])
+    case path(found: Bool, ids: [ConceptID], visited: Int)
+    case search([(id: ConceptID, distance: Float)])
+    case flushed(shards: Int)
+    case cluster(ClusterStatus)
+}
+
+/// Why a request failed, in terms both protocols map to their own codes (HTTP status, protobuf ErrorCode).
+public struct ClientError: Error, Sendable {
+    public enum Code: Sendable {
+        case notLeader, invalidArgument, notFound, tooLarge, unavailable, timeout, `internal`
+    }
+    public var code: Code
+    public var message: String
+    public var leader: NodeID = noNode
+    public var leaderClientAddress = ""
+    public var leaderHTTPAddress = ""
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    /// Whether the same request may succeed if retried (possibly at another node).
+    public var isRetryable: Bool { code == .notLeader || code == .unavailable || code == .timeout }
+}
+
+public typealias ClientCompletion = (Result<ClientReply, ClientError>) -> Void

@@ -1,0 +1,253 @@
+import Codec
+import Raft
+import Shard
+
+/// The node-to-node wire format. Every frame is a u32 little-endian length of what follows, a kind byte, and
+/// the kind's body. One TCP connection per node pair carries every shard's frames in both directions.
+///
+/// Hand-written over `Codec` rather than protobuf (the client protocol's encoding): Raft entries are byte
+/// strings already, and this layout copies them once instead of twice (see docs/ARCHITECTURE.md).
+/// Decoding refuses unknown kinds, unknown enum values, truncation and trailing bytes.
+enum PeerFrame: Equatable {
+    /// First frame each way: who is speaking, which protocol versions it can speak, and where its clients
+    /// connect (so a node can name the leader's address in a NOT_LEADER answer).
+    case hello(PeerHello)
+    /// A loop turn's Raft messages for this peer, for any number of shards.
+    case raft([ShardMessage])
+    /// Asks the peer (the shard's leader) to run a write or a ReadIndex round for us.
+    case forward(id: UInt64, shard: UInt32, op: ForwardOp)
+    case forwardReply(id: UInt64, ForwardResult)
+
+    /// Versions of this wire format this build speaks.
+    static let minVersion: UInt32 = 1
+    static let maxVersion: UInt32 = 1
+    /// Largest frame accepted from a peer (a snapshot of a big shard travels in one frame).
+    static let maxFrameBytes = 1 << 30
+}
+
+struct PeerHello: Equatable {
+    var clusterID: String
+    var node: NodeID
+    var minVersion: UInt32 = PeerFrame.minVersion
+    var maxVersion: UInt32 = PeerFrame.maxVersion
+    /// host:port of the node's binary client protocol and of its HTTP API.
+    var clientAddress: String
+    var httpAddress: String
+}
+
+struct ShardMessage: Equatable {
+    var shard: UInt32
+    var message: Message
+}
+
+enum ForwardOp: Equatable {
+    case propose(ShardRequest)
+    /// Confirm leadership and return the read index (a linearizable read served by the asking node).
+    case readIndex
+}
+
+enum ForwardResult: Equatable {
+    /// Write: the version applied. ReadIndex: the index the asker must apply up to before reading.
+    case ok(UInt64)
+    case failed(ReplicaError)
+}
+
+struct PeerWireError: Error, Equatable, CustomStringConvertible {
+    var description: String
+}
+
+extension PeerFrame {
+    func encode() -> [UInt8] {
+        var w = ByteWriter(capacity: 256)
+        w.u32(0)
+        switch self {
+        case .hello(let h):
+            w.u8(1)
+            writeString(h.clusterID, &w)
+            w.u64(h.node); w.u32(h.minVersion); w.u32(h.maxVersion)
+            writeString(h.clientAddress, &w)
+            writeString(h.httpAddress, &w)
+        case .raft(let msgs):
+            w.u8(2)
+            w.u32(UInt32(msgs.count))
+            for m in msgs { w.u32(m.shard); PeerFrame.encode(m.message, &w) }
+        case .forward(let id, let shard, let op):
+            w.u8(3)
+            w.u64(id); w.u32(shard)
+            switch op {
+            case .propose(let r):
+                w.u8(1)
+                let b = r.encode()
+                w.u32(UInt32(b.count)); w.raw(b)
+            case .readIndex:
+                w.u8(2)
+            }
+        case .forwardReply(let id, let result):
+            w.u8(4)
+            w.u64(id)
+            switch result {
+            case .ok(let v): w.u8(0); w.u64(v)
+            case .failed(.notLeader(let l)): w.u8(1); w.u64(l)
+            case .failed(.unavailable(let s)): w.u8(2); writeString(s, &w)
+            case .failed(.rejected(let s)): w.u8(3); writeString(s, &w)
+            }
+        }
+        w.patchU32(UInt32(w.bytes.count - 4), at: 0)
+        return w.bytes
+    }
+
+    private static func encode(_ m: Message, _ w: inout ByteWriter) {
+        w.u8(m.type.rawValue)
+        w.u64(m.to); w.u64(m.from); w.u64(m.term); w.u64(m.logTerm); w.u64(m.index); w.u64(m.commit)
+        w.u8(m.reject ? 1 : 0)
+        w.u64(m.rejectHint); w.u64(m.context)
+        w.u32(UInt32(m.entries.count))
+        for e in m.entries {
+            w.u64(e.term); w.u64(e.index); w.u8(e.kind.rawValue)
+            w.u32(UInt32(e.data.count)); w.raw(e.data)
+        }
+        if let s = m.snapshot {
+            w.u8(1)
+            w.u64(s.metadata.index); w.u64(s.metadata.term)
+            w.u32(UInt32(s.metadata.confState.voters.count))
+            for v in s.metadata.confState.voters { w.u64(v) }
+            w.u32(UInt32(s.metadata.confState.learners.count))
+            for v in s.metadata.confState.learners { w.u64(v) }
+            w.u32(UInt32(s.data.count)); w.raw(s.data)
+        } else {
+            w.u8(0)
+        }
+    }
+
+    /// Decodes one frame body (after the length prefix).
+    static func decode(_ body: UnsafeRawBufferPointer) throws(PeerWireError) -> PeerFrame {
+        var r = ByteReader(body)
+        do {
+            let frame: PeerFrame
+            switch try r.u8() {
+            case 1:
+                let cluster = try readString(&r)
+                let node = try r.u64(), lo = try r.u32(), hi = try r.u32()
+                frame = .hello(PeerHello(clusterID: cluster, node: node, minVersion: lo, maxVersion: hi,
+                                         clientAddress: try readString(&r), httpAddress: try readString(&r)))
+            case 2:
+                let n = Int(try r.u32())
+                guard n <= r.remaining else { throw PeerWireError(description: "message count \(n) exceeds the frame") }
+                var out: [ShardMessage] = []
+                out.reserveCapacity(n)
+                for _ in 0..<n {
+                    let shard = try r.u32()
+                    out.append(ShardMessage(shard: shard, message: try decodeMessage(&r)))
+                }
+                frame = .raft(out)
+            case 3:
+                let id = try r.u64(), shard = try r.u32()
+                switch try r.u8() {
+                case 1:
+                    let b = try r.bytes(Int(try r.u32()))
+                    do {
+                        frame = .forward(id: id, shard: shard, op: .propose(try ShardRequest.decode(b)))
+                    } catch {
+                        throw PeerWireError(description: "forwarded write: \(error)")
+                    }
+                case 2: frame = .forward(id: id, shard: shard, op: .readIndex)
+                case let t: throw PeerWireError(description: "unknown forward op \(t)")
+                }
+            case 4:
+                let id = try r.u64()
+                switch try r.u8() {
+                case 0: frame = .forwardReply(id: id, .ok(try r.u64()))
+                case 1: frame = .forwardReply(id: id, .failed(.notLeader(leader: try r.u64())))
+                case 2: frame = .forwardReply(id: id, .failed(.unavailable(try readString(&r))))
+                case 3: frame = .forwardReply(id: id, .failed(.rejected(try readString(&r))))
+                case let t: throw PeerWireError(description: "unknown forward status \(t)")
+                }
+            case let k:
+                throw PeerWireError(description: "unknown frame kind \(k)")
+            }
+            guard r.remaining == 0 else { throw PeerWireError(description: "\(r.remaining) trailing bytes") }
+            return frame
+        } catch let e as PeerWireError {
+            throw e
+        } catch {
+            throw PeerWireError(description: "truncated frame")
+        }
+    }
+
+    private static func decodeMessage(_ r: inout ByteReader) throws -> Message {
+        let t = try r.u8()
+        guard let type = MessageType(rawValue: t) else { throw PeerWireError(description: "unknown message type \(t)") }
+        var m = Message(type: type, to: try r.u64(), from: try r.u64(), term: try r.u64(), logTerm: try r.u64(),
+                        index: try r.u64(), commit: try r.u64())
+        m.reject = try r.u8() == 1
+        m.rejectHint = try r.u64()
+        m.context = try r.u64()
+        let n = Int(try r.u32())
+        guard n <= r.remaining else { throw PeerWireError(description: "entry count \(n) exceeds the frame") }
+        m.entries.reserveCapacity(n)
+        for _ in 0..<n {
+            let term = try r.u64(), index = try r.u64(), k = try r.u8()
+            guard let kind = EntryKind(rawValue: k) else { throw PeerWireError(description: "unknown entry kind \(k)") }
+            m.entries.append(Entry(term: term, index: index, kind: kind, data: try r.bytes(Int(try r.u32()))))
+        }
+        if try r.u8() == 1 {
+            let index = try r.u64(), term = try r.u64()
+            let nv = Int(try r.u32())
+            guard nv <= 1024 else { throw PeerWireError(description: "\(nv) voters") }
+            var voters: [NodeID] = []
+            for _ in 0..<nv { voters.append(try r.u64()) }
+            let nl = Int(try r.u32())
+            guard nl <= 1024 else { throw PeerWireError(description: "\(nl) learners") }
+            var learners: [NodeID] = []
+            for _ in 0..<nl { learners.append(try r.u64()) }
+            let data = try r.bytes(Int(try r.u32()))
+            m.snapshot = Snapshot(metadata: SnapshotMetadata(index: index, term: term, confState: ConfState(voters: voters, learners: learners)), data: data)
+        }
+        return m
+    }
+}
+
+private func writeString(_ s: String, _ w: inout ByteWriter) {
+    let b = Array(s.utf8)
+    w.u32(UInt32(b.count)); w.raw(b)
+}
+
+private func readString(_ r: inout ByteReader) throws -> String {
+    let n = Int(try r.u32())
+    guard n <= 1 << 16 else { throw PeerWireError(description: "string of \(n) bytes") }
+    return String(decoding: try r.bytes(n), as: UTF8.self)
+}
+
+/// Splits a byte stream into length-prefixed frames (the prefix counts the bytes after it). A declared length
+/// over `maxFrame` is a protocol violation: the stream cannot be trusted after it.
+struct LengthPrefixedFrames {
+    private var buffer: [UInt8] = []
+    private var start = 0
+    let maxFrame: Int
+
+    init(maxFrame: Int) { self.maxFrame = maxFrame }
+
+    mutating func append(_ bytes: [UInt8]) {
+        if start > 0 && start == buffer.count {
+            buffer.removeAll(keepingCapacity: true)
+            start = 0
+        }
+        buffer.append(contentsOf: bytes)
+    }
+
+    /// Calls `body` with each complete frame's bytes (without the prefix), in order.
+    mutating func drain(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        while buffer.count - start >= 4 {
+            let len = Int(UInt32(buffer[start]) | UInt32(buffer[start + 1]) << 8 | UInt32(buffer[start + 2]) << 16 | UInt32(buffer[start + 3]) << 24)
+            guard len <= maxFrame else { throw PeerWireError(description: "frame of \(len) bytes exceeds the limit of \(maxFrame)") }
+            guard buffer.count - start - 4 >= len else { break }
+            let s = start + 4
+            start = s + len
+            try buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[s..<(s + len)])) }
+        }
+        if start > 0 && start > (1 << 20) {
+            buffer.removeFirst(start)
+            start = 0
+        }
+    }
+}

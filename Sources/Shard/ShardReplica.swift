@@ -1,0 +1,209 @@
+import Raft
+import WAL
+
+/// Why a request to a shard replica did not succeed.
+public enum ReplicaError: Error, Equatable, Sendable {
+    /// This replica does not lead the shard; `leader` is the leader it knows (`noNode` if none).
+    case notLeader(leader: NodeID)
+    /// The outcome is unknown or the shard cannot serve now (leadership changed while the write was in
+    /// flight, shutting down): retry — the client sequence makes a retried write apply once.
+    case unavailable(String)
+    /// The state machine refused the write (validated identically on every replica); nothing changed.
+    case rejected(String)
+}
+
+/// One shard replica: its Raft group (consensus core), its durable log (a view of the node's shared WAL), its
+/// state machine and its vector index, plus the bookkeeping that answers clients.
+///
+/// The node drives it from its loop thread: feed it ticks and messages through `raft`, collect `raft.ready()`
+/// into the turn's group-commit write, and once that write is durable call `finish(_:)`, which applies the
+/// committed entries, answers the proposals and reads that became final, and advances the core.
+/// Guarantees: a proposal is answered success only after its entry, proposed in this leader's term, was
+/// committed and applied; a read is answered only once a ReadIndex round confirmed leadership and the state
+/// has applied up to that index (linearizable). Not thread-safe.
+public final class ShardReplica {
+    public typealias WriteCompletion = (Result<UInt64, ReplicaError>) -> Void
+    public typealias ReadCompletion = (Result<Void, ReplicaError>) -> Void
+
+    public let shard: Int
+    public let raft: RaftNode
+    public let log: GroupLog
+    public let limits: ShardLimits
+    public private(set) var state: ShardState
+    public let vectors: ShardVectors
+    /// Highest log index applied to `state` (entries without a command included).
+    public private(set) var appliedIndex: LogIndex
+    /// Index of the newest snapshot taken or installed here.
+    public private(set) var snapshotIndex: LogIndex
+
+    private var proposals: [LogIndex: (term: Term, done: WriteCompletion)] = [:]
+    private var readsWaiting: [ReadCompletion] = []
+    private var readsInFlight: [UInt64: [ReadCompletion]] = [:]
+    private var readsConfirmed: [(index: LogIndex, waiters: [ReadCompletion])] = []
+    private var nextReadID: UInt64 = 1
+    /// Counters for metrics.
+    public private(set) var appliedWrites: UInt64 = 0
+    public private(set) var leaderChanges: UInt64 = 0
+
+    /// Opens the replica from its durable log: loads the newest snapshot (if any) and lets the core replay the
+    /// committed tail. A snapshot that fails its checks stops the node: it is never skipped.
+    public init(shard: Int, raftConfig: RaftConfig, log: GroupLog, limits: ShardLimits) throws {
+        self.shard = shard
+        self.log = log
+        self.limits = limits
+        let snap = try log.snapshot()
+        if snap.isEmpty || snap.data.isEmpty {
+            state = ShardState(limits: limits)
+        } else {
+            state = try ShardState.restore(from: snap.data, limits: limits)
+        }
+        appliedIndex = snap.metadata.index
+        snapshotIndex = snap.metadata.index
+        vectors = ShardVectors(dimension: limits.dimension)
+        var cfg = raftConfig
+        cfg.applied = snap.metadata.index
+        raft = RaftNode(config: cfg, storage: log)
+        vectors.rebuild(from: state)
+        attachIndexes()
+    }
+
+    private func attachIndexes() {
+        let v = vectors
+        state.onConceptChange = { id, concept in v.set(id, embedding: concept?.embedding) }
+    }
+
+    public var isLeader: Bool { raft.role == .leader }
+
+    // MARK: writes
+
+    /// Proposes a write. `done` runs once: with the version (log index) it was applied at, or an error.
+    public func propose(_ request: ShardRequest, _ done: @escaping WriteCompletion) {
+        guard raft.role == .leader else { done(.failure(.notLeader(leader: raft.leader))); return }
+        do {
+            let index = try raft.propose(request.encode())
+            proposals[index] = (raft.term, done)
+        } catch {
+            done(.failure(error == .transferInProgress ? .unavailable("the shard is transferring its leadership; retry") : .notLeader(leader: raft.leader)))
+        }
+    }
+
+    // MARK: reads
+
+    /// Waits until a read of this replica's state is linearizable: its leadership confirmed by a quorum after
+    /// the call (ReadIndex) and the state applied up to that point. Reads arriving in one loop turn share one
+    /// round (`startReads`).
+    public func linearizableRead(_ done: @escaping ReadCompletion) {
+        guard raft.role == .leader else { done(.failure(.notLeader(leader: raft.leader))); return }
+        readsWaiting.append(done)
+    }
+
+    /// Starts one ReadIndex round for every read queued since the last call (the node calls it once a turn).
+    public func startReads() {
+        guard !readsWaiting.isEmpty else { return }
+        let waiters = readsWaiting
+        readsWaiting = []
+        let id = nextReadID
+        nextReadID += 1
+        do {
+            try raft.readIndex(requestID: id)
+            readsInFlight[id] = waiters
+        } catch {
+            for w in waiters { w(.failure(.notLeader(leader: raft.leader))) }
+        }
+    }
+
+    // MARK: the Ready cycle
+
+    /// Completes a `Ready` whose snapshot, entries and hard state are durable and whose messages were sent:
+    /// installs the snapshot, applies committed entries, answers clients, and advances the core.
+    public func finish(_ rd: Ready) {
+        if let snap = rd.snapshot, !snap.isEmpty { install(snap) }
+        for e in rd.committedEntries { apply(e) }
+        for r in rd.readStates {
+            if let waiters = readsInFlight.removeValue(forKey: r.requestID) { readsConfirmed.append((r.index, waiters)) }
+        }
+        for d in rd.droppedReads {
+            for w in readsInFlight.removeValue(forKey: d) ?? [] { w(.failure(.unavailable("read dropped by a leadership change; retry"))) }
+        }
+        raft.advance()
+        serveConfirmedReads()
+        if let ss = rd.softState {
+            leaderChanges += 1
+            if ss.role != .leader { failAll(.notLeader(leader: ss.leader)) }
+        }
+    }
+
+    private func apply(_ e: Entry) {
+        guard e.index > appliedIndex else { return }
+        appliedIndex = e.index
+        guard e.kind == .normal, !e.data.isEmpty else { return }
+        let request: ShardRequest
+        do {
+            request = try ShardRequest.decode(e.data)
+        } catch {
+            // Refuse, never skip, an entry this version does not understand: every replica must apply the same log.
+            preconditionFailure("shard \(shard): log entry \(e.index) cannot be decoded (\(error)); a newer Sutra wrote it?")
+        }
+        let result = state.apply(request, at: e.index)
+        appliedWrites += 1
+        guard let p = proposals.removeValue(forKey: e.index) else { return }
+        guard p.term == e.term else {
+            p.done(.failure(.unavailable("leadership changed before the write committed; retry")))
+            return
+        }
+        switch result {
+        case .applied(let v): p.done(.success(v))
+        case .rejected(let why): p.done(.failure(.rejected(why)))
+        }
+    }
+
+    private func install(_ snap: Snapshot) {
+        do {
+            state = try ShardState.restore(from: snap.data, limits: limits)
+        } catch {
+            preconditionFailure("shard \(shard): snapshot at \(snap.metadata.index) from the leader is unreadable: \(error)")
+        }
+        attachIndexes()
+        vectors.rebuild(from: state)
+        appliedIndex = snap.metadata.index
+        snapshotIndex = snap.metadata.index
+        for (i, p) in proposals where i <= snap.metadata.index {
+            p.done(.failure(.unavailable("replaced by a snapshot; retry")))
+            proposals[i] = nil
+        }
+    }
+
+    private func serveConfirmedReads() {
+        while let first = readsConfirmed.first, first.index <= appliedIndex {
+            readsConfirmed.removeFirst()
+            for w in first.waiters { w(.success(())) }
+        }
+    }
+
+    /// Fails every pending proposal and read (leadership lost, or the node is stopping).
+    public func failAll(_ error: ReplicaError) {
+        let ps = proposals
+        proposals = [:]
+        let unknown = ReplicaError.unavailable("leadership lost before the write was confirmed; retry")
+        for (_, p) in ps.sorted(by: { $0.key < $1.key }) { p.done(.failure(unknown)) }
+        let reads = readsWaiting + readsInFlight.values.flatMap { $0 } + readsConfirmed.flatMap { $0.waiters }
+        readsWaiting = []
+        readsInFlight = [:]
+        readsConfirmed = []
+        for r in reads { r(.failure(error)) }
+    }
+
+    // MARK: snapshots
+
+    /// Entries applied since the newest snapshot (the node snapshots when this grows past its threshold).
+    public var entriesSinceSnapshot: UInt64 { appliedIndex - snapshotIndex }
+
+    /// A snapshot of the applied state, for the node to save and compact the log behind. Nil if nothing was
+    /// applied since the last one.
+    public func takeSnapshot() -> Snapshot? {
+        guard appliedIndex > snapshotIndex, let term = raft.term(at: appliedIndex) else { return nil }
+        let meta = SnapshotMetadata(index: appliedIndex, term: term, confState: raft.confState)
+        snapshotIndex = appliedIndex
+        return Snapshot(metadata: meta, data: state.snapshotData())
+    }
+}
