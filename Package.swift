@@ -50,7 +50,7 @@ let package = Package(
 
         // The node runtime: one libuv loop hosting every shard, group commit, peer transport, client front ends.
         .target(name: "Node", dependencies: [
-            "Raft", "WAL", "Shard", "UV", "Codec",
+            "Raft", "WAL", "Shard", "UV", "Codec", "HTTP",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/Node"),

@@ -1,0 +1,237 @@
+import Foundation
+import HTTP
+import Raft
+import Shard
+import UV
+
+/// The HTTP/JSON API (for curl and scripts) on its own port: parses with http_parser on the loop thread,
+/// serves every route through `NodeServer.execute`, and answers pipelined requests in order.
+///
+/// Guarantees: a malformed or over-limit request gets a clear JSON error (4xx) and only its own connection is
+/// affected; a request that cannot be framed (bad HTTP) closes that connection after the error response.
+final class HTTPFrontEnd {
+    unowned let node: NodeServer
+    private var listener: TCPListener?
+    private var connections: [ObjectIdentifier: HTTPConnectionState] = [:]
+
+    init(node: NodeServer) { self.node = node }
+
+    func start(host: String, port: Int) throws {
+        listener = try TCPListener(loop: node.loop, host: host, port: port) { [weak self] result in
+            guard let self, case .success(let conn) = result else { return }
+            self.accept(conn)
+        }
+    }
+
+    func stop() {
+        listener?.close()
+        listener = nil
+        for c in connections.values where !c.conn.isClosing { c.conn.close() }
+        connections = [:]
+    }
+
+    private func accept(_ conn: TCPConnection) {
+        let state = HTTPConnectionState(conn: conn, maxBody: node.config.maxFrameBytes)
+        connections[ObjectIdentifier(conn)] = state
+        try? conn.setNoDelay(true)
+        do {
+            try conn.startReading { [weak self, unowned state] event in
+                guard let self else { return }
+                switch event {
+                case .data(let bytes):
+                    for result in state.parser.feed(bytes) {
+                        switch result {
+                        case .success(let req):
+                            let slot = state.reserve(closeAfter: !req.keepAlive)
+                            self.handle(req) { resp in state.complete(slot, resp) }
+                        case .failure(let err):
+                            let slot = state.reserve(closeAfter: true)
+                            state.complete(slot, HTTPFrontEnd.errorResponse(status: err.status, code: "BAD_REQUEST", err.message))
+                        }
+                    }
+                case .endOfFile, .error:
+                    self.drop(state)
+                }
+            }
+        } catch {
+            drop(state)
+        }
+    }
+
+    private func drop(_ state: HTTPConnectionState) {
+        connections[ObjectIdentifier(state.conn)] = nil
+        if !state.conn.isClosing { state.conn.close() }
+    }
+
+    // MARK: routing
+
+    private func handle(_ req: HTTPRequest, _ respond: @escaping (HTTPResponse) -> Void) {
+        let parts = req.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        let consistency: ReadConsistency = req.query["consistency"] == "stale" ? .stale : .linearizable
+        if let c = req.query["consistency"], c != "stale", c != "linearizable" {
+            respond(HTTPFrontEnd.errorResponse(status: 400, code: "INVALID_ARGUMENT", "consistency must be linearizable or stale, not '\(c)'"))
+            return
+        }
+        let session = ClientSession(clientID: UInt64(req.headers["x-sutra-client-id"] ?? "") ?? 0,
+                                    sequence: UInt64(req.headers["x-sutra-sequence"] ?? "") ?? 0)
+        let (route, param) = HTTPFrontEnd.route(parts)
+        do {
+            switch (req.method, route) {
+            case ("GET", "health"):
+                respond(.json(body: Array(#"{"status":"ok"}"#.utf8)))
+            case ("GET", "ready"):
+                let ready = node.isReady
+                respond(.json(status: ready ? 200 : 503, body: Array((ready ? #"{"ready":true}"# : #"{"ready":false}"#).utf8)))
+            case ("GET", "metrics"):
+                var r = HTTPResponse.text(node.metrics.render(node))
+                r.headers = ["Content-Type": "text/plain; version=0.0.4"]
+                respond(r)
+            case ("POST", "concepts"):
+                let obj = try JSONBody(req.body)
+                run(.put(try obj.concept(dimension: node.config.dimension)), session, respond)
+            case ("GET", "concept"):
+                run(.get(try JSONBody.id(param, "id"), consistency), session, respond)
+            case ("DELETE", "concept"):
+                run(.delete(try JSONBody.id(param, "id")), session, respond)
+            case ("GET", "neighbors"):
+                let dir: NeighborDirection
+                switch req.query["direction"] ?? "both" {
+                case "out", "outgoing": dir = .outgoing
+                case "in", "incoming": dir = .incoming
+                case "both": dir = .both
+                case let d: throw RequestProblem("direction must be out, in or both, not '\(d)'")
+                }
+                let type = try req.query["type"].map { try JSONBody.associationType($0) }
+                run(.neighbors(try JSONBody.id(param, "id"), dir, type, consistency), session, respond)
+            case ("POST", "associations"):
+                let a = try JSONBody(req.body).association()
+                run(.associate(source: a.0, target: a.1, type: a.2, confidence: a.3), session, respond)
+            case ("GET", "path"):
+                guard let f = req.query["from"], let t = req.query["to"] else { throw RequestProblem("from and to are required") }
+                let depthText = req.query["max_depth"] ?? "6"
+                guard let depth = Int(depthText) else { throw RequestProblem("max_depth '\(depthText)' is not a number") }
+                run(.path(from: try JSONBody.id(f, "from"), to: try JSONBody.id(t, "to"), maxDepth: depth, consistency), session, respond)
+            case ("POST", "search"):
+                let obj = try JSONBody(req.body)
+                let v = try obj.floats("vector") ?? { throw RequestProblem("vector is required") }()
+                run(.search(vector: v, k: try obj.int("k") ?? 10, ef: try obj.int("ef") ?? 0, consistency), session, respond)
+            case ("POST", "batch"):
+                run(.batch(try JSONBody(req.body).batchItems(dimension: node.config.dimension)), session, respond)
+            case ("POST", "flush"):
+                run(.flush, session, respond)
+            case ("GET", "cluster"):
+                run(.cluster, session, respond)
+            case (_, .some):
+                respond(HTTPFrontEnd.errorResponse(status: 405, code: "METHOD_NOT_ALLOWED", "\(req.method) is not allowed on \(req.path)"))
+            default:
+                respond(HTTPFrontEnd.errorResponse(status: 404, code: "NOT_FOUND", "no route \(req.method) \(req.path)"))
+            }
+        } catch let p as RequestProblem {
+            respond(HTTPFrontEnd.errorResponse(status: p.tooLarge ? 413 : 400, code: p.tooLarge ? "TOO_LARGE" : "INVALID_ARGUMENT", p.message))
+        } catch {
+            respond(HTTPFrontEnd.errorResponse(status: 400, code: "INVALID_ARGUMENT", "\(error)"))
+        }
+    }
+
+    /// The route a path names, and its id parameter (concept routes).
+    static func route(_ p: [String]) -> (String?, String) {
+        switch p.count {
+        case 1 where ["health", "ready", "metrics"].contains(p[0]): return (p[0], "")
+        case 2 where p[0] == "v1" && p[1] == "concepts": return ("concepts", "")
+        case 2 where p[0] == "v1" && ["associations", "path", "search", "batch", "flush", "cluster"].contains(p[1]): return (p[1], "")
+        case 3 where p[0] == "v1" && p[1] == "concepts": return ("concept", p[2])
+        case 4 where p[0] == "v1" && p[1] == "concepts" && p[3] == "neighbors": return ("neighbors", p[2])
+        default: return (nil, "")
+        }
+    }
+
+    private func run(_ op: ClientOp, _ session: ClientSession, _ respond: @escaping (HTTPResponse) -> Void) {
+        node.execute(op, session: session) { result in
+            switch result {
+            case .success(let reply): respond(.json(body: JSONReply.encode(reply)))
+            case .failure(let e): respond(HTTPFrontEnd.response(for: e))
+            }
+        }
+    }
+
+    static func response(for e: ClientError) -> HTTPResponse {
+        let status: Int
+        let code: String
+        switch e.code {
+        case .notLeader: status = 421; code = "NOT_LEADER"
+        case .invalidArgument: status = 400; code = "INVALID_ARGUMENT"
+        case .notFound: status = 404; code = "NOT_FOUND"
+        case .tooLarge: status = 413; code = "TOO_LARGE"
+        case .unavailable: status = 503; code = "UNAVAILABLE"
+        case .timeout: status = 504; code = "TIMEOUT"
+        case .internal: status = 500; code = "INTERNAL"
+        }
+        var err: [String: Any] = ["code": code, "message": e.message]
+        if e.leader != noNode {
+            err["leader"] = e.leader
+            err["leader_address"] = e.leaderHTTPAddress
+            err["leader_client_address"] = e.leaderClientAddress
+        }
+        var r = HTTPResponse.json(status: status, body: JSONReply.serialize(["error": err]))
+        if e.code == .notLeader, !e.leaderHTTPAddress.isEmpty {
+            r.headers.add("Location", "http://\(e.leaderHTTPAddress)")
+            r.headers.add("X-Sutra-Leader", e.leaderHTTPAddress)
+        }
+        if e.code == .unavailable { r.headers.add("Retry-After", "1") }
+        return r
+    }
+
+    static func errorResponse(status: Int, code: String, _ message: String) -> HTTPResponse {
+        .json(status: status, body: JSONReply.serialize(["error": ["code": code, "message": message]]))
+    }
+}
+
+/// One HTTP connection: its parser and the responses waiting for their turn (pipelined requests are answered
+/// in the order they arrived, whatever order they finish in).
+final class HTTPConnectionState {
+    let conn: TCPConnection
+    let parser: HTTPRequestParser
+    private var nextSlot = 0
+    private var nextToWrite = 0
+    private var done: [Int: (HTTPResponse, Bool)] = [:]
+    private var closeAfter: [Int: Bool] = [:]
+    private var closed = false
+
+    init(conn: TCPConnection, maxBody: Int) {
+        self.conn = conn
+        parser = HTTPRequestParser(maxBodyBytes: maxBody + 4096)
+    }
+
+    func reserve(closeAfter close: Bool) -> Int {
+        let s = nextSlot
+        nextSlot += 1
+        closeAfter[s] = close
+        return s
+    }
+
+    func complete(_ slot: Int, _ response: HTTPResponse) {
+        var r = response
+        let close = closeAfter.removeValue(forKey: slot) ?? true
+        r.keepAlive = !close
+        done[slot] = (r, close)
+        while let (resp, close) = done.removeValue(forKey: nextToWrite) {
+            nextToWrite += 1
+            guard !closed, !conn.isClosing else { continue }
+            conn.write(resp.serialize())
+            if close {
+                closed = true
+                conn.close()
+            }
+        }
+    }
+}
+
+/// A client mistake found while decoding a request body or URL.
+struct RequestProblem: Error {
+    var message: String
+    var tooLarge = false
+    init(_ m: String, tooLarge: Bool = false) {
+        message = m
+        self.tooLarge = tooLarge
+    }
+}

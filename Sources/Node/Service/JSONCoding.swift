@@ -1,0 +1,167 @@
+import Foundation
+import Raft
+import Shard
+
+/// A decoded JSON request body with typed, clearly-failing accessors.
+struct JSONBody {
+    let object: [String: Any]
+
+    init(_ bytes: [UInt8]) throws {
+        guard !bytes.isEmpty else { throw RequestProblem("the request body is empty; a JSON object is expected") }
+        let parsed: Any
+        do {
+            parsed = try JSONSerialization.jsonObject(with: Data(bytes), options: [])
+        } catch {
+            throw RequestProblem("the body is not valid JSON (\(bytes.count) bytes)")
+        }
+        guard let o = parsed as? [String: Any] else { throw RequestProblem("the body must be a JSON object") }
+        object = o
+    }
+
+    init(object: [String: Any]) { self.object = object }
+
+    /// JSON true/false (Foundation bridges them to NSNumber too, so `is Bool` cannot tell).
+    static func isBool(_ v: Any) -> Bool { type(of: v) == Bool.self }
+
+    static func id(_ text: String, _ field: String) throws -> ConceptID {
+        guard let id = ConceptID(hex: text) else { throw RequestProblem("\(field) '\(text.prefix(64))' is not a concept id (32 hex digits)") }
+        return id
+    }
+
+    func string(_ key: String) throws -> String? {
+        guard let v = object[key], !(v is NSNull) else { return nil }
+        guard let s = v as? String else { throw RequestProblem("\(key) must be a string") }
+        return s
+    }
+
+    func number(_ key: String) throws -> Double? {
+        guard let v = object[key], !(v is NSNull) else { return nil }
+        guard let n = v as? NSNumber, !JSONBody.isBool(v) else { throw RequestProblem("\(key) must be a number") }
+        return n.doubleValue
+    }
+
+    func int(_ key: String) throws -> Int? {
+        guard let d = try number(key) else { return nil }
+        guard d == d.rounded(), abs(d) < 1e15 else { throw RequestProblem("\(key) must be an integer") }
+        return Int(d)
+    }
+
+    func floats(_ key: String) throws -> [Float]? {
+        guard let v = object[key], !(v is NSNull) else { return nil }
+        guard let arr = v as? [Any] else { throw RequestProblem("\(key) must be an array of numbers") }
+        if arr.count > ShardLimits.maxDimension {
+            throw RequestProblem("\(key) has \(arr.count) dimensions; the limit is \(ShardLimits.maxDimension)", tooLarge: true)
+        }
+        var out: [Float] = []
+        out.reserveCapacity(arr.count)
+        for x in arr {
+            guard let n = x as? NSNumber, !JSONBody.isBool(x) else { throw RequestProblem("\(key) must be an array of numbers") }
+            out.append(n.floatValue)
+        }
+        return out
+    }
+
+    func concept(dimension: Int) throws -> Concept {
+        let id = try string("id").map { try JSONBody.id($0, "id") } ?? ConceptID(hi: UInt64.random(in: 1...UInt64.max), lo: UInt64.random(in: 0...UInt64.max))
+        var content: [UInt8] = []
+        if let b64 = try string("content_base64") {
+            guard let d = Data(base64Encoded: b64) else { throw RequestProblem("content_base64 is not valid base64") }
+            content = Array(d)
+        } else if let s = try string("content") {
+            content = Array(s.utf8)
+        }
+        let embedding = try floats("embedding")
+        return Concept(id: id, content: content, embedding: (embedding?.isEmpty ?? true) ? nil : embedding,
+                       strength: Float(try number("strength") ?? 1), confidence: Float(try number("confidence") ?? 1))
+    }
+
+    static func associationType(_ s: String) throws -> AssociationType {
+        switch s.lowercased() {
+        case "semantic": return .semantic
+        case "causal": return .causal
+        case "temporal": return .temporal
+        case "hierarchical": return .hierarchical
+        case "compositional": return .compositional
+        default: throw RequestProblem("type '\(s)' is not one of semantic, causal, temporal, hierarchical, compositional")
+        }
+    }
+
+    func association() throws -> (ConceptID, ConceptID, AssociationType, Float) {
+        guard let s = try string("source"), let t = try string("target") else { throw RequestProblem("source and target are required") }
+        let type = try string("type").map(JSONBody.associationType) ?? .semantic
+        return (try JSONBody.id(s, "source"), try JSONBody.id(t, "target"), type, Float(try number("confidence") ?? 1))
+    }
+
+    func batchItems(dimension: Int) throws -> [BatchItem] {
+        guard let arr = object["items"] as? [Any] else { throw RequestProblem("items must be an array") }
+        if arr.count > 1000 { throw RequestProblem("batch of \(arr.count) items; the limit is 1000", tooLarge: true) }
+        return try arr.enumerated().map { i, raw in
+            guard let o = raw as? [String: Any] else { throw RequestProblem("item \(i) must be an object") }
+            let item = JSONBody(object: o)
+            do {
+                switch try item.string("op") ?? "put" {
+                case "put": return .put(try item.concept(dimension: dimension))
+                case "delete":
+                    guard let id = try item.string("id") else { throw RequestProblem("id is required") }
+                    return .delete(try JSONBody.id(id, "id"))
+                case "associate":
+                    let a = try item.association()
+                    return .associate(source: a.0, target: a.1, type: a.2, confidence: a.3)
+                case let op: throw RequestProblem("op '\(op)' is not put, delete or associate")
+                }
+            } catch let p as RequestProblem {
+                throw RequestProblem("item \(i): \(p.message)", tooLarge: p.tooLarge)
+            }
+        }
+    }
+}
+
+/// JSON renderings of replies.
+enum JSONReply {
+    static func serialize(_ o: Any) -> [UInt8] {
+        (try? Array(JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]))) ?? Array("{}".utf8)
+    }
+
+    static func typeName(_ t: AssociationType) -> String { "\(t)" }
+
+    static func concept(_ c: Concept) -> [String: Any] {
+        var o: [String: Any] = ["id": c.id.description, "strength": Double(c.strength), "confidence": Double(c.confidence),
+                                "created_version": c.createdAt, "updated_version": c.updatedAt]
+        if let s = String(validating: c.content, as: UTF8.self) { o["content"] = s } else { o["content_base64"] = Data(c.content).base64EncodedString() }
+        if let e = c.embedding { o["embedding"] = e.map { Double($0) } }
+        return o
+    }
+
+    static func encode(_ r: ClientReply) -> [UInt8] {
+        switch r {
+        case .write(let v): return serialize(["version": v])
+        case .concept(let c): return serialize(concept(c))
+        case .neighbors(let edges):
+            return serialize(["neighbors": edges.map { n -> [String: Any] in
+                ["id": n.edge.other.description, "type": typeName(n.edge.type), "confidence": Double(n.edge.confidence),
+                 "direction": n.direction == .outgoing ? "out" : "in"]
+            }])
+        case .path(let found, let ids, let visited):
+            return serialize(["found": found, "path": ids.map(\.description), "visited": visited])
+        case .search(let hits):
+            return serialize(["results": hits.map { ["id": $0.id.description, "distance": Double($0.distance)] as [String: Any] }])
+        case .flushed(let n): return serialize(["snapshots": n])
+        case .cluster(let s): return serialize(cluster(s))
+        }
+    }
+
+    static func cluster(_ s: ClusterStatus) -> [String: Any] {
+        [
+            "cluster_id": s.clusterID, "node_id": s.nodeID, "num_shards": s.numShards, "dimension": s.dimension,
+            "nodes": s.nodes.map { ["id": $0.id, "client_address": $0.clientAddress, "http_address": $0.httpAddress, "connected": $0.connected] as [String: Any] },
+            "shards": s.shards.map { sh -> [String: Any] in
+                [
+                    "shard": sh.shard, "leader": sh.leader, "term": sh.term, "role": sh.role, "commit_index": sh.commitIndex,
+                    "applied_index": sh.appliedIndex, "last_index": sh.lastIndex, "snapshot_index": sh.snapshotIndex,
+                    "concepts": sh.concepts,
+                    "replicas": sh.replicas.map { ["node": $0.node, "match_index": $0.match, "lag": $0.lag] as [String: Any] },
+                ]
+            },
+        ]
+    }
+}
