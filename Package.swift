@@ -15,6 +15,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // libuv from Debian's libuv1-dev, and the safe Swift layer over it.
@@ -41,6 +42,12 @@ let package = Package(
 
         // One shard replica's state machine: concepts, associations, per-client de-duplication (pure).
         .target(name: "Shard", dependencies: ["Codec"], path: "Sources/Shard"),
+
+        // The binary client protocol: Swift code generated from proto/sutra/v1/client.proto (scripts/gen-proto.sh,
+        // committed; no build plugin) and the length-prefixed framing.
+        .target(name: "ClientProto", dependencies: [
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], path: "Sources/ClientProto"),
 
         // Deterministic simulation of Raft clusters: seeded network, crashes, partitions, invariant checks.
         .target(name: "RaftSim", dependencies: ["Raft"], path: "Sources/RaftSim"),
