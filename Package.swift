@@ -65,6 +65,9 @@ let package = Package(
         .testTarget(name: "UVTests", dependencies: ["UV"], path: "Tests/Unit/UVTests"),
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"], path: "Tests/Unit/VectorIndexTests"),
         .testTarget(name: "ShardTests", dependencies: ["Shard"], path: "Tests/Unit/ShardTests"),
+        .testTarget(name: "ClientProtoTests", dependencies: [
+            "ClientProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], path: "Tests/Unit/ClientProtoTests"),
         .testTarget(name: "SimTests", dependencies: ["RaftSim", "Raft"], path: "Tests/Unit/SimTests"),
     ],
     swiftLanguageModes: [.v6],
