@@ -16,6 +16,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // libuv from Debian's libuv1-dev, and the safe Swift layer over it.
@@ -56,6 +57,12 @@ let package = Package(
         ], path: "Sources/Node"),
         .executableTarget(name: "NodeMain", dependencies: ["Node"], path: "Sources/NodeMain"),
 
+        // The binary client protocol: Swift code generated from proto/sutra/v1/client.proto (scripts/gen-proto.sh,
+        // committed; no build plugin) and the length-prefixed framing.
+        .target(name: "ClientProto", dependencies: [
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], path: "Sources/ClientProto"),
+
         // Deterministic simulation of Raft clusters: seeded network, crashes, partitions, invariant checks.
         .target(name: "RaftSim", dependencies: ["Raft"], path: "Sources/RaftSim"),
         .executableTarget(name: "SimRunner", dependencies: [
@@ -73,6 +80,9 @@ let package = Package(
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"], path: "Tests/Unit/HTTPTests"),
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"], path: "Tests/Unit/VectorIndexTests"),
         .testTarget(name: "ShardTests", dependencies: ["Shard"], path: "Tests/Unit/ShardTests"),
+        .testTarget(name: "ClientProtoTests", dependencies: [
+            "ClientProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], path: "Tests/Unit/ClientProtoTests"),
         .testTarget(name: "SimTests", dependencies: ["RaftSim", "Raft"], path: "Tests/Unit/SimTests"),
     ],
     swiftLanguageModes: [.v6],
