@@ -51,7 +51,8 @@ let package = Package(
 
         // The node runtime: one libuv loop hosting every shard, group commit, peer transport, client front ends.
         .target(name: "Node", dependencies: [
-            "Raft", "WAL", "Shard", "UV", "Codec", "HTTP",
+            "Raft", "WAL", "Shard", "UV", "Codec", "HTTP", "ClientProto",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/Node"),

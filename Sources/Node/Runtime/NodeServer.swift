@@ -30,7 +30,8 @@ public final class NodeServer {
     var turnHook: LoopCheck?
     var signals: [SignalWatcher] = []
     var shutdownDeadline: UInt64 = 0
-    var front: [AnyObject] = []
+    var binaryFrontEnd: BinaryFrontEnd?
+    var httpFrontEnd: HTTPFrontEnd?
 
     private var writeInFlight = false
     private var outgoing: [NodeID: [ShardMessage]] = [:]
@@ -149,6 +150,7 @@ public final class NodeServer {
         }
         if !writeInFlight { persistAndApply() }
         flushOutgoing()
+        binaryFrontEnd?.flush()
     }
 
     private func persistAndApply() {

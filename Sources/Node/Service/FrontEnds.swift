@@ -1,17 +1,20 @@
 import UV
 
 extension NodeServer {
-    /// Starts the client front ends (binary protocol and HTTP/JSON).
+    /// Starts the client front ends: the binary protocol (SDK) and HTTP/JSON (curl).
     func startFrontEnds() throws {
+        let binary = BinaryFrontEnd(node: self)
+        try binary.start(host: config.listenHost, port: config.clientPort)
+        binaryFrontEnd = binary
         let http = HTTPFrontEnd(node: self)
         try http.start(host: config.listenHost, port: config.httpPort)
-        front.append(http)
+        httpFrontEnd = http
     }
 
     func stopFrontEnds() {
-        for f in front {
-            (f as? HTTPFrontEnd)?.stop()
-        }
-        front = []
+        binaryFrontEnd?.stop()
+        httpFrontEnd?.stop()
+        binaryFrontEnd = nil
+        httpFrontEnd = nil
     }
 }

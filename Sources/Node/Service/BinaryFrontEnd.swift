@@ -1,0 +1,293 @@
+import ClientProto
+import Foundation
+import Raft
+import Shard
+import SwiftProtobuf
+import UV
+
+/// The binary client protocol (protobuf `sutra.v1` messages in length-prefixed frames, see
+/// proto/sutra/v1/client.proto) that the SDK speaks.
+///
+/// Requests on a connection may be pipelined; each response carries its request's id and is sent as soon as
+/// it is ready (out of order across shards). Responses finished in one loop turn go out in one write.
+/// Guarantees: an over-limit frame is answered with TOO_LARGE and skipped — the connection stays usable; a
+/// frame that is not a valid Request is answered with INVALID_ARGUMENT; only a broken stream closes it.
+final class BinaryFrontEnd {
+    unowned let node: NodeServer
+    private var listener: TCPListener?
+    private var connections: [ObjectIdentifier: BinaryConnection] = [:]
+    private var dirty: [BinaryConnection] = []
+    static let minVersion: UInt32 = 1
+    static let maxVersion: UInt32 = 1
+
+    init(node: NodeServer) { self.node = node }
+
+    func start(host: String, port: Int) throws {
+        listener = try TCPListener(loop: node.loop, host: host, port: port) { [weak self] result in
+            guard let self, case .success(let conn) = result else { return }
+            self.accept(conn)
+        }
+    }
+
+    func stop() {
+        flush()
+        listener?.close()
+        listener = nil
+        for c in connections.values where !c.conn.isClosing { c.conn.close() }
+        connections = [:]
+    }
+
+    /// Sends every response finished this turn (called at the end of each loop turn).
+    func flush() {
+        for c in dirty where !c.outbox.isEmpty {
+            if !c.conn.isClosing { c.conn.write(vectored: c.outbox) }
+            c.outbox = []
+        }
+        dirty = []
+    }
+
+    private func accept(_ conn: TCPConnection) {
+        let c = BinaryConnection(conn: conn, maxFrame: node.config.maxFrameBytes)
+        connections[ObjectIdentifier(conn)] = c
+        try? conn.setNoDelay(true)
+        do {
+            try conn.startReading { [weak self, unowned c] event in
+                guard let self else { return }
+                switch event {
+                case .data(let bytes):
+                    for ev in c.decoder.feed(bytes) {
+                        switch ev {
+                        case .frame(let payload): self.handle(payload, on: c)
+                        case .tooLarge(let n):
+                            self.send(self.failure(0, .tooLarge, "frame of \(n) bytes exceeds the limit of \(self.node.config.maxFrameBytes)"), on: c)
+                        }
+                    }
+                case .endOfFile, .error:
+                    self.connections[ObjectIdentifier(conn)] = nil
+                    c.closed = true
+                    if !conn.isClosing { conn.close() }
+                }
+            }
+        } catch {
+            connections[ObjectIdentifier(conn)] = nil
+            conn.close()
+        }
+    }
+
+    private func send(_ r: Sutra_V1_Response, on c: BinaryConnection) {
+        guard !c.closed, let bytes: [UInt8] = try? r.serializedBytes() else { return }
+        if c.outbox.isEmpty { dirty.append(c) }
+        c.outbox.append(frame(bytes))
+    }
+
+    private func failure(_ id: UInt64, _ code: Sutra_V1_ErrorCode, _ message: String) -> Sutra_V1_Response {
+        var r = Sutra_V1_Response()
+        r.id = id
+        r.error.code = code
+        r.error.message = message
+        return r
+    }
+
+    private func handle(_ payload: [UInt8], on c: BinaryConnection) {
+        let req: Sutra_V1_Request
+        do {
+            req = try Sutra_V1_Request(serializedBytes: payload)
+        } catch {
+            send(failure(0, .invalidArgument, "the frame is not a valid sutra.v1.Request: \(error)"), on: c)
+            return
+        }
+        if case .hello(let h)? = req.op {
+            guard h.minVersion <= BinaryFrontEnd.maxVersion, h.maxVersion >= BinaryFrontEnd.minVersion else {
+                send(failure(req.id, .unsupportedVersion, "this node speaks versions \(BinaryFrontEnd.minVersion)…\(BinaryFrontEnd.maxVersion); the client \(h.minVersion)…\(h.maxVersion)"), on: c)
+                return
+            }
+            var r = Sutra_V1_Response()
+            r.id = req.id
+            r.hello.minVersion = max(h.minVersion, BinaryFrontEnd.minVersion)
+            r.hello.maxVersion = min(h.maxVersion, BinaryFrontEnd.maxVersion)
+            send(r, on: c)
+            return
+        }
+        let op: ClientOp
+        do {
+            op = try BinaryFrontEnd.decode(req)
+        } catch let p as RequestProblem {
+            send(failure(req.id, p.tooLarge ? .tooLarge : .invalidArgument, p.message), on: c)
+            return
+        } catch {
+            send(failure(req.id, .invalidArgument, "\(error)"), on: c)
+            return
+        }
+        let session = ClientSession(clientID: req.clientID, sequence: req.sequence, ackedBelow: req.ackedBelow)
+        let id = req.id
+        node.execute(op, session: session) { [weak self, weak c] result in
+            guard let self, let c else { return }
+            self.send(BinaryFrontEnd.encode(id, result), on: c)
+        }
+    }
+
+    // MARK: protobuf ↔ operations
+
+    static func id(_ d: Data, _ field: String) throws -> ConceptID {
+        guard let id = ConceptID(bytes: Array(d)) else { throw RequestProblem("\(field) must be 16 bytes, not \(d.count)") }
+        return id
+    }
+
+    static func concept(_ c: Sutra_V1_Concept) throws -> Concept {
+        if c.embedding.count > ShardLimits.maxDimension {
+            throw RequestProblem("embedding has \(c.embedding.count) dimensions; the limit is \(ShardLimits.maxDimension)", tooLarge: true)
+        }
+        return Concept(id: try id(c.id, "concept id"), content: Array(c.content), embedding: c.embedding.isEmpty ? nil : c.embedding,
+                       strength: c.hasStrength ? c.strength : 1, confidence: c.hasConfidence ? c.confidence : 1)
+    }
+
+    static func type(_ t: Sutra_V1_AssociationType) throws -> AssociationType {
+        guard let v = AssociationType(rawValue: UInt8(clamping: t.rawValue)), t.rawValue >= 0 else {
+            throw RequestProblem("unknown association type \(t.rawValue)")
+        }
+        return v
+    }
+
+    static func decode(_ req: Sutra_V1_Request) throws -> ClientOp {
+        let consistency: ReadConsistency = req.consistency == .stale ? .stale : .linearizable
+        switch req.op {
+        case .putConcept(let p)?:
+            guard p.hasConcept else { throw RequestProblem("put_concept.concept is required") }
+            return .put(try concept(p.concept))
+        case .getConcept(let g)?: return .get(try id(g.id, "id"), consistency)
+        case .deleteConcept(let d)?: return .delete(try id(d.id, "id"))
+        case .associate(let a)?:
+            let x = a.association
+            return .associate(source: try id(x.source, "source"), target: try id(x.target, "target"), type: try type(x.type), confidence: x.confidence)
+        case .neighbors(let n)?:
+            let dir: NeighborDirection
+            switch n.direction {
+            case .outgoing: dir = .outgoing
+            case .incoming: dir = .incoming
+            case .both: dir = .both
+            case .UNRECOGNIZED(let v): throw RequestProblem("unknown direction \(v)")
+            }
+            return .neighbors(try id(n.id, "id"), dir, n.hasType ? try type(n.type) : nil, consistency)
+        case .findPath(let p)?:
+            return .path(from: try id(p.from, "from"), to: try id(p.to, "to"), maxDepth: Int(p.maxDepth), consistency)
+        case .search(let s)?:
+            if s.vector.count > ShardLimits.maxDimension {
+                throw RequestProblem("query has \(s.vector.count) dimensions; the limit is \(ShardLimits.maxDimension)", tooLarge: true)
+            }
+            return .search(vector: s.vector, k: Int(s.k), ef: Int(s.ef), consistency)
+        case .batch(let b)?:
+            if b.items.count > 1000 { throw RequestProblem("batch of \(b.items.count) items; the limit is 1000", tooLarge: true) }
+            return .batch(try b.items.enumerated().map { i, item in
+                switch item.item {
+                case .putConcept(let c)?: return .put(try concept(c))
+                case .deleteConcept(let d)?: return .delete(try id(d, "item \(i) id"))
+                case .associate(let x)?:
+                    return .associate(source: try id(x.source, "item \(i) source"), target: try id(x.target, "item \(i) target"),
+                                      type: try type(x.type), confidence: x.confidence)
+                case nil: throw RequestProblem("item \(i) is empty")
+                }
+            })
+        case .flush?: return .flush
+        case .clusterInfo?: return .cluster
+        case .hello?, nil: throw RequestProblem("the request names no operation")
+        }
+    }
+
+    static func encode(_ id: UInt64, _ result: Result<ClientReply, ClientError>) -> Sutra_V1_Response {
+        var r = Sutra_V1_Response()
+        r.id = id
+        switch result {
+        case .failure(let e):
+            switch e.code {
+            case .notLeader: r.error.code = .notLeader
+            case .invalidArgument: r.error.code = .invalidArgument
+            case .notFound: r.error.code = .notFound
+            case .tooLarge: r.error.code = .tooLarge
+            case .unavailable: r.error.code = .unavailable
+            case .timeout: r.error.code = .timeout
+            case .internal: r.error.code = .internal
+            }
+            r.error.message = e.message
+            r.error.leaderNode = UInt32(clamping: e.leader)
+            r.error.leaderAddress = e.leaderClientAddress
+        case .success(let reply):
+            switch reply {
+            case .write(let v): r.write.version = v
+            case .flushed(let n): r.write.version = UInt64(n)
+            case .concept(let c):
+                var p = Sutra_V1_Concept()
+                p.id = Data(c.id.bytes)
+                p.content = Data(c.content)
+                if let e = c.embedding { p.embedding = e }
+                p.strength = c.strength
+                p.confidence = c.confidence
+                p.createdVersion = c.createdAt
+                p.updatedVersion = c.updatedAt
+                r.concept = p
+            case .neighbors(let edges):
+                var list = Sutra_V1_NeighborList()
+                list.edges = edges.map { n in
+                    var e = Sutra_V1_Edge()
+                    e.other = Data(n.edge.other.bytes)
+                    e.type = Sutra_V1_AssociationType(rawValue: Int(n.edge.type.rawValue)) ?? .semantic
+                    e.confidence = n.edge.confidence
+                    e.direction = n.direction == .outgoing ? .outgoing : .incoming
+                    return e
+                }
+                r.neighbors = list
+            case .path(let found, let ids, let visited):
+                var p = Sutra_V1_PathResult()
+                p.found = found
+                p.ids = ids.map { Data($0.bytes) }
+                p.visited = UInt32(clamping: visited)
+                r.path = p
+            case .search(let hits):
+                var s = Sutra_V1_SearchResult()
+                s.hits = hits.map { h in
+                    var x = Sutra_V1_SearchHit()
+                    x.id = Data(h.id.bytes)
+                    x.distance = h.distance
+                    return x
+                }
+                r.search = s
+            case .cluster(let st):
+                var c = Sutra_V1_ClusterState()
+                c.clusterID = st.clusterID
+                c.nodeID = UInt32(st.nodeID)
+                c.numShards = UInt32(st.numShards)
+                c.dimension = UInt32(st.dimension)
+                c.nodes = st.nodes.map { n in
+                    var x = Sutra_V1_NodeInfo()
+                    x.id = UInt32(n.id); x.clientAddress = n.clientAddress; x.httpAddress = n.httpAddress; x.connected = n.connected
+                    return x
+                }
+                c.shards = st.shards.map { s in
+                    var x = Sutra_V1_ShardInfo()
+                    x.shard = UInt32(s.shard); x.leader = UInt32(s.leader); x.term = s.term
+                    x.commitIndex = s.commitIndex; x.appliedIndex = s.appliedIndex; x.concepts = UInt64(s.concepts)
+                    x.replicas = s.replicas.map { rep in
+                        var y = Sutra_V1_ReplicaInfo()
+                        y.node = UInt32(rep.node); y.matchIndex = rep.match; y.lag = rep.lag
+                        return y
+                    }
+                    return x
+                }
+                r.cluster = c
+            }
+        }
+        return r
+    }
+}
+
+/// One binary-protocol connection: its frame decoder and the responses waiting for the turn's write.
+final class BinaryConnection {
+    let conn: TCPConnection
+    var decoder: FrameDecoder
+    var outbox: [[UInt8]] = []
+    var closed = false
+
+    init(conn: TCPConnection, maxFrame: Int) {
+        self.conn = conn
+        decoder = FrameDecoder(maxFrameSize: maxFrame)
+    }
+}
