@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "sutra-sim", targets: ["SimRunner"]),
         .executable(name: "sutra-bench", targets: ["Bench"]),
         .executable(name: "sutra-node", targets: ["NodeMain"]),
+        .executable(name: "sutra", targets: ["CLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -57,6 +58,11 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/Node"),
         .executableTarget(name: "NodeMain", dependencies: ["Node"], path: "Sources/NodeMain"),
+
+        // The `sutra` command line: local clusters, status, data commands, the load generator.
+        .executableTarget(name: "CLI", dependencies: [
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Sources/CLI"),
 
         // The binary client protocol: Swift code generated from proto/sutra/v1/client.proto (scripts/gen-proto.sh,
         // committed; no build plugin) and the length-prefixed framing.

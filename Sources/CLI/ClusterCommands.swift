@@ -1,0 +1,148 @@
+import ArgumentParser
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `sutra cluster up` wrote down so `down` and `status` can find the nodes: `<data>/cluster.json`.
+struct LocalCluster: Codable {
+    struct Node: Codable {
+        var id: Int
+        var pid: Int32
+        var clientPort: Int
+        var httpPort: Int
+        var peerPort: Int
+        var data: String
+        var log: String
+    }
+    var nodes: [Node]
+    var shards: Int
+    var dimension: Int
+
+    static func path(_ dir: String) -> String { dir + "/cluster.json" }
+
+    static func load(_ dir: String) throws -> LocalCluster {
+        guard let d = FileManager.default.contents(atPath: path(dir)) else {
+            throw CLIError("no local cluster in \(dir) (\(path(dir)) not found); start one with `sutra cluster up --data \(dir)`")
+        }
+        return try JSONDecoder().decode(LocalCluster.self, from: d)
+    }
+}
+
+struct ClusterCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "cluster", abstract: "Start or stop a local cluster of sutra-node processes.",
+                                                    subcommands: [Up.self, Down.self])
+
+    struct Up: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Start a local cluster on loopback, in the background, and wait until it is ready.")
+        @Option(help: "Number of nodes (1…7).") var nodes = 3
+        @Option(help: "Number of shards (1…64), fixed for the cluster's life.") var shards = 8
+        @Option(help: "Data directory (one subdirectory per node).") var data = "./sutra-cluster"
+        @Option(help: "Base port: node i uses P+i (binary clients), P+100+i (HTTP), P+200+i (peers).") var basePort = 7100
+        @Option(help: "Embedding dimension (0…2048).") var dimension = 768
+        @Option(help: "Path of the sutra-node binary (default: next to this one).") var nodeBinary: String?
+        @Option(help: "Seconds to wait for every node to be ready.") var timeout = 30.0
+        @Option(parsing: .remaining, help: "Extra flags passed to every sutra-node (after --).") var nodeFlags: [String] = []
+
+        func run() throws {
+            guard (1...7).contains(nodes) else { throw ValidationError("--nodes is \(nodes); allowed: 1…7") }
+            guard (1...64).contains(shards) else { throw ValidationError("--shards is \(shards); allowed: 1…64") }
+            guard (1024...65000).contains(basePort) else { throw ValidationError("--base-port is \(basePort); allowed: 1024…65000") }
+            let dir = URL(fileURLWithPath: data).standardizedFileURL.path
+            if let existing = try? LocalCluster.load(dir), existing.nodes.contains(where: { kill($0.pid, 0) == 0 }) {
+                throw CLIError("a cluster from \(dir) is already running (pids \(existing.nodes.map(\.pid))); stop it with `sutra cluster down --data \(data)`")
+            }
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let binary = nodeBinary ?? siblingBinary("sutra-node")
+            guard FileManager.default.isExecutableFile(atPath: binary) else { throw CLIError("sutra-node not found at \(binary); build it or pass --node-binary") }
+            let peers = (1...nodes).map { "\($0)=127.0.0.1:\(basePort + 200 + $0)" }.joined(separator: ",")
+            var cluster = LocalCluster(nodes: [], shards: shards, dimension: dimension)
+            for i in 1...nodes {
+                let nodeDir = "\(dir)/node\(i)", log = "\(dir)/node\(i).log"
+                let args = ["--node-id", "\(i)", "--data", nodeDir, "--shards", "\(shards)", "--dimension", "\(dimension)",
+                            "--peers", peers, "--client-port", "\(basePort + i)", "--http-port", "\(basePort + 100 + i)",
+                            "--peer-port", "\(basePort + 200 + i)"] + nodeFlags
+                let pid = try spawnDetached(binary, args, log: log)
+                cluster.nodes.append(.init(id: i, pid: pid, clientPort: basePort + i, httpPort: basePort + 100 + i,
+                                           peerPort: basePort + 200 + i, data: nodeDir, log: log))
+            }
+            try JSONEncoder().encode(cluster).write(to: URL(fileURLWithPath: LocalCluster.path(dir)))
+            let deadline = Date().addingTimeInterval(timeout)
+            var pending = Set(cluster.nodes.map(\.id))
+            while !pending.isEmpty && Date() < deadline {
+                for n in cluster.nodes where pending.contains(n.id) {
+                    var status: Int32 = 0
+                    if waitpid(n.pid, &status, WNOHANG) == n.pid {
+                        let tail = (try? String(contentsOfFile: n.log, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: "\n") ?? ""
+                        throw CLIError("node \(n.id) exited during start; its log \(n.log) ends with:\n\(tail)")
+                    }
+                    if HTTPGet.request("GET", host: "127.0.0.1", port: n.httpPort, path: "/ready", timeout: 0.5)?.0 == 200 { pending.remove(n.id) }
+                }
+                if !pending.isEmpty { usleep(100_000) }
+            }
+            guard pending.isEmpty else { throw CLIError("nodes \(pending.sorted()) not ready after \(timeout) s; see their logs in \(dir)") }
+            print("Sutra cluster ready: \(nodes) nodes, \(shards) shards, dimension \(dimension), data in \(dir)")
+            for n in cluster.nodes {
+                print("  node \(n.id)  pid \(n.pid)  sdk 127.0.0.1:\(n.clientPort)  http http://127.0.0.1:\(n.httpPort)  log \(n.log)")
+            }
+            print("Try: curl -s http://127.0.0.1:\(basePort + 101)/v1/cluster    Stop: sutra cluster down --data \(data)")
+        }
+    }
+
+    struct Down: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop a local cluster gracefully (SIGTERM, then SIGKILL after the timeout).")
+        @Option(help: "Data directory given to `cluster up`.") var data = "./sutra-cluster"
+        @Option(help: "Seconds to wait for a graceful stop.") var timeout = 10.0
+
+        func run() throws {
+            let dir = URL(fileURLWithPath: data).standardizedFileURL.path
+            let cluster = try LocalCluster.load(dir)
+            // One node at a time, so each can hand its leaderships to nodes that are still up.
+            for n in cluster.nodes where kill(n.pid, 0) == 0 {
+                kill(n.pid, SIGTERM)
+                let deadline = Date().addingTimeInterval(timeout)
+                while kill(n.pid, 0) == 0 && Date() < deadline {
+                    var status: Int32 = 0
+                    if waitpid(n.pid, &status, WNOHANG) == n.pid { break }
+                    usleep(50_000)
+                }
+                if kill(n.pid, 0) == 0 {
+                    kill(n.pid, SIGKILL)
+                    print("node \(n.id) (pid \(n.pid)) did not stop in \(timeout) s: killed")
+                } else {
+                    print("node \(n.id) (pid \(n.pid)) stopped")
+                }
+            }
+        }
+    }
+}
+
+/// The path of another executable installed beside this one.
+func siblingBinary(_ name: String) -> String {
+    let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    if me.path.contains("/") && FileManager.default.fileExists(atPath: me.deletingLastPathComponent().appendingPathComponent(name).path) {
+        return me.deletingLastPathComponent().appendingPathComponent(name).path
+    }
+    return URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent(name).path
+}
+
+/// Starts `binary` in its own session (so a terminal's Ctrl-C or hang-up does not reach it), with stdout and
+/// stderr appended to `log`, and returns its pid.
+func spawnDetached(_ binary: String, _ args: [String], log: String) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    var attr = posix_spawnattr_t()
+    posix_spawnattr_init(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
+    posix_spawnattr_setflags(&attr, 0x80)  // POSIX_SPAWN_SETSID (glibc ≥ 2.26; hidden behind _GNU_SOURCE)
+    let argv = ([binary] + args).map { strdup($0) } + [nil]
+    defer { for p in argv { free(p) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, binary, &actions, &attr, argv, environ)
+    guard rc == 0 else { throw CLIError("cannot start \(binary): \(String(cString: strerror(rc)))") }
+    return pid
+}

@@ -1,0 +1,46 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A minimal blocking HTTP/1.1 client for the CLI's operator commands (readiness, status): one request per
+/// connection, loopback or any IPv4 host, with a timeout. Returns (status, body) or nil if unreachable.
+enum HTTPGet {
+    static func request(_ method: String, host: String, port: Int, path: String, body: [UInt8] = [], timeout: Double = 2) -> (Int, [UInt8])? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        let h = host == "localhost" ? "127.0.0.1" : host
+        guard inet_pton(AF_INET, h, &addr.sin_addr) == 1 else { return nil }
+        let ok = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard ok == 0 else { return nil }
+        var req = Array("\(method) \(path) HTTP/1.1\r\nHost: \(h):\(port)\r\nConnection: close\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
+        req += body
+        var sent = 0
+        while sent < req.count {
+            let n = req[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { return nil }
+            sent += n
+        }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            out += buf[0..<n]
+        }
+        guard let headerEnd = out.firstRange(of: Array("\r\n\r\n".utf8)) else { return nil }
+        let head = String(decoding: out[..<headerEnd.lowerBound], as: UTF8.self)
+        let parts = head.split(separator: " ", maxSplits: 2)
+        guard parts.count >= 2, let status = Int(parts[1]) else { return nil }
+        return (status, Array(out[headerEnd.upperBound...]))
+    }
+}

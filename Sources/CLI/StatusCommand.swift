@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+
+/// Where operator commands find the cluster: `--http host:port,…`, else the local cluster in `--data`.
+struct Target: ParsableArguments {
+    @Option(help: "HTTP endpoints host:port,… (default: the local cluster in --data).") var http: String?
+    @Option(help: "Data directory of a local cluster started with `sutra cluster up`.") var data = "./sutra-cluster"
+
+    func httpEndpoints() throws -> [(String, Int)] {
+        if let http {
+            return try http.split(separator: ",").map { e in
+                guard let c = e.lastIndex(of: ":"), let p = Int(e[e.index(after: c)...]) else { throw CLIError("'\(e)' is not host:port") }
+                return (String(e[..<c]), p)
+            }
+        }
+        let cluster = try LocalCluster.load(URL(fileURLWithPath: data).standardizedFileURL.path)
+        return cluster.nodes.map { ("127.0.0.1", $0.httpPort) }
+    }
+}
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show every shard's leader, term, indexes and replica lag.")
+    @OptionGroup var target: Target
+    @Flag(help: "Print the raw JSON of GET /v1/cluster.") var json = false
+
+    func run() throws {
+        var reply: [UInt8]?
+        var unreachable: [String] = []
+        for (h, p) in try target.httpEndpoints() {
+            if let (status, body) = HTTPGet.request("GET", host: h, port: p, path: "/v1/cluster"), status == 200 { reply = body; break }
+            unreachable.append("\(h):\(p)")
+        }
+        guard let reply else { throw CLIError("no node answered (tried \(unreachable.joined(separator: ", ")))") }
+        if json { print(String(decoding: reply, as: UTF8.self)); return }
+        guard let o = try JSONSerialization.jsonObject(with: Data(reply)) as? [String: Any],
+              let nodes = o["nodes"] as? [[String: Any]], let shards = o["shards"] as? [[String: Any]] else {
+            throw CLIError("unexpected /v1/cluster answer")
+        }
+        print("cluster \(o["cluster_id"] ?? "?"): \(nodes.count) nodes, \(o["num_shards"] ?? "?") shards, dimension \(o["dimension"] ?? "?") (as seen by node \(o["node_id"] ?? "?"))")
+        for n in nodes {
+            print("  node \(n["id"] ?? "?")  sdk \(n["client_address"] ?? "")  http \(n["http_address"] ?? "")  \((n["connected"] as? Bool) == true ? "connected" : "UNREACHABLE")")
+        }
+        print("  shard  leader  term  commit  applied  concepts  lag")
+        // Each shard's replica lag is known by its leader: ask the leader's node for the shards it leads.
+        var leaderViews: [Int: [String: Any]] = [:]
+        let httpOf = Dictionary(uniqueKeysWithValues: nodes.compactMap { n -> (Int, String)? in
+            guard let id = (n["id"] as? NSNumber)?.intValue, let a = n["http_address"] as? String, !a.isEmpty else { return nil }
+            return (id, a)
+        })
+        for (id, addr) in httpOf {
+            guard let c = addr.lastIndex(of: ":"), let port = Int(addr[addr.index(after: c)...]),
+                  let (st, body) = HTTPGet.request("GET", host: String(addr[..<c]), port: port, path: "/v1/cluster"), st == 200,
+                  let view = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+                  let ss = view["shards"] as? [[String: Any]] else { continue }
+            for s in ss where (s["leader"] as? NSNumber)?.intValue == id && (s["role"] as? String) == "leader" {
+                leaderViews[(s["shard"] as? NSNumber)?.intValue ?? -1] = s
+            }
+        }
+        for s in shards {
+            let idx = (s["shard"] as? NSNumber)?.intValue ?? -1
+            let v = leaderViews[idx] ?? s
+            let lag = (v["replicas"] as? [[String: Any]] ?? []).map { "n\($0["node"] ?? "?"):\($0["lag"] ?? "?")" }.joined(separator: " ")
+            let leader = (v["leader"] as? NSNumber)?.intValue ?? 0
+            print(String(format: "  %5d  %6@  %4@  %6@  %7@  %8@  %@", idx, leader == 0 ? "none" : "\(leader)" as NSString,
+                         "\(v["term"] ?? "?")" as NSString, "\(v["commit_index"] ?? "?")" as NSString,
+                         "\(v["applied_index"] ?? "?")" as NSString, "\(v["concepts"] ?? "?")" as NSString, lag.isEmpty ? "?" : lag))
+        }
+    }
+}
