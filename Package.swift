@@ -61,6 +61,7 @@ let package = Package(
 
         // The `sutra` command line: local clusters, status, data commands, the load generator.
         .executableTarget(name: "CLI", dependencies: [
+            "HTTP",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/CLI"),
 
@@ -90,6 +91,7 @@ let package = Package(
         .testTarget(name: "ClientProtoTests", dependencies: [
             "ClientProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Tests/Unit/ClientProtoTests"),
+        .testTarget(name: "ClusterTests", dependencies: ["HTTP", "Shard"], path: "Tests/Cluster/ClusterTests"),
         .testTarget(name: "SimTests", dependencies: ["RaftSim", "Raft"], path: "Tests/Unit/SimTests"),
     ],
     swiftLanguageModes: [.v6],

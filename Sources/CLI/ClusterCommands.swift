@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HTTP
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -76,7 +77,7 @@ struct ClusterCommand: ParsableCommand {
                         let tail = (try? String(contentsOfFile: n.log, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: "\n") ?? ""
                         throw CLIError("node \(n.id) exited during start; its log \(n.log) ends with:\n\(tail)")
                     }
-                    if HTTPGet.request("GET", host: "127.0.0.1", port: n.httpPort, path: "/ready", timeout: 0.5)?.0 == 200 { pending.remove(n.id) }
+                    if BlockingHTTPClient.request("GET", host: "127.0.0.1", port: n.httpPort, path: "/ready", timeout: 0.5)?.0 == 200 { pending.remove(n.id) }
                 }
                 if !pending.isEmpty { usleep(100_000) }
             }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HTTP
 
 /// Where operator commands find the cluster: `--http host:port,…`, else the local cluster in `--data`.
 struct Target: ParsableArguments {
@@ -27,7 +28,7 @@ struct StatusCommand: ParsableCommand {
         var reply: [UInt8]?
         var unreachable: [String] = []
         for (h, p) in try target.httpEndpoints() {
-            if let (status, body) = HTTPGet.request("GET", host: h, port: p, path: "/v1/cluster"), status == 200 { reply = body; break }
+            if let (status, body) = BlockingHTTPClient.request("GET", host: h, port: p, path: "/v1/cluster"), status == 200 { reply = body; break }
             unreachable.append("\(h):\(p)")
         }
         guard let reply else { throw CLIError("no node answered (tried \(unreachable.joined(separator: ", ")))") }
@@ -49,7 +50,7 @@ struct StatusCommand: ParsableCommand {
         })
         for (id, addr) in httpOf {
             guard let c = addr.lastIndex(of: ":"), let port = Int(addr[addr.index(after: c)...]),
-                  let (st, body) = HTTPGet.request("GET", host: String(addr[..<c]), port: port, path: "/v1/cluster"), st == 200,
+                  let (st, body) = BlockingHTTPClient.request("GET", host: String(addr[..<c]), port: port, path: "/v1/cluster"), st == 200,
                   let view = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
                   let ss = view["shards"] as? [[String: Any]] else { continue }
             for s in ss where (s["leader"] as? NSNumber)?.intValue == id && (s["role"] as? String) == "leader" {

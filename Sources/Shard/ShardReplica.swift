@@ -44,6 +44,8 @@ public final class ShardReplica {
     /// Counters for metrics.
     public private(set) var appliedWrites: UInt64 = 0
     public private(set) var leaderChanges: UInt64 = 0
+    /// Snapshots received from a leader and installed here (a follower too far behind the compacted log).
+    public private(set) var installedSnapshots: UInt64 = 0
 
     /// Opens the replica from its durable log: loads the newest snapshot (if any) and lets the core replay the
     /// committed tail. A snapshot that fails its checks stops the node: it is never skipped.
@@ -167,6 +169,7 @@ public final class ShardReplica {
         vectors.rebuild(from: state)
         appliedIndex = snap.metadata.index
         snapshotIndex = snap.metadata.index
+        installedSnapshots += 1
         for (i, p) in proposals where i <= snap.metadata.index {
             p.done(.failure(.unavailable("replaced by a snapshot; retry")))
             proposals[i] = nil

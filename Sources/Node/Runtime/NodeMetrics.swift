@@ -95,6 +95,8 @@ final class NodeMetrics {
         for r in node.replicas { o += "sutra_log_entries{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.log.lastIndex() - r.log.compactIndex)\n" }
         family("sutra_snapshots_total", "counter", "Shard snapshots saved by this node (automatic and flush).")
         o += "sutra_snapshots_total{node=\"\(id)\"} \(snapshots)\n"
+        family("sutra_snapshots_installed_total", "counter", "Snapshots received from the leader and installed, per shard.")
+        for r in node.replicas { o += "sutra_snapshots_installed_total{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.installedSnapshots)\n" }
         family("sutra_term", "gauge", "Raft term of each shard replica.")
         for r in node.replicas { o += "sutra_term{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.raft.term)\n" }
         family("sutra_is_leader", "gauge", "1 if this node leads the shard.")

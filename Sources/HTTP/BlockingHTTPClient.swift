@@ -1,12 +1,12 @@
-import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A minimal blocking HTTP/1.1 client for the CLI's operator commands (readiness, status): one request per
-/// connection, loopback or any IPv4 host, with a timeout. Returns (status, body) or nil if unreachable.
-enum HTTPGet {
-    static func request(_ method: String, host: String, port: Int, path: String, body: [UInt8] = [], timeout: Double = 2) -> (Int, [UInt8])? {
+/// A minimal blocking HTTP/1.1 client for operator tools and cluster tests (readiness, status, curl-like
+/// calls): one request per connection, IPv4 hosts, a send/receive timeout. Returns (status, body), or nil if
+/// the node is unreachable or answers something that is not HTTP. Not for load: the SDK is.
+public enum BlockingHTTPClient {
+    public static func request(_ method: String, host: String, port: Int, path: String, body: [UInt8] = [], timeout: Double = 2) -> (Int, [UInt8])? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -26,8 +26,9 @@ enum HTTPGet {
         req += body
         var sent = 0
         while sent < req.count {
-            let n = req[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-            guard n > 0 else { return nil }
+            // MSG_NOSIGNAL: a server that answers early (413) and closes must not kill us with SIGPIPE.
+            let n = req[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { break }  // the server may have answered already: read what it said
             sent += n
         }
         var out: [UInt8] = []

@@ -1,0 +1,205 @@
+import Foundation
+import Shard
+import XCTest
+
+/// Real three-node clusters on loopback, driven through the HTTP/JSON API.
+final class ClusterHTTPTests: XCTestCase {
+    var cluster: LocalTestCluster!
+
+    override func tearDown() {
+        cluster?.destroy()
+        cluster = nil
+    }
+
+    private func put(_ n: Int, via node: Int = 1, embedding: [Float]? = nil, file: StaticString = #filePath, line: UInt = #line) {
+        var body = "{\"id\":\"\(conceptID(n))\",\"content\":\"concept \(n)\""
+        if let e = embedding { body += ",\"embedding\":[\(e.map { "\($0)" }.joined(separator: ","))]" }
+        body += "}"
+        let r = cluster.httpToLeader(via: node, "POST", "/v1/concepts", body)
+        XCTAssertEqual(r.status, 200, "put \(n): \(String(decoding: r.body, as: UTF8.self))", file: file, line: line)
+    }
+
+    private func waitUntil(_ timeout: Double = 10, _ what: String, _ cond: () -> Bool) {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !cond() {
+            if Date() > deadline { XCTFail("timed out waiting for \(what)"); return }
+            usleep(50_000)
+        }
+    }
+
+    /// 3 nodes × 8 shards: writes through one node reach every shard's leader; every node reads them back
+    /// (linearizably through the leader it names, and from its own replica); each shard has exactly one leader.
+    func testWriteThroughOneNodeReadThroughEveryNode() throws {
+        cluster = try LocalTestCluster(nodes: 3, shards: 8)
+        try cluster.startAll()
+        for n in 0..<40 { put(n, via: 1) }
+        for node in 1...3 {
+            for n in 0..<40 {
+                let r = cluster.httpToLeader(via: node, "GET", "/v1/concepts/\(conceptID(n))")
+                XCTAssertEqual(r.status, 200)
+                XCTAssertEqual(r.json?["content"] as? String, "concept \(n)")
+            }
+            waitUntil(10, "node \(node)'s replicas to apply every write") {
+                (0..<40).allSatisfy { cluster.http(node, "GET", "/v1/concepts/\(conceptID($0))?consistency=stale").status == 200 }
+            }
+        }
+        // Exactly one leader per shard, and every node agrees on it.
+        waitUntil(10, "every node to agree on one leader per shard") {
+            let views = (1...3).map { cluster.clusterView($0) }
+            return (0..<8).allSatisfy { s in
+                let leaders = Set(views.map { ($0[s]["leader"] as? NSNumber)?.intValue ?? 0 })
+                let claiming = views.filter { ($0[s]["role"] as? String) == "leader" }.count
+                return leaders.count == 1 && !leaders.contains(0) && claiming == 1
+            }
+        }
+    }
+
+    /// Every limit and malformed input gets a clear error; the node keeps serving the same connection's
+    /// later requests and everyone else.
+    func testLimitsAndMalformedInputGetClearErrors() throws {
+        cluster = try LocalTestCluster(nodes: 3, shards: 4, dimension: 4, flags: ["--max-frame-bytes", "\(12 << 20)"])
+        try cluster.startAll()
+        put(1, embedding: [1, 0, 0, 0])
+        put(2, embedding: [0, 1, 0, 0])
+        let a = conceptID(1), b = conceptID(2)
+        func expect(_ r: LocalTestCluster.Reply, _ status: Int, _ code: String, _ what: String) {
+            XCTAssertEqual(r.status, status, "\(what): \(String(decoding: r.body.prefix(300), as: UTF8.self))")
+            XCTAssertEqual(r.errorCode, code, what)
+            XCTAssertFalse(((r.json?["error"] as? [String: Any])?["message"] as? String ?? "").isEmpty, "\(what) explains itself")
+        }
+        expect(cluster.http(1, "POST", "/v1/concepts", "{\"id\": \"00"), 400, "INVALID_ARGUMENT", "bad JSON")
+        expect(cluster.http(1, "POST", "/v1/concepts", "[1,2]"), 400, "INVALID_ARGUMENT", "JSON that is not an object")
+        expect(cluster.http(1, "POST", "/v1/concepts", "{\"id\":\"xyz\"}"), 400, "INVALID_ARGUMENT", "bad id")
+        expect(cluster.httpToLeader(via: 1, "POST", "/v1/concepts", "{\"id\":\"\(a)\",\"embedding\":[1,2,3]}"), 400, "INVALID_ARGUMENT", "wrong dimension")
+        let big = String(repeating: "x", count: (10 << 20) + 1)
+        expect(cluster.httpToLeader(via: 1, "POST", "/v1/concepts", "{\"id\":\"\(a)\",\"content\":\"\(big)\"}"), 413, "TOO_LARGE", "content over 10 MiB")
+        expect(cluster.httpToLeader(via: 1, "GET", "/v1/concepts/\(conceptID(999))"), 404, "NOT_FOUND", "unknown concept")
+        expect(cluster.http(1, "GET", "/v1/path?from=\(a)&to=\(b)&max_depth=21"), 413, "TOO_LARGE", "depth 21")
+        expect(cluster.http(1, "POST", "/v1/search", "{\"vector\":[1,0,0,0],\"k\":1001}"), 413, "TOO_LARGE", "k 1001")
+        expect(cluster.http(1, "POST", "/v1/search", "{\"vector\":[1,0,0],\"k\":3}"), 400, "INVALID_ARGUMENT", "query of the wrong dimension")
+        let items = (0..<1001).map { "{\"op\":\"delete\",\"id\":\"\(conceptID($0))\"}" }.joined(separator: ",")
+        expect(cluster.http(1, "POST", "/v1/batch", "{\"items\":[\(items)]}"), 413, "TOO_LARGE", "batch of 1001")
+        expect(cluster.http(1, "POST", "/v1/associations", "{\"source\":\"\(a)\",\"target\":\"\(b)\",\"type\":\"friendly\"}"), 400, "INVALID_ARGUMENT", "unknown type")
+        XCTAssertEqual(cluster.http(1, "GET", "/v1/nope").status, 404)
+        // Over the configured frame limit: refused before the body is read.
+        let huge = [UInt8](repeating: 0x20, count: 13 << 20)
+        XCTAssertEqual(cluster.http(1, "POST", "/v1/concepts", bytes: huge).status, 413)
+        // The binary protocol: a frame that is not a Request, then an oversize frame, on one connection that
+        // keeps working.
+        let conn = try RawConnection(port: cluster.clientPort(1))
+        try conn.send(frame: [0xFF, 0xFF, 0xFF])
+        XCTAssertTrue(try conn.receiveFrame().contains(Array("not a valid".utf8)))
+        try conn.send(rawLength: UInt32(13 << 20), payload: [UInt8](repeating: 0, count: 13 << 20))
+        XCTAssertTrue(try conn.receiveFrame().contains(Array("exceeds the limit".utf8)))
+        try conn.send(frame: [0x08, 0x07, 0xA2, 0x01, 0x00])  // Request{id: 7, cluster_info: {}}
+        let reply = try conn.receiveFrame()
+        XCTAssertEqual(Array(reply.prefix(2)), [0x08, 0x07], "the connection still answers requests")
+        // And the node still serves everyone.
+        XCTAssertEqual(cluster.httpToLeader(via: 2, "GET", "/v1/concepts/\(a)").status, 200)
+        XCTAssertEqual(cluster.http(1, "GET", "/health").status, 200)
+    }
+
+    /// Restarting every node (kill -9) brings back all data — concepts, embeddings (search), associations —
+    /// from snapshots plus the log tail after them.
+    func testRestartAllNodesRecoversSnapshotsAndLogTail() throws {
+        cluster = try LocalTestCluster(nodes: 3, shards: 4, dimension: 4, flags: ["--snapshot-entries", "100"])
+        try cluster.startAll()
+        func vector(_ n: Int) -> [Float] { [Float(cos(Double(n))), Float(sin(Double(n))), Float(n % 5) / 5, 1] }
+        for n in 0..<600 { put(n, via: 1 + n % 3, embedding: vector(n)) }
+        for n in 0..<50 {
+            let r = cluster.httpToLeader(via: 1, "POST", "/v1/associations", "{\"source\":\"\(conceptID(n))\",\"target\":\"\(conceptID(n + 1))\",\"type\":\"causal\"}")
+            XCTAssertEqual(r.status, 200)
+        }
+        for id in 1...3 {
+            XCTAssertGreaterThan(metricSum(cluster.http(id, "GET", "/metrics"), "sutra_snapshots_total{"), 0, "node \(id) took snapshots")
+        }
+        let query = "{\"vector\":[\(vector(77).map { "\($0)" }.joined(separator: ","))],\"k\":5}"
+        let searchBefore = cluster.http(1, "POST", "/v1/search", query).json?["results"] as? [[String: Any]]
+        XCTAssertEqual(searchBefore?.first?["id"] as? String, conceptID(77).description)
+        for id in 1...3 { cluster.kill9(id) }
+        try cluster.startAll()
+        for n in 0..<600 {
+            let r = cluster.httpToLeader(via: 1, "GET", "/v1/concepts/\(conceptID(n))")
+            XCTAssertEqual(r.json?["content"] as? String, "concept \(n)", "concept \(n) after restart")
+        }
+        let path = cluster.http(2, "GET", "/v1/path?from=\(conceptID(0))&to=\(conceptID(20))&max_depth=20").json
+        XCTAssertEqual(path?["found"] as? Bool, true)
+        XCTAssertEqual(path?["path"] as? [String], (0...20).map { conceptID($0).description })
+        XCTAssertEqual(cluster.http(2, "GET", "/v1/path?from=\(conceptID(0))&to=\(conceptID(21))&max_depth=20").json?["found"] as? Bool, false,
+                       "21 hops do not fit in depth 20")
+        let searchAfter = cluster.http(1, "POST", "/v1/search", query).json?["results"] as? [[String: Any]]
+        XCTAssertEqual(searchAfter?.count, 5)
+        XCTAssertEqual(searchAfter?.compactMap { $0["id"] as? String }, searchBefore?.compactMap { $0["id"] as? String })
+    }
+
+    /// A follower that is down while the leaders snapshot and compact their logs catches up through a snapshot.
+    func testFollowerCatchesUpThroughSnapshot() throws {
+        cluster = try LocalTestCluster(nodes: 3, shards: 2, dimension: 4, flags: ["--snapshot-entries", "100", "--compact-margin", "0"])
+        try cluster.startAll()
+        put(0)
+        cluster.kill9(3)
+        for n in 1..<500 { put(n, via: 1) }
+        try cluster.start(3)
+        try cluster.waitReady()
+        waitUntil(20, "node 3 to catch up") {
+            (0..<500).allSatisfy { cluster.http(3, "GET", "/v1/concepts/\(conceptID($0))?consistency=stale").status == 200 }
+        }
+        XCTAssertGreaterThan(metricSum(cluster.http(3, "GET", "/metrics"), "sutra_snapshots_installed_total{"), 0,
+                             "node 3 caught up by installing snapshots")
+    }
+}
+
+/// The sum of every sample of a metric family in a /metrics answer.
+func metricSum(_ r: LocalTestCluster.Reply, _ prefix: String) -> Double {
+    String(decoding: r.body, as: UTF8.self).split(separator: "\n").filter { $0.hasPrefix(prefix) }
+        .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
+}
+
+/// A raw TCP connection for the binary protocol's framing tests.
+final class RawConnection {
+    let fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var tv = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else { throw ClusterTestError("connect to \(port) failed") }
+    }
+
+    deinit { close(fd) }
+
+    func send(frame payload: [UInt8]) throws { try send(rawLength: UInt32(payload.count), payload: payload) }
+
+    func send(rawLength: UInt32, payload: [UInt8]) throws {
+        var bytes = withUnsafeBytes(of: rawLength.littleEndian) { Array($0) }
+        bytes += payload
+        var off = 0
+        while off < bytes.count {
+            let n = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { throw ClusterTestError("send failed") }
+            off += n
+        }
+    }
+
+    private func read(_ count: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var got = 0
+        while got < count {
+            let n = out[got...].withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { throw ClusterTestError("connection closed or timed out") }
+            got += n
+        }
+        return out
+    }
+
+    func receiveFrame() throws -> [UInt8] {
+        let h = try read(4)
+        let len = Int(UInt32(h[0]) | UInt32(h[1]) << 8 | UInt32(h[2]) << 16 | UInt32(h[3]) << 24)
+        return try read(len)
+    }
+}

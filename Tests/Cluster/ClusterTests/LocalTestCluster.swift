@@ -1,0 +1,157 @@
+import Foundation
+import HTTP
+import Shard
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Real `sutra-node` processes on loopback for one test: started in a fresh temporary data directory on random
+/// ports, killed by pid (SIGKILL after a bounded graceful wait) and deleted when the test ends.
+final class LocalTestCluster {
+    let dir: String
+    let base: Int
+    let nodeCount: Int
+    let shards: Int
+    let dimension: Int
+    let extraFlags: [String]
+    private(set) var pids: [Int: pid_t] = [:]
+
+    init(nodes: Int = 3, shards: Int = 8, dimension: Int = 4, flags: [String] = []) throws {
+        nodeCount = nodes
+        self.shards = shards
+        self.dimension = dimension
+        extraFlags = flags
+        base = 20_000 + Int.random(in: 0..<100) * 300
+        dir = NSTemporaryDirectory() + "sutra-cluster-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    static var nodeBinary: String {
+        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("sutra-node").path
+    }
+
+    func httpPort(_ id: Int) -> Int { base + 100 + id }
+    func clientPort(_ id: Int) -> Int { base + id }
+    var clientEndpoints: [String] { (1...nodeCount).map { "127.0.0.1:\(clientPort($0))" } }
+
+    func start(_ id: Int) throws {
+        precondition(pids[id] == nil, "node \(id) is already running")
+        let peers = (1...nodeCount).map { "\($0)=127.0.0.1:\(base + 200 + $0)" }.joined(separator: ",")
+        let args = ["--node-id", "\(id)", "--data", "\(dir)/node\(id)", "--shards", "\(shards)", "--dimension", "\(dimension)",
+                    "--peers", peers, "--client-port", "\(clientPort(id))", "--http-port", "\(httpPort(id))",
+                    "--peer-port", "\(base + 200 + id)", "--log-level", "warning"] + extraFlags
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "\(dir)/node\(id).log", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ([LocalTestCluster.nodeBinary] + args).map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, LocalTestCluster.nodeBinary, &actions, nil, argv, environ)
+        guard rc == 0 else { throw ClusterTestError("cannot start \(LocalTestCluster.nodeBinary): \(rc)") }
+        pids[id] = pid
+    }
+
+    func startAll() throws {
+        for id in 1...nodeCount { try start(id) }
+        try waitReady()
+    }
+
+    /// Waits until every running node answers /ready with 200 (each local shard knows its leader).
+    func waitReady(timeout: Double = 20) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        var pending = Set(pids.keys)
+        while !pending.isEmpty {
+            for id in pending where http(id, "GET", "/ready").status == 200 { pending.remove(id) }
+            if pending.isEmpty { return }
+            if Date() > deadline { throw ClusterTestError("nodes \(pending.sorted()) not ready after \(timeout) s") }
+            for (id, pid) in pids {
+                var st: Int32 = 0
+                if waitpid(pid, &st, WNOHANG) == pid {
+                    pids[id] = nil
+                    throw ClusterTestError("node \(id) exited: \(log(id).suffix(500))")
+                }
+            }
+            usleep(50_000)
+        }
+    }
+
+    func log(_ id: Int) -> String { (try? String(contentsOfFile: "\(dir)/node\(id).log", encoding: .utf8)) ?? "" }
+
+    func kill9(_ id: Int) {
+        guard let pid = pids.removeValue(forKey: id) else { return }
+        kill(pid, SIGKILL)
+        var st: Int32 = 0
+        waitpid(pid, &st, 0)
+    }
+
+    /// SIGTERM, then waits (bounded) for the process to exit; returns its exit status (or -1 if it was killed).
+    @discardableResult
+    func terminate(_ id: Int, timeout: Double = 10) -> Int32 {
+        guard let pid = pids.removeValue(forKey: id) else { return -1 }
+        kill(pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(timeout)
+        var st: Int32 = 0
+        while Date() < deadline {
+            if waitpid(pid, &st, WNOHANG) == pid { return (st & 0x7f) == 0 ? (st >> 8) & 0xff : -1 }
+            usleep(20_000)
+        }
+        kill(pid, SIGKILL)
+        waitpid(pid, &st, 0)
+        return -1
+    }
+
+    func stopAll() {
+        for id in Array(pids.keys) { kill9(id) }
+    }
+
+    func destroy() {
+        stopAll()
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    // MARK: HTTP
+
+    struct Reply {
+        var status: Int
+        var body: [UInt8]
+        var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] }
+        var errorCode: String? { (json?["error"] as? [String: Any])?["code"] as? String }
+    }
+
+    func http(_ id: Int, _ method: String, _ path: String, _ body: String = "", timeout: Double = 5) -> Reply {
+        http(id, method, path, bytes: Array(body.utf8), timeout: timeout)
+    }
+
+    func http(_ id: Int, _ method: String, _ path: String, bytes: [UInt8], timeout: Double = 5) -> Reply {
+        guard let (s, b) = BlockingHTTPClient.request(method, host: "127.0.0.1", port: httpPort(id), path: path, body: bytes, timeout: timeout) else {
+            return Reply(status: 0, body: [])
+        }
+        return Reply(status: s, body: b)
+    }
+
+    /// Sends a request to node `via`, following 421 NOT_LEADER to the leader it names (a few hops).
+    func httpToLeader(via: Int, _ method: String, _ path: String, _ body: String = "") -> Reply {
+        var node = via
+        for _ in 0..<5 {
+            let r = http(node, method, path, body)
+            guard r.status == 421, let err = r.json?["error"] as? [String: Any], let leader = (err["leader"] as? NSNumber)?.intValue else { return r }
+            node = leader
+        }
+        return http(node, method, path, body)
+    }
+
+    /// Each running node's view of the cluster.
+    func clusterView(_ id: Int) -> [[String: Any]] {
+        (http(id, "GET", "/v1/cluster").json?["shards"] as? [[String: Any]]) ?? []
+    }
+}
+
+struct ClusterTestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+func conceptID(_ n: Int) -> ConceptID { ConceptID(hi: UInt64(n) &* 0x9E37_79B9_7F4A_7C15, lo: UInt64(n)) }
