@@ -53,8 +53,8 @@ final class ShardSnapshotTests: XCTestCase {
             }
         }
         XCTAssertThrowsError(try ShardState.restore(from: Array(good.dropLast(7)), limits: ShardLimits(dimension: 2)))
-        var v2 = good; v2[8] = 2
-        XCTAssertThrowsError(try ShardState.restore(from: v2, limits: ShardLimits(dimension: 2))) { XCTAssertEqual($0 as? ShardSnapshotError, .unsupportedVersion(2)) }
+        var v3 = good; v3[8] = 3
+        XCTAssertThrowsError(try ShardState.restore(from: v3, limits: ShardLimits(dimension: 2))) { XCTAssertEqual($0 as? ShardSnapshotError, .unsupportedVersion(3)) }
         XCTAssertThrowsError(try ShardState.restore(from: good, limits: ShardLimits(dimension: 3))) {
             XCTAssertEqual($0 as? ShardSnapshotError, .invalid("snapshot dimension 2, cluster dimension 3"))
         }

@@ -46,11 +46,12 @@ final class ShardStateTests: XCTestCase {
 
     func testDecoderRefusesUnknownVersionsValuesAndTruncation() {
         let good = ShardRequest(clientID: 1, sequence: 2, command: .putEdge(.outgoing, owner: a, Edge(other: b, type: .causal, confidence: 1))).encode()
-        var v2 = good; v2[0] = 2
-        XCTAssertThrowsError(try ShardRequest.decode(v2)) { XCTAssertEqual($0 as? ShardRequest.DecodeError, .unsupportedVersion(2)) }
-        var cmd = good; cmd[17] = 99
+        var v1 = good; v1[0] = 1
+        XCTAssertThrowsError(try ShardRequest.decode(v1)) { XCTAssertEqual($0 as? ShardRequest.DecodeError, .unsupportedVersion(1)) }
+        // version, client, sequence, ackedBelow: the command tag is at byte 25.
+        var cmd = good; cmd[25] = 99
         XCTAssertThrowsError(try ShardRequest.decode(cmd)) { XCTAssertEqual($0 as? ShardRequest.DecodeError, .unknownCommand(99)) }
-        var type = good; type[17 + 1 + 1 + 32] = 42
+        var type = good; type[25 + 1 + 1 + 32] = 42
         XCTAssertThrowsError(try ShardRequest.decode(type)) { XCTAssertEqual($0 as? ShardRequest.DecodeError, .unknownValue("association type 42")) }
         for cut in 0..<good.count {
             XCTAssertThrowsError(try ShardRequest.decode(Array(good[..<cut])), "prefix \(cut)")
