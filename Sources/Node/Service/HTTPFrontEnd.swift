@@ -43,7 +43,8 @@ final class HTTPFrontEnd {
                         switch result {
                         case .success(let req):
                             let slot = state.reserve(closeAfter: !req.keepAlive)
-                            self.handle(req) { resp in state.complete(slot, resp) }
+                            // The client may be gone by the time the answer is ready: hold the state weakly.
+                            self.handle(req) { [weak state] resp in state?.complete(slot, resp) }
                         case .failure(let err):
                             let slot = state.reserve(closeAfter: true)
                             state.complete(slot, HTTPFrontEnd.errorResponse(status: err.status, code: "BAD_REQUEST", err.message))

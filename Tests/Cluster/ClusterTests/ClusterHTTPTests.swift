@@ -94,6 +94,14 @@ final class ClusterHTTPTests: XCTestCase {
         try conn.send(frame: [0x08, 0x07, 0xA2, 0x01, 0x00])  // Request{id: 7, cluster_info: {}}
         let reply = try conn.receiveFrame()
         XCTAssertEqual(Array(reply.prefix(2)), [0x08, 0x07], "the connection still answers requests")
+        // Clients that hang up before their answers are ready (writes in flight) do not hurt the node.
+        for _ in 0..<20 {
+            let quitter = try RawConnection(port: cluster.httpPort(1))
+            try quitter.sendRaw(Array("POST /v1/concepts HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}".utf8))
+            let binaryQuitter = try RawConnection(port: cluster.clientPort(1))
+            try binaryQuitter.send(frame: [0x08, 0x09, 0xA2, 0x01, 0x00])
+        }
+        usleep(200_000)
         // And the node still serves everyone.
         XCTAssertEqual(cluster.httpToLeader(via: 2, "GET", "/v1/concepts/\(a)").status, 200)
         XCTAssertEqual(cluster.http(1, "GET", "/health").status, 200)
@@ -175,12 +183,17 @@ final class RawConnection {
 
     func send(frame payload: [UInt8]) throws { try send(rawLength: UInt32(payload.count), payload: payload) }
 
+    func sendRaw(_ bytes: [UInt8]) throws {
+        let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard n == bytes.count else { throw ClusterTestError("send failed") }
+    }
+
     func send(rawLength: UInt32, payload: [UInt8]) throws {
         var bytes = withUnsafeBytes(of: rawLength.littleEndian) { Array($0) }
         bytes += payload
         var off = 0
         while off < bytes.count {
-            let n = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+            let n = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             guard n > 0 else { throw ClusterTestError("send failed") }
             off += n
         }
