@@ -51,8 +51,8 @@ final class BinaryFrontEnd {
         connections[ObjectIdentifier(conn)] = c
         try? conn.setNoDelay(true)
         do {
-            try conn.startReading { [weak self, unowned c] event in
-                guard let self else { return }
+            try conn.startReading { [weak self, weak c] event in
+                guard let self, let c else { return }
                 switch event {
                 case .data(let bytes):
                     for ev in c.decoder.feed(bytes) {
@@ -63,9 +63,9 @@ final class BinaryFrontEnd {
                         }
                     }
                 case .endOfFile, .error:
-                    self.connections[ObjectIdentifier(conn)] = nil
                     c.closed = true
-                    if !conn.isClosing { conn.close() }
+                    if !c.conn.isClosing { c.conn.close() }
+                    self.connections[ObjectIdentifier(c.conn)] = nil
                 }
             }
         } catch {

@@ -35,8 +35,8 @@ final class HTTPFrontEnd {
         connections[ObjectIdentifier(conn)] = state
         try? conn.setNoDelay(true)
         do {
-            try conn.startReading { [weak self, unowned state] event in
-                guard let self else { return }
+            try conn.startReading { [weak self, weak state] event in
+                guard let self, let state else { return }
                 switch event {
                 case .data(let bytes):
                     for result in state.parser.feed(bytes) {
@@ -60,8 +60,8 @@ final class HTTPFrontEnd {
     }
 
     private func drop(_ state: HTTPConnectionState) {
-        connections[ObjectIdentifier(state.conn)] = nil
         if !state.conn.isClosing { state.conn.close() }
+        connections[ObjectIdentifier(state.conn)] = nil
     }
 
     // MARK: routing

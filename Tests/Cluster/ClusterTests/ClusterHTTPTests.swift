@@ -7,7 +7,7 @@ final class ClusterHTTPTests: XCTestCase {
     var cluster: LocalTestCluster!
 
     override func tearDown() {
-        cluster?.destroy()
+        cluster?.destroy(keepLogs: (testRun?.failureCount ?? 0) > 0)
         cluster = nil
     }
 

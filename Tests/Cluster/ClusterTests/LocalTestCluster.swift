@@ -107,9 +107,15 @@ final class LocalTestCluster {
         for id in Array(pids.keys) { kill9(id) }
     }
 
-    func destroy() {
+    /// Kills every node; deletes the data unless `keepLogs` (a failed test), then prints where the logs are.
+    func destroy(keepLogs: Bool = false) {
         stopAll()
-        try? FileManager.default.removeItem(atPath: dir)
+        if keepLogs {
+            print("cluster test failed: node logs and data kept in \(dir)")
+            for id in 1...nodeCount { print("--- node \(id) log (tail) ---\n\(log(id).suffix(3000))") }
+        } else {
+            try? FileManager.default.removeItem(atPath: dir)
+        }
     }
 
     // MARK: HTTP
