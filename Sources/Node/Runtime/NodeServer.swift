@@ -38,6 +38,10 @@ public final class NodeServer {
     /// Snapshots taken this turn, saved (and the log compacted behind them) by the next group-commit write.
     private var snapshotsToSave: [(shard: Int, snapshot: Snapshot)] = []
     private var afterNextWrite: [() -> Void] = []
+    /// Hard states whose only change was the commit index, written with the next WAL write.
+    private var lazyHardStates: [Int: HardState] = [:]
+    /// The term and vote last handed to the WAL per shard.
+    private var persistedVotes: [Int: (term: Term, vote: NodeID)] = [:]
     /// Reads waiting for this node's replica of a shard to apply up to an index (forwarded ReadIndex).
     var appliedWaiters: [[(index: LogIndex, done: () -> Void)]] = []
     var forwards: [UInt64: (peer: NodeID, deadline: UInt64, done: (ForwardResult) -> Void)] = [:]
@@ -154,12 +158,30 @@ public final class NodeServer {
     }
 
     private func persistAndApply() {
-        var batch = WriteBatch()
         var readies: [(ShardReplica, Ready)] = []
+        var immediate: [(ShardReplica, Ready)] = []
+        var synced: [(ShardReplica, Ready)] = []
         for r in replicas where r.raft.hasReady() {
             let rd = r.raft.ready()
+            if needsSync(rd, shard: r.shard) {
+                synced.append((r, rd))
+            } else {
+                // Only the commit index moved: apply now, persist the hard state with the next write.
+                if let hs = rd.hardState { lazyHardStates[r.shard] = hs }
+                immediate.append((r, rd))
+            }
+        }
+        finish(immediate)
+        readies = synced
+        var batch = WriteBatch()
+        let needWrite = !synced.isEmpty || !snapshotsToSave.isEmpty
+        if needWrite {
+            for (s, hs) in lazyHardStates.sorted(by: { $0.key < $1.key }) { batch.setHardState(group: UInt64(s), hs) }
+            lazyHardStates = [:]
+        }
+        for (r, rd) in synced {
             batch.add(rd, group: UInt64(r.shard))
-            readies.append((r, rd))
+            if let hs = rd.hardState { persistedVotes[r.shard] = (hs.term, hs.vote) }
         }
         var compacted = 0
         for (s, snap) in snapshotsToSave {
@@ -203,6 +225,21 @@ public final class NodeServer {
         } catch {
             fatalStop("cannot queue the WAL write: \(error)")
         }
+    }
+
+    /// Whether a Ready must be fsynced before its messages go out and its entries apply: new entries, a
+    /// snapshot, or a new term or vote. A hard state whose only change is the commit index does not: the
+    /// commit index may be recovered lower after a crash (Raft re-learns it), so it is written with the next
+    /// write instead of costing an fsync on every commit (etcd's `MustSync` rule). Snapshot saves always carry
+    /// the pending hard states, so a compaction point never passes the persisted commit index.
+    private func needsSync(_ rd: Ready, shard: Int) -> Bool {
+        if !rd.entries.isEmpty || rd.snapshot != nil { return true }
+        guard let hs = rd.hardState else { return false }
+        let persisted = persistedVotes[shard] ?? {
+            let h = replicas[shard].log.hardState
+            return (h.term, h.vote)
+        }()
+        return hs.term != persisted.term || hs.vote != persisted.vote
     }
 
     /// The turn's write is durable: send what waited for it, apply, answer, advance.
