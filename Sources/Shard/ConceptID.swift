@@ -58,10 +58,16 @@ public struct ConceptID: Hashable, Comparable, Sendable, CustomStringConvertible
     /// function moves data, so it must never change for an existing cluster.
     public func shard(of shardCount: Int) -> Int {
         precondition(shardCount > 0, "shardCount must be positive")
-        var z = hi ^ (lo &* 0x9E37_79B9_7F4A_7C15)
+        // Each half goes through the SplitMix64 finalizer before they are combined, so structured ids (counters
+        // in either half, or halves derived from each other) still spread evenly.
+        let z = ConceptID.mix(hi ^ ConceptID.mix(lo &+ 0x9E37_79B9_7F4A_7C15))
+        return Int(z % UInt64(shardCount))
+    }
+
+    private static func mix(_ x: UInt64) -> UInt64 {
+        var z = x
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return Int(z % UInt64(shardCount))
+        return z ^ (z >> 31)
     }
 }

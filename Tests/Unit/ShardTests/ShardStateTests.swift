@@ -20,13 +20,24 @@ final class ShardStateTests: XCTestCase {
         XCTAssertNil(ConceptID(hex: "zz112233445566778899aabbccddeeff"))
         XCTAssertNil(ConceptID(bytes: [1, 2, 3]))
         // The shard function is part of the on-disk contract: these values must never change
-        // (computed independently with the same SplitMix64 finalizer).
-        XCTAssertEqual([a, b, c].map { $0.shard(of: 8) }, [0, 1, 5])
-        XCTAssertEqual(id.shard(of: 8), 4)
-        XCTAssertEqual(id.shard(of: 64), 12)
-        var counts = [Int](repeating: 0, count: 8)
-        for i in UInt64(0)..<8000 { counts[ConceptID(hi: i &* 7919, lo: i).shard(of: 8)] += 1 }
-        XCTAssertTrue(counts.allSatisfy { $0 > 800 && $0 < 1200 }, "ids spread evenly: \(counts)")
+        // (computed independently, in Python, with the same SplitMix64 finalizer).
+        XCTAssertEqual([a, b, c].map { $0.shard(of: 8) }, [1, 4, 6])
+        XCTAssertEqual(id.shard(of: 8), 6)
+        XCTAssertEqual(id.shard(of: 64), 14)
+        // Structured ids spread evenly too — including halves derived from each other, which sent every id
+        // of a load test to one shard under the first version of this function.
+        let patterns: [(String, (UInt64) -> ConceptID)] = [
+            ("hi = 7919·i, lo = i", { ConceptID(hi: $0 &* 7919, lo: $0) }),
+            ("hi = golden·i, lo = i", { ConceptID(hi: $0 &* 0x9E37_79B9_7F4A_7C15, lo: $0) }),
+            ("hi = 0, lo = i", { ConceptID(hi: 0, lo: $0) }),
+            ("hi = i, lo = 0", { ConceptID(hi: $0, lo: 0) }),
+            ("hi = lo = i", { ConceptID(hi: $0, lo: $0) }),
+        ]
+        for (name, make) in patterns {
+            var counts = [Int](repeating: 0, count: 8)
+            for i in UInt64(0)..<8000 { counts[make(i).shard(of: 8)] += 1 }
+            XCTAssertTrue(counts.allSatisfy { $0 > 850 && $0 < 1150 }, "\(name): ids spread evenly: \(counts)")
+        }
     }
 
     func testCodecRoundTripsEveryCommand() throws {
