@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "Raft", targets: ["Raft"]),
         .library(name: "WAL", targets: ["WAL"]),
         .library(name: "UV", targets: ["UV"]),
+        .library(name: "SutraClient", targets: ["SutraClient"]),
         .executable(name: "sutra-sim", targets: ["SimRunner"]),
         .executable(name: "sutra-bench", targets: ["Bench"]),
         .executable(name: "sutra-node", targets: ["NodeMain"]),
@@ -71,6 +72,12 @@ let package = Package(
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Sources/ClientProto"),
 
+        // The client SDK (docs/SDK.md): async/await over one private libuv loop thread; routing by shard,
+        // leader hints, retries with backoff, de-duplicated writes.
+        .target(name: "SutraClient", dependencies: [
+            "ClientProto", "UV", "Shard", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], path: "Sources/SutraClient"),
+
         // Deterministic simulation of Raft clusters: seeded network, crashes, partitions, invariant checks.
         .target(name: "RaftSim", dependencies: ["Raft"], path: "Sources/RaftSim"),
         .executableTarget(name: "SimRunner", dependencies: [
@@ -92,6 +99,9 @@ let package = Package(
             "ClientProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Tests/Unit/ClientProtoTests"),
         .testTarget(name: "ClusterTests", dependencies: ["HTTP", "Shard"], path: "Tests/Cluster/ClusterTests"),
+        .testTarget(name: "SutraClientTests", dependencies: [
+            "SutraClient", "ClientProto", "UV", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], path: "Tests/Unit/SutraClientTests"),
         .testTarget(name: "SimTests", dependencies: ["RaftSim", "Raft"], path: "Tests/Unit/SimTests"),
     ],
     swiftLanguageModes: [.v6],

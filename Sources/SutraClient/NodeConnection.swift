@@ -1,0 +1,145 @@
+import ClientProto
+import SwiftProtobuf
+import UV
+
+/// The one TCP connection to one node, confined to the client's loop thread. Frames written before the
+/// connection is up are queued and leave, after a `Hello`, in one write once it is. Every response is handed to
+/// the engine; a failure (refused, reset, EOF, unreadable bytes) closes the connection and reports once.
+final class NodeConnection {
+    enum State { case connecting, open, closed }
+
+    let endpoint: Endpoint
+    private unowned let engine: Engine
+    private(set) var state = State.connecting
+    private var tcp: TCPConnection?
+    private var queued: [[UInt8]] = []
+    private var decoder: FrameDecoder
+    /// Wire ids of requests written (or queued) here whose response has not come.
+    var inflight: Set<UInt64> = []
+    /// Wire id of this connection's `Hello`.
+    private let helloID: UInt64
+    /// The protocol version the node chose, once its `Hello` answer came.
+    private(set) var version: UInt32?
+
+    static let protocolVersion: UInt32 = 1
+
+    init(endpoint: Endpoint, engine: Engine, maxFrameSize: Int, helloID: UInt64) {
+        self.endpoint = endpoint
+        self.engine = engine
+        self.helloID = helloID
+        decoder = FrameDecoder(maxFrameSize: maxFrameSize)
+    }
+
+    /// Starts connecting. Throws if libuv refuses at once (the connection is then closed and reports nothing).
+    func connect() throws(UVError) {
+        do {
+            try TCPConnection.connect(loop: engine.loop, host: endpoint.host, port: endpoint.port) { [self] result in
+                switch result {
+                case .success(let conn): opened(conn)
+                case .failure(let e): fail(.connectionFailed(endpoint: endpoint.description, reason: e.description))
+                }
+            }
+        } catch {
+            state = .closed
+            throw error
+        }
+    }
+
+    /// Sends one framed request (queued until the connection is up).
+    func send(_ framed: [UInt8], wireID: UInt64) {
+        precondition(state != .closed, "send on a closed connection")
+        inflight.insert(wireID)
+        if let tcp, state == .open {
+            tcp.write(framed) { [self] error in
+                if let error, error.code != UVError.canceled {
+                    fail(.connectionFailed(endpoint: endpoint.description, reason: error.description))
+                }
+            }
+        } else {
+            queued.append(framed)
+        }
+    }
+
+    private func opened(_ conn: TCPConnection) {
+        guard state == .connecting else {
+            conn.close()
+            return
+        }
+        tcp = conn
+        state = .open
+        try? conn.setNoDelay(true)
+        do {
+            try conn.startReading { [self] event in
+                switch event {
+                case .data(let bytes): received(bytes)
+                case .endOfFile: fail(.connectionFailed(endpoint: endpoint.description, reason: "closed by the node"))
+                case .error(let e): fail(.connectionFailed(endpoint: endpoint.description, reason: e.description))
+                }
+            }
+        } catch {
+            fail(.connectionFailed(endpoint: endpoint.description, reason: error.description))
+            return
+        }
+        var hello = Sutra_V1_Request()
+        hello.id = helloID
+        hello.hello.minVersion = NodeConnection.protocolVersion
+        hello.hello.maxVersion = NodeConnection.protocolVersion
+        let parts = [frame((try? hello.serializedBytes()) ?? [])] + queued
+        queued = []
+        conn.write(vectored: parts) { [self] error in
+            if let error, error.code != UVError.canceled {
+                fail(.connectionFailed(endpoint: endpoint.description, reason: error.description))
+            }
+        }
+    }
+
+    private func received(_ bytes: [UInt8]) {
+        for event in decoder.feed(bytes) {
+            guard state == .open else { return }
+            switch event {
+            case .frame(let payload):
+                let response: Sutra_V1_Response
+                do {
+                    response = try Sutra_V1_Response(serializedBytes: payload)
+                } catch {
+                    fail(.connectionFailed(endpoint: endpoint.description, reason: "unreadable response: \(error)"))
+                    return
+                }
+                if response.id == helloID {
+                    helloAnswered(response)
+                } else {
+                    inflight.remove(response.id)
+                    engine.received(response, on: self)
+                }
+            case .tooLarge:
+                // The response (whose request id is inside it) is skipped; that request gets no answer here and
+                // is retried or times out like an unanswered one. The connection stays usable.
+                break
+            }
+        }
+    }
+
+    private func helloAnswered(_ response: Sutra_V1_Response) {
+        if response.hasError, response.error.code != .ok {
+            let error = SutraError(proto: response.error)
+            if case .unsupportedVersion = error {
+                fail(error)
+            }
+            // Any other refusal of Hello is ignored: the requests themselves will say what is wrong.
+            return
+        }
+        if case .hello(let h)? = response.result { version = h.maxVersion }
+    }
+
+    /// Closes the connection (idempotent) and reports `error` for every request still in flight on it.
+    func fail(_ error: SutraError) {
+        guard state != .closed else { return }
+        state = .closed
+        queued = []
+        if let tcp, !tcp.isClosing { tcp.close() }
+        tcp = nil
+        let lost = inflight
+        inflight = []
+        engine.connectionClosed(self, lost: lost, error: error)
+    }
+}

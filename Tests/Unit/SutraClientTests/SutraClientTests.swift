@@ -1,0 +1,390 @@
+import ClientProto
+import Foundation
+import SutraClient
+import XCTest
+
+/// The SDK against in-process fake nodes on loopback. Every test bounds its waits with short client deadlines,
+/// closes its client and stops its nodes.
+final class SutraClientTests: XCTestCase {
+    private static let x = ConceptID(hi: 1, lo: 2)
+    private static let y = ConceptID(hi: 3, lo: 4)
+
+    private func isPut(_ op: Sutra_V1_Request.OneOf_Op) -> Bool { if case .putConcept = op { return true }; return false }
+    private func isClusterInfo(_ op: Sutra_V1_Request.OneOf_Op) -> Bool {
+        if case .clusterInfo = op { return true }
+        return false
+    }
+
+    /// Runs `body` with a client, closing it whatever happens.
+    private func withClient(_ endpoints: [String], _ options: SutraClient.Options = .init(requestTimeout: .seconds(3)),
+                            _ body: (SutraClient) async throws -> Void) async throws {
+        let client = try SutraClient(endpoints: endpoints, options: options)
+        do {
+            try await body(client)
+        } catch {
+            await client.close()
+            throw error
+        }
+        await client.close()
+    }
+
+    private func elapsed(since start: ContinuousClock.Instant) -> Double {
+        let d = ContinuousClock.now - start
+        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+
+    func testLearnsTheClusterAndFollowsNotLeaderToTheSecondNode() async throws {
+        let a = try FakeNode(id: 1)
+        let b = try FakeNode(id: 2)
+        defer { a.stop(); b.stop() }
+        let (bAddress, nodes) = (b.address, [a, b])
+        let clusterA = Reply.cluster(nodes: nodes, leader: 1)
+        a.setHandler { r in
+            switch r.op {
+            case .clusterInfo?: return .respond(clusterA)
+            case .putConcept?: return .respond(Reply.error(.notLeader, "node 1 does not lead the shard", leader: 2, address: bAddress))
+            default: return .respond(Reply.error(.internal, "unexpected"))
+            }
+        }
+        b.setHandler { r in
+            if case .putConcept? = r.op { return .respond(Reply.write(42)) }
+            return .respond(Reply.error(.internal, "unexpected"))
+        }
+        try await withClient([a.address]) { client in
+            let v = try await client.put(NewConcept(id: Self.x, text: "x"))
+            XCTAssertEqual(v, 42)
+            XCTAssertEqual(a.puts.count, 1)
+            XCTAssertEqual(b.puts.count, 1)
+            XCTAssertEqual(a.requests(isClusterInfo).count, 1, "the cluster is learned once, on first use")
+            let (first, redirected) = (a.puts[0], b.puts[0])
+            XCTAssertEqual(first.clientID, client.clientID)
+            XCTAssertNotEqual(first.clientID, 0)
+            XCTAssertEqual(redirected.clientID, first.clientID)
+            XCTAssertEqual(redirected.sequence, first.sequence, "a redirected write keeps its sequence")
+            XCTAssertNotEqual(redirected.id, first.id, "each attempt has its own request id")
+
+            // The hint is cached: the next write to that shard goes straight to node 2.
+            try await client.put(NewConcept(id: Self.x, text: "x again"))
+            XCTAssertEqual(a.puts.count, 1)
+            XCTAssertEqual(b.puts.count, 2)
+            XCTAssertGreaterThan(b.puts[1].sequence, b.puts[0].sequence, "a new write has a new sequence")
+        }
+    }
+
+    func testUnavailableTwiceThenSuccessRetriesWithTheSameClientIDAndSequence() async throws {
+        let a = try FakeNode(id: 1)
+        defer { a.stop() }
+        let cluster = Reply.cluster(nodes: [a], leader: 1)
+        let putsSeen = Shared(0)
+        a.setHandler { r in
+            switch r.op {
+            case .clusterInfo?: return .respond(cluster)
+            case .putConcept?:
+                let n = putsSeen.with { n -> Int in
+                    n += 1
+                    return n
+                }
+                return .respond(n <= 2 ? Reply.error(.unavailable, "electing a leader") : Reply.write(7))
+            default: return .ignore
+            }
+        }
+        try await withClient([a.address]) { client in
+            let v = try await client.put(NewConcept(id: Self.x, text: "x"))
+            XCTAssertEqual(v, 7)
+            let puts = a.puts
+            XCTAssertEqual(puts.count, 3)
+            XCTAssertEqual(Set(puts.map(\.clientID)), [client.clientID])
+            XCTAssertEqual(Set(puts.map(\.sequence)).count, 1, "every retry carries the same sequence")
+            XCTAssertNotEqual(puts[0].sequence, 0)
+            XCTAssertEqual(Set(puts.map(\.id)).count, 3, "each attempt has its own request id")
+            XCTAssertGreaterThanOrEqual(a.requests(isClusterInfo).count, 2, "UNAVAILABLE refreshes the shard map")
+
+            try await client.put(NewConcept(id: Self.y, text: "y"))
+            XCTAssertEqual(a.puts.count, 4)
+            XCTAssertGreaterThan(a.puts[3].sequence, puts[0].sequence)
+        }
+    }
+
+    func testNoAnswerEndsInATimeoutWithinTheDeadline() async throws {
+        let a = try FakeNode(id: 1)
+        defer { a.stop() }
+        let cluster = Reply.cluster(nodes: [a], leader: 1)
+        a.setHandler { r in
+            if case .clusterInfo? = r.op { return .respond(cluster) }
+            return .ignore
+        }
+        let options = SutraClient.Options(requestTimeout: .milliseconds(600), attemptTimeout: .seconds(5))
+        try await withClient([a.address], options) { client in
+            let start = ContinuousClock.now
+            do {
+                try await client.put(NewConcept(id: Self.x, text: "x"))
+                XCTFail("a put nobody answers must time out")
+            } catch SutraError.timeout(let operation, _) {
+                XCTAssertEqual(operation, "put")
+            }
+            let t = elapsed(since: start)
+            XCTAssertGreaterThanOrEqual(t, 0.55, "not before the deadline")
+            XCTAssertLessThan(t, 1.5, "soon after the deadline")
+            XCTAssertEqual(a.puts.count, 1, "one attempt: its own timeout is longer than the deadline")
+        }
+    }
+
+    func testAnUnansweredAttemptIsResentWithTheSameSequenceUntilTheDeadline() async throws {
+        let a = try FakeNode(id: 1)
+        defer { a.stop() }
+        let cluster = Reply.cluster(nodes: [a], leader: 1)
+        a.setHandler { r in
+            if case .clusterInfo? = r.op { return .respond(cluster) }
+            return .ignore
+        }
+        let options = SutraClient.Options(requestTimeout: .milliseconds(900), attemptTimeout: .milliseconds(150))
+        try await withClient([a.address], options) { client in
+            let start = ContinuousClock.now
+            do {
+                try await client.put(NewConcept(id: Self.x, text: "x"))
+                XCTFail("a put nobody answers must time out")
+            } catch SutraError.timeout(let operation, let last) {
+                XCTAssertEqual(operation, "put")
+                guard case .noResponse? = last else { return XCTFail("last error: \(String(describing: last))") }
+            }
+            XCTAssertLessThan(elapsed(since: start), 2.0)
+            let puts = a.puts
+            XCTAssertGreaterThanOrEqual(puts.count, 3)
+            XCTAssertEqual(Set(puts.map(\.sequence)).count, 1)
+            XCTAssertEqual(Set(puts.map(\.clientID)), [client.clientID])
+        }
+    }
+
+    func testInvalidArgumentIsThrownAtOnceWithoutRetry() async throws {
+        let a = try FakeNode(id: 1)
+        defer { a.stop() }
+        let cluster = Reply.cluster(nodes: [a], leader: 1)
+        let message = "embedding has 2 dimensions; this cluster's dimension is 3"
+        a.setHandler { r in
+            if case .clusterInfo? = r.op { return .respond(cluster) }
+            return .respond(Reply.error(.invalidArgument, message))
+        }
+        try await withClient([a.address], .init(requestTimeout: .seconds(5))) { client in
+            let start = ContinuousClock.now
+            do {
+                try await client.put(NewConcept(id: Self.x, text: "x", embedding: [1, 2]))
+                XCTFail("INVALID_ARGUMENT must be thrown")
+            } catch let error as SutraError {
+                XCTAssertEqual(error, .invalidArgument(message))
+            }
+            XCTAssertLessThan(elapsed(since: start), 1.0, "thrown at once, not at the deadline")
+            XCTAssertEqual(a.puts.count, 1, "never retried")
+        }
+    }
+
+    func testReadsDecodeResultsAndNotFoundIsNil() async throws {
+        let a = try FakeNode(id: 1)
+        defer { a.stop() }
+        let cluster = Reply.cluster(nodes: [a], leader: 1)
+        let x = Self.x
+        a.setHandler { r in
+            switch r.op {
+            case .clusterInfo?: return .respond(cluster)
+            case .getConcept(let g)?:
+                guard g.id == Data(x.bytes) else { return .respond(Reply.error(.notFound, "no such concept")) }
+                var resp = Sutra_V1_Response()
+                resp.concept.id = g.id
+                resp.concept.content = Data("hello".utf8)
+                resp.concept.embedding = [1, 0, 0]
+                resp.concept.strength = 0.5
+                resp.concept.createdVersion = 3
+                resp.concept.updatedVersion = 9
+                return .respond(resp)
+            case .neighbors?:
+                var resp = Sutra_V1_Response()
+                var e = Sutra_V1_Edge()
+                e.other = Data(Self.y.bytes)
+                e.type = .causal
+                e.confidence = 0.25
+                e.direction = .incoming
+                resp.neighbors.edges = [e]
+                return .respond(resp)
+            case .search?:
+                var resp = Sutra_V1_Response()
+                var h = Sutra_V1_SearchHit()
+                h.id = Data(x.bytes)
+                h.distance = 0.125
+                resp.search.hits = [h]
+                return .respond(resp)
+            case .findPath?:
+                var resp = Sutra_V1_Response()
+                resp.path.found = true
+                resp.path.ids = [Data(x.bytes), Data(Self.y.bytes)]
+                resp.path.visited = 5
+                return .respond(resp)
+            default:
+                return .respond(Reply.error(.invalidArgument, "unexpected"))
+            }
+        }
+        try await withClient([a.address]) { client in
+            let c = try await client.get(x)
+            XCTAssertEqual(c, Concept(id: x, content: Array("hello".utf8), embedding: [1, 0, 0], strength: 0.5,
+                                      confidence: 1, createdVersion: 3, updatedVersion: 9))
+            let missing = try await client.get(Self.y, consistency: .stale)
+            XCTAssertNil(missing)
+            let gets = a.requests { if case .getConcept = $0 { return true } else { return false } }
+            XCTAssertEqual(gets.map(\.consistency), [.linearizable, .stale])
+            XCTAssertEqual(gets[0].clientID, 0, "reads carry no write identity")
+
+            let n = try await client.neighbors(of: x, direction: .incoming, type: .causal)
+            XCTAssertEqual(n, [Neighbor(other: Self.y, type: .causal, confidence: 0.25, direction: .incoming)])
+            let hits = try await client.search(vector: [1, 0, 0], k: 1)
+            XCTAssertEqual(hits, [SearchHit(id: x, distance: 0.125)])
+            let path = try await client.findPath(from: x, to: Self.y, maxDepth: 3)
+            XCTAssertEqual(path, PathResult(path: [x, Self.y], visited: 5))
+            let info = try await client.clusterInfo()
+            XCTAssertEqual(info.numShards, 4)
+            XCTAssertEqual(info.dimension, 3)
+            XCTAssertEqual(info.nodes.map(\.clientAddress), [a.address])
+            XCTAssertEqual(info.shards.map(\.leader), [1, 1, 1, 1])
+        }
+    }
+
+    func testAnUnreachableEndpointIsSkipped() async throws {
+        let a = try FakeNode(id: 1)
+        defer { a.stop() }
+        let cluster = Reply.cluster(nodes: [a], leader: 1)
+        a.setHandler { r in
+            if case .clusterInfo? = r.op { return .respond(cluster) }
+            return .respond(Reply.write(5))
+        }
+        // Port 1 on loopback: nothing listens there, so the connection is refused.
+        try await withClient(["127.0.0.1:1", a.address]) { client in
+            for _ in 0..<3 {
+                let info = try await client.clusterInfo()
+                XCTAssertEqual(info.clusterID, "test-cluster")
+            }
+            let v = try await client.put(NewConcept(id: Self.x, text: "x"))
+            XCTAssertEqual(v, 5)
+        }
+    }
+
+    func testALostLeaderConnectionRefreshesTheMapAndTheWriteMovesOn() async throws {
+        let a = try FakeNode(id: 1)
+        let b = try FakeNode(id: 2)
+        defer { a.stop(); b.stop() }
+        let nodes = [a, b]
+        let (leaderA, leaderB) = (Reply.cluster(nodes: nodes, leader: 1), Reply.cluster(nodes: nodes, leader: 2))
+        a.setHandler { r in
+            if case .clusterInfo? = r.op { return .respond(leaderA) }
+            return .ignore  // the old leader hangs, then dies
+        }
+        b.setHandler { r in
+            if case .clusterInfo? = r.op { return .respond(leaderB) }
+            return .respond(Reply.write(11))
+        }
+        try await withClient([a.address]) { client in
+            let concept = NewConcept(id: Self.x, text: "x")
+            let pending = Task { () async throws -> UInt64 in try await client.put(concept) }
+            let deadline = ContinuousClock.now + .seconds(3)
+            while a.puts.isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+            XCTAssertEqual(a.puts.count, 1)
+            a.stop()  // the client sees EOF, then refused connections
+            let v = try await pending.value
+            XCTAssertEqual(v, 11)
+            XCTAssertEqual(b.puts.count, 1)
+            XCTAssertGreaterThanOrEqual(b.requests(isClusterInfo).count, 1, "the map was refreshed from node 2")
+            XCTAssertEqual(b.puts[0].sequence, a.puts[0].sequence, "the retried write keeps its sequence")
+            XCTAssertEqual(b.puts[0].clientID, a.puts[0].clientID)
+        }
+    }
+
+    /// Many writes of one client to one shard are in flight together, each with its own sequence; every
+    /// request tells the shard the lowest sequence still outstanding (`acked_below`), so the shard may forget
+    /// older outcomes and never mistakes a pipelined write for a stale retry.
+    func testWritesPipelineWithDistinctSequencesAndAckedBelow() async throws {
+        let a = try FakeNode(id: 1)
+        defer { a.stop() }
+        let cluster = Reply.cluster(nodes: [a], leader: 1, numShards: 1)
+        a.setHandler { r in
+            if case .clusterInfo? = r.op { return .respond(cluster) }
+            return .respondAfter(ms: 30, Reply.write(r.sequence))
+        }
+        try await withClient([a.address]) { client in
+            _ = try await client.clusterInfo()
+            try await withThrowingTaskGroup(of: UInt64.self) { group in
+                for i in 0..<4 {
+                    group.addTask { try await client.put(NewConcept(id: ConceptID(hi: UInt64(i), lo: 7), text: "\(i)")) }
+                }
+                var versions: [UInt64] = []
+                for try await v in group { versions.append(v) }
+                XCTAssertEqual(versions.sorted(), [1, 2, 3, 4])
+            }
+            XCTAssertEqual(a.maxInFlight, 4, "writes to one shard are pipelined")
+            XCTAssertEqual(a.puts.map(\.sequence).sorted(), [1, 2, 3, 4], "each write has its own sequence")
+            XCTAssertTrue(a.puts.allSatisfy { $0.ackedBelow == 1 }, "sequence 1 was outstanding when each left")
+            _ = try await client.put(NewConcept(id: ConceptID(hi: 9, lo: 7), text: "later"))
+            XCTAssertEqual(a.puts.last?.sequence, 5)
+            XCTAssertEqual(a.puts.last?.ackedBelow, 5, "every earlier write has its answer")
+        }
+    }
+
+    func testCloseFailsPendingCallsAndLaterCalls() async throws {
+        let a = try FakeNode(id: 1)
+        defer { a.stop() }
+        let cluster = Reply.cluster(nodes: [a], leader: 1)
+        a.setHandler { r in
+            if case .clusterInfo? = r.op { return .respond(cluster) }
+            return .ignore
+        }
+        let client = try SutraClient(endpoints: [a.address], options: .init(requestTimeout: .seconds(10)))
+        let concept = NewConcept(id: Self.x, text: "x")
+        let pending = Task { () async throws -> UInt64 in try await client.put(concept) }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while a.puts.isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        XCTAssertEqual(a.puts.count, 1)
+        let start = ContinuousClock.now
+        await client.close()
+        do {
+            _ = try await pending.value
+            XCTFail("a pending call must fail on close")
+        } catch let error as SutraError {
+            XCTAssertEqual(error, .closed)
+        }
+        XCTAssertLessThan(elapsed(since: start), 1.0)
+        do {
+            _ = try await client.get(Self.x)
+            XCTFail("a call after close must fail")
+        } catch let error as SutraError {
+            XCTAssertEqual(error, .closed)
+        }
+        await client.close()  // idempotent
+    }
+
+    func testCancellingTheCallingTaskEndsTheCall() async throws {
+        let a = try FakeNode(id: 1)
+        defer { a.stop() }
+        let cluster = Reply.cluster(nodes: [a], leader: 1)
+        a.setHandler { r in
+            if case .clusterInfo? = r.op { return .respond(cluster) }
+            return .ignore
+        }
+        try await withClient([a.address], .init(requestTimeout: .seconds(10))) { client in
+            let x = Self.x
+            let call = Task { () async throws -> Concept? in try await client.get(x) }
+            let deadline = ContinuousClock.now + .seconds(5)
+            while a.requests.count < 2 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+            let start = ContinuousClock.now
+            call.cancel()
+            do {
+                _ = try await call.value
+                XCTFail("a cancelled call must throw")
+            } catch is CancellationError {}
+            XCTAssertLessThan(elapsed(since: start), 1.0)
+        }
+    }
+
+    func testBadEndpointsAndOptionsAreRefused() {
+        XCTAssertThrowsError(try SutraClient(endpoints: ["node-a:7100"])) { e in
+            XCTAssertEqual(e as? SutraError, .invalidEndpoint("node-a:7100"))
+        }
+        XCTAssertThrowsError(try SutraClient(endpoints: ["127.0.0.1"]))
+        XCTAssertThrowsError(try SutraClient(endpoints: []))
+        XCTAssertThrowsError(try SutraClient(endpoints: ["127.0.0.1:7100"], options: .init(requestTimeout: .zero)))
+    }
+}
