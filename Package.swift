@@ -62,7 +62,7 @@ let package = Package(
 
         // The `sutra` command line: local clusters, status, data commands, the load generator.
         .executableTarget(name: "CLI", dependencies: [
-            "HTTP",
+            "HTTP", "SutraClient",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/CLI"),
 

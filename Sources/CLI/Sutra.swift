@@ -1,11 +1,10 @@
 // sutra: the operator and developer command line (local clusters, status, data commands, load generator).
 import ArgumentParser
 
-struct Sutra: ParsableCommand {
+@main
+struct Sutra: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sutra",
         abstract: "Operate a Sutra cluster: start a local one, inspect it, read and write data, load-test it.",
-        subcommands: [ClusterCommand.self, StatusCommand.self])
+        subcommands: [ClusterCommand.self, StatusCommand.self, BenchCommand.self])
 }
-
-Sutra.main()

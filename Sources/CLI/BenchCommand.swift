@@ -1,0 +1,143 @@
+import ArgumentParser
+import Foundation
+import SutraClient
+
+/// `sutra bench`: a closed-loop load generator through the SDK. C tasks each issue one request, wait for its
+/// answer, and issue the next, for the given duration; it prints a progress line every second and then
+/// ops/s and latency percentiles (p50, p99, p99.9, max) and the error count.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Load-test a cluster through the SDK (closed loop).")
+    @OptionGroup var target: SDKTarget
+    @Option(help: "Seconds to run.") var duration = 10.0
+    @Option(help: "Concurrent clients (closed loop each).") var concurrency = 64
+    @Option(help: "Content bytes per write.") var valueSize = 100
+    @Option(help: "write | read | mixed (50/50).") var mix = "write"
+    @Option(help: "Distinct keys written and read.") var keys = 100_000
+    @Option(help: "SDK clients (connections) the tasks share.") var clients = 4
+    @Flag(help: "Print the result as one JSON object.") var json = false
+
+    func run() async throws {
+        guard ["write", "read", "mixed"].contains(mix) else { throw ValidationError("--mix must be write, read or mixed") }
+        guard concurrency >= 1, duration > 0, valueSize >= 0, keys >= 1, clients >= 1 else { throw ValidationError("counts must be positive") }
+        let endpoints = try target.resolve()
+        let sdks = try (0..<clients).map { _ in try SutraClient(endpoints: endpoints) }
+        defer { Task { for c in sdks { await c.close() } } }
+        let payload = [UInt8](repeating: UInt8(ascii: "v"), count: valueSize)
+        let keySpace = (0..<keys).map { ConceptID(hi: 0x5EED_0000_0000_0000 | UInt64($0), lo: UInt64($0) &* 0x9E37_79B9_7F4A_7C15) }
+        if mix != "write" {
+            if !json { print("preloading \(keys) keys …") }
+            for start in stride(from: 0, to: keys, by: 1000) {
+                let items = keySpace[start..<min(start + 1000, keys)].map { BatchItem.put(NewConcept(id: $0, content: payload)) }
+                _ = try await sdks[0].batch(items)
+            }
+        }
+        let stats = BenchStats()
+        let started = ContinuousClock.now
+        let end = started + .milliseconds(Int(duration * 1000))
+        let progress = Task {
+            var last = 0
+            while !Task.isCancelled && ContinuousClock.now < end {
+                try? await Task.sleep(for: .seconds(1))
+                let (ops, errs) = stats.counts()
+                if !json {
+                    let t = (ContinuousClock.now - started).seconds
+                    FileHandle.standardError.write(Data(String(format: "\r%5.1fs  %8d ops/s  %9d ops  %6d errors", t, ops - last, ops, errs).utf8))
+                }
+                last = ops
+            }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<concurrency {
+                let sdk = sdks[worker % sdks.count]
+                let mix = self.mix
+                group.addTask {
+                    var rng = SystemRandomNumberGenerator()
+                    var local: [UInt64] = []
+                    local.reserveCapacity(100_000)
+                    var errors = 0
+                    var n = 0
+                    while ContinuousClock.now < end {
+                        let key = keySpace[Int.random(in: 0..<keySpace.count, using: &rng)]
+                        let write = mix == "write" || (mix == "mixed" && n % 2 == 0)
+                        n += 1
+                        let t0 = ContinuousClock.now
+                        do {
+                            if write {
+                                _ = try await sdk.put(NewConcept(id: key, content: payload))
+                            } else {
+                                _ = try await sdk.get(key)
+                            }
+                            local.append((ContinuousClock.now - t0).nanoseconds)
+                        } catch {
+                            errors += 1
+                            stats.noteError("\(error)")
+                        }
+                        if local.count % 256 == 0 { stats.progress(ops: 256) }
+                    }
+                    stats.add(local, errors: errors)
+                }
+            }
+            try await group.waitForAll()
+        }
+        progress.cancel()
+        let elapsed = (ContinuousClock.now - started).seconds
+        let r = stats.result(elapsed: elapsed)
+        if json {
+            let o: [String: Any] = ["mix": mix, "concurrency": concurrency, "value_size": valueSize, "duration_s": elapsed,
+                                    "ops": r.ops, "ops_per_s": r.rate, "errors": r.errors,
+                                    "latency_ms": ["p50": r.p50, "p99": r.p99, "p999": r.p999, "max": r.max]]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            FileHandle.standardError.write(Data("\n".utf8))
+            print(String(format: "%@: %d ops in %.1f s = %.0f ops/s (concurrency %d, %d-byte values), %d errors",
+                         mix as NSString, r.ops, elapsed, r.rate, concurrency, valueSize, r.errors))
+            print(String(format: "latency ms: p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f", r.p50, r.p99, r.p999, r.max))
+            if let e = stats.firstError { print("first error: \(e)") }
+        }
+    }
+}
+
+/// Thread-safe accumulation of the workers' latencies and errors.
+final class BenchStats: @unchecked Sendable {
+    private let lock = NSLock()
+    private var latencies: [UInt64] = []
+    private var errors = 0
+    private var done = 0
+    private(set) var firstError: String?
+
+    func progress(ops: Int) { lock.lock(); done += ops; lock.unlock() }
+    func counts() -> (Int, Int) { lock.lock(); defer { lock.unlock() }; return (done, errors) }
+    func noteError(_ e: String) {
+        lock.lock(); errors += 1; if firstError == nil { firstError = e }; lock.unlock()
+    }
+    func add(_ l: [UInt64], errors e: Int) {
+        lock.lock(); latencies += l; lock.unlock()
+    }
+
+    func result(elapsed: Double) -> (ops: Int, rate: Double, errors: Int, p50: Double, p99: Double, p999: Double, max: Double) {
+        lock.lock(); defer { lock.unlock() }
+        let s = latencies.sorted()
+        func pct(_ p: Double) -> Double {
+            guard !s.isEmpty else { return 0 }
+            return Double(s[min(s.count - 1, Int(Double(s.count) * p))]) / 1e6
+        }
+        return (s.count, Double(s.count) / elapsed, errors, pct(0.5), pct(0.99), pct(0.999), Double(s.last ?? 0) / 1e6)
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    var nanoseconds: UInt64 { UInt64(components.seconds) * 1_000_000_000 + UInt64(components.attoseconds / 1_000_000_000) }
+}
+
+/// Where SDK commands connect: `--endpoints host:port,…` (binary client ports), else the local cluster in `--data`.
+struct SDKTarget: ParsableArguments {
+    @Option(help: "Client endpoints host:port,… (default: the local cluster in --data).") var endpoints: String?
+    @Option(help: "Data directory of a local cluster started with `sutra cluster up`.") var data = "./sutra-cluster"
+
+    func resolve() throws -> [String] {
+        if let endpoints { return endpoints.split(separator: ",").map(String.init) }
+        let cluster = try LocalCluster.load(URL(fileURLWithPath: data).standardizedFileURL.path)
+        return cluster.nodes.map { "127.0.0.1:\($0.clientPort)" }
+    }
+}
