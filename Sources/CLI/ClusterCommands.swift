@@ -43,7 +43,7 @@ struct ClusterCommand: ParsableCommand {
         @Option(help: "Embedding dimension (0…2048).") var dimension = 768
         @Option(help: "Path of the sutra-node binary (default: next to this one).") var nodeBinary: String?
         @Option(help: "Seconds to wait for every node to be ready.") var timeout = 30.0
-        @Option(parsing: .remaining, help: "Extra flags passed to every sutra-node (after --).") var nodeFlags: [String] = []
+        @Argument(parsing: .postTerminator, help: "Extra flags passed to every sutra-node (after --).") var nodeFlags: [String] = []
 
         func run() throws {
             guard (1...7).contains(nodes) else { throw ValidationError("--nodes is \(nodes); allowed: 1…7") }
