@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "ClientProtoTests", dependencies: [
             "ClientProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Tests/Unit/ClientProtoTests"),
-        .testTarget(name: "ClusterTests", dependencies: ["HTTP", "Shard"], path: "Tests/Cluster/ClusterTests"),
+        .testTarget(name: "ClusterTests", dependencies: ["HTTP", "Shard", "SutraClient"], path: "Tests/Cluster/ClusterTests"),
         .testTarget(name: "SutraClientTests", dependencies: [
             "SutraClient", "ClientProto", "UV", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Tests/Unit/SutraClientTests"),

@@ -91,6 +91,7 @@ public struct NodeCommand: ParsableCommand {
             if peerPort != nil { throw fail("peer port (--peer-port) is \(c.peerPort) but --peers gives this node port \(me.port)") }
             c.peerPort = me.port
         }
+        prepareProcessSignals()
         let level = Logger.Level(rawValue: c.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
@@ -109,4 +110,17 @@ public struct NodeCommand: ParsableCommand {
         let code = try server.run()
         throw ExitCode(code)
     }
+}
+
+/// Signals the node relies on, whatever its parent left it with: SIGPIPE ignored (a client that hangs up while
+/// we write must cost an EPIPE on that connection, not the process), and SIGTERM/SIGINT unblocked (a parent's
+/// thread may have had them blocked — Swift's concurrency threads do — and a spawned child inherits the mask,
+/// which would silently disable graceful shutdown).
+func prepareProcessSignals() {
+    signal(SIGPIPE, SIG_IGN)
+    var set = sigset_t()
+    sigemptyset(&set)
+    sigaddset(&set, SIGTERM)
+    sigaddset(&set, SIGINT)
+    pthread_sigmask(SIG_UNBLOCK, &set, nil)
 }

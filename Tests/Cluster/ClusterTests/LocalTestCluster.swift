@@ -49,7 +49,15 @@ final class LocalTestCluster {
         let argv = ([LocalTestCluster.nodeBinary] + args).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, LocalTestCluster.nodeBinary, &actions, nil, argv, environ)
+        // An empty signal mask for the child: this test may run on a thread that blocks signals.
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attr, &noSignals)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK))
+        let rc = posix_spawn(&pid, LocalTestCluster.nodeBinary, &actions, &attr, argv, environ)
         guard rc == 0 else { throw ClusterTestError("cannot start \(LocalTestCluster.nodeBinary): \(rc)") }
         pids[id] = pid
     }
