@@ -15,6 +15,9 @@ struct LocalCluster: Codable {
         var peerPort: Int
         var data: String
         var log: String
+        /// How it was started (so tools can restart it the same way).
+        var binary: String?
+        var args: [String]?
     }
     var nodes: [Node]
     var shards: Int
@@ -65,7 +68,7 @@ struct ClusterCommand: ParsableCommand {
                             "--peer-port", "\(basePort + 200 + i)"] + nodeFlags
                 let pid = try spawnDetached(binary, args, log: log)
                 cluster.nodes.append(.init(id: i, pid: pid, clientPort: basePort + i, httpPort: basePort + 100 + i,
-                                           peerPort: basePort + 200 + i, data: nodeDir, log: log))
+                                           peerPort: basePort + 200 + i, data: nodeDir, log: log, binary: binary, args: args))
             }
             try JSONEncoder().encode(cluster).write(to: URL(fileURLWithPath: LocalCluster.path(dir)))
             let deadline = Date().addingTimeInterval(timeout)
