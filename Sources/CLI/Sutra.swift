@@ -6,5 +6,5 @@ struct Sutra: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sutra",
         abstract: "Operate a Sutra cluster: start a local one, inspect it, read and write data, load-test it.",
-        subcommands: [ClusterCommand.self, StatusCommand.self, BenchCommand.self, FailoverBenchCommand.self])
+        subcommands: [ClusterCommand.self, StatusCommand.self, BenchCommand.self, FailoverBenchCommand.self, VectorBenchCommand.self])
 }

@@ -234,8 +234,10 @@ public final class SutraClient: Sendable {
     }
 
     /// A shortest path (fewest hops, at most `maxDepth`, 1…20) from `from` to `to` along outgoing associations.
-    public func findPath(from: ConceptID, to: ConceptID, maxDepth: Int = 6) async throws -> PathResult {
+    public func findPath(from: ConceptID, to: ConceptID, maxDepth: Int = 6,
+                         consistency: Consistency = .linearizable) async throws -> PathResult {
         var r = Sutra_V1_Request()
+        r.consistency = consistency.proto
         r.findPath.from = Data(from.bytes)
         r.findPath.to = Data(to.bytes)
         r.findPath.maxDepth = try uint32(maxDepth, "maxDepth")
@@ -249,8 +251,10 @@ public final class SutraClient: Sendable {
 
     /// The `k` (1…1000) concepts whose embeddings are nearest to `vector` (the cluster's dimension), nearest
     /// first. `ef` is the search breadth (0: the node's default; larger is slower and more exact).
-    public func search(vector: [Float], k: Int = 10, ef: Int = 0) async throws -> [SearchHit] {
+    public func search(vector: [Float], k: Int = 10, ef: Int = 0,
+                       consistency: Consistency = .linearizable) async throws -> [SearchHit] {
         var r = Sutra_V1_Request()
+        r.consistency = consistency.proto
         r.search.vector = vector
         r.search.k = try uint32(k, "k")
         r.search.ef = try uint32(ef, "ef")
