@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(libuv1-dev pkg-config libhnswlib-dev libhttp-parser-dev)
+PKGS=(libuv1-dev pkg-config libhnswlib-dev libhttp-parser-dev curl)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -19,4 +19,4 @@ echo "==> building (debug)"
 swift build
 echo "==> building (release)"
 swift build -c release
-echo "==> built: .build/release/sutra-sim, .build/release/sutra-bench"
+echo "==> built: .build/release/sutra-node, sutra, sutra-sim, sutra-bench"

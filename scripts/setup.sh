@@ -1,18 +1,39 @@
 #!/usr/bin/env bash
-# The first command: install everything on a fresh Debian machine, build, and run what Sutra runs so far.
-# Until the node process exists (issue 3), "the main job" is the Raft foundation at work: a deterministic
-# simulation of 3- and 5-node clusters under faults, and the consensus-core and durable-log benchmarks.
+# The first command: install everything on a fresh Debian machine, build, and start the main job — a local
+# three-node Sutra cluster (8 shards, 768-d embeddings) on loopback, in the background, ready for curl and the
+# SDK. Data and logs go to ./sutra-cluster; stop it with `.build/release/sutra cluster down`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
+SUTRA=.build/release/sutra
+DATA=./sutra-cluster
 echo
-echo "==> Raft simulation: 2,000 seeds of 3/5-node clusters with crashes, partitions, snapshots, membership changes"
-.build/release/sutra-sim --seeds '0..<2000'
-echo
-echo "==> Raft core throughput (3 in-memory replicas, one thread)"
-.build/release/sutra-bench raft --entries 300000 --runs 3 --batches 1,16,256
-if .build/release/sutra-bench --help 2>/dev/null | grep -q ' wal '; then
-  echo
-  echo "==> Durable log (WAL) throughput on this disk"
-  .build/release/sutra-bench wal --runs 3
+if [ -f "$DATA/cluster.json" ] && $SUTRA status --data "$DATA" >/dev/null 2>&1; then
+  echo "==> a local cluster from $DATA is already running:"
+else
+  echo "==> starting a local three-node cluster"
+  $SUTRA cluster up --data "$DATA"
 fi
+echo
+$SUTRA status --data "$DATA"
+echo
+echo "==> smoke test through HTTP (write via node 1, read back)"
+ID=0000000000000000000000000000c0de
+for port in 7201 7202 7203; do
+  out=$(curl -s -X POST "http://127.0.0.1:$port/v1/concepts" -d "{\"id\":\"$ID\",\"content\":\"hello from setup\"}")
+  case "$out" in *version*) echo "  write: $out (via node on port $port, the shard's leader)"; break;; esac
+done
+for port in 7201 7202 7203; do
+  out=$(curl -s "http://127.0.0.1:$port/v1/concepts/$ID")
+  case "$out" in *content*) echo "  read:  $out"; break;; esac
+done
+cat <<MSG
+
+Sutra is running. Try:
+  curl -s http://127.0.0.1:7201/v1/cluster
+  curl -s http://127.0.0.1:7201/metrics | head
+  $SUTRA status                       # leaders, terms, lag
+  $SUTRA bench --duration 10          # load test through the SDK
+  $SUTRA cluster down                 # stop it (graceful)
+SDK endpoints: 127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103   HTTP: 127.0.0.1:7201 … 7203
+MSG
