@@ -30,7 +30,9 @@ public final class ShardReplica {
     public let log: GroupLog
     public let limits: ShardLimits
     public private(set) var state: ShardState
-    public let vectors: ShardVectors
+    /// The node's vector index, shared by every replica it hosts.
+    public let vectors: ConceptVectors
+    public let shardCount: Int
     /// Highest log index applied to `state` (entries without a command included).
     public private(set) var appliedIndex: LogIndex
     /// Index of the newest snapshot taken or installed here.
@@ -49,7 +51,7 @@ public final class ShardReplica {
 
     /// Opens the replica from its durable log: loads the newest snapshot (if any) and lets the core replay the
     /// committed tail. A snapshot that fails its checks stops the node: it is never skipped.
-    public init(shard: Int, raftConfig: RaftConfig, log: GroupLog, limits: ShardLimits) throws {
+    public init(shard: Int, shardCount: Int, raftConfig: RaftConfig, log: GroupLog, limits: ShardLimits, vectors: ConceptVectors) throws {
         self.shard = shard
         self.log = log
         self.limits = limits
@@ -61,17 +63,18 @@ public final class ShardReplica {
         }
         appliedIndex = snap.metadata.index
         snapshotIndex = snap.metadata.index
-        vectors = ShardVectors(dimension: limits.dimension)
+        self.vectors = vectors
+        self.shardCount = shardCount
         var cfg = raftConfig
         cfg.applied = snap.metadata.index
         raft = RaftNode(config: cfg, storage: log)
-        vectors.rebuild(from: state)
+        vectors.rebuild(shard: shard, shardCount: shardCount, from: state)
         attachIndexes()
     }
 
     private func attachIndexes() {
-        let v = vectors
-        state.onConceptChange = { id, concept in v.set(id, embedding: concept?.embedding) }
+        let v = vectors, s = shard
+        state.onConceptChange = { id, concept in v.set(id, shard: s, embedding: concept?.embedding) }
     }
 
     public var isLeader: Bool { raft.role == .leader }
@@ -166,7 +169,7 @@ public final class ShardReplica {
             preconditionFailure("shard \(shard): snapshot at \(snap.metadata.index) from the leader is unreadable: \(error)")
         }
         attachIndexes()
-        vectors.rebuild(from: state)
+        vectors.rebuild(shard: shard, shardCount: shardCount, from: state)
         appliedIndex = snap.metadata.index
         snapshotIndex = snap.metadata.index
         installedSnapshots += 1

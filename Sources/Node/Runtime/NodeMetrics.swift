@@ -74,7 +74,7 @@ final class NodeMetrics {
         family("sutra_associations", "gauge", "Edge records (out-edges plus in-edges) in this node's replica of each shard.")
         for r in node.replicas { o += "sutra_associations{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.state.edgeCount)\n" }
         family("sutra_vectors", "gauge", "Embeddings indexed for k-NN search in each shard.")
-        for r in node.replicas { o += "sutra_vectors{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.vectors.count)\n" }
+        for r in node.replicas { o += "sutra_vectors{node=\"\(id)\",shard=\"\(r.shard)\"} \(node.vectors.count(shard: r.shard))\n" }
         family("sutra_writes_total", "counter", "Client writes acknowledged by this node as shard leader.")
         for (s, n) in writes.enumerated() { o += "sutra_writes_total{node=\"\(id)\",shard=\"\(s)\"} \(n)\n" }
         family("sutra_applied_entries_total", "counter", "Log entries with a command applied to each shard replica.")

@@ -242,14 +242,11 @@ extension NodeServer {
     }
 
     private func search(_ vector: [Float], k: Int, ef: Int) -> Result<ClientReply, ClientError> {
-        var hits: [(id: ConceptID, distance: Float)] = []
         do {
-            for r in replicas { hits += try r.vectors.search(vector, k: k, ef: ef == 0 ? max(64, k) : ef) }
+            return .success(.search(try vectors.search(vector, k: k, ef: ef == 0 ? max(64, k) : ef)))
         } catch {
             return .failure(ClientError(.internal, "\(error)"))
         }
-        hits.sort { ($0.distance, $0.id) < ($1.distance, $1.id) }
-        return .success(.search(Array(hits.prefix(k))))
     }
 
     // MARK: errors

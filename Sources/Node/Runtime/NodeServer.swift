@@ -25,6 +25,8 @@ public final class NodeServer {
     var transport: PeerTransport!
     let metrics: NodeMetrics
     let limits: ShardLimits
+    /// One HNSW index over the embeddings of every shard this node hosts.
+    let vectors: ConceptVectors
 
     var tickTimer: UV.Timer?
     var turnHook: LoopCheck?
@@ -61,6 +63,7 @@ public final class NodeServer {
             return l
         }()
         metrics = NodeMetrics(shards: config.numShards)
+        vectors = ConceptVectors(dimension: config.dimension)
         try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
         engine = try LogEngine(directory: config.dataDir + "/wal", logger: logger)
         try openShards()
@@ -85,7 +88,8 @@ public final class NodeServer {
             var rc = RaftConfig(id: config.nodeID, seed: config.nodeID &* 0x9E37_79B9 &+ UInt64(s))
             rc.electionTick = config.electionTicks
             rc.heartbeatTick = 1
-            let replica = try ShardReplica(shard: s, raftConfig: rc, log: engine.group(UInt64(s)), limits: limits)
+            let replica = try ShardReplica(shard: s, shardCount: config.numShards, raftConfig: rc, log: engine.group(UInt64(s)),
+                                           limits: limits, vectors: vectors)
             replicas.append(replica)
             if preferredLeader(of: s) == config.nodeID { startupCampaign[s] = 2 }
         }
