@@ -134,6 +134,10 @@ final class Engine: @unchecked Sendable {
     private var nextInternalID: UInt64 = 1 << 63
     private var nextAnyCursor = 0
     private var closed = false
+    /// Ends each loop turn by flushing `toFlush`; closed with the engine.
+    var turnEnd: LoopCheck?
+    /// Connections with requests waiting for the end of the loop turn.
+    private var toFlush: [NodeConnection] = []
 
     init(loop: EventLoop, config: EngineConfig, clientID: UInt64, seeds: [Endpoint]) {
         self.loop = loop
@@ -141,6 +145,15 @@ final class Engine: @unchecked Sendable {
         self.clientID = clientID
         self.seeds = seeds
         candidates = seeds
+    }
+
+    func markForFlush(_ c: NodeConnection) { toFlush.append(c) }
+
+    /// End of a loop turn: every connection writes the requests of the turn in one go.
+    func flushWrites() {
+        let cs = toFlush
+        toFlush = []
+        for c in cs { c.flush() }
     }
 
     private func onLoop() {
@@ -509,5 +522,8 @@ final class Engine: @unchecked Sendable {
         }
         for conn in Array(connections.values) { conn.fail(.closed) }
         connections = [:]
+        toFlush = []
+        turnEnd?.close()
+        turnEnd = nil
     }
 }

@@ -13,6 +13,7 @@ final class NodeConnection {
     private(set) var state = State.connecting
     private var tcp: TCPConnection?
     private var queued: [[UInt8]] = []
+    private var outbox: [[UInt8]] = []
     private var decoder: FrameDecoder
     /// Wire ids of requests written (or queued) here whose response has not come.
     var inflight: Set<UInt64> = []
@@ -45,18 +46,29 @@ final class NodeConnection {
         }
     }
 
-    /// Sends one framed request (queued until the connection is up).
+    /// Sends one framed request: queued until the connection is up, and until the end of the loop turn once it
+    /// is (`flush()`), so the requests of one turn leave in one write.
     func send(_ framed: [UInt8], wireID: UInt64) {
         precondition(state != .closed, "send on a closed connection")
         inflight.insert(wireID)
-        if let tcp, state == .open {
-            tcp.write(framed) { [self] error in
-                if let error, error.code != UVError.canceled {
-                    fail(.connectionFailed(endpoint: endpoint.description, reason: error.description))
-                }
-            }
+        if state == .open {
+            if outbox.isEmpty { engine.markForFlush(self) }
+            outbox.append(framed)
         } else {
             queued.append(framed)
+        }
+    }
+
+    /// Writes the turn's requests (called by the engine at the end of each loop turn).
+    func flush() {
+        guard !outbox.isEmpty else { return }
+        let parts = outbox
+        outbox = []
+        guard let tcp, state == .open else { return }
+        tcp.write(vectored: parts) { [self] error in
+            if let error, error.code != UVError.canceled {
+                fail(.connectionFailed(endpoint: endpoint.description, reason: error.description))
+            }
         }
     }
 

@@ -101,6 +101,8 @@ public final class SutraClient: Sendable {
                 let loop = try EventLoop()
                 let wakeup = try LoopWakeup(loop: loop)
                 let engine = Engine(loop: loop, config: config, clientID: clientID, seeds: seedList)
+                let turnEnd = try LoopCheck(loop: loop) { engine.flushWrites() }
+                engine.turnEnd = turnEnd
                 started.withLock { $0 = .success((wakeup, engine)) }
                 ready.signal()
                 withExtendedLifetime(engine) {

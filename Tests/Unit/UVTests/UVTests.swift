@@ -29,6 +29,25 @@ final class UVTests: XCTestCase {
         watchdog.close()
     }
 
+    /// The end-of-turn hook sees work queued by a timer before the loop blocks in its poll (libuv runs timers
+    /// before polling: a check-only hook would see it only when the poll returns — here after a second).
+    func testLoopCheckRunsBeforeThePollBlocks() throws {
+        let early = try Timer(loop: loop), late = try Timer(loop: loop)
+        var queuedAt: UInt64?
+        var seenAt: UInt64?
+        var lateFired = false
+        let hook = try LoopCheck(loop: loop) { [unowned loop = loop!] in
+            if queuedAt != nil && seenAt == nil { seenAt = loop.now }
+        }
+        early.start(timeout: 10) { [unowned loop = loop!] in queuedAt = loop.now }
+        late.start(timeout: 1000) { lateFired = true }
+        while !lateFired { loop.runOnce() }
+        XCTAssertNotNil(seenAt)
+        XCTAssertLessThan(seenAt! - queuedAt!, 900, "the hook ran in the timer's own loop iteration, not after the poll")
+        hook.close(); early.close(); late.close()
+        loop.run()
+    }
+
     func testTimerFiresOnceRepeatsAndStops() throws {
         var once = 0, repeats = 0
         let t1 = try Timer(loop: loop)
