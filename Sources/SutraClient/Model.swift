@@ -148,7 +148,8 @@ public struct SearchHit: Sendable, Hashable {
     }
 }
 
-/// One write of a `batch`. A batch applies all its items or none.
+/// One write of a `batch`. The items of one shard apply all or none; across shards they are independent in
+/// this version (cross-shard atomicity comes with 2PC, issue 4).
 public enum BatchItem: Sendable, Hashable {
     case put(NewConcept)
     case delete(ConceptID)

@@ -267,7 +267,7 @@ public final class SutraClient: Sendable {
         return try s.hits.map { h throws(SutraError) in SearchHit(id: try conceptID(h.id, "search hit"), distance: h.distance) }
     }
 
-    /// Applies up to 1,000 writes all-or-nothing. Sent to the leader of the first item's shard, which splits
+    /// Applies up to 1,000 writes, all-or-nothing per shard (not yet across shards: issue 4). Sent to the leader of the first item's shard, which splits
     /// the batch across shards. Returns the batch's version.
     @discardableResult
     public func batch(_ items: [BatchItem]) async throws -> UInt64 {

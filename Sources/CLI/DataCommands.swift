@@ -1,0 +1,160 @@
+import ArgumentParser
+import Foundation
+import SutraClient
+
+/// Data commands through the SDK: each prints its answer as one line of JSON (scripts can parse it) and exits
+/// non-zero with the node's message when the request fails.
+struct PutCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "put", abstract: "Write a concept.")
+    @OptionGroup var target: SDKTarget
+    @Option(help: "Concept id (32 hex digits); default: a random one.") var id: String?
+    @Option(help: "Content (UTF-8 text).") var content: String = ""
+    @Option(help: "Embedding: comma-separated numbers (the cluster's dimension).") var embedding: String?
+    @Option(help: "Strength.") var strength: Float?
+    @Option(help: "Confidence.") var confidence: Float?
+
+    func run() async throws {
+        let cid = try id.map(parseID) ?? ConceptID.random()
+        let e = try embedding.map(parseVector)
+        let v = try await withClient(target) {
+            try await $0.put(NewConcept(id: cid, text: content, embedding: e, strength: strength, confidence: confidence))
+        }
+        printJSON(["id": cid.description, "version": v])
+    }
+}
+
+struct GetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "get", abstract: "Read a concept.")
+    @OptionGroup var target: SDKTarget
+    @Argument(help: "Concept id (32 hex digits).") var id: String
+    @Flag(help: "Read this node's replica (may lag) instead of a linearizable read.") var stale = false
+
+    func run() async throws {
+        let cid = try parseID(id)
+        guard let c = try await withClient(target, { try await $0.get(cid, consistency: stale ? .stale : .linearizable) }) else {
+            throw CLIError("concept \(cid) not found")
+        }
+        var o: [String: Any] = ["id": c.id.description, "content": c.text, "strength": Double(c.strength),
+                                "confidence": Double(c.confidence), "created_version": c.createdVersion, "updated_version": c.updatedVersion]
+        if let e = c.embedding { o["embedding"] = e.map { Double($0) } }
+        printJSON(o)
+    }
+}
+
+struct DeleteCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "delete", abstract: "Delete a concept.")
+    @OptionGroup var target: SDKTarget
+    @Argument(help: "Concept id (32 hex digits).") var id: String
+
+    func run() async throws {
+        let cid = try parseID(id)
+        printJSON(["version": try await withClient(target) { try await $0.delete(cid) }])
+    }
+}
+
+struct AssociateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "associate", abstract: "Associate two concepts.")
+    @OptionGroup var target: SDKTarget
+    @Argument(help: "Source concept id.") var source: String
+    @Argument(help: "Target concept id.") var targetID: String
+    @Option(help: "semantic, causal, temporal, hierarchical or compositional.") var type = "semantic"
+    @Option(help: "Confidence (weight).") var confidence: Float = 1
+
+    func run() async throws {
+        let s = try parseID(source), t = try parseID(targetID)
+        guard let ty = AssociationType.allCases.first(where: { "\($0)" == type }) else {
+            throw ValidationError("--type must be one of \(AssociationType.allCases.map { "\($0)" }.joined(separator: ", "))")
+        }
+        printJSON(["version": try await withClient(target) { try await $0.associate(source: s, target: t, type: ty, confidence: confidence) }])
+    }
+}
+
+struct NeighborsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "neighbors", abstract: "List a concept's associations.")
+    @OptionGroup var target: SDKTarget
+    @Argument(help: "Concept id.") var id: String
+    @Option(help: "out, in or both.") var direction = "both"
+
+    func run() async throws {
+        let cid = try parseID(id)
+        let dir: Direction
+        switch direction {
+        case "out": dir = .outgoing
+        case "in": dir = .incoming
+        case "both": dir = .both
+        default: throw ValidationError("--direction must be out, in or both")
+        }
+        let ns = try await withClient(target) { try await $0.neighbors(of: cid, direction: dir) }
+        printJSON(["neighbors": ns.map { ["id": $0.other.description, "type": "\($0.type)", "confidence": Double($0.confidence),
+                                          "direction": $0.direction == .outgoing ? "out" : "in"] as [String: Any] }])
+    }
+}
+
+struct PathCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "path", abstract: "Shortest path along outgoing associations.")
+    @OptionGroup var target: SDKTarget
+    @Argument(help: "From concept id.") var from: String
+    @Argument(help: "To concept id.") var to: String
+    @Option(help: "Maximum hops, 1…20.") var maxDepth = 6
+
+    func run() async throws {
+        let f = try parseID(from), t = try parseID(to)
+        let r = try await withClient(target) { try await $0.findPath(from: f, to: t, maxDepth: maxDepth) }
+        printJSON(["found": r.path != nil, "path": (r.path ?? []).map(\.description), "visited": r.visited])
+    }
+}
+
+struct SearchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "search", abstract: "k nearest concepts to a vector.")
+    @OptionGroup var target: SDKTarget
+    @Argument(help: "Query vector: comma-separated numbers.") var vector: String
+    @Option(help: "Neighbours, 1…1000.") var k = 10
+    @Option(help: "Search breadth (0: the node's default).") var ef = 0
+
+    func run() async throws {
+        let v = try parseVector(vector)
+        let hits = try await withClient(target) { try await $0.search(vector: v, k: k, ef: ef) }
+        printJSON(["results": hits.map { ["id": $0.id.description, "distance": Double($0.distance)] as [String: Any] }])
+    }
+}
+
+struct FlushCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "flush", abstract: "Snapshot every shard on a node and compact its log.")
+    @OptionGroup var target: SDKTarget
+
+    func run() async throws {
+        try await withClient(target) { try await $0.flush() }
+        printJSON(["flushed": true])
+    }
+}
+
+private func parseID(_ s: String) throws -> ConceptID {
+    guard let id = ConceptID(hex: s) else { throw ValidationError("'\(s)' is not a concept id (32 hex digits)") }
+    return id
+}
+
+private func parseVector(_ s: String) throws -> [Float] {
+    try s.split(separator: ",").map {
+        guard let f = Float($0.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("'\($0)' is not a number") }
+        return f
+    }
+}
+
+private func withClient<T: Sendable>(_ target: SDKTarget, _ body: @Sendable (SutraClient) async throws -> T) async throws -> T {
+    let client = try SutraClient(endpoints: try target.resolve())
+    do {
+        let r = try await body(client)
+        await client.close()
+        return r
+    } catch let e as SutraError {
+        await client.close()
+        throw CLIError("\(e)")
+    } catch {
+        await client.close()
+        throw error
+    }
+}
+
+private func printJSON(_ o: [String: Any]) {
+    if let d = try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]) { print(String(decoding: d, as: UTF8.self)) }
+}
