@@ -10,11 +10,14 @@ import VectorIndex
 /// only concepts whose current embedding is indexed, nearest first. Not thread-safe: loop thread only.
 public final class ConceptVectors {
     public let dimension: Int
-    private var index: HNSWIndex?
-    private var labelOf: [ConceptID: UInt64] = [:]
-    private var idOf: [UInt64: ConceptID] = [:]
-    private var nextLabel: UInt64 = 0
-    private var perShard: [Int: Int] = [:]
+    var index: HNSWIndex?
+    var labelOf: [ConceptID: UInt64] = [:]
+    var idOf: [UInt64: ConceptID] = [:]
+    var nextLabel: UInt64 = 0
+    var perShard: [Int: Int] = [:]
+    /// Per shard, the applied index the index was saved at (set by `load`): a shard whose snapshot is not newer
+    /// keeps what was loaded instead of being rebuilt.
+    var loadedPositions: [Int: UInt64] = [:]
 
     /// `dimension` 0: the cluster stores no embeddings and every search returns nothing.
     public init(dimension: Int) {
@@ -66,8 +69,16 @@ public final class ConceptVectors {
         }
     }
 
+    /// Whether the loaded index already reflects shard `shard` at its snapshot `index` or later (the log tail
+    /// after the snapshot is replayed on top of it; replays are idempotent upserts and removals).
+    public func covers(shard: Int, snapshotIndex: UInt64) -> Bool {
+        guard let p = loadedPositions[shard] else { return false }
+        return p >= snapshotIndex
+    }
+
     /// Replaces one shard's embeddings with those of `state` (after a restart or an installed snapshot).
     public func rebuild(shard: Int, shardCount: Int, from state: ShardState) {
+        loadedPositions[shard] = nil
         guard dimension > 0 else { return }
         for id in labelOf.keys where id.shard(of: shardCount) == shard && state.concepts[id]?.embedding == nil {
             remove(id, shard: shard)

@@ -68,7 +68,9 @@ public final class ShardReplica {
         var cfg = raftConfig
         cfg.applied = snap.metadata.index
         raft = RaftNode(config: cfg, storage: log)
-        vectors.rebuild(shard: shard, shardCount: shardCount, from: state)
+        if !vectors.covers(shard: shard, snapshotIndex: snap.metadata.index) {
+            vectors.rebuild(shard: shard, shardCount: shardCount, from: state)
+        }
         attachIndexes()
     }
 

@@ -49,7 +49,10 @@ extension NodeServer {
             batch(items, session: session, done)
         case .flush:
             let n = requestSnapshots()
-            afterNextDurableWrite { done(.success(.flushed(shards: n))) }
+            afterNextDurableWrite { [weak self] in
+                self?.saveVectors()
+                done(.success(.flushed(shards: n)))
+            }
             endOfTurn()
         case .cluster:
             done(.success(.cluster(clusterStatus())))

@@ -42,6 +42,7 @@ extension NodeServer {
 
     private func finalStop() {
         for r in replicas { r.failAll(.unavailable("the node is shutting down; retry at another node")) }
+        saveVectors()
         // Let the last frames (timeoutNow, answers) go out, then close everything so the loop ends.
         endOfTurn()
         stopFrontEnds()

@@ -84,6 +84,9 @@ public final class NodeServer {
         if let extra = engine.groupIDs.first(where: { $0 >= UInt64(config.numShards) }) {
             throw NodeStartError("the data directory holds shard \(extra) but this node is configured with \(config.numShards) shards; the shard count is fixed when a cluster is created")
         }
+        if let why = vectors.load(from: vectorDirectory, shardCount: config.numShards) {
+            logger.info("vector index: \(why); rebuilding it from the shard snapshots")
+        }
         for s in 0..<config.numShards {
             var rc = RaftConfig(id: config.nodeID, seed: config.nodeID &* 0x9E37_79B9 &+ UInt64(s))
             rc.electionTick = config.electionTicks
@@ -95,6 +98,22 @@ public final class NodeServer {
         }
         let restored = replicas.reduce(0) { $0 + $1.state.conceptCount }
         logger.info("opened \(config.numShards) shards from \(config.dataDir) (\(restored) concepts from snapshots)")
+    }
+
+    var vectorDirectory: String { config.dataDir + "/vectors" }
+
+    /// Saves the vector index beside the snapshots (flush, graceful shutdown). Blocks the loop while writing.
+    func saveVectors() {
+        guard config.dimension > 0 else { return }
+        let started = ContinuousClock.now
+        var positions: [Int: UInt64] = [:]
+        for r in replicas { positions[r.shard] = r.appliedIndex }
+        do {
+            try vectors.save(to: vectorDirectory, positions: positions, shardCount: config.numShards)
+            logger.info("vector index saved (\(vectors.count) vectors) in \(ContinuousClock.now - started)")
+        } catch {
+            logger.error("vector index not saved (it will be rebuilt at the next start): \(error)")
+        }
     }
 
     /// The node that should lead shard `s` when every node is up: shards are dealt round-robin over node ids.

@@ -121,12 +121,15 @@ final class ClusterHTTPTests: XCTestCase {
         for id in 1...3 {
             XCTAssertGreaterThan(metricSum(cluster.http(id, "GET", "/metrics"), "sutra_snapshots_total{"), 0, "node \(id) took snapshots")
         }
+        // Flush every node (snapshots + the vector index saved beside them), then write a log tail after it.
+        for id in 1...3 { XCTAssertEqual(cluster.http(id, "POST", "/v1/flush").status, 200) }
+        for n in 600..<650 { put(n, via: 1, embedding: vector(n)) }
         let query = "{\"vector\":[\(vector(77).map { "\($0)" }.joined(separator: ","))],\"k\":5}"
         let searchBefore = cluster.http(1, "POST", "/v1/search", query).json?["results"] as? [[String: Any]]
         XCTAssertEqual(searchBefore?.first?["id"] as? String, conceptID(77).description)
         for id in 1...3 { cluster.kill9(id) }
         try cluster.startAll()
-        for n in 0..<600 {
+        for n in 0..<650 {
             let r = cluster.httpToLeader(via: 1, "GET", "/v1/concepts/\(conceptID(n))")
             XCTAssertEqual(r.json?["content"] as? String, "concept \(n)", "concept \(n) after restart")
         }
@@ -135,6 +138,11 @@ final class ClusterHTTPTests: XCTestCase {
         XCTAssertEqual(path?["path"] as? [String], (0...20).map { conceptID($0).description })
         XCTAssertEqual(cluster.http(2, "GET", "/v1/path?from=\(conceptID(0))&to=\(conceptID(21))&max_depth=20").json?["found"] as? Bool, false,
                        "21 hops do not fit in depth 20")
+        for id in 1...3 {
+            let tail = "{\"vector\":[\(vector(620).map { "\($0)" }.joined(separator: ","))],\"k\":1}"
+            let hit = cluster.http(id, "POST", "/v1/search", tail).json?["results"] as? [[String: Any]]
+            XCTAssertEqual(hit?.first?["id"] as? String, conceptID(620).description, "node \(id): a vector written after the flush is found")
+        }
         let searchAfter = cluster.http(1, "POST", "/v1/search", query).json?["results"] as? [[String: Any]]
         XCTAssertEqual(searchAfter?.count, 5)
         XCTAssertEqual(searchAfter?.compactMap { $0["id"] as? String }, searchBefore?.compactMap { $0["id"] as? String })

@@ -1,0 +1,46 @@
+import Foundation
+@testable import Shard
+import XCTest
+
+/// The node's vector index: one graph over every shard, saved beside the snapshots and loaded on restart.
+final class ConceptVectorsTests: XCTestCase {
+    private func vec(_ i: Int) -> [Float] { [Float(cos(Double(i))), Float(sin(Double(i))), Float(i % 7) / 7, 1] }
+
+    func testSaveLoadCoversAndRebuild() throws {
+        let dir = NSTemporaryDirectory() + "sutra-vectors-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let shards = 4
+        let v = ConceptVectors(dimension: 4)
+        let ids = (0..<200).map { ConceptID(hi: UInt64($0), lo: 7) }
+        for (i, id) in ids.enumerated() { v.set(id, shard: id.shard(of: shards), embedding: vec(i)) }
+        v.remove(ids[0], shard: ids[0].shard(of: shards))
+        XCTAssertEqual(v.count, 199)
+        XCTAssertEqual((0..<shards).map { v.count(shard: $0) }.reduce(0, +), 199)
+        let before = try v.search(vec(42), k: 5, ef: 64)
+        XCTAssertEqual(before.first?.id, ids[42])
+        try v.save(to: dir, positions: [0: 10, 1: 20, 2: 30, 3: 40], shardCount: shards)
+
+        let w = ConceptVectors(dimension: 4)
+        XCTAssertNil(w.load(from: dir, shardCount: shards))
+        XCTAssertEqual(w.count, 199)
+        XCTAssertEqual(try w.search(vec(42), k: 5, ef: 64).map(\.id), before.map(\.id))
+        XCTAssertTrue(w.covers(shard: 1, snapshotIndex: 20))
+        XCTAssertFalse(w.covers(shard: 1, snapshotIndex: 21), "a newer snapshot than the saved index: rebuild that shard")
+        // Rebuilding shard 1 from an empty state drops exactly that shard's vectors.
+        let shard1 = w.count(shard: 1)
+        w.rebuild(shard: 1, shardCount: shards, from: ShardState(limits: ShardLimits(dimension: 4)))
+        XCTAssertEqual(w.count, 199 - shard1)
+        XCTAssertFalse(w.covers(shard: 1, snapshotIndex: 0))
+
+        // Mismatches and damage are refused (the caller rebuilds).
+        XCTAssertNotNil(ConceptVectors(dimension: 4).load(from: dir, shardCount: 8))
+        XCTAssertNotNil(ConceptVectors(dimension: 3).load(from: dir, shardCount: shards))
+        var meta = try Data(contentsOf: URL(fileURLWithPath: dir + "/vectors.meta"))
+        meta[30] ^= 0x01
+        try meta.write(to: URL(fileURLWithPath: dir + "/vectors.meta"))
+        let x = ConceptVectors(dimension: 4)
+        XCTAssertEqual(x.load(from: dir, shardCount: shards), "\(dir)/vectors.meta: checksum mismatch")
+        XCTAssertEqual(x.count, 0, "nothing loaded from a damaged file")
+        XCTAssertEqual(ConceptVectors(dimension: 4).load(from: dir + "-missing", shardCount: shards), "no saved vector index")
+    }
+}
