@@ -19,19 +19,27 @@ public final class LogEngine {
     public struct Options: Sendable {
         /// A new segment is started once the active one would grow past this size.
         public var segmentSize: Int = 64 << 20
+        /// The active segment is extended with zeros this far ahead of its data, so most writes overwrite
+        /// already-allocated blocks and fdatasync does not also commit a file-size change (ext4: no journal
+        /// commit per write). 0 turns preallocation off.
+        public var preallocateBytes: Int = 1 << 20
         public init() {}
     }
 
     final class Segment {
         let id: UInt64
         let path: String
+        /// Bytes of frames (the logical end; the file may extend further with preallocated zeros).
         var size: Int
+        /// The file's size: bytes up to here are allocated (data, then zeros).
+        var allocated: Int
         /// Per group, the highest entry index written in this segment.
         var maxIndex: [UInt64: LogIndex] = [:]
-        init(id: UInt64, path: String, size: Int) {
+        init(id: UInt64, path: String, size: Int, allocated: Int? = nil) {
             self.id = id
             self.path = path
             self.size = size
+            self.allocated = allocated ?? size
         }
     }
 
@@ -78,7 +86,7 @@ public final class LogEngine {
                 } catch { scanError = error }
             }
             if let scanError { throw scanError }
-            let seg = Segment(id: id, path: path, size: bytes.count)
+            let seg = Segment(id: id, path: path, size: scanned.dataEnd ?? bytes.count, allocated: bytes.count)
             var replayError: WALError?
             bytes.withUnsafeBytes { buf in
                 do throws(WALError) {
@@ -102,6 +110,7 @@ public final class LogEngine {
                     try file.truncate(to: torn)
                     seg.size = torn
                 }
+                seg.allocated = seg.size
                 try file.sync()
             }
             segments.append(seg)
@@ -243,11 +252,22 @@ public final class LogEngine {
             inFlight = true
             return PreparedWrite(file: nil, newSegment: (directory + "/" + hex(id) + ".wal", directory), offset: 0,
                                  bytes: bytes, records: records, snapshotFiles: batch.snapshotFiles,
-                                 snapshots: snapshots, frameSeqs: nextSeq...(nextSeq + 1))
+                                 snapshots: snapshots, frameSeqs: nextSeq...(nextSeq + 1),
+                                 allocateTo: preallocationTarget(dataEnd: bytes.count, allocated: 0))
         }
         inFlight = true
+        let end = active.size + frame.count
         return PreparedWrite(file: activeFile, newSegment: nil, offset: active.size, bytes: frame, records: records,
-                             snapshotFiles: batch.snapshotFiles, snapshots: snapshots, frameSeqs: nextSeq...nextSeq)
+                             snapshotFiles: batch.snapshotFiles, snapshots: snapshots, frameSeqs: nextSeq...nextSeq,
+                             allocateTo: end > active.allocated ? preallocationTarget(dataEnd: end, allocated: active.allocated) : nil)
+    }
+
+    /// Where to extend a segment with zeros when a write passes its allocated end: a chunk past the data,
+    /// never beyond the segment size (the next write there rotates anyway).
+    private func preallocationTarget(dataEnd: Int, allocated: Int) -> Int? {
+        guard options.preallocateBytes > 0 else { return nil }
+        let target = min(max(dataEnd, options.segmentSize), dataEnd + options.preallocateBytes)
+        return target > dataEnd ? target : nil
     }
 
     private func encodeFrame(_ records: [WALRecord], seq: UInt64) -> [UInt8] {
@@ -276,6 +296,7 @@ public final class LogEngine {
             segments.append(seg)
         }
         seg.size += p.bytes.count
+        seg.allocated = max(seg.allocated, seg.size, p.allocateTo ?? 0)
         nextSeq = p.frameSeqs.upperBound + 1
         for r in p.records {
             do { try applyDurable(r, segment: seg) } catch {

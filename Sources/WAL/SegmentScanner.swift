@@ -16,6 +16,8 @@ struct SegmentScanner {
         var frames: [Frame] = []
         /// Where the torn tail starts (the file should be truncated there), if there is one.
         var tornAt: Int?
+        /// Where the frames end when only preallocated zeros follow them (the file keeps its size).
+        var dataEnd: Int?
         var tornDetail = ""
     }
 
@@ -40,6 +42,12 @@ struct SegmentScanner {
                 result.frames.append(f)
                 p = f.payload.upperBound
             case .bad(let detail):
+                if isAllZero(bytes, from: p) {
+                    // Preallocated space after the last frame: the end of the data, not damage. (A frame never
+                    // starts with a zero byte; a lost frame in an older segment shows as a sequence gap.)
+                    result.dataEnd = p
+                    return result
+                }
                 if isLast, findValidFrame(bytes, after: p) == nil {
                     result.tornAt = p
                     result.tornDetail = detail
@@ -49,6 +57,15 @@ struct SegmentScanner {
             }
         }
         return result
+    }
+
+    static func isAllZero(_ b: UnsafeRawBufferPointer, from p: Int) -> Bool {
+        var q = p
+        while q < b.count {
+            if b[q] != 0 { return false }
+            q += 1
+        }
+        return true
     }
 
     enum Parsed { case frame(Frame), bad(String) }

@@ -67,11 +67,14 @@ public final class PreparedWrite: @unchecked Sendable {
     let snapshotFiles: [(group: UInt64, snapshot: Snapshot)]
     let snapshots: SnapshotStore
     let frameSeqs: ClosedRange<UInt64>
+    /// Extend the file with zeros up to here after the data (preallocation), if set.
+    let allocateTo: Int?
     var createdFile: RawFile?
 
     init(file: RawFile?, newSegment: (path: String, directory: String)?, offset: Int, bytes: [UInt8],
          records: [WALRecord], snapshotFiles: [(group: UInt64, snapshot: Snapshot)], snapshots: SnapshotStore,
-         frameSeqs: ClosedRange<UInt64>) {
+         frameSeqs: ClosedRange<UInt64>, allocateTo: Int? = nil) {
+        self.allocateTo = allocateTo
         self.file = file
         self.newSegment = newSegment
         self.offset = offset
@@ -93,13 +96,23 @@ public final class PreparedWrite: @unchecked Sendable {
         if let seg = newSegment {
             let f = try RawFile(path: seg.path, create: true)
             try f.pwriteAll(bytes, at: 0)
+            try writeZeros(f, from: bytes.count)
             try f.sync()
             try FS.syncDirectory(seg.directory)
             createdFile = f
         } else {
             try file!.pwriteAll(bytes, at: offset)
+            try writeZeros(file!, from: offset + bytes.count)
             try file!.datasync()
         }
+    }
+
+    /// Preallocation: zeros from the end of the data to `allocateTo`, in the same fdatasync as the data. A crash
+    /// here leaves zeros or holes after the last frame, which recovery reads as the end of the log.
+    private func writeZeros(_ f: RawFile, from start: Int) throws(WALError) {
+        guard let end = allocateTo, end > start else { return }
+        let zeros = [UInt8](repeating: 0, count: end - start)
+        try f.pwriteAll(zeros, at: start)
     }
 
     /// Test hook: writes the bytes without syncing (a crash between write and fsync).

@@ -96,7 +96,11 @@ final class WALRecoveryTests: WALTestCase {
         let path = try segmentFiles()[0]
         let original = try Data(contentsOf: URL(fileURLWithPath: path))
         let lastFrame = try frameOffsets(path).last!
-        for cut in lastFrame..<original.count {
+        // The frame ends at its header + payload length; preallocated zeros may follow it in the file.
+        let length = original.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: lastFrame + 4, as: UInt32.self))) }
+        let frameEnd = lastFrame + WALFormat.frameHeaderSize + length
+        XCTAssertTrue(original[frameEnd...].allSatisfy { $0 == 0 }, "only zeros follow the last frame")
+        for cut in lastFrame..<frameEnd {
             try original.write(to: URL(fileURLWithPath: path))
             truncate(path, to: cut)
             let r = try open()
