@@ -72,7 +72,8 @@ final class Call {
     let id: UInt64
     var spec: CallSpec
     let deadline: UInt64
-    let timer: UV.Timer
+    /// When the sweep should look at this call again (a backoff ends, an attempt or the deadline expires).
+    var wakeAt: UInt64?
     let complete: (Result<Sutra_V1_Response, any Error>) -> Void
     var state = State.backingOff
     /// Failed attempts so far: the backoff exponent.
@@ -89,12 +90,11 @@ final class Call {
     var currentEndpoint: Endpoint?
     var started = false
 
-    init(id: UInt64, spec: CallSpec, deadline: UInt64, timer: UV.Timer, anyCursor: Int,
+    init(id: UInt64, spec: CallSpec, deadline: UInt64, anyCursor: Int,
          complete: @escaping (Result<Sutra_V1_Response, any Error>) -> Void) {
         self.id = id
         self.spec = spec
         self.deadline = deadline
-        self.timer = timer
         self.anyCursor = anyCursor
         self.complete = complete
     }
@@ -134,6 +134,8 @@ final class Engine: @unchecked Sendable {
     private var nextInternalID: UInt64 = 1 << 63
     private var nextAnyCursor = 0
     private var closed = false
+    private var sweepTimer: UV.Timer?
+    private var sweeping = false
     /// Ends each loop turn by flushing `toFlush`; closed with the engine.
     var turnEnd: LoopCheck?
     /// Connections with requests waiting for the end of the loop turn.
@@ -166,14 +168,8 @@ final class Engine: @unchecked Sendable {
     func start(_ spec: CallSpec, id: UInt64, complete: @escaping (Result<Sutra_V1_Response, any Error>) -> Void) {
         onLoop()
         if closed { return complete(.failure(SutraError.closed)) }
-        let timer: UV.Timer
-        do {
-            timer = try UV.Timer(loop: loop)
-        } catch {
-            return complete(.failure(SutraError.startFailed("timer: \(error)")))
-        }
         nextAnyCursor &+= 1
-        let call = Call(id: id, spec: spec, deadline: loop.now + config.requestTimeoutMs, timer: timer,
+        let call = Call(id: id, spec: spec, deadline: loop.now + config.requestTimeoutMs,
                         anyCursor: nextAnyCursor, complete: complete)
         calls[id] = call
         advance(call)
@@ -393,10 +389,34 @@ final class Engine: @unchecked Sendable {
         arm(call, at: min(call.deadline, loop.now + delay))
     }
 
+    /// Asks the sweep to look at `call` again at `time` (ms on the loop clock). One repeating timer serves
+    /// every call (a libuv timer per call cost more than the requests themselves); it runs only while calls
+    /// are waiting, every `sweepMs`, so wake-ups are late by at most that much.
     private func arm(_ call: Call, at time: UInt64) {
+        call.wakeAt = time
+        guard !sweeping else { return }
+        if sweepTimer == nil { sweepTimer = try? UV.Timer(loop: loop) }
+        sweeping = true
+        sweepTimer?.start(timeout: Engine.sweepMs, repeat: Engine.sweepMs) { [weak self] in self?.sweep() }
+    }
+
+    static let sweepMs: UInt64 = 5
+
+    private func sweep() {
         let now = loop.now
-        let id = call.id
-        call.timer.start(timeout: time > now ? time - now : 0) { [weak self] in self?.timerFired(id) }
+        var due: [UInt64] = []
+        for (id, c) in calls {
+            if let t = c.wakeAt, t <= now { due.append(id) }
+        }
+        for id in due.sorted() {
+            guard let c = calls[id] else { continue }
+            c.wakeAt = nil
+            timerFired(id)
+        }
+        if !calls.values.contains(where: { $0.wakeAt != nil }) {
+            sweeping = false
+            sweepTimer?.stop()
+        }
     }
 
     private func timerFired(_ id: UInt64) {
@@ -432,7 +452,7 @@ final class Engine: @unchecked Sendable {
     /// Completes a call exactly once and releases what it holds.
     private func finish(_ call: Call, _ result: Result<Sutra_V1_Response, any Error>) {
         guard calls.removeValue(forKey: call.id) != nil else { return }
-        call.timer.close()
+        call.wakeAt = nil
         for wid in call.wireIDs {
             if let w = wire.removeValue(forKey: wid) { connections[w.endpoint]?.inflight.remove(wid) }
         }
@@ -525,5 +545,7 @@ final class Engine: @unchecked Sendable {
         toFlush = []
         turnEnd?.close()
         turnEnd = nil
+        sweepTimer?.close()
+        sweepTimer = nil
     }
 }
