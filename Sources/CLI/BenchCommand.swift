@@ -13,7 +13,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Content bytes per write.") var valueSize = 100
     @Option(help: "write | read | mixed (50/50).") var mix = "write"
     @Option(help: "Distinct keys written and read.") var keys = 100_000
-    @Option(help: "SDK clients (connections) the tasks share.") var clients = 4
+    @Option(help: "SDK clients (each: a loop thread and one connection per node) the tasks share.") var clients = 1
     @Flag(help: "Print the result as one JSON object.") var json = false
 
     func run() async throws {
