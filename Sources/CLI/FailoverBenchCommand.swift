@@ -40,7 +40,10 @@ struct FailoverBenchCommand: AsyncParsableCommand {
                     while !stop.isSet {
                         let id = keys[(w * 64 + i % 64) % keys.count]
                         i += 1
-                        if (try? await sdk.put(NewConcept(id: id, text: "failover \(round)"))) != nil { firstAfterKill.record(ContinuousClock.now) }
+                        let started = ContinuousClock.now
+                        if (try? await sdk.put(NewConcept(id: id, text: "failover \(round)"))) != nil {
+                            firstAfterKill.record(started: started, ended: ContinuousClock.now)
+                        }
                     }
                 }
             }
@@ -105,15 +108,17 @@ final class FailoverStop: @unchecked Sendable {
     func set() { lock.lock(); v = true; lock.unlock() }
 }
 
-/// The first success recorded after `arm(after:)`.
+/// The end of the first successful write that started after `arm(after:)`.
 final class FirstSuccess: @unchecked Sendable {
     private let lock = NSLock()
     private var after: ContinuousClock.Instant?
     private var first: ContinuousClock.Instant?
     func arm(after t: ContinuousClock.Instant) { lock.lock(); after = t; lock.unlock() }
-    func record(_ t: ContinuousClock.Instant) {
+    /// Only a write that started after the kill counts: one in flight at the kill may have been committed by
+    /// the old leader just before it died.
+    func record(started: ContinuousClock.Instant, ended: ContinuousClock.Instant) {
         lock.lock(); defer { lock.unlock() }
-        if let a = after, t > a, first == nil { first = t }
+        if let a = after, started > a, first == nil { first = ended }
     }
     var value: ContinuousClock.Instant? { lock.lock(); defer { lock.unlock() }; return first }
 }
