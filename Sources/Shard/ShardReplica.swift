@@ -143,6 +143,7 @@ public final class ShardReplica {
     private func apply(_ e: Entry) {
         guard e.index > appliedIndex else { return }
         appliedIndex = e.index
+        bytesSinceSnapshot += e.byteSize
         guard e.kind == .normal, !e.data.isEmpty else { return }
         let request: ShardRequest
         do {
@@ -174,6 +175,7 @@ public final class ShardReplica {
         vectors.rebuild(shard: shard, shardCount: shardCount, from: state)
         appliedIndex = snap.metadata.index
         snapshotIndex = snap.metadata.index
+        bytesSinceSnapshot = 0
         installedSnapshots += 1
         for (i, p) in proposals where i <= snap.metadata.index {
             p.done(.failure(.unavailable("replaced by a snapshot; retry")))
@@ -206,12 +208,16 @@ public final class ShardReplica {
     /// Entries applied since the newest snapshot (the node snapshots when this grows past its threshold).
     public var entriesSinceSnapshot: UInt64 { appliedIndex - snapshotIndex }
 
+    /// Bytes of log entries applied since the newest snapshot (the node also snapshots by log size).
+    public private(set) var bytesSinceSnapshot = 0
+
     /// A snapshot of the applied state, for the node to save and compact the log behind. Nil if nothing was
     /// applied since the last one.
     public func takeSnapshot() -> Snapshot? {
         guard appliedIndex > snapshotIndex, let term = raft.term(at: appliedIndex) else { return nil }
         let meta = SnapshotMetadata(index: appliedIndex, term: term, confState: raft.confState)
         snapshotIndex = appliedIndex
+        bytesSinceSnapshot = 0
         return Snapshot(metadata: meta, data: state.snapshotData())
     }
 }

@@ -37,6 +37,8 @@ public struct NodeCommand: ParsableCommand {
     var electionTicks: Int = 10
     @Option(name: .long, help: "Snapshot a shard after this many applied entries (≥ 100).")
     var snapshotEntries: Int = 100_000
+    @Option(name: .long, help: "…or after this many bytes of applied log entries (≥ 1048576): the log size bound.")
+    var snapshotBytes: Int = 64 << 20
     @Option(name: .long, help: "Entries kept in the log behind a snapshot (≥ 0).")
     var compactMargin: Int = 2_000
     @Option(name: .long, help: "Largest client frame or HTTP body in bytes, 1024…104857600.")
@@ -75,6 +77,7 @@ public struct NodeCommand: ParsableCommand {
         c.tickMs = tickMs
         c.electionTicks = electionTicks
         c.snapshotEntries = snapshotEntries
+        c.snapshotBytes = snapshotBytes
         c.compactMargin = compactMargin
         c.maxFrameBytes = maxFrameBytes
         c.logLevel = logLevel

@@ -26,6 +26,8 @@ public struct NodeConfig: Sendable {
     public var electionTicks = 10
     /// Take a shard snapshot (and compact its log) after this many applied entries.
     public var snapshotEntries = 100_000
+    /// …or after this many bytes of applied log entries, whichever comes first (the log's size bound).
+    public var snapshotBytes = 64 << 20
     /// Entries kept behind a snapshot for followers that are only a little behind.
     public var compactMargin = 2_000
     public var maxFrameBytes = 100 << 20
@@ -56,6 +58,7 @@ public struct NodeConfig: Sendable {
         if !(1024...(1 << 30)).contains(maxFrameBytes) || maxFrameBytes > 100 << 20 {
             return "max frame (--max-frame-bytes) is \(maxFrameBytes); allowed: 1024…\(100 << 20)"
         }
+        if snapshotBytes < 1 << 20 { return "snapshot bytes (--snapshot-bytes) is \(snapshotBytes); allowed: ≥ 1048576" }
         if snapshotEntries < 100 { return "snapshot entries (--snapshot-entries) is \(snapshotEntries); allowed: ≥ 100" }
         if compactMargin < 0 { return "compact margin (--compact-margin) is \(compactMargin); allowed: ≥ 0" }
         if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) {

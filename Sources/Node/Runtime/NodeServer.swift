@@ -171,7 +171,8 @@ public final class NodeServer {
         for r in replicas {
             r.startReads()
             queue(r.raft.takeImmediateMessages(), shard: r.shard)
-            if r.entriesSinceSnapshot >= UInt64(config.snapshotEntries), let snap = r.takeSnapshot() {
+            if r.entriesSinceSnapshot >= UInt64(config.snapshotEntries) || r.bytesSinceSnapshot >= config.snapshotBytes,
+               let snap = r.takeSnapshot() {
                 snapshotsToSave.append((r.shard, snap))
             }
         }

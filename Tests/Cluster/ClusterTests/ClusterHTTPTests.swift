@@ -148,6 +148,22 @@ final class ClusterHTTPTests: XCTestCase {
         XCTAssertEqual(searchAfter?.compactMap { $0["id"] as? String }, searchBefore?.compactMap { $0["id"] as? String })
     }
 
+    /// The log's size bounds it too: a shard snapshots (and compacts) after `--snapshot-bytes` of entries even
+    /// when the entry count is far from `--snapshot-entries`.
+    func testLogSizeTriggersSnapshots() throws {
+        cluster = try LocalTestCluster(nodes: 3, shards: 1, dimension: 4,
+                                       flags: ["--snapshot-bytes", "1048576", "--snapshot-entries", "1000000", "--compact-margin", "0"])
+        try cluster.startAll()
+        let big = String(repeating: "b", count: 100_000)
+        for n in 0..<15 {
+            XCTAssertEqual(cluster.httpToLeader(via: 1, "POST", "/v1/concepts", "{\"id\":\"\(conceptID(n))\",\"content\":\"\(big)\"}").status, 200)
+        }
+        waitUntil(10, "a snapshot on every node") {
+            (1...3).allSatisfy { metricSum(cluster.http($0, "GET", "/metrics"), "sutra_snapshots_total{") >= 1 }
+        }
+        XCTAssertLessThan(metricSum(cluster.http(1, "GET", "/metrics"), "sutra_log_entries{"), 15, "the log was compacted")
+    }
+
     /// A follower that is down while the leaders snapshot and compact their logs catches up through a snapshot.
     func testFollowerCatchesUpThroughSnapshot() throws {
         cluster = try LocalTestCluster(nodes: 3, shards: 2, dimension: 4, flags: ["--snapshot-entries", "100", "--compact-margin", "0"])
