@@ -63,7 +63,6 @@ final class NodeMetrics {
         self.snapshots += UInt64(snapshots)
     }
 
-    func observe(_ node: NodeServer) {}
 
     func render(_ node: NodeServer) -> String {
         var o = ""

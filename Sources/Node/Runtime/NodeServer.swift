@@ -163,7 +163,6 @@ public final class NodeServer {
         if ticks % 5 == 0 { expireForwards() }
         if ticks % 50 == 0 { rebalanceLeaders() }
         if stopping { continueShutdown() }
-        metrics.observe(self)
     }
 
     /// End of a loop turn: send what may go now, start the next group commit if none is in flight.
