@@ -43,6 +43,7 @@ final class NodeMetrics {
     var walBytes: UInt64 = 0
     var walWrites: UInt64 = 0
     var snapshots: UInt64 = 0
+    var flushes: UInt64 = 0
 
     init(shards: Int) {
         writes = Array(repeating: 0, count: shards)
@@ -94,6 +95,8 @@ final class NodeMetrics {
         for r in node.replicas { o += "sutra_log_entries{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.log.lastIndex() - r.log.compactIndex)\n" }
         family("sutra_snapshots_total", "counter", "Shard snapshots saved by this node (automatic and flush).")
         o += "sutra_snapshots_total{node=\"\(id)\"} \(snapshots)\n"
+        family("sutra_flushes_total", "counter", "Explicit flushes (POST /v1/flush, sutra flush) completed on this node.")
+        o += "sutra_flushes_total{node=\"\(id)\"} \(flushes)\n"
         family("sutra_snapshots_installed_total", "counter", "Snapshots received from the leader and installed, per shard.")
         for r in node.replicas { o += "sutra_snapshots_installed_total{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.installedSnapshots)\n" }
         family("sutra_term", "gauge", "Raft term of each shard replica.")

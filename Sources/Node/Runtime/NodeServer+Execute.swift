@@ -51,6 +51,7 @@ extension NodeServer {
             let n = requestSnapshots()
             afterNextDurableWrite { [weak self] in
                 self?.saveVectors()
+                self?.metrics.flushes += 1
                 done(.success(.flushed(shards: n)))
             }
             endOfTurn()

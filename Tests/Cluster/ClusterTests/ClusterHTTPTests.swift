@@ -122,7 +122,10 @@ final class ClusterHTTPTests: XCTestCase {
             XCTAssertGreaterThan(metricSum(cluster.http(id, "GET", "/metrics"), "sutra_snapshots_total{"), 0, "node \(id) took snapshots")
         }
         // Flush every node (snapshots + the vector index saved beside them), then write a log tail after it.
-        for id in 1...3 { XCTAssertEqual(cluster.http(id, "POST", "/v1/flush").status, 200) }
+        for id in 1...3 {
+            XCTAssertEqual(cluster.http(id, "POST", "/v1/flush").status, 200)
+            XCTAssertEqual(metricSum(cluster.http(id, "GET", "/metrics"), "sutra_flushes_total{"), 1)
+        }
         for n in 600..<650 { put(n, via: 1, embedding: vector(n)) }
         let query = "{\"vector\":[\(vector(77).map { "\($0)" }.joined(separator: ","))],\"k\":5}"
         let searchBefore = cluster.http(1, "POST", "/v1/search", query).json?["results"] as? [[String: Any]]
