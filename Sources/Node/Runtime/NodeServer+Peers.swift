@@ -16,6 +16,14 @@ extension NodeServer {
                 }
                 replicas[Int(m.shard)].raft.step(m.message)
             }
+        case .heartbeats(let beats):
+            for h in beats {
+                guard Int(h.shard) < replicas.count else {
+                    logger.warning("node \(peer) sent a heartbeat for shard \(h.shard); dropped")
+                    continue
+                }
+                replicas[Int(h.shard)].raft.step(h.message(from: peer, to: config.nodeID))
+            }
         case .forward(let id, let shard, let op):
             guard Int(shard) < replicas.count else {
                 transport.send(.forwardReply(id: id, .failed(.rejected("no shard \(shard)"))), to: peer)

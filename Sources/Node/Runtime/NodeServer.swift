@@ -295,7 +295,21 @@ public final class NodeServer {
     }
 
     private func flushOutgoing() {
-        for (peer, msgs) in outgoing where !msgs.isEmpty {
+        for (peer, all) in outgoing where !all.isEmpty {
+            var msgs = all
+            if transport.version(of: peer) >= 2 {
+                // Every shard's heartbeats of this turn travel as one compact list (wire version 2).
+                var beats: [CoalescedHeartbeat] = []
+                msgs = all.filter { m in
+                    guard let h = CoalescedHeartbeat(shard: m.shard, m.message) else { return true }
+                    beats.append(h)
+                    return false
+                }
+                if !beats.isEmpty, !transport.send(.heartbeats(beats), to: peer) {
+                    for s in Set(beats.map(\.shard)) { replicas[Int(s)].raft.reportUnreachable(peer) }
+                }
+                if msgs.isEmpty { continue }
+            }
             let sent = transport.send(.raft(msgs), to: peer)
             for m in msgs where m.message.type == .snapshot {
                 replicas[Int(m.shard)].raft.reportSnapshot(to: peer, failed: !sent)

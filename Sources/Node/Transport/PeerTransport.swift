@@ -52,6 +52,12 @@ final class PeerTransport {
 
     func isConnected(_ peer: NodeID) -> Bool { links[peer]?.established ?? false }
 
+    /// The wire version a link speaks: the lower of both ends' maximum versions (0 while it is down).
+    func version(of peer: NodeID) -> UInt32 {
+        guard isConnected(peer), let h = peerHellos[peer] else { return 0 }
+        return min(h.maxVersion, PeerFrame.maxVersion)
+    }
+
     /// Queues a frame for `peer`; false if it was dropped (link down or overloaded).
     @discardableResult
     func send(_ frame: PeerFrame, to peer: NodeID) -> Bool {

@@ -17,10 +17,15 @@ enum PeerFrame: Equatable {
     /// Asks the peer (the shard's leader) to run a write or a ReadIndex round for us.
     case forward(id: UInt64, shard: UInt32, op: ForwardOp)
     case forwardReply(id: UInt64, ForwardResult)
+    /// Version 2: a turn's heartbeats and heartbeat responses to this peer, every shard's, as one compact list
+    /// (sender and receiver are the link's ends; entries, snapshots and rejections never travel here).
+    case heartbeats([CoalescedHeartbeat])
 
-    /// Versions of this wire format this build speaks.
+    /// Versions of this wire format this build speaks. 1: hello, raft, forward, forward reply. 2: + heartbeats.
+    /// A link speaks the lower of the two ends' maximum versions, so a rolling upgrade never sends a frame
+    /// the older node does not know.
     static let minVersion: UInt32 = 1
-    static let maxVersion: UInt32 = 1
+    static let maxVersion: UInt32 = 2
     /// Largest frame accepted from a peer (a snapshot of a big shard travels in one frame).
     static let maxFrameBytes = 1 << 30
 }
@@ -33,6 +38,34 @@ struct PeerHello: Equatable {
     /// host:port of the node's binary client protocol and of its HTTP API.
     var clientAddress: String
     var httpAddress: String
+}
+
+/// One shard's heartbeat (leader → follower: term, commit, read round) or heartbeat response (term, round).
+struct CoalescedHeartbeat: Equatable {
+    var shard: UInt32
+    var isResponse: Bool
+    var term: Term
+    var commit: LogIndex
+    var context: UInt64
+
+    /// The compact form of `m`, if it is a plain heartbeat or heartbeat response.
+    init?(shard: UInt32, _ m: Message) {
+        guard (m.type == .heartbeat || m.type == .heartbeatResponse), m.entries.isEmpty, m.snapshot == nil, !m.reject,
+              m.logTerm == 0, m.index == 0, m.rejectHint == 0 else { return nil }
+        self.init(shard: shard, isResponse: m.type == .heartbeatResponse, term: m.term, commit: m.commit, context: m.context)
+    }
+
+    init(shard: UInt32, isResponse: Bool, term: Term, commit: LogIndex, context: UInt64) {
+        self.shard = shard
+        self.isResponse = isResponse
+        self.term = term
+        self.commit = commit
+        self.context = context
+    }
+
+    func message(from: NodeID, to: NodeID) -> Message {
+        Message(type: isResponse ? .heartbeatResponse : .heartbeat, to: to, from: from, term: term, commit: commit, context: context)
+    }
 }
 
 struct ShardMessage: Equatable {
@@ -82,6 +115,10 @@ extension PeerFrame {
             case .readIndex:
                 w.u8(2)
             }
+        case .heartbeats(let hbs):
+            w.u8(5)
+            w.u32(UInt32(hbs.count))
+            for h in hbs { w.u32(h.shard); w.u8(h.isResponse ? 1 : 0); w.u64(h.term); w.u64(h.commit); w.u64(h.context) }
         case .forwardReply(let id, let result):
             w.u8(4)
             w.u64(id)
@@ -162,6 +199,18 @@ extension PeerFrame {
                 case 3: frame = .forwardReply(id: id, .failed(.rejected(try readString(&r))))
                 case let t: throw PeerWireError(description: "unknown forward status \(t)")
                 }
+            case 5:
+                let n = Int(try r.u32())
+                guard n * 29 <= r.remaining else { throw PeerWireError(description: "heartbeat count \(n) exceeds the frame") }
+                var hbs: [CoalescedHeartbeat] = []
+                hbs.reserveCapacity(n)
+                for _ in 0..<n {
+                    let shard = try r.u32()
+                    let kind = try r.u8()
+                    guard kind <= 1 else { throw PeerWireError(description: "unknown heartbeat kind \(kind)") }
+                    hbs.append(CoalescedHeartbeat(shard: shard, isResponse: kind == 1, term: try r.u64(), commit: try r.u64(), context: try r.u64()))
+                }
+                frame = .heartbeats(hbs)
             case let k:
                 throw PeerWireError(description: "unknown frame kind \(k)")
             }

@@ -1,0 +1,84 @@
+@testable import Node
+import Raft
+import Shard
+import XCTest
+
+/// The node-to-node wire format: every frame round-trips; truncation, trailing bytes and unknown values are
+/// refused, never guessed.
+final class PeerWireTests: XCTestCase {
+    let frames: [PeerFrame] = [
+        .hello(PeerHello(clusterID: "prod", node: 3, clientAddress: "10.0.0.3:7100", httpAddress: "10.0.0.3:7200")),
+        .raft([
+            ShardMessage(shard: 5, message: Message(type: .append, to: 2, from: 1, term: 7, logTerm: 6, index: 41,
+                                                    entries: [Entry(term: 7, index: 42, data: [1, 2, 3]), Entry(term: 7, index: 43, kind: .confChange, data: [])],
+                                                    commit: 40, reject: false, rejectHint: 0, context: 9)),
+            ShardMessage(shard: 0, message: Message(type: .snapshot, to: 2, from: 1, term: 7,
+                                                    snapshot: Snapshot(metadata: SnapshotMetadata(index: 100, term: 6, confState: ConfState(voters: [1, 2, 3], learners: [4])),
+                                                                       data: Array(repeating: 7, count: 300)))),
+            ShardMessage(shard: 1, message: Message(type: .appendResponse, to: 1, from: 2, term: 7, index: 43, reject: true, rejectHint: 30)),
+        ]),
+        .forward(id: 77, shard: 2, op: .propose(ShardRequest(clientID: 9, sequence: 4, ackedBelow: 2, command: .deleteConcept(ConceptID(hi: 1, lo: 2))))),
+        .forward(id: 78, shard: 3, op: .readIndex),
+        .forwardReply(id: 77, .ok(12)),
+        .forwardReply(id: 78, .failed(.notLeader(leader: 2))),
+        .forwardReply(id: 79, .failed(.unavailable("no leader"))),
+        .forwardReply(id: 80, .failed(.rejected("concept x not found"))),
+        .heartbeats([CoalescedHeartbeat(shard: 0, isResponse: false, term: 4, commit: 99, context: 3),
+                     CoalescedHeartbeat(shard: 7, isResponse: true, term: 4, commit: 0, context: 3)]),
+    ]
+
+    private func decode(_ bytes: [UInt8]) throws -> PeerFrame {
+        try bytes.withUnsafeBytes { b in try PeerFrame.decode(UnsafeRawBufferPointer(rebasing: b[4...])) }
+    }
+
+    func testEveryFrameRoundTrips() throws {
+        for f in frames {
+            let bytes = f.encode()
+            let len = Int(UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24)
+            XCTAssertEqual(len, bytes.count - 4, "the prefix counts the bytes after it")
+            XCTAssertEqual(try decode(bytes), f)
+        }
+    }
+
+    func testTruncationTrailingBytesAndUnknownKindsAreRefused() {
+        for f in frames {
+            let bytes = f.encode()
+            for cut in 5..<bytes.count {
+                XCTAssertThrowsError(try decode(Array(bytes[..<cut])), "\(f) cut at \(cut)")
+            }
+            XCTAssertThrowsError(try decode(bytes + [0]), "\(f) with a trailing byte")
+        }
+        XCTAssertThrowsError(try decode([1, 0, 0, 0, 9])) { XCTAssertEqual(($0 as? PeerWireError)?.description, "unknown frame kind 9") }
+        var badHeartbeat = PeerFrame.heartbeats([CoalescedHeartbeat(shard: 0, isResponse: false, term: 1, commit: 1, context: 0)]).encode()
+        badHeartbeat[13] = 2
+        XCTAssertThrowsError(try decode(badHeartbeat)) { XCTAssertEqual(($0 as? PeerWireError)?.description, "unknown heartbeat kind 2") }
+    }
+
+    /// Only plain heartbeats and their responses take the compact path; the compact form rebuilds the message.
+    func testCoalescedHeartbeatsCarryExactlyPlainHeartbeats() {
+        let hb = Message(type: .heartbeat, to: 2, from: 1, term: 5, commit: 10, context: 4)
+        XCTAssertEqual(CoalescedHeartbeat(shard: 3, hb)?.message(from: 1, to: 2), hb)
+        let resp = Message(type: .heartbeatResponse, to: 1, from: 2, term: 5, context: 4)
+        XCTAssertEqual(CoalescedHeartbeat(shard: 3, resp)?.message(from: 2, to: 1), resp)
+        XCTAssertNil(CoalescedHeartbeat(shard: 3, Message(type: .append, to: 2, from: 1, term: 5)))
+        XCTAssertNil(CoalescedHeartbeat(shard: 3, Message(type: .heartbeatResponse, to: 1, from: 2, term: 5, reject: true)))
+    }
+
+    func testLengthPrefixedFramesSplitAStreamAnywhere() throws {
+        let stream = frames.flatMap { $0.encode() }
+        for chunk in [1, 3, 17, 4096] {
+            var splitter = LengthPrefixedFrames(maxFrame: 1 << 20)
+            var got: [PeerFrame] = []
+            var i = 0
+            while i < stream.count {
+                splitter.append(Array(stream[i..<min(i + chunk, stream.count)]))
+                try splitter.drain { got.append(try PeerFrame.decode($0)) }
+                i += chunk
+            }
+            XCTAssertEqual(got, frames, "chunks of \(chunk)")
+        }
+        var small = LengthPrefixedFrames(maxFrame: 10)
+        small.append(frames[1].encode())
+        XCTAssertThrowsError(try small.drain { _ in })
+    }
+}
