@@ -73,6 +73,10 @@ public final class NodeServer {
     /// Opens every shard from the WAL; a shard seen for the first time gets the cluster's membership.
     private func openShards() throws {
         let voters = ConfState(voters: Array(config.peers.keys))
+        let existing = engine.groupIDs
+        if !existing.isEmpty && existing != (0..<UInt64(config.numShards)).map({ $0 }) {
+            throw NodeStartError("the data directory holds shards \(existing.first!)…\(existing.last!) (\(existing.count)) but this node is configured with \(config.numShards) shards; the shard count is fixed when a cluster is created")
+        }
         var initial = WriteBatch()
         for s in 0..<config.numShards {
             let log = engine.group(UInt64(s))
@@ -81,9 +85,6 @@ public final class NodeServer {
             }
         }
         if !initial.isEmpty { try engine.write(initial) }
-        if let extra = engine.groupIDs.first(where: { $0 >= UInt64(config.numShards) }) {
-            throw NodeStartError("the data directory holds shard \(extra) but this node is configured with \(config.numShards) shards; the shard count is fixed when a cluster is created")
-        }
         if let why = vectors.load(from: vectorDirectory, shardCount: config.numShards) {
             logger.info("vector index: \(why); rebuilding it from the shard snapshots")
         }

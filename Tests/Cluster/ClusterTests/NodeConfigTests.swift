@@ -4,7 +4,8 @@ import XCTest
 /// `sutra-node` refuses a bad setting before starting: one line naming the setting and its allowed range,
 /// exit code ≠ 0.
 final class NodeConfigTests: XCTestCase {
-    private func start(_ args: [String], env: [String: String] = [:]) throws -> (code: Int32, stderr: String) {
+    /// Runs sutra-node; with `stopAfter`, a node still running then gets SIGTERM (graceful stop, exit 0).
+    private func start(_ args: [String], env: [String: String] = [:], stopAfter: Double? = nil) throws -> (code: Int32, stderr: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: LocalTestCluster.nodeBinary)
         p.arguments = args
@@ -13,6 +14,11 @@ final class NodeConfigTests: XCTestCase {
         p.standardError = err
         p.standardOutput = Pipe()
         try p.run()
+        if let stopAfter {
+            let until = Date().addingTimeInterval(stopAfter)
+            while p.isRunning && Date() < until { usleep(10_000) }
+            if p.isRunning { kill(p.processIdentifier, SIGTERM) }
+        }
         let deadline = Date().addingTimeInterval(10)
         while p.isRunning && Date() < deadline { usleep(10_000) }
         if p.isRunning { p.terminate(); XCTFail("sutra-node \(args) kept running") }
@@ -39,6 +45,14 @@ final class NodeConfigTests: XCTestCase {
             let lines = r.stderr.split(separator: "\n")
             XCTAssertEqual(lines.count, 1, "one line: \(r.stderr)")
             XCTAssertEqual(lines.first.map(String.init), "sutra-node: invalid configuration: \(expected)")
+        }
+        // The shard count is fixed when the cluster is created: a data directory of 2 shards refuses 4 (and 1).
+        let made = try start(["--data", dir, "--shards", "2", "--peers", "1=127.0.0.1:1", "--tick-ms", "1000"], env: [:], stopAfter: 1.5)
+        XCTAssertEqual(made.code, 0, made.stderr)
+        for n in ["4", "1"] {
+            let r = try start(["--data", dir, "--shards", n, "--peers", "1=127.0.0.1:1"])
+            XCTAssertNotEqual(r.code, 0)
+            XCTAssertTrue(r.stderr.contains("configured with \(n) shards; the shard count is fixed when a cluster is created"), r.stderr)
         }
         // The seeds' node names are accepted (storage-prod-2 is node 2) — and then a missing peer list entry is named.
         let r = try start(["--data", dir, "--peers", "1=127.0.0.1:1"], env: ["STORAGE_NODE_ID": "storage-prod-2"])
