@@ -22,7 +22,8 @@ final class LocalTestCluster {
         self.shards = shards
         self.dimension = dimension
         extraFlags = flags
-        base = 20_000 + Int.random(in: 0..<100) * 300
+        // Below Linux's ephemeral range (32768+), so an outgoing connection never holds a port a node must bind.
+        base = 10_000 + Int.random(in: 0..<70) * 300
         dir = NSTemporaryDirectory() + "sutra-cluster-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     }
