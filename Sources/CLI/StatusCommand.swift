@@ -62,9 +62,12 @@ struct StatusCommand: ParsableCommand {
             let v = leaderViews[idx] ?? s
             let lag = (v["replicas"] as? [[String: Any]] ?? []).map { "n\($0["node"] ?? "?"):\($0["lag"] ?? "?")" }.joined(separator: " ")
             let leader = (v["leader"] as? NSNumber)?.intValue ?? 0
-            print(String(format: "  %5d  %6@  %4@  %6@  %7@  %8@  %@", idx, leader == 0 ? "none" : "\(leader)" as NSString,
-                         "\(v["term"] ?? "?")" as NSString, "\(v["commit_index"] ?? "?")" as NSString,
-                         "\(v["applied_index"] ?? "?")" as NSString, "\(v["concepts"] ?? "?")" as NSString, lag.isEmpty ? "?" : lag))
+            func col(_ v: Any?, _ w: Int) -> String {
+                let t = "\(v ?? "?")"
+                return String(repeating: " ", count: max(0, w - t.count)) + t
+            }
+            print("  " + [col(idx, 5), col(leader == 0 ? "none" : "\(leader)", 6), col(v["term"], 4), col(v["commit_index"], 6),
+                          col(v["applied_index"], 7), col(v["concepts"], 8)].joined(separator: "  ") + "  " + (lag.isEmpty ? "?" : lag))
         }
     }
 }
