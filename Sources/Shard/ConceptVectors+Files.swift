@@ -16,9 +16,11 @@ extension ConceptVectors {
     static let metaMagic: [UInt8] = Array("SUTRAVEC".utf8)
     static let metaVersion: UInt32 = 1
 
-    /// Saves the index, recording `positions` (each shard's applied index now). Blocks while writing.
+    /// Saves the index, recording `positions` (each shard's applied index now). Applies the queued changes
+    /// first; blocks while writing.
     public func save(to dir: String, positions: [Int: UInt64], shardCount: Int) throws {
         guard dimension > 0 else { return }
+        processAll()
         mkdir(dir, 0o755)
         let graph = dir + "/vectors.hnsw", meta = dir + "/vectors.meta"
         let hasGraph = index != nil

@@ -8,6 +8,10 @@ import VectorIndex
 /// state: rebuilt from the replicated embeddings whenever needed, never replicated itself. Labels (hnswlib's
 /// u64 keys) are handed out in the order concepts are first indexed on this node. Guarantees: a search returns
 /// only concepts whose current embedding is indexed, nearest first. Not thread-safe: loop thread only.
+///
+/// Changes from the state machine are queued (`enqueue`) and applied in bounded slices (`process(until:)`):
+/// an HNSW insert of a 768-d vector costs ~1 ms, so a 1,000-item batch applied at once would stall the loop —
+/// and its heartbeats — for a second. Searches wait until the queue is empty (the node defers them).
 public final class ConceptVectors {
     public let dimension: Int
     var index: HNSWIndex?
@@ -15,6 +19,9 @@ public final class ConceptVectors {
     var idOf: [UInt64: ConceptID] = [:]
     var nextLabel: UInt64 = 0
     var perShard: [Int: Int] = [:]
+    private var pending: [ConceptID: (shard: Int, embedding: [Float]?)] = [:]
+    private var order: [ConceptID] = []
+    private var orderHead = 0
     /// Per shard, the applied index the index was saved at (set by `load`): a shard whose snapshot is not newer
     /// keeps what was loaded instead of being rebuilt.
     var loadedPositions: [Int: UInt64] = [:]
@@ -30,7 +37,41 @@ public final class ConceptVectors {
     /// Number of indexed embeddings of one shard.
     public func count(shard: Int) -> Int { perShard[shard] ?? 0 }
 
-    /// Indexes (or re-indexes) `id`'s embedding, or drops it when `embedding` is nil.
+    /// Queues a change: `id`'s embedding is (re)indexed, or dropped when nil. Later changes to the same id replace
+    /// queued ones (only the latest matters).
+    public func enqueue(_ id: ConceptID, shard: Int, embedding: [Float]?) {
+        guard dimension > 0 else { return }
+        if pending.updateValue((shard, embedding), forKey: id) == nil { order.append(id) }
+    }
+
+    /// Changes queued and not yet in the graph.
+    public var pendingCount: Int { pending.count }
+
+    /// Applies queued changes, in order, until `deadline` passes; returns whether some remain.
+    @discardableResult
+    public func process(until deadline: ContinuousClock.Instant) -> Bool {
+        var n = 0
+        while orderHead < order.count {
+            let id = order[orderHead]
+            orderHead += 1
+            guard let change = pending.removeValue(forKey: id) else { continue }
+            set(id, shard: change.shard, embedding: change.embedding)
+            n += 1
+            if n % 8 == 0 && ContinuousClock.now >= deadline { break }
+        }
+        if orderHead == order.count {
+            order.removeAll(keepingCapacity: true)
+            orderHead = 0
+        }
+        return !pending.isEmpty
+    }
+
+    /// Applies every queued change (before a save, and in tests).
+    public func processAll() {
+        while process(until: .now + .seconds(3600)) {}
+    }
+
+    /// Indexes (or re-indexes) `id`'s embedding at once, or drops it when `embedding` is nil.
     public func set(_ id: ConceptID, shard: Int, embedding: [Float]?) {
         guard dimension > 0 else { return }
         guard let embedding else { remove(id, shard: shard); return }
@@ -77,14 +118,16 @@ public final class ConceptVectors {
     }
 
     /// Replaces one shard's embeddings with those of `state` (after a restart or an installed snapshot).
+    /// Queued like every other change, so it never stalls the loop.
     public func rebuild(shard: Int, shardCount: Int, from state: ShardState) {
         loadedPositions[shard] = nil
         guard dimension > 0 else { return }
-        for id in labelOf.keys where id.shard(of: shardCount) == shard && state.concepts[id]?.embedding == nil {
-            remove(id, shard: shard)
+        let stale = Array(labelOf.keys) + Array(pending.keys)
+        for id in stale where id.shard(of: shardCount) == shard && state.concepts[id]?.embedding == nil {
+            enqueue(id, shard: shard, embedding: nil)
         }
         for id in state.concepts.keys.sorted() {
-            if let e = state.concepts[id]?.embedding { set(id, shard: shard, embedding: e) }
+            if let e = state.concepts[id]?.embedding { enqueue(id, shard: shard, embedding: e) }
         }
     }
 }

@@ -76,7 +76,7 @@ public final class ShardReplica {
 
     private func attachIndexes() {
         let v = vectors, s = shard
-        state.onConceptChange = { id, concept in v.set(id, shard: s, embedding: concept?.embedding) }
+        state.onConceptChange = { id, concept in v.enqueue(id, shard: s, embedding: concept?.embedding) }
     }
 
     public var isLeader: Bool { raft.role == .leader }

@@ -75,6 +75,8 @@ final class NodeMetrics {
         for r in node.replicas { o += "sutra_associations{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.state.edgeCount)\n" }
         family("sutra_vectors", "gauge", "Embeddings indexed for k-NN search in each shard.")
         for r in node.replicas { o += "sutra_vectors{node=\"\(id)\",shard=\"\(r.shard)\"} \(node.vectors.count(shard: r.shard))\n" }
+        family("sutra_vectors_pending", "gauge", "Embedding changes applied to the state and queued for the HNSW graph.")
+        o += "sutra_vectors_pending{node=\"\(id)\"} \(node.vectors.pendingCount)\n"
         family("sutra_writes_total", "counter", "Client writes acknowledged by this node as shard leader.")
         for (s, n) in writes.enumerated() { o += "sutra_writes_total{node=\"\(id)\",shard=\"\(s)\"} \(n)\n" }
         family("sutra_applied_entries_total", "counter", "Log entries with a command applied to each shard replica.")

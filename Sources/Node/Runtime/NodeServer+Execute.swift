@@ -43,7 +43,8 @@ extension NodeServer {
         case .search(let vector, let k, let ef, let consistency):
             allShards(consistency) { [weak self] in
                 guard let self else { return }
-                done(self.search(vector, k: k, ef: ef))
+                // The graph must hold every change applied so far: wait for queued index work to drain.
+                self.whenVectorsCurrent { done(self.search(vector, k: k, ef: ef)) }
             } failed: { done(.failure($0)) }
         case .batch(let items):
             batch(items, session: session, done)

@@ -40,6 +40,12 @@ public final class NodeServer {
     /// Snapshots taken this turn, saved (and the log compacted behind them) by the next group-commit write.
     private var snapshotsToSave: [(shard: Int, snapshot: Snapshot)] = []
     private var afterNextWrite: [() -> Void] = []
+    /// Searches waiting for the vector index to apply its queued changes.
+    private var vectorWaiters: [() -> Void] = []
+    /// Fires at once while index work is queued, so the loop keeps turning (and polling I/O) between slices.
+    private var indexingTimer: UV.Timer?
+    /// How long one slice of vector indexing may hold the loop.
+    static let indexingSliceMs = 5
     /// Hard states whose only change was the commit index, written with the next WAL write.
     private var lazyHardStates: [Int: HardState] = [:]
     /// The term and vote last handed to the WAL per shard.
@@ -166,8 +172,28 @@ public final class NodeServer {
         if stopping { continueShutdown() }
     }
 
+    /// Runs `body` once the vector index holds every change applied so far.
+    func whenVectorsCurrent(_ body: @escaping () -> Void) {
+        if vectors.pendingCount == 0 { body() } else { vectorWaiters.append(body) }
+    }
+
+    /// One bounded slice of queued vector indexing; keeps the loop turning while work remains.
+    private func indexVectors() {
+        guard vectors.pendingCount > 0 else { return }
+        let more = vectors.process(until: .now + .milliseconds(NodeServer.indexingSliceMs))
+        if more {
+            if indexingTimer == nil { indexingTimer = try? UV.Timer(loop: loop) }
+            indexingTimer?.start(timeout: 0) {}
+        } else {
+            let waiters = vectorWaiters
+            vectorWaiters = []
+            for w in waiters { w() }
+        }
+    }
+
     /// End of a loop turn: send what may go now, start the next group commit if none is in flight.
     func endOfTurn() {
+        indexVectors()
         for r in replicas {
             r.startReads()
             queue(r.raft.takeImmediateMessages(), shard: r.shard)
@@ -332,6 +358,7 @@ public final class NodeServer {
     }
 
     func closeLoopHandles() {
+        indexingTimer?.close()
         tickTimer?.close()
         turnHook?.close()
         for s in signals { s.close() }

@@ -6,6 +6,21 @@ import XCTest
 final class ConceptVectorsTests: XCTestCase {
     private func vec(_ i: Int) -> [Float] { [Float(cos(Double(i))), Float(sin(Double(i))), Float(i % 7) / 7, 1] }
 
+    /// Changes are queued and applied in bounded slices; later changes to an id replace queued ones.
+    func testQueuedChangesApplyInSlicesAndCoalesce() {
+        let v = ConceptVectors(dimension: 4)
+        let ids = (0..<300).map { ConceptID(hi: UInt64($0), lo: 9) }
+        for (i, id) in ids.enumerated() { v.enqueue(id, shard: 0, embedding: vec(i)) }
+        v.enqueue(ids[5], shard: 0, embedding: nil)
+        XCTAssertEqual(v.pendingCount, 300, "the removal replaced the queued insert")
+        XCTAssertTrue(v.process(until: .now), "a slice with no time left does a few and stops")
+        XCTAssertLessThan(v.pendingCount, 300)
+        v.processAll()
+        XCTAssertEqual(v.pendingCount, 0)
+        XCTAssertEqual(v.count, 299)
+        XCTAssertEqual(try v.search(vec(42), k: 1, ef: 64).first?.id, ids[42])
+    }
+
     func testSaveLoadCoversAndRebuild() throws {
         let dir = NSTemporaryDirectory() + "sutra-vectors-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -29,6 +44,8 @@ final class ConceptVectorsTests: XCTestCase {
         // Rebuilding shard 1 from an empty state drops exactly that shard's vectors.
         let shard1 = w.count(shard: 1)
         w.rebuild(shard: 1, shardCount: shards, from: ShardState(limits: ShardLimits(dimension: 4)))
+        XCTAssertEqual(w.pendingCount, shard1, "a rebuild is queued, not applied at once")
+        w.processAll()
         XCTAssertEqual(w.count, 199 - shard1)
         XCTAssertFalse(w.covers(shard: 1, snapshotIndex: 0))
 
