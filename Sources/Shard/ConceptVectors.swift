@@ -11,7 +11,8 @@ import VectorIndex
 ///
 /// Changes from the state machine are queued (`enqueue`) and applied in bounded slices (`process(until:)`):
 /// an HNSW insert of a 768-d vector costs ~1 ms, so a 1,000-item batch applied at once would stall the loop —
-/// and its heartbeats — for a second. Searches wait until the queue is empty (the node defers them).
+/// and its heartbeats — for a second. Linearizable searches wait until the queue is empty (the node defers
+/// them); stale ones see the graph as it is.
 public final class ConceptVectors {
     public let dimension: Int
     var index: HNSWIndex?

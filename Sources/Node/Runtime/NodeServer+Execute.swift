@@ -43,7 +43,9 @@ extension NodeServer {
         case .search(let vector, let k, let ef, let consistency):
             allShards(consistency) { [weak self] in
                 guard let self else { return }
-                // The graph must hold every change applied so far: wait for queued index work to drain.
+                // A linearizable search needs every change applied so far in the graph: wait for queued index
+                // work to drain. A stale one is served from the graph as it is (it may lag the state).
+                if consistency == .stale { done(self.search(vector, k: k, ef: ef)); return }
                 self.whenVectorsCurrent { done(self.search(vector, k: k, ef: ef)) }
             } failed: { done(.failure($0)) }
         case .batch(let items):
