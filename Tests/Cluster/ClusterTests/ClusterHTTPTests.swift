@@ -176,9 +176,14 @@ final class ClusterHTTPTests: XCTestCase {
         for n in 1..<500 { put(n, via: 1) }
         try cluster.start(3)
         try cluster.waitReady()
-        waitUntil(20, "node 3 to catch up") {
-            (0..<500).allSatisfy { cluster.http(3, "GET", "/v1/concepts/\(conceptID($0))?consistency=stale").status == 200 }
+        // Caught up: node 3 has applied, for every shard, at least what its leader had committed.
+        let target = cluster.clusterView(1).map { ($0["commit_index"] as? NSNumber)?.intValue ?? 0 }
+        waitUntil(30, "node 3 to apply \(target) (it is at \(cluster.clusterView(3).map { $0["applied_index"] ?? "?" }))") {
+            let applied = cluster.clusterView(3).map { ($0["applied_index"] as? NSNumber)?.intValue ?? 0 }
+            return applied.count == target.count && zip(applied, target).allSatisfy { $0 >= $1 }
         }
+        let missing = (0..<500).filter { cluster.http(3, "GET", "/v1/concepts/\(conceptID($0))?consistency=stale").status != 200 }
+        XCTAssertEqual(missing, [], "every concept is on node 3")
         XCTAssertGreaterThan(metricSum(cluster.http(3, "GET", "/metrics"), "sutra_snapshots_installed_total{"), 0,
                              "node 3 caught up by installing snapshots")
     }

@@ -41,7 +41,7 @@ final class LocalTestCluster {
         let peers = (1...nodeCount).map { "\($0)=127.0.0.1:\(base + 200 + $0)" }.joined(separator: ",")
         let args = ["--node-id", "\(id)", "--data", "\(dir)/node\(id)", "--shards", "\(shards)", "--dimension", "\(dimension)",
                     "--peers", peers, "--client-port", "\(clientPort(id))", "--http-port", "\(httpPort(id))",
-                    "--peer-port", "\(base + 200 + id)", "--log-level", "warning"] + extraFlags
+                    "--peer-port", "\(base + 200 + id)", "--log-level", "info"] + extraFlags
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
