@@ -61,6 +61,7 @@ public final class ShardReplica {
         } else {
             state = try ShardState.restore(from: snap.data, limits: limits)
         }
+        log.dropSnapshotCache()
         appliedIndex = snap.metadata.index
         snapshotIndex = snap.metadata.index
         self.vectors = vectors

@@ -59,6 +59,10 @@ public final class GroupLog: RaftStorage {
         return s
     }
 
+    /// Forgets the cached snapshot bytes (they are read from the file again if a follower needs them). The
+    /// replica calls it once it has restored its state, so a restart does not hold every shard's image twice.
+    public func dropSnapshotCache() { cachedSnapshot = nil }
+
     /// Every entry currently held (for inspection and tests).
     public var allEntries: [Entry] { entries }
 
