@@ -37,7 +37,6 @@ final class NodeMetrics {
     static let latencyBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
     var requests: UInt64 = 0
     var writes: [UInt64]
-    var leaderChanges: [UInt64]
     var writeLatency: [Histogram]
     var fsyncLatency = Histogram(bounds: latencyBuckets)
     var walBytes: UInt64 = 0
@@ -47,7 +46,6 @@ final class NodeMetrics {
 
     init(shards: Int) {
         writes = Array(repeating: 0, count: shards)
-        leaderChanges = Array(repeating: 0, count: shards)
         writeLatency = Array(repeating: Histogram(bounds: NodeMetrics.latencyBuckets), count: shards)
     }
 
@@ -67,50 +65,41 @@ final class NodeMetrics {
 
     func render(_ node: NodeServer) -> String {
         var o = ""
-        func family(_ name: String, _ type: String, _ help: String) { o += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n" }
         let id = node.config.nodeID
-        family("sutra_concepts", "gauge", "Concepts stored in this node's replica of each shard.")
-        for r in node.replicas { o += "sutra_concepts{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.state.conceptCount)\n" }
-        family("sutra_associations", "gauge", "Edge records (out-edges plus in-edges) in this node's replica of each shard.")
-        for r in node.replicas { o += "sutra_associations{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.state.edgeCount)\n" }
-        family("sutra_vectors", "gauge", "Embeddings indexed for k-NN search in each shard.")
-        for r in node.replicas { o += "sutra_vectors{node=\"\(id)\",shard=\"\(r.shard)\"} \(node.vectors.count(shard: r.shard))\n" }
-        family("sutra_vectors_pending", "gauge", "Embedding changes applied to the state and queued for the HNSW graph.")
-        o += "sutra_vectors_pending{node=\"\(id)\"} \(node.vectors.pendingCount)\n"
-        family("sutra_writes_total", "counter", "Client writes acknowledged by this node as shard leader.")
-        for (s, n) in writes.enumerated() { o += "sutra_writes_total{node=\"\(id)\",shard=\"\(s)\"} \(n)\n" }
-        family("sutra_applied_entries_total", "counter", "Log entries with a command applied to each shard replica.")
-        for r in node.replicas { o += "sutra_applied_entries_total{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.appliedWrites)\n" }
-        family("sutra_requests_total", "counter", "Client requests received by this node.")
-        o += "sutra_requests_total{node=\"\(id)\"} \(requests)\n"
+        func family(_ name: String, _ type: String, _ help: String) { o += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n" }
+        /// One sample for the node.
+        func nodeWide(_ name: String, _ type: String, _ help: String, _ value: Any) {
+            family(name, type, help)
+            o += "\(name){node=\"\(id)\"} \(value)\n"
+        }
+        /// One sample per shard replica.
+        func perShard(_ name: String, _ type: String, _ help: String, _ value: (ShardReplica) -> Any) {
+            family(name, type, help)
+            for r in node.replicas { o += "\(name){node=\"\(id)\",shard=\"\(r.shard)\"} \(value(r))\n" }
+        }
+        perShard("sutra_concepts", "gauge", "Concepts stored in this node's replica of each shard.") { $0.state.conceptCount }
+        perShard("sutra_associations", "gauge", "Edge records (out-edges plus in-edges) in this node's replica of each shard.") { $0.state.edgeCount }
+        perShard("sutra_vectors", "gauge", "Embeddings indexed for k-NN search in each shard.") { node.vectors.count(shard: $0.shard) }
+        nodeWide("sutra_vectors_pending", "gauge", "Embedding changes applied to the state and queued for the HNSW graph.", node.vectors.pendingCount)
+        perShard("sutra_writes_total", "counter", "Client writes acknowledged by this node as shard leader.") { self.writes[$0.shard] }
+        perShard("sutra_applied_entries_total", "counter", "Log entries with a command applied to each shard replica.") { $0.appliedWrites }
+        nodeWide("sutra_requests_total", "counter", "Client requests received by this node.", requests)
         family("sutra_write_latency_seconds", "histogram", "Time from proposing a client write to applying it (leader).")
         for (s, h) in writeLatency.enumerated() { h.render("sutra_write_latency_seconds", labels: "node=\"\(id)\",shard=\"\(s)\"", into: &o) }
         family("sutra_fsync_latency_seconds", "histogram", "Duration of each group-commit WAL write + fdatasync.")
         fsyncLatency.render("sutra_fsync_latency_seconds", labels: "node=\"\(id)\"", into: &o)
-        family("sutra_wal_writes_total", "counter", "Group-commit WAL writes (one fdatasync each).")
-        o += "sutra_wal_writes_total{node=\"\(id)\"} \(walWrites)\n"
-        family("sutra_wal_written_bytes_total", "counter", "Bytes appended to the WAL.")
-        o += "sutra_wal_written_bytes_total{node=\"\(id)\"} \(walBytes)\n"
-        family("sutra_log_size_bytes", "gauge", "Bytes in the WAL's segment files.")
-        o += "sutra_log_size_bytes{node=\"\(id)\"} \(node.engine.totalBytes)\n"
-        family("sutra_log_entries", "gauge", "Entries held in each shard's log (after compaction).")
-        for r in node.replicas { o += "sutra_log_entries{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.log.lastIndex() - r.log.compactIndex)\n" }
-        family("sutra_snapshots_total", "counter", "Shard snapshots saved by this node (automatic and flush).")
-        o += "sutra_snapshots_total{node=\"\(id)\"} \(snapshots)\n"
-        family("sutra_flushes_total", "counter", "Explicit flushes (POST /v1/flush, sutra flush) completed on this node.")
-        o += "sutra_flushes_total{node=\"\(id)\"} \(flushes)\n"
-        family("sutra_snapshots_installed_total", "counter", "Snapshots received from the leader and installed, per shard.")
-        for r in node.replicas { o += "sutra_snapshots_installed_total{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.installedSnapshots)\n" }
-        family("sutra_term", "gauge", "Raft term of each shard replica.")
-        for r in node.replicas { o += "sutra_term{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.raft.term)\n" }
-        family("sutra_is_leader", "gauge", "1 if this node leads the shard.")
-        for r in node.replicas { o += "sutra_is_leader{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.isLeader ? 1 : 0)\n" }
-        family("sutra_leader_changes_total", "counter", "Leader or role changes seen by each shard replica.")
-        for (s, n) in leaderChanges.enumerated() { o += "sutra_leader_changes_total{node=\"\(id)\",shard=\"\(s)\"} \(n)\n" }
-        family("sutra_commit_index", "gauge", "Commit index of each shard replica.")
-        for r in node.replicas { o += "sutra_commit_index{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.raft.commitIndex)\n" }
-        family("sutra_applied_index", "gauge", "Applied index of each shard replica.")
-        for r in node.replicas { o += "sutra_applied_index{node=\"\(id)\",shard=\"\(r.shard)\"} \(r.appliedIndex)\n" }
+        nodeWide("sutra_wal_writes_total", "counter", "Group-commit WAL writes (one fdatasync each).", walWrites)
+        nodeWide("sutra_wal_written_bytes_total", "counter", "Bytes appended to the WAL.", walBytes)
+        nodeWide("sutra_log_size_bytes", "gauge", "Bytes in the WAL's segment files.", node.engine.totalBytes)
+        perShard("sutra_log_entries", "gauge", "Entries held in each shard's log (after compaction).") { $0.log.lastIndex() - $0.log.compactIndex }
+        nodeWide("sutra_snapshots_total", "counter", "Shard snapshots saved by this node (automatic and flush).", snapshots)
+        nodeWide("sutra_flushes_total", "counter", "Explicit flushes (POST /v1/flush, sutra flush) completed on this node.", flushes)
+        perShard("sutra_snapshots_installed_total", "counter", "Snapshots received from the leader and installed, per shard.") { $0.installedSnapshots }
+        perShard("sutra_term", "gauge", "Raft term of each shard replica.") { $0.raft.term }
+        perShard("sutra_is_leader", "gauge", "1 if this node leads the shard.") { $0.isLeader ? 1 : 0 }
+        perShard("sutra_leader_changes_total", "counter", "Leader or role changes seen by each shard replica.") { $0.leaderChanges }
+        perShard("sutra_commit_index", "gauge", "Commit index of each shard replica.") { $0.raft.commitIndex }
+        perShard("sutra_applied_index", "gauge", "Applied index of each shard replica.") { $0.appliedIndex }
         family("sutra_replication_lag_entries", "gauge", "Leader only: entries each follower is behind the leader's log.")
         for s in node.clusterStatus().shards {
             for rep in s.replicas where rep.node != id {
@@ -121,8 +110,7 @@ final class NodeMetrics {
         for p in node.config.peers.keys.sorted() where p != id {
             o += "sutra_peer_connected{node=\"\(id)\",peer=\"\(p)\"} \(node.transport.isConnected(p) ? 1 : 0)\n"
         }
-        family("sutra_peer_dropped_frames_total", "counter", "Frames to peers dropped because the link was down or backed up.")
-        o += "sutra_peer_dropped_frames_total{node=\"\(id)\"} \(node.transport.droppedFrames)\n"
+        nodeWide("sutra_peer_dropped_frames_total", "counter", "Frames to peers dropped because the link was down or backed up.", node.transport.droppedFrames)
         return o
     }
 }

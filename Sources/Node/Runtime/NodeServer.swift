@@ -297,7 +297,6 @@ public final class NodeServer {
         for (r, rd) in readies {
             queue(rd.messages, shard: r.shard)
             r.finish(rd)
-            if rd.softState != nil { metrics.leaderChanges[r.shard] += 1 }
             wakeAppliedWaiters(r.shard)
         }
     }

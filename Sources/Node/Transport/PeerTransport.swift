@@ -48,8 +48,6 @@ final class PeerTransport {
         for link in links.values where me < link.peer { dial(link) }
     }
 
-    var listenPort: Int { listener?.localPort ?? 0 }
-
     func isConnected(_ peer: NodeID) -> Bool { links[peer]?.established ?? false }
 
     /// The wire version a link speaks: the lower of both ends' maximum versions (0 while it is down).
