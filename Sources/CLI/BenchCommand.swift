@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SutraClient
+import UV
 
 /// `sutra bench`: a closed-loop load generator through the SDK. C tasks each issue one request, wait for its
 /// answer, and issue the next, for the given duration; it prints a progress line every second and then
@@ -31,14 +32,14 @@ struct BenchCommand: AsyncParsableCommand {
                 _ = try await sdks[0].batch(items)
             }
         }
-        let stats = BenchStats()
+        let stats = Locked(BenchStats())
         let started = ContinuousClock.now
         let end = started + .milliseconds(Int(duration * 1000))
         let progress = Task {
             var last = 0
             while !Task.isCancelled && ContinuousClock.now < end {
                 try? await Task.sleep(for: .seconds(1))
-                let (ops, errs) = stats.counts()
+                let (ops, errs) = stats.withLock { ($0.done, $0.errors) }
                 if !json {
                     let t = (ContinuousClock.now - started).seconds
                     FileHandle.standardError.write(Data(String(format: "\r%5.1fs  %8d ops/s  %9d ops  %6d errors", t, ops - last, ops, errs).utf8))
@@ -55,7 +56,6 @@ struct BenchCommand: AsyncParsableCommand {
                     var rng = BenchRNG(seed: UInt64(worker) &* 0x9E37_79B9_7F4A_7C15 &+ 1)
                     var local: [UInt64] = []
                     local.reserveCapacity(100_000)
-                    var errors = 0
                     var n = 0
                     while ContinuousClock.now < end {
                         let key = keySpace[Int.random(in: 0..<keySpace.count, using: &rng)]
@@ -69,20 +69,19 @@ struct BenchCommand: AsyncParsableCommand {
                                 _ = try await sdk.get(key)
                             }
                             local.append((ContinuousClock.now - t0).nanoseconds)
+                            if local.count % 256 == 0 { stats.withLock { $0.done += 256 } }
                         } catch {
-                            errors += 1
-                            stats.noteError("\(error)")
+                            stats.withLock { $0.noteError("\(error)") }
                         }
-                        if local.count % 256 == 0 { stats.progress(ops: 256) }
                     }
-                    stats.add(local, errors: errors)
+                    stats.withLock { $0.latencies += local }
                 }
             }
             try await group.waitForAll()
         }
         progress.cancel()
         let elapsed = (ContinuousClock.now - started).seconds
-        let r = stats.result(elapsed: elapsed)
+        let r = stats.withLock { $0.result(elapsed: elapsed) }
         if json {
             let o: [String: Any] = ["mix": mix, "concurrency": concurrency, "value_size": valueSize, "duration_s": elapsed,
                                     "ops": r.ops, "ops_per_s": r.rate, "errors": r.errors,
@@ -93,30 +92,24 @@ struct BenchCommand: AsyncParsableCommand {
             print(String(format: "%@: %d ops in %.1f s = %.0f ops/s (concurrency %d, %d-byte values), %d errors",
                          mix as NSString, r.ops, elapsed, r.rate, concurrency, valueSize, r.errors))
             print(String(format: "latency ms: p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f", r.p50, r.p99, r.p999, r.max))
-            if let e = stats.firstError { print("first error: \(e)") }
+            if let e = stats.withLock({ $0.firstError }) { print("first error: \(e)") }
         }
     }
 }
 
-/// Thread-safe accumulation of the workers' latencies and errors.
-final class BenchStats: @unchecked Sendable {
-    private let lock = NSLock()
-    private var latencies: [UInt64] = []
-    private var errors = 0
-    private var done = 0
-    private(set) var firstError: String?
+/// The workers' latencies and errors (shared under a lock: `Locked<BenchStats>`).
+struct BenchStats {
+    var latencies: [UInt64] = []
+    var errors = 0
+    var done = 0
+    var firstError: String?
 
-    func progress(ops: Int) { lock.lock(); done += ops; lock.unlock() }
-    func counts() -> (Int, Int) { lock.lock(); defer { lock.unlock() }; return (done, errors) }
-    func noteError(_ e: String) {
-        lock.lock(); errors += 1; if firstError == nil { firstError = e }; lock.unlock()
-    }
-    func add(_ l: [UInt64], errors e: Int) {
-        lock.lock(); latencies += l; lock.unlock()
+    mutating func noteError(_ e: String) {
+        errors += 1
+        if firstError == nil { firstError = e }
     }
 
     func result(elapsed: Double) -> (ops: Int, rate: Double, errors: Int, p50: Double, p99: Double, p999: Double, max: Double) {
-        lock.lock(); defer { lock.unlock() }
         let s = latencies.sorted()
         func pct(_ p: Double) -> Double {
             guard !s.isEmpty else { return 0 }

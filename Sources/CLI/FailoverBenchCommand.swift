@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HTTP
 import SutraClient
+import UV
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -32,32 +33,32 @@ struct FailoverBenchCommand: AsyncParsableCommand {
             let shards = cluster.shards
             let keys: [ConceptID] = Array((0..<1_000_000).lazy.map { ConceptID(hi: 0xFA11_0000_0000_0000 | UInt64(round), lo: UInt64($0)) }
                 .filter { $0.shard(of: shards) == shard }.prefix(writers * 64))
-            let stop = FailoverStop()
-            let firstAfterKill = FirstSuccess()
+            let stop = Locked(false)
+            let firstAfterKill = Locked(FirstSuccess())
             let tasks = (0..<writers).map { w in
                 Task { [keys, stop, firstAfterKill, sdk] in
                     var i = 0
-                    while !stop.isSet {
+                    while !stop.withLock({ $0 }) {
                         let id = keys[(w * 64 + i % 64) % keys.count]
                         i += 1
                         let started = ContinuousClock.now
                         if (try? await sdk.put(NewConcept(id: id, text: "failover \(round)"))) != nil {
-                            firstAfterKill.record(started: started, ended: ContinuousClock.now)
+                            firstAfterKill.withLock { $0.record(started: started, ended: .now) }
                         }
                     }
                 }
             }
             try await Task.sleep(for: .milliseconds(300))
             let killedAt = ContinuousClock.now
-            firstAfterKill.arm(after: killedAt)
+            firstAfterKill.withLock { $0.after = killedAt }
             kill(cluster.nodes[victim].pid, SIGKILL)
             var st: Int32 = 0
             waitpid(cluster.nodes[victim].pid, &st, 0)
             let deadline = killedAt + .seconds(10)
-            while firstAfterKill.value == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
-            stop.set()
+            while firstAfterKill.withLock({ $0.first }) == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+            stop.withLock { $0 = true }
             for t in tasks { await t.value }
-            guard let first = firstAfterKill.value else { throw CLIError("round \(round): no successful write within 10 s of the kill") }
+            guard let first = firstAfterKill.withLock({ $0.first }) else { throw CLIError("round \(round): no successful write within 10 s of the kill") }
             let seconds = (first - killedAt).seconds
             samples.append(seconds)
             if !json { FileHandle.standardError.write(Data(String(format: "\rkill %d/%d: shard %d leader node %d → first write after %.0f ms   ", round + 1, kills, shard, leader, seconds * 1000).utf8)) }
@@ -101,24 +102,13 @@ struct FailoverBenchCommand: AsyncParsableCommand {
     }
 }
 
-final class FailoverStop: @unchecked Sendable {
-    private let lock = NSLock()
-    private var v = false
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return v }
-    func set() { lock.lock(); v = true; lock.unlock() }
-}
+/// The end of the first successful write that started after the kill (`after`). Only such a write counts: one
+/// in flight at the kill may have been committed by the old leader just before it died.
+struct FirstSuccess {
+    var after: ContinuousClock.Instant?
+    var first: ContinuousClock.Instant?
 
-/// The end of the first successful write that started after `arm(after:)`.
-final class FirstSuccess: @unchecked Sendable {
-    private let lock = NSLock()
-    private var after: ContinuousClock.Instant?
-    private var first: ContinuousClock.Instant?
-    func arm(after t: ContinuousClock.Instant) { lock.lock(); after = t; lock.unlock() }
-    /// Only a write that started after the kill counts: one in flight at the kill may have been committed by
-    /// the old leader just before it died.
-    func record(started: ContinuousClock.Instant, ended: ContinuousClock.Instant) {
-        lock.lock(); defer { lock.unlock() }
+    mutating func record(started: ContinuousClock.Instant, ended: ContinuousClock.Instant) {
         if let a = after, started > a, first == nil { first = ended }
     }
-    var value: ContinuousClock.Instant? { lock.lock(); defer { lock.unlock() }; return first }
 }

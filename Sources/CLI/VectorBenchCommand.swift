@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SutraClient
+import UV
 
 /// `sutra bench-vectors`: loads N concepts with D-dimensional embeddings through the SDK (clustered data:
 /// Gaussian blobs around random centers, seeded), then measures k-NN search through the cluster — recall@k
@@ -26,13 +27,13 @@ struct VectorBenchCommand: AsyncParsableCommand {
         let ids = (0..<count).map { ConceptID(hi: 0x7EC7_0000_0000_0000 | UInt64($0), lo: UInt64($0) &* 0x9E37_79B9_7F4A_7C15) }
         if !skipLoad {
             let started = ContinuousClock.now
-            let next = Counter()
+            let next = Locked(0)
             let batchSize = batch, total = count
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<loaders {
                     group.addTask {
                         while true {
-                            let start = next.take(batchSize)
+                            let start = next.withLock { n in defer { n += batchSize }; return n }
                             if start >= total { return }
                             let items = (start..<min(start + batchSize, total)).map { i in
                                 BatchItem.put(NewConcept(id: ids[i], text: "vector \(i)", embedding: vectors[i]))
@@ -109,10 +110,4 @@ final class BlobGenerator: @unchecked Sendable {
         let c = centers[Int((state >> 33) % UInt64(centers.count))]
         return c.map { $0 + 0.15 * (uniform() + uniform() + uniform() + uniform()) }
     }
-}
-
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var v = 0
-    func take(_ n: Int) -> Int { lock.lock(); defer { lock.unlock() }; let r = v; v += n; return r }
 }

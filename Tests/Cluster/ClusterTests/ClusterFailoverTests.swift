@@ -1,5 +1,6 @@
 import Foundation
 import SutraClient
+import UV
 import XCTest
 
 /// Failover and shutdown under load, through the SDK, on real processes.
@@ -13,13 +14,13 @@ final class ClusterFailoverTests: XCTestCase {
 
     /// Writes unique concepts from `workers` tasks until `stop` is set; returns the acknowledged ids and the
     /// errors the SDK gave up with.
-    private static func writeLoad(_ client: SutraClient, workers: Int, stop: ManagedFlag, prefix: UInt64) async -> (acked: [ConceptID], errors: [String]) {
+    private static func writeLoad(_ client: SutraClient, workers: Int, stop: Locked<Bool>, prefix: UInt64) async -> (acked: [ConceptID], errors: [String]) {
         await withTaskGroup(of: ([ConceptID], [String]).self) { group in
             for w in 0..<workers {
                 group.addTask {
                     var acked: [ConceptID] = [], errors: [String] = []
                     var n: UInt64 = 0
-                    while !stop.isSet {
+                    while !stop.withLock({ $0 }) {
                         let id = ConceptID(hi: prefix | UInt64(w), lo: n)
                         n += 1
                         do {
@@ -53,7 +54,7 @@ final class ClusterFailoverTests: XCTestCase {
         cluster = try LocalTestCluster(nodes: 3, shards: 8)
         try cluster.startAll()
         let client = try SutraClient(endpoints: cluster.clientEndpoints)
-        let stop = ManagedFlag()
+        let stop = Locked(false)
         async let load = Self.writeLoad(client, workers: 16, stop: stop, prefix: 0xA000_0000_0000_0000)
         try await Task.sleep(for: .milliseconds(800))
         let victim = try await leaderOfShard0(client)
@@ -61,7 +62,7 @@ final class ClusterFailoverTests: XCTestCase {
         try await Task.sleep(for: .milliseconds(1500))
         try cluster.start(victim)
         try await Task.sleep(for: .milliseconds(700))
-        stop.set()
+        stop.withLock { $0 = true }
         let (acked, errors) = await load
         XCTAssertEqual(errors, [], "the SDK rode through the failover")
         XCTAssertGreaterThan(acked.count, 100)
@@ -87,13 +88,13 @@ final class ClusterFailoverTests: XCTestCase {
         cluster = try LocalTestCluster(nodes: 3, shards: 8)
         try cluster.startAll()
         let client = try SutraClient(endpoints: cluster.clientEndpoints)
-        let stop = ManagedFlag()
+        let stop = Locked(false)
         async let load = Self.writeLoad(client, workers: 16, stop: stop, prefix: 0xB000_0000_0000_0000)
         try await Task.sleep(for: .milliseconds(800))
         let code = cluster.terminate(1)
         XCTAssertEqual(code, 0, "graceful exit")
         try await Task.sleep(for: .milliseconds(800))
-        stop.set()
+        stop.withLock { $0 = true }
         let (acked, errors) = await load
         XCTAssertEqual(errors, [])
         XCTAssertGreaterThan(acked.count, 100)
@@ -103,12 +104,4 @@ final class ClusterFailoverTests: XCTestCase {
         }
         await client.close()
     }
-}
-
-/// A flag set once by one task and polled by others.
-final class ManagedFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
-    func set() { lock.lock(); value = true; lock.unlock() }
 }
