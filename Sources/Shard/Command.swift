@@ -11,6 +11,29 @@ public enum ShardCommand: Sendable, Equatable {
     case deleteEdge(EdgeDirection, owner: ConceptID, other: ConceptID, type: AssociationType)
     /// Up to `ShardLimits.maxBatch` commands applied all or nothing (no nested batches).
     case batch([ShardCommand])
+    /// Create or replace a concept only if `condition` holds now (compare-and-set); otherwise rejected with
+    /// `Rejection.preconditionFailed` and nothing changes.
+    case putConceptIf(Concept, PutCondition)
+
+    // Two-phase commit (driven by `Txn2PC`). Every one is idempotent: applying it again changes nothing.
+    /// On the record shard: create the pending record holding every part, and prepare this shard's own part.
+    case txnBegin(TxnID, recordShard: Int, parts: [TxnPart])
+    /// On a participant: validate its part and hold it as an intent, locking what it touches.
+    case txnPrepare(TxnID, recordShard: Int, commands: [ShardCommand])
+    /// On the record shard: the decision. The first one written wins; later ones report it unchanged.
+    case txnDecide(TxnID, commit: Bool, reason: String)
+    /// On a participant: apply (commit) or discard (abort) its intent and release its locks.
+    case txnResolve(TxnID, commit: Bool)
+    /// On the record shard: drop decided records every participant has resolved.
+    case txnForget([TxnID])
+
+    /// Whether this is a plain data command (allowed inside a batch or a transaction part).
+    public var isPlain: Bool {
+        switch self {
+        case .putConcept, .deleteConcept, .putEdge, .deleteEdge, .putConceptIf: return true
+        default: return false
+        }
+    }
 }
 
 /// A command with the client identity that makes retries idempotent: a shard applies each
@@ -32,9 +55,11 @@ public struct ShardRequest: Sendable, Equatable {
         self.command = command
     }
 
-    /// Log-entry encoding version. A replica refuses entries of any other version rather than skipping them.
-    /// Version 2 added `ackedBelow` (no version-1 log was ever released).
-    public static let version: UInt8 = 2
+    /// Log-entry encoding version. A replica refuses entries of any version it does not know rather than
+    /// skipping them. Version 2 added `ackedBelow` (no version-1 log was ever released); version 3 added
+    /// conditional puts and the transaction commands. Version 2 entries still decode (a rolling upgrade
+    /// replays an older node's log); a version-2 node refuses version 3 (it stops rather than skip).
+    public static let version: UInt8 = 3
 
     public func encode() -> [UInt8] {
         var w = ByteWriter(capacity: 64)
@@ -80,9 +105,51 @@ public struct ShardRequest: Sendable, Equatable {
             w.u8(type.rawValue)
         case .batch(let cs):
             w.u8(5)
-            w.u32(UInt32(cs.count))
-            for c in cs { encode(c, into: &w) }
+            commands(cs, &w)
+        case .putConceptIf(let k, let cond):
+            w.u8(6)
+            encode(.putConcept(k), into: &w)
+            switch cond {
+            case .absent: w.u8(0)
+            case .content(let b): w.u8(1); w.u32(UInt32(b.count)); w.raw(b)
+            case .version(let v): w.u8(2); w.u64(v)
+            }
+        case .txnBegin(let id, let record, let parts):
+            w.u8(7)
+            txn(id, &w)
+            w.u32(UInt32(record))
+            w.u32(UInt32(parts.count))
+            for p in parts { w.u32(UInt32(p.shard)); commands(p.commands, &w) }
+        case .txnPrepare(let id, let record, let cs):
+            w.u8(8)
+            txn(id, &w)
+            w.u32(UInt32(record))
+            commands(cs, &w)
+        case .txnDecide(let id, let commit, let reason):
+            w.u8(9)
+            txn(id, &w)
+            w.u8(commit ? 1 : 0)
+            let b = Array(reason.utf8)
+            w.u32(UInt32(b.count)); w.raw(b)
+        case .txnResolve(let id, let commit):
+            w.u8(10)
+            txn(id, &w)
+            w.u8(commit ? 1 : 0)
+        case .txnForget(let ids):
+            w.u8(11)
+            w.u32(UInt32(ids.count))
+            for id in ids { txn(id, &w) }
         }
+    }
+
+    static func commands(_ cs: [ShardCommand], _ w: inout ByteWriter) {
+        w.u32(UInt32(cs.count))
+        for c in cs { encode(c, into: &w) }
+    }
+
+    static func txn(_ id: TxnID, _ w: inout ByteWriter) {
+        w.u64(id.client)
+        w.u64(id.sequence)
     }
 
     /// Why a log entry could not be decoded. The replica must stop rather than skip the entry.
@@ -100,7 +167,7 @@ public struct ShardRequest: Sendable, Equatable {
             var r = ByteReader(buf)
             do throws(DecodeError) {
                 let version = try read { try r.u8() }
-                guard version == ShardRequest.version else { throw .unsupportedVersion(version) }
+                guard version == ShardRequest.version || version == 2 else { throw .unsupportedVersion(version) }
                 let client = try read { try r.u64() }
                 let seq = try read { try r.u64() }
                 let acked = try read { try r.u64() }
@@ -134,6 +201,28 @@ public struct ShardRequest: Sendable, Equatable {
         let v = try read { try r.u8() }
         guard let t = AssociationType(rawValue: v) else { throw .unknownValue("association type \(v)") }
         return t
+    }
+
+    /// A list of plain commands (a batch's or a transaction part's).
+    static func commands(_ r: inout ByteReader) throws(DecodeError) -> [ShardCommand] {
+        let n = Int(try read { try r.u32() })
+        guard n <= r.remaining else { throw .truncated }
+        var cs: [ShardCommand] = []
+        for _ in 0..<n { cs.append(try decodeCommand(&r, nested: true)) }
+        return cs
+    }
+
+    static func txn(_ r: inout ByteReader) throws(DecodeError) -> TxnID {
+        let client = try read { try r.u64() }
+        let seq = try read { try r.u64() }
+        guard client != 0 else { throw .unknownValue("transaction without a client") }
+        return TxnID(client: client, sequence: seq)
+    }
+
+    private static func flag(_ r: inout ByteReader) throws(DecodeError) -> Bool {
+        let v = try read { try r.u8() }
+        guard v <= 1 else { throw .unknownValue("flag \(v)") }
+        return v == 1
     }
 
     private static func decodeCommand(_ r: inout ByteReader, nested: Bool) throws(DecodeError) -> ShardCommand {
@@ -171,11 +260,47 @@ public struct ShardRequest: Sendable, Equatable {
             let owner = try id(&r), other = try id(&r)
             return .deleteEdge(d, owner: owner, other: other, type: try type(&r))
         case 5 where !nested:
+            return .batch(try commands(&r))
+        case 6:
+            guard case .putConcept(let k) = try decodeCommand(&r, nested: true) else { throw .unknownValue("conditional put without a put") }
+            let kind = try read { try r.u8() }
+            switch kind {
+            case 0: return .putConceptIf(k, .absent)
+            case 1:
+                let n = Int(try read { try r.u32() })
+                return .putConceptIf(k, .content(try read { try r.bytes(n) }))
+            case 2: return .putConceptIf(k, .version(try read { try r.u64() }))
+            default: throw .unknownValue("put condition \(kind)")
+            }
+        case 7 where !nested:
+            let id = try txn(&r)
+            let record = Int(try read { try r.u32() })
             let n = Int(try read { try r.u32() })
             guard n <= r.remaining else { throw .truncated }
-            var cs: [ShardCommand] = []
-            for _ in 0..<n { cs.append(try decodeCommand(&r, nested: true)) }
-            return .batch(cs)
+            var parts: [TxnPart] = []
+            for _ in 0..<n {
+                let shard = Int(try read { try r.u32() })
+                parts.append(TxnPart(shard: shard, commands: try commands(&r)))
+            }
+            return .txnBegin(id, recordShard: record, parts: parts)
+        case 8 where !nested:
+            let id = try txn(&r)
+            let record = Int(try read { try r.u32() })
+            return .txnPrepare(id, recordShard: record, commands: try commands(&r))
+        case 9 where !nested:
+            let id = try txn(&r)
+            let commit = try flag(&r)
+            let n = Int(try read { try r.u32() })
+            return .txnDecide(id, commit: commit, reason: String(decoding: try read { try r.bytes(n) }, as: UTF8.self))
+        case 10 where !nested:
+            let id = try txn(&r)
+            return .txnResolve(id, commit: try flag(&r))
+        case 11 where !nested:
+            let n = Int(try read { try r.u32() })
+            guard n * 16 <= r.remaining else { throw .truncated }
+            var ids: [TxnID] = []
+            for _ in 0..<n { ids.append(try txn(&r)) }
+            return .txnForget(ids)
         default:
             throw .unknownCommand(tag)
         }

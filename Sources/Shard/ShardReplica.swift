@@ -24,6 +24,8 @@ public enum ReplicaError: Error, Equatable, Sendable {
 public final class ShardReplica {
     public typealias WriteCompletion = (Result<UInt64, ReplicaError>) -> Void
     public typealias ReadCompletion = (Result<Void, ReplicaError>) -> Void
+    /// The state machine's own answer (`.pending` included), for the transaction steps that need it.
+    public typealias ApplyCompletion = (Result<ApplyResult, ReplicaError>) -> Void
 
     public let shard: Int
     public let raft: RaftNode
@@ -38,7 +40,7 @@ public final class ShardReplica {
     /// Index of the newest snapshot taken or installed here.
     public private(set) var snapshotIndex: LogIndex
 
-    private var proposals: [LogIndex: (term: Term, done: WriteCompletion)] = [:]
+    private var proposals: [LogIndex: (term: Term, done: ApplyCompletion)] = [:]
     private var readsWaiting: [ReadCompletion] = []
     private var readsInFlight: [UInt64: [ReadCompletion]] = [:]
     private var readsConfirmed: [(index: LogIndex, waiters: [ReadCompletion])] = []
@@ -86,6 +88,18 @@ public final class ShardReplica {
 
     /// Proposes a write. `done` runs once: with the version (log index) it was applied at, or an error.
     public func propose(_ request: ShardRequest, _ done: @escaping WriteCompletion) {
+        proposeForResult(request) { result in
+            switch result {
+            case .failure(let e): done(.failure(e))
+            case .success(.applied(let v)): done(.success(v))
+            case .success(.rejected(let why)): done(.failure(.rejected(why)))
+            case .success(.pending(let since)): done(.success(since))
+            }
+        }
+    }
+
+    /// Proposes a write and answers with the state machine's result as it is (`.pending` included).
+    public func proposeForResult(_ request: ShardRequest, _ done: @escaping ApplyCompletion) {
         guard raft.role == .leader else { done(.failure(.notLeader(leader: raft.leader))); return }
         do {
             let index = try raft.propose(request.encode())
@@ -160,10 +174,7 @@ public final class ShardReplica {
             p.done(.failure(.unavailable("leadership changed before the write committed; retry")))
             return
         }
-        switch result {
-        case .applied(let v): p.done(.success(v))
-        case .rejected(let why): p.done(.failure(.rejected(why)))
-        }
+        p.done(.success(result))
     }
 
     private func install(_ snap: Snapshot) {

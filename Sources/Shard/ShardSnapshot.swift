@@ -12,12 +12,13 @@ public enum ShardSnapshotError: Error, Equatable, Sendable {
 /// The shard's state-machine image — what the seeds call `storage.dat` — as bytes for a Raft snapshot.
 ///
 /// Layout (little-endian): `"SUTRASHD"`, version u32, dimension u32, lastApplied u64, then concepts, out-edges,
-/// in-edges and client sessions, each as a count followed by records sorted by key, and a CRC32C of everything
-/// before it. Sorting makes the bytes a function of the state alone, so replicas at the same index produce
+/// in-edges, client sessions, and (version 3) transaction records, intents and recently resolved transactions,
+/// each as a count followed by records sorted by key, and a CRC32C of everything before it. Version 2
+/// snapshots (no transaction tables) still load. Sorting makes the bytes a function of the state alone, so replicas at the same index produce
 /// identical snapshots. (The HNSW index will be saved beside it, not inside.)
 extension ShardState {
     static let snapshotMagic: [UInt8] = Array("SUTRASHD".utf8)
-    public static let snapshotVersion: UInt32 = 2
+    public static let snapshotVersion: UInt32 = 3
 
     public func snapshotData() -> [UInt8] {
         var w = ByteWriter(capacity: 64 + concepts.count * 160)
@@ -59,9 +60,12 @@ extension ShardState {
                 case .rejected(let why):
                     let b = Array(why.utf8)
                     w.u8(1); w.u32(UInt32(b.count)); w.raw(b)
+                case .pending:
+                    preconditionFailure("a pending outcome is never remembered")
                 }
             }
         }
+        writeTxns(&w)
         w.u32(CRC32C.checksum(w.bytes))
         return w.bytes
     }
@@ -74,7 +78,7 @@ extension ShardState {
             var r = ByteReader(buf, from: 8, to: buf.count - 4)
             do {
                 let version = try r.u32()
-                guard version == snapshotVersion else { result = .failure(.unsupportedVersion(version)); return }
+                guard version == snapshotVersion || version == 2 else { result = .failure(.unsupportedVersion(version)); return }
                 let stored = UInt32(littleEndian: buf.loadUnaligned(fromByteOffset: buf.count - 4, as: UInt32.self))
                 guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buf[0..<(buf.count - 4)])) == stored else {
                     result = .failure(.checksumMismatch); return
@@ -128,6 +132,11 @@ extension ShardState {
                     }
                     s.sessions[client] = session
                 }
+                if version >= 3 {
+                    do throws(ShardRequest.DecodeError) { try s.readTxns(&r) } catch {
+                        result = .failure(.invalid("transaction tables: \(error)")); return
+                    }
+                }
                 guard r.remaining == 0 else { result = .failure(.invalid("\(r.remaining) unexpected bytes")); return }
                 result = .success(s)
             } catch {
@@ -135,5 +144,63 @@ extension ShardState {
             }
         }
         return try result.get()
+    }
+}
+
+extension ShardState {
+    func writeTxns(_ w: inout ByteWriter) {
+        w.u64(UInt64(txns.records.count))
+        for id in txns.records.keys.sorted() {
+            let r = txns.records[id]!
+            ShardRequest.txn(id, &w)
+            w.u8(r.status.rawValue); w.u64(r.createdAt); w.u64(r.decidedAt)
+            let b = Array(r.reason.utf8)
+            w.u32(UInt32(b.count)); w.raw(b)
+            w.u32(UInt32(r.parts.count))
+            for p in r.parts { w.u32(UInt32(p.shard)); ShardRequest.commands(p.commands, &w) }
+        }
+        w.u64(UInt64(txns.intents.count))
+        for id in txns.intents.keys.sorted() {
+            let i = txns.intents[id]!
+            ShardRequest.txn(id, &w)
+            w.u32(UInt32(i.recordShard)); w.u64(i.preparedAt)
+            ShardRequest.commands(i.commands, &w)
+        }
+        w.u64(UInt64(txns.finished.count))
+        for id in txns.finished.keys.sorted() {
+            ShardRequest.txn(id, &w)
+            w.u64(txns.finished[id]!)
+        }
+    }
+
+    func readTxns(_ r: inout ByteReader) throws(ShardRequest.DecodeError) {
+        func read<T>(_ f: () throws -> T) throws(ShardRequest.DecodeError) -> T {
+            do { return try f() } catch { throw .truncated }
+        }
+        for _ in 0..<(try read { try r.u64() }) {
+            let id = try ShardRequest.txn(&r)
+            let raw = try read { try r.u8() }
+            guard let status = TxnStatus(rawValue: raw) else { throw .unknownValue("transaction status \(raw)") }
+            let created = try read { try r.u64() }, decided = try read { try r.u64() }
+            let n = Int(try read { try r.u32() })
+            let reason = String(decoding: try read { try r.bytes(n) }, as: UTF8.self)
+            var parts: [TxnPart] = []
+            for _ in 0..<(try read { try r.u32() }) {
+                let shard = Int(try read { try r.u32() })
+                parts.append(TxnPart(shard: shard, commands: try ShardRequest.commands(&r)))
+            }
+            txns.records[id] = TxnRecord(status: status, parts: parts, createdAt: created, decidedAt: decided, reason: reason)
+        }
+        for _ in 0..<(try read { try r.u64() }) {
+            let id = try ShardRequest.txn(&r)
+            let record = Int(try read { try r.u32() })
+            let prepared = try read { try r.u64() }
+            txns.intents[id] = TxnIntent(recordShard: record, commands: try ShardRequest.commands(&r), preparedAt: prepared)
+        }
+        for _ in 0..<(try read { try r.u64() }) {
+            let id = try ShardRequest.txn(&r)
+            txns.finished[id] = try read { try r.u64() }
+        }
+        txns.relock()
     }
 }

@@ -4,6 +4,8 @@ public enum ApplyResult: Sendable, Equatable {
     case applied(version: UInt64)
     /// Rejected, nothing changed (e.g. an edge whose owner concept does not exist here).
     case rejected(String)
+    /// A transaction's record exists and awaits its decision (only `txnBegin` answers this; never remembered).
+    case pending(since: UInt64)
 }
 
 /// One shard replica's state machine: concepts, the edges stored with them, and per-client de-duplication.
@@ -26,6 +28,8 @@ public final class ShardState {
     /// Per client: the outcomes of its requests that may still be retried (answers retries after a failover).
     var sessions: [UInt64: ClientSession] = [:]
     public internal(set) var lastApplied: UInt64 = 0
+    /// Two-phase commit state: records (on a record shard), intents and their locks (on participants).
+    public internal(set) var txns = TxnTables()
     /// Called after a concept is written (with its new value) or deleted (nil), in log order — how the
     /// replica keeps derived indexes (the HNSW vector index) in step with the state.
     public var onConceptChange: ((ConceptID, Concept?) -> Void)?
@@ -50,6 +54,22 @@ public final class ShardState {
             }
             if let first = s.results[req.sequence] { return first }
         }
+        switch req.command {
+        case .txnBegin(let id, let record, let parts):
+            if req.clientID != 0 { acknowledge(req) }
+            return begin(id, recordShard: record, parts: parts, at: index)
+        case .txnPrepare(let id, let record, let commands):
+            return prepare(id, recordShard: record, commands: commands, at: index)
+        case .txnDecide(let id, let commit, let reason):
+            return decide(id, commit: commit, reason: reason, at: index)
+        case .txnResolve(let id, let commit):
+            return resolve(id, commit: commit, at: index)
+        case .txnForget(let ids):
+            for id in ids where txns.records[id]?.status != .pending { txns.records[id] = nil }
+            return .applied(version: index)
+        default:
+            break
+        }
         let result: ApplyResult
         if let problem = validate(req.command, topLevel: true) {
             result = .rejected(problem)
@@ -65,32 +85,68 @@ public final class ShardState {
     /// acknowledges keeps at most `ClientSession.maxRemembered` outcomes; the oldest are forgotten (a retry of
     /// one of those is then refused as stale, never applied twice).
     private func remember(_ result: ApplyResult, of req: ShardRequest) {
+        acknowledge(req)
+        remember(result, client: req.clientID, sequence: req.sequence)
+    }
+
+    /// Forgets the outcomes the client says it holds (below its `ackedBelow`).
+    func acknowledge(_ req: ShardRequest) {
         var s = sessions[req.clientID] ?? ClientSession()
         if req.ackedBelow > s.ackedBelow {
             s.ackedBelow = req.ackedBelow
             s.results = s.results.filter { $0.key >= req.ackedBelow }
         }
-        s.results[req.sequence] = result
+        sessions[req.clientID] = s
+    }
+
+    /// Records the outcome of (client, sequence) for retries, unless the client already acknowledged it.
+    func remember(_ result: ApplyResult, client: UInt64, sequence: UInt64) {
+        if case .pending = result { preconditionFailure("a pending outcome is never remembered") }
+        var s = sessions[client] ?? ClientSession()
+        guard sequence >= s.ackedBelow else { return }
+        s.results[sequence] = result
         if s.results.count > ClientSession.maxRemembered, let oldest = s.results.keys.min() {
             s.results[oldest] = nil
             s.ackedBelow = max(s.ackedBelow, oldest + 1)
         }
-        sessions[req.clientID] = s
+        sessions[client] = s
     }
 
     /// Checks a command against the limits and the current state without changing anything. A batch is
     /// validated as a whole, in order (a later command may rely on a concept an earlier one creates).
-    func validate(_ c: ShardCommand, topLevel: Bool) -> String? {
+    func validate(_ c: ShardCommand, topLevel: Bool, txn: TxnID? = nil) -> String? {
         var created = Set<ConceptID>(), deleted = Set<ConceptID>()
-        return validate(c, topLevel: topLevel, created: &created, deleted: &deleted)
+        return validate(c, topLevel: topLevel, txn: txn, created: &created, deleted: &deleted)
+    }
+
+    /// Validates a transaction part: plain commands, in order, as one unit (no batch-size limit: the node
+    /// checked the client's batch; a part may hold both edges of many same-shard associations).
+    func validatePart(_ cs: [ShardCommand], txn: TxnID) -> String? {
+        var created = Set<ConceptID>(), deleted = Set<ConceptID>()
+        for c in cs {
+            guard c.isPlain else { return "a transaction part may hold only puts, deletes and edges" }
+            if let p = validate(c, topLevel: false, txn: txn, created: &created, deleted: &deleted) { return p }
+        }
+        return nil
     }
 
     private func exists(_ id: ConceptID, _ created: Set<ConceptID>, _ deleted: Set<ConceptID>) -> Bool {
         created.contains(id) || (concepts[id] != nil && !deleted.contains(id))
     }
 
-    private func validate(_ c: ShardCommand, topLevel: Bool, created: inout Set<ConceptID>, deleted: inout Set<ConceptID>) -> String? {
+    private func validate(_ c: ShardCommand, topLevel: Bool, txn: TxnID?, created: inout Set<ConceptID>, deleted: inout Set<ConceptID>) -> String? {
+        if let conflict = txns.conflict(c, for: txn) { return Rejection.conflict + conflict }
         switch c {
+        case .putConceptIf(let k, let condition):
+            if created.contains(k.id) || deleted.contains(k.id) {
+                return "a conditional put of \(k.id) after another write of it in the same batch"
+            }
+            if let unmet = PutConditionCheck.unmet(condition, current: concepts[k.id]) {
+                return Rejection.preconditionFailed + unmet
+            }
+            return validate(.putConcept(k), topLevel: false, txn: txn, created: &created, deleted: &deleted)
+        case .txnBegin, .txnPrepare, .txnDecide, .txnResolve, .txnForget:
+            return "a transaction command inside a batch"
         case .putConcept(let k):
             if k.content.count > limits.maxContentBytes {
                 return "content is \(k.content.count) bytes; the limit is \(limits.maxContentBytes)"
@@ -119,14 +175,20 @@ public final class ShardState {
             guard topLevel else { return "nested batch" }
             guard cs.count <= limits.maxBatch else { return "batch of \(cs.count) items; the limit is \(limits.maxBatch)" }
             for (i, sub) in cs.enumerated() {
-                if let p = validate(sub, topLevel: false, created: &created, deleted: &deleted) { return "item \(i): \(p)" }
+                if let p = validate(sub, topLevel: false, txn: txn, created: &created, deleted: &deleted) {
+                    return p.hasPrefix(Rejection.conflict) || p.hasPrefix(Rejection.preconditionFailed) ? p : "item \(i): \(p)"
+                }
             }
             return nil
         }
     }
 
-    private func execute(_ c: ShardCommand, at index: UInt64) {
+    func execute(_ c: ShardCommand, at index: UInt64) {
         switch c {
+        case .putConceptIf(let k, _):
+            execute(.putConcept(k), at: index)
+        case .txnBegin, .txnPrepare, .txnDecide, .txnResolve, .txnForget:
+            preconditionFailure("transaction commands are applied by apply(_:at:), never executed as data")
         case .putConcept(var k):
             k.createdAt = concepts[k.id]?.createdAt ?? index
             k.updatedAt = index

@@ -1,0 +1,72 @@
+/// Applying the two-phase-commit commands. Each is idempotent and deterministic: the same log gives every
+/// replica the same records, intents and outcomes, however often a step was retried.
+extension ShardState {
+    /// Creates the pending record and prepares the record shard's own part. Answers `.pending` while the
+    /// record awaits its decision (also for a retried begin), the decision once there is one, or a rejection
+    /// if the own part is invalid (then no record is kept and the client's outcome is that rejection).
+    func begin(_ id: TxnID, recordShard: Int, parts: [TxnPart], at index: UInt64) -> ApplyResult {
+        if let r = txns.records[id] { return outcome(of: r) }
+        if txns.finished[id] != nil {
+            return .rejected(Rejection.aborted + "transaction \(id) already finished")
+        }
+        let own = parts.first { $0.shard == recordShard }?.commands ?? []
+        if let problem = validatePart(own, txn: id) {
+            let result = ApplyResult.rejected(problem)
+            remember(result, client: id.client, sequence: id.sequence)
+            return result
+        }
+        txns.records[id] = TxnRecord(status: .pending, parts: parts, createdAt: index, decidedAt: 0, reason: "")
+        txns.addIntent(id, TxnIntent(recordShard: recordShard, commands: own, preparedAt: index))
+        return .pending(since: index)
+    }
+
+    /// Holds a participant's part as an intent after validating it against the state and the locks.
+    func prepare(_ id: TxnID, recordShard: Int, commands: [ShardCommand], at index: UInt64) -> ApplyResult {
+        if let intent = txns.intents[id] { return .applied(version: intent.preparedAt) }
+        if txns.finished[id] != nil {
+            return .rejected(Rejection.aborted + "transaction \(id) was already resolved here")
+        }
+        if let problem = validatePart(commands, txn: id) { return .rejected(problem) }
+        txns.addIntent(id, TxnIntent(recordShard: recordShard, commands: commands, preparedAt: index))
+        return .applied(version: index)
+    }
+
+    /// Decides a pending transaction (the first decision wins) and resolves the record shard's own part with
+    /// it; reports an existing decision unchanged. With no record at all — never begun here, or decided and
+    /// forgotten — the client's remembered outcome is the decision; failing that it is an abort, written down
+    /// so that a begin arriving later is refused.
+    func decide(_ id: TxnID, commit: Bool, reason: String, at index: UInt64) -> ApplyResult {
+        if var r = txns.records[id] {
+            guard r.status == .pending else { return outcome(of: r) }
+            r.status = commit ? .committed : .aborted
+            r.decidedAt = index
+            r.reason = commit ? "" : reason
+            txns.records[id] = r
+            _ = resolve(id, commit: commit, at: index)
+            let result = outcome(of: r)
+            remember(result, client: id.client, sequence: id.sequence)
+            return result
+        }
+        if let s = sessions[id.client], let known = s.results[id.sequence] { return known }
+        let result = ApplyResult.rejected(Rejection.aborted + (reason.isEmpty ? "no record of transaction \(id)" : reason))
+        remember(result, client: id.client, sequence: id.sequence)
+        return result
+    }
+
+    /// Applies (commit) or discards (abort) this shard's intent and releases its locks. Without an intent the
+    /// transaction is still marked resolved, so a prepare that arrives late cannot lock anything.
+    func resolve(_ id: TxnID, commit: Bool, at index: UInt64) -> ApplyResult {
+        if let intent = txns.removeIntent(id, at: index), commit {
+            for c in intent.commands { execute(c, at: index) }
+        }
+        return .applied(version: index)
+    }
+
+    private func outcome(of r: TxnRecord) -> ApplyResult {
+        switch r.status {
+        case .pending: return .pending(since: r.createdAt)
+        case .committed: return .applied(version: r.decidedAt)
+        case .aborted: return .rejected(Rejection.aborted + r.reason)
+        }
+    }
+}
