@@ -55,7 +55,7 @@ let package = Package(
 
         // The node runtime: one libuv loop hosting every shard, group commit, peer transport, client front ends.
         .target(name: "Node", dependencies: [
-            "Raft", "WAL", "Shard", "UV", "Codec", "HTTP", "ClientProto",
+            "Raft", "WAL", "Shard", "Txn2PC", "UV", "Codec", "HTTP", "ClientProto",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -81,7 +81,8 @@ let package = Package(
         ], path: "Sources/SutraClient"),
 
         // Deterministic simulation of Raft clusters: seeded network, crashes, partitions, invariant checks.
-        .target(name: "RaftSim", dependencies: ["Raft"], path: "Sources/RaftSim"),
+        .target(name: "Txn2PC", dependencies: ["Raft", "Shard"], path: "Sources/Txn2PC"),
+        .target(name: "RaftSim", dependencies: ["Raft", "Shard", "Txn2PC"], path: "Sources/RaftSim"),
         .executableTarget(name: "SimRunner", dependencies: [
             "RaftSim", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/SimRunner"),
