@@ -134,6 +134,8 @@ extension SutraError {
         case .timeout: self = .nodeTimeout(e.message)
         case .internal: self = .internalError(e.message)
         case .unsupportedVersion: self = .unsupportedVersion(e.message)
+        case .conflict: self = .conflict(e.message)
+        case .preconditionFailed: self = .preconditionFailed(e.message)
         case .ok: self = .internalError("error with code OK: \(e.message)")
         case .UNRECOGNIZED(let v): self = .internalError("unknown error code \(v): \(e.message)")
         }

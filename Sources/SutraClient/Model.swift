@@ -148,8 +148,7 @@ public struct SearchHit: Sendable, Hashable {
     }
 }
 
-/// One write of a `batch`. The items of one shard apply all or none; across shards they are independent in
-/// this version (cross-shard atomicity comes with 2PC, issue 4).
+/// One write of a `batch`. A batch applies all or none, across shards too (a two-phase-commit transaction).
 public enum BatchItem: Sendable, Hashable {
     case put(NewConcept)
     case delete(ConceptID)
@@ -241,4 +240,14 @@ public struct ClusterInfo: Sendable, Hashable {
         self.nodes = nodes
         self.shards = shards
     }
+}
+
+/// What a conditional put (`SutraClient.put(_:if:)`) requires of the concept's current state.
+public enum PutCondition: Sendable, Hashable {
+    /// The concept does not exist.
+    case absent
+    /// The concept exists with exactly this content.
+    case content([UInt8])
+    /// The concept exists at this version (`Concept.updatedVersion`).
+    case version(UInt64)
 }

@@ -179,6 +179,21 @@ public final class SutraClient: Sendable {
             CallSpec(operation: "put", request: r, route: .leader(key: concept.id), writeKeys: [concept.id])))
     }
 
+    /// Compare-and-set: writes the concept only if its current state meets `condition`; otherwise throws
+    /// `SutraError.preconditionFailed` and nothing changes. Returns the new version.
+    @discardableResult
+    public func put(_ concept: NewConcept, if condition: PutCondition) async throws -> UInt64 {
+        var r = Sutra_V1_Request()
+        r.putConcept.concept = concept.proto
+        switch condition {
+        case .absent: r.putConcept.expectAbsent = true
+        case .content(let c): r.putConcept.expectContent = Data(c)
+        case .version(let v): r.putConcept.expectVersion = v
+        }
+        return try writeVersion(await perform(
+            CallSpec(operation: "put", request: r, route: .leader(key: concept.id), writeKeys: [concept.id])))
+    }
+
     /// Reads a concept; nil if it does not exist. `.linearizable` (the default) asks the shard's leader,
     /// `.stale` any node.
     public func get(_ id: ConceptID, consistency: Consistency = .linearizable) async throws -> Concept? {
@@ -267,8 +282,8 @@ public final class SutraClient: Sendable {
         return try s.hits.map { h throws(SutraError) in SearchHit(id: try conceptID(h.id, "search hit"), distance: h.distance) }
     }
 
-    /// Applies up to 1,000 writes, all-or-nothing per shard (not yet across shards: issue 4). Sent to the leader of the first item's shard, which splits
-    /// the batch across shards. Returns the batch's version.
+    /// Applies up to 1,000 writes, all or nothing — across shards too (one two-phase-commit transaction).
+    /// Sent to the leader of the first item's shard, which coordinates it. Returns the batch's version.
     @discardableResult
     public func batch(_ items: [BatchItem]) async throws -> UInt64 {
         var r = Sutra_V1_Request()

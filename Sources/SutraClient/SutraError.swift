@@ -1,6 +1,7 @@
 /// Everything a `SutraClient` call throws (besides `CancellationError` when the calling task is cancelled).
 ///
-/// Final answers of a node — `invalidArgument`, `notFound`, `tooLarge`, `unsupportedVersion` — are thrown at once,
+/// Final answers of a node — `invalidArgument`, `notFound`, `tooLarge`, `unsupportedVersion`, `conflict`,
+/// `preconditionFailed` — are thrown at once,
 /// without retrying, and carry the node's message. Transient conditions (`notLeader`, `unavailable`,
 /// `nodeTimeout`, `internalError`, `connectionFailed`, `noResponse`) are retried until the request's deadline and
 /// are then reported as the `lastError` of `timeout`; they are never thrown on their own.
@@ -18,6 +19,11 @@ public enum SutraError: Error, Sendable, Hashable, CustomStringConvertible {
     case unsupportedVersion(String)
     /// The node answered something this SDK cannot read (a missing result, an unknown enum value, bad bytes).
     case invalidResponse(String)
+    /// Nothing was applied: a pending cross-shard transaction held what the write touches, or the write's own
+    /// transaction was aborted. Retrying (a new call) may succeed.
+    case conflict(String)
+    /// A conditional put's condition did not hold; nothing changed.
+    case preconditionFailed(String)
 
     // MARK: the deadline
 
@@ -66,6 +72,8 @@ public enum SutraError: Error, Sendable, Hashable, CustomStringConvertible {
         case .tooLarge(let m): return "too large: \(m)"
         case .unsupportedVersion(let m): return "unsupported protocol version: \(m)"
         case .invalidResponse(let m): return "invalid response from the node: \(m)"
+        case .conflict(let m): return "conflict: \(m)"
+        case .preconditionFailed(let m): return "precondition failed: \(m)"
         case .timeout(let op, let last):
             return "\(op) timed out" + (last.map { "; last error: \($0)" } ?? "; no answer was received")
         case .closed: return "the client is closed"

@@ -43,6 +43,10 @@ public struct NodeCommand: ParsableCommand {
     var compactMargin: Int = 2_000
     @Option(name: .long, help: "Largest client frame or HTTP body in bytes, 1024…104857600.")
     var maxFrameBytes: Int = 100 << 20
+    @Option(name: .long, help: "Ask the record shard for a transaction's decision (aborting it if undecided) after its intent waited this long, 100…600000 ms.")
+    var txnIntentTimeoutMs: Int = 1000
+    @Option(name: .long, help: "Abort a transaction whose participants have not all prepared after this long, 100…600000 ms.")
+    var txnPrepareTimeoutMs: Int = 2000
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -76,6 +80,8 @@ public struct NodeCommand: ParsableCommand {
         c.advertiseHost = advertise
         c.tickMs = tickMs
         c.electionTicks = electionTicks
+        c.txnIntentTimeoutMs = txnIntentTimeoutMs
+        c.txnPrepareTimeoutMs = txnPrepareTimeoutMs
         c.snapshotEntries = snapshotEntries
         c.snapshotBytes = snapshotBytes
         c.compactMargin = compactMargin

@@ -32,6 +32,11 @@ public struct NodeConfig: Sendable {
     public var compactMargin = 2_000
     public var maxFrameBytes = 100 << 20
     public var logLevel = "info"
+    /// A participant's intent unresolved this long makes its shard's leader ask the record shard for the
+    /// decision, aborting the transaction there if it has none.
+    public var txnIntentTimeoutMs = 1000
+    /// A coordinator whose participants have not all prepared after this long decides abort.
+    public var txnPrepareTimeoutMs = 2000
 
     public init() {}
 
@@ -55,6 +60,12 @@ public struct NodeConfig: Sendable {
         if Set([peerPort, clientPort, httpPort]).count != 3 { return "ports: peer \(peerPort), client \(clientPort) and http \(httpPort) must differ" }
         if !(1...1000).contains(tickMs) { return "tick (--tick-ms) is \(tickMs); allowed: 1…1000" }
         if !(3...100).contains(electionTicks) { return "election ticks (--election-ticks) is \(electionTicks); allowed: 3…100" }
+        if !(100...600_000).contains(txnIntentTimeoutMs) {
+            return "intent timeout (--txn-intent-timeout-ms) is \(txnIntentTimeoutMs); allowed: 100…600000"
+        }
+        if !(100...600_000).contains(txnPrepareTimeoutMs) {
+            return "prepare timeout (--txn-prepare-timeout-ms) is \(txnPrepareTimeoutMs); allowed: 100…600000"
+        }
         if !(1024...(1 << 30)).contains(maxFrameBytes) || maxFrameBytes > 100 << 20 {
             return "max frame (--max-frame-bytes) is \(maxFrameBytes); allowed: 1024…\(100 << 20)"
         }

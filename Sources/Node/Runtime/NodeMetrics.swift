@@ -43,6 +43,8 @@ final class NodeMetrics {
     var walWrites: UInt64 = 0
     var snapshots: UInt64 = 0
     var flushes: UInt64 = 0
+    var crossShardAssociations: UInt64 = 0
+    var txnLatency = Histogram(bounds: latencyBuckets)
 
     init(shards: Int) {
         writes = Array(repeating: 0, count: shards)
@@ -53,6 +55,11 @@ final class NodeMetrics {
         writes[shard] += 1
         let d = ContinuousClock.now - start
         writeLatency[shard].observe(Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
+    }
+
+    func recordTxn(since start: ContinuousClock.Instant) {
+        let d = ContinuousClock.now - start
+        txnLatency.observe(Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
     }
 
     func recordFsync(nanos: UInt64, bytes: Int, snapshots: Int) {
@@ -110,6 +117,16 @@ final class NodeMetrics {
         for p in node.config.peers.keys.sorted() where p != id {
             o += "sutra_peer_connected{node=\"\(id)\",peer=\"\(p)\"} \(node.transport.isConnected(p) ? 1 : 0)\n"
         }
+        let t = node.transactionStats()
+        nodeWide("sutra_txn_pending", "gauge", "Transaction records awaiting a decision on shards this node leads.", t.pending)
+        nodeWide("sutra_txn_intents", "gauge", "Transaction intents (prepared parts) held on shards this node leads.", t.intents)
+        nodeWide("sutra_txn_committed_total", "counter", "Cross-shard transactions this node decided to commit.", t.committed)
+        nodeWide("sutra_txn_aborted_total", "counter", "Cross-shard transactions this node decided (or found decided) to abort.", t.aborted)
+        nodeWide("sutra_txn_recovered_total", "counter", "Transactions finished by recovery: records adopted from a previous leader, intents resolved after their timeout.", t.recovered)
+        nodeWide("sutra_txn_oldest_pending_seconds", "gauge", "Age of the oldest transaction or intent in flight on this node.", Double(t.oldestPendingMs) / 1000)
+        nodeWide("sutra_cross_shard_associations_total", "counter", "Associations between concepts on different shards received by this node.", crossShardAssociations)
+        family("sutra_txn_latency_seconds", "histogram", "Time from starting a cross-shard transaction to answering its client.")
+        txnLatency.render("sutra_txn_latency_seconds", labels: "node=\"\(id)\"", into: &o)
         nodeWide("sutra_peer_dropped_frames_total", "counter", "Frames to peers dropped because the link was down or backed up.", node.transport.droppedFrames)
         return o
     }

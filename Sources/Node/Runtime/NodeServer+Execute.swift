@@ -14,6 +14,8 @@ extension NodeServer {
         switch op {
         case .put(let c):
             write(.putConcept(c), shard: shard(of: c.id), session: session, done)
+        case .putIf(let c, let condition):
+            write(.putConceptIf(c, condition), shard: shard(of: c.id), session: session, done)
         case .delete(let id):
             write(.deleteConcept(id), shard: shard(of: id), session: session, done)
         case .associate(let source, let target, let type, let confidence):
@@ -24,7 +26,7 @@ extension NodeServer {
                 return .success(.concept(c))
             } done: { done($0) }
         case .neighbors(let id, let direction, let type, let consistency):
-            read(shard: shard(of: id), consistency) { r in
+            read(shard: shard(of: id), consistency, settling: id) { r in
                 var out: [NeighborEdge] = []
                 if direction != .incoming {
                     out += r.state.neighbors(of: id, direction: .outgoing, type: type).map { NeighborEdge(edge: $0, direction: .outgoing) }
@@ -38,7 +40,15 @@ extension NodeServer {
         case .path(let from, let to, let depth, let consistency):
             allShards(consistency) { [weak self] in
                 guard let self else { return }
-                done(self.findPath(from, to, depth))
+                if consistency == .stale { done(self.findPath(from, to, depth)); return }
+                // Out-edges of a committed multi-shard batch may still be intents on some shard: wait for
+                // every intent present now to resolve (they are few and short-lived) before walking.
+                self.settleAllIntents { settled in
+                    switch settled {
+                    case .success: done(self.findPath(from, to, depth))
+                    case .failure(let e): done(.failure(e))
+                    }
+                }
             } failed: { done(.failure($0)) }
         case .search(let vector, let k, let ef, let consistency):
             allShards(consistency) { [weak self] in
@@ -85,8 +95,9 @@ extension NodeServer {
             return nil
         }
         switch op {
-        case .put(let c): return concept(c)
-        case .associate(_, _, _, let conf):
+        case .put(let c), .putIf(let c, _): return concept(c)
+        case .associate(let source, let target, _, let conf):
+            if source == target { return ClientError(.invalidArgument, "an association from a concept to itself is not allowed (\(source))") }
             return conf.isFinite ? nil : ClientError(.invalidArgument, "confidence must be finite")
         case .path(_, _, let depth, _):
             if depth > PathSearch.maxDepthLimit { return ClientError(.tooLarge, "max_depth is \(depth); the limit is \(PathSearch.maxDepthLimit)") }
@@ -107,6 +118,8 @@ extension NodeServer {
                 switch item {
                 case .put(let c): problem = concept(c)
                 case .associate(_, _, _, let conf) where !conf.isFinite: problem = ClientError(.invalidArgument, "confidence must be finite")
+                case .associate(let source, let target, _, _) where source == target:
+                    problem = ClientError(.invalidArgument, "an association from a concept to itself is not allowed (\(source))")
                 default: break
                 }
                 if var p = problem { p.message = "item \(i): \(p.message)"; return p }
@@ -134,8 +147,8 @@ extension NodeServer {
     }
 
     /// An association: the out-edge with the source, the in-edge with the target. Same shard: one entry,
-    /// atomic. Different shards: the in-edge first (it checks the target exists), then the out-edge — two
-    /// writes, NOT atomic across a crash between them (cross-shard atomicity is issue 4's 2PC).
+    /// atomic. Different shards: one two-phase-commit transaction whose record lives on the source's shard
+    /// (this node must lead it): both edges appear or neither.
     private func associate(_ source: ConceptID, _ target: ConceptID, _ type: AssociationType, _ confidence: Float,
                            session: ClientSession, _ done: @escaping ClientCompletion) {
         let s1 = shard(of: source), s2 = shard(of: target)
@@ -143,62 +156,49 @@ extension NodeServer {
         let inc = ShardCommand.putEdge(.incoming, owner: target, Edge(other: source, type: type, confidence: confidence))
         guard replicas[s1].isLeader else { done(.failure(notLeader(s1))); return }
         if s1 == s2 { write(.batch([out, inc]), shard: s1, session: session, done); return }
-        proposeAnywhere(shard: s2, request(inc, session)) { [weak self] result in
-            guard let self else { return }
-            switch result {
-            case .failure(let e): done(.failure(self.clientError(e, shard: s2)))
-            case .success:
-                self.proposeAnywhere(shard: s1, self.request(out, session)) { result in
-                    done(result.map { .write(version: $0) }.mapError { self.clientError($0, shard: s1) })
-                }
-            }
-        }
+        metrics.crossShardAssociations += 1
+        transaction([TxnPart(shard: s1, commands: [out]), TxnPart(shard: s2, commands: [inc])], recordShard: s1, session: session, done)
     }
 
-    /// A batch: split by shard (associations into their two edges); each shard's part is one atomic entry,
-    /// written wherever that shard's leader is. Across shards the parts are independent (issue 4).
+    /// A batch: split by shard (associations into their two edges). All on one shard: one atomic entry,
+    /// written wherever that shard's leader is. Across shards: one transaction, all or nothing, whose record
+    /// lives on the first item's shard (this node must lead it — the SDK sends batches there).
     private func batch(_ items: [BatchItem], session: ClientSession, _ done: @escaping ClientCompletion) {
         var parts: [Int: [ShardCommand]] = [:]
+        var first: Int?
         for item in items {
             switch item {
-            case .put(let c): parts[shard(of: c.id), default: []].append(.putConcept(c))
-            case .delete(let id): parts[shard(of: id), default: []].append(.deleteConcept(id))
+            case .put(let c):
+                first = first ?? shard(of: c.id)
+                parts[shard(of: c.id), default: []].append(.putConcept(c))
+            case .delete(let id):
+                first = first ?? shard(of: id)
+                parts[shard(of: id), default: []].append(.deleteConcept(id))
             case .associate(let s, let t, let type, let conf):
+                first = first ?? shard(of: s)
                 parts[shard(of: s), default: []].append(.putEdge(.outgoing, owner: s, Edge(other: t, type: type, confidence: conf)))
                 parts[shard(of: t), default: []].append(.putEdge(.incoming, owner: t, Edge(other: s, type: type, confidence: conf)))
             }
         }
-        var remaining = parts.count
-        var version: UInt64 = 0
-        var errors: [String] = []
-        var firstError: ClientError?
-        for (s, cmds) in parts.sorted(by: { $0.key < $1.key }) {
+        if parts.count == 1, let (s, cmds) = parts.first {
             proposeAnywhere(shard: s, request(.batch(cmds), session)) { [weak self] result in
                 guard let self else { return }
-                switch result {
-                case .success(let v): version = max(version, v)
-                case .failure(let e):
-                    let ce = self.clientError(e, shard: s)
-                    errors.append("shard \(s): \(ce.message)")
-                    if firstError == nil { firstError = ce }
-                }
-                remaining -= 1
-                guard remaining == 0 else { return }
-                if var e = firstError {
-                    e.message = errors.joined(separator: "; ")
-                    done(.failure(e))
-                } else {
-                    done(.success(.write(version: version)))
-                }
+                done(result.map { .write(version: $0) }.mapError { self.clientError($0, shard: s) })
             }
+            return
         }
+        let record = first!
+        let txnParts = parts.keys.sorted().map { TxnPart(shard: $0, commands: parts[$0]!) }
+        transaction(txnParts, recordShard: record, session: session, done)
     }
 
     // MARK: reads
 
     /// A read of one shard. Linearizable: only on its leader, after a ReadIndex round. Stale: this replica.
-    private func read(shard s: Int, _ consistency: ReadConsistency, _ body: @escaping (ShardReplica) -> Result<ClientReply, ClientError>,
-                      done: @escaping ClientCompletion) {
+    /// With `settling`, a linearizable read first waits for the transactions holding intents on that concept
+    /// to resolve here, so it never shows half of one (an edge whose twin is already committed elsewhere).
+    private func read(shard s: Int, _ consistency: ReadConsistency, settling: ConceptID? = nil,
+                      _ body: @escaping (ShardReplica) -> Result<ClientReply, ClientError>, done: @escaping ClientCompletion) {
         let r = replicas[s]
         switch consistency {
         case .stale:
@@ -206,9 +206,17 @@ extension NodeServer {
         case .linearizable:
             guard r.isLeader else { done(.failure(notLeader(s))); return }
             r.linearizableRead { [weak self] result in
+                guard let self else { return }
                 switch result {
-                case .success: done(body(r))
-                case .failure(let e): done(.failure(self?.clientError(e, shard: s) ?? ClientError(.unavailable, "stopping")))
+                case .success:
+                    guard let id = settling else { done(body(r)); return }
+                    self.waitForIntents(shard: s, r.state.txns.pending(touching: id)) { settled in
+                        switch settled {
+                        case .success: done(body(r))
+                        case .failure(let e): done(.failure(e))
+                        }
+                    }
+                case .failure(let e): done(.failure(self.clientError(e, shard: s)))
                 }
             }
         }
@@ -230,6 +238,18 @@ extension NodeServer {
                 if remaining == 0 {
                     if let f = failure { failed(f) } else { body() }
                 }
+            }
+        }
+    }
+
+    private func settleAllIntents(_ done: @escaping (Result<Void, ClientError>) -> Void) {
+        var remaining = replicas.count
+        var failure: ClientError?
+        for r in replicas {
+            waitForIntents(shard: r.shard, Set(r.state.txns.intents.keys)) { result in
+                if case .failure(let e) = result, failure == nil { failure = e }
+                remaining -= 1
+                if remaining == 0 { done(failure.map { .failure($0) } ?? .success(())) }
             }
         }
     }
@@ -278,7 +298,7 @@ extension NodeServer {
         case .notLeader: return notLeader(s)
         case .unavailable(let why): return ClientError(.unavailable, why)
         case .rejected(let why):
-            return ClientError(why.hasSuffix("not found") ? .notFound : .invalidArgument, why)
+            return txnError(why)
         }
     }
 }

@@ -57,7 +57,7 @@ extension NodeServer {
     }
 
     /// Runs a write on shard `s` wherever its leader is: here, or forwarded to the leader's node.
-    func proposeAnywhere(shard s: Int, _ req: ShardRequest, _ done: @escaping (Result<UInt64, ReplicaError>) -> Void) {
+    public func proposeAnywhere(shard s: Int, _ req: ShardRequest, _ done: @escaping (Result<UInt64, ReplicaError>) -> Void) {
         let r = replicas[s]
         if r.isLeader { r.propose(req, done); return }
         forward(.propose(req), shard: s) { result in

@@ -28,7 +28,19 @@ extension NodeServer {
                                snapshotIndex: r.snapshotIndex, concepts: r.state.conceptCount, replicas: reps)
         }
         return ClusterStatus(clusterID: config.clusterID, nodeID: config.nodeID, numShards: config.numShards,
-                             dimension: config.dimension, nodes: nodes, shards: shards)
+                             dimension: config.dimension, nodes: nodes, shards: shards, transactions: transactionStats())
+    }
+
+    func transactionStats() -> TransactionStats {
+        var pending = 0, intents = 0
+        for r in replicas where r.isLeader {
+            pending += r.state.txns.pendingRecords
+            intents += r.state.txns.intents.count
+        }
+        let c = coordinator.stats
+        let oldest = max(coordinator.oldestTicks, recovery.oldestTicks) * UInt64(config.tickMs)
+        return TransactionStats(pending: pending, intents: intents, committed: c.committed, aborted: c.aborted,
+                                recovered: c.adopted + recovery.recovered, oldestPendingMs: oldest)
     }
 
     /// `/ready`: every local shard knows its leader.

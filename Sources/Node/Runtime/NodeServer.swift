@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Raft
 import Shard
+import Txn2PC
 import UV
 import WAL
 
@@ -58,6 +59,15 @@ public final class NodeServer {
     var ticks: UInt64 = 0
     /// Ticks until each shard this node should lead may start an election early (spreads leaders at start).
     var startupCampaign: [Int: Int] = [:]
+    /// Cross-shard transactions this node coordinates (as leader of their record shards).
+    var coordinator: TxnCoordinator!
+    /// Resolution of intents whose coordinator went quiet (as leader of participant shards).
+    var recovery: IntentRecovery!
+    /// The client identity of transactions started for anonymous (HTTP) requests; random per process.
+    let txnClientID = UInt64.random(in: 1...UInt64.max)
+    var nextTxnSequence: UInt64 = 0
+    /// Reads waiting for intents on a shard to resolve.
+    var intentWaiters: [[(ids: Set<TxnID>, deadline: UInt64, done: (Result<Void, ClientError>) -> Void)]] = []
 
     public init(config: NodeConfig, logger: Logger) throws {
         self.config = config
@@ -74,6 +84,13 @@ public final class NodeServer {
         engine = try LogEngine(directory: config.dataDir + "/wal", logger: logger)
         try openShards()
         appliedWaiters = Array(repeating: [], count: config.numShards)
+        intentWaiters = Array(repeating: [], count: config.numShards)
+        var t = TxnTimeouts()
+        t.intentTicks = max(1, config.txnIntentTimeoutMs / config.tickMs)
+        t.prepareTicks = max(1, config.txnPrepareTimeoutMs / config.tickMs)
+        t.retryTicks = max(1, 100 / config.tickMs)
+        coordinator = TxnCoordinator(host: self, timeouts: t)
+        recovery = IntentRecovery(host: self, timeouts: t)
     }
 
     /// Opens every shard from the WAL; a shard seen for the first time gets the cluster's membership.
@@ -167,6 +184,7 @@ public final class NodeServer {
                 else { startupCampaign[r.shard] = left - 1 }
             }
         }
+        tickTransactions()
         if ticks % 5 == 0 { expireForwards() }
         if ticks % 50 == 0 { rebalanceLeaders() }
         if stopping { continueShutdown() }
@@ -298,6 +316,7 @@ public final class NodeServer {
             queue(rd.messages, shard: r.shard)
             r.finish(rd)
             wakeAppliedWaiters(r.shard)
+            wakeIntentWaiters(r.shard)
         }
     }
 

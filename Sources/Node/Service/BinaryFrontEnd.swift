@@ -153,7 +153,12 @@ final class BinaryFrontEnd {
         switch req.op {
         case .putConcept(let p)?:
             guard p.hasConcept else { throw RequestProblem("put_concept.concept is required") }
-            return .put(try concept(p.concept))
+            switch p.condition {
+            case nil: return .put(try concept(p.concept))
+            case .expectAbsent(let absent)?: return absent ? .putIf(try concept(p.concept), .absent) : .put(try concept(p.concept))
+            case .expectContent(let b)?: return .putIf(try concept(p.concept), .content(Array(b)))
+            case .expectVersion(let v)?: return .putIf(try concept(p.concept), .version(v))
+            }
         case .getConcept(let g)?: return .get(try id(g.id, "id"), consistency)
         case .deleteConcept(let d)?: return .delete(try id(d.id, "id"))
         case .associate(let a)?:
@@ -206,6 +211,8 @@ final class BinaryFrontEnd {
             case .unavailable: r.error.code = .unavailable
             case .timeout: r.error.code = .timeout
             case .internal: r.error.code = .internal
+            case .conflict: r.error.code = .conflict
+            case .preconditionFailed: r.error.code = .preconditionFailed
             }
             r.error.message = e.message
             r.error.leaderNode = UInt32(clamping: e.leader)
@@ -272,6 +279,11 @@ final class BinaryFrontEnd {
                     }
                     return x
                 }
+                var t = Sutra_V1_TxnStats()
+                t.pending = UInt64(st.transactions.pending); t.intents = UInt64(st.transactions.intents)
+                t.committed = st.transactions.committed; t.aborted = st.transactions.aborted
+                t.recovered = st.transactions.recovered; t.oldestPendingMs = st.transactions.oldestPendingMs
+                c.transactions = t
                 r.cluster = c
             }
         }

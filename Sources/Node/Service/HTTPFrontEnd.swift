@@ -89,7 +89,9 @@ final class HTTPFrontEnd {
                 respond(r)
             case ("POST", "concepts"):
                 let obj = try JSONBody(req.body)
-                run(.put(try obj.concept(dimension: node.config.dimension)), session, respond)
+                let concept = try obj.concept(dimension: node.config.dimension)
+                if let condition = try obj.putCondition() { run(.putIf(concept, condition), session, respond) }
+                else { run(.put(concept), session, respond) }
             case ("GET", "concept"):
                 run(.get(try JSONBody.id(param, "id"), consistency), session, respond)
             case ("DELETE", "concept"):
@@ -166,6 +168,8 @@ final class HTTPFrontEnd {
         case .unavailable: status = 503; code = "UNAVAILABLE"
         case .timeout: status = 504; code = "TIMEOUT"
         case .internal: status = 500; code = "INTERNAL"
+        case .conflict: status = 409; code = "CONFLICT"
+        case .preconditionFailed: status = 412; code = "PRECONDITION_FAILED"
         }
         var err: [String: Any] = ["code": code, "message": e.message]
         if e.leader != noNode {
@@ -178,7 +182,7 @@ final class HTTPFrontEnd {
             r.headers.add("Location", "http://\(e.leaderHTTPAddress)")
             r.headers.add("X-Sutra-Leader", e.leaderHTTPAddress)
         }
-        if e.code == .unavailable { r.headers.add("Retry-After", "1") }
+        if e.code == .unavailable || e.code == .conflict { r.headers.add("Retry-After", "1") }
         return r
     }
 

@@ -75,6 +75,27 @@ struct JSONBody {
                        strength: Float(try number("strength") ?? 1), confidence: Float(try number("confidence") ?? 1))
     }
 
+    /// A put's compare-and-set condition: `if_absent: true`, `if_content` (text) / `if_content_base64`, or
+    /// `if_version` (the concept's `updated_version`). At most one; nil when none is given.
+    func putCondition() throws -> PutCondition? {
+        var found: [PutCondition] = []
+        if let b = object["if_absent"] {
+            guard JSONBody.isBool(b), let v = b as? Bool else { throw RequestProblem("if_absent must be true or false") }
+            if v { found.append(.absent) }
+        }
+        if let b64 = try string("if_content_base64") {
+            guard let d = Data(base64Encoded: b64) else { throw RequestProblem("if_content_base64 is not valid base64") }
+            found.append(.content(Array(d)))
+        }
+        if let s = try string("if_content") { found.append(.content(Array(s.utf8))) }
+        if let v = try number("if_version") {
+            guard v >= 0, v == v.rounded(), v < 1e19 else { throw RequestProblem("if_version must be a whole number ≥ 0") }
+            found.append(.version(UInt64(v)))
+        }
+        guard found.count <= 1 else { throw RequestProblem("give at most one of if_absent, if_content, if_content_base64, if_version") }
+        return found.first
+    }
+
     static func associationType(_ s: String) throws -> AssociationType {
         switch s.lowercased() {
         case "semantic": return .semantic
@@ -162,6 +183,11 @@ enum JSONReply {
                     "replicas": sh.replicas.map { ["node": $0.node, "match_index": $0.match, "lag": $0.lag] as [String: Any] },
                 ]
             },
+            "transactions": [
+                "pending": s.transactions.pending, "intents": s.transactions.intents, "committed": s.transactions.committed,
+                "aborted": s.transactions.aborted, "recovered": s.transactions.recovered,
+                "oldest_pending_ms": s.transactions.oldestPendingMs,
+            ] as [String: Any],
         ]
     }
 }

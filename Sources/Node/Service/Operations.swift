@@ -25,6 +25,8 @@ public enum BatchItem: Sendable {
 /// and `NodeServer.execute` serves it, so the two protocols cannot drift apart.
 public enum ClientOp: Sendable {
     case put(Concept)
+    /// Compare-and-set: put only if the concept's current state meets the condition.
+    case putIf(Concept, PutCondition)
     case get(ConceptID, ReadConsistency)
     case delete(ConceptID)
     case associate(source: ConceptID, target: ConceptID, type: AssociationType, confidence: Float)
@@ -38,7 +40,7 @@ public enum ClientOp: Sendable {
     /// Whether a retry may apply it again without the client sequence (reads, flush, cluster).
     var isWrite: Bool {
         switch self {
-        case .put, .delete, .associate, .batch: return true
+        case .put, .putIf, .delete, .associate, .batch: return true
         default: return false
         }
     }
@@ -91,6 +93,21 @@ public struct ClusterStatus: Sendable {
     public var dimension: Int
     public var nodes: [NodeStatus]
     public var shards: [ShardStatus]
+    public var transactions: TransactionStats
+}
+
+/// Cross-shard transactions as one node sees them.
+public struct TransactionStats: Sendable {
+    /// Records awaiting a decision on shards this node leads.
+    public var pending: Int
+    /// Intents held on shards this node leads.
+    public var intents: Int
+    public var committed: UInt64
+    public var aborted: UInt64
+    /// Finished by recovery: adopted from a previous leader, or intents resolved after their timeout.
+    public var recovered: UInt64
+    /// Age of the oldest transaction or intent in flight here.
+    public var oldestPendingMs: UInt64
 }
 
 /// A successful answer.
@@ -108,6 +125,10 @@ public enum ClientReply: Sendable {
 public struct ClientError: Error, Sendable {
     public enum Code: Sendable {
         case notLeader, invalidArgument, notFound, tooLarge, unavailable, timeout, `internal`
+        /// A pending transaction holds what the write touches; nothing was applied. Retry shortly.
+        case conflict
+        /// A conditional put's condition did not hold; nothing changed.
+        case preconditionFailed
     }
     public var code: Code
     public var message: String
@@ -121,7 +142,7 @@ public struct ClientError: Error, Sendable {
     }
 
     /// Whether the same request may succeed if retried (possibly at another node).
-    public var isRetryable: Bool { code == .notLeader || code == .unavailable || code == .timeout }
+    public var isRetryable: Bool { code == .notLeader || code == .unavailable || code == .timeout || code == .conflict }
 }
 
 public typealias ClientCompletion = (Result<ClientReply, ClientError>) -> Void

@@ -175,6 +175,12 @@ public nonisolated enum Sutra_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
 
   /// The node's protocol version range does not overlap the client's.
   case unsupportedVersion // = 8
+
+  /// A pending cross-shard transaction holds what the write touches (it was not applied): retry shortly.
+  case conflict // = 9
+
+  /// A conditional put's condition did not hold; nothing changed.
+  case preconditionFailed // = 10
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -192,6 +198,8 @@ public nonisolated enum Sutra_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     case 6: self = .timeout
     case 7: self = .internal
     case 8: self = .unsupportedVersion
+    case 9: self = .conflict
+    case 10: self = .preconditionFailed
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -207,6 +215,8 @@ public nonisolated enum Sutra_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     case .timeout: return 6
     case .internal: return 7
     case .unsupportedVersion: return 8
+    case .conflict: return 9
+    case .preconditionFailed: return 10
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -222,6 +232,8 @@ public nonisolated enum Sutra_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     .timeout,
     .internal,
     .unsupportedVersion,
+    .conflict,
+    .preconditionFailed,
   ]
 
 }
@@ -320,7 +332,48 @@ public nonisolated struct Sutra_V1_PutConcept: Sendable {
   /// Clears the value of `concept`. Subsequent reads from it will return its default value.
   public mutating func clearConcept() {self._concept = nil}
 
+  /// Compare-and-set: write only if the concept currently…
+  public var condition: Sutra_V1_PutConcept.OneOf_Condition? = nil
+
+  /// …does not exist
+  public var expectAbsent: Bool {
+    get {
+      if case .expectAbsent(let v)? = condition {return v}
+      return false
+    }
+    set {condition = .expectAbsent(newValue)}
+  }
+
+  /// …exists with exactly this content
+  public var expectContent: Data {
+    get {
+      if case .expectContent(let v)? = condition {return v}
+      return Data()
+    }
+    set {condition = .expectContent(newValue)}
+  }
+
+  /// …exists at this version (its updated_version)
+  public var expectVersion: UInt64 {
+    get {
+      if case .expectVersion(let v)? = condition {return v}
+      return 0
+    }
+    set {condition = .expectVersion(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  /// Compare-and-set: write only if the concept currently…
+  public nonisolated enum OneOf_Condition: Equatable, Sendable {
+    /// …does not exist
+    case expectAbsent(Bool)
+    /// …exists with exactly this content
+    case expectContent(Data)
+    /// …exists at this version (its updated_version)
+    case expectVersion(UInt64)
+
+  }
 
   public init() {}
 
@@ -806,6 +859,33 @@ public nonisolated struct Sutra_V1_ShardInfo: Sendable {
   public init() {}
 }
 
+public nonisolated struct Sutra_V1_TxnStats: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// records awaiting a decision on shards the answering node leads
+  public var pending: UInt64 = 0
+
+  /// intents held on shards the answering node leads
+  public var intents: UInt64 = 0
+
+  /// decided by this node since it started
+  public var committed: UInt64 = 0
+
+  public var aborted: UInt64 = 0
+
+  /// finished by recovery: adopted records and timed-out intents
+  public var recovered: UInt64 = 0
+
+  /// age of the oldest transaction or intent in flight here
+  public var oldestPendingMs: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Sutra_V1_ClusterState: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -824,84 +904,101 @@ public nonisolated struct Sutra_V1_ClusterState: Sendable {
 
   public var shards: [Sutra_V1_ShardInfo] = []
 
+  public var transactions: Sutra_V1_TxnStats {
+    get {_transactions ?? Sutra_V1_TxnStats()}
+    set {_transactions = newValue}
+  }
+  /// Returns true if `transactions` has been explicitly set.
+  public var hasTransactions: Bool {self._transactions != nil}
+  /// Clears the value of `transactions`. Subsequent reads from it will return its default value.
+  public mutating func clearTransactions() {self._transactions = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _transactions: Sutra_V1_TxnStats? = nil
 }
 
-public nonisolated struct Sutra_V1_Response: Sendable {
+public nonisolated struct Sutra_V1_Response: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var id: UInt64 = 0
+  public var id: UInt64 {
+    get {_storage._id}
+    set {_uniqueStorage()._id = newValue}
+  }
 
   /// set when the request failed; no result then
   public var error: Sutra_V1_Error {
-    get {_error ?? Sutra_V1_Error()}
-    set {_error = newValue}
+    get {_storage._error ?? Sutra_V1_Error()}
+    set {_uniqueStorage()._error = newValue}
   }
   /// Returns true if `error` has been explicitly set.
-  public var hasError: Bool {self._error != nil}
+  public var hasError: Bool {_storage._error != nil}
   /// Clears the value of `error`. Subsequent reads from it will return its default value.
-  public mutating func clearError() {self._error = nil}
+  public mutating func clearError() {_uniqueStorage()._error = nil}
 
-  public var result: Sutra_V1_Response.OneOf_Result? = nil
+  public var result: OneOf_Result? {
+    get {return _storage._result}
+    set {_uniqueStorage()._result = newValue}
+  }
 
   public var hello: Sutra_V1_Hello {
     get {
-      if case .hello(let v)? = result {return v}
+      if case .hello(let v)? = _storage._result {return v}
       return Sutra_V1_Hello()
     }
-    set {result = .hello(newValue)}
+    set {_uniqueStorage()._result = .hello(newValue)}
   }
 
   public var write: Sutra_V1_WriteResult {
     get {
-      if case .write(let v)? = result {return v}
+      if case .write(let v)? = _storage._result {return v}
       return Sutra_V1_WriteResult()
     }
-    set {result = .write(newValue)}
+    set {_uniqueStorage()._result = .write(newValue)}
   }
 
   public var concept: Sutra_V1_Concept {
     get {
-      if case .concept(let v)? = result {return v}
+      if case .concept(let v)? = _storage._result {return v}
       return Sutra_V1_Concept()
     }
-    set {result = .concept(newValue)}
+    set {_uniqueStorage()._result = .concept(newValue)}
   }
 
   public var neighbors: Sutra_V1_NeighborList {
     get {
-      if case .neighbors(let v)? = result {return v}
+      if case .neighbors(let v)? = _storage._result {return v}
       return Sutra_V1_NeighborList()
     }
-    set {result = .neighbors(newValue)}
+    set {_uniqueStorage()._result = .neighbors(newValue)}
   }
 
   public var path: Sutra_V1_PathResult {
     get {
-      if case .path(let v)? = result {return v}
+      if case .path(let v)? = _storage._result {return v}
       return Sutra_V1_PathResult()
     }
-    set {result = .path(newValue)}
+    set {_uniqueStorage()._result = .path(newValue)}
   }
 
   public var search: Sutra_V1_SearchResult {
     get {
-      if case .search(let v)? = result {return v}
+      if case .search(let v)? = _storage._result {return v}
       return Sutra_V1_SearchResult()
     }
-    set {result = .search(newValue)}
+    set {_uniqueStorage()._result = .search(newValue)}
   }
 
   public var cluster: Sutra_V1_ClusterState {
     get {
-      if case .cluster(let v)? = result {return v}
+      if case .cluster(let v)? = _storage._result {return v}
       return Sutra_V1_ClusterState()
     }
-    set {result = .cluster(newValue)}
+    set {_uniqueStorage()._result = .cluster(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -919,7 +1016,7 @@ public nonisolated struct Sutra_V1_Response: Sendable {
 
   public init() {}
 
-  fileprivate var _error: Sutra_V1_Error? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -939,7 +1036,7 @@ nonisolated extension Sutra_V1_Direction: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Sutra_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OK\0\u{1}NOT_LEADER\0\u{1}INVALID_ARGUMENT\0\u{1}NOT_FOUND\0\u{1}TOO_LARGE\0\u{1}UNAVAILABLE\0\u{1}TIMEOUT\0\u{1}INTERNAL\0\u{1}UNSUPPORTED_VERSION\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OK\0\u{1}NOT_LEADER\0\u{1}INVALID_ARGUMENT\0\u{1}NOT_FOUND\0\u{1}TOO_LARGE\0\u{1}UNAVAILABLE\0\u{1}TIMEOUT\0\u{1}INTERNAL\0\u{1}UNSUPPORTED_VERSION\0\u{1}CONFLICT\0\u{1}PRECONDITION_FAILED\0")
 }
 
 nonisolated extension Sutra_V1_Concept: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -1088,7 +1185,7 @@ nonisolated extension Sutra_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension Sutra_V1_PutConcept: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PutConcept"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}concept\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}concept\0\u{3}expect_absent\0\u{3}expect_content\0\u{3}expect_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1097,6 +1194,30 @@ nonisolated extension Sutra_V1_PutConcept: SwiftProtobuf.Message, SwiftProtobuf.
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._concept) }()
+      case 2: try {
+        var v: Bool?
+        try decoder.decodeSingularBoolField(value: &v)
+        if let v = v {
+          if self.condition != nil {try decoder.handleConflictingOneOf()}
+          self.condition = .expectAbsent(v)
+        }
+      }()
+      case 3: try {
+        var v: Data?
+        try decoder.decodeSingularBytesField(value: &v)
+        if let v = v {
+          if self.condition != nil {try decoder.handleConflictingOneOf()}
+          self.condition = .expectContent(v)
+        }
+      }()
+      case 4: try {
+        var v: UInt64?
+        try decoder.decodeSingularUInt64Field(value: &v)
+        if let v = v {
+          if self.condition != nil {try decoder.handleConflictingOneOf()}
+          self.condition = .expectVersion(v)
+        }
+      }()
       default: break
       }
     }
@@ -1110,11 +1231,27 @@ nonisolated extension Sutra_V1_PutConcept: SwiftProtobuf.Message, SwiftProtobuf.
     try { if let v = self._concept {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
     } }()
+    switch self.condition {
+    case .expectAbsent?: try {
+      guard case .expectAbsent(let v)? = self.condition else { preconditionFailure() }
+      try visitor.visitSingularBoolField(value: v, fieldNumber: 2)
+    }()
+    case .expectContent?: try {
+      guard case .expectContent(let v)? = self.condition else { preconditionFailure() }
+      try visitor.visitSingularBytesField(value: v, fieldNumber: 3)
+    }()
+    case .expectVersion?: try {
+      guard case .expectVersion(let v)? = self.condition else { preconditionFailure() }
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 4)
+    }()
+    case nil: break
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Sutra_V1_PutConcept, rhs: Sutra_V1_PutConcept) -> Bool {
     if lhs._concept != rhs._concept {return false}
+    if lhs.condition != rhs.condition {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2130,9 +2267,64 @@ nonisolated extension Sutra_V1_ShardInfo: SwiftProtobuf.Message, SwiftProtobuf._
   }
 }
 
+nonisolated extension Sutra_V1_TxnStats: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TxnStats"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pending\0\u{1}intents\0\u{1}committed\0\u{1}aborted\0\u{1}recovered\0\u{3}oldest_pending_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.pending) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.intents) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.committed) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.aborted) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.recovered) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.oldestPendingMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.pending != 0 {
+      try visitor.visitSingularUInt64Field(value: self.pending, fieldNumber: 1)
+    }
+    if self.intents != 0 {
+      try visitor.visitSingularUInt64Field(value: self.intents, fieldNumber: 2)
+    }
+    if self.committed != 0 {
+      try visitor.visitSingularUInt64Field(value: self.committed, fieldNumber: 3)
+    }
+    if self.aborted != 0 {
+      try visitor.visitSingularUInt64Field(value: self.aborted, fieldNumber: 4)
+    }
+    if self.recovered != 0 {
+      try visitor.visitSingularUInt64Field(value: self.recovered, fieldNumber: 5)
+    }
+    if self.oldestPendingMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.oldestPendingMs, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sutra_V1_TxnStats, rhs: Sutra_V1_TxnStats) -> Bool {
+    if lhs.pending != rhs.pending {return false}
+    if lhs.intents != rhs.intents {return false}
+    if lhs.committed != rhs.committed {return false}
+    if lhs.aborted != rhs.aborted {return false}
+    if lhs.recovered != rhs.recovered {return false}
+    if lhs.oldestPendingMs != rhs.oldestPendingMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Sutra_V1_ClusterState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterState"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}cluster_id\0\u{3}node_id\0\u{3}num_shards\0\u{1}dimension\0\u{1}nodes\0\u{1}shards\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}cluster_id\0\u{3}node_id\0\u{3}num_shards\0\u{1}dimension\0\u{1}nodes\0\u{1}shards\0\u{1}transactions\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2146,12 +2338,17 @@ nonisolated extension Sutra_V1_ClusterState: SwiftProtobuf.Message, SwiftProtobu
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.dimension) }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.nodes) }()
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.shards) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._transactions) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.clusterID.isEmpty {
       try visitor.visitSingularStringField(value: self.clusterID, fieldNumber: 1)
     }
@@ -2170,6 +2367,9 @@ nonisolated extension Sutra_V1_ClusterState: SwiftProtobuf.Message, SwiftProtobu
     if !self.shards.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.shards, fieldNumber: 6)
     }
+    try { if let v = self._transactions {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2180,6 +2380,7 @@ nonisolated extension Sutra_V1_ClusterState: SwiftProtobuf.Message, SwiftProtobu
     if lhs.dimension != rhs.dimension {return false}
     if lhs.nodes != rhs.nodes {return false}
     if lhs.shards != rhs.shards {return false}
+    if lhs._transactions != rhs._transactions {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2189,159 +2390,199 @@ nonisolated extension Sutra_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._M
   public static let protoMessageName: String = _protobuf_package + ".Response"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}error\0\u{2}\u{8}hello\0\u{1}write\0\u{1}concept\0\u{1}neighbors\0\u{1}path\0\u{1}search\0\u{1}cluster\0")
 
+  fileprivate class _StorageClass {
+    var _id: UInt64 = 0
+    var _error: Sutra_V1_Error? = nil
+    var _result: Sutra_V1_Response.OneOf_Result?
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _id = source._id
+      _error = source._error
+      _result = source._result
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.id) }()
-      case 2: try { try decoder.decodeSingularMessageField(value: &self._error) }()
-      case 10: try {
-        var v: Sutra_V1_Hello?
-        var hadOneofValue = false
-        if let current = self.result {
-          hadOneofValue = true
-          if case .hello(let m) = current {v = m}
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt64Field(value: &_storage._id) }()
+        case 2: try { try decoder.decodeSingularMessageField(value: &_storage._error) }()
+        case 10: try {
+          var v: Sutra_V1_Hello?
+          var hadOneofValue = false
+          if let current = _storage._result {
+            hadOneofValue = true
+            if case .hello(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._result = .hello(v)
+          }
+        }()
+        case 11: try {
+          var v: Sutra_V1_WriteResult?
+          var hadOneofValue = false
+          if let current = _storage._result {
+            hadOneofValue = true
+            if case .write(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._result = .write(v)
+          }
+        }()
+        case 12: try {
+          var v: Sutra_V1_Concept?
+          var hadOneofValue = false
+          if let current = _storage._result {
+            hadOneofValue = true
+            if case .concept(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._result = .concept(v)
+          }
+        }()
+        case 13: try {
+          var v: Sutra_V1_NeighborList?
+          var hadOneofValue = false
+          if let current = _storage._result {
+            hadOneofValue = true
+            if case .neighbors(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._result = .neighbors(v)
+          }
+        }()
+        case 14: try {
+          var v: Sutra_V1_PathResult?
+          var hadOneofValue = false
+          if let current = _storage._result {
+            hadOneofValue = true
+            if case .path(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._result = .path(v)
+          }
+        }()
+        case 15: try {
+          var v: Sutra_V1_SearchResult?
+          var hadOneofValue = false
+          if let current = _storage._result {
+            hadOneofValue = true
+            if case .search(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._result = .search(v)
+          }
+        }()
+        case 16: try {
+          var v: Sutra_V1_ClusterState?
+          var hadOneofValue = false
+          if let current = _storage._result {
+            hadOneofValue = true
+            if case .cluster(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._result = .cluster(v)
+          }
+        }()
+        default: break
         }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.result = .hello(v)
-        }
-      }()
-      case 11: try {
-        var v: Sutra_V1_WriteResult?
-        var hadOneofValue = false
-        if let current = self.result {
-          hadOneofValue = true
-          if case .write(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.result = .write(v)
-        }
-      }()
-      case 12: try {
-        var v: Sutra_V1_Concept?
-        var hadOneofValue = false
-        if let current = self.result {
-          hadOneofValue = true
-          if case .concept(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.result = .concept(v)
-        }
-      }()
-      case 13: try {
-        var v: Sutra_V1_NeighborList?
-        var hadOneofValue = false
-        if let current = self.result {
-          hadOneofValue = true
-          if case .neighbors(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.result = .neighbors(v)
-        }
-      }()
-      case 14: try {
-        var v: Sutra_V1_PathResult?
-        var hadOneofValue = false
-        if let current = self.result {
-          hadOneofValue = true
-          if case .path(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.result = .path(v)
-        }
-      }()
-      case 15: try {
-        var v: Sutra_V1_SearchResult?
-        var hadOneofValue = false
-        if let current = self.result {
-          hadOneofValue = true
-          if case .search(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.result = .search(v)
-        }
-      }()
-      case 16: try {
-        var v: Sutra_V1_ClusterState?
-        var hadOneofValue = false
-        if let current = self.result {
-          hadOneofValue = true
-          if case .cluster(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.result = .cluster(v)
-        }
-      }()
-      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.id != 0 {
-      try visitor.visitSingularUInt64Field(value: self.id, fieldNumber: 1)
-    }
-    try { if let v = self._error {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-    } }()
-    switch self.result {
-    case .hello?: try {
-      guard case .hello(let v)? = self.result else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-    }()
-    case .write?: try {
-      guard case .write(let v)? = self.result else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-    }()
-    case .concept?: try {
-      guard case .concept(let v)? = self.result else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-    }()
-    case .neighbors?: try {
-      guard case .neighbors(let v)? = self.result else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
-    }()
-    case .path?: try {
-      guard case .path(let v)? = self.result else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
-    }()
-    case .search?: try {
-      guard case .search(let v)? = self.result else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
-    }()
-    case .cluster?: try {
-      guard case .cluster(let v)? = self.result else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
-    }()
-    case nil: break
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._id != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._id, fieldNumber: 1)
+      }
+      try { if let v = _storage._error {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+      } }()
+      switch _storage._result {
+      case .hello?: try {
+        guard case .hello(let v)? = _storage._result else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+      }()
+      case .write?: try {
+        guard case .write(let v)? = _storage._result else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      }()
+      case .concept?: try {
+        guard case .concept(let v)? = _storage._result else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      }()
+      case .neighbors?: try {
+        guard case .neighbors(let v)? = _storage._result else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+      }()
+      case .path?: try {
+        guard case .path(let v)? = _storage._result else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+      }()
+      case .search?: try {
+        guard case .search(let v)? = _storage._result else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+      }()
+      case .cluster?: try {
+        guard case .cluster(let v)? = _storage._result else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+      }()
+      case nil: break
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Sutra_V1_Response, rhs: Sutra_V1_Response) -> Bool {
-    if lhs.id != rhs.id {return false}
-    if lhs._error != rhs._error {return false}
-    if lhs.result != rhs.result {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._id != rhs_storage._id {return false}
+        if _storage._error != rhs_storage._error {return false}
+        if _storage._result != rhs_storage._result {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,94 @@
+import Raft
+import Shard
+import Txn2PC
+
+/// The node as host of the two-phase-commit drivers, and the client-facing side of cross-shard writes.
+extension NodeServer: TxnHost {
+    public var shardCount: Int { config.numShards }
+    public func state(of shard: Int) -> ShardState { replicas[shard].state }
+    public func isLeader(of shard: Int) -> Bool { replicas[shard].isLeader }
+
+    public func proposeLocal(shard: Int, _ request: ShardRequest, _ done: @escaping (Result<ApplyResult, ReplicaError>) -> Void) {
+        replicas[shard].proposeForResult(request, done)
+    }
+
+    /// Runs one cross-shard transaction coordinated here (this node must lead `recordShard`). Anonymous
+    /// requests (no client id) get a transaction id from the node's own client identity.
+    func transaction(_ parts: [TxnPart], recordShard: Int, session: ClientSession, _ done: @escaping ClientCompletion) {
+        guard replicas[recordShard].isLeader else { done(.failure(notLeader(recordShard))); return }
+        let id: TxnID
+        var acked = session.ackedBelow
+        if session.clientID == 0 {
+            nextTxnSequence += 1
+            id = TxnID(client: txnClientID, sequence: nextTxnSequence)
+            acked = 0
+        } else {
+            id = TxnID(client: session.clientID, sequence: session.sequence)
+        }
+        let started = ContinuousClock.now
+        coordinator.start(id, recordShard: recordShard, parts: parts, ackedBelow: acked) { [weak self] outcome in
+            guard let self else { return }
+            self.metrics.recordTxn(since: started)
+            switch outcome {
+            case .committed(let v): done(.success(.write(version: v)))
+            case .aborted(let why): done(.failure(self.txnError(why)))
+            case .unknown(let e): done(.failure(self.clientError(e, shard: recordShard)))
+            }
+        }
+    }
+
+    /// The client error for an aborted transaction, by what aborted it.
+    func txnError(_ why: String) -> ClientError {
+        if why.contains(Rejection.conflict) { return ClientError(.conflict, why) }
+        if why.contains(Rejection.preconditionFailed) { return ClientError(.preconditionFailed, why) }
+        if why.hasSuffix("not found") { return ClientError(.notFound, why) }
+        if why.hasPrefix(Rejection.aborted) {
+            return ClientError(.conflict, why + "; nothing was applied, retry")
+        }
+        return ClientError(.invalidArgument, why)
+    }
+
+    // MARK: reads meet intents
+
+    /// Runs `done` once none of `ids` holds an intent on this node's replica of `shard` any more (their
+    /// decisions applied here), or fails after `txnReadWaitTicks`: a read never answers with half a
+    /// transaction.
+    func waitForIntents(shard: Int, _ ids: Set<TxnID>, _ done: @escaping (Result<Void, ClientError>) -> Void) {
+        let left = ids.filter { replicas[shard].state.txns.intents[$0] != nil }
+        if left.isEmpty { done(.success(())); return }
+        intentWaiters[shard].append((left, ticks + UInt64(NodeServer.txnReadWaitTicks), done))
+    }
+
+    static let txnReadWaitTicks = 250
+
+    func wakeIntentWaiters(_ shard: Int) {
+        guard !intentWaiters[shard].isEmpty else { return }
+        let intents = replicas[shard].state.txns.intents
+        var keep: [(ids: Set<TxnID>, deadline: UInt64, done: (Result<Void, ClientError>) -> Void)] = []
+        var ready: [(Result<Void, ClientError>) -> Void] = []
+        for var w in intentWaiters[shard] {
+            w.ids = w.ids.filter { intents[$0] != nil }
+            if w.ids.isEmpty { ready.append(w.done) } else { keep.append(w) }
+        }
+        intentWaiters[shard] = keep
+        for d in ready { d(.success(())) }
+    }
+
+    func expireIntentWaiters() {
+        for s in intentWaiters.indices where !intentWaiters[s].isEmpty {
+            let expired = intentWaiters[s].filter { $0.deadline <= ticks }
+            guard !expired.isEmpty else { continue }
+            intentWaiters[s].removeAll { $0.deadline <= ticks }
+            for w in expired {
+                w.done(.failure(ClientError(.unavailable, "a transaction touching this concept on shard \(s) is still unresolved; retry")))
+            }
+        }
+    }
+
+    /// Drives the transaction machinery one tick.
+    func tickTransactions() {
+        coordinator.tick()
+        recovery.tick()
+        expireIntentWaiters()
+    }
+}
