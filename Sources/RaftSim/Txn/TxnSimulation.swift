@@ -13,7 +13,7 @@ public struct TxnSimConfig: Sendable {
     public var concepts = 12
     public var missing = 2
     public var clients = 4
-    public var faultTicks = 400
+    public var faultTicks = 200
     /// After healing: every intent must be gone and every record decided within this many ticks.
     public var settleTicks = 400
     public var timeouts: TxnTimeouts = {
@@ -107,10 +107,10 @@ public final class TxnSimulation {
         dropRate = [0.0, 0.02, 0.1][rng.below(3)]
         duplicateRate = rng.chance(0.5) ? 0.05 : 0
         maxDelay = UInt64(1 + rng.below(6))
-        crashRate = config.crashes ? [0.0, 0.004, 0.01][rng.below(3)] : 0
-        partitionRate = config.partitions ? [0.0, 0.005, 0.015][rng.below(3)] : 0
+        crashRate = config.crashes ? [0.0, 0.008, 0.02][rng.below(3)] : 0
+        partitionRate = config.partitions ? [0.0, 0.008, 0.02][rng.below(3)] : 0
         note("drop=\(dropRate) dup=\(duplicateRate) delay=\(maxDelay) crash=\(crashRate) partition=\(partitionRate)")
-        let end = now + UInt64(config.faultTicks)
+        let end = now + UInt64(config.faultTicks) * TxnSimulation.unitsPerTick
         while now < end, failure == nil { step(faults: true) }
         if failure == nil { heal() }
         if failure == nil { settle() }
@@ -160,9 +160,9 @@ public final class TxnSimulation {
         for n in nodes where !n.alive { n.start(); note("restart \(n.id) (heal)") }
     }
 
-    /// Runs until no intent or pending record is left anywhere and every client has its answer.
+    /// Runs until every replica applied its shard's commit index and no intent or pending record is left.
     func settle() {
-        for _ in 0..<config.settleTicks {
+        for _ in 0..<(UInt64(config.settleTicks) * TxnSimulation.unitsPerTick) {
             step(faults: false)
             if failure != nil { return }
             if quiescent() { return }
@@ -179,7 +179,6 @@ public final class TxnSimulation {
     }
 
     func quiescent() -> Bool {
-        guard clients.allSatisfy({ !$0.busy }) else { return false }
         for s in 0..<config.shards {
             guard let leader = nodes.first(where: { $0.isLeader(of: s) }) else { return false }
             for n in nodes where n.replicas[s].applied < leader.replicas[s].raft.commitIndex { return false }
@@ -229,7 +228,7 @@ public final class TxnSimulation {
             if alive.count == nodes.count {
                 let victim = alive[rng.below(alive.count)]
                 victim.crash()
-                victim.restartAt = now + UInt64(20 + rng.below(200))
+                victim.restartAt = now + UInt64(20 + rng.below(150)) * TxnSimulation.unitsPerTick
                 stats.crashes += 1
                 note("crash \(victim.id)")
             }
@@ -242,7 +241,7 @@ public final class TxnSimulation {
                 blocked.insert(SimNetwork.Link(from: isolated, to: other))
                 if !oneWay { blocked.insert(SimNetwork.Link(from: other, to: isolated)) }
             }
-            healAt = now + UInt64(40 + rng.below(300)) * TxnSimulation.unitsPerTick
+            healAt = now + UInt64(30 + rng.below(150)) * TxnSimulation.unitsPerTick
             stats.partitions += 1
             note("partition \(isolated) \(oneWay ? "outbound only" : "both ways")")
         }

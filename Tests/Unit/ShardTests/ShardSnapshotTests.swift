@@ -53,8 +53,8 @@ final class ShardSnapshotTests: XCTestCase {
             }
         }
         XCTAssertThrowsError(try ShardState.restore(from: Array(good.dropLast(7)), limits: ShardLimits(dimension: 2)))
-        var v3 = good; v3[8] = 3
-        XCTAssertThrowsError(try ShardState.restore(from: v3, limits: ShardLimits(dimension: 2))) { XCTAssertEqual($0 as? ShardSnapshotError, .unsupportedVersion(3)) }
+        var v4 = good; v4[8] = 4
+        XCTAssertThrowsError(try ShardState.restore(from: v4, limits: ShardLimits(dimension: 2))) { XCTAssertEqual($0 as? ShardSnapshotError, .unsupportedVersion(4)) }
         XCTAssertThrowsError(try ShardState.restore(from: good, limits: ShardLimits(dimension: 3))) {
             XCTAssertEqual($0 as? ShardSnapshotError, .invalid("snapshot dimension 2, cluster dimension 3"))
         }

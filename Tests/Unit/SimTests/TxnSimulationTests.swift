@@ -32,12 +32,12 @@ final class TxnSimulationTests: XCTestCase {
 
     /// A known-bad build must be caught: reads that ignore intents show half a transaction.
     func testCheckerCatchesReadsThatIgnoreIntents() {
-        let outcome = TxnSeedRunner.run(seeds: 0..<200) { seed in
+        let outcome = TxnSeedRunner.run(seeds: 0..<100) { seed in
             var c = TxnSimConfig(seed: seed)
             c.readsIgnoreIntents = true
             return c
         }
-        print("reads ignoring intents: \(outcome.failures.count) of 200 seeds caught")
+        print("reads ignoring intents: \(outcome.failures.count) of 100 seeds caught")
         XCTAssertGreaterThan(outcome.failures.count, 0, "half-visible transactions went undetected")
         XCTAssertTrue(outcome.failures.contains { $0.reason.contains("half a transaction") })
     }
