@@ -20,8 +20,11 @@ struct JSONBody {
 
     init(object: [String: Any]) { self.object = object }
 
-    /// JSON true/false (Foundation bridges them to NSNumber too, so `is Bool` cannot tell).
-    static func isBool(_ v: Any) -> Bool { type(of: v) == Bool.self }
+    /// JSON true/false (Foundation bridges them to NSNumber too, so `is Bool` cannot tell; on Linux they
+    /// arrive as the `__NSCFBoolean` subclass, numbers as plain `NSNumber`).
+    static func isBool(_ v: Any) -> Bool {
+        type(of: v) == Bool.self || String(describing: type(of: v)) == "__NSCFBoolean"
+    }
 
     static func id(_ text: String, _ field: String) throws -> ConceptID {
         guard let id = ConceptID(hex: text) else { throw RequestProblem("\(field) '\(text.prefix(64))' is not a concept id (32 hex digits)") }
