@@ -12,26 +12,74 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Seconds to run.") var duration = 10.0
     @Option(help: "Concurrent clients (closed loop each).") var concurrency = 64
     @Option(help: "Content bytes per write.") var valueSize = 100
-    @Option(help: "write | read | mixed (50/50).") var mix = "write"
+    @Option(help: "write | read | mixed (50/50) | assoc-same (associations within a shard) | assoc-cross (across shards: 2PC).") var mix = "write"
     @Option(help: "Distinct keys written and read.") var keys = 100_000
     @Option(help: "SDK clients (each: a loop thread and one connection per node) the tasks share.") var clients = 1
     @Flag(help: "Print the result as one JSON object.") var json = false
 
     func run() async throws {
-        guard ["write", "read", "mixed"].contains(mix) else { throw ValidationError("--mix must be write, read or mixed") }
+        guard BenchLoad.mixes.contains(mix) else { throw ValidationError("--mix must be one of \(BenchLoad.mixes.joined(separator: ", "))") }
         guard concurrency >= 1, duration > 0, valueSize >= 0, keys >= 1, clients >= 1 else { throw ValidationError("counts must be positive") }
         let endpoints = try target.resolve()
         let sdks = try (0..<clients).map { _ in try SutraClient(endpoints: endpoints) }
         defer { Task { for c in sdks { await c.close() } } }
+        let load = try await BenchLoad.prepare(sdks[0], keys: keys, valueSize: valueSize, preload: mix != "write", quiet: json)
+        let r = try await load.run(mix: mix, sdks: sdks, concurrency: concurrency, duration: duration, quiet: json)
+        report(r)
+    }
+
+    func report(_ r: BenchLoad.Result) {
+        if json {
+            let o: [String: Any] = ["mix": mix, "concurrency": concurrency, "value_size": valueSize, "duration_s": r.elapsed,
+                                    "ops": r.ops, "ops_per_s": r.rate, "errors": r.errors,
+                                    "latency_ms": ["p50": r.p50, "p99": r.p99, "p999": r.p999, "max": r.max]]
+            print(String(decoding: (try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])) ?? Data(), as: UTF8.self))
+        } else {
+            r.print(label: mix, concurrency: concurrency, valueSize: valueSize)
+        }
+    }
+}
+
+/// A prepared closed-loop load: the key space (preloaded when reads or associations need it) and the
+/// cluster's shard count (associations pick their targets on the same or another shard).
+struct BenchLoad: Sendable {
+    static let mixes = ["write", "read", "mixed", "assoc-same", "assoc-cross"]
+    let keySpace: [ConceptID]
+    let byShard: [[ConceptID]]
+    let payload: [UInt8]
+
+    /// The outcome of one timed run.
+    struct Result: Sendable {
+        var ops: Int, rate: Double, errors: Int, p50: Double, p99: Double, p999: Double, max: Double, elapsed: Double
+        var firstError: String?
+
+        func print(label: String, concurrency: Int, valueSize: Int) {
+            FileHandle.standardError.write(Data("\n".utf8))
+            Swift.print(String(format: "%@: %d ops in %.1f s = %.0f ops/s (concurrency %d, %d-byte values), %d errors",
+                               label as NSString, ops, elapsed, rate, concurrency, valueSize, errors))
+            Swift.print(String(format: "latency ms: p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f", p50, p99, p999, max))
+            if let e = firstError { Swift.print("first error: \(e)") }
+        }
+    }
+
+    static func prepare(_ sdk: SutraClient, keys: Int, valueSize: Int, preload: Bool, quiet: Bool) async throws -> BenchLoad {
         let payload = [UInt8](repeating: UInt8(ascii: "v"), count: valueSize)
         let keySpace = (0..<keys).map { ConceptID(hi: 0x5EED_0000_0000_0000 | UInt64($0), lo: UInt64($0) &* 0x9E37_79B9_7F4A_7C15) }
-        if mix != "write" {
-            if !json { print("preloading \(keys) keys …") }
+        if preload {
+            if !quiet { print("preloading \(keys) keys …") }
             for start in stride(from: 0, to: keys, by: 1000) {
                 let items = keySpace[start..<min(start + 1000, keys)].map { BatchItem.put(NewConcept(id: $0, content: payload)) }
-                _ = try await sdks[0].batch(items)
+                _ = try await sdk.batch(items)
             }
         }
+        let shards = try await sdk.clusterInfo().numShards
+        var byShard = Array(repeating: [ConceptID](), count: shards)
+        for k in keySpace { byShard[k.shard(of: shards)].append(k) }
+        return BenchLoad(keySpace: keySpace, byShard: byShard, payload: payload)
+    }
+
+    func run(mix: String, sdks: [SutraClient], concurrency: Int, duration: Double, quiet json: Bool) async throws -> Result {
+        let keySpace = self.keySpace, byShard = self.byShard, payload = self.payload
         let stats = Locked(BenchStats())
         let started = ContinuousClock.now
         let end = started + .milliseconds(Int(duration * 1000))
@@ -50,7 +98,6 @@ struct BenchCommand: AsyncParsableCommand {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<concurrency {
                 let sdk = sdks[worker % sdks.count]
-                let mix = self.mix
                 group.addTask {
                     // A cheap per-task generator: the system one is a syscall per call (measurable at these rates).
                     var rng = BenchRNG(seed: UInt64(worker) &* 0x9E37_79B9_7F4A_7C15 &+ 1)
@@ -63,7 +110,13 @@ struct BenchCommand: AsyncParsableCommand {
                         n += 1
                         let t0 = ContinuousClock.now
                         do {
-                            if write {
+                            if mix == "assoc-same" || mix == "assoc-cross" {
+                                let s = key.shard(of: byShard.count)
+                                let ts = mix == "assoc-same" || byShard.count == 1 ? s : (s + 1 + Int.random(in: 0..<(byShard.count - 1), using: &rng)) % byShard.count
+                                var target = byShard[ts][Int.random(in: 0..<byShard[ts].count, using: &rng)]
+                                if target == key { target = byShard[ts][(byShard[ts].firstIndex(of: key)! + 1) % byShard[ts].count] }
+                                try await sdk.associate(source: key, target: target, type: .semantic, confidence: 0.5)
+                            } else if write {
                                 _ = try await sdk.put(NewConcept(id: key, content: payload))
                             } else {
                                 _ = try await sdk.get(key)
@@ -82,18 +135,8 @@ struct BenchCommand: AsyncParsableCommand {
         progress.cancel()
         let elapsed = (ContinuousClock.now - started).seconds
         let r = stats.withLock { $0.result(elapsed: elapsed) }
-        if json {
-            let o: [String: Any] = ["mix": mix, "concurrency": concurrency, "value_size": valueSize, "duration_s": elapsed,
-                                    "ops": r.ops, "ops_per_s": r.rate, "errors": r.errors,
-                                    "latency_ms": ["p50": r.p50, "p99": r.p99, "p999": r.p999, "max": r.max]]
-            print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
-        } else {
-            FileHandle.standardError.write(Data("\n".utf8))
-            print(String(format: "%@: %d ops in %.1f s = %.0f ops/s (concurrency %d, %d-byte values), %d errors",
-                         mix as NSString, r.ops, elapsed, r.rate, concurrency, valueSize, r.errors))
-            print(String(format: "latency ms: p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f", r.p50, r.p99, r.p999, r.max))
-            if let e = stats.withLock({ $0.firstError }) { print("first error: \(e)") }
-        }
+        return Result(ops: r.ops, rate: r.rate, errors: r.errors, p50: r.p50, p99: r.p99, p999: r.p999, max: r.max, elapsed: elapsed,
+                      firstError: stats.withLock { $0.firstError })
     }
 }
 
