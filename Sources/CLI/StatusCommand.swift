@@ -20,7 +20,7 @@ struct Target: ParsableArguments {
 }
 
 struct StatusCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show every shard's leader, term, indexes and replica lag.")
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show every shard's leader, term, indexes and replica lag, and the cross-shard transactions in flight.")
     @OptionGroup var target: Target
     @Flag(help: "Print the raw JSON of GET /v1/cluster.") var json = false
 
@@ -44,6 +44,7 @@ struct StatusCommand: ParsableCommand {
         print("  shard  leader  term  commit  applied  concepts  lag")
         // Each shard's replica lag is known by its leader: ask the leader's node for the shards it leads.
         var leaderViews: [Int: [String: Any]] = [:]
+        var txnLines: [String] = []
         let httpOf = Dictionary(uniqueKeysWithValues: nodes.compactMap { n -> (Int, String)? in
             guard let id = (n["id"] as? NSNumber)?.intValue, let a = n["http_address"] as? String, !a.isEmpty else { return nil }
             return (id, a)
@@ -53,6 +54,9 @@ struct StatusCommand: ParsableCommand {
                   let (st, body) = BlockingHTTPClient.request("GET", host: String(addr[..<c]), port: port, path: "/v1/cluster"), st == 200,
                   let view = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
                   let ss = view["shards"] as? [[String: Any]] else { continue }
+            if let t = view["transactions"] as? [String: Any] {
+                txnLines.append("  node \(id)  pending \(t["pending"] ?? "?")  intents \(t["intents"] ?? "?")  committed \(t["committed"] ?? "?")  aborted \(t["aborted"] ?? "?")  recovered \(t["recovered"] ?? "?")  oldest \(t["oldest_pending_ms"] ?? "?") ms")
+            }
             for s in ss where (s["leader"] as? NSNumber)?.intValue == id && (s["role"] as? String) == "leader" {
                 leaderViews[(s["shard"] as? NSNumber)?.intValue ?? -1] = s
             }
@@ -69,5 +73,7 @@ struct StatusCommand: ParsableCommand {
             print("  " + [col(idx, 5), col(leader == 0 ? "none" : "\(leader)", 6), col(v["term"], 4), col(v["commit_index"], 6),
                           col(v["applied_index"], 7), col(v["concepts"], 8)].joined(separator: "  ") + "  " + (lag.isEmpty ? "?" : lag))
         }
+        print("  transactions (records pending and intents held on the shards each node leads; counters since it started):")
+        for line in txnLines.sorted() { print(line) }
     }
 }
