@@ -179,10 +179,17 @@ struct SDKTarget: ParsableArguments {
     }
 }
 
-/// SplitMix64: fast, seeded, good enough to pick keys.
+/// SplitMix64: fast, seeded, good enough to pick keys. The seed is mixed first: SplitMix64's state advances by a
+/// constant, so seeds that differ by a multiple of it (worker × constant, as the bench used to pass) would give
+/// every worker the same stream shifted by one draw — and concurrent workers colliding on the same keys.
 struct BenchRNG: RandomNumberGenerator {
     var state: UInt64
-    init(seed: UInt64) { state = seed }
+    init(seed: UInt64) {
+        var z = seed &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        state = z ^ (z >> 31)
+    }
     mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state

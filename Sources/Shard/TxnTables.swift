@@ -52,10 +52,14 @@ public struct TxnTables: Sendable, Equatable {
             }
         case .putEdge(let dir, let owner, let e):
             let key = EdgeKey(direction: dir, owner: owner, other: e.other, type: e.type)
-            if let t = other(edgeKeys[key]) ?? other(exclusive[owner]) { return "the association is locked by transaction \(t); retry" }
+            if let t = other(edgeKeys[key]) ?? other(exclusive[owner]) {
+                return "the association \(dir == .outgoing ? "\(owner)→\(e.other)" : "\(e.other)→\(owner)") is locked by transaction \(t); retry"
+            }
         case .deleteEdge(let dir, let owner, let otherID, let type):
             let key = EdgeKey(direction: dir, owner: owner, other: otherID, type: type)
-            if let t = other(edgeKeys[key]) ?? other(exclusive[owner]) { return "the association is locked by transaction \(t); retry" }
+            if let t = other(edgeKeys[key]) ?? other(exclusive[owner]) {
+                return "the association \(dir == .outgoing ? "\(owner)→\(otherID)" : "\(otherID)→\(owner)") is locked by transaction \(t); retry"
+            }
         default:
             break
         }
