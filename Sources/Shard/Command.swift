@@ -22,8 +22,9 @@ public enum ShardCommand: Sendable, Equatable {
     case txnPrepare(TxnID, recordShard: Int, commands: [ShardCommand])
     /// On the record shard: the decision. The first one written wins; later ones report it unchanged.
     case txnDecide(TxnID, commit: Bool, reason: String)
-    /// On a participant: apply (commit) or discard (abort) its intent and release its locks.
-    case txnResolve(TxnID, commit: Bool)
+    /// On a participant: apply (commit) or discard (abort) these transactions' intents and release their
+    /// locks (one entry for every transaction a coordinator resolved the same way in one loop turn).
+    case txnResolve([TxnID], commit: Bool)
     /// On the record shard: drop decided records every participant has resolved.
     case txnForget([TxnID])
 
@@ -131,9 +132,10 @@ public struct ShardRequest: Sendable, Equatable {
             w.u8(commit ? 1 : 0)
             let b = Array(reason.utf8)
             w.u32(UInt32(b.count)); w.raw(b)
-        case .txnResolve(let id, let commit):
+        case .txnResolve(let ids, let commit):
             w.u8(10)
-            txn(id, &w)
+            w.u32(UInt32(ids.count))
+            for id in ids { txn(id, &w) }
             w.u8(commit ? 1 : 0)
         case .txnForget(let ids):
             w.u8(11)
@@ -293,8 +295,11 @@ public struct ShardRequest: Sendable, Equatable {
             let n = Int(try read { try r.u32() })
             return .txnDecide(id, commit: commit, reason: String(decoding: try read { try r.bytes(n) }, as: UTF8.self))
         case 10 where !nested:
-            let id = try txn(&r)
-            return .txnResolve(id, commit: try flag(&r))
+            let n = Int(try read { try r.u32() })
+            guard n * 16 <= r.remaining else { throw .truncated }
+            var ids: [TxnID] = []
+            for _ in 0..<n { ids.append(try txn(&r)) }
+            return .txnResolve(ids, commit: try flag(&r))
         case 11 where !nested:
             let n = Int(try read { try r.u32() })
             guard n * 16 <= r.remaining else { throw .truncated }

@@ -62,8 +62,9 @@ public final class ShardState {
             return prepare(id, recordShard: record, commands: commands, at: index)
         case .txnDecide(let id, let commit, let reason):
             return decide(id, commit: commit, reason: reason, at: index)
-        case .txnResolve(let id, let commit):
-            return resolve(id, commit: commit, at: index)
+        case .txnResolve(let ids, let commit):
+            for id in ids { _ = resolve(id, commit: commit, at: index) }
+            return .applied(version: index)
         case .txnForget(let ids):
             for id in ids where txns.records[id]?.status != .pending { txns.records[id] = nil }
             return .applied(version: index)

@@ -72,7 +72,7 @@ public final class IntentRecovery {
                 return
             }
             guard self.host.isLeader(of: key.shard) else { self.asking.remove(key); return }
-            let resolve = ShardRequest(clientID: 0, sequence: 0, command: .txnResolve(key.id, commit: commit))
+            let resolve = ShardRequest(clientID: 0, sequence: 0, command: .txnResolve([key.id], commit: commit))
             self.host.proposeLocal(shard: key.shard, resolve) { [weak self] r in
                 guard let self else { return }
                 self.asking.remove(key)

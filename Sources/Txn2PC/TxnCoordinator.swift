@@ -62,6 +62,8 @@ public final class TxnCoordinator {
     private(set) var active: [TxnID: Active] = [:]
     /// Finished transactions whose records are to be forgotten, per record shard.
     private var toForget: [Int: [TxnID]] = [:]
+    /// Resolves waiting for `flush()`.
+    private var resolveQueue: [ResolveKey: [Active]] = [:]
     /// Forget proposals in flight: their ids are not adopted again meanwhile.
     private var forgetting: Set<TxnID> = []
     public private(set) var now: UInt64 = 0
@@ -134,6 +136,7 @@ public final class TxnCoordinator {
             flushForgets()
             adoptOrphans()
         }
+        flush()
     }
 
     // MARK: steps
@@ -199,19 +202,39 @@ public final class TxnCoordinator {
         for s in a.unresolved.sorted() { sendResolve(a, s) }
     }
 
+    /// Queues a resolve; `flush()` sends the queued ones, one entry per (participant, decision).
     private func sendResolve(_ a: Active, _ shard: Int) {
         guard !a.inFlight.contains(shard) else { return }
         a.inFlight.insert(shard)
-        let req = ShardRequest(clientID: 0, sequence: 0, command: .txnResolve(a.id, commit: a.commit))
-        host.proposeAnywhere(shard: shard, req) { [weak self] result in
-            guard let self, self.active[a.id] === a else { return }
-            a.inFlight.remove(shard)
-            switch result {
-            case .success:
-                a.unresolved.remove(shard)
-                if a.unresolved.isEmpty { self.finished(a) }
-            case .failure:
-                a.retryAt[shard] = self.now + UInt64(self.timeouts.retryTicks)
+        resolveQueue[ResolveKey(shard: shard, commit: a.commit), default: []].append(a)
+    }
+
+    private struct ResolveKey: Hashable, Comparable {
+        var shard: Int
+        var commit: Bool
+        static func < (x: ResolveKey, y: ResolveKey) -> Bool { (x.shard, x.commit ? 1 : 0) < (y.shard, y.commit ? 1 : 0) }
+    }
+
+    /// Sends the resolves queued since the last call: every transaction resolved the same way at one
+    /// participant goes in one Raft entry there. The node calls it at the end of each loop turn.
+    public func flush() {
+        guard !resolveQueue.isEmpty else { return }
+        let queued = resolveQueue
+        resolveQueue = [:]
+        for (key, group) in queued.sorted(by: { $0.key < $1.key }) {
+            let req = ShardRequest(clientID: 0, sequence: 0, command: .txnResolve(group.map(\.id), commit: key.commit))
+            host.proposeAnywhere(shard: key.shard, req) { [weak self] result in
+                guard let self else { return }
+                for a in group where self.active[a.id] === a {
+                    a.inFlight.remove(key.shard)
+                    switch result {
+                    case .success:
+                        a.unresolved.remove(key.shard)
+                        if a.unresolved.isEmpty { self.finished(a) }
+                    case .failure:
+                        a.retryAt[key.shard] = self.now + UInt64(self.timeouts.retryTicks)
+                    }
+                }
             }
         }
     }

@@ -212,6 +212,7 @@ public final class NodeServer {
     /// End of a loop turn: send what may go now, start the next group commit if none is in flight.
     func endOfTurn() {
         indexVectors()
+        coordinator.flush()
         for r in replicas {
             r.startReads()
             queue(r.raft.takeImmediateMessages(), shard: r.shard)

@@ -69,9 +69,11 @@ extension TxnSimulation {
             case .rejected: if let v = checker.decided(id, committed: false, by: who + " begin") { fail(v) }
             case .pending: break
             }
-        case .txnResolve(let id, let commit):
-            guard let d = checker.decisions[id] else { fail("\(who) resolved \(id) before any decision was applied"); return }
-            if d != commit { fail("\(who) resolved \(id) as \(commit ? "commit" : "abort") but it was decided \(d ? "commit" : "abort")") }
+        case .txnResolve(let ids, let commit):
+            for id in ids {
+                guard let d = checker.decisions[id] else { fail("\(who) resolved \(id) before any decision was applied"); return }
+                if d != commit { fail("\(who) resolved \(id) as \(commit ? "commit" : "abort") but it was decided \(d ? "commit" : "abort")") }
+            }
         default:
             break
         }

@@ -135,6 +135,7 @@ final class TxnSimNode: TxnHost {
     @discardableResult
     func process() -> Bool {
         var any = false
+        if alive { coordinator.flush() }
         for (s, r) in replicas.enumerated() where alive && r.raft.hasReady() {
             any = true
             let rd = r.raft.ready()

@@ -78,15 +78,15 @@ final class TxnStateTests: XCTestCase {
         guard case .applied(let v) = apply(s, .txnPrepare(t1, recordShard: 0, commands: [inEdge])) else { return XCTFail() }
         XCTAssertEqual(apply(s, .txnPrepare(t1, recordShard: 0, commands: [inEdge])), .applied(version: v))
         XCTAssertEqual(s.txns.intents.count, 1)
-        _ = apply(s, .txnResolve(t1, commit: true))
+        _ = apply(s, .txnResolve([t1], commit: true))
         XCTAssertEqual(s.neighbors(of: b, direction: .incoming).map(\.other), [a])
-        _ = apply(s, .txnResolve(t1, commit: true))
+        _ = apply(s, .txnResolve([t1], commit: true))
         XCTAssertEqual(s.neighbors(of: b, direction: .incoming).count, 1)
         // A duplicated prepare arriving after the resolution must not lock again.
         guard case .rejected = apply(s, .txnPrepare(t1, recordShard: 0, commands: [inEdge])) else { return XCTFail() }
         XCTAssertTrue(s.txns.intents.isEmpty)
         // A resolve that arrives before its prepare (reordered) also blocks that prepare.
-        _ = apply(s, .txnResolve(t2, commit: false))
+        _ = apply(s, .txnResolve([t2], commit: false))
         guard case .rejected = apply(s, .txnPrepare(t2, recordShard: 0, commands: [inEdge])) else { return XCTFail() }
     }
 
@@ -138,7 +138,7 @@ final class TxnStateTests: XCTestCase {
             .txnBegin(t1, recordShard: 3, parts: [TxnPart(shard: 3, commands: [out(a, b)]), TxnPart(shard: 5, commands: [.deleteConcept(c)])]),
             .txnPrepare(t2, recordShard: 1, commands: [out(b, a, 0.5), .putConcept(Concept(id: c, content: [7]))]),
             .txnDecide(t1, commit: false, reason: "why ✓"),
-            .txnResolve(t2, commit: true),
+            .txnResolve([t2], commit: true),
             .txnForget([t1, t2]),
         ]
         for cmd in cmds {
@@ -146,7 +146,7 @@ final class TxnStateTests: XCTestCase {
             XCTAssertEqual(try ShardRequest.decode(req.encode()), req)
         }
         // Transaction commands cannot hide inside a batch.
-        var bytes = ShardRequest(clientID: 0, sequence: 0, command: .batch([.txnResolve(t1, commit: true)])).encode()
+        var bytes = ShardRequest(clientID: 0, sequence: 0, command: .batch([.txnResolve([t1], commit: true)])).encode()
         XCTAssertThrowsError(try ShardRequest.decode(bytes))
         bytes = ShardRequest(clientID: 0, sequence: 0, command: .txnForget([t1])).encode()
         bytes[0] = 4
@@ -157,7 +157,7 @@ final class TxnStateTests: XCTestCase {
         let s = withConcepts(a, b)
         _ = begin(s, t1, [out(a, b)])
         _ = apply(s, .txnPrepare(t2, recordShard: 4, commands: [.deleteConcept(b)]))
-        _ = apply(s, .txnResolve(TxnID(client: 9, sequence: 9), commit: false))
+        _ = apply(s, .txnResolve([TxnID(client: 9, sequence: 9)], commit: false))
         let copy = try ShardState.restore(from: s.snapshotData(), limits: s.limits)
         XCTAssertEqual(copy.txns, s.txns)
         XCTAssertEqual(copy.snapshotData(), s.snapshotData())
