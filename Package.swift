@@ -82,6 +82,9 @@ let package = Package(
 
         // Deterministic simulation of Raft clusters: seeded network, crashes, partitions, invariant checks.
         .target(name: "RaftSim", dependencies: ["Raft"], path: "Sources/RaftSim"),
+        // The chaos runner's fault-injection layer (issue 5): network namespaces and routes for partitions,
+        // sutra-node processes killed, paused and restarted by pid, seeded fault schedules.
+        .target(name: "ChaosLab", dependencies: ["HTTP"], path: "Sources/ChaosLab"),
         .executableTarget(name: "SimRunner", dependencies: [
             "RaftSim", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/SimRunner"),
@@ -105,6 +108,7 @@ let package = Package(
         .testTarget(name: "SutraClientTests", dependencies: [
             "SutraClient", "ClientProto", "UV", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Tests/Unit/SutraClientTests"),
+        .testTarget(name: "ChaosTests", dependencies: ["ChaosLab"], path: "Tests/Chaos", exclude: ["README.md"]),
         .testTarget(name: "SimTests", dependencies: ["RaftSim", "Raft"], path: "Tests/Unit/SimTests"),
     ],
     swiftLanguageModes: [.v6],
