@@ -50,8 +50,8 @@ extension NetworkLab {
     }
 
     /// Removes namespaces, veths and bridges named by a lab (see `LabNames`) whose creating process no longer
-    /// exists — what a test process killed mid-run leaves behind. Never touches a live process's lab. Returns
-    /// the names removed.
+    /// exists — what a test process killed mid-run leaves behind. Never touches a live process's lab, nor a
+    /// namespace that still holds processes (it kills nothing). Returns the names removed.
     @discardableResult
     public static func removeStale() -> [String] {
         guard geteuid() == 0 else { return [] }
@@ -73,7 +73,11 @@ extension NetworkLab {
         }
         for line in Shell.run(["ip", "netns", "list"]).output.split(separator: "\n") {
             let name = String(line.split(separator: " ").first ?? "")
-            if dead(name), Shell.run(["ip", "netns", "del", name]).ok { removed.append(name) }
+            guard dead(name) else { continue }
+            // A namespace still holding processes (nodes orphaned by a crashed test) is left alone: deleting its
+            // name would only hide them. `ip netns pids <name>` lists them.
+            guard Shell.run(["ip", "netns", "pids", name]).output.split(whereSeparator: \.isWhitespace).isEmpty else { continue }
+            if Shell.run(["ip", "netns", "del", name]).ok { removed.append(name) }
         }
         return removed
     }

@@ -6,10 +6,10 @@ import Glibc
 /// A private network for one cluster, built from Linux network namespaces (needs root):
 ///
 /// - one namespace per node, named `sutra-<pid>-<lab>-<node>`, with loopback up and an `eth0` at
-///   `10.x.y.<node>/24` (a random free /24 per lab, so concurrent labs do not collide);
+///   `10.x.y.<node>/24` (a random free private /24 per lab, so concurrent labs do not collide; see `SubnetPicker`);
 /// - `eth0` is one end of a veth pair whose other end (`sv<tag>-<node>`) is enslaved to a bridge
-///   (`sb<tag>`) in the **root** namespace; the bridge itself has `10.x.y.254`, so the test process (the SDK
-///   client, in the root namespace) reaches every node's client and HTTP ports directly.
+///   (`sb<tag>`) in the **root** namespace; the bridge itself has `10.x.y.254` (`hostAddress`), so the test
+///   process (the SDK client, in the root namespace) reaches every node's client and HTTP ports directly.
 ///
 /// Partitions are blackhole routes inside node namespaces (no iptables/nft needed): cutting the link A→B
 /// adds `blackhole <B's address>/32` in A's namespace, so A's packets to B are dropped while A's packets to the

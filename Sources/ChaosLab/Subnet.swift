@@ -46,16 +46,20 @@ struct IPv4Prefix: Hashable, Sendable, CustomStringConvertible {
     var description: String { "\(IPv4Prefix.format(base))/\(length)" }
 }
 
-/// Chooses a free 10.x.y.0/24 for a lab: random (so concurrent labs rarely collide) and overlapping no address
-/// or route the root namespace already has — other live labs' bridges included.
+/// Chooses a free private /24 for a lab: random (so concurrent labs rarely collide) and overlapping no address
+/// or route the root namespace already has — other live labs' bridges included. Tries 10.200–249.y.0 first,
+/// then 172.16–31.y.0, then 192.168.y.0 (a host whose routes cover all of 10/8 still gets a lab).
 enum SubnetPicker {
     static func pick() throws -> IPv4Prefix {
-        let taken = try inUse()
-        for _ in 0..<200 {
-            let candidate = IPv4Prefix(base: 10 << 24 | UInt32.random(in: 200..<250) << 16 | UInt32.random(in: 0..<256) << 8, length: 24)
-            if !taken.contains(where: { $0.length > 0 && $0.overlaps(candidate) }) { return candidate }
+        let taken = try inUse().filter { $0.length > 0 }
+        let pools: [(first: UInt32, second: Range<UInt32>)] = [(10, 200..<250), (172, 16..<32), (192, 168..<169)]
+        for pool in pools {
+            for _ in 0..<100 {
+                let candidate = IPv4Prefix(base: pool.first << 24 | UInt32.random(in: pool.second) << 16 | UInt32.random(in: 0..<256) << 8, length: 24)
+                if !taken.contains(where: { $0.overlaps(candidate) }) { return candidate }
+            }
         }
-        throw LabError.unavailable("no free 10.x.y.0/24 in 10.200.0.0–10.249.255.255 (every candidate overlaps a route or address)")
+        throw LabError.unavailable("no free private /24 (10.200–249.y, 172.16–31.y, 192.168.y): every candidate overlaps a route or address")
     }
 
     /// Every prefix mentioned by the root namespace's routes (all tables) and addresses.
