@@ -36,6 +36,13 @@ public enum LabNames {
         return nil
     }
 
+    /// The processes inside a named namespace (empty if none, or if it does not exist).
+    static func pids(in namespace: String) -> [Int32] {
+        let r = Shell.run(["ip", "netns", "pids", namespace])
+        guard r.ok else { return [] }
+        return r.output.split(whereSeparator: \.isWhitespace).compactMap { Int32($0) }
+    }
+
     /// Whether a namespace of that name is registered (`/run/netns/<name>`).
     static func namespaceExists(_ name: String) -> Bool {
         Shell.run(["ip", "netns", "list"]).output.split(separator: "\n").contains { $0.split(separator: " ").first.map(String.init) == name }

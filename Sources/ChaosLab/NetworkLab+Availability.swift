@@ -76,7 +76,7 @@ extension NetworkLab {
             guard dead(name) else { continue }
             // A namespace still holding processes (nodes orphaned by a crashed test) is left alone: deleting its
             // name would only hide them. `ip netns pids <name>` lists them.
-            guard Shell.run(["ip", "netns", "pids", name]).output.split(whereSeparator: \.isWhitespace).isEmpty else { continue }
+            guard LabNames.pids(in: name).isEmpty else { continue }
             if Shell.run(["ip", "netns", "del", name]).ok { removed.append(name) }
         }
         return removed

@@ -138,8 +138,8 @@ public final class NetworkLab: @unchecked Sendable {
         destroyed = true
         var problems: [String] = []
         for ns in createdNamespaces {
-            let pids = Shell.run(["ip", "netns", "pids", ns]).output.split(whereSeparator: \.isWhitespace)
-            if !pids.isEmpty { problems.append("namespace \(ns) still holds processes \(pids.joined(separator: ",")): it is removed from /run/netns but lives until they exit") }
+            let pids = LabNames.pids(in: ns)
+            if !pids.isEmpty { problems.append("namespace \(ns) still holds processes \(pids.map(String.init).joined(separator: ",")): it is removed from /run/netns but lives until they exit") }
         }
         // Deleting the root end removes the pair at once (a namespace's own devices go away asynchronously).
         for v in createdVeths {

@@ -45,6 +45,21 @@ final class NetworkLabTests: XCTestCase {
         XCTAssertThrowsError(try lab.block(DirectedLink(from: 1, to: 2)))
     }
 
+    /// Bad node ids are refused before anything is created; a lab whose veth or namespace vanished behind its
+    /// back still tears down cleanly (no problem reported for what is already gone).
+    func testInvalidInputAndPartiallyRemovedLab() throws {
+        let before = netnsList()
+        XCTAssertThrowsError(try NetworkLab(nodeIDs: [1, 300]))
+        XCTAssertThrowsError(try NetworkLab(nodeIDs: [2, 2]))
+        XCTAssertEqual(netnsList(), before)
+        let lab = try NetworkLab(nodes: 2)
+        try Shell.check(["ip", "link", "del", lab.member(1).hostVeth])
+        try Shell.check(["ip", "netns", "del", lab.namespace(of: 2)])
+        XCTAssertEqual(lab.destroy(), [])
+        for name in lab.resourceNames.namespaces { XCTAssertFalse(netnsList().contains(name)) }
+        for name in lab.resourceNames.interfaces { XCTAssertFalse(linkExists(name), name) }
+    }
+
     /// Each partition kind cuts exactly its directed links (checked by datagrams both ways on every pair),
     /// never the host's traffic to or from a node, and `heal` restores every link.
     func testPartitionsCutExactlyTheirLinksAndHeal() throws {
