@@ -68,6 +68,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/CLI"),
 
+        // The chaos runner's fault-injection layer (issue 5): network namespaces and routes for partitions,
+        // sutra-node processes killed, paused and restarted by pid, seeded fault schedules.
+        .target(name: "ChaosLab", dependencies: ["HTTP"], path: "Sources/ChaosLab"),
+
         // The binary client protocol: Swift code generated from proto/sutra/v1/client.proto (scripts/gen-proto.sh,
         // committed; no build plugin) and the length-prefixed framing.
         .target(name: "ClientProto", dependencies: [
@@ -82,9 +86,6 @@ let package = Package(
 
         // Deterministic simulation of Raft clusters: seeded network, crashes, partitions, invariant checks.
         .target(name: "RaftSim", dependencies: ["Raft"], path: "Sources/RaftSim"),
-        // The chaos runner's fault-injection layer (issue 5): network namespaces and routes for partitions,
-        // sutra-node processes killed, paused and restarted by pid, seeded fault schedules.
-        .target(name: "ChaosLab", dependencies: ["HTTP"], path: "Sources/ChaosLab"),
         .executableTarget(name: "SimRunner", dependencies: [
             "RaftSim", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/SimRunner"),
@@ -105,10 +106,10 @@ let package = Package(
         ], path: "Tests/Unit/ClientProtoTests"),
         .testTarget(name: "NodeTests", dependencies: ["Node", "Raft", "Shard"], path: "Tests/Unit/NodeTests"),
         .testTarget(name: "ClusterTests", dependencies: ["HTTP", "Shard", "SutraClient", "UV"], path: "Tests/Cluster/ClusterTests"),
+        .testTarget(name: "ChaosTests", dependencies: ["ChaosLab"], path: "Tests/Chaos", exclude: ["README.md"]),
         .testTarget(name: "SutraClientTests", dependencies: [
             "SutraClient", "ClientProto", "UV", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Tests/Unit/SutraClientTests"),
-        .testTarget(name: "ChaosTests", dependencies: ["ChaosLab"], path: "Tests/Chaos", exclude: ["README.md"]),
         .testTarget(name: "SimTests", dependencies: ["RaftSim", "Raft"], path: "Tests/Unit/SimTests"),
     ],
     swiftLanguageModes: [.v6],
