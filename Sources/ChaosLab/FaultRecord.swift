@@ -14,8 +14,8 @@ public struct FaultRecord: Codable, Sendable, Equatable, CustomStringConvertible
     public var plannedDurationMs: Int
     /// Seconds after `FaultInjector.run` began.
     public var start: Double
-    /// When the fault was healed (nil: never, e.g. the run was cancelled before — then `healAll` healed it and
-    /// `healedByFinalHeal` is true).
+    /// When the fault was healed. After a step that failed midway, when `healAll` undid everything (then
+    /// `healedByFinalHeal` is true). Always set once `execute` returns.
     public var heal: Double?
     /// When the hit nodes answered /ready again after the heal (nil if not awaited or not in time).
     public var recovered: Double?
