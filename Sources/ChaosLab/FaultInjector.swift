@@ -1,0 +1,264 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Carries out a `FaultSchedule` against a `LabCluster` (and its `NetworkLab` for partitions): waits for each
+/// step's start, injects it, holds it for its duration, heals it, optionally waits for the hit nodes to be ready
+/// again, and records what happened with offsets on its clock. Whatever happens — a step that fails, `cancel()`
+/// — `run` ends with `healAll()`: paused nodes resumed, nodes it stopped restarted, partitions and shaping
+/// removed. Blocking; run it on its own thread or task beside the workload.
+public final class FaultInjector: @unchecked Sendable {
+    /// Pacing of recovery after each heal.
+    public struct Options: Sendable {
+        /// After a heal, wait up to this long for the hit nodes (all nodes after a partition) to answer /ready;
+        /// 0: do not wait (the next step may then hit a node still recovering).
+        public var recoveryTimeout: Double = 15
+        /// SIGTERM grace for `transfer` and `restart-rolling` before SIGKILL.
+        public var gracefulTimeout: Double = 10
+        /// Pause between two restarts of a transfer storm, seconds.
+        public var stormPause: Double = 0.3
+
+        public init() {}
+    }
+
+    public let cluster: LabCluster
+    public let lab: NetworkLab?
+    public let options: Options
+    private let clock: @Sendable () -> UInt64
+    private let log: @Sendable (String) -> Void
+
+    private let lock = NSLock()
+    private var cancelled = false
+    private var stored: [FaultRecord] = []
+    private var stopped = Set<Int>()
+    private var origin: UInt64 = 0
+
+    /// `clock` gives nanoseconds (default CLOCK_MONOTONIC: pass the history recorder's clock to line the two up);
+    /// `log` receives one line per injection and heal (default: nothing).
+    public init(cluster: LabCluster, lab: NetworkLab? = nil, options: Options = Options(),
+                clock: @escaping @Sendable () -> UInt64 = { Monotonic.nanoseconds() },
+                log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.cluster = cluster
+        self.lab = lab ?? cluster.lab
+        self.options = options
+        self.clock = clock
+        self.log = log
+        origin = clock()
+    }
+
+    /// The records so far (complete once `run` returns).
+    public var records: [FaultRecord] { lock.withLock { stored } }
+
+    /// Makes `run` stop waiting: the current fault is healed at once, later steps are not started.
+    public func cancel() { lock.withLock { cancelled = true } }
+
+    private var isCancelled: Bool { lock.withLock { cancelled } }
+
+    /// Runs every step at its planned offset, then heals everything; returns the records.
+    @discardableResult
+    public func run(_ schedule: FaultSchedule) -> [FaultRecord] {
+        lock.withLock { origin = clock() }
+        defer {
+            let problems = healAll()
+            if !problems.isEmpty { log("final heal problems: \(problems)") }
+        }
+        for step in schedule.steps {
+            hold(until: origin + UInt64(step.startMs) * 1_000_000)
+            if isCancelled { break }
+            let r = execute(step)
+            lock.withLock { stored.append(r) }
+        }
+        return records
+    }
+
+    /// Seconds since `run` began (or since the injector was made).
+    public func offset(_ nanos: UInt64) -> Double { Double(Int64(bitPattern: nanos &- origin)) / 1e9 }
+
+    /// Injects `step`, holds it for its duration (or until cancelled), heals it and returns the record.
+    public func execute(_ step: FaultStep) -> FaultRecord {
+        let now = clock()
+        var rec = FaultRecord(step: step.index, kind: step.kind, nodes: [], detail: "", plannedStartMs: step.startMs,
+                              plannedDurationMs: step.durationMs, start: offset(now), heal: nil, recovered: nil,
+                              startNanos: now, healNanos: nil, problem: nil, skipped: false, healedByFinalHeal: false)
+        let until = now + UInt64(step.durationMs) * 1_000_000
+        do {
+            switch step.kind {
+            case .kill, .pause: try processFault(step, &rec, until: until)
+            case .partitionSymmetric, .partitionAsymmetric, .partitionLeader, .partitionRing: try partitionFault(step, &rec, until: until)
+            case .transfer: try transferStorm(step, &rec, until: until)
+            case .rollingRestart: try rollingRestart(step, &rec)
+            }
+        } catch {
+            rec.problem = "\(error)"
+            if rec.heal == nil {
+                let problems = healAll()
+                markHealed(&rec)
+                rec.healedByFinalHeal = true
+                if !problems.isEmpty { rec.problem! += "; heal: \(problems)" }
+            }
+        }
+        log("fault \(rec)")
+        return rec
+    }
+
+    // MARK: the kinds
+
+    private func processFault(_ step: FaultStep, _ rec: inout FaultRecord, until: UInt64) throws {
+        let n = resolve(step.target)
+        rec.nodes = [n]
+        log("injecting #\(step.index) \(step.kind) on node \(n)")
+        if step.kind == .kill {
+            rec.detail = "kill -9 node \(n): \(try cluster.kill9(n).map { "\($0)" } ?? "was not running")"
+            lock.withLock { _ = stopped.insert(n) }
+            hold(until: until)
+            try cluster.restart(n)
+            lock.withLock { _ = stopped.remove(n) }
+            rec.detail += "; restarted"
+        } else {
+            try cluster.pause(n)
+            rec.detail = "SIGSTOP node \(n)"
+            hold(until: until)
+            try cluster.resume(n)
+            rec.detail += "; SIGCONT"
+        }
+        markHealed(&rec)
+        awaitRecovery([n], &rec)
+    }
+
+    private func partitionFault(_ step: FaultStep, _ rec: inout FaultRecord, until: UInt64) throws {
+        guard let lab else {
+            rec.skipped = true
+            rec.problem = "skipped: partitions need a NetworkLab (network namespaces, root)"
+            markHealed(&rec)
+            return
+        }
+        let (partition, hit) = self.partition(for: step)
+        rec.nodes = hit
+        let links = partition.blockedLinks(among: lab.nodes).sorted()
+        log("injecting #\(step.index) \(step.kind): \(partition)")
+        try lab.apply(partition)
+        rec.detail = "\(partition); cut \(links.map(\.description).joined(separator: " "))"
+        hold(until: until)
+        let problems = lab.heal()
+        if !problems.isEmpty { rec.problem = "heal: \(problems)" }
+        markHealed(&rec)
+        awaitRecovery(cluster.nodeIDs, &rec)
+    }
+
+    private func transferStorm(_ step: FaultStep, _ rec: inout FaultRecord, until: UInt64) throws {
+        var restarts: [String] = []
+        repeat {
+            let n = resolve(step.target)
+            if !rec.nodes.contains(n) { rec.nodes.append(n) }
+            log("injecting #\(step.index) transfer: graceful restart of node \(n)")
+            lock.withLock { _ = stopped.insert(n) }
+            let how = try cluster.terminate(n, timeout: options.gracefulTimeout)
+            try cluster.restart(n)
+            lock.withLock { _ = stopped.remove(n) }
+            restarts.append("node \(n) (\(how.map { "\($0)" } ?? "was not running"))")
+            try cluster.waitReady([n], timeout: max(options.recoveryTimeout, 5))
+            hold(until: min(until, clock() + UInt64(options.stormPause * 1e9)))
+        } while clock() < until && !isCancelled
+        rec.detail = "graceful restarts of shard leaders (no transfer API): " + restarts.joined(separator: ", ")
+        markHealed(&rec)
+        rec.recovered = rec.heal
+    }
+
+    private func rollingRestart(_ step: FaultStep, _ rec: inout FaultRecord) throws {
+        rec.nodes = step.order
+        var parts: [String] = []
+        for n in step.order {
+            if isCancelled { break }
+            log("injecting #\(step.index) restart-rolling: node \(n)")
+            lock.withLock { _ = stopped.insert(n) }
+            let how = try cluster.terminate(n, timeout: options.gracefulTimeout)
+            try cluster.restart(n)
+            lock.withLock { _ = stopped.remove(n) }
+            try cluster.waitReady([n], timeout: max(options.recoveryTimeout, 5))
+            parts.append("node \(n) (\(how.map { "\($0)" } ?? "was not running"))")
+        }
+        rec.detail = "rolling restart: " + parts.joined(separator: ", ")
+        markHealed(&rec)
+        awaitRecovery(cluster.nodeIDs, &rec)
+    }
+
+    // MARK: helpers
+
+    /// The node a target names now.
+    public func resolve(_ target: FaultTarget) -> Int {
+        switch target {
+        case .node(let n): return n
+        case .nodes(let ns): return ns.first ?? 1
+        case .leaderOf(let shard, let fallback): return cluster.leaderOf(shard: shard) ?? fallback
+        case .allNodes: return cluster.nodeIDs.first ?? 1
+        }
+    }
+
+    /// The partition a step asks for (leaders resolved now) and the nodes it targets.
+    public func partition(for step: FaultStep) -> (Partition, [Int]) {
+        let all = cluster.nodeIDs
+        switch step.kind {
+        case .partitionSymmetric:
+            let minority: [Int]
+            if case .nodes(let ns) = step.target { minority = ns } else { minority = [resolve(step.target)] }
+            return (.split(minority, all.filter { !minority.contains($0) }), minority)
+        case .partitionAsymmetric:
+            let t = resolve(step.target)
+            let others = all.filter { $0 != t }
+            return step.direction == .inbound ? (.oneWay(from: others, to: [t]), [t]) : (.oneWay(from: [t], to: others), [t])
+        case .partitionRing:
+            return (.majorityRing(step.order), step.order)
+        default:
+            let t = resolve(step.target)
+            return (.isolate(t), [t])
+        }
+    }
+
+    private func markHealed(_ rec: inout FaultRecord) {
+        let n = clock()
+        rec.healNanos = n
+        rec.heal = offset(n)
+    }
+
+    private func awaitRecovery(_ nodes: [Int], _ rec: inout FaultRecord) {
+        guard options.recoveryTimeout > 0, !isCancelled else { return }
+        do {
+            try cluster.waitReady(nodes, timeout: options.recoveryTimeout)
+            rec.recovered = offset(clock())
+        } catch {
+            rec.problem = (rec.problem.map { $0 + "; " } ?? "") + "recovery: \(error)"
+        }
+    }
+
+    /// Sleeps until the clock reads `deadline` or `cancel()` is called.
+    private func hold(until deadline: UInt64) {
+        while !isCancelled {
+            let now = clock()
+            if now >= deadline { return }
+            usleep(useconds_t(min(20_000, (deadline - now) / 1000 + 1)))
+        }
+    }
+
+    /// Undoes every fault: resumes paused nodes, starts the nodes this injector stopped, removes partitions and
+    /// link shaping. Returns the problems met.
+    @discardableResult
+    public func healAll() -> [String] {
+        var problems: [String] = []
+        for p in cluster.processes where p.state == .paused {
+            do { try p.resume() } catch { problems.append("resume node \(p.id): \(error)") }
+        }
+        let down = lock.withLock { stopped }
+        for n in down.sorted() {
+            do {
+                if try cluster.node(n).state == .stopped { try cluster.restart(n) }
+                lock.withLock { _ = stopped.remove(n) }
+            } catch { problems.append("restart node \(n): \(error)") }
+        }
+        if let lab {
+            problems += lab.heal()
+            lab.unshapeAll()
+        }
+        return problems
+    }
+}

@@ -1,0 +1,176 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A cluster of real `sutra-node` processes for chaos tests: inside a `NetworkLab` (each node in its namespace
+/// on its lab address, ports 7100/7200/7300) or, without a lab, on 127.0.0.1 with distinct ports. Data
+/// directories and logs live under one temporary directory. Processes are controlled by pid (kill -9, restart on
+/// the same data, SIGSTOP/SIGCONT, graceful SIGTERM) and `stopAll`/`destroy`/`deinit` never leave one behind.
+public final class LabCluster: @unchecked Sendable {
+    /// How to build the cluster.
+    public struct Options: Sendable {
+        public var nodes = 3
+        public var shards = 4
+        /// Embedding dimension (0: no vectors, the fastest start).
+        public var dimension = 0
+        /// Default: `chaos-<pid>-<random>`.
+        public var clusterID: String?
+        /// Extra flags for every node (e.g. `["--election-ticks", "10"]`).
+        public var extraFlags: [String] = []
+        /// Loopback mode only: node i uses base+10i (client), +1 (HTTP), +2 (peers). Default: a random free base
+        /// in 31000–32700 (below Linux's ephemeral ports; the cluster tests use 10000–31000).
+        public var basePort: Int?
+        /// Default: a new directory under the system's temporary directory.
+        public var directory: String?
+
+        public init() {}
+    }
+
+    public let binary: String
+    public let lab: NetworkLab?
+    public let options: Options
+    /// Holds `node<i>/` (data) and `node<i>.log`.
+    public let directory: String
+    public let clusterID: String
+    /// The nodes, by ascending id (1…n).
+    public let processes: [NodeProcess]
+    /// Nodes do not expose a leadership-transfer API (no HTTP route; transfers happen only for placement and on
+    /// SIGTERM), so faults that want one use graceful restarts instead.
+    public static let supportsLeadershipTransfer = false
+
+    /// Prepares (does not start) the nodes. `binary` is the path of `sutra-node`.
+    public init(binary: String, lab: NetworkLab?, options: Options = Options()) throws {
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw LabError.invalid("sutra-node not found at \(binary); build it with `swift build --product sutra-node`")
+        }
+        guard (1...7).contains(options.nodes) else { throw LabError.invalid("nodes is \(options.nodes); allowed: 1…7") }
+        if let lab, lab.nodes != Array(1...options.nodes) {
+            throw LabError.invalid("the lab has nodes \(lab.nodes) but the cluster wants 1…\(options.nodes)")
+        }
+        self.binary = binary
+        self.lab = lab
+        self.options = options
+        clusterID = options.clusterID ?? "chaos-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        directory = options.directory ?? NSTemporaryDirectory() + "sutra-chaos-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var specs: [NodeSpec] = []
+        let ids = Array(1...options.nodes)
+        if let lab {
+            for id in ids {
+                let m = try lab.member(id)
+                specs.append(NodeSpec(id: id, host: m.address, clientPort: 7100, httpPort: 7200, peerPort: 7300,
+                                      dataDir: "\(directory)/node\(id)", logPath: "\(directory)/node\(id).log",
+                                      namespace: m.namespace, arguments: []))
+            }
+        } else {
+            let base = try options.basePort ?? LoopbackPorts.pickBase(nodes: options.nodes)
+            for id in ids {
+                specs.append(NodeSpec(id: id, host: "127.0.0.1", clientPort: base + 10 * id, httpPort: base + 10 * id + 1,
+                                      peerPort: base + 10 * id + 2, dataDir: "\(directory)/node\(id)",
+                                      logPath: "\(directory)/node\(id).log", namespace: nil, arguments: []))
+            }
+        }
+        let peers = specs.map { "\($0.id)=\($0.host):\($0.peerPort)" }.joined(separator: ",")
+        let cid = clusterID
+        processes = specs.map { s in
+            var s = s
+            s.arguments = ["--node-id", "\(s.id)", "--data", s.dataDir, "--shards", "\(options.shards)",
+                           "--dimension", "\(options.dimension)", "--peers", peers, "--cluster-id", cid,
+                           "--listen", s.host, "--client-port", "\(s.clientPort)", "--http-port", "\(s.httpPort)",
+                           "--peer-port", "\(s.peerPort)"] + options.extraFlags
+            return NodeProcess(binary: binary, spec: s)
+        }
+    }
+
+    deinit { stopAll() }
+
+    /// Node ids, ascending.
+    public var nodeIDs: [Int] { processes.map(\.id) }
+
+    /// The process of node `id`.
+    public func node(_ id: Int) throws -> NodeProcess {
+        guard id >= 1, id <= processes.count else { throw LabError.invalid("no node \(id) (nodes 1…\(processes.count))") }
+        return processes[id - 1]
+    }
+
+    /// Every node's SDK endpoint (`host:port`).
+    public var clientEndpoints: [String] { processes.map(\.spec.clientEndpoint) }
+
+    /// Starts every stopped node, then (by default) waits until each answers `/ready`.
+    public func startAll(waitReady: Bool = true, timeout: Double = 30) throws {
+        for p in processes where p.state == .stopped { try p.start() }
+        if waitReady { try self.waitReady(timeout: timeout) }
+    }
+
+    /// kill -9 node `id` (reaped before returning).
+    @discardableResult
+    public func kill9(_ id: Int) throws -> ExitOutcome? { try node(id).kill9() }
+
+    /// Starts node `id` again on the same data directory (kill -9 it first if it runs); waits for `/ready` if asked.
+    public func restart(_ id: Int, waitReady: Bool = false, timeout: Double = 30) throws {
+        let p = try node(id)
+        if p.state != .stopped { p.kill9() }
+        try p.start()
+        if waitReady { try self.waitReady([id], timeout: timeout) }
+    }
+
+    /// SIGSTOP node `id`.
+    public func pause(_ id: Int) throws { try node(id).pause() }
+
+    /// SIGCONT node `id`.
+    public func resume(_ id: Int) throws { try node(id).resume() }
+
+    /// Graceful stop of node `id` (SIGTERM; SIGKILL after `timeout`).
+    @discardableResult
+    public func terminate(_ id: Int, timeout: Double = 10) throws -> ExitOutcome? { try node(id).terminate(timeout: timeout) }
+
+    /// Stops every node by pid: SIGKILL and reap (bounded), or gracefully one at a time when `graceful`
+    /// (each SIGTERM gets `timeout` seconds before SIGKILL). Safe to call repeatedly.
+    public func stopAll(graceful: Bool = false, timeout: Double = 10) {
+        for p in processes {
+            if graceful { p.terminate(timeout: timeout) } else { p.kill9() }
+        }
+    }
+
+    /// Stops every node, then deletes the directory unless `keepFiles` (keep it when a test failed: the logs
+    /// are there). Returns the directory.
+    @discardableResult
+    public func destroy(keepFiles: Bool = false) -> String {
+        stopAll()
+        if !keepFiles { try? FileManager.default.removeItem(atPath: directory) }
+        return directory
+    }
+
+    /// Every node's log tail, for a failure report.
+    public func logReport(tailBytes: Int = 3000) -> String {
+        processes.map { p in
+            "--- node \(p.id) (\(p.state.rawValue), log \(p.spec.logPath), earlier exits \(p.exitHistory)) ---\n\(p.logTail(tailBytes))"
+        }.joined(separator: "\n")
+    }
+}
+
+/// Loopback port bases that nothing listens on.
+enum LoopbackPorts {
+    static func pickBase(nodes: Int) throws -> Int {
+        for _ in 0..<50 {
+            let base = 31_000 + 30 * Int.random(in: 0..<55)
+            var ports: [Int] = []
+            for i in 1...nodes {
+                let first = base + 10 * i
+                ports += [first, first + 1, first + 2]
+            }
+            if ports.allSatisfy(isFree) { return base }
+        }
+        throw LabError.unavailable("no free loopback port range in 31000–32700")
+    }
+
+    /// Whether a TCP socket can bind 127.0.0.1:`port` right now.
+    static func isFree(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        guard var a = UDPProbe.sockaddr("127.0.0.1", UInt16(port)) else { return false }
+        return withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+    }
+}

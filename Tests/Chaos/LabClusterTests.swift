@@ -1,0 +1,126 @@
+import ChaosLab
+import Foundation
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Real `sutra-node` processes under the lab's control: HTTP from the host into the namespaces, a partition
+/// isolating a leader and its heal, kill -9 and restart on the same data, SIGSTOP/SIGCONT. Every node is
+/// stopped by pid in teardown (see `ChaosTestCase`).
+final class LabClusterTests: ChaosTestCase {
+    /// Three nodes in their namespaces answer HTTP on their lab addresses from the host (root namespace),
+    /// see each other, elect a leader per shard, and take a write and a read.
+    func testClusterInLabAnswersHTTPFromHost() throws {
+        let c = try startCluster(inLab: true)
+        let lab = try XCTUnwrap(lab)
+        for p in c.processes {
+            XCTAssertEqual(p.spec.host, try lab.address(of: p.id))
+            XCTAssertEqual(p.spec.namespace, try lab.namespace(of: p.id))
+            XCTAssertEqual(c.http(p.id, "GET", "/health").status, 200)
+            let v = try XCTUnwrap(c.view(of: p.id))
+            XCTAssertEqual(v.nodeID, p.id)
+            XCTAssertEqual(v.clusterID, c.clusterID)
+            XCTAssertTrue(ChaosTestSupport.eventually(10) { c.view(of: p.id)?.connectedPeers.sorted() == c.nodeIDs.filter { $0 != p.id } },
+                          "node \(p.id) connects to its peers")
+        }
+        XCTAssertEqual(try c.waitForAllLeaders(timeout: 10).count, 4)
+        let id = ChaosTestSupport.conceptID(1)
+        XCTAssertTrue(ChaosTestSupport.put(c, via: 1, id: id, content: "in-lab"))
+        XCTAssertEqual(ChaosTestSupport.get(c, via: 3, id: id), "in-lab")
+    }
+
+    /// Isolating shard 0's leader: its packets to the peers and theirs to it are dropped while the host still
+    /// reaches it; the other two elect a new leader for shard 0 and keep serving writes, and the isolated node
+    /// steps down (check-quorum). After the heal it follows the new leader and reads the write made without it.
+    ///
+    /// (The nodes' own `connected` flag is not a usable signal here: the peer TCP connection stays established
+    /// through a silent partition — nothing in the transport times it out — so it stays true.)
+    func testIsolatingShard0LeaderMovesLeadershipAndHealRestores() throws {
+        let c = try startCluster(inLab: true)
+        let lab = try XCTUnwrap(lab)
+        let old = try c.waitForLeader(shard: 0, timeout: 10)
+        let majority = c.nodeIDs.filter { $0 != old }
+        try lab.apply(.isolate(old))
+        for n in majority {
+            XCTAssertFalse(try lab.reachable(from: old, to: n), "\(old) → \(n) cut")
+            XCTAssertFalse(try lab.reachable(from: n, to: old), "\(n) → \(old) cut")
+            XCTAssertTrue(try lab.reachable(from: n, to: majority.first { $0 != n }!), "majority link open")
+        }
+        XCTAssertTrue(try lab.reachable(from: nil, to: old), "the host still reaches the isolated node")
+        let t0 = Date()
+        let new = try c.waitForLeader(shard: 0, excluding: [old], timeout: 10)
+        print("shard 0: leader \(old) isolated, node \(new) leads after \(String(format: "%.2f", Date().timeIntervalSince(t0))) s")
+        XCTAssertTrue(majority.contains(new))
+        for n in majority { XCTAssertEqual(c.view(of: n)?.shards.first { $0.shard == 0 }?.leader, new, "node \(n) follows \(new)") }
+        XCTAssertTrue(ChaosTestSupport.eventually(10) { c.view(of: old)?.ledShards.isEmpty == true },
+                      "the isolated node steps down everywhere (check-quorum): \(String(describing: c.view(of: old)?.shards))")
+        let id = ChaosTestSupport.conceptID(0x5EED)
+        XCTAssertTrue(ChaosTestSupport.eventually(10) { ChaosTestSupport.put(c, via: majority[0], id: id, content: "during") },
+                      "the majority side takes writes")
+        XCTAssertNotEqual(c.http(old, "GET", "/v1/concepts/\(id)", timeout: 1).status, 200, "the isolated node cannot serve a linearizable read")
+        XCTAssertEqual(lab.heal(), [])
+        XCTAssertTrue(try lab.reachability().values.allSatisfy { $0 })
+        let term = try XCTUnwrap(c.view(of: new)?.shards.first { $0.shard == 0 }?.term)
+        XCTAssertTrue(ChaosTestSupport.eventually(10) {
+            (c.view(of: old)?.shards.first { $0.shard == 0 }).map { $0.leader != 0 && $0.term >= term } ?? false
+        }, "the healed node follows shard 0's leader of term ≥ \(term)")
+        try c.waitReady(timeout: 15)
+        XCTAssertEqual(ChaosTestSupport.get(c, via: old, id: id), "during")
+    }
+
+    /// kill -9 of every node in turn and a restart on the same data directory keeps what was written.
+    func testKill9AndRestartKeepData() throws {
+        let c = try startCluster(inLab: NetworkLab.isAvailable().available)
+        let ids = (0..<20).map { ChaosTestSupport.conceptID(UInt64($0)) }
+        for (i, id) in ids.enumerated() { XCTAssertTrue(ChaosTestSupport.put(c, via: 1 + i % 3, id: id, content: "v\(i)"), "put \(i)") }
+        for n in c.nodeIDs {
+            let pid = try XCTUnwrap(c.node(n).pid)
+            let how = try c.kill9(n)
+            XCTAssertEqual(how, .signaled(SIGKILL))
+            XCTAssertTrue(ChaosTestSupport.gone(pid), "node \(n) reaped")
+            XCTAssertEqual(c.http(n, "GET", "/health", timeout: 0.5).status, 0, "killed node does not answer")
+            try c.restart(n, waitReady: true, timeout: 20)
+            rememberPIDs()
+        }
+        try c.waitReady(timeout: 15)
+        for n in c.nodeIDs {
+            for (i, id) in ids.enumerated() {
+                XCTAssertEqual(ChaosTestSupport.get(c, via: n, id: id), "v\(i)", "concept \(i) via node \(n)")
+            }
+        }
+    }
+
+    /// A paused node does not answer (not even /health) and loses its leaderships; resumed, it answers, is ready
+    /// again, and reads see writes made while it was stopped.
+    func testPauseAndResume() throws {
+        let c = try startCluster(inLab: NetworkLab.isAvailable().available)
+        let victim = try c.waitForLeader(shard: 0, timeout: 10)
+        try c.pause(victim)
+        XCTAssertEqual(try c.node(victim).state, .paused)
+        XCTAssertEqual(c.http(victim, "GET", "/health", timeout: 0.5).status, 0, "a stopped process does not answer")
+        let new = try c.waitForLeader(shard: 0, excluding: [victim], timeout: 10)
+        XCTAssertNotEqual(new, victim)
+        let id = ChaosTestSupport.conceptID(0xB0B)
+        XCTAssertTrue(ChaosTestSupport.eventually(10) { ChaosTestSupport.put(c, via: new, id: id, content: "while-paused") })
+        try c.resume(victim)
+        XCTAssertEqual(try c.node(victim).state, .running)
+        XCTAssertTrue(ChaosTestSupport.eventually(5) { c.http(victim, "GET", "/health").status == 200 })
+        try c.waitReady([victim], timeout: 15)
+        XCTAssertEqual(ChaosTestSupport.get(c, via: victim, id: id), "while-paused")
+    }
+
+    /// A graceful stop of a paused node still ends it (SIGCONT first), with status 0, within the bound.
+    func testTerminatePausedNodeGracefully() throws {
+        let c = try startCluster(inLab: false)
+        try c.pause(2)
+        let t0 = Date()
+        let how = try c.terminate(2, timeout: 10)
+        let tail = try c.node(2).logTail(1500)
+        XCTAssertEqual(how, .exited(0), tail)
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 10)
+        XCTAssertEqual(try c.node(2).state, .stopped)
+        try c.restart(2, waitReady: true)
+        rememberPIDs()
+    }
+}
