@@ -49,6 +49,8 @@ public struct NodeCommand: ParsableCommand {
     var txnPrepareTimeoutMs: Int = 2000
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
+    @Flag(help: ArgumentHelp("Known-bad test switch: serve linearizable reads from local state without confirming leadership.", visibility: .hidden))
+    var unsafeLocalReads = false
 
     public init() {}
 
@@ -87,6 +89,7 @@ public struct NodeCommand: ParsableCommand {
         c.compactMargin = compactMargin
         c.maxFrameBytes = maxFrameBytes
         c.logLevel = logLevel
+        c.unsafeLocalReads = unsafeLocalReads
         if let p = peers ?? env["SUTRA_PEERS"] {
             switch NodeConfig.parsePeers(p) {
             case .success(let map): c.peers = map

@@ -32,6 +32,10 @@ public struct NodeConfig: Sendable {
     public var compactMargin = 2_000
     public var maxFrameBytes = 100 << 20
     public var logLevel = "info"
+    /// KNOWN-BAD, for testing the chaos checkers only: answer linearizable reads from this replica's own state
+    /// without confirming leadership — a deposed or partitioned leader (or a lagging follower) then serves
+    /// stale reads, which the linearizability checker must catch. Never use it in production.
+    public var unsafeLocalReads = false
     /// A participant's intent unresolved this long makes its shard's leader ask the record shard for the
     /// decision, aborting the transaction there if it has none.
     public var txnIntentTimeoutMs = 1000

@@ -203,6 +203,8 @@ extension NodeServer {
         switch consistency {
         case .stale:
             done(body(r))
+        case .linearizable where config.unsafeLocalReads:
+            done(body(r))
         case .linearizable:
             guard r.isLeader else { done(.failure(notLeader(s))); return }
             r.linearizableRead { [weak self] result in

@@ -166,6 +166,9 @@ public final class NodeServer {
                 self.beginShutdown()
             })
         }
+        if config.unsafeLocalReads {
+            logger.critical("--unsafe-local-reads is on: linearizable reads are answered from local state WITHOUT confirming leadership (a known-bad test build; stale reads will happen)")
+        }
         logger.info("node \(config.nodeID) of cluster \(config.clusterID): peers on \(config.listenHost):\(config.peerPort), clients on \(config.clientAddress), HTTP on \(config.httpAddress)")
         onReady?()
         _ = loop.run()
