@@ -1,5 +1,3 @@
-import Foundation
-
 /// How an operation ended: `ok` took effect, `fail` definitely did not, `info` is unknown (it may take effect
 /// at any time after its invocation, or never).
 public enum Outcome: String, Codable, Sendable, CaseIterable {
@@ -40,7 +38,7 @@ public struct HistoryOperation: Codable, Sendable, Hashable {
     public var isWrite: Bool { f != .get }
 
     /// One human-readable line, with times in seconds since `base` (e.g. the history's first event), e.g.
-    /// `process 3: cas "k1" "v5" → "v9" ok (invoked 1.234567 s, completed 1.300000 s)`.
+    /// `process 3: cas "k1" "v5" → "v9" ok (invoked 1.234567000 s, completed 1.300000000 s)`.
     public func line(since base: Int64 = 0) -> String {
         var s = "process \(process): \(f.rawValue) \(quoted(key))"
         switch f {
@@ -66,7 +64,10 @@ func quoted(_ value: String?) -> String {
     return s
 }
 
-/// Nanoseconds as seconds with microsecond precision, e.g. `12.000345 s`.
+/// Nanoseconds as exact decimal seconds, e.g. `12.000345678 s`.
 func seconds(_ nanoseconds: Int64) -> String {
-    String(format: "%.6f s", Double(nanoseconds) / 1e9)
+    let sign = nanoseconds < 0 ? "-" : ""
+    let magnitude = nanoseconds.magnitude
+    let fraction = String(magnitude % 1_000_000_000)
+    return "\(sign)\(magnitude / 1_000_000_000).\(String(repeating: "0", count: 9 - fraction.count))\(fraction) s"
 }

@@ -50,7 +50,8 @@ public struct KeyFailure: Codable, Sendable, Equatable {
         var lines = ["key \(quoted(key)): \(verdict.rawValue): \(reason)"]
         if let failedOperation { lines.append("  cannot linearize: \(failedOperation)") }
         if let stateAtFailure {
-            lines.append("  after the longest linearizable prefix (\(linearizedPrefix) operations) the value is \(stateAtFailure)")
+            let ops = linearizedPrefix == 1 ? "1 operation" : "\(linearizedPrefix) operations"
+            lines.append("  after the longest linearizable prefix found (\(ops)) the value is \(stateAtFailure)")
         }
         if !lastLinearized.isEmpty {
             lines.append("  last operations of that prefix:")

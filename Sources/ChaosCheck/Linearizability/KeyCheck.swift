@@ -6,7 +6,8 @@ struct KeyCheck {
     var failure: KeyFailure?
     var operationsChecked = 0
 
-    /// `operations` are this key's; those with `index >= syntheticFrom` are final reads (named so in reasons).
+    /// `operations` are this key's; those with `index >= syntheticFrom` are the synthetic final reads of
+    /// `checkWithFinalReads` (described as such).
     init(key: String, operations: [HistoryOperation], deadline: ContinuousClock.Instant, base: Int64,
          syntheticFrom: Int, reasonPrefix: String?) {
         self.key = key

@@ -14,7 +14,7 @@ import Dispatch
 public enum Linearizability {
     /// Checks `operations` (any keys, any order).
     public static func check(_ operations: [HistoryOperation], timeLimit: Duration = .seconds(60)) -> LinearizabilityResult {
-        run(operations, syntheticFrom: operations.count, extraKeys: [], reasonPrefix: nil, timeLimit: timeLimit)
+        run(operations, syntheticFrom: Int.max, extraKeys: [], reasonPrefix: nil, timeLimit: timeLimit)
     }
 
     /// Checks `operations` followed by the final reads taken after the cluster healed: for every key of `finals`,
@@ -24,26 +24,27 @@ public enum Linearizability {
     /// (Build `finals` with `updateValue(nil, forKey:)` or a literal for absent keys: assigning `nil` removes.)
     public static func checkWithFinalReads(_ operations: [HistoryOperation], finals: [String: String?],
                                            timeLimit: Duration = .seconds(60)) -> LinearizabilityResult {
-        var all = operations
-        all.append(contentsOf: finalReadOperations(after: operations, finals: finals))
-        return run(all, syntheticFrom: operations.count, extraKeys: Array(finals.keys),
+        let reads = finalReadOperations(after: operations, finals: finals)
+        return run(operations + reads, syntheticFrom: reads.first?.index ?? Int.max, extraKeys: Array(finals.keys),
                    reasonPrefix: "lost or phantom write", timeLimit: timeLimit)
     }
 
-    /// The synthetic final reads `checkWithFinalReads` appends: process = highest process + 1, one get per key
-    /// (sorted by key), each invoked and completed after everything before it.
+    /// The synthetic final reads `checkWithFinalReads` appends: process = highest process + 1, indexes from the
+    /// highest index + 1, one get per key (sorted by key), each invoked and completed after everything before it.
     public static func finalReadOperations(after operations: [HistoryOperation],
                                            finals: [String: String?]) -> [HistoryOperation] {
         var end: Int64 = 0
         var process = 0
+        var index = 0
         for op in operations {
             end = max(end, op.invokeTime, op.completionTime ?? op.invokeTime)
             process = max(process, op.process + 1)
+            index = max(index, op.index + 1)
         }
         var result = [HistoryOperation]()
         for (i, key) in finals.keys.sorted().enumerated() {
             let t = end + 1 + 2 * Int64(i)
-            result.append(HistoryOperation(index: operations.count + i, process: process, f: .get, key: key,
+            result.append(HistoryOperation(index: index + i, process: process, f: .get, key: key,
                                            value: finals[key] ?? nil, expected: nil, invokeTime: t,
                                            completionTime: t + 1, outcome: .ok))
         }

@@ -58,6 +58,9 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(finals.keys["e"], .violation)
         XCTAssertEqual(finals.keys["a"], .ok)
         XCTAssertEqual(finals.keys["d"], .unknown, "already failed; not searched again")
+        let e = try XCTUnwrap(finals.failure(forKey: "e"))
+        XCTAssertEqual(e.failedOperation, "final read of \"e\" → absent")
+        XCTAssertEqual(e.lastLinearized, ["process 5: put \"e\" \"e1\" ok (invoked 0.000000000 s, completed 0.000000010 s)"])
         XCTAssertTrue(report.text.contains("lost or phantom write"), report.text)
 
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("chaoscheck-\(UUID()).json").path
@@ -76,5 +79,16 @@ final class ReportTests: XCTestCase {
                                                    elapsedSeconds: 0, failures: []),
             finalReads: nil, neverWrittenReads: [], lostWrites: [], historyProblems: [], historyNotes: [])
         XCTAssertFalse(report.valid)
+    }
+
+    func testOperationLinesAreExact() {
+        let op = HistoryOperation(index: 0, process: 3, f: .cas, key: "k1", value: "v9", expected: "v5",
+                                  invokeTime: 1_234_567_890, completionTime: 61_000_000_001, outcome: .ok)
+        XCTAssertEqual(op.line(), #"process 3: cas "k1" "v5" → "v9" ok (invoked 1.234567890 s, completed 61.000000001 s)"#)
+        XCTAssertEqual(op.line(since: 1_234_567_890), #"process 3: cas "k1" "v5" → "v9" ok (invoked 0.000000000 s, completed 59.765432111 s)"#)
+        let get = HistoryOperation(index: 1, process: 4, f: .get, key: "k", value: nil, expected: nil,
+                                   invokeTime: 5, completionTime: 99, outcome: .info)
+        XCTAssertNil(get.completionTime, "info has no completion time")
+        XCTAssertEqual(get.line(), #"process 4: get "k" info (invoked 0.000000005 s, outcome unknown)"#)
     }
 }
