@@ -30,7 +30,19 @@ struct KeyCheck {
             return
         }
 
-        switch RegisterSearch.run(history, deadline: deadline) {
+        var result = RegisterSearch.run(history, deadline: deadline)
+        if case .violation = result {
+            // The verdict stands; for the report, the plain search's failure point is the clearer one (the stale
+            // read itself, rather than the write the prune refused to let past it) — if it finishes in time.
+            let budget = min(deadline, ContinuousClock.now.advanced(by: Self.diagnosisBudget))
+            switch RegisterSearch.run(history, deadline: budget, singleSourcePrune: false) {
+            case .violation(let f): result = .violation(f)
+            case .linearizable: result = .linearizable  // cannot happen while the prune is sound; trust the plain search
+            case .timedOut: break
+            }
+        }
+
+        switch result {
         case .linearizable:
             return
         case .violation(let f):
@@ -51,6 +63,9 @@ struct KeyCheck {
             }
         }
     }
+
+    /// At most this long is spent re-running a violated key's search without the prune, for its report.
+    static let diagnosisBudget = Duration.seconds(5)
 
     private func window(_ f: SearchFailure, _ history: RegisterHistory, _ operations: [HistoryOperation],
                         reason: String, verdict: Verdict, describe: (HistoryOperation) -> String) -> KeyFailure {

@@ -1,65 +1,54 @@
 /// The set of search configurations already explored: (set of linearized operations, register state).
 ///
 /// Lowe's memoization: reaching a configuration a second time cannot lead anywhere new, so the search prunes it.
-/// Sets are stored compactly as the window of words from the word holding the lowest operation *not* linearized
-/// to the word holding the highest one linearized: every operation below the window is linearized, every one above
-/// it is not. In a mostly sequential history that window is a word or two, so memory stays proportional to the
-/// number of configurations, not to configurations × history length. `hash` is the caller's Zobrist hash of the
-/// set (XOR of a random word per member), so the table never rehashes a set.
+/// A set is represented by its 128-bit Zobrist hash (XOR of two independent random words per member, kept up to
+/// date by the search in O(1) per step), not by its bits: memory is 20 bytes per configuration however long the
+/// history and however long an operation stays pending. Two different sets share a hash with probability 2⁻¹²⁸
+/// per pair (the XOR of the random words of their non-empty symmetric difference); even 10⁹ configurations give
+/// a chance below 10⁻²⁰. A collision could only prune a branch wrongly — a false violation, never a false ok.
 struct LinearizationMemo {
-    private var words: [UInt64] = []      // the stored windows, back to back
-    private var windowStart: [Int32] = [] // per entry: first word index of the window in the full set
-    private var windowOffset: [Int] = []  // per entry: offset of its window in `words`
-    private var windowCount: [Int32] = []
-    private var states: [Int32] = []
-    private var hashes: [UInt64] = []
-    private var chain: [Int32] = []       // next entry in the same bucket, -1 at the end
-    private var buckets: [Int32] = Array(repeating: -1, count: 1024)
+    private var low: [UInt64]
+    private var high: [UInt64]
+    private var states: [Int32]   // state + 1; 0 marks an empty slot
+    private(set) var count = 0
 
-    /// Number of configurations stored.
-    var count: Int { states.count }
+    init(capacity: Int = 1024) {
+        var size = 16
+        while size < 2 * capacity { size <<= 1 }
+        low = Array(repeating: 0, count: size)
+        high = Array(repeating: 0, count: size)
+        states = Array(repeating: 0, count: size)
+    }
 
-    /// Adds the configuration (bits[lowWord...highWord] with everything below linearized, state); returns false
-    /// when it was already present.
-    mutating func insert(bits: UnsafeBufferPointer<UInt64>, lowWord: Int, highWord: Int, state: Int32,
-                         hash: UInt64) -> Bool {
-        let key = Self.mix(hash, state)
-        let width = highWord - lowWord + 1
-        var e = buckets[Int(key & UInt64(buckets.count - 1))]
-        while e >= 0 {
-            let i = Int(e)
-            if hashes[i] == key && states[i] == state && Int(windowStart[i]) == lowWord && Int(windowCount[i]) == width {
-                let offset = windowOffset[i]
-                var same = true
-                for w in 0..<width where words[offset + w] != bits[lowWord + w] {
-                    same = false
-                    break
-                }
-                if same { return false }
-            }
-            e = chain[i]
+    /// Adds the configuration; returns false when it was already present.
+    mutating func insert(low l: UInt64, high h: UInt64, state: Int32) -> Bool {
+        if 2 * (count + 1) > states.count { grow() }
+        let mask = states.count - 1
+        var i = Int(truncatingIfNeeded: Self.mix(l, state)) & mask
+        while states[i] != 0 {
+            if low[i] == l && high[i] == h && states[i] == state + 1 { return false }
+            i = (i + 1) & mask
         }
-        if states.count >= buckets.count { grow() }
-        let i = states.count
-        windowOffset.append(words.count)
-        words.append(contentsOf: bits[lowWord...highWord])
-        windowStart.append(Int32(lowWord))
-        windowCount.append(Int32(width))
-        states.append(state)
-        hashes.append(key)
-        let b = Int(key & UInt64(buckets.count - 1))
-        chain.append(buckets[b])
-        buckets[b] = Int32(i)
+        low[i] = l
+        high[i] = h
+        states[i] = state + 1
+        count += 1
         return true
     }
 
     private mutating func grow() {
-        buckets = Array(repeating: -1, count: buckets.count * 2)
-        let mask = UInt64(buckets.count - 1)
-        for i in 0..<states.count {
-            let b = Int(hashes[i] & mask)
-            chain[i] = buckets[b]
-            buckets[b] = Int32(i)
+        let (oldLow, oldHigh, oldStates) = (low, high, states)
+        let size = 2 * states.count
+        low = Array(repeating: 0, count: size)
+        high = Array(repeating: 0, count: size)
+        states = Array(repeating: 0, count: size)
+        let mask = size - 1
+        for j in oldStates.indices where oldStates[j] != 0 {
+            var i = Int(truncatingIfNeeded: Self.mix(oldLow[j], oldStates[j] - 1)) & mask
+            while states[i] != 0 { i = (i + 1) & mask }
+            low[i] = oldLow[j]
+            high[i] = oldHigh[j]
+            states[i] = oldStates[j]
         }
     }
 

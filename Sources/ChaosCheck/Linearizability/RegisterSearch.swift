@@ -24,10 +24,17 @@ enum SearchResult {
 /// configuration (linearized set, state) was explored before. Reaching a return whose operation is not linearized
 /// means the current prefix is wrong: undo the last linearized operation and try the next entry after its call.
 /// The history is linearizable once every operation with a known outcome is linearized; `info` operations may
-/// remain (they never took effect). Equal times: calls sort before returns, so such operations count as
+/// remain (they never took effect). One prune beyond Lowe's, exact for the unique values the workload writes:
+/// an operation may not move the register away from a value that only one write produces while some required
+/// get or cas still needs that value — it could never be read again, so the branch is dead. Without it, a write
+/// pending over a long window (a timed-out write that landed much later) could be tentatively placed at every
+/// point of that window, times every other such write. Memory: the memo (20 bytes per configuration), the stack and the list. Equal times: calls sort before returns, so such operations count as
 /// concurrent (the permissive reading).
 enum RegisterSearch {
-    static func run(_ history: RegisterHistory, deadline: ContinuousClock.Instant) -> SearchResult {
+    /// `singleSourcePrune`: apply the single-source prune (fast; off gives the plain search, whose failure point
+    /// — the operation that could not be linearized after the longest prefix — is easier to read).
+    static func run(_ history: RegisterHistory, deadline: ContinuousClock.Instant,
+                    singleSourcePrune: Bool = true) -> SearchResult {
         let ops = history.ops
         let n = ops.count
         guard n > 0 else { return .linearizable }
@@ -61,18 +68,25 @@ enum RegisterSearch {
         }
         order = []
 
-        var zobrist = [UInt64](repeating: 0, count: n)
+        // Zobrist keys: the linearized set's 128-bit hash is the XOR of its members' keys.
+        var keyLow = [UInt64](repeating: 0, count: n)
+        var keyHigh = [UInt64](repeating: 0, count: n)
         var seed: UInt64 = 0x5EED_C4A0_5C4E_C4E5
-        for i in 0..<n { zobrist[i] = splitmix64(&seed) }
+        for i in 0..<n {
+            keyLow[i] = splitmix64(&seed)
+            keyHigh[i] = splitmix64(&seed)
+        }
 
-        var bits = [UInt64](repeating: 0, count: n / 64 + 1)
-        var hash: UInt64 = 0
+        var hashLow: UInt64 = 0
+        var hashHigh: UInt64 = 0
         var state: Int32 = 0
-        var lowest = 0       // lowest operation not linearized
-        var highest = -1     // highest operation linearized
         var remaining = ops.reduce(0) { $0 + ($1.info ? 0 : 1) }
-        var stack = [(entry: Int32, state: Int32, lowest: Int32, highest: Int32)]()
-        var memo = LinearizationMemo()
+        var stack = [(entry: Int32, state: Int32)]()
+        // Per value: operations with a known outcome, not yet linearized, that need the register to hold it.
+        let singleSource = history.singleSource
+        var waiting = [Int32](repeating: 0, count: history.values.count)
+        for op in ops where !op.info && op.observes >= 0 { waiting[Int(op.observes)] += 1 }
+        var memo = LinearizationMemo(capacity: n)
         var best: SearchFailure?
         var iterations = 0
         var entry = Int(next[head])
@@ -94,33 +108,25 @@ enum RegisterSearch {
 
             if entry >= 0 && !isReturn[entry] {
                 let op = Int(entryOp[entry])
-                let newState = ops[op].step(state)
-                if newState >= 0 {
-                    bits[op >> 6] |= 1 << UInt64(op & 63)
-                    hash ^= zobrist[op]
-                    var newLowest = lowest
-                    if op == lowest {
-                        while bits[newLowest >> 6] & (1 << UInt64(newLowest & 63)) != 0 { newLowest += 1 }
-                    }
-                    let newHighest = max(highest, op)
-                    let lowWord = newLowest >> 6
-                    let highWord = max(lowWord, newHighest >> 6)
-                    let fresh = bits.withUnsafeBufferPointer {
-                        memo.insert(bits: $0, lowWord: lowWord, highWord: highWord, state: newState, hash: hash)
-                    }
-                    if fresh {
-                        stack.append((Int32(entry), state, Int32(lowest), Int32(highest)))
-                        state = newState
-                        lowest = newLowest
-                        highest = newHighest
-                        unlink(entry)
-                        if returnEntry[op] >= 0 { unlink(Int(returnEntry[op])) }
-                        if !ops[op].info { remaining -= 1 }
-                        entry = Int(next[head])
-                        continue
-                    }
-                    bits[op >> 6] &= ~(1 << UInt64(op & 63))
-                    hash ^= zobrist[op]
+                let o = ops[op]
+                let newState = o.step(state)
+                let observes = o.info ? -1 : o.observes
+                // Leaving a single-source value while another required operation still needs it is a dead end:
+                // the register can never hold that value again.
+                let strands = singleSourcePrune && newState != state && singleSource[Int(state)]
+                    && waiting[Int(state)] > (observes == state ? 1 : 0)
+                if newState >= 0 && !strands
+                    && memo.insert(low: hashLow ^ keyLow[op], high: hashHigh ^ keyHigh[op], state: newState) {
+                    hashLow ^= keyLow[op]
+                    hashHigh ^= keyHigh[op]
+                    stack.append((Int32(entry), state))
+                    state = newState
+                    if observes >= 0 { waiting[Int(observes)] -= 1 }
+                    unlink(entry)
+                    if returnEntry[op] >= 0 { unlink(Int(returnEntry[op])) }
+                    if !o.info { remaining -= 1 }
+                    entry = Int(next[head])
+                    continue
                 }
                 entry = Int(next[entry])
                 continue
@@ -136,11 +142,10 @@ enum RegisterSearch {
             }
             let call = Int(top.entry)
             let op = Int(entryOp[call])
-            bits[op >> 6] &= ~(1 << UInt64(op & 63))
-            hash ^= zobrist[op]
+            hashLow ^= keyLow[op]
+            hashHigh ^= keyHigh[op]
             state = top.state
-            lowest = Int(top.lowest)
-            highest = Int(top.highest)
+            if !ops[op].info && ops[op].observes >= 0 { waiting[Int(ops[op].observes)] += 1 }
             if returnEntry[op] >= 0 { relink(Int(returnEntry[op])) }
             relink(call)
             if !ops[op].info { remaining += 1 }

@@ -50,7 +50,8 @@ final class OracleTests: XCTestCase {
             switch rng.below(3) {
             case 0:
                 nextWrite += 1
-                h.put(p, "k", "w\(nextWrite)", type, from, to)
+                // Mostly unique values, as the workload writes; sometimes a repeat, which turns the prune off.
+                h.put(p, "k", rng.chance(0.1) ? "w\(1 + rng.below(nextWrite))" : "w\(nextWrite)", type, from, to)
             case 1:
                 let v = rng.below(nextWrite + 2)
                 h.get(p, "k", v == 0 ? nil : v <= nextWrite ? "w\(v)" : values[rng.below(values.count)], type, from, to)
@@ -69,11 +70,17 @@ final class OracleTests: XCTestCase {
         for round in 0..<5000 {
             let ops = PairedHistory(events: randomHistory(&rng)).operations
             let expected = bruteForce(ops)
-            let got = Linearizability.check(ops).verdict
             counts[expected]! += 1
-            XCTAssertEqual(got, expected ? .ok : .violation,
-                           "round \(round):\n" + ops.map { $0.line() }.joined(separator: "\n"))
-            if got != (expected ? .ok : .violation) { return }
+            let text = "round \(round):\n" + ops.map { $0.line() }.joined(separator: "\n")
+            XCTAssertEqual(Linearizability.check(ops).verdict, expected ? .ok : .violation, text)
+            // The search itself, with and without the single-source prune (check() re-runs violations without it).
+            for prune in [true, false] {
+                let result = RegisterSearch.run(RegisterHistory(ops), deadline: .now + .seconds(10), singleSourcePrune: prune)
+                var linearizable = false
+                if case .linearizable = result { linearizable = true }
+                XCTAssertEqual(linearizable, expected, "prune \(prune), " + text)
+                if linearizable != expected { return }
+            }
         }
         print("oracle: \(counts[true]!) linearizable, \(counts[false]!) not")
         XCTAssertGreaterThan(counts[true]!, 500)

@@ -3,11 +3,14 @@ import XCTest
 
 /// Size and time: a big simulated history is judged ok; an adversarial one stops at the time limit.
 final class ScaleTests: XCTestCase {
-    /// 200k operations over 50 keys by 8 concurrent processes (CHAOSCHECK_OPS / CHAOSCHECK_KEYS override).
+    /// 200k operations over 50 keys by 8 concurrent processes, 1% of them timing out (CHAOSCHECK_OPS,
+    /// CHAOSCHECK_KEYS, CHAOSCHECK_PROCESSES, CHAOSCHECK_INFO override, to measure other shapes by hand).
     func testLargeSimulatedHistoryIsOK() {
         let env = ProcessInfo.processInfo.environment
         let sim = RegisterSimulator(operations: Int(env["CHAOSCHECK_OPS"] ?? "") ?? 200_000,
-                                    keys: Int(env["CHAOSCHECK_KEYS"] ?? "") ?? 50, processes: 8, seed: 2024)
+                                    keys: Int(env["CHAOSCHECK_KEYS"] ?? "") ?? 50,
+                                    processes: Int(env["CHAOSCHECK_PROCESSES"] ?? "") ?? 8, seed: 2024,
+                                    infoRate: Double(env["CHAOSCHECK_INFO"] ?? "") ?? 0.01)
         var t = ContinuousClock.now
         let events = sim.events()
         let generated = ContinuousClock.now - t
