@@ -96,6 +96,10 @@ let package = Package(
             "Raft", "RaftSim", "WAL", "VectorIndex", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/Bench"),
 
+        // The chaos runner's checkers (issue 5): the JSON-lines history, a per-key linearizability search with a time
+        // limit, lost-write and never-written-read checks, the machine-readable report. Pure; Foundation only.
+        .target(name: "ChaosCheck", path: "Sources/ChaosCheck"),
+
         .testTarget(name: "RaftTests", dependencies: ["Raft"], path: "Tests/Unit/RaftTests"),
         .testTarget(name: "WALTests", dependencies: ["WAL", "Raft", "Codec", "CCRC32C"], path: "Tests/Unit/WALTests"),
         .testTarget(name: "UVTests", dependencies: ["UV"], path: "Tests/Unit/UVTests"),
@@ -111,6 +115,7 @@ let package = Package(
         .testTarget(name: "SutraClientTests", dependencies: [
             "SutraClient", "ClientProto", "UV", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Tests/Unit/SutraClientTests"),
+        .testTarget(name: "ChaosCheckTests", dependencies: ["ChaosCheck"], path: "Tests/Unit/ChaosCheckTests"),
         .testTarget(name: "SimTests", dependencies: ["RaftSim", "Raft"], path: "Tests/Unit/SimTests"),
     ],
     swiftLanguageModes: [.v6],

@@ -1,0 +1,124 @@
+@testable import ChaosCheck
+import XCTest
+
+/// The search against a brute-force oracle on thousands of small random histories (both linearizable and not),
+/// and against the simulator on bigger ones (always linearizable).
+final class OracleTests: XCTestCase {
+    /// Brute force: every subset of the info writes × every real-time-respecting order of the operations.
+    private func bruteForce(_ ops: [HistoryOperation]) -> Bool {
+        let relevant = ops.filter { $0.outcome != .fail && !($0.f == .get && $0.outcome == .info) }
+        let must = relevant.filter { $0.outcome == .ok }
+        let maybe = relevant.filter { $0.outcome == .info }
+        for mask in 0..<(1 << maybe.count) {
+            var chosen = must
+            for (i, op) in maybe.enumerated() where mask & (1 << i) != 0 { chosen.append(op) }
+            if someOrder(chosen, used: 0, state: nil) { return true }
+        }
+        return false
+    }
+
+    private func someOrder(_ ops: [HistoryOperation], used: Int, state: String?) -> Bool {
+        if used == (1 << ops.count) - 1 { return true }
+        for (i, op) in ops.enumerated() where used & (1 << i) == 0 {
+            // op may go next only if no other unused operation completed before op was invoked.
+            let blocked = ops.indices.contains { j in
+                j != i && used & (1 << j) == 0 && (ops[j].completionTime ?? .max) < op.invokeTime
+            }
+            if blocked { continue }
+            var next = state
+            switch op.f {
+            case .get: if op.value != state { continue }
+            case .put: next = op.value
+            case .cas:
+                if op.expected != state { continue }
+                next = op.value
+            }
+            if someOrder(ops, used: used | (1 << i), state: next) { return true }
+        }
+        return false
+    }
+
+    private func randomHistory(_ rng: inout TestRandom) -> [HistoryEvent] {
+        var h = HistoryBuilder()
+        let values = ["a", "b", "c", "d"]
+        var nextWrite = 0
+        let count = 2 + rng.below(6)
+        for p in 0..<count {
+            let from = Int64(rng.below(40))
+            let to = from + Int64(rng.below(25))
+            let type: EventType = [.ok, .ok, .ok, .ok, .fail, .info][rng.below(6)]
+            switch rng.below(3) {
+            case 0:
+                nextWrite += 1
+                // Mostly unique values, as the workload writes; sometimes a repeat, which turns the prune off.
+                h.put(p, "k", rng.chance(0.1) ? "w\(1 + rng.below(nextWrite))" : "w\(nextWrite)", type, from, to)
+            case 1:
+                let v = rng.below(nextWrite + 2)
+                h.get(p, "k", v == 0 ? nil : v <= nextWrite ? "w\(v)" : values[rng.below(values.count)], type, from, to)
+            default:
+                nextWrite += 1
+                let e = rng.below(nextWrite + 1)
+                h.cas(p, "k", e == 0 ? nil : "w\(e)", "w\(nextWrite)", type, from, to)
+            }
+        }
+        return h.events
+    }
+
+    func testSearchAgreesWithBruteForceOnSmallRandomHistories() {
+        var rng = TestRandom(seed: 42)
+        var counts = [true: 0, false: 0]
+        for round in 0..<5000 {
+            let ops = PairedHistory(events: randomHistory(&rng)).operations
+            let expected = bruteForce(ops)
+            counts[expected]! += 1
+            let text = "round \(round):\n" + ops.map { $0.line() }.joined(separator: "\n")
+            XCTAssertEqual(Linearizability.check(ops).verdict, expected ? .ok : .violation, text)
+            // The search itself, with and without the single-source prune (check() re-runs violations without it).
+            for prune in [true, false] {
+                let result = RegisterSearch.run(RegisterHistory(ops), deadline: .now + .seconds(10), singleSourcePrune: prune)
+                var linearizable = false
+                if case .linearizable = result { linearizable = true }
+                XCTAssertEqual(linearizable, expected, "prune \(prune), " + text)
+                if linearizable != expected { return }
+            }
+        }
+        print("oracle: \(counts[true]!) linearizable, \(counts[false]!) not")
+        XCTAssertGreaterThan(counts[true]!, 500)
+        XCTAssertGreaterThan(counts[false]!, 500)
+    }
+
+    func testSimulatedHistoriesAreLinearizable() {
+        for seed in UInt64(1)...20 {
+            let sim = RegisterSimulator(operations: 2000, keys: 3, processes: 6, seed: seed, failRate: 0.05, infoRate: 0.05)
+            let paired = PairedHistory(events: sim.events())
+            XCTAssertEqual(paired.problems, [])
+            let r = Linearizability.check(paired.operations)
+            XCTAssertEqual(r.verdict, .ok, "seed \(seed): \(r.failures.map(\.text).joined(separator: "\n"))")
+            XCTAssertEqual(HistoryChecks.neverWrittenReads(paired.operations), [])
+        }
+    }
+
+    /// Breaking one read of a simulated history (making it return the value of the write two writes earlier,
+    /// after the newer ones were all acknowledged) must be caught.
+    func testCorruptedSimulatedHistoryIsAViolation() {
+        let sim = RegisterSimulator(operations: 3000, keys: 2, processes: 4, seed: 7, failRate: 0, infoRate: 0)
+        var events = sim.events()
+        let ops = PairedHistory(events: events).operations
+        // Find an ok get whose key had two ok puts fully before it, both after any other write of the key.
+        var corrupted = false
+        search: for op in ops where op.f == .get && op.outcome == .ok {
+            let before = ops.filter { $0.key == op.key && $0.isWrite && $0.outcome == .ok && $0.completionTime! < op.invokeTime }
+            let concurrent = ops.filter { $0.key == op.key && $0.isWrite && $0.outcome != .fail && $0.invokeTime < op.completionTime! && ($0.completionTime ?? .max) > op.invokeTime }
+            guard before.count >= 2, concurrent.isEmpty else { continue }
+            let last = before.max { $0.completionTime! < $1.completionTime! }!
+            guard let older = before.first(where: { $0.completionTime! < last.invokeTime && $0.value != op.value }) else { continue }
+            for (i, e) in events.enumerated() where e.process == op.process && e.type == .ok && e.time == op.completionTime {
+                events[i].value = older.value
+                corrupted = true
+                break search
+            }
+        }
+        XCTAssertTrue(corrupted)
+        XCTAssertEqual(Linearizability.check(PairedHistory(events: events).operations).verdict, .violation)
+    }
+}

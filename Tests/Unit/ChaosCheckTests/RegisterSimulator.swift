@@ -1,0 +1,126 @@
+@testable import ChaosCheck
+
+/// A deterministic random stream for the tests (SplitMix64).
+struct TestRandom {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 { splitmix64(&state) }
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+    mutating func chance(_ p: Double) -> Bool { Double(next() >> 11) / Double(1 << 53) < p }
+}
+
+/// Generates histories from a simulated linearizable store of registers: `processes` clients run concurrently;
+/// every operation takes effect atomically at some step between its invoke and its completion, so the history
+/// is linearizable by construction. Some operations fail (without effect) and some end `info` — their effect
+/// lands before the timeout, after it, or never — after which the client continues as a fresh process.
+struct RegisterSimulator {
+    var operations = 200_000
+    var keys = 50
+    var processes = 8
+    var seed: UInt64 = 1
+    var failRate = 0.02
+    var infoRate = 0.01
+
+    private enum Phase { case idle, invoked, applied }
+    private struct Client {
+        var process: Int
+        var phase: Phase = .idle
+        var f: OpFunction = .get
+        var key = ""
+        var value: String?
+        var expected: String?
+        var result: String?
+        var succeeded = true
+    }
+    private struct Ghost { var f: OpFunction; var key: String; var value: String?; var expected: String? }
+
+    func events() -> [HistoryEvent] {
+        var rng = TestRandom(seed: seed)
+        var store = [String: String]()
+        var written = [String: [String]]()
+        var clients = (0..<processes).map { Client(process: $0) }
+        var nextProcess = processes
+        var ghosts = [Ghost]()   // info writes that will land later (or never)
+        var events = [HistoryEvent]()
+        events.reserveCapacity(2 * operations)
+        var time: Int64 = 0
+        var started = 0
+        var nextValue = 0
+
+        func apply(_ f: OpFunction, _ key: String, _ value: String?, _ expected: String?) -> (String?, Bool) {
+            switch f {
+            case .get: return (store[key], true)
+            case .put:
+                store[key] = value
+                return (value, true)
+            case .cas:
+                guard store[key] == expected else { return (value, false) }
+                store[key] = value
+                return (value, true)
+            }
+        }
+
+        while started < operations || clients.contains(where: { $0.phase != .idle }) {
+            time += Int64(1 + rng.below(20))
+            if !ghosts.isEmpty && rng.chance(0.02) {
+                let g = ghosts.remove(at: rng.below(ghosts.count))
+                if rng.chance(0.5) { _ = apply(g.f, g.key, g.value, g.expected) }
+            }
+            let c = rng.below(processes)
+            var client = clients[c]
+            switch client.phase {
+            case .idle:
+                guard started < operations else { continue }
+                started += 1
+                client.key = "k\(rng.below(keys))"
+                let roll = rng.below(10)
+                client.f = roll < 4 ? .put : roll < 8 ? .get : .cas
+                client.value = nil
+                client.expected = nil
+                if client.f != .get {
+                    nextValue += 1
+                    client.value = "v\(nextValue)"
+                }
+                if client.f == .cas {
+                    let history = written[client.key] ?? []
+                    client.expected = rng.chance(0.6) || history.isEmpty ? store[client.key]
+                        : history[rng.below(history.count)]
+                }
+                if let v = client.value { written[client.key, default: []].append(v) }
+                events.append(HistoryEvent(process: client.process, type: .invoke, f: client.f, key: client.key,
+                                           value: client.value, expected: client.expected, time: time))
+                client.phase = .invoked
+            case .invoked:
+                if rng.chance(infoRate) {
+                    // Timed out: the effect lands now, later, or never.
+                    if client.f != .get {
+                        if rng.chance(0.4) {
+                            _ = apply(client.f, client.key, client.value, client.expected)
+                        } else {
+                            ghosts.append(Ghost(f: client.f, key: client.key, value: client.value, expected: client.expected))
+                        }
+                    }
+                    events.append(HistoryEvent(process: client.process, type: .info, f: client.f, key: client.key,
+                                               value: client.value, expected: client.expected, time: time))
+                    client = Client(process: nextProcess)
+                    nextProcess += 1
+                } else if client.f != .cas && rng.chance(failRate) {
+                    events.append(HistoryEvent(process: client.process, type: .fail, f: client.f, key: client.key,
+                                               value: client.value, expected: client.expected, time: time))
+                    client.phase = .idle
+                } else {
+                    (client.result, client.succeeded) = apply(client.f, client.key, client.value, client.expected)
+                    client.phase = .applied
+                }
+            case .applied:
+                let type: EventType = client.succeeded ? .ok : .fail
+                events.append(HistoryEvent(process: client.process, type: type, f: client.f, key: client.key,
+                                           value: client.f == .get ? client.result : client.value,
+                                           expected: client.expected, time: time))
+                client.phase = .idle
+            }
+            clients[c] = client
+        }
+        return events
+    }
+}
