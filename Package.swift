@@ -64,7 +64,7 @@ let package = Package(
 
         // The `sutra` command line: local clusters, status, data commands, the load generator.
         .executableTarget(name: "CLI", dependencies: [
-            "HTTP", "SutraClient", "UV",
+            "HTTP", "SutraClient", "UV", "ChaosRunner", "ChaosLab",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/CLI"),
 
@@ -99,6 +99,7 @@ let package = Package(
         // The chaos runner's checkers (issue 5): the JSON-lines history, a per-key linearizability search with a time
         // limit, lost-write and never-written-read checks, the machine-readable report. Pure; Foundation only.
         .target(name: "ChaosCheck", path: "Sources/ChaosCheck"),
+        .target(name: "ChaosRunner", dependencies: ["ChaosLab", "ChaosCheck", "SutraClient", "UV"], path: "Sources/ChaosRunner"),
 
         .testTarget(name: "RaftTests", dependencies: ["Raft"], path: "Tests/Unit/RaftTests"),
         .testTarget(name: "WALTests", dependencies: ["WAL", "Raft", "Codec", "CCRC32C"], path: "Tests/Unit/WALTests"),
@@ -111,7 +112,7 @@ let package = Package(
         ], path: "Tests/Unit/ClientProtoTests"),
         .testTarget(name: "NodeTests", dependencies: ["Node", "Raft", "Shard"], path: "Tests/Unit/NodeTests"),
         .testTarget(name: "ClusterTests", dependencies: ["HTTP", "Shard", "SutraClient", "UV"], path: "Tests/Cluster/ClusterTests"),
-        .testTarget(name: "ChaosTests", dependencies: ["ChaosLab"], path: "Tests/Chaos", exclude: ["README.md"]),
+        .testTarget(name: "ChaosTests", dependencies: ["ChaosLab", "ChaosRunner", "ChaosCheck", "SutraClient"], path: "Tests/Chaos", exclude: ["README.md"]),
         .testTarget(name: "SutraClientTests", dependencies: [
             "SutraClient", "ClientProto", "UV", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Tests/Unit/SutraClientTests"),

@@ -8,5 +8,5 @@ struct Sutra: AsyncParsableCommand {
         abstract: "Operate a Sutra cluster: start a local one, inspect it, read and write data, load-test it.",
         subcommands: [ClusterCommand.self, StatusCommand.self, PutCommand.self, GetCommand.self, DeleteCommand.self, AssociateCommand.self,
                       NeighborsCommand.self, PathCommand.self, SearchCommand.self, FlushCommand.self,
-                      BenchCommand.self, FailoverBenchCommand.self, VectorBenchCommand.self, TxnBenchCommand.self, TxnRecoveryBenchCommand.self])
+                      BenchCommand.self, FailoverBenchCommand.self, VectorBenchCommand.self, TxnBenchCommand.self, TxnRecoveryBenchCommand.self, ChaosCommand.self])
 }

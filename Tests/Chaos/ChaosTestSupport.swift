@@ -66,7 +66,7 @@ class ChaosTestCase: XCTestCase {
 
     /// A 3-node cluster, started and ready: inside a fresh lab when `inLab` (skips if namespaces are
     /// unavailable), else on loopback.
-    func startCluster(inLab: Bool, shards: Int = 4) throws -> LabCluster {
+    func startCluster(inLab: Bool, shards: Int = 4, flags: [String] = []) throws -> LabCluster {
         try ChaosTestSupport.requireNodeBinary()
         if inLab {
             try ChaosTestSupport.requireLab()
@@ -74,6 +74,7 @@ class ChaosTestCase: XCTestCase {
         }
         var o = LabCluster.Options()
         o.shards = shards
+        o.extraFlags = flags
         let c = try LabCluster(binary: ChaosTestSupport.nodeBinary, lab: lab, options: o)
         cluster = c
         try c.startAll(timeout: 30)

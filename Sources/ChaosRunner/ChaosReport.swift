@@ -1,0 +1,93 @@
+import ChaosCheck
+import ChaosLab
+import Foundation
+
+/// Everything a chaos run found, for the terminal and for `--report FILE.json`. `valid` is true only when every
+/// checker passed: the history is linearizable (per key), no acknowledged write is missing from the final reads,
+/// every cross-shard association is whole, and the cluster recovered within the bound after the faults healed.
+public struct ChaosReport: Codable, Sendable {
+    /// Operations of the register workload by outcome.
+    public struct Counts: Codable, Sendable, Equatable {
+        public var ok = 0, fail = 0, info = 0
+        public var total: Int { ok + fail + info }
+    }
+
+    /// Operations invoked while one fault was in force, and how many succeeded.
+    public struct Availability: Codable, Sendable {
+        public var step: Int
+        public var kind: String
+        public var nodes: [Int]
+        public var startSeconds: Double
+        public var healSeconds: Double?
+        public var counts: Counts
+        /// Operations that got a definite answer (ok, or a refusal such as a failed compare-and-set) over all
+        /// invoked (1 when nothing was invoked); timeouts count against it.
+        public var ratio: Double
+    }
+
+    /// Recovery time objective of one leader kill: until every shard took a write again.
+    public struct RTO: Codable, Sendable {
+        public var step: Int
+        public var killedNode: Int
+        /// Milliseconds from the kill to the first acknowledged write, invoked after the kill, on the last
+        /// shard to take one; nil if some shard saw no write in time.
+        public var milliseconds: Double?
+    }
+
+    /// Cross-shard associations: attempted pairs, acknowledged ones, and any with exactly one edge (or an
+    /// acknowledged one missing an edge).
+    public struct Associations: Codable, Sendable {
+        public var attempted = 0
+        public var acknowledged = 0
+        public var broken: [String] = []
+    }
+
+    public var seed: UInt64
+    public var durationSeconds: Double
+    public var faults: [String]
+    public var processes: Int
+    public var keys: Int
+    public var networkLab: String
+    public var schedule: [String]
+    public var faultRecords: [FaultRecord]
+    public var operations: Counts
+    public var operationsByFunction: [String: Counts]
+    public var availability: [Availability]
+    public var rto: [RTO]
+    public var rtoP50Ms: Double?
+    public var rtoP99Ms: Double?
+    public var recoverySeconds: Double?
+    public var recoveryProblem: String?
+    public var associations: Associations
+    public var check: CheckReport
+    public var verdicts: [String: Bool]
+    public var valid: Bool
+
+    /// The terminal summary.
+    public func summary() -> String {
+        var s = "chaos run: seed \(seed), \(String(format: "%.0f", durationSeconds)) s, faults \(faults.joined(separator: ",")), \(processes) processes over \(keys) keys (\(networkLab))\n"
+        s += "operations: \(operations.total) (ok \(operations.ok), fail \(operations.fail), info \(operations.info))"
+        for (f, c) in operationsByFunction.sorted(by: { $0.key < $1.key }) { s += "; \(f) \(c.ok)/\(c.fail)/\(c.info)" }
+        s += "\nfaults injected: \(faultRecords.filter { !$0.skipped }.count) (skipped \(faultRecords.filter(\.skipped).count))\n"
+        for a in availability {
+            s += String(format: "  #%d %@ on %@ at %.1f s: availability %.1f%% of %d ops\n", a.step, a.kind as NSString,
+                        a.nodes.map(String.init).joined(separator: ",") as NSString, a.startSeconds, a.ratio * 100, a.counts.total)
+        }
+        if !rto.isEmpty {
+            s += "RTO of leader kills: " + (rtoP50Ms.map { String(format: "p50 %.0f ms", $0) } ?? "-") + ", " +
+                (rtoP99Ms.map { String(format: "p99 %.0f ms", $0) } ?? "-") + " over \(rto.count) kills\n"
+        }
+        s += "recovery after healing: " + (recoverySeconds.map { String(format: "%.2f s", $0) } ?? "FAILED: \(recoveryProblem ?? "?")") + "\n"
+        s += "cross-shard associations: \(associations.attempted) pairs, \(associations.acknowledged) acknowledged, \(associations.broken.count) broken\n"
+        for b in associations.broken.prefix(5) { s += "  \(b)\n" }
+        s += "linearizability: \(check.linearizability.verdict.rawValue) (\(check.linearizability.operationsChecked) operations)"
+        if let f = check.finalReads { s += "; final reads: \(f.verdict.rawValue)" }
+        s += "; lost writes: \(check.lostWrites.count); reads of never-written values: \(check.neverWrittenReads.count)\n"
+        for f in (check.linearizability.failures + (check.finalReads?.failures ?? [])).prefix(3) {
+            s += f.text.split(separator: "\n").prefix(24).map { "  " + $0 }.joined(separator: "\n") + "\n"
+        }
+        for (name, ok) in verdicts.sorted(by: { $0.key < $1.key }) { s += "  \(ok ? "PASS" : "FAIL")  \(name)\n" }
+        s += valid ? "VERDICT: valid\n" : "VERDICT: INVALID\n"
+        return s
+    }
+}

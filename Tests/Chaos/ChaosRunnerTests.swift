@@ -1,0 +1,94 @@
+import ChaosCheck
+import ChaosLab
+import ChaosRunner
+import Foundation
+import XCTest
+
+/// The chaos runner end to end, in the normal test run: a short run of each fault type against a real
+/// three-node cluster (every checker must pass), and proof that a known-bad build is caught.
+final class ChaosRunnerTests: ChaosTestCase {
+    private func run(_ faults: String, seconds: Double, seed: UInt64) async throws -> ChaosReport {
+        try ChaosTestSupport.requireNodeBinary()
+        let kinds = try FaultKind.parse(faults)
+        if kinds.contains(where: \.needsNetworkLab) { try ChaosTestSupport.requireLab() }
+        var o = ChaosOptions(nodeBinary: ChaosTestSupport.nodeBinary)
+        o.duration = seconds
+        o.faults = kinds
+        o.seed = seed
+        o.processes = 6
+        o.progress = false
+        o.checkTimeLimit = .seconds(60)
+        let r = try await ChaosRun.run(o) { _ in }
+        print(r.summary())
+        return r
+    }
+
+    private func expectValid(_ r: ChaosReport, _ what: String) {
+        XCTAssertTrue(r.valid, "\(what): \(r.verdicts.filter { !$0.value }.map(\.key))")
+        XCTAssertGreaterThan(r.operations.ok, 100, "\(what): the workload ran")
+        XCTAssertGreaterThan(r.faultRecords.filter { !$0.skipped }.count, 0, "\(what): faults were injected")
+        XCTAssertEqual(r.faultRecords.compactMap(\.problem).filter { !$0.isEmpty }, [], "\(what): every fault was carried out")
+    }
+
+    func testKillsKeepEveryCheckerGreen() async throws {
+        let r = try await run("kill", seconds: 14, seed: 11)
+        expectValid(r, "kill")
+        XCTAssertFalse(r.rto.isEmpty, "leader kills have RTOs")
+    }
+
+    func testPausesKeepEveryCheckerGreen() async throws {
+        expectValid(try await run("pause", seconds: 12, seed: 12), "pause")
+    }
+
+    func testPartitionsKeepEveryCheckerGreen() async throws {
+        expectValid(try await run("partition", seconds: 18, seed: 13), "partitions")
+    }
+
+    func testTransferStormsAndRollingRestartsKeepEveryCheckerGreen() async throws {
+        expectValid(try await run("transfer,restart-rolling", seconds: 20, seed: 14), "transfer storm + rolling restart")
+    }
+
+    /// A known-bad build (`--unsafe-local-reads`: any replica answers linearizable reads from its own state)
+    /// must be caught: a follower cut off from the leader misses a write the leader acknowledged, then serves
+    /// the old value, and the linearizability checker flags that key. The same steps on a correct build (the
+    /// follower refuses: not the leader) pass.
+    func testKnownBadBuildServingLocalReadsIsCaught() throws {
+        for bad in [true, false] {
+            let c = try startCluster(inLab: true, shards: 1, flags: bad ? ["--unsafe-local-reads"] : [])
+            let leader = try c.waitForLeader(shard: 0)
+            let follower = c.nodeIDs.first { $0 != leader }!
+            let id = ChaosTestSupport.conceptID(42)
+            let history = HistoryWriter()
+            func now() -> Int64 { Int64(Monotonic.nanoseconds()) }
+            func put(_ process: Int, _ value: String) {
+                history.record(process: process, .invoke, .put, key: "k", value: value, time: now())
+                let ok = ChaosTestSupport.put(c, via: leader, id: id, content: value)
+                history.record(process: process, ok ? .ok : .info, .put, key: "k", value: value, time: now())
+            }
+            put(0, "v1")
+            XCTAssertTrue(ChaosTestSupport.eventually(5) { ChaosTestSupport.get(c, via: follower, id: id) == "v1" || !bad })
+            try lab!.apply(.isolate(follower))
+            put(1, "v2")
+            history.record(process: 2, .invoke, .get, key: "k", time: now())
+            let r = c.http(follower, "GET", "/v1/concepts/\(id)", timeout: 3)
+            let content = ((try? JSONSerialization.jsonObject(with: Data(r.body))) as? [String: Any])?["content"] as? String
+            if r.status == 200 {
+                history.record(process: 2, .ok, .get, key: "k", value: content, time: now())
+            } else {
+                history.record(process: 2, .fail, .get, key: "k", time: now())
+            }
+            _ = lab!.heal()
+            let report = HistoryChecker.check(events: history.events)
+            if bad {
+                XCTAssertEqual(r.status, 200, "the known-bad follower answers from its own state")
+                XCTAssertEqual(content, "v1", "…with the value from before the partition")
+                XCTAssertFalse(report.valid, "the checker must catch the stale read")
+                XCTAssertEqual(report.linearizability.failures.map(\.key), ["k"])
+            } else {
+                XCTAssertNotEqual(r.status, 200, "a correct follower refuses a linearizable read")
+                XCTAssertTrue(report.valid, "a correct build passes: \(report.linearizability.failures.map(\.text))")
+            }
+            tearDown()
+        }
+    }
+}
