@@ -33,9 +33,8 @@ final class LabClusterTests: ChaosTestCase {
     /// Isolating shard 0's leader: its packets to the peers and theirs to it are dropped while the host still
     /// reaches it; the other two elect a new leader for shard 0 and keep serving writes, and the isolated node
     /// steps down (check-quorum). After the heal it follows the new leader and reads the write made without it.
-    ///
-    /// (The nodes' own `connected` flag is not a usable signal here: the peer TCP connection stays established
-    /// through a silent partition — nothing in the transport times it out — so it stays true.)
+    /// The majority's `connected` flag for the isolated node turns false within the transport's silence bound
+    /// (the TCP connection itself survives a silent partition) and true again after the heal.
     func testIsolatingShard0LeaderMovesLeadershipAndHealRestores() throws {
         let c = try startCluster(inLab: true)
         let lab = try XCTUnwrap(lab)
@@ -55,6 +54,10 @@ final class LabClusterTests: ChaosTestCase {
         for n in majority { XCTAssertEqual(c.view(of: n)?.shards.first { $0.shard == 0 }?.leader, new, "node \(n) follows \(new)") }
         XCTAssertTrue(ChaosTestSupport.eventually(10) { c.view(of: old)?.ledShards.isEmpty == true },
                       "the isolated node steps down everywhere (check-quorum): \(String(describing: c.view(of: old)?.shards))")
+        for n in majority {
+            XCTAssertTrue(ChaosTestSupport.eventually(5) { c.view(of: n)?.connectedPeers.contains(old) == false },
+                          "node \(n) reports \(old) unreachable")
+        }
         let id = ChaosTestSupport.conceptID(0x5EED)
         XCTAssertTrue(ChaosTestSupport.eventually(10) { ChaosTestSupport.put(c, via: majority[0], id: id, content: "during") },
                       "the majority side takes writes")
@@ -66,6 +69,8 @@ final class LabClusterTests: ChaosTestCase {
             (c.view(of: old)?.shards.first { $0.shard == 0 }).map { $0.leader != 0 && $0.term >= term } ?? false
         }, "the healed node follows shard 0's leader of term ≥ \(term)")
         try c.waitReady(timeout: 15)
+        XCTAssertTrue(ChaosTestSupport.eventually(5) { majority.allSatisfy { c.view(of: $0)?.connectedPeers.contains(old) == true } },
+                      "reachable again after the heal")
         XCTAssertEqual(ChaosTestSupport.get(c, via: old, id: id), "during")
     }
 

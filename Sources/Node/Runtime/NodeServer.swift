@@ -188,6 +188,7 @@ public final class NodeServer {
             }
         }
         tickTransactions()
+        transport.keepAlive()
         if ticks % 5 == 0 { expireForwards() }
         if ticks % 50 == 0 { rebalanceLeaders() }
         if stopping { continueShutdown() }

@@ -48,11 +48,11 @@ final class PeerTransport {
         for link in links.values where me < link.peer { dial(link) }
     }
 
-    func isConnected(_ peer: NodeID) -> Bool { links[peer]?.established ?? false }
+    func isConnected(_ peer: NodeID) -> Bool { links[peer].map { $0.established && !$0.silent } ?? false }
 
     /// The wire version a link speaks: the lower of both ends' maximum versions (0 while it is down).
     func version(of peer: NodeID) -> UInt32 {
-        guard isConnected(peer), let h = peerHellos[peer] else { return 0 }
+        guard links[peer]?.established == true, let h = peerHellos[peer] else { return 0 }
         return min(h.maxVersion, PeerFrame.maxVersion)
     }
 
@@ -75,6 +75,29 @@ final class PeerTransport {
             link.outbox = []
             guard let conn = link.connection, link.established else { droppedFrames += UInt64(frames.count); continue }
             conn.write(vectored: frames)
+            link.lastSent = loop.now
+        }
+    }
+
+    /// Keeps every link honest (call it every tick): a link with nothing to say for `idleMs` sends its hello
+    /// again (every wire version accepts a repeated hello), and a link that heard nothing for `silenceMs` counts
+    /// as not connected until it hears from the peer again. Without this, a peer behind a network partition
+    /// (packets silently dropped) would look connected for minutes — and be chosen for leadership transfers.
+    func keepAlive(idleMs: UInt64 = 200, silenceMs: UInt64 = 1500) {
+        let now = loop.now
+        for link in links.values.sorted(by: { $0.peer < $1.peer }) where link.established {
+            guard let conn = link.connection else { continue }
+            if !link.silent && now >= link.lastHeard + silenceMs {
+                // Keep the connection (it resumes by itself when the network heals; a redial through a
+                // partition would hang in SYN retries) but stop calling the peer connected.
+                link.silent = true
+                logger.warning("nothing heard from node \(link.peer) for \(now - link.lastHeard) ms: treating it as unreachable")
+                onLinkChange(link.peer, false)
+            }
+            if now >= link.lastSent + idleMs {
+                conn.write(PeerFrame.hello(hello).encode())
+                link.lastSent = now
+            }
         }
     }
 
@@ -169,6 +192,12 @@ final class PeerTransport {
                 guard let self, let conn, link.connection === conn else { return }
                 switch event {
                 case .data(let bytes):
+                    link.lastHeard = self.loop.now
+                    if link.silent {
+                        link.silent = false
+                        self.logger.info("node \(link.peer) reachable again")
+                        self.onLinkChange(link.peer, true)
+                    }
                     frames.append(bytes)
                     do {
                         try frames.drain { body in
@@ -203,6 +232,9 @@ final class PeerTransport {
 
     private func markEstablished(_ link: PeerLink) {
         link.established = true
+        link.silent = false
+        link.lastHeard = loop.now
+        link.lastSent = loop.now
         link.backoffMs = 20
         logger.info("link to node \(link.peer) up")
         onLinkChange(link.peer, true)
@@ -231,6 +263,11 @@ final class PeerLink {
     var established = false
     var outbox: [[UInt8]] = []
     var backoffMs: UInt64 = 20
+    /// Loop time (ms) of the last bytes received from / written to the peer.
+    var lastHeard: UInt64 = 0
+    var lastSent: UInt64 = 0
+    /// Established, but nothing heard for longer than the silence bound (a partition, a paused peer).
+    var silent = false
     var timer: Timer?
     var stopped = false
 
