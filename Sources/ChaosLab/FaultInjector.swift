@@ -146,23 +146,31 @@ public final class FaultInjector: @unchecked Sendable {
         awaitRecovery(cluster.nodeIDs, &rec)
     }
 
+    /// A storm of leadership transfers: again and again, the leader of a shard (the step's target shard, then
+    /// each other shard in turn) is asked over HTTP (`POST /v1/admin/transfer-leader`) to hand the shard to
+    /// another node, with `stormPause` between requests — no process is stopped.
     private func transferStorm(_ step: FaultStep, _ rec: inout FaultRecord, until: UInt64) throws {
-        var restarts: [String] = []
+        var done: [String] = []
+        var refused = 0
+        var shard: Int
+        if case .leaderOf(let s, _) = step.target { shard = s } else { shard = 0 }
         repeat {
-            let n = resolve(step.target)
-            if !rec.nodes.contains(n) { rec.nodes.append(n) }
-            log("injecting #\(step.index) transfer: graceful restart of node \(n)")
-            lock.withLock { _ = stopped.insert(n) }
-            let how = try cluster.terminate(n, timeout: options.gracefulTimeout)
-            try cluster.restart(n)
-            lock.withLock { _ = stopped.remove(n) }
-            restarts.append("node \(n) (\(how.map { "\($0)" } ?? "was not running"))")
-            try cluster.waitReady([n], timeout: max(options.recoveryTimeout, 5))
+            let leaders = cluster.leaders()
+            if let leader = leaders[shard] {
+                if !rec.nodes.contains(leader) { rec.nodes.append(leader) }
+                let targets = cluster.nodeIDs.filter { $0 != leader }
+                let to = targets[(done.count + refused) % targets.count]
+                let r = cluster.http(leader, "POST", "/v1/admin/transfer-leader?shard=\(shard)&to=\(to)", timeout: 2)
+                if r.status == 200 { done.append("shard \(shard): \(leader)→\(to)") } else { refused += 1 }
+            }
+            shard = (shard + 1) % max(1, cluster.options.shards)
             hold(until: min(until, clock() + UInt64(options.stormPause * 1e9)))
         } while clock() < until && !isCancelled
-        rec.detail = "graceful restarts of shard leaders (no transfer API): " + restarts.joined(separator: ", ")
+        log("transfer storm #\(step.index): \(done.count) transfers requested, \(refused) refused (leader moved meanwhile)")
+        rec.detail = "\(done.count) leadership transfers (\(refused) refused): " + done.prefix(20).joined(separator: ", ") + (done.count > 20 ? ", …" : "")
+        if done.isEmpty { rec.problem = "no transfer was accepted" }
         markHealed(&rec)
-        rec.recovered = rec.heal
+        awaitRecovery(cluster.nodeIDs, &rec)
     }
 
     private func rollingRestart(_ step: FaultStep, _ rec: inout FaultRecord) throws {

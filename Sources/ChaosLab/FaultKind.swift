@@ -15,9 +15,8 @@ public enum FaultKind: String, Codable, Sendable, CaseIterable, CustomStringConv
     /// Majority ring: every node sees a majority, no two the same one (with three nodes: a bridge, A–B–C
     /// without A–C).
     case partitionRing = "partition-ring"
-    /// Leadership churn. Nodes have no leadership-transfer API, so this is a storm of graceful restarts of a
-    /// shard's current leader: SIGTERM makes it hand every shard it leads to a peer, and once back the
-    /// placement rebalancer hands its preferred shards back — two transfers per restart.
+    /// Leadership churn: a storm of leadership transfers requested from the shards' leaders
+    /// (`POST /v1/admin/transfer-leader`); the placement rebalancer moves some back meanwhile.
     case transfer
     /// Restart every node, one at a time (SIGTERM, start, wait for /ready and a leader for every shard).
     case rollingRestart = "restart-rolling"

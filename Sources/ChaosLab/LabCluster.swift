@@ -35,9 +35,8 @@ public final class LabCluster: @unchecked Sendable {
     public let clusterID: String
     /// The nodes, by ascending id (1…n).
     public let processes: [NodeProcess]
-    /// Nodes do not expose a leadership-transfer API (no HTTP route; transfers happen only for placement and on
-    /// SIGTERM), so faults that want one use graceful restarts instead.
-    public static let supportsLeadershipTransfer = false
+    /// Nodes take leadership-transfer requests over HTTP (`POST /v1/admin/transfer-leader?shard=&to=`).
+    public static let supportsLeadershipTransfer = true
 
     /// Prepares (does not start) the nodes. `binary` is the path of `sutra-node`.
     public init(binary: String, lab: NetworkLab?, options: Options = Options()) throws {

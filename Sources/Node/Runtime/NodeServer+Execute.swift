@@ -70,6 +70,8 @@ extension NodeServer {
             endOfTurn()
         case .cluster:
             done(.success(.cluster(clusterStatus())))
+        case .transferLeader(let s, let to):
+            done(transferLeader(shard: s, to: to))
         }
     }
 

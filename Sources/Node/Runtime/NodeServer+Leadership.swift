@@ -17,6 +17,29 @@ extension NodeServer {
         }
     }
 
+    /// An operator's (or the chaos runner's) request to move a shard's leadership away from this node.
+    func transferLeader(shard s: Int, to: NodeID?) -> Result<ClientReply, ClientError> {
+        guard (0..<replicas.count).contains(s) else {
+            return .failure(ClientError(.invalidArgument, "shard \(s) does not exist; allowed: 0…\(replicas.count - 1)"))
+        }
+        let r = replicas[s]
+        guard r.isLeader else { return .failure(notLeader(s)) }
+        let candidates = config.peers.keys.filter { $0 != config.nodeID && transport.isConnected($0) }
+        guard let target = to ?? candidates.max(by: { (r.raft.progressState(of: $0)?.match ?? 0) < (r.raft.progressState(of: $1)?.match ?? 0) }) else {
+            return .failure(ClientError(.unavailable, "no connected peer to hand shard \(s) to"))
+        }
+        guard target != config.nodeID, config.peers[target] != nil else {
+            return .failure(ClientError(.invalidArgument, "node \(target) is not another member of this cluster"))
+        }
+        do {
+            try r.raft.transferLeadership(to: target)
+        } catch {
+            return .failure(ClientError(.unavailable, "shard \(s): cannot transfer to node \(target) now (\(error)); retry"))
+        }
+        logger.info("shard \(s): transferring leadership to node \(target) on request")
+        return .success(.transferring(shard: s, to: target))
+    }
+
     /// SIGTERM: stop leading (transfer every leadership to the most caught-up connected peer), then stop.
     func beginShutdown() {
         guard !stopping else { return }

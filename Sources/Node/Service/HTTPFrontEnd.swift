@@ -122,6 +122,14 @@ final class HTTPFrontEnd {
                 run(.batch(try JSONBody(req.body).batchItems(dimension: node.config.dimension)), session, respond)
             case ("POST", "flush"):
                 run(.flush, session, respond)
+            case ("POST", "transfer-leader"):
+                guard let s = req.query["shard"].flatMap({ Int($0) }) else { throw RequestProblem("shard (a number) is required") }
+                var to: NodeID?
+                if let t = req.query["to"] {
+                    guard let n = UInt64(t) else { throw RequestProblem("to '\(t)' is not a node id") }
+                    to = n
+                }
+                run(.transferLeader(shard: s, to: to), session, respond)
             case ("GET", "cluster"):
                 run(.cluster, session, respond)
             case (_, .some):
@@ -142,6 +150,7 @@ final class HTTPFrontEnd {
         case 1 where ["health", "ready", "metrics"].contains(p[0]): return (p[0], "")
         case 2 where p[0] == "v1" && p[1] == "concepts": return ("concepts", "")
         case 2 where p[0] == "v1" && ["associations", "path", "search", "batch", "flush", "cluster"].contains(p[1]): return (p[1], "")
+        case 3 where p[0] == "v1" && p[1] == "admin" && p[2] == "transfer-leader": return ("transfer-leader", "")
         case 3 where p[0] == "v1" && p[1] == "concepts": return ("concept", p[2])
         case 4 where p[0] == "v1" && p[1] == "concepts" && p[3] == "neighbors": return ("neighbors", p[2])
         default: return (nil, "")

@@ -171,6 +171,7 @@ enum JSONReply {
             return serialize(["results": hits.map { ["id": $0.id.description, "distance": Double($0.distance)] as [String: Any] }])
         case .flushed(let n): return serialize(["snapshots": n])
         case .cluster(let s): return serialize(cluster(s))
+        case .transferring(let shard, let to): return serialize(["shard": shard, "to": to])
         }
     }
 

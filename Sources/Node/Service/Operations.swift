@@ -36,6 +36,9 @@ public enum ClientOp: Sendable {
     case batch([BatchItem])
     case flush
     case cluster
+    /// Operator / chaos tool: this node, which must lead `shard`, hands the leadership to `to` (nil: the most
+    /// caught-up connected peer).
+    case transferLeader(shard: Int, to: NodeID?)
 
     /// Whether a retry may apply it again without the client sequence (reads, flush, cluster).
     var isWrite: Bool {
@@ -119,6 +122,7 @@ public enum ClientReply: Sendable {
     case search([(id: ConceptID, distance: Float)])
     case flushed(shards: Int)
     case cluster(ClusterStatus)
+    case transferring(shard: Int, to: NodeID)
 }
 
 /// Why a request failed, in terms both protocols map to their own codes (HTTP status, protobuf ErrorCode).

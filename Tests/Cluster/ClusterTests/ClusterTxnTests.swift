@@ -187,6 +187,9 @@ final class ClusterTxnTests: XCTestCase {
         XCTAssertEqual(cluster.httpToLeader(via: 1, "GET", "/v1/concepts/\(a)").json?["content"] as? String, "v3")
         // The edges survived the content rewrites.
         XCTAssertEqual(edges(a, "out"), ["\(b)"])
+        // Leadership transfer on request (the chaos runner's transfer storms): refused clearly when wrong.
+        XCTAssertEqual(error(cluster.http(1, "POST", "/v1/admin/transfer-leader?shard=99")), "400 INVALID_ARGUMENT")
+        XCTAssertEqual(error(cluster.http(1, "POST", "/v1/admin/transfer-leader")), "400 INVALID_ARGUMENT")
         // Transaction counters are visible.
         let t = cluster.http(1, "GET", "/v1/cluster").json?["transactions"] as? [String: Any]
         XCTAssertNotNil(t?["committed"])
