@@ -85,7 +85,14 @@ enum RegisterSearch {
         // Per value: operations with a known outcome, not yet linearized, that need the register to hold it.
         let singleSource = history.singleSource
         var waiting = [Int32](repeating: 0, count: history.values.count)
-        for op in ops where !op.info && op.observes >= 0 { waiting[Int(op.observes)] += 1 }
+        // Per value: the latest invoke among the required operations that need it.
+        var lastObserverInvoke = [Int64](repeating: .min, count: history.values.count)
+        for op in ops where !op.info && op.observes >= 0 {
+            waiting[Int(op.observes)] += 1
+            lastObserverInvoke[Int(op.observes)] = max(lastObserverInvoke[Int(op.observes)], op.invoke)
+        }
+        // The first two return entries of the list, found lazily once per walk (-2: not yet; -1: none).
+        var firstReturns = (Int(-2), Int(-2))
         var memo = LinearizationMemo(capacity: n)
         var best: SearchFailure?
         var iterations = 0
@@ -102,6 +109,26 @@ enum RegisterSearch {
             if q >= 0 { prev[Int(q)] = Int32(x) }
         }
 
+        /// Whether linearizing write `op` of single-source value `v` now is a dead end: every required operation
+        /// needing `v` is still pending (nothing else makes `v`); the register must then hold `v` until the last of
+        /// them, invoked at `lastObserverInvoke[v]`, is linearized. The pending operation with the earliest
+        /// return, R, if it does not need `v`, must come after all of them — impossible if R returned before the
+        /// last of them was invoked.
+        func blocksEarliest(_ op: Int, writing v: Int) -> Bool {
+            guard singleSource[v], waiting[v] > 0 else { return false }
+            if firstReturns.0 == -2 {
+                var x = entry
+                while x >= 0 && !isReturn[x] { x = Int(next[x]) }
+                var y = x >= 0 ? Int(next[x]) : -1
+                while y >= 0 && !isReturn[y] { y = Int(next[y]) }
+                firstReturns = (x, y)
+            }
+            let r = Int(entryOp[firstReturns.0]) == op ? firstReturns.1 : firstReturns.0
+            guard r >= 0 else { return false }
+            let earliest = ops[Int(entryOp[r])]
+            return earliest.observes != Int32(v) && earliest.ret < lastObserverInvoke[v]
+        }
+
         while remaining > 0 {
             iterations &+= 1
             if iterations & 1023 == 0 && ContinuousClock.now >= deadline { return .timedOut(best) }
@@ -116,6 +143,7 @@ enum RegisterSearch {
                 let strands = singleSourcePrune && newState != state && singleSource[Int(state)]
                     && waiting[Int(state)] > (observes == state ? 1 : 0)
                 if newState >= 0 && !strands
+                    && !(singleSourcePrune && o.kind != .get && blocksEarliest(op, writing: Int(newState)))
                     && memo.insert(low: hashLow ^ keyLow[op], high: hashHigh ^ keyHigh[op], state: newState) {
                     hashLow ^= keyLow[op]
                     hashHigh ^= keyHigh[op]
@@ -126,6 +154,7 @@ enum RegisterSearch {
                     if returnEntry[op] >= 0 { unlink(Int(returnEntry[op])) }
                     if !o.info { remaining -= 1 }
                     entry = Int(next[head])
+                    firstReturns = (-2, -2)
                     continue
                 }
                 entry = Int(next[entry])
@@ -148,6 +177,7 @@ enum RegisterSearch {
             if !ops[op].info && ops[op].observes >= 0 { waiting[Int(ops[op].observes)] += 1 }
             if returnEntry[op] >= 0 { relink(Int(returnEntry[op])) }
             relink(call)
+            firstReturns = (-2, -2)
             if !ops[op].info { remaining += 1 }
             entry = Int(next[call])
         }
