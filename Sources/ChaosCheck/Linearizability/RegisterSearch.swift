@@ -24,12 +24,19 @@ enum SearchResult {
 /// configuration (linearized set, state) was explored before. Reaching a return whose operation is not linearized
 /// means the current prefix is wrong: undo the last linearized operation and try the next entry after its call.
 /// The history is linearizable once every operation with a known outcome is linearized; `info` operations may
-/// remain (they never took effect). One prune beyond Lowe's, exact for the unique values the workload writes:
-/// an operation may not move the register away from a value that only one write produces while some required
-/// get or cas still needs that value — it could never be read again, so the branch is dead. Without it, a write
-/// pending over a long window (a timed-out write that landed much later) could be tentatively placed at every
-/// point of that window, times every other such write. Memory: the memo (20 bytes per configuration), the stack and the list. Equal times: calls sort before returns, so such operations count as
+/// remain (they never took effect). Equal times: calls sort before returns, so such operations count as
 /// concurrent (the permissive reading).
+///
+/// Two prunes beyond Lowe's, both about a *single-source* value (one only one write produces; the workload's
+/// unique values make every written value one) that some required get/cas still needs:
+/// - *stranding*: the register may not move away from such a value — it could never hold it again;
+/// - *earliest return*: its write may not be linearized while the pending operation with the earliest return
+///   does not need the value and returned before the last operation needing it was invoked — that operation
+///   would have to come both after them all (the register is stuck on the value until then) and before the last.
+/// Both only cut branches that cannot succeed (the brute-force oracle test checks this). Without them a write
+/// pending over a long window — a timed-out write that landed much later — is tentatively placed at every point
+/// of that window, times every other such write. Memory: the memo (20 bytes per configuration), the stack and
+/// the list.
 enum RegisterSearch {
     /// `singleSourcePrune`: apply the single-source prune (fast; off gives the plain search, whose failure point
     /// — the operation that could not be linearized after the longest prefix — is easier to read).
