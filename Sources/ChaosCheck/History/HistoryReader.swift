@@ -19,9 +19,13 @@ public enum HistoryReader {
 
     /// Parses JSON lines from memory.
     public static func parse(_ data: Data) throws -> [HistoryEvent] {
+        let bytes = [UInt8](data)
+        return try bytes.withUnsafeBufferPointer { try parse($0) }
+    }
+
+    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws -> [HistoryEvent] {
         let decoder = JSONDecoder()
         var events = [HistoryEvent]()
-        let bytes = [UInt8](data)
         var lineNumber = 0
         var start = 0
         while start < bytes.count {
@@ -30,13 +34,18 @@ public enum HistoryReader {
             while end < bytes.count && bytes[end] != UInt8(ascii: "\n") { end += 1 }
             var last = end
             if last > start && bytes[last - 1] == UInt8(ascii: "\r") { last -= 1 }
-            let line = bytes[start..<last]
-            if line.contains(where: { !isJSONWhitespace($0) }) {
-                do {
-                    events.append(try decoder.decode(HistoryEvent.self, from: Data(line)))
-                } catch {
-                    throw HistoryReadError(line: lineNumber, message: describe(error),
-                                           text: String(decoding: line.prefix(200), as: UTF8.self))
+            if let event = EventLineParser.parse(bytes, start..<last) {
+                events.append(event)
+            } else {
+                let line = bytes[start..<last]
+                if line.contains(where: { !isJSONWhitespace($0) }) {
+                    // Unusual or invalid: the decoder gives the event or the precise error.
+                    do {
+                        events.append(try decoder.decode(HistoryEvent.self, from: Data(line)))
+                    } catch {
+                        throw HistoryReadError(line: lineNumber, message: describe(error),
+                                               text: String(decoding: line.prefix(200), as: UTF8.self))
+                    }
                 }
             }
             start = end + 1

@@ -2,15 +2,20 @@ import Dispatch
 
 /// The linearizability checker for a history of per-key registers (put / get / compare-and-set), as issue 5
 /// specifies: Wing–Gong search with Lowe's memoization (Porcupine-style), each key checked on its own
-/// (a register history is linearizable iff every key's is), keys in parallel.
+/// (a register history is linearizable iff every key's is), keys in parallel on every core. Synchronous and
+/// CPU-bound: it blocks the calling thread until done.
 ///
 /// Guarantees: `ok` only if every key's history has a linearization — a total order of its operations that
-/// respects real time (an operation that completed before another was invoked comes first), in which every
-/// `get` reads the latest value written and every `ok` cas found its expected value. `fail` operations are taken
-/// as not applied; `info` ones may take effect at any time after their invoke, or never. `violation` only with a
-/// counterexample (`KeyFailure`). The time limit is shared by all keys; a key whose search passes it is
-/// `unknown` (keys that finish within a few microseconds of work are still decided). Never hangs, never traps on
-/// well-formed input.
+/// respects real time (an operation that completed before another was invoked comes first; equal timestamps count
+/// as concurrent), in which every `get` reads the latest value written and every `ok` cas found its expected
+/// value. `fail` operations are taken as not applied; `info` ones may take effect at any time after their invoke,
+/// or never. `violation` only with a counterexample (`KeyFailure`), up to a 2⁻¹²⁸-per-pair hash collision in the
+/// memo (`LinearizationMemo`). Exact for any values; unique written values (the workload's contract) are what
+/// make the prunes bite (`RegisterHistory`, `RegisterSearch`). The time limit is shared by all keys; a key whose
+/// search passes it is `unknown` (a key needing at most ~1000 search steps is still decided after it). Never
+/// hangs, never traps on well-formed input. Cost: about linear in the operations for the histories a store
+/// produces; it grows with how many operations of one key are pending at once (concurrency, plus timed-out writes
+/// that land late), and adversarial histories are exponential — hence the limit.
 public enum Linearizability {
     /// Checks `operations` (any keys, any order).
     public static func check(_ operations: [HistoryOperation], timeLimit: Duration = .seconds(60)) -> LinearizabilityResult {

@@ -39,15 +39,18 @@ struct RegisterOp {
 /// One key's operations prepared for the linearizability search.
 ///
 /// Guarantees: `ops` are sorted by invoke time (ties: history order); `sources[i]` is the position of `ops[i]` in
-/// the operations it was built from. Dropped, because they cannot constrain any linearization: `fail`
-/// operations (definitely not applied); `get`s that did not complete `ok` (nothing observed); `info` writes
-/// whose value nobody observed (no `ok` get read it, no `cas` expected it) — leaving such a write out of a
-/// linearization, or putting it at the end, is always possible, because the next operation after it could
-/// only be a put.
-/// Tightened, because unique values make it exact: an `info` write whose value no other write could have
-/// written, and which an `ok` get read (or an `ok` cas expected), certainly took effect before the earliest such
-/// observer returned — it becomes a required operation with that return time. This keeps timed-out writes that
-/// landed from staying pending (and re-tried at every step) for the rest of the search.
+/// the operations it was built from; the prepared history is linearizable iff the original is. To get there:
+/// - dropped, because they constrain nothing: `fail` operations (definitely not applied) and `get`s that did not
+///   complete `ok` (nothing observed);
+/// - **required**: an `info` write whose value no other write produces, observed by a required operation (an
+///   `ok` get read it, an `ok` or required cas expected it), certainly took effect, and before the earliest such
+///   observer returned — it gets that return time and must be linearized like an `ok` one (this propagates down
+///   chains of timed-out cas);
+/// - **dropped**: an `info` write whose value no remaining operation observes (reads it or expects it) — leaving
+///   it out is always possible, because whatever followed it in a linearization could only be a put; dropping
+///   one can leave another unobserved, so this runs to a fixed point;
+/// - every other `info` write stays optional: it may be linearized after its invoke, or never.
+/// Without these, a timed-out write stays pending to the end of the search and is re-tried at every step.
 struct RegisterHistory {
     var ops: [RegisterOp] = []
     var sources: [Int] = []
@@ -72,56 +75,73 @@ struct RegisterHistory {
             return id
         }
 
-        var written = Set<String>()        // values any put/cas of this key would write
-        var writers = [String: Int]()      // value → how many put/cas that did not fail write it
-        var observed = Set<String>()       // values an ok get read or a cas that did not fail expected
-        var firstSeen = [String: Int64]()  // value → earliest completion of an ok get/cas that observed it
-        func see(_ value: String, _ op: HistoryOperation) {
-            observed.insert(value)
-            if op.outcome == .ok, let t = op.completionTime { firstSeen[value] = min(firstSeen[value] ?? .max, t) }
+        // Candidates: everything but fail operations and gets without an observed value.
+        var candidates = [(op: RegisterOp, source: Int)]()
+        candidates.reserveCapacity(operations.count)
+        var written = Set<Int32>()   // values any put/cas of this key would write (even a failed one)
+        for (i, op) in operations.enumerated() {
+            let value = intern(op.value)
+            if op.isWrite { written.insert(value) }
+            guard op.outcome != .fail, op.f != .get || op.outcome == .ok else { continue }
+            let kind: RegisterOpKind = op.f == .put ? .put : op.f == .get ? .get : .cas
+            candidates.append((RegisterOp(kind: kind, value: value, expected: op.f == .cas ? intern(op.expected) : 0,
+                                          info: op.outcome == .info, invoke: op.invokeTime,
+                                          ret: op.completionTime ?? Int64.max), i))
         }
-        for op in operations {
-            switch op.f {
-            case .put, .cas:
-                if let v = op.value {
-                    written.insert(v)
-                    if op.outcome != .fail { writers[v, default: 0] += 1 }
+        for (op, i) in candidates where !op.info && op.observes > 0 && !written.contains(op.observes) {
+            neverWritten = min(neverWritten ?? i, i)
+        }
+
+        let valueCount = values.count
+        var writers = [Int](repeating: 0, count: valueCount)
+        var infoWrites = [[Int]](repeating: [], count: valueCount)   // value → candidates that are info writes of it
+        var deadline = [Int64](repeating: .max, count: valueCount)    // value → earliest return of a required observer
+        for (c, (op, _)) in candidates.enumerated() where op.kind != .get {
+            writers[Int(op.value)] += 1
+            if op.info { infoWrites[Int(op.value)].append(c) }
+        }
+
+        // Required: propagate observation deadlines from ok observers through single-writer info writes.
+        var work = [Int32]()
+        for (op, _) in candidates where !op.info && op.observes >= 0 {
+            let v = Int(op.observes)
+            if op.ret < deadline[v] {
+                if deadline[v] == .max { work.append(op.observes) }
+                deadline[v] = op.ret
+            }
+        }
+        while let v = work.popLast().map(Int.init) {
+            guard v != 0, writers[v] == 1, let c = infoWrites[v].first, deadline[v] < candidates[c].op.ret else { continue }
+            candidates[c].op.info = false
+            candidates[c].op.ret = deadline[v]
+            if candidates[c].op.kind == .cas {
+                let e = Int(candidates[c].op.expected)
+                if deadline[v] < deadline[e] {
+                    deadline[e] = deadline[v]
+                    work.append(Int32(e))
                 }
-                if op.f == .cas, op.outcome != .fail, let e = op.expected { see(e, op) }
-            case .get:
-                if op.outcome == .ok, let v = op.value { see(v, op) }
+            }
+        }
+
+        // Dropped: info writes nobody left observes, to a fixed point.
+        var observers = [Int](repeating: 0, count: valueCount)
+        for (op, _) in candidates where op.observes >= 0 { observers[Int(op.observes)] += 1 }
+        var dropped = [Bool](repeating: false, count: candidates.count)
+        var unobserved = (0..<valueCount).filter { observers[$0] == 0 }
+        while let v = unobserved.popLast() {
+            for c in infoWrites[v] where candidates[c].op.info && !dropped[c] {
+                dropped[c] = true
+                if candidates[c].op.kind == .cas {
+                    let e = Int(candidates[c].op.expected)
+                    observers[e] -= 1
+                    if observers[e] == 0 { unobserved.append(e) }
+                }
             }
         }
 
         var order = [(op: RegisterOp, source: Int)]()
-        order.reserveCapacity(operations.count)
-        for (i, op) in operations.enumerated() where op.outcome != .fail {
-            var info = op.outcome == .info
-            var ret = op.completionTime ?? Int64.max
-            switch op.f {
-            case .get:
-                guard !info else { continue }
-                if let v = op.value, !written.contains(v), neverWritten == nil { neverWritten = i }
-                order.append((RegisterOp(kind: .get, value: intern(op.value), expected: 0, info: false,
-                                         invoke: op.invokeTime, ret: ret), i))
-            case .put, .cas:
-                if info, let v = op.value {
-                    guard observed.contains(v) else { continue }
-                    if writers[v] == 1, let seen = firstSeen[v] {
-                        // Its value (written by nothing else) was observed by an ok operation: it took effect,
-                        // before that operation returned.
-                        info = false
-                        ret = seen
-                    }
-                }
-                if op.f == .cas, op.outcome == .ok, let e = op.expected, !written.contains(e), neverWritten == nil {
-                    neverWritten = i
-                }
-                let kind: RegisterOpKind = op.f == .put ? .put : .cas
-                order.append((RegisterOp(kind: kind, value: intern(op.value), expected: intern(op.expected),
-                                         info: info, invoke: op.invokeTime, ret: ret), i))
-            }
-        }
+        order.reserveCapacity(candidates.count)
+        for (c, candidate) in candidates.enumerated() where !dropped[c] { order.append(candidate) }
         order.sort { a, b in a.op.invoke != b.op.invoke ? a.op.invoke < b.op.invoke : a.source < b.source }
         self.ops = order.map(\.op)
         self.sources = order.map(\.source)

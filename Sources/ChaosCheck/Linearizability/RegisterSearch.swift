@@ -24,12 +24,19 @@ enum SearchResult {
 /// configuration (linearized set, state) was explored before. Reaching a return whose operation is not linearized
 /// means the current prefix is wrong: undo the last linearized operation and try the next entry after its call.
 /// The history is linearizable once every operation with a known outcome is linearized; `info` operations may
-/// remain (they never took effect). One prune beyond Lowe's, exact for the unique values the workload writes:
-/// an operation may not move the register away from a value that only one write produces while some required
-/// get or cas still needs that value — it could never be read again, so the branch is dead. Without it, a write
-/// pending over a long window (a timed-out write that landed much later) could be tentatively placed at every
-/// point of that window, times every other such write. Memory: the memo (20 bytes per configuration), the stack and the list. Equal times: calls sort before returns, so such operations count as
+/// remain (they never took effect). Equal times: calls sort before returns, so such operations count as
 /// concurrent (the permissive reading).
+///
+/// Two prunes beyond Lowe's, both about a *single-source* value (one only one write produces; the workload's
+/// unique values make every written value one) that some required get/cas still needs:
+/// - *stranding*: the register may not move away from such a value — it could never hold it again;
+/// - *earliest return*: its write may not be linearized while the pending operation with the earliest return
+///   does not need the value and returned before the last operation needing it was invoked — that operation
+///   would have to come both after them all (the register is stuck on the value until then) and before the last.
+/// Both only cut branches that cannot succeed (the brute-force oracle test checks this). Without them a write
+/// pending over a long window — a timed-out write that landed much later — is tentatively placed at every point
+/// of that window, times every other such write. Memory: the memo (20 bytes per configuration), the stack and
+/// the list.
 enum RegisterSearch {
     /// `singleSourcePrune`: apply the single-source prune (fast; off gives the plain search, whose failure point
     /// — the operation that could not be linearized after the longest prefix — is easier to read).
@@ -85,7 +92,14 @@ enum RegisterSearch {
         // Per value: operations with a known outcome, not yet linearized, that need the register to hold it.
         let singleSource = history.singleSource
         var waiting = [Int32](repeating: 0, count: history.values.count)
-        for op in ops where !op.info && op.observes >= 0 { waiting[Int(op.observes)] += 1 }
+        // Per value: the latest invoke among the required operations that need it.
+        var lastObserverInvoke = [Int64](repeating: .min, count: history.values.count)
+        for op in ops where !op.info && op.observes >= 0 {
+            waiting[Int(op.observes)] += 1
+            lastObserverInvoke[Int(op.observes)] = max(lastObserverInvoke[Int(op.observes)], op.invoke)
+        }
+        // The first two return entries of the list, found lazily once per walk (-2: not yet; -1: none).
+        var firstReturns = (Int(-2), Int(-2))
         var memo = LinearizationMemo(capacity: n)
         var best: SearchFailure?
         var iterations = 0
@@ -102,6 +116,26 @@ enum RegisterSearch {
             if q >= 0 { prev[Int(q)] = Int32(x) }
         }
 
+        /// Whether linearizing write `op` of single-source value `v` now is a dead end: every required operation
+        /// needing `v` is still pending (nothing else makes `v`); the register must then hold `v` until the last of
+        /// them, invoked at `lastObserverInvoke[v]`, is linearized. The pending operation with the earliest
+        /// return, R, if it does not need `v`, must come after all of them — impossible if R returned before the
+        /// last of them was invoked.
+        func blocksEarliest(_ op: Int, writing v: Int) -> Bool {
+            guard singleSource[v], waiting[v] > 0 else { return false }
+            if firstReturns.0 == -2 {
+                var x = entry
+                while x >= 0 && !isReturn[x] { x = Int(next[x]) }
+                var y = x >= 0 ? Int(next[x]) : -1
+                while y >= 0 && !isReturn[y] { y = Int(next[y]) }
+                firstReturns = (x, y)
+            }
+            let r = Int(entryOp[firstReturns.0]) == op ? firstReturns.1 : firstReturns.0
+            guard r >= 0 else { return false }
+            let earliest = ops[Int(entryOp[r])]
+            return earliest.observes != Int32(v) && earliest.ret < lastObserverInvoke[v]
+        }
+
         while remaining > 0 {
             iterations &+= 1
             if iterations & 1023 == 0 && ContinuousClock.now >= deadline { return .timedOut(best) }
@@ -116,6 +150,7 @@ enum RegisterSearch {
                 let strands = singleSourcePrune && newState != state && singleSource[Int(state)]
                     && waiting[Int(state)] > (observes == state ? 1 : 0)
                 if newState >= 0 && !strands
+                    && !(singleSourcePrune && o.kind != .get && blocksEarliest(op, writing: Int(newState)))
                     && memo.insert(low: hashLow ^ keyLow[op], high: hashHigh ^ keyHigh[op], state: newState) {
                     hashLow ^= keyLow[op]
                     hashHigh ^= keyHigh[op]
@@ -126,6 +161,7 @@ enum RegisterSearch {
                     if returnEntry[op] >= 0 { unlink(Int(returnEntry[op])) }
                     if !o.info { remaining -= 1 }
                     entry = Int(next[head])
+                    firstReturns = (-2, -2)
                     continue
                 }
                 entry = Int(next[entry])
@@ -148,6 +184,7 @@ enum RegisterSearch {
             if !ops[op].info && ops[op].observes >= 0 { waiting[Int(ops[op].observes)] += 1 }
             if returnEntry[op] >= 0 { relink(Int(returnEntry[op])) }
             relink(call)
+            firstReturns = (-2, -2)
             if !ops[op].info { remaining += 1 }
             entry = Int(next[call])
         }

@@ -12,7 +12,8 @@ struct TestRandom {
 /// Generates histories from a simulated linearizable store of registers: `processes` clients run concurrently;
 /// every operation takes effect atomically at some step between its invoke and its completion, so the history
 /// is linearizable by construction. Some operations fail (without effect) and some end `info` — their effect
-/// lands before the timeout, after it, or never — after which the client continues as a fresh process.
+/// lands before the timeout, within `ghostSteps` steps after it, or never — after which the client continues as
+/// a fresh process.
 struct RegisterSimulator {
     var operations = 200_000
     var keys = 50
@@ -20,6 +21,9 @@ struct RegisterSimulator {
     var seed: UInt64 = 1
     var failRate = 0.02
     var infoRate = 0.01
+    /// How many steps a timed-out write may stay in flight before it lands or is lost (a Raft write lands within
+    /// a few election timeouts, or never).
+    var ghostSteps = 500
 
     private enum Phase { case idle, invoked, applied }
     private struct Client {
@@ -32,7 +36,7 @@ struct RegisterSimulator {
         var result: String?
         var succeeded = true
     }
-    private struct Ghost { var f: OpFunction; var key: String; var value: String?; var expected: String? }
+    private struct Ghost { var f: OpFunction; var key: String; var value: String?; var expected: String?; var step: Int }
 
     func events() -> [HistoryEvent] {
         var rng = TestRandom(seed: seed)
@@ -60,10 +64,13 @@ struct RegisterSimulator {
             }
         }
 
+        var step = 0
         while started < operations || clients.contains(where: { $0.phase != .idle }) {
+            step += 1
             time += Int64(1 + rng.below(20))
-            if !ghosts.isEmpty && rng.chance(0.02) {
-                let g = ghosts.remove(at: rng.below(ghosts.count))
+            // A timed-out write still in flight takes effect (or is dropped) within `ghostSteps` steps.
+            while let i = ghosts.firstIndex(where: { $0.step <= step }) {
+                let g = ghosts.remove(at: i)
                 if rng.chance(0.5) { _ = apply(g.f, g.key, g.value, g.expected) }
             }
             let c = rng.below(processes)
@@ -97,7 +104,8 @@ struct RegisterSimulator {
                         if rng.chance(0.4) {
                             _ = apply(client.f, client.key, client.value, client.expected)
                         } else {
-                            ghosts.append(Ghost(f: client.f, key: client.key, value: client.value, expected: client.expected))
+                            ghosts.append(Ghost(f: client.f, key: client.key, value: client.value,
+                                                expected: client.expected, step: step + 1 + rng.below(ghostSteps)))
                         }
                     }
                     events.append(HistoryEvent(process: client.process, type: .info, f: client.f, key: client.key,
