@@ -23,6 +23,9 @@ public struct ChaosReport: Codable, Sendable {
         /// Operations that got a definite answer (ok, or a refusal such as a failed compare-and-set) over all
         /// invoked (1 when nothing was invoked); timeouts count against it.
         public var ratio: Double
+        /// Operations completed per second during the fault over the whole run's rate (the SDK retries through
+        /// a failover, so a fault shows as slower operations more than as failed ones).
+        public var throughputRatio: Double?
     }
 
     /// Recovery time objective of one leader kill: until every shard took a write again.
@@ -70,8 +73,9 @@ public struct ChaosReport: Codable, Sendable {
         for (f, c) in operationsByFunction.sorted(by: { $0.key < $1.key }) { s += "; \(f) \(c.ok)/\(c.fail)/\(c.info)" }
         s += "\nfaults injected: \(faultRecords.filter { !$0.skipped }.count) (skipped \(faultRecords.filter(\.skipped).count))\n"
         for a in availability {
-            s += String(format: "  #%d %@ on %@ at %.1f s: availability %.1f%% of %d ops\n", a.step, a.kind as NSString,
-                        a.nodes.map(String.init).joined(separator: ",") as NSString, a.startSeconds, a.ratio * 100, a.counts.total)
+            s += String(format: "  #%d %@ on %@ at %.1f s: availability %.1f%% of %d ops, throughput %.0f%% of the run's\n", a.step, a.kind as NSString,
+                        a.nodes.map(String.init).joined(separator: ",") as NSString, a.startSeconds, a.ratio * 100, a.counts.total,
+                        (a.throughputRatio ?? 0) * 100)
         }
         if !rto.isEmpty {
             s += "RTO of leader kills: " + (rtoP50Ms.map { String(format: "p50 %.0f ms", $0) } ?? "-") + ", " +

@@ -157,7 +157,7 @@ public enum ChaosRun {
             seed: o.seed, durationSeconds: Double(faultsEnd - startNanos) / 1e9, faults: o.faults.map(\.rawValue), processes: o.processes,
             keys: o.keys, networkLab: labNote, schedule: schedule.steps.map(\.description), faultRecords: records,
             operations: counts(paired), operationsByFunction: Dictionary(grouping: paired, by: { $0.f.rawValue }).mapValues(counts),
-            availability: availability(records, paired), rto: [], rtoP50Ms: nil, rtoP99Ms: nil,
+            availability: availability(records, paired, runSeconds: Double(faultsEnd - startNanos) / 1e9), rto: [], rtoP50Ms: nil, rtoP99Ms: nil,
             recoverySeconds: recovery, recoveryProblem: recoveryProblem, associations: assoc, check: check, verdicts: [:], valid: false)
         report.rto = rtos(records, paired, keyShard: { workload.keyIDs[$0]!.shard(of: o.shards) }, shards: o.shards)
         let ms = report.rto.compactMap(\.milliseconds).sorted()
@@ -217,12 +217,16 @@ public enum ChaosRun {
         return c
     }
 
-    static func availability(_ records: [FaultRecord], _ ops: [HistoryOperation]) -> [ChaosReport.Availability] {
-        records.filter { !$0.skipped }.map { r in
+    static func availability(_ records: [FaultRecord], _ ops: [HistoryOperation], runSeconds: Double) -> [ChaosReport.Availability] {
+        let overall = runSeconds > 0 ? Double(ops.count) / runSeconds : 0
+        return records.filter { !$0.skipped }.map { r in
             let from = Int64(r.startNanos), to = Int64(r.healNanos ?? UInt64(Int64.max))
             let c = counts(ops.filter { $0.invokeTime >= from && $0.invokeTime <= to })
+            let seconds = r.heal.map { $0 - r.start } ?? 0
+            let throughput: Double? = seconds > 0 && overall > 0 ? Double(c.total) / seconds / overall : nil
             return ChaosReport.Availability(step: r.step, kind: r.kind.rawValue, nodes: r.nodes, startSeconds: r.start, healSeconds: r.heal,
-                                            counts: c, ratio: c.total == 0 ? 1 : Double(c.ok + c.fail) / Double(c.total))
+                                            counts: c, ratio: c.total == 0 ? 1 : Double(c.ok + c.fail) / Double(c.total),
+                                            throughputRatio: throughput)
         }
     }
 
