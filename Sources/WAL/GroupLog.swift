@@ -95,6 +95,8 @@ public final class GroupLog: RaftStorage {
             compactIndex = m.index
             compactTerm = m.term
         case .compact(_, let index, let term):
+            // A rebased group (recovery inferred its compaction point from a gap) learns the term here.
+            if index == compactIndex && compactTerm == 0 { compactTerm = term }
             guard index > compactIndex else { return }
             if index >= lastIndex() {
                 entries = []

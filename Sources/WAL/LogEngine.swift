@@ -90,12 +90,17 @@ public final class LogEngine {
             var replayError: WALError?
             bytes.withUnsafeBytes { buf in
                 do throws(WALError) {
-                    for f in scanned.frames {
+                    for (n, f) in scanned.frames.enumerated() {
                         if let prev = lastSeq, f.seq != prev + 1 {
                             throw WALError.corruption(path: path, offset: f.offset, detail: "frame sequence \(f.seq) follows \(prev)")
                         }
                         lastSeq = f.seq
-                        try replay(UnsafeRawBufferPointer(rebasing: buf[f.payload]), into: seg, path: path, offset: f.offset)
+                        // The oldest surviving segment's checkpoint (its first frame) restates each group's
+                        // compaction point, but the entries after that point may have lived in segments deleted
+                        // since (a later compaction covered them): it must not anchor the groups, or that
+                        // legitimate gap would read as corruption.
+                        let anchors = !(k == 0 && n == 0 && id > 1)
+                        try replay(UnsafeRawBufferPointer(rebasing: buf[f.payload]), into: seg, path: path, offset: f.offset, anchors: anchors)
                     }
                 } catch { replayError = error }
             }
@@ -135,7 +140,7 @@ public final class LogEngine {
         nextSeq = (lastSeq ?? 0) + 1
     }
 
-    private func replay(_ payload: UnsafeRawBufferPointer, into seg: Segment, path: String, offset: Int) throws(WALError) {
+    private func replay(_ payload: UnsafeRawBufferPointer, into seg: Segment, path: String, offset: Int, anchors: Bool = true) throws(WALError) {
         var r = ByteReader(payload)
         while r.remaining > 0 {
             let rec: WALRecord
@@ -171,10 +176,10 @@ public final class LogEngine {
             case .entries(let gid, _):
                 recovery.anchored.insert(gid)
             case .compact(let gid, let index, _):
-                recovery.anchored.insert(gid)
+                if anchors { recovery.anchored.insert(gid) }
                 recovery.compactedTo[gid] = max(recovery.compactedTo[gid] ?? 0, index)
             case .snapshotInstalled(let gid, let meta):
-                recovery.anchored.insert(gid)
+                if anchors { recovery.anchored.insert(gid) }
                 recovery.compactedTo[gid] = max(recovery.compactedTo[gid] ?? 0, meta.index)
             default:
                 break

@@ -225,6 +225,41 @@ final class WALRecoveryTests: WALTestCase {
         XCTAssertEqual(r.group(1).hardState.commit, 300, "hard state survives in the rotation checkpoint")
     }
 
+    /// A group that had compacted part of its log when a segment rotated: the new segment's checkpoint restates
+    /// that compaction point, while the entries after it stay in the old segment until a later compaction lets
+    /// that segment go. Reopening must accept the gap this leaves behind the checkpoint (the chaos runner's
+    /// rolling restarts found nodes refusing to start on exactly this) — and still refuse a real gap.
+    func testCheckpointBehindADeletedSegmentIsNotCorruption() throws {
+        let e = try open(segmentSize: 4096)
+        var b = WriteBatch()
+        b.append(group: 1, entries: entries(1...20, term: 1, size: 40))
+        try e.write(b)
+        var s = WriteBatch()
+        s.saveSnapshot(group: 1, Snapshot(metadata: SnapshotMetadata(index: 10, term: 1, confState: ConfState(voters: [1])), data: [1]))
+        s.compact(group: 1, upTo: 10)
+        try e.write(s)
+        var next: UInt64 = 21
+        while e.segmentCount < 3 {
+            var w = WriteBatch()
+            w.append(group: 1, entries: entries(next...(next + 4), term: 2, size: 40))
+            try e.write(w)
+            next += 5
+        }
+        // Compact past everything the first segment holds (not past the second's): the first one goes.
+        let upTo = next - 3
+        var c = WriteBatch()
+        c.saveSnapshot(group: 1, Snapshot(metadata: SnapshotMetadata(index: upTo, term: 2, confState: ConfState(voters: [1])), data: [2]))
+        c.compact(group: 1, upTo: upTo)
+        try e.write(c)
+        XCTAssertFalse(try segmentFiles().contains { $0.hasSuffix("0000000000000001.wal") }, "the first segment was deleted")
+        e.close()
+        let r = try open(segmentSize: 4096)
+        XCTAssertEqual(r.group(1).firstIndex(), upTo + 1)
+        XCTAssertEqual(r.group(1).lastIndex(), next - 1)
+        XCTAssertEqual(try r.group(1).term(upTo), 2)
+        XCTAssertEqual(try r.group(1).entries(upTo + 1, next, maxBytes: .max).map(\.index), Array((upTo + 1)...(next - 1)))
+    }
+
     /// A missing segment whose entries were never compacted (lost or deleted by hand) is refused.
     func testMissingUncompactedSegmentIsRefused() throws {
         let e = try open(segmentSize: 2048)
