@@ -3,14 +3,7 @@ import Raft
 /// The simulated network: a time-ordered queue of messages with seeded drops, duplicates, delays
 /// (hence reordering) and directed link cuts (symmetric and asymmetric partitions).
 struct SimNetwork {
-    struct InFlight {
-        var at: UInt64
-        var seq: UInt64
-        var message: Message
-    }
-
-    private var heap: [InFlight] = []
-    private var seq: UInt64 = 0
+    private var queue = SimQueue<Message>()
     /// Directed links that are cut: (from, to).
     var blocked: Set<Link> = []
     var dropRate = 0.0
@@ -21,35 +14,8 @@ struct SimNetwork {
 
     func isBlocked(_ from: NodeID, _ to: NodeID) -> Bool { blocked.contains(Link(from: from, to: to)) }
 
-    mutating func push(_ m: Message, at: UInt64) {
-        seq += 1
-        heap.append(InFlight(at: at, seq: seq, message: m))
-        var i = heap.count - 1
-        while i > 0 {
-            let p = (i - 1) / 2
-            if less(heap[i], heap[p]) { heap.swapAt(i, p); i = p } else { break }
-        }
-    }
+    mutating func push(_ m: Message, at: UInt64) { queue.push(m, at: at) }
 
     /// The next message due at or before `now`, in (time, send order).
-    mutating func pop(dueBy now: UInt64) -> Message? {
-        guard let top = heap.first, top.at <= now else { return nil }
-        let last = heap.removeLast()
-        if !heap.isEmpty {
-            heap[0] = last
-            var i = 0
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < heap.count && less(heap[l], heap[m]) { m = l }
-                if r < heap.count && less(heap[r], heap[m]) { m = r }
-                if m == i { break }
-                heap.swapAt(i, m)
-                i = m
-            }
-        }
-        return top.message
-    }
-
-    private func less(_ a: InFlight, _ b: InFlight) -> Bool { a.at < b.at || (a.at == b.at && a.seq < b.seq) }
+    mutating func pop(dueBy now: UInt64) -> Message? { queue.pop(dueBy: now) }
 }
