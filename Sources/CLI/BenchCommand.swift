@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Raft
 import SutraClient
 import UV
 
@@ -179,22 +180,14 @@ struct SDKTarget: ParsableArguments {
     }
 }
 
-/// SplitMix64: fast, seeded, good enough to pick keys. The seed is mixed first: SplitMix64's state advances by a
-/// constant, so seeds that differ by a multiple of it (worker × constant, as the bench used to pass) would give
-/// every worker the same stream shifted by one draw — and concurrent workers colliding on the same keys.
+/// The bench's per-worker generator: the project's SplitMix64, seeded through one draw of another. SplitMix64's
+/// state advances by a constant, so seeds that differ by a multiple of it (worker × constant) would give every
+/// worker the same stream shifted by one draw — concurrent workers colliding on the same keys.
 struct BenchRNG: RandomNumberGenerator {
-    var state: UInt64
+    private var inner: SplitMix64
     init(seed: UInt64) {
-        var z = seed &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        state = z ^ (z >> 31)
+        var mixer = SplitMix64(seed: seed)
+        inner = SplitMix64(seed: mixer.next())
     }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    mutating func next() -> UInt64 { inner.next() }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ChaosLab
 import Foundation
 import HTTP
 #if canImport(Glibc)
@@ -139,23 +140,9 @@ func spawnDetached(_ binary: String, _ args: [String], log: String) throws -> pi
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
     posix_spawn_file_actions_adddup2(&actions, 1, 2)
-    var attr = posix_spawnattr_t()
-    posix_spawnattr_init(&attr)
-    defer { posix_spawnattr_destroy(&attr) }
-    // Own session (POSIX_SPAWN_SETSID 0x80, hidden behind _GNU_SOURCE), an empty signal mask
-    // (POSIX_SPAWN_SETSIGMASK: we may be on a thread that blocks signals) and default signal handlers.
-    var noSignals = sigset_t()
-    sigemptyset(&noSignals)
-    posix_spawnattr_setsigmask(&attr, &noSignals)
-    var defaults = sigset_t()
-    sigemptyset(&defaults)
-    for s in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { sigaddset(&defaults, s) }
-    posix_spawnattr_setsigdefault(&attr, &defaults)
-    posix_spawnattr_setflags(&attr, Int16(0x80 | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    let argv = ([binary] + args).map { strdup($0) } + [nil]
-    defer { for p in argv { free(p) } }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, binary, &actions, &attr, argv, environ)
-    guard rc == 0 else { throw CLIError("cannot start \(binary): \(String(cString: strerror(rc)))") }
-    return pid
+    do {
+        return try Spawner.spawn([binary] + args, actions: &actions, searchPath: false, newSession: true)
+    } catch {
+        throw CLIError("cannot start \(binary): \(error)")
+    }
 }

@@ -1,3 +1,4 @@
+import Raft
 /// What a schedule may contain and how it is paced.
 public struct ScheduleOptions: Codable, Sendable, Equatable {
     /// Total length of the run, seconds.

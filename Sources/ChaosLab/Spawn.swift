@@ -25,8 +25,10 @@ public enum ExitOutcome: Sendable, Equatable, CustomStringConvertible {
 /// the signals we send. The mask matters: a child inherits its parent thread's mask, and Swift's concurrency
 /// threads block signals, so a node started from async code used to ignore SIGTERM (see `prepareProcessSignals`
 /// in Sources/Node/Config/NodeCommand.swift and `spawnDetached` in Sources/CLI/ClusterCommands.swift).
-enum Spawner {
-    static func spawn(_ argv: [String], actions: inout posix_spawn_file_actions_t, searchPath: Bool) throws -> pid_t {
+public enum Spawner {
+    /// `newSession`: the child gets its own session (a terminal's Ctrl-C or hang-up does not reach it).
+    public static func spawn(_ argv: [String], actions: inout posix_spawn_file_actions_t, searchPath: Bool,
+                             newSession: Bool = false) throws -> pid_t {
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
@@ -37,7 +39,8 @@ enum Spawner {
         sigemptyset(&defaults)
         for s in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCONT] { sigaddset(&defaults, s) }
         posix_spawnattr_setsigdefault(&attr, &defaults)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        // POSIX_SPAWN_SETSID (0x80) is hidden behind _GNU_SOURCE.
+        posix_spawnattr_setflags(&attr, Int16((newSession ? 0x80 : 0) | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         let cargs = argv.map { strdup($0) } + [nil]
         defer { for p in cargs { free(p) } }
         var pid: pid_t = 0

@@ -1,3 +1,4 @@
+import Raft
 import ChaosCheck
 import ChaosLab
 import Foundation

@@ -1,3 +1,4 @@
+import Raft
 import ChaosLab
 import Foundation
 import XCTest
