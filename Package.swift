@@ -70,7 +70,7 @@ let package = Package(
 
         // The chaos runner's fault-injection layer (issue 5): network namespaces and routes for partitions,
         // sutra-node processes killed, paused and restarted by pid, seeded fault schedules.
-        .target(name: "ChaosLab", dependencies: ["HTTP", "Raft"], path: "Sources/ChaosLab"),
+        .target(name: "ChaosLab", dependencies: ["HTTP", "Raft", "UV"], path: "Sources/ChaosLab"),
 
         // The binary client protocol: Swift code generated from proto/sutra/v1/client.proto (scripts/gen-proto.sh,
         // committed; no build plugin) and the length-prefixed framing.
@@ -112,7 +112,7 @@ let package = Package(
         ], path: "Tests/Unit/ClientProtoTests"),
         .testTarget(name: "NodeTests", dependencies: ["Node", "Raft", "Shard"], path: "Tests/Unit/NodeTests"),
         .testTarget(name: "ClusterTests", dependencies: ["HTTP", "Shard", "SutraClient", "UV"], path: "Tests/Cluster/ClusterTests"),
-        .testTarget(name: "ChaosTests", dependencies: ["ChaosLab", "ChaosRunner", "ChaosCheck", "SutraClient", "Raft"], path: "Tests/Chaos", exclude: ["README.md"]),
+        .testTarget(name: "ChaosTests", dependencies: ["ChaosLab", "ChaosRunner", "ChaosCheck", "SutraClient", "Raft", "UV"], path: "Tests/Chaos", exclude: ["README.md"]),
         .testTarget(name: "SutraClientTests", dependencies: [
             "SutraClient", "ClientProto", "UV", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Tests/Unit/SutraClientTests"),

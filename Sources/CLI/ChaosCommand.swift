@@ -12,7 +12,9 @@ struct ChaosCommand: AsyncParsableCommand {
         abstract: "Break a fresh three-node cluster on purpose and prove nothing was lost (linearizability, lost writes, whole associations, recovery).",
         discussion: """
         Faults: \(FaultKind.allCases.map { $0.rawValue }.joined(separator: ", ")); `partition` = every partition kind, `all` = everything.
-        Partitions need root and network namespaces (the nodes then run in namespaces the runner creates and removes).
+        Partitions cut node-to-node links: with root, in network namespaces the runner creates and removes; without, through a
+        fault-injecting TCP proxy between the nodes on loopback (--network picks one; auto prefers namespaces).
+        slow-disk makes one node's WAL writes sleep before each fdatasync (its nodes run with --enable-fault-injection).
         The same --seed gives the same fault schedule.
         """)
     @Option(help: "Seconds of workload under faults.") var duration = 60.0
@@ -26,6 +28,7 @@ struct ChaosCommand: AsyncParsableCommand {
     @Option(help: "Path of the sutra-node binary (default: next to this one).") var nodeBinary: String?
     @Option(help: "Keep the cluster's files here (default: a temporary directory, removed when the run passes).") var directory: String?
     @Option(parsing: .upToNextOption, help: "Extra flags for every node.") var nodeFlags: [String] = []
+    @Option(help: "What cuts links for partitions: auto, namespaces, proxy or none.") var network = "auto"
 
     func run() async throws {
         let kinds: [FaultKind]
@@ -41,6 +44,10 @@ struct ChaosCommand: AsyncParsableCommand {
         o.shards = shards
         o.directory = directory
         o.nodeFlags = nodeFlags
+        guard let mode = NetworkMode(rawValue: network) else {
+            throw ValidationError("--network is '\(network)'; allowed: \(NetworkMode.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        o.network = mode
         guard duration >= 5, processes >= 1, keys >= 1, (1...64).contains(shards) else {
             throw ValidationError("--duration ≥ 5, --processes ≥ 1, --keys ≥ 1, --shards 1…64")
         }

@@ -24,6 +24,8 @@ public final class FaultInjector: @unchecked Sendable {
 
     public let cluster: LabCluster
     public let lab: NetworkLab?
+    /// What partitions cut through: the lab's namespaces, else the cluster's proxy.
+    public let links: LinkCutter?
     public let options: Options
     private let clock: @Sendable () -> UInt64
     private let log: @Sendable (String) -> Void
@@ -32,6 +34,7 @@ public final class FaultInjector: @unchecked Sendable {
     private var cancelled = false
     private var stored: [FaultRecord] = []
     private var stopped = Set<Int>()
+    private var slowed = Set<Int>()
     private var origin: UInt64 = 0
 
     /// `clock` gives nanoseconds (default CLOCK_MONOTONIC: pass the history recorder's clock to line the two up);
@@ -41,6 +44,7 @@ public final class FaultInjector: @unchecked Sendable {
                 log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.cluster = cluster
         self.lab = lab ?? cluster.lab
+        links = self.lab ?? cluster.proxy
         self.options = options
         self.clock = clock
         self.log = log
@@ -88,6 +92,7 @@ public final class FaultInjector: @unchecked Sendable {
             case .partitionSymmetric, .partitionAsymmetric, .partitionLeader, .partitionRing: try partitionFault(step, &rec, until: until)
             case .transfer: try transferStorm(step, &rec, until: until)
             case .rollingRestart: try rollingRestart(step, &rec)
+            case .slowDisk: try slowDisk(step, &rec, until: until)
             }
         } catch {
             rec.problem = "\(error)"
@@ -127,20 +132,20 @@ public final class FaultInjector: @unchecked Sendable {
     }
 
     private func partitionFault(_ step: FaultStep, _ rec: inout FaultRecord, until: UInt64) throws {
-        guard let lab else {
+        guard let net = links else {
             rec.skipped = true
-            rec.problem = "skipped: partitions need a NetworkLab (network namespaces, root)"
+            rec.problem = "skipped: partitions need network namespaces (root) or a cluster whose links run through the proxy"
             markHealed(&rec)
             return
         }
         let (partition, hit) = self.partition(for: step)
         rec.nodes = hit
-        let links = partition.blockedLinks(among: lab.nodes).sorted()
+        let cut = partition.blockedLinks(among: net.nodes).sorted()
         log("injecting #\(step.index) \(step.kind): \(partition)")
-        try lab.apply(partition)
-        rec.detail = "\(partition); cut \(links.map(\.description).joined(separator: " "))"
+        try net.apply(partition)
+        rec.detail = "\(partition); cut \(cut.map(\.description).joined(separator: " "))"
         hold(until: until)
-        let problems = lab.heal()
+        let problems = net.heal()
         if !problems.isEmpty { rec.problem = "heal: \(problems)" }
         markHealed(&rec)
         awaitRecovery(cluster.nodeIDs, &rec)
@@ -171,6 +176,23 @@ public final class FaultInjector: @unchecked Sendable {
         if done.isEmpty { rec.problem = "no transfer was accepted" }
         markHealed(&rec)
         awaitRecovery(cluster.nodeIDs, &rec)
+    }
+
+    /// A slow disk: the node's every WAL write sleeps `delayMs` before its fdatasync until the fault heals.
+    private func slowDisk(_ step: FaultStep, _ rec: inout FaultRecord, until: UInt64) throws {
+        let n = resolve(step.target)
+        let ms = step.delayMs ?? 200
+        rec.nodes = [n]
+        log("injecting #\(step.index) slow-disk on node \(n): fsync +\(ms) ms")
+        lock.withLock { _ = slowed.insert(n) }
+        try cluster.setFsyncDelay(n, ms: ms)
+        rec.detail = "node \(n): every WAL write sleeps \(ms) ms before its fdatasync"
+        hold(until: until)
+        try cluster.setFsyncDelay(n, ms: 0)
+        lock.withLock { _ = slowed.remove(n) }
+        rec.detail += "; disk healthy again"
+        markHealed(&rec)
+        awaitRecovery([n], &rec)
     }
 
     private func rollingRestart(_ step: FaultStep, _ rec: inout FaultRecord) throws {
@@ -248,8 +270,8 @@ public final class FaultInjector: @unchecked Sendable {
         }
     }
 
-    /// Undoes every fault: resumes paused nodes, starts the nodes this injector stopped, removes partitions and
-    /// link shaping. Returns the problems met.
+    /// Undoes every fault: resumes paused nodes, starts the nodes this injector stopped, gives slowed disks their
+    /// speed back, removes partitions and link shaping. Returns the problems met.
     @discardableResult
     public func healAll() -> [String] {
         var problems: [String] = []
@@ -263,10 +285,15 @@ public final class FaultInjector: @unchecked Sendable {
                 lock.withLock { _ = stopped.remove(n) }
             } catch { problems.append("restart node \(n): \(error)") }
         }
-        if let lab {
-            problems += lab.heal()
-            lab.unshapeAll()
+        for n in lock.withLock({ slowed }).sorted() {
+            do {
+                // A node that restarted meanwhile has a healthy disk already (the delay is not persisted).
+                if try cluster.node(n).state == .running { try cluster.setFsyncDelay(n, ms: 0) }
+                lock.withLock { _ = slowed.remove(n) }
+            } catch { problems.append("heal the disk of node \(n): \(error)") }
         }
+        if let links { problems += links.heal() }
+        lab?.unshapeAll()
         return problems
     }
 }

@@ -20,21 +20,22 @@ public enum FaultKind: String, Codable, Sendable, CaseIterable, CustomStringConv
     case transfer
     /// Restart every node, one at a time (SIGTERM, start, wait for /ready and a leader for every shard).
     case rollingRestart = "restart-rolling"
+    /// A slow disk on one node: every WAL write sleeps the step's `delayMs` before its fdatasync (the node's
+    /// test-only `POST /v1/admin/fault/fsync-delay`; nodes must run with `--enable-fault-injection`).
+    case slowDisk = "slow-disk"
 
-    /// Whether it needs a `NetworkLab` (namespaces); without one such steps are recorded as skipped.
+    /// Whether it cuts links between nodes (network namespaces or the fault-injecting proxy); without either such
+    /// steps are recorded as skipped.
     public var needsNetworkLab: Bool { rawValue.hasPrefix("partition") }
+
+    /// Whether the nodes must run with `--enable-fault-injection` (the slow-disk hook).
+    public var needsFaultInjection: Bool { self == .slowDisk }
 
     /// The four partition kinds (what `partition` means in a fault list).
     public static let partitions: [FaultKind] = [.partitionSymmetric, .partitionAsymmetric, .partitionLeader, .partitionRing]
 
-    /// Names recognised but not supported, with the reason.
-    public static let unsupported: [String: String] = [
-        "slow-disk": "not implemented: sutra-node has no fsync-delay hook and this kernel offers no dm-delay or FUSE; "
-            + "the only route found (a cgroup-v1 blkio throttle on the node's writes) would change the host's cgroups",
-    ]
-
-    /// Parses a comma-separated list (`kill,pause,partition,transfer,restart-rolling`); `partition` expands to the
-    /// four partition kinds and `all` to every kind. Unknown or unsupported names throw `LabError.invalid`
+    /// Parses a comma-separated list (`kill,pause,partition,transfer,restart-rolling,slow-disk`); `partition`
+    /// expands to the four partition kinds and `all` to every kind. Unknown names throw `LabError.invalid`
     /// naming what is accepted. Duplicates are dropped, order kept.
     public static func parse(_ list: String) throws -> [FaultKind] {
         var out: [FaultKind] = []
@@ -46,8 +47,6 @@ public enum FaultKind: String, Codable, Sendable, CaseIterable, CustomStringConv
             default:
                 if let k = FaultKind(rawValue: raw) {
                     kinds = [k]
-                } else if let why = unsupported[raw] {
-                    throw LabError.invalid("fault '\(raw)' is not supported: \(why)")
                 } else {
                     throw LabError.invalid("unknown fault '\(raw)'; known: partition, all, \(allCases.map(\.rawValue).joined(separator: ", "))")
                 }

@@ -19,6 +19,8 @@ public struct ScheduleOptions: Codable, Sendable, Equatable {
     public var tail: Double = 2
     /// The time planned per node for a rolling restart, seconds.
     public var rollingRestartPerNode: Double = 4
+    /// The fsync delay a slow disk adds, milliseconds (drawn per fault).
+    public var slowDiskDelayMs: ClosedRange<Int> = 50...500
 
     public init(duration: Double, kinds: [FaultKind], nodes: [Int] = [1, 2, 3], shards: Int = 4) {
         self.duration = duration
@@ -65,8 +67,12 @@ public struct FaultSchedule: Codable, Sendable, Equatable, CustomStringConvertib
             let shard = rng.below(max(1, o.shards))
             let byLeader = rng.below(2) == 0
             var direction: CutDirection?
+            var delayMs: Int?
             let target: FaultTarget
             switch kind {
+            case .slowDisk:
+                target = byLeader ? .leaderOf(shard: shard, fallback: someNode) : .node(someNode)
+                delayMs = rng.inRange(o.slowDiskDelayMs)
             case .kill, .pause:
                 target = byLeader ? .leaderOf(shard: shard, fallback: someNode) : .node(someNode)
             case .partitionAsymmetric:
@@ -83,7 +89,7 @@ public struct FaultSchedule: Codable, Sendable, Equatable, CustomStringConvertib
                 target = .allNodes
             }
             steps.append(FaultStep(index: steps.count, startMs: t, durationMs: duration, kind: kind, target: target,
-                                   order: order, direction: direction))
+                                   order: order, direction: direction, delayMs: delayMs))
             t += duration + draw(o.quietGap)
         }
         return FaultSchedule(seed: seed, options: o, steps: steps)

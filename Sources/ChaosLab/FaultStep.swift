@@ -43,8 +43,11 @@ public struct FaultStep: Codable, Sendable, Equatable, CustomStringConvertible {
     public var order: [Int]
     /// For `partition-asymmetric` only.
     public var direction: CutDirection?
+    /// For `slow-disk` only: how long each of the node's WAL writes sleeps before its fdatasync, milliseconds.
+    public var delayMs: Int?
 
-    public init(index: Int, startMs: Int, durationMs: Int, kind: FaultKind, target: FaultTarget, order: [Int], direction: CutDirection? = nil) {
+    public init(index: Int, startMs: Int, durationMs: Int, kind: FaultKind, target: FaultTarget, order: [Int], direction: CutDirection? = nil,
+                delayMs: Int? = nil) {
         self.index = index
         self.startMs = startMs
         self.durationMs = durationMs
@@ -52,6 +55,7 @@ public struct FaultStep: Codable, Sendable, Equatable, CustomStringConvertible {
         self.target = target
         self.order = order
         self.direction = direction
+        self.delayMs = delayMs
     }
 
     public var endMs: Int { startMs + durationMs }
@@ -61,6 +65,7 @@ public struct FaultStep: Codable, Sendable, Equatable, CustomStringConvertible {
         let d = String(format: "%5.2f s", Double(durationMs) / 1000)
         var s = "#\(index) at \(t) for \(d): \(kind) — \(target)"
         if let direction { s += " (\(direction.rawValue))" }
+        if let delayMs { s += " (fsync +\(delayMs) ms)" }
         if kind == .partitionRing || kind == .rollingRestart { s += " order \(order)" }
         return s
     }

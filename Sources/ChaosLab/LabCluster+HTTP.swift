@@ -108,4 +108,17 @@ extension LabCluster {
             usleep(50_000)
         }
     }
+
+    /// Slows node `id`'s disk: each WAL write sleeps `ms` before its fdatasync (0: healthy again). The node must
+    /// run with `--enable-fault-injection`. Tries three times (a node busy recovering may not answer at once).
+    public func setFsyncDelay(_ id: Int, ms: Int) throws {
+        var last = HTTPReply(status: 0, body: [])
+        for attempt in 0..<3 {
+            last = http(id, "POST", "/v1/admin/fault/fsync-delay?ms=\(ms)", timeout: 2)
+            if last.status == 200 { return }
+            if last.status != 0 { break }
+            if attempt < 2 { usleep(200_000) }
+        }
+        throw LabError.invalid("node \(id) refused the fsync delay \(ms) ms: HTTP \(last.status) \(last.text)")
+    }
 }

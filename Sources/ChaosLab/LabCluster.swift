@@ -7,6 +7,8 @@ import Glibc
 /// on its lab address, ports 7100/7200/7300) or, without a lab, on 127.0.0.1 with distinct ports. Data
 /// directories and logs live under one temporary directory. Processes are controlled by pid (kill -9, restart on
 /// the same data, SIGSTOP/SIGCONT, graceful SIGTERM) and `stopAll`/`destroy`/`deinit` never leave one behind.
+/// On loopback the node↔node links can run through a `LinkProxy` (`Options.proxiedLinks`) so that partitions
+/// work without namespaces; `links` is whichever of the two can cut them.
 public final class LabCluster: @unchecked Sendable {
     /// How to build the cluster.
     public struct Options: Sendable {
@@ -23,12 +25,17 @@ public final class LabCluster: @unchecked Sendable {
         public var basePort: Int?
         /// Default: a new directory under the system's temporary directory.
         public var directory: String?
+        /// Loopback mode only: route every node↔node connection through a fault-injecting `LinkProxy`, so
+        /// partitions work without network namespaces.
+        public var proxiedLinks = false
 
         public init() {}
     }
 
     public let binary: String
     public let lab: NetworkLab?
+    /// The proxy between the nodes (loopback with `proxiedLinks` only).
+    public let proxy: LinkProxy?
     public let options: Options
     /// Holds `node<i>/` (data) and `node<i>.log`.
     public let directory: String
@@ -44,6 +51,9 @@ public final class LabCluster: @unchecked Sendable {
             throw LabError.invalid("sutra-node not found at \(binary); build it with `swift build --product sutra-node`")
         }
         guard (1...7).contains(options.nodes) else { throw LabError.invalid("nodes is \(options.nodes); allowed: 1…7") }
+        if lab != nil, options.proxiedLinks {
+            throw LabError.invalid("proxiedLinks is for loopback clusters; a lab cuts links with its namespaces")
+        }
         if let lab, lab.nodes != Array(1...options.nodes) {
             throw LabError.invalid("the lab has nodes \(lab.nodes) but the cluster wants 1…\(options.nodes)")
         }
@@ -70,19 +80,34 @@ public final class LabCluster: @unchecked Sendable {
                                       logPath: "\(directory)/node\(id).log", namespace: nil, arguments: []))
             }
         }
-        let peers = specs.map { "\($0.id)=\($0.host):\($0.peerPort)" }.joined(separator: ",")
+        let proxy = options.proxiedLinks && options.nodes > 1
+            ? try LinkProxy(upstreamPorts: Dictionary(uniqueKeysWithValues: specs.map { ($0.id, $0.peerPort) })) : nil
+        self.proxy = proxy
+        /// Node `me`'s view of the peers: the proxy's port for each node it dials (higher ids) when proxied.
+        func peers(for me: Int) -> String {
+            specs.map { p in
+                let port = (p.id > me ? proxy?.port(dialer: me, acceptor: p.id) : nil) ?? p.peerPort
+                return "\(p.id)=\(p.host):\(port)"
+            }.joined(separator: ",")
+        }
         let cid = clusterID
         processes = specs.map { s in
             var s = s
             s.arguments = ["--node-id", "\(s.id)", "--data", s.dataDir, "--shards", "\(options.shards)",
-                           "--dimension", "\(options.dimension)", "--peers", peers, "--cluster-id", cid,
+                           "--dimension", "\(options.dimension)", "--peers", peers(for: s.id), "--cluster-id", cid,
                            "--listen", s.host, "--client-port", "\(s.clientPort)", "--http-port", "\(s.httpPort)",
                            "--peer-port", "\(s.peerPort)"] + options.extraFlags
             return NodeProcess(binary: binary, spec: s)
         }
     }
 
-    deinit { stopAll() }
+    deinit {
+        stopAll()
+        proxy?.stop()
+    }
+
+    /// What cuts the links between nodes: the lab's namespaces or the proxy; nil when neither exists.
+    public var links: LinkCutter? { lab ?? proxy }
 
     /// Node ids, ascending.
     public var nodeIDs: [Int] { processes.map(\.id) }
@@ -137,6 +162,7 @@ public final class LabCluster: @unchecked Sendable {
     @discardableResult
     public func destroy(keepFiles: Bool = false) -> String {
         stopAll()
+        proxy?.stop()
         if !keepFiles { try? FileManager.default.removeItem(atPath: directory) }
         return directory
     }

@@ -1,5 +1,7 @@
 /// Partitions as blackhole routes in the node namespaces (see `NetworkLab` for what that does to traffic).
-extension NetworkLab {
+extension NetworkLab: LinkCutter {
+    public var mechanism: String { "network namespaces \(subnet) (blackhole routes)" }
+
     /// The directed links currently cut.
     public var blockedLinks: Set<DirectedLink> { lock.withLock { blocked } }
 
@@ -24,17 +26,6 @@ extension NetworkLab {
             try Shell.check(["ip", "-n", src.namespace, "route", "del", "blackhole", "\(dst.address)/32"])
             blocked.remove(link)
         }
-    }
-
-    /// Applies `partition` on top of whatever is already cut.
-    public func apply(_ partition: Partition) throws {
-        for link in partition.blockedLinks(among: nodes).sorted() { try block(link) }
-    }
-
-    /// Cuts both directions between two nodes.
-    public func blockBoth(_ a: Int, _ b: Int) throws {
-        try block(DirectedLink(from: a, to: b))
-        try block(DirectedLink(from: b, to: a))
     }
 
     /// Removes every cut link: the routes this lab added and then any blackhole route left in a node namespace.

@@ -29,10 +29,22 @@ public struct ChaosOptions: Sendable {
     public var recoveryBound: Double = 30
     /// Budget of the linearizability search.
     public var checkTimeLimit: Duration = .seconds(120)
-    /// Use network namespaces when available (needed for partitions); otherwise loopback.
-    public var useNetworkLab = true
+    /// Where the nodes run and how partitions cut their links.
+    public var network: NetworkMode = .auto
     /// Print a progress line every second.
     public var progress = true
 
     public init(nodeBinary: String) { self.nodeBinary = nodeBinary }
+}
+
+/// Where a chaos run's nodes run and what cuts their links for partitions.
+public enum NetworkMode: String, Sendable, CaseIterable {
+    /// Network namespaces when this machine can create them (root), else the proxy.
+    case auto
+    /// Network namespaces with veth links (root); refused where unavailable.
+    case namespaces
+    /// Loopback, every node↔node connection through the fault-injecting `LinkProxy` (no root needed).
+    case proxy
+    /// Loopback, direct links: partitions are recorded as skipped.
+    case none
 }

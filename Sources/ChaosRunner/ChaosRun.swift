@@ -15,24 +15,35 @@ public struct ChaosError: Error, CustomStringConvertible, Sendable {
 /// The processes it starts are stopped by pid before it returns, whatever happens.
 public enum ChaosRun {
     public static func run(_ o: ChaosOptions, log: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) async throws -> ChaosReport {
-        let needsLab = o.faults.contains { $0.needsNetworkLab }
+        let needsLinks = o.faults.contains { $0.needsNetworkLab }
         var lab: NetworkLab?
-        var labNote = "loopback"
-        if o.useNetworkLab {
+        var labNote = "loopback, direct links"
+        var clusterOptions = LabCluster.Options()
+        switch o.network {
+        case .none:
+            if needsLinks { log("--network none: partitions will be recorded as skipped") }
+        case .proxy:
+            clusterOptions.proxiedLinks = true
+        case .namespaces, .auto:
             let a = NetworkLab.isAvailable()
             if a.available {
                 lab = try NetworkLab(nodeIDs: [1, 2, 3])
                 labNote = "network namespaces \(lab!.subnet)"
+            } else if o.network == .namespaces {
+                throw ChaosError("--network namespaces: \(a.reason)")
             } else {
-                labNote = "loopback (\(a.reason))"
-                if needsLab { log("partitions need network namespaces (\(a.reason)); they will be recorded as skipped") }
+                log("network namespaces unavailable (\(a.reason)); node links run through the fault-injecting proxy")
+                clusterOptions.proxiedLinks = true
             }
         }
-        var clusterOptions = LabCluster.Options()
         clusterOptions.shards = o.shards
         clusterOptions.extraFlags = o.nodeFlags
+        if o.faults.contains(where: \.needsFaultInjection), !o.nodeFlags.contains("--enable-fault-injection") {
+            clusterOptions.extraFlags.append("--enable-fault-injection")
+        }
         clusterOptions.directory = o.directory
         let cluster = try LabCluster(binary: o.nodeBinary, lab: lab, options: clusterOptions)
+        if let proxy = cluster.proxy { labNote = "loopback, links through the \(proxy.mechanism)" }
         var passed = false
         defer {
             cluster.stopAll(graceful: false, timeout: 5)

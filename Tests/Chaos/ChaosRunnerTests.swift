@@ -7,11 +7,12 @@ import XCTest
 /// The chaos runner end to end, in the normal test run: a short run of each fault type against a real
 /// three-node cluster (every checker must pass), and proof that a known-bad build is caught.
 final class ChaosRunnerTests: ChaosTestCase {
-    private func run(_ faults: String, seconds: Double, seed: UInt64) async throws -> ChaosReport {
+    /// A short `sutra chaos` run; partitions cut links with namespaces where possible, else through the proxy.
+    private func run(_ faults: String, seconds: Double, seed: UInt64, network: NetworkMode = .auto) async throws -> ChaosReport {
         try ChaosTestSupport.requireNodeBinary()
         let kinds = try FaultKind.parse(faults)
-        if kinds.contains(where: \.needsNetworkLab) { try ChaosTestSupport.requireLab() }
         var o = ChaosOptions(nodeBinary: ChaosTestSupport.nodeBinary)
+        o.network = network
         o.duration = seconds
         o.faults = kinds
         o.seed = seed
@@ -44,6 +45,21 @@ final class ChaosRunnerTests: ChaosTestCase {
         expectValid(try await run("partition", seconds: 18, seed: 13), "partitions")
     }
 
+    /// Partitions through the fault-injecting proxy (what machines without namespaces use), on every machine.
+    func testPartitionsThroughTheProxyKeepEveryCheckerGreen() async throws {
+        let r = try await run("partition", seconds: 16, seed: 15, network: .proxy)
+        expectValid(r, "partitions through the proxy")
+        XCTAssertTrue(r.networkLab.contains("proxy"), r.networkLab)
+        XCTAssertTrue(r.faultRecords.allSatisfy { $0.detail.contains("cut") }, "\(r.faultRecords.map(\.detail))")
+    }
+
+    /// Slow disks (a node's WAL writes sleep before each fdatasync): slower, never wrong.
+    func testSlowDisksKeepEveryCheckerGreen() async throws {
+        let r = try await run("slow-disk", seconds: 12, seed: 16)
+        expectValid(r, "slow disk")
+        XCTAssertTrue(r.faultRecords.allSatisfy { $0.detail.contains("sleeps") }, "\(r.faultRecords.map(\.detail))")
+    }
+
     func testTransferStormsAndRollingRestartsKeepEveryCheckerGreen() async throws {
         expectValid(try await run("transfer,restart-rolling", seconds: 20, seed: 14), "transfer storm + rolling restart")
     }
@@ -54,7 +70,9 @@ final class ChaosRunnerTests: ChaosTestCase {
     /// follower refuses: not the leader) pass.
     func testKnownBadBuildServingLocalReadsIsCaught() throws {
         for bad in [true, false] {
-            let c = try startCluster(inLab: true, shards: 1, flags: bad ? ["--unsafe-local-reads"] : [])
+            let inLab = ChaosTestSupport.namespacesAvailable
+            let c = try startCluster(inLab: inLab, proxied: !inLab, shards: 1, flags: bad ? ["--unsafe-local-reads"] : [])
+            let links = try XCTUnwrap(c.links)
             let leader = try c.waitForLeader(shard: 0)
             let follower = c.nodeIDs.first { $0 != leader }!
             let id = ChaosTestSupport.conceptID(42)
@@ -67,7 +85,7 @@ final class ChaosRunnerTests: ChaosTestCase {
             }
             put(0, "v1")
             XCTAssertTrue(ChaosTestSupport.eventually(5) { ChaosTestSupport.get(c, via: follower, id: id) == "v1" || !bad })
-            try lab!.apply(.isolate(follower))
+            try links.apply(.isolate(follower))
             put(1, "v2")
             history.record(process: 2, .invoke, .get, key: "k", time: now())
             let r = c.http(follower, "GET", "/v1/concepts/\(id)", timeout: 3)
@@ -77,7 +95,7 @@ final class ChaosRunnerTests: ChaosTestCase {
             } else {
                 history.record(process: 2, .fail, .get, key: "k", time: now())
             }
-            _ = lab!.heal()
+            _ = links.heal()
             let report = HistoryChecker.check(events: history.events)
             if bad {
                 XCTAssertEqual(r.status, 200, "the known-bad follower answers from its own state")

@@ -53,6 +53,9 @@ enum ChaosTestSupport {
         return body()
     }
 
+    /// Whether this machine can create network namespaces (else partitions go through the proxy).
+    static var namespacesAvailable: Bool { NetworkLab.isAvailable().available }
+
     /// Whether a pid no longer exists (reaped; not even a zombie).
     static func gone(_ pid: pid_t) -> Bool { kill(pid, 0) != 0 && errno == ESRCH }
 }
@@ -65,8 +68,8 @@ class ChaosTestCase: XCTestCase {
     private var startedPIDs: [pid_t] = []
 
     /// A 3-node cluster, started and ready: inside a fresh lab when `inLab` (skips if namespaces are
-    /// unavailable), else on loopback.
-    func startCluster(inLab: Bool, shards: Int = 4, flags: [String] = []) throws -> LabCluster {
+    /// unavailable), else on loopback — with its node links through a `LinkProxy` when `proxied`.
+    func startCluster(inLab: Bool, proxied: Bool = false, shards: Int = 4, flags: [String] = []) throws -> LabCluster {
         try ChaosTestSupport.requireNodeBinary()
         if inLab {
             try ChaosTestSupport.requireLab()
@@ -75,6 +78,7 @@ class ChaosTestCase: XCTestCase {
         var o = LabCluster.Options()
         o.shards = shards
         o.extraFlags = flags
+        o.proxiedLinks = proxied
         let c = try LabCluster(binary: ChaosTestSupport.nodeBinary, lab: lab, options: o)
         cluster = c
         try c.startAll(timeout: 30)

@@ -74,14 +74,29 @@ final class FaultScheduleTests: XCTestCase {
         XCTAssertEqual(FaultSchedule.generate(seed: 9, options: o).steps, [])
     }
 
-    /// `partition` expands, `all` is everything, slow-disk is refused with the reason, unknown names list
-    /// what is accepted.
+    /// `partition` expands, `all` is everything, unknown names list what is accepted.
     func testFaultListParsing() throws {
         XCTAssertEqual(try FaultKind.parse("kill, partition,kill"),
                        [.kill, .partitionSymmetric, .partitionAsymmetric, .partitionLeader, .partitionRing])
         XCTAssertEqual(try FaultKind.parse("all"), FaultKind.allCases)
         XCTAssertEqual(try FaultKind.parse("transfer,restart-rolling,pause"), [.transfer, .rollingRestart, .pause])
-        XCTAssertThrowsError(try FaultKind.parse("kill,slow-disk")) { XCTAssertTrue("\($0)".contains("not supported")) }
-        XCTAssertThrowsError(try FaultKind.parse("explode")) { XCTAssertTrue("\($0)".contains("partition-ring")) }
+        XCTAssertEqual(try FaultKind.parse("kill,slow-disk"), [.kill, .slowDisk])
+        XCTAssertThrowsError(try FaultKind.parse("explode")) { XCTAssertTrue("\($0)".contains("slow-disk")) }
+    }
+
+    /// Slow-disk steps carry their fsync delay, drawn from the seed within the configured range; other kinds
+    /// carry none, and adding slow disks leaves the other kinds' draws alone.
+    func testSlowDiskStepsCarryTheirDelay() throws {
+        var o = ScheduleOptions(duration: 120, kinds: [.slowDisk, .kill])
+        o.slowDiskDelayMs = 80...90
+        let s = FaultSchedule.generate(seed: 21, options: o)
+        XCTAssertEqual(s, FaultSchedule.generate(seed: 21, options: o))
+        let slow = s.steps.filter { $0.kind == .slowDisk }
+        XCTAssertFalse(slow.isEmpty)
+        XCTAssertTrue(slow.allSatisfy { (80...90).contains($0.delayMs ?? -1) }, "\(slow)")
+        XCTAssertTrue(s.steps.filter { $0.kind != .slowDisk }.allSatisfy { $0.delayMs == nil })
+        XCTAssertTrue(slow.allSatisfy { $0.description.contains("fsync +") })
+        XCTAssertEqual(try JSONDecoder().decode(FaultSchedule.self, from: JSONEncoder().encode(s)), s)
+        XCTAssertTrue(FaultKind.slowDisk.needsFaultInjection && !FaultKind.kill.needsFaultInjection)
     }
 }

@@ -51,6 +51,8 @@ public struct NodeCommand: ParsableCommand {
     var logLevel: String = "info"
     @Flag(help: ArgumentHelp("Known-bad test switch: serve linearizable reads from local state without confirming leadership.", visibility: .hidden))
     var unsafeLocalReads = false
+    @Flag(help: ArgumentHelp("Test-only switch: accept fault-injection requests (POST /v1/admin/fault/fsync-delay?ms=N, a slow disk).", visibility: .hidden))
+    var enableFaultInjection = false
 
     public init() {}
 
@@ -90,6 +92,7 @@ public struct NodeCommand: ParsableCommand {
         c.maxFrameBytes = maxFrameBytes
         c.logLevel = logLevel
         c.unsafeLocalReads = unsafeLocalReads
+        c.faultInjection = enableFaultInjection
         if let p = peers ?? env["SUTRA_PEERS"] {
             switch NodeConfig.parsePeers(p) {
             case .success(let map): c.peers = map

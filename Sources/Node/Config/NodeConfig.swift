@@ -36,6 +36,9 @@ public struct NodeConfig: Sendable {
     /// without confirming leadership — a deposed or partitioned leader (or a lagging follower) then serves
     /// stale reads, which the linearizability checker must catch. Never use it in production.
     public var unsafeLocalReads = false
+    /// TEST-ONLY: accept `POST /v1/admin/fault/fsync-delay?ms=N`, which makes every WAL write sleep N ms before
+    /// its fdatasync (a slow disk for the chaos runner). Off in production: the route then answers 400.
+    public var faultInjection = false
     /// A participant's intent unresolved this long makes its shard's leader ask the record shard for the
     /// decision, aborting the transaction there if it has none.
     public var txnIntentTimeoutMs = 1000

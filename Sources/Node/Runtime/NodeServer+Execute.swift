@@ -72,6 +72,8 @@ extension NodeServer {
             done(.success(.cluster(clusterStatus())))
         case .transferLeader(let s, let to):
             done(transferLeader(shard: s, to: to))
+        case .fsyncDelay(let ms):
+            done(setFsyncDelay(ms: ms))
         }
     }
 

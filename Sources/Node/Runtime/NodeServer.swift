@@ -37,6 +37,8 @@ public final class NodeServer {
     var httpFrontEnd: HTTPFrontEnd?
 
     private var writeInFlight = false
+    /// Test-only slow disk (`--enable-fault-injection`): each WAL write sleeps this long before its fdatasync.
+    var fsyncDelayMs = 0
     private var outgoing: [NodeID: [ShardMessage]] = [:]
     /// Snapshots taken this turn, saved (and the log compacted behind them) by the next group-commit write.
     private var snapshotsToSave: [(shard: Int, snapshot: Snapshot)] = []
@@ -166,6 +168,9 @@ public final class NodeServer {
                 self.beginShutdown()
             })
         }
+        if config.faultInjection {
+            logger.warning("--enable-fault-injection is on: POST /v1/admin/fault/fsync-delay can slow this node's disk (test-only)")
+        }
         if config.unsafeLocalReads {
             logger.critical("--unsafe-local-reads is on: linearizable reads are answered from local state WITHOUT confirming leadership (a known-bad test build; stale reads will happen)")
         }
@@ -280,8 +285,10 @@ public final class NodeServer {
         writeInFlight = true
         let started = DispatchTime.now().uptimeNanoseconds
         let bytes = prepared.byteCount
+        let delayMicros = useconds_t(fsyncDelayMs * 1000)
         do {
             try loop.queueWork({ () -> Result<Void, WALError> in
+                if delayMicros > 0 { usleep(delayMicros) }
                 do throws(WALError) { try prepared.perform(); return .success(()) } catch { return .failure(error) }
             }, completion: { [unowned self] result in
                 if case .failure(let e) = result {

@@ -221,7 +221,7 @@ final class BinaryFrontEnd {
             switch reply {
             case .write(let v): r.write.version = v
             case .flushed(let n): r.write.version = UInt64(n)
-            case .transferring: r.write.version = 0
+            case .transferring, .fsyncDelay: r.write.version = 0
             case .concept(let c):
                 var p = Sutra_V1_Concept()
                 p.id = Data(c.id.bytes)

@@ -130,6 +130,10 @@ final class HTTPFrontEnd {
                     to = n
                 }
                 run(.transferLeader(shard: s, to: to), session, respond)
+            case ("POST", "fsync-delay"):
+                let text = req.query["ms"] ?? ""
+                guard let ms = Int(text) else { throw RequestProblem("ms (a number of milliseconds) is required, not '\(text)'") }
+                run(.fsyncDelay(ms: ms), session, respond)
             case ("GET", "cluster"):
                 run(.cluster, session, respond)
             case (_, .some):
@@ -151,6 +155,7 @@ final class HTTPFrontEnd {
         case 2 where p[0] == "v1" && p[1] == "concepts": return ("concepts", "")
         case 2 where p[0] == "v1" && ["associations", "path", "search", "batch", "flush", "cluster"].contains(p[1]): return (p[1], "")
         case 3 where p[0] == "v1" && p[1] == "admin" && p[2] == "transfer-leader": return ("transfer-leader", "")
+        case 4 where p[0] == "v1" && p[1] == "admin" && p[2] == "fault" && p[3] == "fsync-delay": return ("fsync-delay", "")
         case 3 where p[0] == "v1" && p[1] == "concepts": return ("concept", p[2])
         case 4 where p[0] == "v1" && p[1] == "concepts" && p[3] == "neighbors": return ("neighbors", p[2])
         default: return (nil, "")

@@ -172,6 +172,7 @@ enum JSONReply {
         case .flushed(let n): return serialize(["snapshots": n])
         case .cluster(let s): return serialize(cluster(s))
         case .transferring(let shard, let to): return serialize(["shard": shard, "to": to])
+        case .fsyncDelay(let ms): return serialize(["fsync_delay_ms": ms])
         }
     }
 

@@ -39,6 +39,9 @@ public enum ClientOp: Sendable {
     /// Operator / chaos tool: this node, which must lead `shard`, hands the leadership to `to` (nil: the most
     /// caught-up connected peer).
     case transferLeader(shard: Int, to: NodeID?)
+    /// Chaos tool, only with `--enable-fault-injection`: every WAL write sleeps `ms` before its fdatasync
+    /// (0: a healthy disk again).
+    case fsyncDelay(ms: Int)
 
     /// Whether a retry may apply it again without the client sequence (reads, flush, cluster).
     var isWrite: Bool {
@@ -123,6 +126,7 @@ public enum ClientReply: Sendable {
     case flushed(shards: Int)
     case cluster(ClusterStatus)
     case transferring(shard: Int, to: NodeID)
+    case fsyncDelay(ms: Int)
 }
 
 /// Why a request failed, in terms both protocols map to their own codes (HTTP status, protobuf ErrorCode).

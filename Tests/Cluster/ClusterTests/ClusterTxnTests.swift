@@ -190,6 +190,10 @@ final class ClusterTxnTests: XCTestCase {
         // Leadership transfer on request (the chaos runner's transfer storms): refused clearly when wrong.
         XCTAssertEqual(error(cluster.http(1, "POST", "/v1/admin/transfer-leader?shard=99")), "400 INVALID_ARGUMENT")
         XCTAssertEqual(error(cluster.http(1, "POST", "/v1/admin/transfer-leader")), "400 INVALID_ARGUMENT")
+        // The slow-disk hook is test-only: a production node refuses it and names the switch.
+        let slow = cluster.http(1, "POST", "/v1/admin/fault/fsync-delay?ms=100")
+        XCTAssertEqual(error(slow), "400 INVALID_ARGUMENT")
+        XCTAssertTrue(String(decoding: slow.body, as: UTF8.self).contains("--enable-fault-injection"))
         // Transaction counters are visible.
         let t = cluster.http(1, "GET", "/v1/cluster").json?["transactions"] as? [String: Any]
         XCTAssertNotNil(t?["committed"])
