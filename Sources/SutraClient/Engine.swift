@@ -31,6 +31,12 @@ struct EngineConfig: Sendable {
     var backoffBaseMs: UInt64
     var backoffCapMs: UInt64
     var maxFrameSize: Int
+    /// Silence on a connection that owes answers before it probes its node.
+    var probeAfterMs: UInt64
+    /// An unanswered probe after this long closes the connection and makes the node a suspect.
+    var probeTimeoutMs: UInt64
+    /// How long a node whose probe went unanswered is avoided (unless it is heard from first).
+    var suspectMs: UInt64 = 1000
     /// Consecutive `NOT_LEADER` redirects followed at once before backing off (stops ping-pong between two
     /// nodes that each believe the other leads).
     var maxImmediateRedirects = 3
@@ -140,6 +146,8 @@ final class Engine: @unchecked Sendable {
     var turnEnd: LoopCheck?
     /// Connections with requests waiting for the end of the loop turn.
     private var toFlush: [NodeConnection] = []
+    /// Nodes that did not answer a probe, avoided until the loop time given (or until heard from).
+    private var suspects: [Endpoint: UInt64] = [:]
 
     init(loop: EventLoop, config: EngineConfig, clientID: UInt64, seeds: [Endpoint]) {
         self.loop = loop
@@ -272,15 +280,29 @@ final class Engine: @unchecked Sendable {
     private func pickTarget(_ call: Call) -> Endpoint? {
         if let t = call.redirectTarget {
             call.redirectTarget = nil
-            return t
+            if !isSuspect(t) { return t }
         }
         if case .leader(let key) = call.spec.route, let map,
-           let leader = map.leaders[key.shard(of: map.numShards)], let e = map.nodes[leader] {
+           let leader = map.leaders[key.shard(of: map.numShards)], let e = map.nodes[leader], !isSuspect(e) {
             return e
         }
-        // Any node (also for a shard whose leader is unknown: the node will name it or say UNAVAILABLE).
+        // Any node (also for a shard whose leader is unknown or unresponsive: the node will name the leader or
+        // say UNAVAILABLE), preferring nodes that answer.
         guard !candidates.isEmpty else { return nil }
-        return candidates[abs(call.anyCursor % candidates.count)]
+        let start = abs(call.anyCursor % candidates.count)
+        for i in 0..<candidates.count {
+            let e = candidates[(start + i) % candidates.count]
+            if !isSuspect(e) { return e }
+        }
+        return candidates[start]
+    }
+
+    /// Whether `e` failed a probe less than `suspectMs` ago and has not been heard from since.
+    private func isSuspect(_ e: Endpoint) -> Bool {
+        guard let until = suspects[e] else { return false }
+        if until > loop.now { return true }
+        suspects[e] = nil
+        return false
     }
 
     // MARK: answers
@@ -288,6 +310,7 @@ final class Engine: @unchecked Sendable {
     /// A response arrived on `conn`.
     func received(_ response: Sutra_V1_Response, on conn: NodeConnection) {
         onLoop()
+        suspects[conn.endpoint] = nil
         guard let w = wire[response.id], let call = calls[w.call] else { return }  // finished already
         let isCurrent = call.currentWireID == response.id
         if !response.hasError || response.error.code == .ok {
@@ -336,7 +359,7 @@ final class Engine: @unchecked Sendable {
         case .anyNode:
             target = leader != 0 ? hinted : nil
         }
-        guard leader != 0, let target else {
+        guard leader != 0, let target, !isSuspect(target) else {
             requestRefresh()
             return failedAttempt(call)
         }
@@ -413,9 +436,29 @@ final class Engine: @unchecked Sendable {
             c.wakeAt = nil
             timerFired(id)
         }
+        probeSilentConnections(now: loop.now)
         if !calls.values.contains(where: { $0.wakeAt != nil }) {
             sweeping = false
             sweepTimer?.stop()
+        }
+    }
+
+    /// Probes connections that owe answers and have been silent; closes those whose probe went unanswered and
+    /// makes their nodes suspects, so their requests are retried elsewhere now rather than at the attempt
+    /// timeout. Runs with the sweep, which runs while any attempt is in flight.
+    private func probeSilentConnections(now: UInt64) {
+        for conn in Array(connections.values) {
+            switch conn.liveness(now: now, probeAfterMs: config.probeAfterMs, probeTimeoutMs: config.probeTimeoutMs) {
+            case .fine:
+                break
+            case .probe:
+                let id = nextWireID
+                nextWireID += 1
+                conn.sendProbe(wireID: id, now: now)
+            case .unresponsive(let silentMs):
+                suspects[conn.endpoint] = now + config.suspectMs
+                conn.fail(.noResponse(endpoint: conn.endpoint.description, afterMilliseconds: silentMs))
+            }
         }
     }
 

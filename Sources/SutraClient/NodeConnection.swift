@@ -21,6 +21,21 @@ final class NodeConnection {
     private let helloID: UInt64
     /// The protocol version the node chose, once its `Hello` answer came.
     private(set) var version: UInt32?
+    /// Loop time of the last bytes from the node.
+    private var lastHeard: UInt64 = 0
+    /// Loop time at which `inflight` last went from empty to non-empty.
+    private var owedSince: UInt64 = 0
+    /// The outstanding liveness probe (a `Hello`) and when it was sent.
+    private var probe: (id: UInt64, sentAt: UInt64)?
+
+    /// What the engine should do about a connection's silence.
+    enum Liveness: Equatable {
+        case fine
+        /// Owes answers and has been silent for `probeAfterMs`: send a probe.
+        case probe
+        /// Its probe went unanswered: silent this many milliseconds while owing answers.
+        case unresponsive(silentMs: UInt64)
+    }
 
     static let protocolVersion: UInt32 = 1
 
@@ -50,6 +65,7 @@ final class NodeConnection {
     /// is (`flush()`), so the requests of one turn leave in one write.
     func send(_ framed: [UInt8], wireID: UInt64) {
         precondition(state != .closed, "send on a closed connection")
+        if inflight.isEmpty { owedSince = engine.loop.now }
         inflight.insert(wireID)
         if state == .open {
             if outbox.isEmpty { engine.markForFlush(self) }
@@ -57,6 +73,40 @@ final class NodeConnection {
         } else {
             queued.append(framed)
         }
+    }
+
+    /// Whether this connection needs a probe or has failed one (see `SutraClient.Options.probeAfter`). Only a
+    /// connection that owes answers is judged; any bytes from the node count as an answer. One still connecting
+    /// after `probeAfterMs + probeTimeoutMs` counts as unresponsive too (a host gone without a reset).
+    func liveness(now: UInt64, probeAfterMs: UInt64, probeTimeoutMs: UInt64) -> Liveness {
+        if state == .connecting, !inflight.isEmpty {
+            return now >= owedSince + probeAfterMs + probeTimeoutMs ? .unresponsive(silentMs: now - owedSince) : .fine
+        }
+        guard state == .open, !inflight.isEmpty else {
+            probe = nil
+            return .fine
+        }
+        let quietSince = max(lastHeard, owedSince)
+        if let p = probe {
+            if lastHeard >= p.sentAt {
+                probe = nil
+                return .fine
+            }
+            return now >= p.sentAt + probeTimeoutMs ? .unresponsive(silentMs: now - quietSince) : .fine
+        }
+        return now >= quietSince + probeAfterMs ? .probe : .fine
+    }
+
+    /// Sends a `Hello` as a liveness probe (its answer only proves the node is alive).
+    func sendProbe(wireID: UInt64, now: UInt64) {
+        guard state == .open else { return }
+        var hello = Sutra_V1_Request()
+        hello.id = wireID
+        hello.hello.minVersion = NodeConnection.protocolVersion
+        hello.hello.maxVersion = NodeConnection.protocolVersion
+        probe = (wireID, now)
+        if outbox.isEmpty { engine.markForFlush(self) }
+        outbox.append(frame((try? hello.serializedBytes()) ?? []))
     }
 
     /// Writes the turn's requests (called by the engine at the end of each loop turn).
@@ -79,6 +129,7 @@ final class NodeConnection {
         }
         tcp = conn
         state = .open
+        lastHeard = engine.loop.now
         try? conn.setNoDelay(true)
         do {
             try conn.startReading { [self] event in
@@ -106,6 +157,7 @@ final class NodeConnection {
     }
 
     private func received(_ bytes: [UInt8]) {
+        lastHeard = engine.loop.now
         for event in decoder.feed(bytes) {
             guard state == .open else { return }
             switch event {
@@ -119,6 +171,8 @@ final class NodeConnection {
                 }
                 if response.id == helloID {
                     helloAnswered(response)
+                } else if let p = probe, response.id == p.id {
+                    probe = nil
                 } else {
                     inflight.remove(response.id)
                     engine.received(response, on: self)

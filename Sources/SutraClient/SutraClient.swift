@@ -36,15 +36,27 @@ public final class SutraClient: Sendable {
         /// The largest frame sent or accepted (default 100 MiB, the node's default). A larger request throws
         /// `tooLarge` without being sent; a larger response is skipped (its call retries, then times out).
         public var maxFrameSize: Int
+        /// A connection that owes answers and has heard nothing from its node for this long sends the node a
+        /// `Hello` probe (default 250 ms). Nodes answer it on their event loop at once, however slow their
+        /// disk or busy their shards.
+        public var probeAfter: Duration
+        /// A probe unanswered for this long marks the node unresponsive — a frozen process (SIGSTOP, a VM
+        /// pause) or a host gone without a TCP reset: the connection is closed, its requests are retried
+        /// elsewhere at once instead of after `attemptTimeout`, and the node is avoided for a second unless it
+        /// answers meanwhile (default 500 ms).
+        public var probeTimeout: Duration
 
         public init(requestTimeout: Duration = .seconds(5), attemptTimeout: Duration = .seconds(2),
                     retryBaseDelay: Duration = .milliseconds(10), retryMaxDelay: Duration = .milliseconds(500),
-                    maxFrameSize: Int = defaultMaxFrameSize) {
+                    maxFrameSize: Int = defaultMaxFrameSize, probeAfter: Duration = .milliseconds(250),
+                    probeTimeout: Duration = .milliseconds(500)) {
             self.requestTimeout = requestTimeout
             self.attemptTimeout = attemptTimeout
             self.retryBaseDelay = retryBaseDelay
             self.retryMaxDelay = retryMaxDelay
             self.maxFrameSize = maxFrameSize
+            self.probeAfter = probeAfter
+            self.probeTimeout = probeTimeout
         }
     }
 
@@ -83,13 +95,15 @@ public final class SutraClient: Sendable {
         }
         let timeout = ms(options.requestTimeout), attempt = ms(options.attemptTimeout)
         let base = ms(options.retryBaseDelay), cap = ms(options.retryMaxDelay)
-        guard timeout > 0, attempt > 0, base > 0, cap >= base, options.maxFrameSize > 0 else {
+        let probeAfter = ms(options.probeAfter), probeTimeout = ms(options.probeTimeout)
+        guard timeout > 0, attempt > 0, base > 0, cap >= base, options.maxFrameSize > 0, probeAfter > 0, probeTimeout > 0 else {
             throw SutraError.invalidArgument(
                 "timeouts and delays must be at least 1 ms (retryMaxDelay ≥ retryBaseDelay), maxFrameSize positive")
         }
         let config = EngineConfig(requestTimeoutMs: UInt64(timeout), attemptTimeoutMs: UInt64(attempt),
                                   backoffBaseMs: UInt64(base), backoffCapMs: UInt64(cap),
-                                  maxFrameSize: options.maxFrameSize)
+                                  maxFrameSize: options.maxFrameSize, probeAfterMs: UInt64(probeAfter),
+                                  probeTimeoutMs: UInt64(probeTimeout))
         let clientID = UInt64.random(in: 1...UInt64.max)
         let lifecycle = Locked(Lifecycle())
         let started = Locked<Result<(LoopWakeup, Engine), SutraError>?>(nil)

@@ -91,9 +91,10 @@ final class LabClusterTests: ChaosTestCase {
 
     /// The slow-disk hook (`--enable-fault-injection`): a leader whose WAL writes sleep before each fdatasync
     /// acknowledges a write only after its own write is durable, so every write it leads takes at least the
-    /// delay; out-of-range delays are refused; at 0 the disk is healthy again; nothing is lost.
+    /// delay; out-of-range delays are refused; at 0 the disk is healthy again; nothing is lost. (Slow-disk
+    /// detection is off here, so the leadership stays put.)
     func testFsyncDelayHookSlowsTheLeadersWrites() throws {
-        let c = try startCluster(inLab: false, shards: 1, flags: ["--enable-fault-injection"])
+        let c = try startCluster(inLab: false, shards: 1, flags: ["--enable-fault-injection", "--slow-disk-ms", "0"])
         let leader = try c.waitForLeader(shard: 0, timeout: 10)
         XCTAssertEqual(c.http(leader, "POST", "/v1/admin/fault/fsync-delay?ms=10001").status, 400)
         XCTAssertEqual(c.http(leader, "POST", "/v1/admin/fault/fsync-delay?ms=fast").status, 400)
@@ -107,6 +108,35 @@ final class LabClusterTests: ChaosTestCase {
         try c.setFsyncDelay(leader, ms: 0)
         XCTAssertTrue(ChaosTestSupport.put(c, via: leader, id: ChaosTestSupport.conceptID(0xD15F), content: "fast"))
         for i in 0..<3 { XCTAssertEqual(ChaosTestSupport.get(c, via: leader, id: ChaosTestSupport.conceptID(0xD15C + UInt64(i))), "slow \(i)") }
+    }
+
+    /// Slow-disk detection: a leader whose WAL writes become much slower than its peers' acknowledgements
+    /// hands its shard away, is not given it back while its disk stays slow, and gets it back (it is the
+    /// shard's preferred node) once the disk is healthy again. Writes continue throughout.
+    func testASlowDiskHandsItsLeadershipAwayUntilItHeals() throws {
+        let c = try startCluster(inLab: false, shards: 3, flags: ["--enable-fault-injection"])
+        var n: UInt64 = 0
+        var failed = 0
+        func write() {
+            n += 1
+            if !ChaosTestSupport.put(c, via: 1 + Int(n % 3), id: ChaosTestSupport.conceptID(0x5D00 + n), content: "w\(n)") { failed += 1 }
+        }
+        func ledBy(_ node: Int) -> [Int] { c.view(of: node)?.ledShards ?? [] }
+        XCTAssertTrue(ChaosTestSupport.eventually(30) { write(); return ledBy(1) == [0] && ledBy(2) == [1] && ledBy(3) == [2] },
+                      "placement settles: shard s on node s+1")
+        try c.setFsyncDelay(1, ms: 300)
+        XCTAssertTrue(ChaosTestSupport.eventually(20) { write(); return ledBy(1).isEmpty }, "the slow node hands its shard away")
+        XCTAssertTrue(c.processes[0].logTail(50_000).contains("slow disk: WAL writes here take"))
+        let metric = c.http(1, "GET", "/metrics").text.split(separator: "\n").first { $0.hasPrefix("sutra_slow_disk_transfers_total{") }
+        XCTAssertGreaterThanOrEqual(metric.flatMap { $0.split(separator: " ").last }.flatMap { Int($0) } ?? 0, 1, "counted: \(String(describing: metric))")
+        for _ in 0..<10 {
+            write()
+            usleep(200_000)
+            XCTAssertEqual(ledBy(1), [], "not handed back while the disk stays slow")
+        }
+        try c.setFsyncDelay(1, ms: 0)
+        XCTAssertTrue(ChaosTestSupport.eventually(30) { write(); return ledBy(1) == [0] }, "healed: shard 0 returns to its preferred node")
+        XCTAssertEqual(failed, 0, "every write succeeded")
     }
 
     /// kill -9 of every node in turn and a restart on the same data directory keeps what was written.

@@ -47,6 +47,8 @@ public struct NodeCommand: ParsableCommand {
     var txnIntentTimeoutMs: Int = 1000
     @Option(name: .long, help: "Abort a transaction whose participants have not all prepared after this long, 100…600000 ms.")
     var txnPrepareTimeoutMs: Int = 2000
+    @Option(name: .long, help: "Hand leaderships away while this node's recent WAL writes take this long (median, ms) and a peer acknowledges appends 3x faster; 0 disables, ≤ 60000.")
+    var slowDiskMs: Int = 50
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
     @Flag(help: ArgumentHelp("Known-bad test switch: serve linearizable reads from local state without confirming leadership.", visibility: .hidden))
@@ -86,6 +88,7 @@ public struct NodeCommand: ParsableCommand {
         c.electionTicks = electionTicks
         c.txnIntentTimeoutMs = txnIntentTimeoutMs
         c.txnPrepareTimeoutMs = txnPrepareTimeoutMs
+        c.slowDiskMs = slowDiskMs
         c.snapshotEntries = snapshotEntries
         c.snapshotBytes = snapshotBytes
         c.compactMargin = compactMargin

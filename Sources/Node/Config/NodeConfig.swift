@@ -44,6 +44,10 @@ public struct NodeConfig: Sendable {
     public var txnIntentTimeoutMs = 1000
     /// A coordinator whose participants have not all prepared after this long decides abort.
     public var txnPrepareTimeoutMs = 2000
+    /// A node whose recent WAL writes take this long (median of the last 9, ms) while a connected peer acknowledges appends three
+    /// times faster hands its leaderships to that peer, and leaders do not hand shards to such a node (see
+    /// `DiskHealth`). 0 disables.
+    public var slowDiskMs = 50
 
     public init() {}
 
@@ -69,6 +73,9 @@ public struct NodeConfig: Sendable {
         if !(3...100).contains(electionTicks) { return "election ticks (--election-ticks) is \(electionTicks); allowed: 3…100" }
         if !(100...600_000).contains(txnIntentTimeoutMs) {
             return "intent timeout (--txn-intent-timeout-ms) is \(txnIntentTimeoutMs); allowed: 100…600000"
+        }
+        if !(0...60_000).contains(slowDiskMs) {
+            return "slow-disk threshold (--slow-disk-ms) is \(slowDiskMs); allowed: 0 (off)…60000"
         }
         if !(100...600_000).contains(txnPrepareTimeoutMs) {
             return "prepare timeout (--txn-prepare-timeout-ms) is \(txnPrepareTimeoutMs); allowed: 100…600000"

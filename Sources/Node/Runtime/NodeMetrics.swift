@@ -44,6 +44,8 @@ final class NodeMetrics {
     var snapshots: UInt64 = 0
     var flushes: UInt64 = 0
     var crossShardAssociations: UInt64 = 0
+    /// Leaderships handed away because this node's disk was slow.
+    var slowDiskTransfers: UInt64 = 0
     var txnLatency = Histogram(bounds: latencyBuckets)
 
     init(shards: Int) {
@@ -96,6 +98,8 @@ final class NodeMetrics {
         family("sutra_fsync_latency_seconds", "histogram", "Duration of each group-commit WAL write + fdatasync.")
         fsyncLatency.render("sutra_fsync_latency_seconds", labels: "node=\"\(id)\"", into: &o)
         nodeWide("sutra_wal_writes_total", "counter", "Group-commit WAL writes (one fdatasync each).", walWrites)
+        nodeWide("sutra_wal_write_median_seconds", "gauge", "Median of this node's last 9 WAL write + fdatasync times (slow-disk detection).", (node.diskHealth.ownWriteMs ?? 0) / 1000)
+        nodeWide("sutra_slow_disk_transfers_total", "counter", "Shard leaderships handed away because this node's disk was much slower than a peer's.", slowDiskTransfers)
         nodeWide("sutra_wal_written_bytes_total", "counter", "Bytes appended to the WAL.", walBytes)
         nodeWide("sutra_log_size_bytes", "gauge", "Bytes in the WAL's segment files.", node.engine.totalBytes)
         perShard("sutra_log_entries", "gauge", "Entries held in each shard's log (after compaction).") { $0.log.lastIndex() - $0.log.compactIndex }

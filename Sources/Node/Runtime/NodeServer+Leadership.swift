@@ -1,3 +1,4 @@
+import Foundation
 import Raft
 import Shard
 
@@ -10,11 +11,31 @@ extension NodeServer {
         for r in replicas where r.isLeader {
             let preferred = preferredLeader(of: r.shard)
             guard preferred != config.nodeID, transport.isConnected(preferred),
+                  !diskHealth.isSlow(peer: preferred, now: DispatchTime.now().uptimeNanoseconds),
                   let p = r.raft.progressState(of: preferred), p.match == r.raft.lastIndex else { continue }
             try? r.raft.transferLeadership(to: preferred)
             logger.info("shard \(r.shard): handing leadership to its preferred node \(preferred)")
             return
         }
+    }
+
+    /// Every 25 ticks: while this node's disk is much slower than a connected peer's (see `DiskHealth`), hand
+    /// every shard it leads to that peer. A slow leader delays every write of its shards (it acknowledges only
+    /// after its own WAL write), while a slow follower costs nothing. The rebalancer does not give the shards
+    /// back while the disk stays slow; once it recovers, placement returns to normal.
+    func moveLeadershipOffASlowDisk() {
+        guard !stopping else { return }
+        let now = DispatchTime.now().uptimeNanoseconds
+        let connected = config.peers.keys.filter { $0 != config.nodeID && transport.isConnected($0) }.sorted()
+        guard let target = diskHealth.evictionTarget(connected: connected, now: now) else { return }
+        var moved: [Int] = []
+        for r in replicas where r.isLeader && r.raft.leadTransferee == noNode {
+            if (try? r.raft.transferLeadership(to: target)) != nil { moved.append(r.shard) }
+        }
+        guard !moved.isEmpty else { return }
+        metrics.slowDiskTransfers += UInt64(moved.count)
+        let own = Int(diskHealth.ownWriteMs ?? 0), theirs = Int(diskHealth.ackMs(target, now: now) ?? 0)
+        logger.warning("slow disk: WAL writes here take \(own) ms (median of the last 9) while node \(target) acknowledges appends in \(theirs) ms; handing shard(s) \(moved) to it")
     }
 
     /// An operator's (or the chaos runner's) request to move a shard's leadership away from this node.

@@ -1,3 +1,4 @@
+import Foundation
 import Raft
 import Shard
 
@@ -13,6 +14,9 @@ extension NodeServer {
                 guard Int(m.shard) < replicas.count, m.message.from == peer else {
                     logger.warning("node \(peer) sent a message for shard \(m.shard) from \(m.message.from); dropped")
                     continue
+                }
+                if m.message.type == .appendResponse, !m.message.reject {
+                    diskHealth.acknowledged(by: peer, shard: Int(m.shard), index: m.message.index, now: DispatchTime.now().uptimeNanoseconds)
                 }
                 replicas[Int(m.shard)].raft.step(m.message)
             }

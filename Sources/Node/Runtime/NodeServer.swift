@@ -39,6 +39,8 @@ public final class NodeServer {
     private var writeInFlight = false
     /// Test-only slow disk (`--enable-fault-injection`): each WAL write sleeps this long before its fdatasync.
     var fsyncDelayMs = 0
+    /// This node's write speed and its peers' acknowledgement speed: moves leadership off a slow disk.
+    var diskHealth: DiskHealth
     private var outgoing: [NodeID: [ShardMessage]] = [:]
     /// Snapshots taken this turn, saved (and the log compacted behind them) by the next group-commit write.
     private var snapshotsToSave: [(shard: Int, snapshot: Snapshot)] = []
@@ -81,6 +83,7 @@ public final class NodeServer {
             return l
         }()
         metrics = NodeMetrics(shards: config.numShards)
+        diskHealth = DiskHealth(slowMs: Double(config.slowDiskMs))
         vectors = ConceptVectors(dimension: config.dimension)
         try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
         engine = try LogEngine(directory: config.dataDir + "/wal", logger: logger)
@@ -196,6 +199,7 @@ public final class NodeServer {
         transport.keepAlive()
         if ticks % 5 == 0 { expireForwards() }
         if ticks % 50 == 0 { rebalanceLeaders() }
+        if ticks % 25 == 0 { moveLeadershipOffASlowDisk() }
         if stopping { continueShutdown() }
     }
 
@@ -296,7 +300,9 @@ public final class NodeServer {
                     self.fatalStop("WAL write failed, stopping rather than acknowledging anything: \(e)")
                 }
                 self.engine.complete(prepared)
-                self.metrics.recordFsync(nanos: DispatchTime.now().uptimeNanoseconds - started, bytes: bytes, snapshots: compacted)
+                let took = DispatchTime.now().uptimeNanoseconds - started
+                self.metrics.recordFsync(nanos: took, bytes: bytes, snapshots: compacted)
+                self.diskHealth.wrote(nanos: took)
                 self.writeInFlight = false
                 self.finish(readies)
                 for c in callbacks { c() }
@@ -348,7 +354,13 @@ public final class NodeServer {
     // MARK: messages
 
     private func queue(_ msgs: [Message], shard: Int) {
-        for m in msgs { outgoing[m.to, default: []].append(ShardMessage(shard: UInt32(shard), message: m)) }
+        let now = DispatchTime.now().uptimeNanoseconds
+        for m in msgs {
+            if m.type == .append, !m.entries.isEmpty {
+                diskHealth.sentAppend(to: m.to, shard: shard, lastIndex: m.index + LogIndex(m.entries.count), now: now)
+            }
+            outgoing[m.to, default: []].append(ShardMessage(shard: UInt32(shard), message: m))
+        }
     }
 
     private func flushOutgoing() {

@@ -42,6 +42,11 @@ final class FakeNode: @unchecked Sendable {
     private let stats = Shared<(inFlight: Int, maxInFlight: Int, connections: Int)>((0, 0, 0))
     private let finished = DispatchSemaphore(value: 0)
     private let stopped = Shared(false)
+    /// While true the node answers nothing, not even `Hello` (a SIGSTOPped process: the kernel still
+    /// accepts connections and bytes). Requests are still recorded.
+    let frozen = Shared(false)
+    /// `Hello` requests received (one per connection, plus the client's liveness probes).
+    let hellos = Shared(0)
 
     var address: String { "127.0.0.1:\(port)" }
 
@@ -61,11 +66,11 @@ final class FakeNode: @unchecked Sendable {
         self.handler = Shared(handler)
         let ready = DispatchSemaphore(value: 0)
         let started = Shared<Result<(Int, LoopWakeup, FakeLoopState), UVError>?>(nil)
-        let (log, stats, handlerBox, finished) = (self.log, self.stats, self.handler, self.finished)
+        let (log, stats, handlerBox, finished, frozen, hellos) = (self.log, self.stats, self.handler, self.finished, self.frozen, self.hellos)
         let thread = Thread {
             do {
                 let loop = try EventLoop()
-                let state = FakeLoopState(loop: loop, log: log, stats: stats, handler: handlerBox)
+                let state = FakeLoopState(loop: loop, log: log, stats: stats, handler: handlerBox, frozen: frozen, hellos: hellos)
                 let listener = try TCPListener(loop: loop, host: "127.0.0.1", port: 0) { result in
                     if case .success(let conn) = result { state.accepted(conn) }
                 }
@@ -126,17 +131,21 @@ private final class FakeLoopState: @unchecked Sendable {
     let log: Shared<[Sutra_V1_Request]>
     let stats: Shared<(inFlight: Int, maxInFlight: Int, connections: Int)>
     let handler: Shared<@Sendable (Sutra_V1_Request) -> FakeReply>
+    let frozen: Shared<Bool>
+    let hellos: Shared<Int>
     var listener: TCPListener?
     var wakeup: LoopWakeup?
     var connections: [ObjectIdentifier: TCPConnection] = [:]
     var timers: [UV.Timer] = []
 
     init(loop: EventLoop, log: Shared<[Sutra_V1_Request]>, stats: Shared<(inFlight: Int, maxInFlight: Int, connections: Int)>,
-         handler: Shared<@Sendable (Sutra_V1_Request) -> FakeReply>) {
+         handler: Shared<@Sendable (Sutra_V1_Request) -> FakeReply>, frozen: Shared<Bool>, hellos: Shared<Int>) {
         self.loop = loop
         self.log = log
         self.stats = stats
         self.handler = handler
+        self.frozen = frozen
+        self.hellos = hellos
     }
 
     func accepted(_ conn: TCPConnection) {
@@ -170,6 +179,8 @@ private final class FakeLoopState: @unchecked Sendable {
 
     private func handle(_ request: Sutra_V1_Request, on conn: TCPConnection) {
         if case .hello(let h)? = request.op {
+            hellos.with { $0 += 1 }
+            if frozen.get { return }
             var r = Sutra_V1_Response()
             r.hello.minVersion = h.minVersion
             r.hello.maxVersion = min(h.maxVersion, 1)
@@ -177,6 +188,7 @@ private final class FakeLoopState: @unchecked Sendable {
             return
         }
         log.with { $0.append(request) }
+        if frozen.get { return }
         let reply = handler.get(request)
         switch reply {
         case .respond(let r):

@@ -294,6 +294,60 @@ final class SutraClientTests: XCTestCase {
         }
     }
 
+    /// A leader that freezes (SIGSTOP: connections stay open, nothing is answered, not even `Hello`) is probed
+    /// and given up on after `probeTimeout`, long before the attempt timeout: the write moves to the node that
+    /// answers, with its sequence. With a 60 s attempt timeout and a 10 s deadline, only the probe can save it.
+    func testAFrozenLeaderIsProbedAndItsWriteMovesOnBeforeTheAttemptTimeout() async throws {
+        let a = try FakeNode(id: 1)
+        let b = try FakeNode(id: 2)
+        defer { a.stop(); b.stop() }
+        let nodes = [a, b]
+        let (leaderA, leaderB) = (Reply.cluster(nodes: nodes, leader: 1), Reply.cluster(nodes: nodes, leader: 2))
+        let frozen = a.frozen
+        a.setHandler { r in
+            if case .clusterInfo? = r.op { return .respond(leaderA) }
+            frozen.with { $0 = true }  // the first write freezes the leader
+            return .ignore
+        }
+        b.setHandler { r in
+            if case .clusterInfo? = r.op { return .respond(leaderB) }
+            return .respond(Reply.write(21))
+        }
+        let options = SutraClient.Options(requestTimeout: .seconds(10), attemptTimeout: .seconds(60),
+                                          probeAfter: .milliseconds(100), probeTimeout: .milliseconds(200))
+        try await withClient([a.address], options) { client in
+            let v = try await client.put(NewConcept(id: Self.x, text: "x"))
+            XCTAssertEqual(v, 21)
+            XCTAssertEqual(a.puts.count, 1)
+            XCTAssertEqual(b.puts.count, 1)
+            XCTAssertEqual(b.puts[0].sequence, a.puts[0].sequence, "the moved write keeps its sequence")
+            XCTAssertGreaterThanOrEqual(a.hellos.get, 2, "the connection's Hello, then at least one probe")
+        }
+    }
+
+    /// A node that is slow to answer but alive (it answers the probe at once) keeps its requests: no retry
+    /// elsewhere, however long the answer takes within the attempt timeout.
+    func testASlowButLiveNodeIsNotGivenUpOn() async throws {
+        let a = try FakeNode(id: 1)
+        let b = try FakeNode(id: 2)
+        defer { a.stop(); b.stop() }
+        let leaderA = Reply.cluster(nodes: [a, b], leader: 1)
+        a.setHandler { r in
+            if case .clusterInfo? = r.op { return .respond(leaderA) }
+            return .respondAfter(ms: 800, Reply.write(7))
+        }
+        b.setHandler { _ in .respond(Reply.error(.notLeader, "not me", leader: 1, address: "")) }
+        let options = SutraClient.Options(requestTimeout: .seconds(10), attemptTimeout: .seconds(5),
+                                          probeAfter: .milliseconds(100), probeTimeout: .milliseconds(200))
+        try await withClient([a.address], options) { client in
+            let v = try await client.put(NewConcept(id: Self.x, text: "x"))
+            XCTAssertEqual(v, 7)
+            XCTAssertEqual(a.puts.count, 1, "answered by the first attempt")
+            XCTAssertEqual(b.puts.count, 0, "never retried elsewhere")
+            XCTAssertGreaterThanOrEqual(a.hellos.get, 2, "it was probed while the answer took its time")
+        }
+    }
+
     /// Many writes of one client to one shard are in flight together, each with its own sequence; every
     /// request tells the shard the lowest sequence still outstanding (`acked_below`), so the shard may forget
     /// older outcomes and never mistakes a pipelined write for a stale retry.
