@@ -44,7 +44,7 @@ public struct NodeConfig: Sendable {
     public var txnIntentTimeoutMs = 1000
     /// A coordinator whose participants have not all prepared after this long decides abort.
     public var txnPrepareTimeoutMs = 2000
-    /// A node whose recent WAL writes take this long (median of the last 9, ms) while a connected peer acknowledges appends three
+    /// A node whose recent WAL writes take this long (the last 3, or the median of the last 9; ms) while a connected peer acknowledges appends three
     /// times faster hands its leaderships to that peer, and leaders do not hand shards to such a node (see
     /// `DiskHealth`). 0 disables.
     public var slowDiskMs = 50

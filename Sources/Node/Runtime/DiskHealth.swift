@@ -7,13 +7,13 @@ import Raft
 ///
 /// Pure bookkeeping (time comes in as nanoseconds): `NodeServer` feeds it each group-commit write's duration,
 /// each append it sends and each acknowledgement it receives, and asks it two questions:
-/// - `evictionTarget`: this node's writes are slow (median of the last 9 ≥ `slowMs`) and a connected peer
-///   acknowledges appends at least `ratio` times faster — hand leaderships to that peer;
+/// - `evictionTarget`: this node's writes are slow (the last 3 all, or the median of the last 9, ≥ `slowMs`) and a
+///   connected peer acknowledges appends at least `ratio` times faster — hand leaderships to that peer;
 /// - `isSlow(peer:)`: that peer acknowledges at least `ratio` times slower than this node writes, and ≥ `slowMs` —
 ///   do not hand it leadership (the rebalancer would otherwise give a shard straight back to a slow disk).
 /// When every disk is equally slow nobody is `ratio` times faster, so leadership does not move in circles.
-/// Medians, not averages: one long write (a big snapshot, a write that spanned a SIGSTOP) moves nothing; it
-/// takes most of the recent writes being slow.
+/// Medians and runs, not averages: one long write (a big snapshot, a write that spanned a SIGSTOP) moves
+/// nothing; it takes three slow writes in a row, or most of the last nine.
 struct DiskHealth {
     private var ownWrites = RecentLatencies()
     private var peerAck: [NodeID: (recent: RecentLatencies, at: UInt64)] = [:]
@@ -42,6 +42,13 @@ struct DiskHealth {
 
     /// The median of this node's last WAL write + fdatasync durations, milliseconds (nil before the first).
     var ownWriteMs: Double? { ownWrites.median }
+
+    /// How slow this node's disk looks now, ms: the fastest of the last 3 writes or the median of the last 9,
+    /// whichever is larger (nil before the first write).
+    var ownSlowness: Double? {
+        guard let median = ownWrites.median else { return nil }
+        return max(median, ownWrites.minOfLast(3) ?? 0)
+    }
 
     /// One group-commit write took `nanos`.
     mutating func wrote(nanos: UInt64) {
@@ -83,7 +90,7 @@ struct DiskHealth {
     /// The connected peer to hand leaderships to because this node's disk is slow compared with it, if any:
     /// the fastest among those at least `ratio` times faster.
     func evictionTarget(connected: [NodeID], now: UInt64) -> NodeID? {
-        guard slowMs > 0, let own = ownWriteMs, own >= slowMs else { return nil }
+        guard slowMs > 0, let own = ownSlowness, own >= slowMs else { return nil }
         let fast = connected.compactMap { p in ackMs(p, now: now).map { (p, $0) } }.filter { $0.1 * ratio <= own }
         return fast.min { $0.1 < $1.1 }?.0
     }
@@ -96,11 +103,19 @@ struct DiskHealth {
     }
 }
 
-/// The last few latencies (a ring of 9), and their median.
+/// The last few latencies (a ring of 9), their median, and the fastest of the newest few.
 struct RecentLatencies {
     static let window = 9
     private var samples: [Double] = []
     private var next = 0
+
+    /// The smallest of the newest `n` samples; nil until there are `n`.
+    func minOfLast(_ n: Int) -> Double? {
+        precondition((1...RecentLatencies.window).contains(n))
+        guard samples.count >= n else { return nil }
+        let newest = samples.count < RecentLatencies.window ? samples.count - 1 : (next + RecentLatencies.window - 1) % RecentLatencies.window
+        return (0..<n).map { samples[(newest - $0 + RecentLatencies.window) % RecentLatencies.window] }.min()
+    }
 
     mutating func add(_ ms: Double) {
         if samples.count < RecentLatencies.window {

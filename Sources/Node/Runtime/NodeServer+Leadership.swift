@@ -34,8 +34,8 @@ extension NodeServer {
         }
         guard !moved.isEmpty else { return }
         metrics.slowDiskTransfers += UInt64(moved.count)
-        let own = Int(diskHealth.ownWriteMs ?? 0), theirs = Int(diskHealth.ackMs(target, now: now) ?? 0)
-        logger.warning("slow disk: WAL writes here take \(own) ms (median of the last 9) while node \(target) acknowledges appends in \(theirs) ms; handing shard(s) \(moved) to it")
+        let own = Int(diskHealth.ownSlowness ?? 0), theirs = Int(diskHealth.ackMs(target, now: now) ?? 0)
+        logger.warning("slow disk: WAL writes here take \(own) ms (recent writes) while node \(target) acknowledges appends in \(theirs) ms; handing shard(s) \(moved) to it")
     }
 
     /// An operator's (or the chaos runner's) request to move a shard's leadership away from this node.

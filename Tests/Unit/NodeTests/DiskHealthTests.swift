@@ -55,19 +55,40 @@ final class DiskHealthTests: XCTestCase {
         XCTAssertNil(h.evictionTarget(connected: [2, 3], now: now), "this node's own disk is fine")
     }
 
-    /// One long write (a big snapshot, a write that spanned a SIGSTOP) moves nothing; most of the last nine
-    /// being slow does.
-    func testOneLongWriteMovesNothingButMostlySlowWritesDo() {
+    /// One long write (a big snapshot, a write that spanned a SIGSTOP) moves nothing; three slow writes in a
+    /// row, or most of the last nine, do.
+    func testOneLongWriteMovesNothingButRunsOrMostlySlowWritesDo() {
         var h = DiskHealth(slowMs: 50)
         for _ in 0..<10 { h.wrote(nanos: 2 * ms) }
         h.wrote(nanos: 30 * s)
         XCTAssertEqual(h.ownWriteMs ?? 0, 2, accuracy: 0.01)
-        for _ in 0..<3 { h.wrote(nanos: 200 * ms) }
-        XCTAssertEqual(h.ownWriteMs ?? 0, 2, accuracy: 0.01, "four slow of nine")
+        XCTAssertEqual(h.ownSlowness ?? 0, 2, accuracy: 0.01, "one long write")
         h.wrote(nanos: 200 * ms)
-        XCTAssertEqual(h.ownWriteMs ?? 0, 200, accuracy: 0.01, "five slow of nine")
+        XCTAssertEqual(h.ownSlowness ?? 0, 2, accuracy: 0.01, "two slow in a row")
+        h.wrote(nanos: 200 * ms)
+        XCTAssertEqual(h.ownSlowness ?? 0, 200, accuracy: 0.01, "three slow in a row")
+        XCTAssertEqual(h.ownWriteMs ?? 0, 2, accuracy: 0.01, "the median is still fast")
+        for _ in 0..<4 {
+            h.wrote(nanos: 2 * ms)
+            h.wrote(nanos: 200 * ms)
+        }
+        XCTAssertEqual(h.ownWriteMs ?? 0, 200, accuracy: 0.01, "mostly slow, never three in a row")
+        XCTAssertEqual(h.ownSlowness ?? 0, 200, accuracy: 0.01)
         for _ in 0..<5 { h.wrote(nanos: 2 * ms) }
-        XCTAssertEqual(h.ownWriteMs ?? 0, 2, accuracy: 0.01, "healthy again")
+        XCTAssertEqual(h.ownSlowness ?? 0, 2, accuracy: 0.01, "healthy again")
+    }
+
+    func testRecentLatenciesRing() {
+        var r = RecentLatencies()
+        XCTAssertNil(r.median)
+        XCTAssertNil(r.minOfLast(1))
+        for v in 1...12 { r.add(Double(v)) }  // holds 4…12, newest 12
+        XCTAssertEqual(r.median, 8)
+        XCTAssertEqual(r.minOfLast(3), 10)
+        XCTAssertEqual(r.minOfLast(9), 4)
+        r.add(0)
+        XCTAssertEqual(r.minOfLast(1), 0)
+        XCTAssertEqual(r.minOfLast(2), 0)
     }
 
     /// An append never acknowledged (the peer died, or this node stopped leading) counts as one capped sample
