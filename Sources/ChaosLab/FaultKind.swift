@@ -24,9 +24,9 @@ public enum FaultKind: String, Codable, Sendable, CaseIterable, CustomStringConv
     /// test-only `POST /v1/admin/fault/fsync-delay`; nodes must run with `--enable-fault-injection`).
     case slowDisk = "slow-disk"
 
-    /// Whether it cuts links between nodes (network namespaces or the fault-injecting proxy); without either such
-    /// steps are recorded as skipped.
-    public var needsNetworkLab: Bool { rawValue.hasPrefix("partition") }
+    /// Whether it cuts links between nodes (through network namespaces or the fault-injecting proxy); a cluster
+    /// with neither records such steps as skipped.
+    public var cutsLinks: Bool { rawValue.hasPrefix("partition") }
 
     /// Whether the nodes must run with `--enable-fault-injection` (the slow-disk hook).
     public var needsFaultInjection: Bool { self == .slowDisk }

@@ -15,13 +15,13 @@ public struct ChaosError: Error, CustomStringConvertible, Sendable {
 /// The processes it starts are stopped by pid before it returns, whatever happens.
 public enum ChaosRun {
     public static func run(_ o: ChaosOptions, log: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) async throws -> ChaosReport {
-        let needsLinks = o.faults.contains { $0.needsNetworkLab }
+        let cutsLinks = o.faults.contains { $0.cutsLinks }
         var lab: NetworkLab?
         var labNote = "loopback, direct links"
         var clusterOptions = LabCluster.Options()
         switch o.network {
         case .none:
-            if needsLinks { log("--network none: partitions will be recorded as skipped") }
+            if cutsLinks { log("--network none: partitions will be recorded as skipped") }
         case .proxy:
             clusterOptions.proxiedLinks = true
         case .namespaces, .auto:

@@ -43,7 +43,7 @@ final class FaultInjectorTests: ChaosTestCase {
         let records = injector.run(schedule)
         rememberPIDs()
         check(records, against: schedule)
-        for r in records where r.kind.needsNetworkLab { XCTAssertTrue(r.detail.contains("cut"), r.detail) }
+        for r in records where r.kind.cutsLinks { XCTAssertTrue(r.detail.contains("cut"), r.detail) }
         try assertWhole(c)
     }
 
