@@ -100,13 +100,19 @@ final class NodeConnection {
     /// Sends a `Hello` as a liveness probe (its answer only proves the node is alive).
     func sendProbe(wireID: UInt64, now: UInt64) {
         guard state == .open else { return }
-        var hello = Sutra_V1_Request()
-        hello.id = wireID
-        hello.hello.minVersion = NodeConnection.protocolVersion
-        hello.hello.maxVersion = NodeConnection.protocolVersion
         probe = (wireID, now)
         if outbox.isEmpty { engine.markForFlush(self) }
-        outbox.append(frame((try? hello.serializedBytes()) ?? []))
+        outbox.append(NodeConnection.helloFrame(id: wireID))
+    }
+
+    /// A framed `Hello` offering this client's protocol version: the first request of every connection, and
+    /// the liveness probe.
+    private static func helloFrame(id: UInt64) -> [UInt8] {
+        var hello = Sutra_V1_Request()
+        hello.id = id
+        hello.hello.minVersion = protocolVersion
+        hello.hello.maxVersion = protocolVersion
+        return frame((try? hello.serializedBytes()) ?? [])
     }
 
     /// Writes the turn's requests (called by the engine at the end of each loop turn).
@@ -143,11 +149,7 @@ final class NodeConnection {
             fail(.connectionFailed(endpoint: endpoint.description, reason: error.description))
             return
         }
-        var hello = Sutra_V1_Request()
-        hello.id = helloID
-        hello.hello.minVersion = NodeConnection.protocolVersion
-        hello.hello.maxVersion = NodeConnection.protocolVersion
-        let parts = [frame((try? hello.serializedBytes()) ?? [])] + queued
+        let parts = [NodeConnection.helloFrame(id: helloID)] + queued
         queued = []
         conn.write(vectored: parts) { [self] error in
             if let error, error.code != UVError.canceled {
