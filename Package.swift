@@ -53,9 +53,16 @@ let package = Package(
         // One shard replica's state machine: concepts, associations, per-client de-duplication (pure).
         .target(name: "Shard", dependencies: ["Codec", "Raft", "WAL", "VectorIndex"], path: "Sources/Shard"),
 
-        // The node runtime: one libuv loop hosting every shard, group commit, peer transport, client front ends.
+        // The node's turn logic as pure code (no libuv, sockets, files or clock): shard replicas, group commit,
+        // forwards, read waiters, placement, the 2PC host. The production driver and the cluster simulation run it.
+        .target(name: "NodeCore", dependencies: [
+            "Raft", "WAL", "Shard", "Txn2PC", "Codec", .product(name: "Logging", package: "swift-log"),
+        ], path: "Sources/NodeCore"),
+
+        // The node process: the libuv driver around NodeCore (loop, WAL writes on the thread pool, timers, signals),
+        // the peer transport and the client front ends.
         .target(name: "Node", dependencies: [
-            "Raft", "WAL", "Shard", "Txn2PC", "UV", "Codec", "HTTP", "ClientProto",
+            "NodeCore", "Raft", "WAL", "Shard", "Txn2PC", "UV", "Codec", "HTTP", "ClientProto",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -86,7 +93,9 @@ let package = Package(
 
         // Deterministic simulation of Raft clusters: seeded network, crashes, partitions, invariant checks.
         .target(name: "Txn2PC", dependencies: ["Raft", "Shard"], path: "Sources/Txn2PC"),
-        .target(name: "RaftSim", dependencies: ["Raft", "Shard", "Txn2PC"], path: "Sources/RaftSim"),
+        .target(name: "RaftSim", dependencies: [
+            "Raft", "Shard", "Txn2PC", "WAL", "NodeCore", .product(name: "Logging", package: "swift-log"),
+        ], path: "Sources/RaftSim"),
         .executableTarget(name: "SimRunner", dependencies: [
             "RaftSim", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/SimRunner"),
@@ -110,7 +119,7 @@ let package = Package(
         .testTarget(name: "ClientProtoTests", dependencies: [
             "ClientProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Tests/Unit/ClientProtoTests"),
-        .testTarget(name: "NodeTests", dependencies: ["Node", "Raft", "Shard"], path: "Tests/Unit/NodeTests"),
+        .testTarget(name: "NodeTests", dependencies: ["Node", "NodeCore", "Raft", "Shard"], path: "Tests/Unit/NodeTests"),
         .testTarget(name: "ClusterTests", dependencies: ["HTTP", "Shard", "SutraClient", "UV"], path: "Tests/Cluster/ClusterTests"),
         .testTarget(name: "ChaosTests", dependencies: ["ChaosLab", "ChaosRunner", "ChaosCheck", "SutraClient", "Raft", "UV"], path: "Tests/Chaos", exclude: ["README.md"]),
         .testTarget(name: "SutraClientTests", dependencies: [

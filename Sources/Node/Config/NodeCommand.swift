@@ -1,3 +1,4 @@
+import NodeCore
 import ArgumentParser
 import Foundation
 import Logging

@@ -1,3 +1,4 @@
+import NodeCore
 import ClientProto
 import Foundation
 import Raft

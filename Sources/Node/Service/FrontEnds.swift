@@ -1,3 +1,4 @@
+import NodeCore
 import UV
 
 extension NodeServer {

@@ -1,3 +1,4 @@
+import NodeCore
 import Foundation
 import HTTP
 import Raft
@@ -84,7 +85,7 @@ final class HTTPFrontEnd {
                 let ready = node.isReady
                 respond(.json(status: ready ? 200 : 503, body: Array((ready ? #"{"ready":true}"# : #"{"ready":false}"#).utf8)))
             case ("GET", "metrics"):
-                var r = HTTPResponse.text(node.metrics.render(node))
+                var r = HTTPResponse.text(node.renderMetrics())
                 r.headers = ["Content-Type": "text/plain; version=0.0.4"]
                 respond(r)
             case ("POST", "concepts"):

@@ -1,3 +1,4 @@
+import NodeCore
 import Foundation
 import Raft
 import Shard

@@ -1,3 +1,4 @@
+import NodeCore
 import Logging
 import Raft
 import UV

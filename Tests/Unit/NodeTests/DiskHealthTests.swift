@@ -1,4 +1,4 @@
-@testable import Node
+@testable import NodeCore
 import Raft
 import XCTest
 

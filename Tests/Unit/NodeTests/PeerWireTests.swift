@@ -1,4 +1,4 @@
-@testable import Node
+@testable import NodeCore
 import Raft
 import Shard
 import XCTest
@@ -17,12 +17,13 @@ final class PeerWireTests: XCTestCase {
                                                                        data: Array(repeating: 7, count: 300)))),
             ShardMessage(shard: 1, message: Message(type: .appendResponse, to: 1, from: 2, term: 7, index: 43, reject: true, rejectHint: 30)),
         ]),
-        .forward(id: 77, shard: 2, op: .propose(ShardRequest(clientID: 9, sequence: 4, ackedBelow: 2, command: .deleteConcept(ConceptID(hi: 1, lo: 2))))),
-        .forward(id: 78, shard: 3, op: .readIndex),
-        .forwardReply(id: 77, .ok(12)),
-        .forwardReply(id: 78, .failed(.notLeader(leader: 2))),
-        .forwardReply(id: 79, .failed(.unavailable("no leader"))),
-        .forwardReply(id: 80, .failed(.rejected("concept x not found"))),
+        .forward(incarnation: 0, id: 77, shard: 2, op: .propose(ShardRequest(clientID: 9, sequence: 4, ackedBelow: 2, command: .deleteConcept(ConceptID(hi: 1, lo: 2))))),
+        .forward(incarnation: 0x1234_5678_9ABC_DEF0, id: 78, shard: 3, op: .readIndex),
+        .forward(incarnation: 5, id: 81, shard: 1, op: .propose(ShardRequest(clientID: 1, sequence: 1, command: .deleteConcept(ConceptID(hi: 3, lo: 4))))),
+        .forwardReply(incarnation: 0, id: 77, .ok(12)),
+        .forwardReply(incarnation: 5, id: 78, .failed(.notLeader(leader: 2))),
+        .forwardReply(incarnation: 0, id: 79, .failed(.unavailable("no leader"))),
+        .forwardReply(incarnation: 0xFFFF_FFFF_FFFF_FFFF, id: 80, .failed(.rejected("concept x not found"))),
         .heartbeats([CoalescedHeartbeat(shard: 0, isResponse: false, term: 4, commit: 99, context: 3),
                      CoalescedHeartbeat(shard: 7, isResponse: true, term: 4, commit: 0, context: 3)]),
     ]

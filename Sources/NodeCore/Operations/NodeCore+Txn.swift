@@ -3,12 +3,12 @@ import Shard
 import Txn2PC
 
 /// The node as host of the two-phase-commit drivers, and the client-facing side of cross-shard writes.
-extension NodeServer: TxnHost {
-    public var shardCount: Int { config.numShards }
-    public func state(of shard: Int) -> ShardState { replicas[shard].state }
-    public func isLeader(of shard: Int) -> Bool { replicas[shard].isLeader }
+extension NodeCore: TxnHost {
+    package var shardCount: Int { config.numShards }
+    package func state(of shard: Int) -> ShardState { replicas[shard].state }
+    package func isLeader(of shard: Int) -> Bool { replicas[shard].isLeader }
 
-    public func proposeLocal(shard: Int, _ request: ShardRequest, _ done: @escaping (Result<ApplyResult, ReplicaError>) -> Void) {
+    package func proposeLocal(shard: Int, _ request: ShardRequest, _ done: @escaping (Result<ApplyResult, ReplicaError>) -> Void) {
         replicas[shard].proposeForResult(request, done)
     }
 
@@ -25,10 +25,10 @@ extension NodeServer: TxnHost {
         } else {
             id = TxnID(client: session.clientID, sequence: session.sequence)
         }
-        let started = ContinuousClock.now
+        let started = now
         coordinator.start(id, recordShard: recordShard, parts: parts, ackedBelow: acked) { [weak self] outcome in
             guard let self else { return }
-            self.metrics.recordTxn(since: started)
+            self.metrics.recordTxn(nanos: self.now - started)
             switch outcome {
             case .committed(let v): done(.success(.write(version: v)))
             case .aborted(let why): done(.failure(self.txnError(why)))
@@ -56,39 +56,6 @@ extension NodeServer: TxnHost {
     func waitForIntents(shard: Int, _ ids: Set<TxnID>, _ done: @escaping (Result<Void, ClientError>) -> Void) {
         let left = ids.filter { replicas[shard].state.txns.intents[$0] != nil }
         if left.isEmpty { done(.success(())); return }
-        intentWaiters[shard].append((left, ticks + UInt64(NodeServer.txnReadWaitTicks), done))
-    }
-
-    static let txnReadWaitTicks = 250
-
-    func wakeIntentWaiters(_ shard: Int) {
-        guard !intentWaiters[shard].isEmpty else { return }
-        let intents = replicas[shard].state.txns.intents
-        var keep: [(ids: Set<TxnID>, deadline: UInt64, done: (Result<Void, ClientError>) -> Void)] = []
-        var ready: [(Result<Void, ClientError>) -> Void] = []
-        for var w in intentWaiters[shard] {
-            w.ids = w.ids.filter { intents[$0] != nil }
-            if w.ids.isEmpty { ready.append(w.done) } else { keep.append(w) }
-        }
-        intentWaiters[shard] = keep
-        for d in ready { d(.success(())) }
-    }
-
-    func expireIntentWaiters() {
-        for s in intentWaiters.indices where !intentWaiters[s].isEmpty {
-            let expired = intentWaiters[s].filter { $0.deadline <= ticks }
-            guard !expired.isEmpty else { continue }
-            intentWaiters[s].removeAll { $0.deadline <= ticks }
-            for w in expired {
-                w.done(.failure(ClientError(.unavailable, "a transaction touching this concept on shard \(s) is still unresolved; retry")))
-            }
-        }
-    }
-
-    /// Drives the transaction machinery one tick.
-    func tickTransactions() {
-        coordinator.tick()
-        recovery.tick()
-        expireIntentWaiters()
+        waiters.waitIntents(shard: shard, left, deadline: ticks + NodeCore.txnReadWaitTicks, done)
     }
 }

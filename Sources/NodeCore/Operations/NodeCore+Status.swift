@@ -1,18 +1,18 @@
 import Raft
 import Shard
 
-extension NodeServer {
+extension NodeCore {
     /// This node's view of the cluster: every node, and every shard's leader, term, indexes and (where this
     /// node leads) each replica's lag.
-    func clusterStatus() -> ClusterStatus {
+    package func clusterStatus() -> ClusterStatus {
         var nodes: [NodeStatus] = []
         for id in config.peers.keys.sorted() {
             if id == config.nodeID {
                 nodes.append(NodeStatus(id: id, clientAddress: config.clientAddress, httpAddress: config.httpAddress, connected: true))
             } else {
-                let h = transport.peerHellos[id]
-                nodes.append(NodeStatus(id: id, clientAddress: h?.clientAddress ?? "", httpAddress: h?.httpAddress ?? "",
-                                        connected: transport.isConnected(id)))
+                let a = io.clientAddresses(of: id)
+                nodes.append(NodeStatus(id: id, clientAddress: a?.client ?? "", httpAddress: a?.http ?? "",
+                                        connected: io.isConnected(id)))
             }
         }
         let shards = replicas.map { r -> ShardStatus in
@@ -31,7 +31,7 @@ extension NodeServer {
                              dimension: config.dimension, nodes: nodes, shards: shards, transactions: transactionStats())
     }
 
-    func transactionStats() -> TransactionStats {
+    package func transactionStats() -> TransactionStats {
         var pending = 0, intents = 0
         for r in replicas where r.isLeader {
             pending += r.state.txns.pendingRecords
@@ -44,5 +44,5 @@ extension NodeServer {
     }
 
     /// `/ready`: every local shard knows its leader.
-    var isReady: Bool { !stopping && replicas.allSatisfy { $0.raft.leader != noNode } }
+    package var isReady: Bool { !stopping && replicas.allSatisfy { $0.raft.leader != noNode } }
 }

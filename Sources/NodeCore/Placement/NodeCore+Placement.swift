@@ -1,17 +1,16 @@
-import Foundation
 import Raft
 import Shard
 
 /// Leader placement: shards are dealt round-robin over the nodes; a leader hands a shard back to its preferred
 /// node once that node is connected and caught up. Graceful shutdown hands every leadership away first.
-extension NodeServer {
+extension NodeCore {
     /// Called every 50 ticks: at most one transfer per call, so leadership moves calmly.
     func rebalanceLeaders() {
         guard !stopping else { return }
         for r in replicas where r.isLeader {
             let preferred = preferredLeader(of: r.shard)
-            guard preferred != config.nodeID, transport.isConnected(preferred),
-                  !diskHealth.isSlow(peer: preferred, now: DispatchTime.now().uptimeNanoseconds),
+            guard preferred != config.nodeID, io.isConnected(preferred),
+                  !diskHealth.isSlow(peer: preferred, now: now),
                   let p = r.raft.progressState(of: preferred), p.match == r.raft.lastIndex else { continue }
             try? r.raft.transferLeadership(to: preferred)
             logger.info("shard \(r.shard): handing leadership to its preferred node \(preferred)")
@@ -25,8 +24,7 @@ extension NodeServer {
     /// back while the disk stays slow; once it recovers, placement returns to normal.
     func moveLeadershipOffASlowDisk() {
         guard !stopping else { return }
-        let now = DispatchTime.now().uptimeNanoseconds
-        let connected = config.peers.keys.filter { $0 != config.nodeID && transport.isConnected($0) }.sorted()
+        let connected = config.peers.keys.filter { $0 != config.nodeID && io.isConnected($0) }.sorted()
         guard let target = diskHealth.evictionTarget(connected: connected, now: now) else { return }
         var moved: [Int] = []
         for r in replicas where r.isLeader && r.raft.leadTransferee == noNode {
@@ -39,13 +37,13 @@ extension NodeServer {
     }
 
     /// An operator's (or the chaos runner's) request to move a shard's leadership away from this node.
-    func transferLeader(shard s: Int, to: NodeID?) -> Result<ClientReply, ClientError> {
+    package func transferLeader(shard s: Int, to: NodeID?) -> Result<ClientReply, ClientError> {
         guard (0..<replicas.count).contains(s) else {
             return .failure(ClientError(.invalidArgument, "shard \(s) does not exist; allowed: 0…\(replicas.count - 1)"))
         }
         let r = replicas[s]
         guard r.isLeader else { return .failure(notLeader(s)) }
-        let candidates = config.peers.keys.filter { $0 != config.nodeID && transport.isConnected($0) }
+        let candidates = config.peers.keys.filter { $0 != config.nodeID && io.isConnected($0) }
         guard let target = to ?? candidates.max(by: { (r.raft.progressState(of: $0)?.match ?? 0) < (r.raft.progressState(of: $1)?.match ?? 0) }) else {
             return .failure(ClientError(.unavailable, "no connected peer to hand shard \(s) to"))
         }
@@ -62,7 +60,7 @@ extension NodeServer {
     }
 
     /// SIGTERM: stop leading (transfer every leadership to the most caught-up connected peer), then stop.
-    func beginShutdown() {
+    package func beginShutdown() {
         guard !stopping else { return }
         stopping = true
         shutdownDeadline = ticks + UInt64(max(1, 3000 / config.tickMs))
@@ -74,7 +72,7 @@ extension NodeServer {
         for r in replicas where r.isLeader {
             leading += 1
             guard r.raft.leadTransferee == noNode else { continue }
-            let candidates = config.peers.keys.filter { $0 != config.nodeID && transport.isConnected($0) }
+            let candidates = config.peers.keys.filter { $0 != config.nodeID && io.isConnected($0) }
             let best = candidates.max { (r.raft.progressState(of: $0)?.match ?? 0) < (r.raft.progressState(of: $1)?.match ?? 0) }
             if let best { try? r.raft.transferLeadership(to: best) }
         }
@@ -85,13 +83,11 @@ extension NodeServer {
     }
 
     private func finalStop() {
-        for r in replicas { r.failAll(.unavailable("the node is shutting down; retry at another node")) }
-        saveVectors()
+        failEverything("the node is shutting down; retry at another node")
+        io.saveVectorIndex()
         // Let the last frames (timeoutNow, answers) go out, then close everything so the loop ends.
-        endOfTurn()
-        stopFrontEnds()
-        transport.stop()
-        closeLoopHandles()
+        endOfTurn(now: now)
+        io.shutdownFinished()
         logger.notice("stopped")
     }
 }

@@ -2,9 +2,9 @@ import Raft
 import Shard
 
 /// Serving client operations: validation at the edge, routing to shards, reads and writes.
-extension NodeServer {
+extension NodeCore {
     /// Serves one client request. `done` runs exactly once, on the loop thread.
-    public func execute(_ op: ClientOp, session: ClientSession, _ done: @escaping ClientCompletion) {
+    package func execute(_ op: ClientOp, session: ClientSession, _ done: @escaping ClientCompletion) {
         if stopping, op.isWrite {
             done(.failure(ClientError(.unavailable, "the node is shutting down; retry at another node")))
             return
@@ -21,7 +21,9 @@ extension NodeServer {
         case .associate(let source, let target, let type, let confidence):
             associate(source, target, type, confidence, session: session, done)
         case .get(let id, let consistency):
-            read(shard: shard(of: id), consistency) { r in
+            // `settling`: a put of this concept may still be an intent of a transaction already acknowledged
+            // (a cross-shard batch); a linearizable get waits for it like a neighbours read does.
+            read(shard: shard(of: id), consistency, settling: id) { r in
                 guard let c = r.state.concept(id) else { return .failure(ClientError(.notFound, "concept \(id) not found")) }
                 return .success(.concept(c))
             } done: { done($0) }
@@ -53,31 +55,37 @@ extension NodeServer {
         case .search(let vector, let k, let ef, let consistency):
             allShards(consistency) { [weak self] in
                 guard let self else { return }
-                // A linearizable search needs every change applied so far in the graph: wait for queued index
-                // work to drain. A stale one is served from the graph as it is (it may lag the state).
+                // A linearizable search needs every acknowledged write in the graph: first the intents of
+                // transactions present now (a cross-shard batch's puts), then the queued index work. A stale one
+                // is served from the graph as it is (it may lag the state).
                 if consistency == .stale { done(self.search(vector, k: k, ef: ef)); return }
-                self.whenVectorsCurrent { done(self.search(vector, k: k, ef: ef)) }
+                self.settleAllIntents { settled in
+                    switch settled {
+                    case .success: self.whenVectorsCurrent { done(self.search(vector, k: k, ef: ef)) }
+                    case .failure(let e): done(.failure(e))
+                    }
+                }
             } failed: { done(.failure($0)) }
         case .batch(let items):
             batch(items, session: session, done)
         case .flush:
             let n = requestSnapshots()
             afterNextDurableWrite { [weak self] in
-                self?.saveVectors()
+                self?.io.saveVectorIndex()
                 self?.metrics.flushes += 1
                 done(.success(.flushed(shards: n)))
             }
-            endOfTurn()
+            endOfTurn(now: now)
         case .cluster:
             done(.success(.cluster(clusterStatus())))
         case .transferLeader(let s, let to):
             done(transferLeader(shard: s, to: to))
-        case .fsyncDelay(let ms):
-            done(setFsyncDelay(ms: ms))
+        case .fsyncDelay:
+            // A test hook of the production driver's disk, which serves it before it reaches the core.
+            done(.failure(ClientError(.invalidArgument, "fault injection is off on this node; it is a test-only switch (--enable-fault-injection)")))
         }
     }
 
-    func shard(of id: ConceptID) -> Int { id.shard(of: config.numShards) }
 
     // MARK: validation at the edge
 
@@ -143,10 +151,11 @@ extension NodeServer {
     private func write(_ c: ShardCommand, shard s: Int, session: ClientSession, _ done: @escaping ClientCompletion) {
         let r = replicas[s]
         guard r.isLeader else { done(.failure(notLeader(s))); return }
-        let started = ContinuousClock.now
+        let started = now
         r.propose(request(c, session)) { [weak self] result in
-            self?.metrics.recordWrite(shard: s, since: started)
-            done(result.map { .write(version: $0) }.mapError { self?.clientError($0, shard: s) ?? ClientError(.unavailable, "stopping") })
+            guard let self else { return }
+            self.metrics.recordWrite(shard: s, nanos: self.now - started)
+            done(result.map { .write(version: $0) }.mapError { self.clientError($0, shard: s) })
         }
     }
 
@@ -237,7 +246,7 @@ extension NodeServer {
         for r in replicas {
             readBarrier(shard: r.shard) { [weak self] result in
                 if case .failure(let e) = result, failure == nil {
-                    failure = self?.clientError(e, shard: r.shard) ?? ClientError(.unavailable, "stopping")
+                    failure = self?.clientError(e, shard: r.shard) ?? ClientError(.unavailable, "the node is stopping")
                     if failure!.code == .notLeader { failure!.code = .unavailable }
                 }
                 remaining -= 1
@@ -292,9 +301,9 @@ extension NodeServer {
         if leader == config.nodeID {
             e.leaderClientAddress = config.clientAddress
             e.leaderHTTPAddress = config.httpAddress
-        } else if let h = transport.peerHellos[leader] {
-            e.leaderClientAddress = h.clientAddress
-            e.leaderHTTPAddress = h.httpAddress
+        } else if let a = io.clientAddresses(of: leader) {
+            e.leaderClientAddress = a.client
+            e.leaderHTTPAddress = a.http
         }
         return e
     }

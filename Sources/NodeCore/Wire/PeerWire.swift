@@ -8,54 +8,68 @@ import Shard
 /// Hand-written over `Codec` rather than protobuf (the client protocol's encoding): Raft entries are byte
 /// strings already, and this layout copies them once instead of twice (see docs/ARCHITECTURE.md).
 /// Decoding refuses unknown kinds, unknown enum values, truncation and trailing bytes.
-enum PeerFrame: Equatable {
+package enum PeerFrame: Equatable {
     /// First frame each way: who is speaking, which protocol versions it can speak, and where its clients
     /// connect (so a node can name the leader's address in a NOT_LEADER answer).
     case hello(PeerHello)
     /// A loop turn's Raft messages for this peer, for any number of shards.
     case raft([ShardMessage])
-    /// Asks the peer (the shard's leader) to run a write or a ReadIndex round for us.
-    case forward(id: UInt64, shard: UInt32, op: ForwardOp)
-    case forwardReply(id: UInt64, ForwardResult)
+    /// Asks the peer (the shard's leader) to run a write or a ReadIndex round for us. `incarnation` names the
+    /// asking process (a new one at every start; 0 from a version-1/2 peer, which sends none) and is echoed in
+    /// the reply, so a reply can never be matched to another process's request that reused its id.
+    case forward(incarnation: UInt64, id: UInt64, shard: UInt32, op: ForwardOp)
+    case forwardReply(incarnation: UInt64, id: UInt64, ForwardResult)
     /// Version 2: a turn's heartbeats and heartbeat responses to this peer, every shard's, as one compact list
     /// (sender and receiver are the link's ends; entries, snapshots and rejections never travel here).
     case heartbeats([CoalescedHeartbeat])
 
     /// Versions of this wire format this build speaks. 1: hello, raft, forward, forward reply. 2: + heartbeats.
+    /// 3: forwards and their replies carry the asking process's incarnation (kinds 6 and 7; kinds 3 and 4 are
+    /// still read and sent to older peers, with incarnation 0).
     /// A link speaks the lower of the two ends' maximum versions, so a rolling upgrade never sends a frame
     /// the older node does not know.
-    static let minVersion: UInt32 = 1
-    static let maxVersion: UInt32 = 2
+    package static let minVersion: UInt32 = 1
+    package static let maxVersion: UInt32 = 3
     /// Largest frame accepted from a peer (a snapshot of a big shard travels in one frame).
-    static let maxFrameBytes = 1 << 30
+    package static let maxFrameBytes = 1 << 30
 }
 
-struct PeerHello: Equatable {
-    var clusterID: String
-    var node: NodeID
-    var minVersion: UInt32 = PeerFrame.minVersion
-    var maxVersion: UInt32 = PeerFrame.maxVersion
+package struct PeerHello: Equatable {
+    package var clusterID: String
+    package var node: NodeID
+    package var minVersion: UInt32 = PeerFrame.minVersion
+    package var maxVersion: UInt32 = PeerFrame.maxVersion
     /// host:port of the node's binary client protocol and of its HTTP API.
-    var clientAddress: String
-    var httpAddress: String
+    package var clientAddress: String
+    package var httpAddress: String
+
+    package init(clusterID: String, node: NodeID, minVersion: UInt32 = PeerFrame.minVersion, maxVersion: UInt32 = PeerFrame.maxVersion,
+                 clientAddress: String, httpAddress: String) {
+        self.clusterID = clusterID
+        self.node = node
+        self.minVersion = minVersion
+        self.maxVersion = maxVersion
+        self.clientAddress = clientAddress
+        self.httpAddress = httpAddress
+    }
 }
 
 /// One shard's heartbeat (leader → follower: term, commit, read round) or heartbeat response (term, round).
-struct CoalescedHeartbeat: Equatable {
-    var shard: UInt32
-    var isResponse: Bool
-    var term: Term
-    var commit: LogIndex
-    var context: UInt64
+package struct CoalescedHeartbeat: Equatable {
+    package var shard: UInt32
+    package var isResponse: Bool
+    package var term: Term
+    package var commit: LogIndex
+    package var context: UInt64
 
     /// The compact form of `m`, if it is a plain heartbeat or heartbeat response.
-    init?(shard: UInt32, _ m: Message) {
+    package init?(shard: UInt32, _ m: Message) {
         guard (m.type == .heartbeat || m.type == .heartbeatResponse), m.entries.isEmpty, m.snapshot == nil, !m.reject,
               m.logTerm == 0, m.index == 0, m.rejectHint == 0 else { return nil }
         self.init(shard: shard, isResponse: m.type == .heartbeatResponse, term: m.term, commit: m.commit, context: m.context)
     }
 
-    init(shard: UInt32, isResponse: Bool, term: Term, commit: LogIndex, context: UInt64) {
+    package init(shard: UInt32, isResponse: Bool, term: Term, commit: LogIndex, context: UInt64) {
         self.shard = shard
         self.isResponse = isResponse
         self.term = term
@@ -63,34 +77,40 @@ struct CoalescedHeartbeat: Equatable {
         self.context = context
     }
 
-    func message(from: NodeID, to: NodeID) -> Message {
+    package func message(from: NodeID, to: NodeID) -> Message {
         Message(type: isResponse ? .heartbeatResponse : .heartbeat, to: to, from: from, term: term, commit: commit, context: context)
     }
 }
 
-struct ShardMessage: Equatable {
-    var shard: UInt32
-    var message: Message
+package struct ShardMessage: Equatable {
+    package var shard: UInt32
+    package var message: Message
+
+    package init(shard: UInt32, message: Message) {
+        self.shard = shard
+        self.message = message
+    }
 }
 
-enum ForwardOp: Equatable {
+package enum ForwardOp: Equatable {
     case propose(ShardRequest)
     /// Confirm leadership and return the read index (a linearizable read served by the asking node).
     case readIndex
 }
 
-enum ForwardResult: Equatable {
+package enum ForwardResult: Equatable {
     /// Write: the version applied. ReadIndex: the index the asker must apply up to before reading.
     case ok(UInt64)
     case failed(ReplicaError)
 }
 
-struct PeerWireError: Error, Equatable, CustomStringConvertible {
-    var description: String
+package struct PeerWireError: Error, Equatable, CustomStringConvertible {
+    package var description: String
+    package init(description: String) { self.description = description }
 }
 
 extension PeerFrame {
-    func encode() -> [UInt8] {
+    package func encode() -> [UInt8] {
         var w = ByteWriter(capacity: 256)
         w.u32(0)
         switch self {
@@ -104,8 +124,8 @@ extension PeerFrame {
             w.u8(2)
             w.u32(UInt32(msgs.count))
             for m in msgs { w.u32(m.shard); PeerFrame.encode(m.message, &w) }
-        case .forward(let id, let shard, let op):
-            w.u8(3)
+        case .forward(let incarnation, let id, let shard, let op):
+            if incarnation == 0 { w.u8(3) } else { w.u8(6); w.u64(incarnation) }
             w.u64(id); w.u32(shard)
             switch op {
             case .propose(let r):
@@ -119,8 +139,8 @@ extension PeerFrame {
             w.u8(5)
             w.u32(UInt32(hbs.count))
             for h in hbs { w.u32(h.shard); w.u8(h.isResponse ? 1 : 0); w.u64(h.term); w.u64(h.commit); w.u64(h.context) }
-        case .forwardReply(let id, let result):
-            w.u8(4)
+        case .forwardReply(let incarnation, let id, let result):
+            if incarnation == 0 { w.u8(4) } else { w.u8(7); w.u64(incarnation) }
             w.u64(id)
             switch result {
             case .ok(let v): w.u8(0); w.u64(v)
@@ -157,11 +177,12 @@ extension PeerFrame {
     }
 
     /// Decodes one frame body (after the length prefix).
-    static func decode(_ body: UnsafeRawBufferPointer) throws(PeerWireError) -> PeerFrame {
+    package static func decode(_ body: UnsafeRawBufferPointer) throws(PeerWireError) -> PeerFrame {
         var r = ByteReader(body)
         do {
             let frame: PeerFrame
-            switch try r.u8() {
+            let kind = try r.u8()
+            switch kind {
             case 1:
                 let cluster = try readString(&r)
                 let node = try r.u64(), lo = try r.u32(), hi = try r.u32()
@@ -177,26 +198,30 @@ extension PeerFrame {
                     out.append(ShardMessage(shard: shard, message: try decodeMessage(&r)))
                 }
                 frame = .raft(out)
-            case 3:
+            case 3, 6:
+                let incarnation = kind == 6 ? try r.u64() : 0
+                guard kind == 3 || incarnation != 0 else { throw PeerWireError(description: "forward with incarnation 0") }
                 let id = try r.u64(), shard = try r.u32()
                 switch try r.u8() {
                 case 1:
                     let b = try r.bytes(Int(try r.u32()))
                     do {
-                        frame = .forward(id: id, shard: shard, op: .propose(try ShardRequest.decode(b)))
+                        frame = .forward(incarnation: incarnation, id: id, shard: shard, op: .propose(try ShardRequest.decode(b)))
                     } catch {
                         throw PeerWireError(description: "forwarded write: \(error)")
                     }
-                case 2: frame = .forward(id: id, shard: shard, op: .readIndex)
+                case 2: frame = .forward(incarnation: incarnation, id: id, shard: shard, op: .readIndex)
                 case let t: throw PeerWireError(description: "unknown forward op \(t)")
                 }
-            case 4:
+            case 4, 7:
+                let incarnation = kind == 7 ? try r.u64() : 0
+                guard kind == 4 || incarnation != 0 else { throw PeerWireError(description: "forward reply with incarnation 0") }
                 let id = try r.u64()
                 switch try r.u8() {
-                case 0: frame = .forwardReply(id: id, .ok(try r.u64()))
-                case 1: frame = .forwardReply(id: id, .failed(.notLeader(leader: try r.u64())))
-                case 2: frame = .forwardReply(id: id, .failed(.unavailable(try readString(&r))))
-                case 3: frame = .forwardReply(id: id, .failed(.rejected(try readString(&r))))
+                case 0: frame = .forwardReply(incarnation: incarnation, id: id, .ok(try r.u64()))
+                case 1: frame = .forwardReply(incarnation: incarnation, id: id, .failed(.notLeader(leader: try r.u64())))
+                case 2: frame = .forwardReply(incarnation: incarnation, id: id, .failed(.unavailable(try readString(&r))))
+                case 3: frame = .forwardReply(incarnation: incarnation, id: id, .failed(.rejected(try readString(&r))))
                 case let t: throw PeerWireError(description: "unknown forward status \(t)")
                 }
             case 5:
@@ -269,14 +294,14 @@ private func readString(_ r: inout ByteReader) throws -> String {
 
 /// Splits a byte stream into length-prefixed frames (the prefix counts the bytes after it). A declared length
 /// over `maxFrame` is a protocol violation: the stream cannot be trusted after it.
-struct LengthPrefixedFrames {
+package struct LengthPrefixedFrames {
     private var buffer: [UInt8] = []
     private var start = 0
-    let maxFrame: Int
+    package let maxFrame: Int
 
-    init(maxFrame: Int) { self.maxFrame = maxFrame }
+    package init(maxFrame: Int) { self.maxFrame = maxFrame }
 
-    mutating func append(_ bytes: [UInt8]) {
+    package mutating func append(_ bytes: [UInt8]) {
         if start > 0 && start == buffer.count {
             buffer.removeAll(keepingCapacity: true)
             start = 0
@@ -285,7 +310,7 @@ struct LengthPrefixedFrames {
     }
 
     /// Calls `body` with each complete frame's bytes (without the prefix), in order.
-    mutating func drain(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+    package mutating func drain(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         while buffer.count - start >= 4 {
             let len = Int(UInt32(buffer[start]) | UInt32(buffer[start + 1]) << 8 | UInt32(buffer[start + 2]) << 16 | UInt32(buffer[start + 3]) << 24)
             guard len <= maxFrame else { throw PeerWireError(description: "frame of \(len) bytes exceeds the limit of \(maxFrame)") }

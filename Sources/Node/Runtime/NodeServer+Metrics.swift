@@ -1,0 +1,71 @@
+import Raft
+import Shard
+import NodeCore
+
+/// `GET /metrics`: the core's counters and the driver's own figures as Prometheus text.
+extension NodeServer {
+    func renderMetrics() -> String {
+        let node: NodeCore = core, m = core.metrics
+        var o = ""
+        let id = node.config.nodeID
+        func family(_ name: String, _ type: String, _ help: String) { o += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n" }
+        /// One sample for the node.
+        func nodeWide(_ name: String, _ type: String, _ help: String, _ value: Any) {
+            family(name, type, help)
+            o += "\(name){node=\"\(id)\"} \(value)\n"
+        }
+        /// One sample per shard replica.
+        func perShard(_ name: String, _ type: String, _ help: String, _ value: (ShardReplica) -> Any) {
+            family(name, type, help)
+            for r in node.replicas { o += "\(name){node=\"\(id)\",shard=\"\(r.shard)\"} \(value(r))\n" }
+        }
+        perShard("sutra_concepts", "gauge", "Concepts stored in this node's replica of each shard.") { $0.state.conceptCount }
+        perShard("sutra_associations", "gauge", "Edge records (out-edges plus in-edges) in this node's replica of each shard.") { $0.state.edgeCount }
+        perShard("sutra_vectors", "gauge", "Embeddings indexed for k-NN search in each shard.") { node.vectors.count(shard: $0.shard) }
+        nodeWide("sutra_vectors_pending", "gauge", "Embedding changes applied to the state and queued for the HNSW graph.", node.vectors.pendingCount)
+        perShard("sutra_writes_total", "counter", "Client writes acknowledged by this node as shard leader.") { m.writes[$0.shard] }
+        perShard("sutra_applied_entries_total", "counter", "Log entries with a command applied to each shard replica.") { $0.appliedWrites }
+        nodeWide("sutra_requests_total", "counter", "Client requests received by this node.", m.requests)
+        family("sutra_write_latency_seconds", "histogram", "Time from proposing a client write to applying it (leader).")
+        for (s, h) in m.writeLatency.enumerated() { h.render("sutra_write_latency_seconds", labels: "node=\"\(id)\",shard=\"\(s)\"", into: &o) }
+        family("sutra_fsync_latency_seconds", "histogram", "Duration of each group-commit WAL write + fdatasync.")
+        m.fsyncLatency.render("sutra_fsync_latency_seconds", labels: "node=\"\(id)\"", into: &o)
+        nodeWide("sutra_wal_writes_total", "counter", "Group-commit WAL writes (one fdatasync each).", m.walWrites)
+        nodeWide("sutra_wal_write_median_seconds", "gauge", "Median of this node's last 9 WAL write + fdatasync times (slow-disk detection).", (node.ownWALWriteMs ?? 0) / 1000)
+        nodeWide("sutra_slow_disk_transfers_total", "counter", "Shard leaderships handed away because this node's disk was much slower than a peer's.", m.slowDiskTransfers)
+        nodeWide("sutra_wal_written_bytes_total", "counter", "Bytes appended to the WAL.", m.walBytes)
+        nodeWide("sutra_log_size_bytes", "gauge", "Bytes in the WAL's segment files.", engine.totalBytes)
+        perShard("sutra_log_entries", "gauge", "Entries held in each shard's log (after compaction).") { $0.log.lastIndex() - $0.log.compactIndex }
+        nodeWide("sutra_snapshots_total", "counter", "Shard snapshots saved by this node (automatic and flush).", m.snapshots)
+        nodeWide("sutra_flushes_total", "counter", "Explicit flushes (POST /v1/flush, sutra flush) completed on this node.", m.flushes)
+        perShard("sutra_snapshots_installed_total", "counter", "Snapshots received from the leader and installed, per shard.") { $0.installedSnapshots }
+        perShard("sutra_term", "gauge", "Raft term of each shard replica.") { $0.raft.term }
+        perShard("sutra_is_leader", "gauge", "1 if this node leads the shard.") { $0.isLeader ? 1 : 0 }
+        perShard("sutra_leader_changes_total", "counter", "Leader or role changes seen by each shard replica.") { $0.leaderChanges }
+        perShard("sutra_commit_index", "gauge", "Commit index of each shard replica.") { $0.raft.commitIndex }
+        perShard("sutra_applied_index", "gauge", "Applied index of each shard replica.") { $0.appliedIndex }
+        family("sutra_replication_lag_entries", "gauge", "Leader only: entries each follower is behind the leader's log.")
+        for s in node.clusterStatus().shards {
+            for rep in s.replicas where rep.node != id {
+                o += "sutra_replication_lag_entries{node=\"\(id)\",shard=\"\(s.shard)\",follower=\"\(rep.node)\"} \(rep.lag)\n"
+            }
+        }
+        family("sutra_peer_connected", "gauge", "1 if the link to the peer node is up.")
+        for p in node.config.peers.keys.sorted() where p != id {
+            o += "sutra_peer_connected{node=\"\(id)\",peer=\"\(p)\"} \(transport.isConnected(p) ? 1 : 0)\n"
+        }
+        let t = node.transactionStats()
+        nodeWide("sutra_txn_pending", "gauge", "Transaction records awaiting a decision on shards this node leads.", t.pending)
+        nodeWide("sutra_txn_intents", "gauge", "Transaction intents (prepared parts) held on shards this node leads.", t.intents)
+        nodeWide("sutra_txn_committed_total", "counter", "Cross-shard transactions this node decided to commit.", t.committed)
+        nodeWide("sutra_txn_aborted_total", "counter", "Cross-shard transactions this node decided (or found decided) to abort.", t.aborted)
+        nodeWide("sutra_txn_recovered_total", "counter", "Transactions finished by recovery: records adopted from a previous leader, intents resolved after their timeout.", t.recovered)
+        nodeWide("sutra_txn_oldest_pending_seconds", "gauge", "Age of the oldest transaction or intent in flight on this node.", Double(t.oldestPendingMs) / 1000)
+        nodeWide("sutra_cross_shard_associations_total", "counter", "Associations between concepts on different shards received by this node.", m.crossShardAssociations)
+        family("sutra_txn_latency_seconds", "histogram", "Time from starting a cross-shard transaction to answering its client.")
+        m.txnLatency.render("sutra_txn_latency_seconds", labels: "node=\"\(id)\"", into: &o)
+        nodeWide("sutra_peer_dropped_frames_total", "counter", "Frames to peers dropped because the link was down or backed up.", transport.droppedFrames)
+        nodeWide("sutra_peer_unmatched_forward_replies_total", "counter", "Forward replies from peers that answered no request of this process (a previous process's, or one that timed out): dropped.", node.unmatchedForwardReplies)
+        return o
+    }
+}

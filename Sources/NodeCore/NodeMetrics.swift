@@ -1,0 +1,68 @@
+
+/// A Prometheus histogram with fixed buckets (seconds).
+package struct Histogram {
+    let bounds: [Double]
+    package var counts: [UInt64]
+    package var sum = 0.0
+    package var count: UInt64 = 0
+
+    init(bounds: [Double]) {
+        self.bounds = bounds
+        counts = Array(repeating: 0, count: bounds.count)
+    }
+
+    package mutating func observe(_ v: Double) {
+        sum += v
+        count += 1
+        if let i = bounds.firstIndex(where: { v <= $0 }) { counts[i] += 1 }
+    }
+
+    package func render(_ name: String, labels: String, into out: inout String) {
+        var cumulative: UInt64 = 0
+        let sep = labels.isEmpty ? "" : ","
+        for (i, b) in bounds.enumerated() {
+            cumulative += counts[i]
+            out += "\(name)_bucket{\(labels)\(sep)le=\"\(b)\"} \(cumulative)\n"
+        }
+        out += "\(name)_bucket{\(labels)\(sep)le=\"+Inf\"} \(count)\n"
+        out += "\(name)_sum{\(labels)} \(sum)\n\(name)_count{\(labels)} \(count)\n"
+    }
+}
+
+/// The node's counters and histograms, rendered as Prometheus text on `GET /metrics`. Loop thread only.
+package final class NodeMetrics {
+    static let latencyBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+    package var requests: UInt64 = 0
+    package var writes: [UInt64]
+    package var writeLatency: [Histogram]
+    package var fsyncLatency = Histogram(bounds: latencyBuckets)
+    package var walBytes: UInt64 = 0
+    package var walWrites: UInt64 = 0
+    package var snapshots: UInt64 = 0
+    package var flushes: UInt64 = 0
+    package var crossShardAssociations: UInt64 = 0
+    /// Leaderships handed away because this node's disk was slow.
+    package var slowDiskTransfers: UInt64 = 0
+    package var txnLatency = Histogram(bounds: latencyBuckets)
+
+    package init(shards: Int) {
+        writes = Array(repeating: 0, count: shards)
+        writeLatency = Array(repeating: Histogram(bounds: NodeMetrics.latencyBuckets), count: shards)
+    }
+
+    func recordWrite(shard: Int, nanos: UInt64) {
+        writes[shard] += 1
+        writeLatency[shard].observe(Double(nanos) / 1e9)
+    }
+
+    func recordTxn(nanos: UInt64) {
+        txnLatency.observe(Double(nanos) / 1e9)
+    }
+
+    /// One group-commit write (its bytes are counted by the driver, which encoded it).
+    func recordWALWrite(nanos: UInt64, snapshots: Int) {
+        fsyncLatency.observe(Double(nanos) / 1e9)
+        walWrites += 1
+        self.snapshots += UInt64(snapshots)
+    }
+}

@@ -1,0 +1,112 @@
+import Raft
+import WAL
+
+/// The group-commit plan: from every shard's `Ready` of a turn, what must be durable before what is sent,
+/// applied or answered, gathered into ONE `WriteBatch` (one fsync for every shard).
+///
+/// Rules it keeps:
+/// - a Ready with entries, a snapshot, or a new term or vote is *synced*: its messages go out and its entries
+///   apply only after the write holding it is durable (persist before send);
+/// - a Ready whose only change is the commit index is finished at once and its hard state rides with the next
+///   write (etcd's `MustSync`): a commit index recovered lower after a crash is re-learned from the leader;
+/// - snapshots taken this turn are saved by the next write, with the log compacted `compactMargin` behind them,
+///   and that write always carries the pending hard states, so a compaction point never passes the persisted
+///   commit index;
+/// - exactly one write is in flight; the next turn's Readies wait for it.
+struct GroupCommit {
+    private(set) var writeInFlight = false
+    /// Hard states whose only change was the commit index, written with the next WAL write.
+    private var lazyHardStates: [Int: HardState] = [:]
+    /// The term and vote last handed to the WAL per shard.
+    private var persistedVotes: [Int: (term: Term, vote: NodeID)] = [:]
+    /// Snapshots taken this turn, saved (and the log compacted behind them) by the next write.
+    private var snapshotsToSave: [(shard: Int, snapshot: Snapshot)] = []
+    private var afterNextWrite: [() -> Void] = []
+    /// What waits for the write in flight.
+    private var waiting: (readies: [(shard: Int, ready: Ready)], callbacks: [() -> Void], snapshots: Int) = ([], [], 0)
+    let compactMargin: LogIndex
+
+    init(compactMargin: LogIndex) { self.compactMargin = compactMargin }
+
+    /// What one turn's planning decided.
+    struct Plan {
+        /// Readies to finish now (nothing of them needs an fsync).
+        var finishNow: [(shard: Int, ready: Ready)] = []
+        /// Callbacks to run now (no write was needed).
+        var callbacksNow: [() -> Void] = []
+        /// The write to start, if any.
+        var batch: WriteBatch?
+        /// Snapshots the write saves.
+        var snapshots = 0
+    }
+
+    mutating func saveSnapshot(shard: Int, _ snapshot: Snapshot) {
+        snapshotsToSave.append((shard, snapshot))
+    }
+
+    var hasSnapshotsToSave: Bool { !snapshotsToSave.isEmpty }
+
+    /// Runs `done` after the next write is durable (or at once with the next plan if nothing needs writing).
+    mutating func afterNextDurableWrite(_ done: @escaping () -> Void) {
+        afterNextWrite.append(done)
+    }
+
+    /// Plans the turn's write from `readies` (each shard's, taken this turn). `log(shard)` is the shard's durable
+    /// log (for its persisted hard state and compaction point).
+    mutating func plan(_ readies: [(shard: Int, ready: Ready)], log: (Int) -> GroupLog) -> Plan {
+        precondition(!writeInFlight, "a group-commit write is already in flight")
+        var plan = Plan()
+        var synced: [(shard: Int, ready: Ready)] = []
+        for (s, rd) in readies {
+            if needsSync(rd, shard: s, log: log(s)) {
+                synced.append((s, rd))
+            } else {
+                if let hs = rd.hardState { lazyHardStates[s] = hs }
+                plan.finishNow.append((s, rd))
+            }
+        }
+        let callbacks = afterNextWrite
+        afterNextWrite = []
+        guard !synced.isEmpty || !snapshotsToSave.isEmpty else {
+            plan.callbacksNow = callbacks
+            return plan
+        }
+        var batch = WriteBatch()
+        for (s, hs) in lazyHardStates.sorted(by: { $0.key < $1.key }) { batch.setHardState(group: UInt64(s), hs) }
+        lazyHardStates = [:]
+        for (s, rd) in synced {
+            batch.add(rd, group: UInt64(s))
+            if let hs = rd.hardState { persistedVotes[s] = (hs.term, hs.vote) }
+        }
+        for (s, snap) in snapshotsToSave {
+            batch.saveSnapshot(group: UInt64(s), snap)
+            let upTo = snap.metadata.index > compactMargin ? snap.metadata.index - compactMargin : 0
+            if upTo > log(s).compactIndex { batch.compact(group: UInt64(s), upTo: upTo) }
+        }
+        plan.snapshots = snapshotsToSave.count
+        snapshotsToSave = []
+        precondition(!batch.isEmpty, "a synced Ready or a snapshot always writes something")
+        plan.batch = batch
+        writeInFlight = true
+        waiting = (synced, callbacks, plan.snapshots)
+        return plan
+    }
+
+    /// The write in flight is durable: what waited for it.
+    mutating func completed() -> (readies: [(shard: Int, ready: Ready)], callbacks: [() -> Void], snapshots: Int) {
+        precondition(writeInFlight, "completed without a write in flight")
+        writeInFlight = false
+        let w = waiting
+        waiting = ([], [], 0)
+        return w
+    }
+
+    /// Whether a Ready must be fsynced before its messages go out and its entries apply: new entries, a
+    /// snapshot, or a new term or vote.
+    private func needsSync(_ rd: Ready, shard: Int, log: GroupLog) -> Bool {
+        if !rd.entries.isEmpty || rd.snapshot != nil { return true }
+        guard let hs = rd.hardState else { return false }
+        let persisted = persistedVotes[shard] ?? (log.hardState.term, log.hardState.vote)
+        return hs.term != persisted.term || hs.vote != persisted.vote
+    }
+}

@@ -1,0 +1,125 @@
+import Raft
+import Shard
+
+/// Frames from peers, and requests forwarded to the shard's leader on another node.
+extension NodeCore {
+    /// One frame from `peer` (the transport has already checked who the peer is).
+    package func receive(_ frame: PeerFrame, from peer: NodeID, now: UInt64) {
+        advanceClock(to: now)
+        switch frame {
+        case .raft(let msgs):
+            for m in msgs {
+                guard Int(m.shard) < replicas.count, m.message.from == peer, m.message.to == config.nodeID else {
+                    logger.warning("node \(peer) sent a message for shard \(m.shard) from \(m.message.from) to \(m.message.to); dropped")
+                    continue
+                }
+                if m.message.type == .appendResponse, !m.message.reject {
+                    diskHealth.acknowledged(by: peer, shard: Int(m.shard), index: m.message.index, now: now)
+                }
+                replicas[Int(m.shard)].raft.step(m.message)
+            }
+        case .heartbeats(let beats):
+            for h in beats {
+                guard Int(h.shard) < replicas.count else {
+                    logger.warning("node \(peer) sent a heartbeat for shard \(h.shard); dropped")
+                    continue
+                }
+                replicas[Int(h.shard)].raft.step(h.message(from: peer, to: config.nodeID))
+            }
+        case .forward(let incarnation, let id, let shard, let op):
+            serveForward(op, shard: shard, from: peer, incarnation: incarnation, id: id)
+        case .forwardReply(let incarnation, let id, let result):
+            if let done = forwards.takeReply(from: peer, incarnation: incarnation, id: id) {
+                done(result)
+            } else {
+                logger.debug("node \(peer) answered forward \(id) of incarnation \(incarnation), which nothing here waits for; dropped")
+            }
+        case .hello:
+            break
+        }
+    }
+
+    /// Replies that matched no forward of this process (a previous process's, an expired one's): dropped.
+    package var unmatchedForwardReplies: UInt64 { forwards.unmatchedReplies }
+
+    private func serveForward(_ op: ForwardOp, shard: UInt32, from peer: NodeID, incarnation: UInt64, id: UInt64) {
+        let reply: (ForwardResult) -> Void = { [weak self] result in
+            _ = self?.io.send(.forwardReply(incarnation: incarnation, id: id, result), to: peer)
+        }
+        guard Int(shard) < replicas.count else { reply(.failed(.rejected("no shard \(shard)"))); return }
+        let r = replicas[Int(shard)]
+        switch op {
+        case .propose(let req):
+            r.propose(req) { result in
+                switch result {
+                case .success(let v): reply(.ok(v))
+                case .failure(let e): reply(.failed(e))
+                }
+            }
+        case .readIndex:
+            r.linearizableRead { [weak r] result in
+                switch result {
+                case .success: reply(.ok(r?.appliedIndex ?? 0))
+                case .failure(let e): reply(.failed(e))
+                }
+            }
+        }
+    }
+
+    /// Runs a write on shard `s` wherever its leader is: here, or forwarded to the leader's node.
+    package func proposeAnywhere(shard s: Int, _ req: ShardRequest, _ done: @escaping (Result<UInt64, ReplicaError>) -> Void) {
+        let r = replicas[s]
+        if r.isLeader { r.propose(req, done); return }
+        forward(.propose(req), shard: s) { result in
+            switch result {
+            case .ok(let v): done(.success(v))
+            case .failed(let e): done(.failure(e))
+            }
+        }
+    }
+
+    /// Makes this node's replica of shard `s` safe for a linearizable read: confirms the index with the
+    /// shard's leader (here or on its node), then waits until this replica has applied that far.
+    func readBarrier(shard s: Int, _ done: @escaping (Result<Void, ReplicaError>) -> Void) {
+        let r = replicas[s]
+        if r.isLeader { r.linearizableRead(done); return }
+        forward(.readIndex, shard: s) { [weak self] result in
+            guard let self else { return }
+            switch result {
+            case .failed(let e): done(.failure(e))
+            case .ok(let index):
+                if self.replicas[s].appliedIndex >= index { done(.success(())) }
+                else { self.waiters.waitApplied(shard: s, index: index) { done(.success(())) } }
+            }
+        }
+    }
+
+    private func forward(_ op: ForwardOp, shard s: Int, _ done: @escaping (ForwardResult) -> Void) {
+        let leader = replicas[s].raft.leader
+        guard leader != noNode, leader != config.nodeID else {
+            done(.failed(.unavailable("shard \(s) has no leader right now; retry")))
+            return
+        }
+        let id = forwards.nextForwardID()
+        // A peer of wire version 3 or later echoes the incarnation; an older one only the id (incarnation 0).
+        let stamp = io.wireVersion(of: leader) >= 3 ? incarnation : 0
+        guard io.send(.forward(incarnation: stamp, id: id, shard: UInt32(s), op: op), to: leader) else {
+            done(.failed(.unavailable("the leader of shard \(s) (node \(leader)) is unreachable from here; retry")))
+            return
+        }
+        forwards.register(id: id, peer: leader, stamp: stamp, deadline: ticks + NodeCore.forwardTimeoutTicks, done)
+    }
+
+    func expireForwards() {
+        for f in forwards.expire(now: ticks) {
+            f.done(.failed(.unavailable("node \(f.peer) did not answer a forwarded request in time; retry")))
+        }
+    }
+
+    /// The link to `peer` went down: its forwards will not be answered.
+    package func linkDown(_ peer: NodeID) {
+        for f in forwards.fail(peer: peer) {
+            f.done(.failed(.unavailable("the link to node \(peer) went down; retry")))
+        }
+    }
+}

@@ -1,0 +1,280 @@
+import Logging
+import Raft
+import Shard
+import Txn2PC
+import WAL
+
+/// Everything one Sutra node decides, as code with no libuv, sockets, files or clock: every shard's replica,
+/// the group-commit plan, forwards and their replies, the read waiters, read barriers, the `TxnHost` role for
+/// the two-phase-commit drivers, leader placement and slow-disk moves.
+///
+/// It is driven — by `NodeServer` on a libuv loop in production, by the cluster simulation in tests — through a
+/// handful of entry points, all on one thread: `tick(now:)` every tick, `receive(_:from:now:)` for each peer
+/// frame, `execute(_:session:_:)` for each client request, `writeCompleted(now:tookNanos:)` when the write it
+/// asked for is durable, and `endOfTurn(now:)` once per loop turn. Time enters as values (`now`, monotonic
+/// nanoseconds; `ticks`). It reaches the world only through `NodeIO`.
+///
+/// A turn: the entry points step the shards' Raft cores; `endOfTurn` sends what may go at once (heartbeats,
+/// leaders' appends), plans ONE write of every shard's `Ready` (`GroupCommit`) and hands it to `io.startWrite`.
+/// When it is durable, `writeCompleted` sends what depended on it (votes, append acks), applies committed
+/// entries and answers the clients whose writes became final. Guarantees: nothing is acknowledged — to a peer
+/// or a client — before the write it depends on is durable; a forward reply is only ever matched to the request
+/// of this process that it answers.
+package final class NodeCore {
+    package let config: NodeConfig
+    package let logger: Logger
+    let io: NodeIO
+    package private(set) var replicas: [ShardReplica] = []
+    /// The durable logs the replicas read (the driver applies each completed write to them).
+    let logs: [GroupLog]
+    package let metrics: NodeMetrics
+    let limits: ShardLimits
+    /// One HNSW index over the embeddings of every shard this node hosts.
+    package let vectors: ConceptVectors
+    /// This process's identity among all processes this node has ever run (see `ForwardTable`).
+    package let incarnation: UInt64
+
+    var commit: GroupCommit
+    var forwards: ForwardTable
+    var waiters = ReadWaiters()
+    /// This node's write speed and its peers' acknowledgement speed: moves leadership off a slow disk.
+    var diskHealth: DiskHealth
+    private var outgoing: [NodeID: [ShardMessage]] = [:]
+
+    /// Monotonic nanoseconds, as last handed in by the driver.
+    package private(set) var now: UInt64 = 0
+    package private(set) var ticks: UInt64 = 0
+    package internal(set) var stopping = false
+    var shutdownDeadline: UInt64 = 0
+    /// Ticks until each shard this node should lead may start an election early (spreads leaders at start).
+    var startupCampaign: [Int: Int] = [:]
+    /// Cross-shard transactions this node coordinates (as leader of their record shards).
+    package var coordinator: TxnCoordinator!
+    /// Resolution of intents whose coordinator went quiet (as leader of participant shards).
+    package var recovery: IntentRecovery!
+    /// The client identity of transactions started for anonymous (HTTP) requests: drawn from the incarnation,
+    /// so two processes of this node never reuse a transaction id.
+    let txnClientID: UInt64
+    var nextTxnSequence: UInt64 = 0
+
+    /// How long a forwarded request may wait for the leader's answer.
+    static let forwardTimeoutTicks: UInt64 = 150
+    /// How long a linearizable read waits for the transactions holding intents on what it reads.
+    static let txnReadWaitTicks: UInt64 = 250
+
+    /// Opens every shard over its durable log. `logs[s]` is shard `s`'s log (the WAL's view in production, a
+    /// memory store in the simulation); a shard seen for the first time must already hold the cluster's
+    /// initial membership. `incarnation` must differ from every earlier process of this node (nonzero).
+    package init(config: NodeConfig, logs: [GroupLog], vectors: ConceptVectors, io: NodeIO, incarnation: UInt64, logger: Logger) throws {
+        precondition(logs.count == config.numShards, "one log per shard")
+        precondition(incarnation != 0, "incarnation 0 is reserved")
+        self.config = config
+        self.logger = logger
+        self.io = io
+        self.logs = logs
+        self.vectors = vectors
+        self.incarnation = incarnation
+        self.txnClientID = incarnation | 1 << 63
+        limits = {
+            var l = ShardLimits(dimension: config.dimension)
+            l.maxBatch = 1000
+            return l
+        }()
+        metrics = NodeMetrics(shards: config.numShards)
+        diskHealth = DiskHealth(slowMs: Double(config.slowDiskMs))
+        commit = GroupCommit(compactMargin: LogIndex(config.compactMargin))
+        forwards = ForwardTable(incarnation: incarnation)
+        waiters = ReadWaiters(shards: config.numShards)
+        for s in 0..<config.numShards {
+            var rc = RaftConfig(id: config.nodeID, seed: config.nodeID &* 0x9E37_79B9 &+ UInt64(s) &+ incarnation &* 0x2545_F491)
+            rc.electionTick = config.electionTicks
+            rc.heartbeatTick = 1
+            let replica = try ShardReplica(shard: s, shardCount: config.numShards, raftConfig: rc, log: logs[s],
+                                           limits: limits, vectors: vectors)
+            replicas.append(replica)
+            if preferredLeader(of: s) == config.nodeID { startupCampaign[s] = 2 }
+        }
+        var t = TxnTimeouts()
+        t.intentTicks = max(1, config.txnIntentTimeoutMs / config.tickMs)
+        t.prepareTicks = max(1, config.txnPrepareTimeoutMs / config.tickMs)
+        t.retryTicks = max(1, 100 / config.tickMs)
+        coordinator = TxnCoordinator(host: self, timeouts: t)
+        recovery = IntentRecovery(host: self, timeouts: t)
+    }
+
+    /// The initial membership of a cluster's shards: every configured node votes.
+    package static func initialMembership(_ config: NodeConfig) -> ConfState {
+        ConfState(voters: config.peers.keys.sorted())
+    }
+
+    /// The node that should lead shard `s` when every node is up: shards are dealt round-robin over node ids.
+    func preferredLeader(of s: Int) -> NodeID {
+        let ids = config.peers.keys.sorted()
+        return ids[s % ids.count]
+    }
+
+    func shard(of id: ConceptID) -> Int { id.shard(of: config.numShards) }
+
+    var otherNodes: [NodeID] { config.peers.keys.filter { $0 != config.nodeID }.sorted() }
+
+    // MARK: entry points
+
+    /// One Raft tick of every shard, and the timers that run on ticks.
+    package func tick(now: UInt64) {
+        self.now = now
+        ticks += 1
+        for r in replicas {
+            r.raft.tick()
+            if let left = startupCampaign[r.shard] {
+                if r.raft.leader != noNode { startupCampaign[r.shard] = nil }
+                else if left <= 0 { r.raft.campaign(); startupCampaign[r.shard] = nil }
+                else { startupCampaign[r.shard] = left - 1 }
+            }
+        }
+        coordinator.tick()
+        recovery.tick()
+        for w in waiters.expireIntentWaiters(ticks: ticks) {
+            w.done(.failure(ClientError(.unavailable, "a transaction touching this read on shard \(w.shard) is still unresolved; retry")))
+        }
+        if ticks % 5 == 0 { expireForwards() }
+        if ticks % 50 == 0 { rebalanceLeaders() }
+        if ticks % 25 == 0 { moveLeadershipOffASlowDisk() }
+        if stopping { continueShutdown() }
+    }
+
+    /// The driver's clock moved (a callback that is not a tick).
+    package func advanceClock(to now: UInt64) {
+        precondition(now >= self.now, "the monotonic clock went backwards")
+        self.now = now
+    }
+
+    /// End of a loop turn: send what may go now, start the next group commit if none is in flight.
+    package func endOfTurn(now: UInt64) {
+        advanceClock(to: max(now, self.now))
+        coordinator.flush()
+        for r in replicas {
+            r.startReads()
+            queue(r.raft.takeImmediateMessages(), shard: r.shard)
+            if r.entriesSinceSnapshot >= UInt64(config.snapshotEntries) || r.bytesSinceSnapshot >= config.snapshotBytes,
+               let snap = r.takeSnapshot() {
+                commit.saveSnapshot(shard: r.shard, snap)
+            }
+        }
+        if !commit.writeInFlight { planWrite() }
+        flushOutgoing()
+    }
+
+    /// The write handed to `io.startWrite` is durable and applied to the group logs.
+    package func writeCompleted(now: UInt64, tookNanos: UInt64) {
+        advanceClock(to: now)
+        let done = commit.completed()
+        diskHealth.wrote(nanos: tookNanos)
+        metrics.recordWALWrite(nanos: tookNanos, snapshots: done.snapshots)
+        finish(done.readies)
+        for c in done.callbacks { c() }
+        endOfTurn(now: now)
+    }
+
+    /// Runs `body` once the vector index holds every change applied so far.
+    func whenVectorsCurrent(_ body: @escaping () -> Void) {
+        if vectors.pendingCount == 0 { body() } else { waiters.waitVectors(body) }
+    }
+
+    /// The median of this node's recent WAL write + fdatasync times, ms (slow-disk detection; nil before one).
+    package var ownWALWriteMs: Double? { diskHealth.ownWriteMs }
+
+    /// Whether vector-index work is queued (the driver keeps the loop turning while it is).
+    package var hasIndexWork: Bool { vectors.pendingCount > 0 }
+
+    /// One bounded slice of queued vector indexing, until `deadline`; wakes linearizable searches once the index
+    /// holds every applied change. Returns whether work remains.
+    @discardableResult
+    package func indexVectors(until deadline: ContinuousClock.Instant) -> Bool {
+        guard vectors.pendingCount > 0 else { return false }
+        if vectors.process(until: deadline) { return true }
+        for w in waiters.wakeVectorWaiters() { w() }
+        return false
+    }
+
+    // MARK: group commit
+
+    private func planWrite() {
+        var readies: [(shard: Int, ready: Ready)] = []
+        for r in replicas where r.raft.hasReady() { readies.append((r.shard, r.raft.ready())) }
+        let plan = commit.plan(readies, log: { self.logs[$0] })
+        finish(plan.finishNow)
+        for c in plan.callbacksNow { c() }
+        if let batch = plan.batch { io.startWrite(batch) }
+    }
+
+    /// The Readies' writes are durable (or needed none): send what waited, apply, answer, advance.
+    private func finish(_ readies: [(shard: Int, ready: Ready)]) {
+        for (s, rd) in readies {
+            queue(rd.messages, shard: s)
+            replicas[s].finish(rd)
+            wakeAppliedWaiters(s)
+            for w in waiters.wakeIntentWaiters(shard: s, intents: replicas[s].state.txns.intents) { w(.success(())) }
+        }
+    }
+
+    /// Runs `done` after the next group-commit write is durable (flush uses it for its snapshots).
+    func afterNextDurableWrite(_ done: @escaping () -> Void) {
+        commit.afterNextDurableWrite(done)
+    }
+
+    /// Takes a snapshot of every shard that applied something since its last one; the next write saves them.
+    func requestSnapshots() -> Int {
+        var n = 0
+        for r in replicas {
+            if let snap = r.takeSnapshot() { commit.saveSnapshot(shard: r.shard, snap); n += 1 }
+        }
+        return n
+    }
+
+    // MARK: messages
+
+    private func queue(_ msgs: [Message], shard: Int) {
+        for m in msgs {
+            if m.type == .append, !m.entries.isEmpty {
+                diskHealth.sentAppend(to: m.to, shard: shard, lastIndex: m.index + LogIndex(m.entries.count), now: now)
+            }
+            outgoing[m.to, default: []].append(ShardMessage(shard: UInt32(shard), message: m))
+        }
+    }
+
+    private func flushOutgoing() {
+        for peer in outgoing.keys.sorted() {
+            guard let all = outgoing[peer], !all.isEmpty else { continue }
+            var msgs = all
+            if io.wireVersion(of: peer) >= 2 {
+                // Every shard's heartbeats of this turn travel as one compact list (wire version 2).
+                var beats: [CoalescedHeartbeat] = []
+                msgs = all.filter { m in
+                    guard let h = CoalescedHeartbeat(shard: m.shard, m.message) else { return true }
+                    beats.append(h)
+                    return false
+                }
+                if !beats.isEmpty, !io.send(.heartbeats(beats), to: peer) {
+                    for s in Set(beats.map(\.shard)).sorted() { replicas[Int(s)].raft.reportUnreachable(peer) }
+                }
+                if msgs.isEmpty { continue }
+            }
+            let sent = io.send(.raft(msgs), to: peer)
+            for m in msgs where m.message.type == .snapshot {
+                replicas[Int(m.shard)].raft.reportSnapshot(to: peer, failed: !sent)
+            }
+            if !sent { for s in Set(msgs.map(\.shard)).sorted() { replicas[Int(s)].raft.reportUnreachable(peer) } }
+        }
+        outgoing.removeAll(keepingCapacity: true)
+        io.flushPeers()
+    }
+
+    func wakeAppliedWaiters(_ shard: Int) {
+        for w in waiters.wakeAppliedWaiters(shard: shard, applied: replicas[shard].appliedIndex) { w() }
+    }
+
+    /// Fails every pending proposal and read (the node is stopping).
+    func failEverything(_ why: String) {
+        for r in replicas { r.failAll(.unavailable(why)) }
+    }
+}

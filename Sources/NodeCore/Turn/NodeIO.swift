@@ -1,0 +1,29 @@
+import Raft
+import WAL
+
+/// Everything `NodeCore` asks of the world. The production driver (`NodeServer`, libuv) and the cluster
+/// simulation (`RaftSim/Cluster`) implement it; the core reaches sockets, disks and files only through here,
+/// so the simulation runs the very turn logic a node runs.
+///
+/// Every call is made on the core's one thread and returns at once: the long-running ones (`startWrite`) report
+/// back by calling the core (`NodeCore.writeCompleted`) later, never from inside the call.
+package protocol NodeIO: AnyObject {
+    /// Queues `frame` to `peer` for the end of the turn. False when the link is not established (nothing
+    /// queued): the core treats the peer as unreachable for this message.
+    func send(_ frame: PeerFrame, to peer: NodeID) -> Bool
+    /// Sends everything queued this turn (called once at the end of each turn).
+    func flushPeers()
+    /// Whether the link to `peer` is established and the peer was heard recently.
+    func isConnected(_ peer: NodeID) -> Bool
+    /// The peer-wire version the link to `peer` speaks (0: not established).
+    func wireVersion(of peer: NodeID) -> UInt32
+    /// Where `peer`'s clients connect, as it said in its hello (nil: not heard yet).
+    func clientAddresses(of peer: NodeID) -> (client: String, http: String)?
+    /// Starts making `batch` durable. Exactly one write is in flight at a time; when it is durable the driver
+    /// applies it to the group logs and calls `NodeCore.writeCompleted(tookNanos:)`.
+    func startWrite(_ batch: WriteBatch)
+    /// Saves the vector index beside the snapshots (flush, graceful shutdown); may block.
+    func saveVectorIndex()
+    /// Graceful shutdown has handed its leaderships away (or given up): close every handle.
+    func shutdownFinished()
+}
