@@ -94,7 +94,7 @@ let package = Package(
         // Deterministic simulation of Raft clusters: seeded network, crashes, partitions, invariant checks.
         .target(name: "Txn2PC", dependencies: ["Raft", "Shard"], path: "Sources/Txn2PC"),
         .target(name: "RaftSim", dependencies: [
-            "Raft", "Shard", "Txn2PC", "WAL", "NodeCore", .product(name: "Logging", package: "swift-log"),
+            "Raft", "Shard", "Txn2PC", "WAL", "NodeCore", "ChaosCheck", .product(name: "Logging", package: "swift-log"),
         ], path: "Sources/RaftSim"),
         .executableTarget(name: "SimRunner", dependencies: [
             "RaftSim", .product(name: "ArgumentParser", package: "swift-argument-parser"),

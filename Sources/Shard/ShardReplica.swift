@@ -50,6 +50,9 @@ public final class ShardReplica {
     public private(set) var leaderChanges: UInt64 = 0
     /// Snapshots received from a leader and installed here (a follower too far behind the compacted log).
     public private(set) var installedSnapshots: UInt64 = 0
+    /// Sees every command this replica applies and the state machine's answer, in log order (the cluster
+    /// simulation checks transaction decisions with it). Nil in production.
+    public var applyObserver: ((_ shard: Int, _ request: ShardRequest, _ result: ApplyResult) -> Void)?
 
     /// Opens the replica from its durable log: loads the newest snapshot (if any) and lets the core replay the
     /// committed tail. A snapshot that fails its checks stops the node: it is never skipped.
@@ -169,6 +172,7 @@ public final class ShardReplica {
         }
         let result = state.apply(request, at: e.index)
         appliedWrites += 1
+        applyObserver?(shard, request, result)
         guard let p = proposals.removeValue(forKey: e.index) else { return }
         guard p.term == e.term else {
             p.done(.failure(.unavailable("leadership changed before the write committed; retry")))

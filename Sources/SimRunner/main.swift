@@ -36,6 +36,9 @@ struct SutraSim: ParsableCommand {
     @Option(help: "Stop after this many failures are printed.")
     var maxFailures: Int = 3
 
+    @Flag(help: "Run the cluster simulation of real NodeCores (3 and 5 nodes, several shards, client workload) instead of the Raft-group simulation.")
+    var cluster = false
+
     func parseRange() throws -> Range<UInt64> {
         if let s = seed { return s..<(s + 1) }
         if let r = seeds.range(of: "..<") {
@@ -54,6 +57,7 @@ struct SutraSim: ParsableCommand {
     }
 
     func run() throws {
+        if cluster { try runCluster(); return }
         let range = try parseRange()
         let traceAll = trace && range.count == 1
         let unsafe = unsafeLocalReads
@@ -83,6 +87,40 @@ struct SutraSim: ParsableCommand {
               crashes \(s.crashes), partitions \(s.partitions), transfers \(s.transfers), membership changes \(s.confChanges)
               snapshots taken \(s.snapshotsTaken), installed from leader \(s.snapshotsInstalled)
               slowest recovery after heal: \(s.recoveryTicks) ticks
+            """)
+        if !outcome.failures.isEmpty {
+            print("failing seeds: \(outcome.failures.map(\.seed).prefix(50).map(String.init).joined(separator: " "))")
+            throw ExitCode(1)
+        }
+    }
+}
+
+extension SutraSim {
+    /// `--cluster`: seeds of `ClusterSimulation`; a failing seed prints its trace and replay command.
+    func runCluster() throws {
+        let range = try parseRange()
+        let traceAll = trace && range.count == 1
+        let unsafe = unsafeLocalReads
+        let ticks = faultTicks
+        let start = DispatchTime.now()
+        let outcome = ClusterSeedRunner.run(seeds: range, parallelism: traceAll ? 1 : parallelism) { s in
+            var c = ClusterSimConfig.standard(seed: s)
+            c.traceAll = traceAll
+            c.unsafeLocalReads = unsafe
+            c.faultTicks = ticks
+            return c
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+        for f in outcome.failures.prefix(maxFailures) { print(f) }
+        let s = outcome.stats
+        print("""
+            cluster seeds \(range.lowerBound)..<\(range.upperBound): \(outcome.seedsRun) run, \(outcome.failures.count) failed \
+            in \(String(format: "%.1f", seconds)) s (\(String(format: "%.1f", Double(outcome.seedsRun) / max(seconds, 0.001))) seeds/s)
+              steps \(s.steps), frames delivered \(s.messagesDelivered), dropped \(s.messagesDropped), durable writes \(s.durableWrites)
+              crashes \(s.crashes), incarnations \(s.incarnations), partitions \(s.partitions), slow disks \(s.slowDisks)
+              operations ok \(s.opsOK), failed \(s.opsFailed), unknown \(s.opsUnknown); batches ok \(s.batchesOK)
+              reads checked \(s.readsChecked), searches checked \(s.searchesChecked)
+              transactions committed \(s.txnsCommitted), aborted \(s.txnsAborted); stale forward replies dropped \(s.unmatchedForwardReplies)
             """)
         if !outcome.failures.isEmpty {
             print("failing seeds: \(outcome.failures.map(\.seed).prefix(50).map(String.init).joined(separator: " "))")

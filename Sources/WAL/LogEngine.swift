@@ -229,19 +229,7 @@ public final class LogEngine {
     public func prepare(_ batch: WriteBatch) throws(WALError) -> PreparedWrite {
         if let failure { throw failure }
         precondition(!inFlight, "a WAL write is already in flight: complete it first")
-        var records: [WALRecord] = []
-        records.reserveCapacity(batch.ops.count)
-        for op in batch.ops {
-            switch op {
-            case .record(let r):
-                records.append(r)
-            case .compact(let gid, let upTo):
-                let g = group(gid)
-                let index = min(upTo, g.lastIndex())
-                guard index > g.compactIndex, let term = try? g.term(index) else { continue }
-                records.append(.compact(group: gid, index: index, term: term))
-            }
-        }
+        let records = batch.records(group: group)
         var frame = encodeFrame(records, seq: nextSeq)
         let active = segments.last!
         if active.size > WALFormat.segmentHeaderSize && active.size + frame.count > options.segmentSize {

@@ -47,6 +47,25 @@ public struct WriteBatch {
         ops.append(.compact(group: group, upTo: index))
     }
 
+    /// The records this batch writes, with each compaction resolved against the groups as they are now: clamped
+    /// to the group's last index and carrying that entry's term; a compaction that moves nothing is dropped.
+    func records(group: (UInt64) -> GroupLog) -> [WALRecord] {
+        var records: [WALRecord] = []
+        records.reserveCapacity(ops.count)
+        for op in ops {
+            switch op {
+            case .record(let r):
+                records.append(r)
+            case .compact(let gid, let upTo):
+                let g = group(gid)
+                let index = min(upTo, g.lastIndex())
+                guard index > g.compactIndex, let term = try? g.term(index) else { continue }
+                records.append(.compact(group: gid, index: index, term: term))
+            }
+        }
+        return records
+    }
+
     /// Everything a Raft `Ready` asks to persist, in the required order: snapshot, entries, hard state.
     public mutating func add(_ rd: Ready, group: UInt64) {
         if let s = rd.snapshot { installSnapshot(group: group, s) }

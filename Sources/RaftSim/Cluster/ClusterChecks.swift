@@ -1,0 +1,162 @@
+import Dispatch
+import Synchronization
+import ChaosCheck
+import NodeCore
+import Raft
+import Shard
+
+/// The cluster simulation's invariants. During the run: a transaction's decision never changes, whoever applies
+/// or resolves it. After healing and settling:
+/// - every register and edge key is linearizable (ChaosCheck's checker), with the final reads taken after healing
+///   appended — an acknowledged write missing from them is a lost write;
+/// - every linearizable search returned every register whose embedding was acknowledged before it began and that
+///   no delete could have removed by the time it ended;
+/// - every hop of a found path is an association some client attempted;
+/// - no client was told "committed" for a transaction decided abort;
+/// - edges are atomic: on every replica an out-edge exists exactly when its in-edge does, with the same confidence;
+/// - every replica of a shard holds the same state.
+struct ClusterChecks {
+    /// Decisions seen applied (true: commit).
+    private(set) var decisions: [TxnID: Bool] = [:]
+
+    mutating func observeApplied(_ req: ShardRequest, _ result: ApplyResult, who: String) -> String? {
+        switch req.command {
+        case .txnDecide(let id, _, _):
+            switch result {
+            case .applied: return decided(id, true, who + " decide")
+            case .rejected: return decided(id, false, who + " decide")
+            case .pending: return "\(who): a decide of \(id) answered pending"
+            }
+        case .txnBegin(let id, _, _):
+            switch result {
+            case .applied: return decided(id, true, who + " begin (retry of a committed one)")
+            case .rejected: return decided(id, false, who + " begin")
+            case .pending: return nil
+            }
+        case .txnResolve(let ids, let commit):
+            for id in ids {
+                guard let d = decisions[id] else { return "\(who) resolved \(id) before any decision was applied" }
+                if d != commit { return "\(who) resolved \(id) as \(commit ? "commit" : "abort") but it was decided \(d ? "commit" : "abort")" }
+            }
+            return nil
+        default:
+            return nil
+        }
+    }
+
+    private mutating func decided(_ id: TxnID, _ commit: Bool, _ who: String) -> String? {
+        if let d = decisions[id], d != commit {
+            return "decision of transaction \(id) changed: was \(d ? "commit" : "abort"), now \(commit ? "commit" : "abort") (\(who))"
+        }
+        decisions[id] = commit
+        return nil
+    }
+
+    func checkAll(_ sim: ClusterSimulation) {
+        let w = sim.workload!
+        sim.stats.txnsCommitted = decisions.values.filter { $0 }.count
+        sim.stats.txnsAborted = decisions.values.filter { !$0 }.count
+        for id in w.acknowledgedTxns where decisions[id] == false {
+            sim.fail("transaction \(id) was acknowledged to its client but decided abort")
+            return
+        }
+        checkSearches(w, sim)
+        guard !sim.failed else { return }
+        checkPaths(w, sim)
+        guard !sim.failed else { return }
+        checkReplicas(sim, w)
+        guard !sim.failed else { return }
+        let result = Linearizability.checkWithFinalReads(w.operations, finals: w.finals, timeLimit: .seconds(20))
+        switch result.verdict {
+        case .ok: break
+        case .unknown: sim.fail("the linearizability search did not decide within its time limit")
+        case .violation:
+            let why = result.failures.first.map { "\($0.key): \($0.reason)" } ?? "no counterexample"
+            var lines = ["not linearizable: \(why)"]
+            if let f = result.failures.first {
+                for op in w.operations where op.key == f.key { lines.append("  " + op.line()) }
+            }
+            sim.fail(lines.suffix(40).joined(separator: "\n"))
+        }
+    }
+
+    private func checkSearches(_ w: ClusterWorkload, _ sim: ClusterSimulation) {
+        for s in w.searches {
+            for (i, id) in w.registerIDs.enumerated() {
+                let key = "r\(i)"
+                let ops = w.operations.filter { $0.key == key }
+                let embedded = ops.contains { $0.f != .get && $0.value != nil && $0.outcome == .ok && $0.completionTime! < Int64(s.invoked) }
+                let mayBeDeleted = ops.contains { $0.f == .put && $0.value == nil && $0.outcome != .fail && $0.invokeTime <= Int64(s.completed) }
+                if embedded && !mayBeDeleted && !s.ids.contains(id) {
+                    sim.fail("a linearizable search (ticks \(s.invoked / ClusterSimulation.unitsPerTick)…\(s.completed / ClusterSimulation.unitsPerTick)) missed \(key) (\(id)), whose embedding was acknowledged before it began and never deleted")
+                    return
+                }
+            }
+        }
+    }
+
+    private func checkPaths(_ w: ClusterWorkload, _ sim: ClusterSimulation) {
+        for p in w.paths {
+            for (a, b) in zip(p, p.dropFirst()) where !w.attemptedEdges.contains([a, b]) {
+                sim.fail("a path used the edge \(a) → \(b), which no client ever created")
+                return
+            }
+        }
+    }
+
+    private func checkReplicas(_ sim: ClusterSimulation, _ w: ClusterWorkload) {
+        let cores = sim.nodes.compactMap(\.core)
+        guard cores.count == sim.nodes.count else { sim.fail("a node is down after healing"); return }
+        for s in 0..<sim.config.shards {
+            let images = cores.map { $0.replicas[s].state.snapshotData() }
+            if Set(images.map { $0.hashValue }).count > 1 || images.contains(where: { $0 != images[0] }) {
+                let applied = cores.map { "\($0.config.nodeID)@\($0.replicas[s].appliedIndex)" }
+                sim.fail("replicas of shard \(s) hold different states after settling (\(applied))")
+                return
+            }
+        }
+        for core in cores {
+            for (a, b) in w.pairs {
+                let out = core.replicas[w.shard(a)].state.neighbors(of: a, direction: .outgoing).first { $0.other == b }
+                let inc = core.replicas[w.shard(b)].state.neighbors(of: b, direction: .incoming).first { $0.other == a }
+                if (out == nil) != (inc == nil) || out?.confidence != inc?.confidence {
+                    sim.fail("node \(core.config.nodeID): association \(a) → \(b) is half there (out \(String(describing: out?.confidence)), in \(String(describing: inc?.confidence)))")
+                    return
+                }
+            }
+        }
+    }
+}
+
+/// Runs many cluster-simulation seeds over a few threads and collects the figures and failures.
+public enum ClusterSeedRunner {
+    public struct Outcome: Sendable {
+        public var seedsRun = 0
+        public var stats = ClusterSimStats()
+        public var failures: [ClusterSimFailure] = []
+    }
+
+    public static func run(seeds: Range<UInt64>, parallelism: Int = 2,
+                           configure: @Sendable (UInt64) -> ClusterSimConfig = { ClusterSimConfig.standard(seed: $0) }) -> Outcome {
+        let state = Mutex(Outcome())
+        let next = Atomic<Int>(0)
+        let total = seeds.count
+        DispatchQueue.concurrentPerform(iterations: max(1, min(parallelism, total))) { _ in
+            while true {
+                let k = next.add(1, ordering: .relaxed).oldValue
+                if k >= total { break }
+                let result = ClusterSimulation(config: configure(seeds.lowerBound + UInt64(k))).run()
+                state.withLock { o in
+                    o.seedsRun += 1
+                    switch result {
+                    case .success(let s): o.stats.add(s)
+                    case .failure(let f): o.failures.append(f)
+                    }
+                }
+            }
+        }
+        var out = state.withLock { $0 }
+        out.failures.sort { $0.seed < $1.seed }
+        return out
+    }
+}

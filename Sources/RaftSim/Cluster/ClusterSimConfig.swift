@@ -1,0 +1,83 @@
+import Raft
+
+/// Settings of one cluster-simulation run: real `NodeCore`s on simulated nodes (see `ClusterSimulation`).
+public struct ClusterSimConfig: Sendable {
+    public var seed: UInt64
+    public var nodes = 3
+    public var shards = 3
+    /// Register concepts the workload puts, gets, compares-and-sets, deletes and batches.
+    public var registers = 8
+    /// Concepts created at setup and never deleted, between which associations are made and paths searched.
+    public var anchors = 4
+    public var clients = 4
+    public var faultTicks = 250
+    /// After healing, every transaction must be settled and every replica caught up within this many ticks.
+    public var settleTicks = 600
+    public var crashes = true
+    public var partitions = true
+    public var slowDisks = true
+    /// Known-bad switch (production's `--unsafe-local-reads`): the checkers must catch the stale reads.
+    public var unsafeLocalReads = false
+    /// Print every trace line as it happens (replaying one seed).
+    public var traceAll = false
+
+    public init(seed: UInt64) { self.seed = seed }
+
+    /// The normal mix: a quarter of the seeds run five nodes, the rest three; three or four shards.
+    public static func standard(seed: UInt64) -> ClusterSimConfig {
+        var c = ClusterSimConfig(seed: seed)
+        c.nodes = seed % 4 == 3 ? 5 : 3
+        c.shards = seed % 2 == 0 ? 3 : 4
+        return c
+    }
+}
+
+/// What a run did, summed over seeds: the evidence that the faults and the reads really happened.
+public struct ClusterSimStats: Sendable, Equatable {
+    public var seeds = 0
+    public var steps: UInt64 = 0
+    public var messagesDelivered: UInt64 = 0
+    public var messagesDropped: UInt64 = 0
+    public var crashes = 0
+    /// Processes started after a crash (each a new incarnation).
+    public var incarnations = 0
+    public var partitions = 0
+    public var slowDisks = 0
+    public var durableWrites: UInt64 = 0
+    public var opsOK = 0
+    public var opsFailed = 0
+    public var opsUnknown = 0
+    public var readsChecked = 0
+    public var searchesChecked = 0
+    public var batchesOK = 0
+    public var txnsCommitted = 0
+    public var txnsAborted = 0
+    /// Forward replies that matched no request of the process they reached (dropped, as they must be).
+    public var unmatchedForwardReplies: UInt64 = 0
+
+    public init() {}
+
+    public mutating func add(_ o: ClusterSimStats) {
+        seeds += o.seeds; steps += o.steps; messagesDelivered += o.messagesDelivered; messagesDropped += o.messagesDropped
+        crashes += o.crashes; incarnations += o.incarnations; partitions += o.partitions; slowDisks += o.slowDisks
+        durableWrites += o.durableWrites; opsOK += o.opsOK; opsFailed += o.opsFailed; opsUnknown += o.opsUnknown
+        readsChecked += o.readsChecked; searchesChecked += o.searchesChecked; batchesOK += o.batchesOK
+        txnsCommitted += o.txnsCommitted; txnsAborted += o.txnsAborted; unmatchedForwardReplies += o.unmatchedForwardReplies
+    }
+}
+
+/// A violated invariant: the seed, where, why, the last events, and how to replay it.
+public struct ClusterSimFailure: Error, CustomStringConvertible, Sendable {
+    public var seed: UInt64
+    public var tick: UInt64
+    public var reason: String
+    public var trace: [String]
+
+    public var description: String {
+        var s = "CLUSTER SIMULATION FAILURE seed=\(seed) at tick \(tick): \(reason)\n"
+        s += "replay: swift run -c release sutra-sim --cluster --seed \(seed) --trace\n"
+        s += "last \(trace.count) events:\n"
+        for line in trace { s += "  " + line + "\n" }
+        return s
+    }
+}

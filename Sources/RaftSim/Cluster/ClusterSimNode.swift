@@ -1,0 +1,98 @@
+import Logging
+import NodeCore
+import Raft
+import Shard
+import WAL
+
+/// One simulated Sutra node: the production `NodeCore` over a `MemoryLogStore`, with this type as its `NodeIO`
+/// (peer frames go into the simulation's network, durable writes to a simulated disk with a seeded delay).
+///
+/// A crash drops the process — the core, its waiters and callbacks, the write in flight — and keeps only what
+/// the store completed; a restart builds a new `NodeCore` over the same store as a new incarnation.
+final class ClusterSimNode: NodeIO {
+    let id: NodeID
+    let store = MemoryLogStore()
+    unowned let sim: ClusterSimulation
+    private(set) var core: NodeCore?
+    private(set) var incarnation: UInt64 = 0
+    /// The write in flight: when the simulated disk finishes it.
+    private var write: (prepared: PreparedMemoryWrite, dueAt: UInt64, startedAt: UInt64)?
+    /// Units one write takes now (slow disks take longer than an election timeout).
+    var diskDelay: UInt64 = 1
+    var slowUntil: UInt64?
+    var restartAt: UInt64?
+    /// Peers this process last saw connected (a change to down is reported to the core, as the transport does).
+    private var connected: Set<NodeID> = []
+
+    var alive: Bool { core != nil }
+
+    init(id: NodeID, sim: ClusterSimulation) {
+        self.id = id
+        self.sim = sim
+        var initial = WriteBatch()
+        let voters = ConfState(voters: (1...NodeID(sim.config.nodes)).map { $0 })
+        for s in 0..<sim.config.shards { initial.setInitialMembership(group: UInt64(s), voters) }
+        store.complete(store.prepare(initial))
+    }
+
+    /// Starts a new process (a new incarnation) over the durable store.
+    func start(incarnation: UInt64) {
+        precondition(core == nil, "node \(id) is already running")
+        precondition(incarnation != self.incarnation && incarnation != 0, "every process has a new incarnation")
+        self.incarnation = incarnation
+        let logs = (0..<sim.config.shards).map { store.group(UInt64($0)) }
+        do {
+            core = try NodeCore(config: sim.nodeConfig(id), logs: logs, vectors: ConceptVectors(dimension: ClusterSimulation.dimension),
+                                io: self, incarnation: incarnation, logger: sim.logger)
+        } catch {
+            sim.fail("node \(id) could not restart from its durable state: \(error)")
+            return
+        }
+        for r in core!.replicas {
+            r.applyObserver = { [unowned self] shard, request, result in self.sim.observeApplied(request, result, shard: shard, node: self.id) }
+        }
+        connected = []
+        restartAt = nil
+    }
+
+    /// kill -9: everything not completed on the store is gone; no callback of the process ever runs again.
+    func crash() {
+        core = nil
+        write = nil
+        store.crash()
+    }
+
+    /// Completes the write in flight if the disk has finished it.
+    func completeWriteIfDue() {
+        guard let w = write, w.dueAt <= sim.now, let core else { return }
+        write = nil
+        store.complete(w.prepared)
+        sim.stats.durableWrites += 1
+        core.writeCompleted(now: sim.nanos, tookNanos: (sim.now - w.startedAt) * ClusterSimulation.nanosPerUnit)
+    }
+
+    /// Tells the core about links that went down since the last call.
+    func noticeLinks() {
+        guard let core else { return }
+        for p in sim.nodes.map(\.id) where p != id {
+            let up = sim.linkUp(id, p)
+            if up { connected.insert(p) } else if connected.remove(p) != nil { core.linkDown(p) }
+        }
+    }
+
+    // MARK: NodeIO
+
+    func send(_ frame: PeerFrame, to peer: NodeID) -> Bool { sim.send(frame, from: id, to: peer) }
+    func flushPeers() {}
+    func isConnected(_ peer: NodeID) -> Bool { sim.linkUp(id, peer) }
+    func wireVersion(of peer: NodeID) -> UInt32 { sim.linkUp(id, peer) ? PeerFrame.maxVersion : 0 }
+    func clientAddresses(of peer: NodeID) -> (client: String, http: String)? { ("sim-\(peer):7100", "sim-\(peer):7200") }
+
+    func startWrite(_ batch: WriteBatch) {
+        precondition(write == nil, "node \(id): a second write while one is in flight")
+        write = (store.prepare(batch), sim.now + diskDelay, sim.now)
+    }
+
+    func saveVectorIndex() {}
+    func shutdownFinished() {}
+}

@@ -1,0 +1,279 @@
+import Logging
+import NodeCore
+import Raft
+import Shard
+
+/// A deterministic simulation of a whole Sutra cluster running the production turn logic: every node is a real
+/// `NodeCore` (shard replicas, group commit, forwards, read waiters, placement, the 2PC drivers) over a
+/// memory store with the WAL's record semantics, driven by a seeded scheduler — the FoundationDB / TigerBeetle
+/// way: the simulator runs the very code a node runs.
+///
+/// Faults: a network that drops, duplicates, delays and reorders frames, symmetric and one-way partitions,
+/// crashes that lose what was not durable, restarts as new process incarnations, and slow disks (writes longer
+/// than an election timeout). A client workload runs through `NodeCore.execute`, the entry point both front
+/// ends use: put, get, compare-and-set, delete, cross-shard batches, associations, neighbours, search, path.
+///
+/// Checked (`ClusterChecks`): linearizability of every register and edge (concept reads of batch items and edge
+/// reads included) with ChaosCheck's checker, final reads after healing (no acknowledged write lost), that a
+/// linearizable search contains every acknowledged embedding, paths over attempted edges only, 2PC decisions
+/// that never change, settling after healing, edge atomicity and replica convergence. Same seed, same run.
+public final class ClusterSimulation {
+    public static let unitsPerTick: UInt64 = 4
+    static let tickMs: UInt64 = 20
+    static let nanosPerUnit: UInt64 = tickMs * 1_000_000 / unitsPerTick
+    static let dimension = 4
+
+    let config: ClusterSimConfig
+    var rng: SplitMix64
+    var now: UInt64 = 0
+    var nodes: [ClusterSimNode] = []
+    var stats = ClusterSimStats()
+    let logger = Logger(label: "sim", factory: { _ in SwiftLogNoOpLogHandler() })
+    private var queue = SimQueue<(from: NodeID, to: NodeID, frame: PeerFrame)>()
+    private var blocked: Set<SimNetwork.Link> = []
+    private var partitionHealAt: UInt64?
+    private var dropRate = 0.0
+    private var duplicateRate = 0.0
+    private var maxDelay = 4
+    private var crashRate = 0.0
+    private var partitionRate = 0.0
+    private var slowDiskRate = 0.0
+    private var failure: String?
+    private var trace: [String] = []
+    var workload: ClusterWorkload!
+    var checks = ClusterChecks()
+
+    var nanos: UInt64 { now * ClusterSimulation.nanosPerUnit }
+    var tick: UInt64 { now / ClusterSimulation.unitsPerTick }
+
+    public init(config: ClusterSimConfig) {
+        self.config = config
+        rng = SplitMix64(seed: config.seed ^ 0xC1A5_7E55)
+        for id in 1...NodeID(config.nodes) { nodes.append(ClusterSimNode(id: id, sim: self)) }
+        for n in nodes { n.start(incarnation: newIncarnation()) }
+        workload = ClusterWorkload(sim: self)
+    }
+
+    func nodeConfig(_ id: NodeID) -> NodeConfig {
+        var c = NodeConfig()
+        c.nodeID = id
+        c.clusterID = "sim"
+        c.numShards = config.shards
+        c.dimension = ClusterSimulation.dimension
+        for n in 1...NodeID(config.nodes) { c.peers[n] = PeerEndpoint(host: "sim-\(n)", port: 7300) }
+        c.tickMs = Int(ClusterSimulation.tickMs)
+        c.electionTicks = 10
+        c.snapshotEntries = 60
+        c.compactMargin = 15
+        c.txnIntentTimeoutMs = 600
+        c.txnPrepareTimeoutMs = 800
+        c.unsafeLocalReads = config.unsafeLocalReads
+        return c
+    }
+
+    func newIncarnation() -> UInt64 {
+        stats.incarnations += 1
+        return rng.next() | 1
+    }
+
+    func node(_ id: NodeID) -> ClusterSimNode { nodes[Int(id) - 1] }
+
+    func note(_ s: String) {
+        let line = "t=\(tick) " + s
+        if config.traceAll { print(line) }
+        trace.append(line)
+        if trace.count > 600 { trace.removeFirst(200) }
+    }
+
+    func fail(_ why: String) {
+        if failure == nil { failure = why; note("FAIL " + why) }
+    }
+
+    var failed: Bool { failure != nil }
+
+    // MARK: the run
+
+    /// Setup, faults under load, heal, settle, final reads, checks. Returns the figures or the first violation.
+    public func run() -> Result<ClusterSimStats, ClusterSimFailure> {
+        chooseFaultMix()
+        phase("setup") { workload.setup() }
+        phase("faults") {
+            let end = now + UInt64(config.faultTicks) * ClusterSimulation.unitsPerTick
+            while now < end, !failed { step(faults: true) }
+        }
+        phase("heal") { heal() }
+        phase("settle") { settle() }
+        phase("final reads") { workload.finalReads() }
+        phase("checks") { checks.checkAll(self) }
+        if let f = failure {
+            return .failure(ClusterSimFailure(seed: config.seed, tick: tick, reason: f, trace: Array(trace.suffix(60))))
+        }
+        stats.seeds = 1
+        for n in nodes { stats.unmatchedForwardReplies += n.core?.unmatchedForwardReplies ?? 0 }
+        return .success(stats)
+    }
+
+    private func phase(_ name: String, _ body: () -> Void) {
+        guard !failed else { return }
+        note("phase \(name)")
+        body()
+    }
+
+    private func chooseFaultMix() {
+        dropRate = [0.0, 0.02, 0.08][rng.below(3)]
+        duplicateRate = rng.chance(0.5) ? 0.03 : 0
+        maxDelay = 1 + rng.below(6)
+        crashRate = config.crashes ? [0.0, 0.006, 0.015][rng.below(3)] : 0
+        partitionRate = config.partitions ? [0.0, 0.006, 0.015][rng.below(3)] : 0
+        slowDiskRate = config.slowDisks ? [0.0, 0.005, 0.012][rng.below(3)] : 0
+        note("nodes=\(config.nodes) shards=\(config.shards) drop=\(dropRate) dup=\(duplicateRate) delay=\(maxDelay) crash=\(crashRate) partition=\(partitionRate) slowDisk=\(slowDiskRate)")
+    }
+
+    /// Every link restored, every node up, disks healthy, the network reliable.
+    private func heal() {
+        blocked = []
+        partitionHealAt = nil
+        dropRate = 0
+        duplicateRate = 0
+        for n in nodes {
+            n.diskDelay = 1
+            n.slowUntil = nil
+            if !n.alive { n.start(incarnation: newIncarnation()); note("restart \(n.id) (heal)") }
+        }
+    }
+
+    /// Runs (with client load off) until every shard has a leader that every replica has caught up with and no
+    /// transaction is left in flight anywhere; fails after `settleTicks`.
+    private func settle() {
+        workload.load = false
+        let end = now + UInt64(config.settleTicks) * ClusterSimulation.unitsPerTick
+        while now < end, !failed {
+            step(faults: false)
+            if workload.idle && quiescent() { return }
+        }
+        guard !failed else { return }
+        var left: [String] = []
+        for n in nodes {
+            guard let core = n.core else { continue }
+            for r in core.replicas {
+                let t = r.state.txns
+                if !t.intents.isEmpty { left.append("node \(n.id) shard \(r.shard): intents \(t.intents.keys.sorted())") }
+                if t.pendingRecords > 0 { left.append("node \(n.id) shard \(r.shard): \(t.pendingRecords) pending records") }
+            }
+        }
+        for s in 0..<config.shards where leader(of: s) == nil { left.append("shard \(s) has no leader") }
+        fail("not settled \(config.settleTicks) ticks after healing: " + left.prefix(6).joined(separator: "; "))
+    }
+
+    func leader(of shard: Int) -> ClusterSimNode? {
+        nodes.filter { $0.core?.replicas[shard].isLeader == true }.max { $0.core!.replicas[shard].raft.term < $1.core!.replicas[shard].raft.term }
+    }
+
+    func quiescent() -> Bool {
+        for s in 0..<config.shards {
+            guard let l = leader(of: s)?.core?.replicas[s] else { return false }
+            for n in nodes {
+                guard let r = n.core?.replicas[s] else { return false }
+                if r.appliedIndex < l.raft.commitIndex || r.raft.leader != l.raft.id { return false }
+                if !r.state.txns.intents.isEmpty || r.state.txns.pendingRecords > 0 { return false }
+            }
+            if l.raft.commitIndex < l.raft.lastIndex { return false }
+        }
+        return nodes.allSatisfy { $0.core?.hasIndexWork == false }
+    }
+
+    // MARK: the scheduler
+
+    /// One time unit: ticks (every `unitsPerTick`), faults, restarts, client steps; due frames; due disk writes;
+    /// then every live node's end of turn.
+    func step(faults: Bool) {
+        stats.steps += 1
+        if now % ClusterSimulation.unitsPerTick == 0 {
+            for n in nodes { n.core?.tick(now: nanos) }
+            if faults { injectFaults() }
+            for n in nodes where !n.alive {
+                if let at = n.restartAt, at <= now { n.start(incarnation: newIncarnation()); note("restart \(n.id) incarnation \(String(n.incarnation, radix: 16))") }
+            }
+            for n in nodes where n.slowUntil.map({ $0 <= now }) == true { n.slowUntil = nil; n.diskDelay = 1; note("disk of \(n.id) healthy") }
+            if let at = partitionHealAt, at <= now { blocked = []; partitionHealAt = nil; note("partition healed") }
+            workload.tick()
+        }
+        while !failed, let m = queue.pop(dueBy: now) { deliver(m) }
+        for n in nodes { n.completeWriteIfDue() }
+        for n in nodes {
+            n.noticeLinks()
+            guard let core = n.core else { continue }
+            core.indexVectors(until: .now + .seconds(3600))
+            core.endOfTurn(now: nanos)
+        }
+        now += 1
+    }
+
+    // MARK: the network
+
+    func linkUp(_ a: NodeID, _ b: NodeID) -> Bool {
+        node(a).alive && node(b).alive && !blocked.contains(SimNetwork.Link(from: a, to: b)) && !blocked.contains(SimNetwork.Link(from: b, to: a))
+    }
+
+    /// A frame from `from` to `to`: false (nothing sent) when the link is down, as the transport answers.
+    func send(_ frame: PeerFrame, from: NodeID, to: NodeID) -> Bool {
+        guard linkUp(from, to) else { return false }
+        if rng.chance(dropRate) { stats.messagesDropped += 1; return true }
+        queue.push((from, to, frame), at: now + 1 + UInt64(rng.below(maxDelay)))
+        if rng.chance(duplicateRate) { queue.push((from, to, frame), at: now + 1 + UInt64(rng.below(maxDelay * 3))) }
+        return true
+    }
+
+    private func deliver(_ m: (from: NodeID, to: NodeID, frame: PeerFrame)) {
+        guard let core = node(m.to).core, !blocked.contains(SimNetwork.Link(from: m.from, to: m.to)) else {
+            stats.messagesDropped += 1
+            return
+        }
+        stats.messagesDelivered += 1
+        core.receive(m.frame, from: m.from, now: nanos)
+    }
+
+    // MARK: faults
+
+    private func injectFaults() {
+        if rng.chance(crashRate) {
+            let alive = nodes.filter(\.alive)
+            // At most a minority down at once: the cluster must stay able to make progress.
+            if nodes.count - alive.count < (nodes.count - 1) / 2 {
+                let victim = alive[rng.below(alive.count)]
+                victim.crash()
+                victim.restartAt = now + UInt64(10 + rng.below(120)) * ClusterSimulation.unitsPerTick
+                stats.crashes += 1
+                note("crash \(victim.id)")
+            }
+        }
+        if partitionHealAt == nil, rng.chance(partitionRate) {
+            let ids = nodes.map(\.id)
+            let isolated = ids[rng.below(ids.count)]
+            let oneWay = rng.chance(0.3)
+            for other in ids where other != isolated {
+                blocked.insert(SimNetwork.Link(from: isolated, to: other))
+                if !oneWay { blocked.insert(SimNetwork.Link(from: other, to: isolated)) }
+            }
+            partitionHealAt = now + UInt64(20 + rng.below(120)) * ClusterSimulation.unitsPerTick
+            stats.partitions += 1
+            note("partition \(isolated) \(oneWay ? "outbound only" : "both ways")")
+        }
+        if rng.chance(slowDiskRate) {
+            let n = nodes[rng.below(nodes.count)]
+            if n.slowUntil == nil {
+                // Beyond the election timeout (10 ticks) half of the time.
+                n.diskDelay = UInt64([8, 20, 60, 120][rng.below(4)])
+                n.slowUntil = now + UInt64(30 + rng.below(150)) * ClusterSimulation.unitsPerTick
+                stats.slowDisks += 1
+                note("slow disk on \(n.id): \(n.diskDelay) units a write")
+            }
+        }
+    }
+
+    // MARK: what replicas apply
+
+    func observeApplied(_ request: ShardRequest, _ result: ApplyResult, shard: Int, node: NodeID) {
+        if let v = checks.observeApplied(request, result, who: "node \(node) shard \(shard)") { fail(v) }
+    }
+}

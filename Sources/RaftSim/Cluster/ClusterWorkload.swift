@@ -1,0 +1,367 @@
+import ChaosCheck
+import NodeCore
+import Raft
+import Shard
+
+/// The simulation's clients: each runs one operation at a time through `NodeCore.execute` — the entry point
+/// of both front ends — routed as the SDK routes (to the leader it believes in, following NOT_LEADER hints,
+/// retrying an unknown outcome with the same session so a write applies once), and records it in the history.
+///
+/// Registers are concepts whose content is the value (every put carries an embedding, so search must find it);
+/// a delete writes "absent"; a batch writes each of its items at once; an association writes its edge key (the
+/// value is the edge's unique confidence). Outcomes follow Jepsen: `ok` took effect, `fail` certainly did not,
+/// `info` unknown.
+final class ClusterWorkload {
+    unowned let sim: ClusterSimulation
+    var load = true
+    let registerIDs: [ConceptID]
+    let anchorIDs: [ConceptID]
+    /// Ordered pairs of anchors on different shards: the associations the workload makes.
+    let pairs: [(ConceptID, ConceptID)]
+    private(set) var clients: [Client] = []
+    var operations: [HistoryOperation] = []
+    /// Completed linearizable searches: when, and which concepts they returned.
+    var searches: [(invoked: UInt64, completed: UInt64, ids: Set<ConceptID>)] = []
+    /// Found paths, as hops, for the "only attempted edges" check.
+    var paths: [[ConceptID]] = []
+    /// Edges some association attempted (source, target).
+    var attemptedEdges: Set<[ConceptID]> = []
+    /// Transactions a client was told committed.
+    var acknowledgedTxns: [TxnID] = []
+    var finals: [String: String?] = [:]
+    private var nextValue = 1
+    private var nextSignature: Float = 1
+
+    /// An operation as the workload runs it: the request, what it writes or reads in the history, its attempts.
+    struct Pending {
+        var op: ClientOp
+        var shard: Int
+        var session: ClientSession
+        var invokedAt: UInt64
+        var attempts = 0
+        var deadline: UInt64 = 0
+        var token = 0
+        var record: Record
+        var target: NodeID = 0
+        /// Backing off after a retryable answer: the next attempt goes out at this time.
+        var retryAt: UInt64?
+    }
+
+    enum Record {
+        case get(key: String)
+        case write(f: OpFunction, key: String, value: String?, expected: String?)
+        case batch([(key: String, value: String?)])
+        case associate(key: String, value: String, txn: TxnID?)
+        case neighbors(ConceptID)
+        case search
+        case path
+        case final(key: String)
+    }
+
+    final class Client {
+        let id: UInt64
+        let process: Int
+        var nextSequence: UInt64 = 1
+        var pending: Pending?
+        var nextToken = 0
+        var leaderHints: [Int: NodeID] = [:]
+        init(id: UInt64, process: Int) { self.id = id; self.process = process }
+    }
+
+    init(sim: ClusterSimulation) {
+        self.sim = sim
+        let seed = sim.config.seed
+        registerIDs = (0..<sim.config.registers).map { ConceptID(hi: 0x5E6_0000 | seed & 0xFFFF, lo: UInt64($0) &* 0x9E37_79B9_7F4A_7C15 &+ 7) }
+        anchorIDs = (0..<sim.config.anchors).map { ConceptID(hi: 0xA4C_0000 | seed & 0xFFFF, lo: UInt64($0) &* 0xBF58_476D_1CE4_E5B9 &+ 3) }
+        var ps: [(ConceptID, ConceptID)] = []
+        for a in anchorIDs { for b in anchorIDs where a != b && a.shard(of: sim.config.shards) != b.shard(of: sim.config.shards) { ps.append((a, b)) } }
+        pairs = ps
+        clients = (0..<sim.config.clients).map { Client(id: 1000 + UInt64($0), process: $0) }
+    }
+
+    func key(_ id: ConceptID) -> String { "r\(registerIDs.firstIndex(of: id)!)" }
+    func edgeKey(_ a: ConceptID, _ b: ConceptID) -> String { "e\(anchorIDs.firstIndex(of: a)!)>\(anchorIDs.firstIndex(of: b)!)" }
+    func shard(_ id: ConceptID) -> Int { id.shard(of: sim.config.shards) }
+
+    var idle: Bool { clients.allSatisfy { $0.pending == nil } }
+
+    /// A register concept holding `value`, with an embedding derived from it.
+    func concept(_ id: ConceptID, _ value: String) -> Concept {
+        var h: UInt64 = 1469598103934665603
+        for b in value.utf8 { h = (h ^ UInt64(b)) &* 1099511628211 }
+        let e = (0..<ClusterSimulation.dimension).map { i in Float((h >> (UInt64(i) * 8)) & 0xFF) + 1 }
+        return Concept(id: id, content: Array(value.utf8), embedding: e)
+    }
+
+    // MARK: setup
+
+    /// Elects leaders and creates the anchors, without faults.
+    func setup() {
+        load = false
+        let setupClient = Client(id: 999, process: 999)
+        var remaining = anchorIDs
+        for _ in 0..<4000 where !sim.failed {
+            sim.step(faults: false)
+            if setupClient.pending == nil, let a = remaining.first {
+                remaining.removeFirst()
+                let c = Concept(id: a, content: [1])
+                start(setupClient, .put(c), shard: shard(a), record: .write(f: .put, key: "anchor", value: nil, expected: nil), write: true)
+            }
+            if remaining.isEmpty, setupClient.pending == nil { break }
+            step(setupClient)
+        }
+        operations.removeAll { $0.key == "anchor" }
+        if setupClient.pending != nil || !remaining.isEmpty { sim.fail("setup: the anchors were not created in 4000 steps") }
+        load = true
+    }
+
+    // MARK: driving
+
+    func tick() {
+        for c in clients { step(c) }
+    }
+
+    private func step(_ c: Client) {
+        if var p = c.pending {
+            if let at = p.retryAt {
+                if sim.now >= at { p.retryAt = nil; c.pending = p; attempt(c) }
+                return
+            }
+            if sim.now >= p.deadline {
+                // The node took too long (crashed, partitioned, a slow disk): the outcome is unknown; retry.
+                p.attempts += 1
+                c.pending = p
+                retryOrGiveUp(c, reason: "timeout at node \(p.target)")
+            }
+            return
+        }
+        guard load else { return }
+        issueNext(c)
+    }
+
+    private func value(_ c: Client) -> String {
+        defer { nextValue += 1 }
+        return "c\(c.id)-\(nextValue)"
+    }
+
+    private func issueNext(_ c: Client) {
+        let roll = sim.rng.below(100)
+        let reg = registerIDs[sim.rng.below(registerIDs.count)]
+        switch roll {
+        case 0..<22:
+            start(c, .get(reg, .linearizable), shard: shard(reg), record: .get(key: key(reg)), write: false)
+        case 22..<36:
+            let v = value(c)
+            start(c, .put(concept(reg, v)), shard: shard(reg), record: .write(f: .put, key: key(reg), value: v, expected: nil), write: true)
+        case 36..<44:
+            // Compare-and-set against the value last seen for the key (or absent).
+            let expected = lastValue(key(reg))
+            let v = value(c)
+            let cond: PutCondition = expected.map { .content(Array($0.utf8)) } ?? .absent
+            start(c, .putIf(concept(reg, v), cond), shard: shard(reg), record: .write(f: .cas, key: key(reg), value: v, expected: expected), write: true)
+        case 44..<49:
+            start(c, .delete(reg), shard: shard(reg), record: .write(f: .put, key: key(reg), value: nil, expected: nil), write: true)
+        case 49..<62:
+            // A cross-shard batch: puts (and sometimes a delete) of registers on at least two shards.
+            var items: [BatchItem] = []
+            var rec: [(key: String, value: String?)] = []
+            var used: [ConceptID] = []
+            let n = 2 + sim.rng.below(2)
+            for _ in 0..<12 where used.count < n {
+                let id = registerIDs[sim.rng.below(registerIDs.count)]
+                if !used.contains(id) { used.append(id) }
+            }
+            guard Set(used.map(shard)).count >= 2 else { return }
+            for id in used {
+                if sim.rng.chance(0.15) {
+                    items.append(.delete(id)); rec.append((key(id), nil))
+                } else {
+                    let v = value(c)
+                    items.append(.put(concept(id, v))); rec.append((key(id), v))
+                }
+            }
+            let s = shard(used[0])
+            start(c, .batch(items), shard: s, record: .batch(rec), write: true)
+        case 62..<72:
+            guard !pairs.isEmpty else { return }
+            let (a, b) = pairs[sim.rng.below(pairs.count)]
+            let sig = nextSignature
+            nextSignature += 1
+            attemptedEdges.insert([a, b])
+            start(c, .associate(source: a, target: b, type: .semantic, confidence: sig), shard: shard(a),
+                  record: .associate(key: edgeKey(a, b), value: String(Int(sig)), txn: nil), write: true)
+        case 72..<84:
+            let a = anchorIDs[sim.rng.below(anchorIDs.count)]
+            start(c, .neighbors(a, .both, nil, .linearizable), shard: shard(a), record: .neighbors(a), write: false)
+        case 84..<94:
+            let q = concept(reg, value(c)).embedding!
+            start(c, .search(vector: q, k: 1000, ef: 0, .linearizable), shard: -1, record: .search, write: false)
+        default:
+            let a = anchorIDs[sim.rng.below(anchorIDs.count)], b = anchorIDs[sim.rng.below(anchorIDs.count)]
+            guard a != b else { return }
+            start(c, .path(from: a, to: b, maxDepth: 4, .linearizable), shard: -1, record: .path, write: false)
+        }
+    }
+
+    private func shardOfFirst(_ items: [BatchItem]) -> Int {
+        switch items[0] {
+        case .put(let c): return shard(c.id)
+        case .delete(let id): return shard(id)
+        case .associate(let s, _, _, _): return shard(s)
+        }
+    }
+
+    /// The value this workload last saw written or read for a key (for a plausible compare-and-set).
+    private func lastValue(_ key: String) -> String? {
+        for op in operations.reversed() where op.key == key && op.outcome == .ok {
+            return op.value
+        }
+        return nil
+    }
+
+    private func start(_ c: Client, _ op: ClientOp, shard: Int, record: Record, write: Bool) {
+        var session = ClientSession()
+        if write {
+            session = ClientSession(clientID: c.id, sequence: c.nextSequence, ackedBelow: c.nextSequence)
+            c.nextSequence += 1
+        }
+        var rec = record
+        if case .associate(let k, let v, _) = record {
+            // Every pair spans two shards: one transaction, whose id is the client's session.
+            rec = .associate(key: k, value: v, txn: TxnID(client: c.id, sequence: session.sequence))
+        }
+        c.pending = Pending(op: op, shard: shard, session: session, invokedAt: sim.now, record: rec)
+        attempt(c)
+    }
+
+    /// Sends the pending operation to the node it should go to now.
+    private func attempt(_ c: Client) {
+        guard var p = c.pending else { return }
+        let alive = sim.nodes.filter(\.alive)
+        guard !alive.isEmpty else { p.deadline = sim.now + 4 * ClusterSimulation.unitsPerTick; c.pending = p; return }
+        var target = alive[sim.rng.below(alive.count)]
+        if p.shard >= 0, let hint = c.leaderHints[p.shard], sim.node(hint).alive { target = sim.node(hint) }
+        c.nextToken += 1
+        p.token = c.nextToken
+        p.target = target.id
+        p.deadline = sim.now + 120 * ClusterSimulation.unitsPerTick
+        c.pending = p
+        let token = p.token, incarnation = target.incarnation
+        target.core!.execute(p.op, session: p.session) { [unowned self, unowned target] result in
+            // A process that died never answers; a late answer to an abandoned attempt is ignored.
+            guard target.incarnation == incarnation, c.pending?.token == token else { return }
+            self.answered(c, result)
+        }
+    }
+
+    private func answered(_ c: Client, _ result: Result<ClientReply, ClientError>) {
+        guard var p = c.pending else { return }
+        switch result {
+        case .success(let reply):
+            complete(c, p, .ok, reply)
+        case .failure(let e):
+            switch e.code {
+            case .notFound where isGet(p):
+                complete(c, p, .ok, nil)
+            case .notLeader, .unavailable, .timeout:
+                if e.leader != noNode, p.shard >= 0 { c.leaderHints[p.shard] = e.leader }
+                p.attempts += 1
+                c.pending = p
+                retryOrGiveUp(c, reason: e.message)
+            default:
+                // Refused (not found, condition not met, conflict, invalid): certainly not applied.
+                complete(c, p, .fail, nil)
+            }
+        }
+    }
+
+    private func isGet(_ p: Pending) -> Bool {
+        if case .get = p.record { return true }
+        if case .final = p.record { return true }
+        return false
+    }
+
+    private func retryOrGiveUp(_ c: Client, reason: String) {
+        guard let p = c.pending else { return }
+        sim.note("client \(c.id) attempt \(p.attempts) of \(p.record) at node \(p.target): \(reason)")
+        if p.attempts < 8 {
+            // Back off as the SDK does (a leader is being elected, a node restarts), then try again.
+            var q = p
+            q.retryAt = sim.now + UInt64(1 + min(p.attempts, 4)) * 2 * ClusterSimulation.unitsPerTick
+            c.pending = q
+            return
+        }
+        let isWrite: Bool
+        switch p.record {
+        case .write, .batch, .associate: isWrite = true
+        default: isWrite = false
+        }
+        complete(c, p, isWrite ? .info : .fail, nil)
+    }
+
+    private func complete(_ c: Client, _ p: Pending, _ outcome: Outcome, _ reply: ClientReply?) {
+        c.pending = nil
+        switch outcome {
+        case .ok: sim.stats.opsOK += 1
+        case .fail: sim.stats.opsFailed += 1
+        case .info: sim.stats.opsUnknown += 1
+        }
+        let inv = Int64(p.invokedAt), comp = Int64(sim.now)
+        func add(_ process: Int, _ f: OpFunction, _ key: String, _ value: String?, _ expected: String?, _ o: Outcome) {
+            operations.append(HistoryOperation(index: operations.count, process: process, f: f, key: key, value: value,
+                                               expected: expected, invokeTime: inv, completionTime: comp, outcome: o))
+        }
+        switch p.record {
+        case .get(let key), .final(let key):
+            guard outcome == .ok else { return }
+            var v: String?
+            if case .concept(let concept)? = reply { v = String(decoding: concept.content, as: UTF8.self) }
+            sim.stats.readsChecked += 1
+            if case .final = p.record { finals.updateValue(v, forKey: key) } else { add(c.process, .get, key, v, nil, .ok) }
+        case .write(let f, let key, let value, let expected):
+            add(c.process, f, key, value, expected, outcome)
+        case .batch(let items):
+            if outcome == .ok { sim.stats.batchesOK += 1 }
+            for (i, item) in items.enumerated() { add(c.process * 100 + i + 1, .put, item.key, item.value, nil, outcome) }
+        case .associate(let key, let value, let txn):
+            add(c.process, .put, key, value, nil, outcome)
+            if outcome == .ok, let txn { acknowledgedTxns.append(txn) }
+        case .neighbors(let anchor):
+            guard outcome == .ok, case .neighbors(let edges)? = reply else { return }
+            sim.stats.readsChecked += 1
+            // One read of every edge key this anchor is an end of: the out-edges here, the in-edges here.
+            for (a, b) in pairs where a == anchor || b == anchor {
+                let dir: EdgeDirection = a == anchor ? .outgoing : .incoming
+                let other = a == anchor ? b : a
+                let e = edges.first { $0.direction == dir && $0.edge.other == other && $0.edge.type == .semantic }
+                add(c.process * 100 + 50, .get, edgeKey(a, b), e.map { String(Int($0.edge.confidence)) }, nil, .ok)
+            }
+        case .search:
+            guard outcome == .ok, case .search(let hits)? = reply else { return }
+            sim.stats.searchesChecked += 1
+            searches.append((p.invokedAt, sim.now, Set(hits.map(\.id))))
+        case .path:
+            guard outcome == .ok, case .path(let found, let ids, _)? = reply, found else { return }
+            paths.append(ids)
+        }
+    }
+
+    // MARK: final reads
+
+    /// After settling: a linearizable read of every register, through the same entry point.
+    func finalReads() {
+        let reader = Client(id: 998, process: 998)
+        for id in registerIDs where !sim.failed {
+            start(reader, .get(id, .linearizable), shard: shard(id), record: .final(key: key(id)), write: false)
+            var steps = 0
+            while reader.pending != nil, steps < 4000, !sim.failed {
+                sim.step(faults: false)
+                step(reader)
+                steps += 1
+            }
+            if reader.pending != nil || finals.index(forKey: key(id)) == nil {
+                sim.fail("final read of \(key(id)) (\(id)) got no answer after healing")
+            }
+        }
+    }
+}
