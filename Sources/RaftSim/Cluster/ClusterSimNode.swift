@@ -21,6 +21,8 @@ final class ClusterSimNode: NodeIO {
     var diskDelay: UInt64 = 1
     var slowUntil: UInt64?
     var restartAt: UInt64?
+    /// A crash loop: this process dies again at this time.
+    var crashAgainAt: UInt64?
     /// Peers this process last saw connected (a change to down is reported to the core, as the transport does).
     private var connected: Set<NodeID> = []
 

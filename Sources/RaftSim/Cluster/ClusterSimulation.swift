@@ -38,6 +38,7 @@ public final class ClusterSimulation {
     private var crashRate = 0.0
     private var partitionRate = 0.0
     private var slowDiskRate = 0.0
+    private var replyRaceRate = 0.0
     private var failure: String?
     private var trace: [String] = []
     var workload: ClusterWorkload!
@@ -68,6 +69,9 @@ public final class ClusterSimulation {
         c.txnIntentTimeoutMs = 600
         c.txnPrepareTimeoutMs = 800
         c.unsafeLocalReads = config.unsafeLocalReads
+        // Half the seeds run with slow-disk detection off (`--slow-disk-ms 0`): a slow leader then keeps leading,
+        // and its writes (and the replies to writes forwarded to it) take as long as its disk.
+        c.slowDiskMs = config.seed % 2 == 1 ? 0 : 50
         return c
     }
 
@@ -126,7 +130,8 @@ public final class ClusterSimulation {
         crashRate = config.crashes ? [0.0, 0.006, 0.015][rng.below(3)] : 0
         partitionRate = config.partitions ? [0.0, 0.006, 0.015][rng.below(3)] : 0
         slowDiskRate = config.slowDisks ? [0.0, 0.005, 0.012][rng.below(3)] : 0
-        note("nodes=\(config.nodes) shards=\(config.shards) drop=\(dropRate) dup=\(duplicateRate) delay=\(maxDelay) crash=\(crashRate) partition=\(partitionRate) slowDisk=\(slowDiskRate)")
+        replyRaceRate = config.crashes && config.slowDisks ? [0.0, 0.004][rng.below(2)] : 0
+        note("nodes=\(config.nodes) shards=\(config.shards) drop=\(dropRate) dup=\(duplicateRate) delay=\(maxDelay) crash=\(crashRate) partition=\(partitionRate) slowDisk=\(slowDiskRate) replyRace=\(replyRaceRate)")
     }
 
     /// Every link restored, every node up, disks healthy, the network reliable.
@@ -136,6 +141,7 @@ public final class ClusterSimulation {
         dropRate = 0
         duplicateRate = 0
         for n in nodes {
+            n.crashAgainAt = nil
             n.diskDelay = 1
             n.slowUntil = nil
             if !n.alive { n.start(incarnation: newIncarnation()); note("restart \(n.id) (heal)") }
@@ -216,8 +222,12 @@ public final class ClusterSimulation {
     }
 
     /// A frame from `from` to `to`: false (nothing sent) when the link is down, as the transport answers.
+    /// Per node, the node it last forwarded a request to, and when (for the targeted crashes below).
+    private var lastForward: [NodeID: (to: NodeID, at: UInt64)] = [:]
+
     func send(_ frame: PeerFrame, from: NodeID, to: NodeID) -> Bool {
         guard linkUp(from, to) else { return false }
+        if case .forward = frame { lastForward[from] = (to, now) }
         if rng.chance(dropRate) { stats.messagesDropped += 1; return true }
         queue.push((from, to, frame), at: now + 1 + UInt64(rng.below(maxDelay)))
         if rng.chance(duplicateRate) { queue.push((from, to, frame), at: now + 1 + UInt64(rng.below(maxDelay * 3))) }
@@ -236,13 +246,46 @@ public final class ClusterSimulation {
     // MARK: faults
 
     private func injectFaults() {
+        // A reply race (the shape of a real bug): a leader's disk turns very slow while another node, which forwards
+        // to it, crash-loops with short lives — each new process reuses the forward ids of the last one while the
+        // slow leader is still answering the old ones.
+        if rng.chance(replyRaceRate), nodes.allSatisfy(\.alive), nodes.allSatisfy({ $0.slowUntil == nil }) {
+            let leaders = nodes.filter { $0.core!.replicas.contains(where: \.isLeader) }
+            let homes = Set(workload.clients.compactMap(\.home))
+            if let l = leaders.first, let a = nodes.first(where: { $0.id != l.id && homes.contains($0.id) }) ?? nodes.first(where: { $0.id != l.id }) {
+                l.diskDelay = UInt64(100 + rng.below(300))
+                l.slowUntil = now + UInt64(60 + rng.below(60)) * ClusterSimulation.unitsPerTick
+                a.crashAgainAt = now + UInt64(2 + rng.below(6)) * ClusterSimulation.unitsPerTick
+                stats.slowDisks += 1
+                note("reply race: disk of leader \(l.id) slow (\(l.diskDelay) units a write), node \(a.id) crash-loops")
+            }
+        }
+        // A crash loop: a process that came up quickly after a crash dies again soon, before its forwards
+        // (ids counted from the start of the process) are answered.
+        for n in nodes where n.alive && n.crashAgainAt.map({ $0 <= now }) == true {
+            n.crashAgainAt = nil
+            n.crash()
+            n.restartAt = now + UInt64(1 + rng.below(3)) * ClusterSimulation.unitsPerTick
+            if rng.chance(0.8) { n.crashAgainAt = n.restartAt! + UInt64(3 + rng.below(8)) * ClusterSimulation.unitsPerTick }
+            stats.crashes += 1
+            note("crash \(n.id) again (crash loop)")
+        }
         if rng.chance(crashRate) {
             let alive = nodes.filter(\.alive)
             // At most a minority down at once: the cluster must stay able to make progress.
             if nodes.count - alive.count < (nodes.count - 1) / 2 {
-                let victim = alive[rng.below(alive.count)]
+                // Half the time, a node waiting on a forward to a slow disk: its reply will reach the next process.
+                let waiting = alive.filter { n in
+                    guard let f = lastForward[n.id], now - f.at < 4 * ClusterSimulation.unitsPerTick else { return false }
+                    return node(f.to).slowUntil != nil
+                }
+                let victim = !waiting.isEmpty && rng.chance(0.5) ? waiting[rng.below(waiting.count)] : alive[rng.below(alive.count)]
                 victim.crash()
-                victim.restartAt = now + UInt64(10 + rng.below(120)) * ClusterSimulation.unitsPerTick
+                // Often a quick restart (a supervisor restarting a crash-looping process): a new incarnation comes
+                // up while the old one's forwards are still being answered, reusing their ids.
+                let quick = rng.chance(0.5)
+                victim.restartAt = now + UInt64(quick ? 1 + rng.below(6) : 10 + rng.below(120)) * ClusterSimulation.unitsPerTick
+                if quick, rng.chance(0.5) { victim.crashAgainAt = victim.restartAt! + UInt64(3 + rng.below(20)) * ClusterSimulation.unitsPerTick }
                 stats.crashes += 1
                 note("crash \(victim.id)")
             }
@@ -260,10 +303,12 @@ public final class ClusterSimulation {
             note("partition \(isolated) \(oneWay ? "outbound only" : "both ways")")
         }
         if rng.chance(slowDiskRate) {
-            let n = nodes[rng.below(nodes.count)]
+            // Mostly a leader's disk: that is where a slow write delays acknowledgements and forward replies.
+            let leaders = nodes.filter { $0.core?.replicas.contains(where: \.isLeader) == true }
+            let n = !leaders.isEmpty && rng.chance(0.7) ? leaders[rng.below(leaders.count)] : nodes[rng.below(nodes.count)]
             if n.slowUntil == nil {
                 // Beyond the election timeout (10 ticks) half of the time.
-                n.diskDelay = UInt64([8, 20, 60, 120][rng.below(4)])
+                n.diskDelay = UInt64([8, 20, 60, 120, 400][rng.below(5)])
                 n.slowUntil = now + UInt64(30 + rng.below(150)) * ClusterSimulation.unitsPerTick
                 stats.slowDisks += 1
                 note("slow disk on \(n.id): \(n.diskDelay) units a write")

@@ -65,6 +65,8 @@ final class ClusterWorkload {
         var pending: Pending?
         var nextToken = 0
         var leaderHints: [Int: NodeID] = [:]
+        /// An HTTP-style client bound to one node: every first attempt goes there, whoever leads.
+        var home: NodeID?
         init(id: UInt64, process: Int) { self.id = id; self.process = process }
     }
 
@@ -77,6 +79,8 @@ final class ClusterWorkload {
         for a in anchorIDs { for b in anchorIDs where a != b && a.shard(of: sim.config.shards) != b.shard(of: sim.config.shards) { ps.append((a, b)) } }
         pairs = ps
         clients = (0..<sim.config.clients).map { Client(id: 1000 + UInt64($0), process: $0) }
+        // Half the clients are bound to a node (as curl users and HTTP clients are); the rest route like the SDK.
+        for (i, c) in clients.enumerated() where i % 2 == 1 { c.home = NodeID(1 + i % sim.config.nodes) }
     }
 
     func key(_ id: ConceptID) -> String { "r\(registerIDs.firstIndex(of: id)!)" }
@@ -165,13 +169,16 @@ final class ClusterWorkload {
             // A cross-shard batch: puts (and sometimes a delete) of registers on at least two shards.
             var items: [BatchItem] = []
             var rec: [(key: String, value: String?)] = []
+            // Mostly across shards (one transaction); sometimes on one shard (one entry, forwarded to its
+            // leader by whichever node the client reached).
             var used: [ConceptID] = []
             let n = 2 + sim.rng.below(2)
-            for _ in 0..<12 where used.count < n {
+            let oneShard = sim.rng.chance(0.3) ? shard(reg) : nil
+            for _ in 0..<16 where used.count < n {
                 let id = registerIDs[sim.rng.below(registerIDs.count)]
-                if !used.contains(id) { used.append(id) }
+                if !used.contains(id), oneShard == nil || shard(id) == oneShard { used.append(id) }
             }
-            guard Set(used.map(shard)).count >= 2 else { return }
+            guard used.count >= 2, oneShard != nil || Set(used.map(shard)).count >= 2 else { return }
             for id in used {
                 if sim.rng.chance(0.15) {
                     items.append(.delete(id)); rec.append((key(id), nil))
@@ -241,6 +248,7 @@ final class ClusterWorkload {
         guard !alive.isEmpty else { p.deadline = sim.now + 4 * ClusterSimulation.unitsPerTick; c.pending = p; return }
         var target = alive[sim.rng.below(alive.count)]
         if p.shard >= 0, let hint = c.leaderHints[p.shard], sim.node(hint).alive { target = sim.node(hint) }
+        if p.attempts == 0, let home = c.home, sim.node(home).alive { target = sim.node(home) }
         c.nextToken += 1
         p.token = c.nextToken
         p.target = target.id
