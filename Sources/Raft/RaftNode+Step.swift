@@ -257,6 +257,7 @@ extension RaftNode {
         }
         log.restore(s)
         conf = meta.confState
+        confIndex = meta.index
         resetProgress()
         return true
     }

@@ -58,6 +58,8 @@ public final class RaftNode {
 
     var log: RaftLog
     var conf: ConfState
+    /// The log index `conf` is the membership as of: the snapshot's index, or the last conf change applied.
+    var confIndex: LogIndex
     var progress: [NodeID: Progress] = [:]
     var votes: [NodeID: Bool] = [:]
 
@@ -94,6 +96,8 @@ public final class RaftNode {
         let (hs, cs) = storage.initialState()
         self.log = RaftLog(storage: storage, applied: config.applied)
         self.conf = cs
+        // `initialState()` returns the snapshot's membership: it is the membership as of the snapshot's index.
+        self.confIndex = (try? storage.snapshot().metadata.index) ?? (storage.firstIndex() - 1)
         self.rng = SplitMix64(seed: config.seed ^ (config.id &* 0x9E37_79B9_7F4A_7C15))
         self.prevHardState = hs
         self.prevSoftState = SoftState(leader: noNode, role: .follower)
