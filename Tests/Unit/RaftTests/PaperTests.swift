@@ -318,23 +318,23 @@ final class PaperTests: XCTestCase {
             XCTAssertEqual(rd.entries, tc.unstable, "\(tc)")
             XCTAssertEqual(try! s.storage.entries(1, s.storage.lastIndex() + 1, maxBytes: .max).map(\.term), tc.want, "\(tc)")
         }
-        // Unstable entries replaced before they were persisted: entries 3 and 4 (term 1) are still being fsynced
-        // when the leader of term 2 replaces them from 3 on. Only the new entry remains to persist; finishing the
-        // old fsync must not mark the replacement durable.
+        // Unstable entries replaced before they were persisted: entry 3 (term 1) is still being fsynced when the
+        // leader of term 2 replaces it with entries 3 and 4 of its term. Both new entries remain to persist:
+        // finishing the old fsync (of index 3) must not mark the replacement at index 3 durable.
         let s = Solo(log: log([1, 1]), hardState: HardState(term: 1))
-        s.node.step(Message(type: .append, to: 1, from: 2, term: 1, logTerm: 1, index: 2,
-                            entries: [Entry(term: 1, index: 3), Entry(term: 1, index: 4)]))
+        s.node.step(Message(type: .append, to: 1, from: 2, term: 1, logTerm: 1, index: 2, entries: [Entry(term: 1, index: 3)]))
         let inFlight = s.node.ready()
-        XCTAssertEqual(inFlight.entries.map(\.index), [3, 4])
-        s.node.step(Message(type: .append, to: 1, from: 3, term: 2, logTerm: 1, index: 2, entries: [Entry(term: 2, index: 3)]))
-        XCTAssertEqual(terms(s.node.entries(from: 1)), [1, 1, 2])
+        XCTAssertEqual(inFlight.entries, [Entry(term: 1, index: 3)])
+        s.node.step(Message(type: .append, to: 1, from: 3, term: 2, logTerm: 1, index: 2,
+                            entries: [Entry(term: 2, index: 3), Entry(term: 2, index: 4)]))
+        XCTAssertEqual(terms(s.node.entries(from: 1)), [1, 1, 2, 2])
         s.storage.append(inFlight.entries)
         if let hs = inFlight.hardState { s.storage.setHardState(hs) }
         s.node.advance()
         let next = s.drain()
-        XCTAssertEqual(next.entries, [Entry(term: 2, index: 3)], "the replacement is persisted, over the old entries")
-        XCTAssertEqual(try! s.storage.entries(1, s.storage.lastIndex() + 1, maxBytes: .max).map(\.term), [1, 1, 2])
-        XCTAssertEqual(next.messages.filter { $0.type == .appendResponse && !$0.reject }.map(\.index).last, 3)
+        XCTAssertEqual(next.entries, [Entry(term: 2, index: 3), Entry(term: 2, index: 4)], "the replacement is persisted, over the old entry")
+        XCTAssertEqual(try! s.storage.entries(1, s.storage.lastIndex() + 1, maxBytes: .max).map(\.term), [1, 1, 2, 2])
+        XCTAssertEqual(next.messages.filter { $0.type == .appendResponse && !$0.reject }.map(\.index).last, 4)
     }
 
     /// §5.3 ("if an existing entry conflicts… delete it"; only then): an append whose entries are all already in the
