@@ -123,6 +123,9 @@ public final class RaftNode {
     public var confState: ConfState { conf }
     public var hardState: HardState { HardState(term: term, vote: vote, commit: log.committed) }
     public var softState: SoftState { SoftState(leader: leader, role: role) }
+    /// The snapshot this replica has accepted (its membership is already `confState`) but the application has
+    /// not yet installed — persisted in a Ready and advanced past. Nil when none is pending.
+    public var pendingSnapshot: SnapshotMetadata? { log.unstable.snapshot?.metadata }
     /// The term of the entry at `index`, if this replica still has it.
     public func term(at index: LogIndex) -> Term? { try? log.term(index) }
     /// Every entry this replica holds (stable and unstable) from `lo` on — for tests and the simulation.
