@@ -37,7 +37,8 @@ public struct Message: Sendable, Equatable {
     public var snapshot: Snapshot?
     public var reject: Bool
     public var rejectHint: LogIndex
-    /// heartbeat(+response): ReadIndex round number; vote/preVote: 1 when forced by a leadership transfer.
+    /// heartbeat(+response): the leader's heartbeat round, echoed by the follower (ReadIndex confirmation, and
+    /// the lease, which runs from the round's send time); vote/preVote: 1 when forced by a leadership transfer.
     public var context: UInt64
 
     public init(type: MessageType, to: NodeID = noNode, from: NodeID = noNode, term: Term = 0, logTerm: Term = 0,

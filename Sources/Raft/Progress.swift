@@ -59,8 +59,8 @@ struct Progress {
     var resendWanted = false
     /// Highest ReadIndex round this member has acknowledged.
     var readAck: UInt64 = 0
-    /// Tick at which the leader last heard from this member (for lease reads).
-    var lastHeardTick: UInt64 = 0
+    /// The tick the leader sent the newest heartbeat round this member acknowledged at (lease reads).
+    var leaseRoundSentTick: UInt64?
 
     init(next: LogIndex, maxInflight: Int, isLearner: Bool) {
         self.next = next

@@ -87,7 +87,6 @@ extension RaftNode {
     func stepLeader(_ m: Message) {
         guard var p = progress[m.from] else { return }
         p.recentActive = true
-        p.lastHeardTick = tickCount
         switch m.type {
         case .appendResponse:
             if m.reject {
@@ -122,9 +121,12 @@ extension RaftNode {
             // A follower still behind gets an append now, even with nothing new: if it lost entries the
             // append is rejected and we probe back to where it is.
             if p.match < log.lastIndex { p.resendWanted = true }
-            if m.context > p.readAck { p.readAck = m.context }
+            // The answer to a round of ours (a follower never echoes one we did not send: ignore any other).
+            let round = m.context <= reads.lastSentRound ? m.context : 0
+            if round > p.readAck { p.readAck = round }
+            if let sent = reads.sentTick(of: round) { p.leaseRoundSentTick = max(sent, p.leaseRoundSentTick ?? 0) }
             progress[m.from] = p
-            if m.context > 0 { releaseConfirmedReads() }
+            if round > 0 { releaseConfirmedReads() }
         default:
             progress[m.from] = p
         }

@@ -29,9 +29,11 @@ extension RaftNode {
             }
             if leadTransferee != noNode { leadTransferee = noNode }   // the transfer timed out
         }
+        // Rounds sent an election timeout ago or earlier can support no lease any more.
+        if tickCount > UInt64(config.electionTick) { reads.forgetRounds(sentBefore: tickCount - UInt64(config.electionTick)) }
         if heartbeatElapsed >= config.heartbeatTick {
             heartbeatElapsed = 0
-            broadcastHeartbeat(context: reads.lastSentRound)
+            broadcastHeartbeat(context: reads.startRound(at: tickCount))
         }
     }
 
@@ -257,6 +259,7 @@ extension RaftNode {
         }
         log.restore(s)
         conf = meta.confState
+        confIndex = meta.index
         resetProgress()
         return true
     }

@@ -58,6 +58,8 @@ public final class RaftNode {
 
     var log: RaftLog
     var conf: ConfState
+    /// The log index `conf` is the membership as of: the snapshot's index, or the last conf change applied.
+    var confIndex: LogIndex
     var progress: [NodeID: Progress] = [:]
     var votes: [NodeID: Bool] = [:]
 
@@ -94,6 +96,8 @@ public final class RaftNode {
         let (hs, cs) = storage.initialState()
         self.log = RaftLog(storage: storage, applied: config.applied)
         self.conf = cs
+        // `initialState()` returns the snapshot's membership: it is the membership as of the snapshot's index.
+        self.confIndex = (try? storage.snapshot().metadata.index) ?? (storage.firstIndex() - 1)
         self.rng = SplitMix64(seed: config.seed ^ (config.id &* 0x9E37_79B9_7F4A_7C15))
         self.prevHardState = hs
         self.prevSoftState = SoftState(leader: noNode, role: .follower)
@@ -119,6 +123,9 @@ public final class RaftNode {
     public var confState: ConfState { conf }
     public var hardState: HardState { HardState(term: term, vote: vote, commit: log.committed) }
     public var softState: SoftState { SoftState(leader: leader, role: role) }
+    /// The snapshot this replica has accepted (its membership is already `confState`) but the application has
+    /// not yet installed — persisted in a Ready and advanced past. Nil when none is pending.
+    public var pendingSnapshot: SnapshotMetadata? { log.unstable.snapshot?.metadata }
     /// The term of the entry at `index`, if this replica still has it.
     public func term(at index: LogIndex) -> Term? { try? log.term(index) }
     /// Every entry this replica holds (stable and unstable) from `lo` on — for tests and the simulation.

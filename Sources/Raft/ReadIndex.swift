@@ -1,9 +1,10 @@
-/// The leader's queue of linearizable reads waiting for a quorum to confirm its leadership.
+/// The leader's heartbeat rounds, and its queue of linearizable reads waiting for a quorum to confirm its leadership.
 ///
-/// Batched: every read registered before a heartbeat round shares it. Rounds are numbered; a heartbeat
-/// carries the newest round number sent, a follower echoes it, and once a quorum of voters has echoed a
-/// number ≥ r every read of round ≤ r is released. Tick heartbeats carry the last round too, so a lost
-/// round is retried automatically.
+/// Batched: every read registered before a heartbeat round shares it. Rounds are numbered; every heartbeat
+/// broadcast (a tick's or one a read asked for) starts a new round and carries its number, a follower echoes it,
+/// and once a quorum of voters has echoed a number ≥ r every read of round ≤ r is released. A lost round is
+/// thus retried by the next tick's. The tick each recent round was sent at is remembered: a lease runs from the
+/// send time of the round a quorum acknowledged, never from when the answers arrived.
 struct ReadIndexQueue {
     struct PendingRead {
         var requestID: UInt64
@@ -18,18 +19,41 @@ struct ReadIndexQueue {
     /// known to be the group's); they are registered as soon as it has.
     var awaitingCommit: [UInt64] = []
     var roundNeeded = false
+    /// `sentTicks[k]` is the tick round `firstKeptRound + k` was sent at; rounds before are forgotten.
+    private(set) var firstKeptRound: UInt64 = 1
+    private(set) var sentTicks: [UInt64] = []
 
     mutating func register(requestID: UInt64, index: LogIndex) {
         pending.append(PendingRead(requestID: requestID, index: index, round: nextRound))
         roundNeeded = true
     }
 
-    /// Starts the round that the reads registered so far will wait for; returns its number.
-    mutating func startRound() -> UInt64 {
+    /// Starts a heartbeat round, sent at `tick`: the reads registered so far wait for it. Returns its number.
+    mutating func startRound(at tick: UInt64) -> UInt64 {
         roundNeeded = false
         lastSentRound = nextRound
         nextRound += 1
+        if sentTicks.isEmpty { firstKeptRound = lastSentRound }
+        assert(sentTicks.last.map { $0 <= tick } ?? true, "rounds are sent in tick order")
+        sentTicks.append(tick)
+        assert(firstKeptRound + UInt64(sentTicks.count) - 1 == lastSentRound)
         return lastSentRound
+    }
+
+    /// The tick `round` was sent at, if this leader sent it and still remembers it.
+    func sentTick(of round: UInt64) -> UInt64? {
+        guard round >= firstKeptRound, round <= lastSentRound else { return nil }
+        let k = Int(round - firstKeptRound)
+        return k < sentTicks.count ? sentTicks[k] : nil
+    }
+
+    /// Forgets the send ticks of rounds sent before `tick` (answers to them can no longer support a lease).
+    mutating func forgetRounds(sentBefore tick: UInt64) {
+        var k = 0
+        while k < sentTicks.count && sentTicks[k] < tick { k += 1 }
+        if k == 0 { return }
+        sentTicks.removeFirst(k)
+        firstKeptRound += UInt64(k)
     }
 
     /// Releases reads of rounds ≤ `confirmed`, in order.
@@ -50,6 +74,8 @@ struct ReadIndexQueue {
         pending = []
         awaitingCommit = []
         roundNeeded = false
+        sentTicks = []
+        firstKeptRound = nextRound
         return ids
     }
 }
@@ -77,16 +103,23 @@ extension RaftNode {
         }
     }
 
-    /// Lease: a quorum heard from us recently enough that none of them will vote for anyone else yet,
-    /// with `leaseClockDriftTicks` of margin for clocks that run at different speeds.
+    /// Lease: a quorum received a heartbeat round of ours recently enough that none of them will vote for anyone
+    /// else yet, with `leaseClockDriftTicks` of margin for clocks that run at different speeds.
+    ///
+    /// A follower starts its election timeout when it *receives* a heartbeat, which is no earlier than the
+    /// leader sent it; it promises nothing about when its answer arrives (a slow fsync or link may hold it
+    /// back for longer than the margin). So the lease runs from the send tick of the newest round each voter
+    /// acknowledged, and lasts `electionTick - leaseClockDriftTicks` ticks from the quorum's oldest such tick.
     func leaseIsValid() -> Bool {
         guard leadTransferee == noNode else { return false }
-        var heard: [UInt64] = []
-        for v in conf.voters { heard.append(v == id ? tickCount : (progress[v]?.lastHeardTick ?? 0)) }
-        heard.sort(by: >)
-        let quorumHeard = heard[quorum - 1]
+        var sent: [UInt64] = []
+        for v in conf.voters {
+            if v == id { sent.append(tickCount) } else if let t = progress[v]?.leaseRoundSentTick { sent.append(t) }
+        }
+        guard sent.count >= quorum else { return false }
+        sent.sort(by: >)
         let leaseTicks = UInt64(config.electionTick - config.leaseClockDriftTicks)
-        return quorumHeard > 0 && tickCount < quorumHeard + leaseTicks
+        return tickCount < sent[quorum - 1] + leaseTicks
     }
 
     func serveReadsAwaitingCommit() {
@@ -98,7 +131,7 @@ extension RaftNode {
 
     func flushReads() {
         guard role == .leader, reads.roundNeeded else { return }
-        let round = reads.startRound()
+        let round = reads.startRound(at: tickCount)
         progress[id]?.readAck = round
         broadcastHeartbeat(context: round)
         releaseConfirmedReads()

@@ -28,7 +28,8 @@ struct PendingReady {
     var lastEntry: (index: LogIndex, term: Term)?
     var snapshotIndex: LogIndex?
     var committedHi: LogIndex?
-    var confChanges: [ConfChange] = []
+    /// Membership changes among the committed entries handed out, with their log indexes (ascending).
+    var confChanges: [(index: LogIndex, change: ConfChange)] = []
 }
 
 extension RaftNode {
@@ -70,7 +71,7 @@ extension RaftNode {
                     // Refuse, never skip, an entry this version does not understand.
                     preconditionFailure("entry \(e.index) holds a membership change this version cannot decode")
                 }
-                pending.confChanges.append(cc)
+                pending.confChanges.append((e.index, cc))
             }
         }
         rd.messages = immediateMessages + messages
@@ -108,7 +109,9 @@ extension RaftNode {
         if let (i, t) = p.lastEntry { log.stableTo(i, t) }
         if let hi = p.committedHi {
             log.appliedTo(hi)
-            for cc in p.confChanges { applyConfChange(cc) }
+            // A snapshot restored since `ready()` carries the membership as of its index: a change at or below
+            // that index is already part of it (or was undone after it) and must not be applied over it.
+            for (index, cc) in p.confChanges where index > confIndex { applyConfChange(cc, at: index) }
         }
         if role == .leader, var me = progress[id] {
             if me.maybeUpdate(log.persistedLastIndex) {
@@ -118,8 +121,10 @@ extension RaftNode {
         }
     }
 
-    func applyConfChange(_ cc: ConfChange) {
+    func applyConfChange(_ cc: ConfChange, at index: LogIndex) {
+        precondition(index > confIndex, "conf change at \(index) applied over the membership as of \(confIndex)")
         conf = cc.applied(to: conf)
+        confIndex = index
         for n in conf.members where progress[n] == nil {
             var p = Progress(next: log.lastIndex + 1, maxInflight: config.maxInflightMsgs, isLearner: conf.isLearner(n))
             p.recentActive = true

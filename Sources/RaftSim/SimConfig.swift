@@ -14,11 +14,16 @@ public struct SimConfig: Sendable {
     public var preVote = true
     public var checkQuorum = true
     public var readOnly: ReadOnlyOption = .safe
+    /// The lease margin of lease reads (RaftConfig.leaseClockDriftTicks); slow fsyncs are longer than this.
+    public var leaseClockDriftTicks = 2
     public var membershipChanges = true
     public var snapshots = true
     public var transfers = true
     public var crashes = true
     public var partitions = true
+    /// Slow-disk episodes: a node's fsyncs (hence its acknowledgements and votes) take longer than the lease
+    /// margin, and some longer than an election timeout.
+    public var slowDisks = true
     /// Known-bad mode for testing the checker: nodes that think they lead serve reads from local state.
     public var unsafeLocalReads = false
     /// Keep and print every event as it happens (for replaying one seed).
@@ -69,6 +74,10 @@ public struct SimStats: Sendable {
     public var snapshotsInstalled = 0
     public var transfers = 0
     public var confChanges = 0
+    /// Ready persists that took longer than the lease margin (slow-disk episodes).
+    public var slowPersists = 0
+    /// Reads answered by a leader lease (no heartbeat round).
+    public var leaseReads = 0
     /// Ticks from healing to a committed write.
     public var recoveryTicks = 0
 
@@ -79,6 +88,7 @@ public struct SimStats: Sendable {
         elections += o.elections; writesAcked += o.writesAcked; readsServed += o.readsServed
         crashes += o.crashes; partitions += o.partitions; snapshotsTaken += o.snapshotsTaken
         snapshotsInstalled += o.snapshotsInstalled; transfers += o.transfers; confChanges += o.confChanges
+        slowPersists += o.slowPersists; leaseReads += o.leaseReads
         recoveryTicks = max(recoveryTicks, o.recoveryTicks)
     }
 }

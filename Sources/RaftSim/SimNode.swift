@@ -11,11 +11,21 @@ final class SimNode {
 
     var appliedIndex: LogIndex = 0
     var appliedHash: UInt64 = 0
+    /// The membership as of `appliedIndex`, computed here independently of the core: the installed snapshot's,
+    /// then every applied conf-change entry in order. The core's `confState` must always match it.
+    var appliedConf: ConfState
+    /// Until this time every fsync of this node is slow (a slow-disk episode); survives crashes.
+    var slowDiskUntil: UInt64 = 0
+    /// This node never takes `takeImmediateMessages()`: every message leaves with its Ready, after the fsync.
+    var sendsOnlyAfterPersisting = false
 
     /// Client writes proposed here: index → (term, write id). Acknowledged when applied with that term.
     var proposals: [LogIndex: (term: Term, write: UInt64)] = [:]
     /// Reads in progress here: request id → the newest acknowledged write index when the read began.
     var readsStarted: [UInt64: LogIndex] = [:]
+    /// Request ids of the reads started in the current time unit (a ReadState for one of them in a Ready taken
+    /// in the same unit cannot have waited for a heartbeat round trip: the lease answered it).
+    var readsStartedNow: (at: UInt64, ids: Set<UInt64>) = (0, [])
     /// Reads confirmed by ReadIndex, waiting for the state machine to reach their index.
     var readsConfirmed: [ReadState] = []
     var lastRole: RaftRole = .follower
@@ -27,6 +37,7 @@ final class SimNode {
     init(id: NodeID, confState: ConfState) {
         self.id = id
         storage = MemoryStorage(confState: confState)
+        appliedConf = confState
     }
 
     var alive: Bool { raft != nil }

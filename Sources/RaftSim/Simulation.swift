@@ -3,9 +3,10 @@ import Raft
 /// Runs N Raft replicas in one thread against a seeded scheduler and network, injecting faults and client
 /// traffic, and checks the safety invariants after every event and liveness after the faults heal.
 ///
-/// Phases: (1) fault phase — drops, duplicates, delays, symmetric/asymmetric partitions, crashes with
-/// restart from durable state only, leadership transfers, snapshots with compaction, membership changes,
-/// client writes and ReadIndex reads; (2) heal — every link restored, every node restarted, then a leader
+/// Phases: (1) fault phase — drops, duplicates, delays, symmetric/asymmetric partitions and one-way link cuts, crashes with
+/// restart from durable state only, slow disks (fsyncs, hence acknowledgements and votes, held back past the
+/// lease margin or an election timeout), leadership transfers, snapshots with compaction, membership changes,
+/// client writes and ReadIndex or lease reads; (2) heal — every link restored, every node restarted, then a leader
 /// must appear and a new write must commit within `livenessBoundTicks`, and every later proposal at that leader
 /// must commit (5 of them; the commit index may not stall for 50 ticks) with no change of leader — with pre-vote and
 /// check-quorum on, as in production; (3) convergence — every member applies the
@@ -33,7 +34,7 @@ public final class Simulation {
         var r = SplitMix64(seed: config.seed ^ 0x5EED_5EED)
         return ([40, 100, 512, 4096][r.below(4)], [1, 2, 8, 64][r.below(4)])
     }()
-    var faultRates = (crash: 0.0, partition: 0.0, transfer: 0.0, snapshot: 0.0, membership: 0.0)
+    var faultRates = (crash: 0.0, partition: 0.0, transfer: 0.0, snapshot: 0.0, membership: 0.0, slowDisk: 0.0, stall: 0.0)
 
     public init(config: SimConfig) {
         self.config = config
@@ -70,6 +71,7 @@ public final class Simulation {
         c.preVote = config.preVote
         c.checkQuorum = config.checkQuorum
         c.readOnlyOption = config.readOnly
+        c.leaseClockDriftTicks = config.leaseClockDriftTicks
         c.applied = applied
         c.maxSizePerMsg = messageShape.maxBytes
         c.maxInflightMsgs = messageShape.inflight
@@ -82,6 +84,7 @@ public final class Simulation {
         let (i, h) = snap.data.isEmpty ? (LogIndex(0), UInt64(0)) : SimNode.decodeState(snap.data)
         n.appliedIndex = i
         n.appliedHash = h
+        n.appliedConf = snap.metadata.confState
         n.raft = RaftNode(config: raftConfig(for: n.id, applied: i), storage: n.storage)
         n.lastRole = .follower
         n.lastTerm = n.raft!.term
@@ -100,7 +103,16 @@ public final class Simulation {
         faultRates.transfer = config.transfers ? [0.0, 0.005, 0.02][rng.below(3)] : 0
         faultRates.snapshot = config.snapshots ? [0.0, 0.01, 0.05][rng.below(3)] : 0
         faultRates.membership = config.membershipChanges ? 0.02 : 0
-        trace.record(now, .note("voters=\(config.voters) drop=\(net.dropRate) dup=\(net.duplicateRate) maxDelay=\(net.maxDelay) crash=\(faultRates.crash) partition=\(faultRates.partition) transfer=\(faultRates.transfer) snapshot=\(faultRates.snapshot) membership=\(faultRates.membership) reads=\(config.readOnly)"))
+        // Lease reads always run with slow disks: a slow acknowledgement must never stretch a lease.
+        let slow = config.readOnly == .leaseBased ? [0.005, 0.02] : [0.0, 0.005, 0.02]
+        faultRates.slowDisk = config.slowDisks ? slow[rng.below(slow.count)] : 0
+        // Besides episodes, a single fsync now and then stalls (the rest of the node's writes are quick).
+        let stalls = config.readOnly == .leaseBased ? [0.002, 0.01] : [0.0, 0.002, 0.01]
+        faultRates.stall = config.slowDisks ? stalls[rng.below(stalls.count)] : 0
+        if config.slowDisks && rng.chance(0.5) {
+            for n in nodes where rng.chance(0.5) { n.sendsOnlyAfterPersisting = true }
+        }
+        trace.record(now, .note("voters=\(config.voters) drop=\(net.dropRate) dup=\(net.duplicateRate) maxDelay=\(net.maxDelay) crash=\(faultRates.crash) partition=\(faultRates.partition) transfer=\(faultRates.transfer) snapshot=\(faultRates.snapshot) membership=\(faultRates.membership) slowDisk=\(faultRates.slowDisk) stall=\(faultRates.stall) sendOnlyAfterFsync=\(nodes.filter(\.sendsOnlyAfterPersisting).map(\.id)) reads=\(config.readOnly)"))
     }
 
     // MARK: the scheduler
@@ -125,7 +137,10 @@ public final class Simulation {
             if let f = n.inFlight, f.doneAt <= now { completePersist(n) }
             if n.inFlight == nil, n.raft!.hasReady() {
                 let rd = n.raft!.ready()
-                let delay = UInt64(rng.below(3))
+                if n.readsStartedNow.at == now {
+                    stats.leaseReads += rd.readStates.filter { n.readsStartedNow.ids.contains($0.requestID) }.count
+                }
+                let delay = persistDelay(n)
                 n.inFlight = (rd, now + delay)
                 if delay == 0 { completePersist(n) }
             }
@@ -176,6 +191,19 @@ public final class Simulation {
         }
     }
 
+    /// How long persisting a Ready takes on `n`, in time units: 0–2 normally; during a slow-disk episode, or for
+    /// a single stalled fsync, longer than the lease margin, and one time in four longer than an election timeout
+    /// (the node's votes and acknowledgements wait that long; its heartbeat answers and the leader's appends do
+    /// not, unless it sends only after persisting).
+    func persistDelay(_ n: SimNode) -> UInt64 {
+        let U = Simulation.unitsPerTick
+        guard now < n.slowDiskUntil || rng.chance(faultRates.stall) else { return UInt64(rng.below(3)) }
+        stats.slowPersists += 1
+        let margin = config.leaseClockDriftTicks, et = config.electionTick
+        let ticks = rng.chance(0.25) ? et + 1 + rng.below(2 * et) : margin + 1 + rng.below(et - margin)
+        return UInt64(ticks) * U + UInt64(rng.below(Int(U)))
+    }
+
     /// The Ready's fsync finished: make it durable, send its messages, apply, serve reads, advance.
     func completePersist(_ n: SimNode) {
         guard let (rd, _) = n.inFlight, let raft = n.raft else { return }
@@ -205,6 +233,7 @@ public final class Simulation {
             checker.checkApplied(index: i, hash: h, node: n.id, sim: self)
             n.appliedIndex = i
             n.appliedHash = h
+            n.appliedConf = snap.metadata.confState
             for k in Array(n.proposals.keys) where k <= i { n.proposals[k] = nil }
             stats.snapshotsInstalled += 1
             trace.record(now, .install(n.id, index: i))
@@ -219,6 +248,13 @@ public final class Simulation {
     func apply(_ e: Entry, on n: SimNode) {
         n.appliedHash = SimNode.chain(n.appliedHash, e)
         n.appliedIndex = e.index
+        if e.kind == .confChange {
+            guard let cc = ConfChange.decode(e.data) else {
+                fail("node \(n.id) applied an undecodable membership change at \(e.index)")
+                return
+            }
+            n.appliedConf = cc.applied(to: n.appliedConf)
+        }
         checker.checkApplied(index: e.index, hash: n.appliedHash, node: n.id, sim: self)
         checker.recordCommitted(index: e.index, term: e.term, node: n.id, sim: self)
         if let p = n.proposals.removeValue(forKey: e.index), p.term == e.term {
@@ -250,8 +286,10 @@ public final class Simulation {
     func afterStep(_ n: SimNode) {
         guard let r = n.raft else { return }
         // Messages that need no fsync leave at once, even while this node's Ready is being persisted: the
-        // checker then proves that classification safe (Message.canSendBeforePersisting).
-        send(r.takeImmediateMessages())
+        // checker then proves that classification safe (Message.canSendBeforePersisting). Taking them early is
+        // optional: a node that does not sends them with its next Ready, after its fsync — so on a slow disk
+        // its heartbeat answers are late too (the core must stay safe for either kind of application).
+        if !n.sendsOnlyAfterPersisting { send(r.takeImmediateMessages()) }
         if r.role != n.lastRole || r.term != n.lastTerm {
             trace.record(now, .role(n.id, r.role, term: r.term, leader: r.leader))
             if r.term < n.lastTerm { fail("node \(n.id) term went back from \(n.lastTerm) to \(r.term)") }
@@ -262,6 +300,7 @@ public final class Simulation {
             n.lastRole = r.role
             n.lastTerm = r.term
         }
+        checkMembership(n)
         if r.commitIndex > n.checkedCommit {
             var i = max(n.checkedCommit + 1, r.firstIndex)
             while i <= r.commitIndex {
@@ -269,6 +308,19 @@ public final class Simulation {
                 i += 1
             }
             n.checkedCommit = r.commitIndex
+        }
+    }
+
+    /// Membership consistency: the core's voters and learners are exactly those of the snapshot and log it has
+    /// applied — the installed snapshot's membership plus every conf change applied after it, in order
+    /// (`SimNode.appliedConf`). A snapshot the core has accepted but not yet handed over for installing already
+    /// sets its membership, so while one is pending that snapshot's membership is the expected one.
+    func checkMembership(_ n: SimNode) {
+        guard let r = n.raft else { return }
+        let expected = r.pendingSnapshot?.confState ?? n.appliedConf
+        if r.confState != expected {
+            let basis = r.pendingSnapshot.map { "its pending snapshot at \($0.index)" } ?? "what it applied up to \(n.appliedIndex)"
+            fail("membership consistency: node \(n.id) has voters \(r.confState.voters) learners \(r.confState.learners), but \(basis) gives voters \(expected.voters) learners \(expected.learners)")
         }
     }
 
@@ -317,6 +369,8 @@ public final class Simulation {
                 }
             } else if (try? n.raft!.readIndex(requestID: id)) != nil {
                 n.readsStarted[id] = checker.maxAcked
+                if n.readsStartedNow.at != now { n.readsStartedNow = (now, []) }
+                n.readsStartedNow.ids.insert(id)
                 afterStep(n)
             }
         }
@@ -343,6 +397,12 @@ public final class Simulation {
             }
         }
         for n in nodes where n.alive && n.inFlight == nil && rng.chance(faultRates.snapshot) { snapshot(n) }
+        if rng.chance(faultRates.slowDisk), !alive.isEmpty {
+            let leaders = leaderNodes()
+            let n = !leaders.isEmpty && rng.chance(0.3) ? leaders[0] : alive[rng.below(alive.count)]
+            n.slowDiskUntil = max(n.slowDiskUntil, now + UInt64(20 + rng.below(80)) * Simulation.unitsPerTick)
+            trace.record(now, .note("SLOW DISK on node \(n.id) until t=\(n.slowDiskUntil / Simulation.unitsPerTick)"))
+        }
         if rng.chance(faultRates.membership), let l = leaderNodes().first { changeMembership(l) }
     }
 
@@ -357,6 +417,7 @@ public final class Simulation {
         n.inFlight = nil
         n.proposals = [:]
         n.readsStarted = [:]
+        n.readsStartedNow = (0, [])
         n.readsConfirmed = []
         n.restartAt = now + UInt64(2 + rng.below(rng.chance(0.5) ? 10 : 60)) * Simulation.unitsPerTick
         stats.crashes += 1
@@ -367,7 +428,7 @@ public final class Simulation {
         let ids = nodes.map(\.id)
         var cut: [(NodeID, NodeID)] = []
         var desc = ""
-        switch rng.below(4) {
+        switch rng.below(5) {
         case 0:
             let x = ids[rng.below(ids.count)]
             for y in ids where y != x { cut.append((x, y)); cut.append((y, x)) }
@@ -388,6 +449,10 @@ public final class Simulation {
             let a = Array(shuffled[..<k]), b = Array(shuffled[k...])
             for x in a { for y in b { cut.append((x, y)); cut.append((y, x)) } }
             desc = "split \(a.sorted()) | \(b.sorted())"
+        case 3:
+            // Random one-way cuts: e.g. a leader that still hears a follower it can no longer reach.
+            for x in ids { for y in ids where y != x && rng.chance(0.35) { cut.append((x, y)) } }
+            desc = "one-way cuts " + cut.map { "\($0.0)→\($0.1)" }.joined(separator: " ")
         default:
             // Bridge: two sides that only talk through one node.
             var shuffled = ids
@@ -412,12 +477,12 @@ public final class Simulation {
     }
 
     func snapshot(_ n: SimNode) {
-        let r = n.raft!
         let i = n.appliedIndex
         let snapIndex = (try? n.storage.snapshot())?.metadata.index ?? 0
         guard i > snapIndex + 3, i <= n.storage.lastIndex() else { return }
         do {
-            try n.storage.createSnapshot(index: i, confState: r.confState, data: SimNode.encodeState(index: i, hash: n.appliedHash))
+            // The membership as of the applied index (the core's may already be a pending snapshot's).
+            try n.storage.createSnapshot(index: i, confState: n.appliedConf, data: SimNode.encodeState(index: i, hash: n.appliedHash))
             try n.storage.compact(upTo: i - LogIndex(rng.below(3)))
             stats.snapshotsTaken += 1
             trace.record(now, .snapshot(n.id, index: i))
@@ -453,6 +518,12 @@ public final class Simulation {
         healLinks()
         net.dropRate = 0
         net.duplicateRate = 0
+        faultRates.stall = 0
+        for n in nodes {
+            // The disks are healed: an fsync still running finishes now (its messages leave, it applies).
+            n.slowDiskUntil = 0
+            if let f = n.inFlight, f.doneAt > now { n.inFlight = (f.ready, now + UInt64(rng.below(3))) }
+        }
         for n in nodes where !n.alive {
             trace.record(now, .restart(n.id))
             start(n)

@@ -33,6 +33,9 @@ struct SutraSim: ParsableCommand {
     @Flag(help: "Known-bad mode: a node that believes it leads serves reads from local state.")
     var unsafeLocalReads = false
 
+    @Option(help: "Read mode: mixed (the seed picks ReadIndex or lease), safe (ReadIndex only), or lease (lease reads only).")
+    var reads: String = "mixed"
+
     @Option(help: "Stop after this many failures are printed.")
     var maxFailures: Int = 3
 
@@ -62,6 +65,8 @@ struct SutraSim: ParsableCommand {
         let traceAll = trace && range.count == 1
         let unsafe = unsafeLocalReads
         let ticks = faultTicks
+        guard ["mixed", "safe", "lease"].contains(reads) else { throw ValidationError("--reads: expected mixed, safe or lease, got \(reads)") }
+        let readMode = reads
         let start = DispatchTime.now()
         let total = range.count
         let outcome = SeedRunner.run(seeds: range, parallelism: traceAll ? 1 : parallelism, configure: { s in
@@ -69,6 +74,7 @@ struct SutraSim: ParsableCommand {
             c.traceAll = traceAll
             c.unsafeLocalReads = unsafe
             c.faultTicks = ticks
+            if readMode == "safe" { c.readOnly = .safe } else if readMode == "lease" { c.readOnly = .leaseBased }
             return c
         }, progress: { done in
             if !traceAll && (done % 500 == 0 || done == total) {
@@ -86,6 +92,7 @@ struct SutraSim: ParsableCommand {
               elections \(s.elections), writes acknowledged \(s.writesAcked), linearizable reads \(s.readsServed)
               crashes \(s.crashes), partitions \(s.partitions), transfers \(s.transfers), membership changes \(s.confChanges)
               snapshots taken \(s.snapshotsTaken), installed from leader \(s.snapshotsInstalled)
+              slow fsyncs (past the lease margin) \(s.slowPersists), reads answered by a lease \(s.leaseReads)
               slowest recovery after heal: \(s.recoveryTicks) ticks
             """)
         if !outcome.failures.isEmpty {

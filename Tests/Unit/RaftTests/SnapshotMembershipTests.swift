@@ -95,3 +95,36 @@ final class SnapshotMembershipTests: XCTestCase {
     }
 }
 
+
+/// A snapshot restored between `ready()` and `advance()` supersedes the membership changes of that Ready.
+final class SnapshotSupersedesConfChangeTests: XCTestCase {
+    /// A follower is handed `[noop, addLearner(4)]` as committed entries; before it calls `advance()` a snapshot
+    /// at a later index arrives whose membership is {1, 2, 3} (4 was removed again at index 4). The snapshot's
+    /// membership must win: the conf change at index 2 ≤ the snapshot's index 5 is not applied by `advance()`.
+    func testSnapshotRestoredBeforeAdvanceWinsOverAnOlderConfChange() {
+        let s = Solo(id: 2)
+        let addLearner = Entry(term: 1, index: 2, kind: .confChange, data: ConfChange.addLearner(4).encode())
+        s.node.step(Message(type: .append, to: 2, from: 1, term: 1, logTerm: 0, index: 0,
+                            entries: [Entry(term: 1, index: 1), addLearner], commit: 2))
+        let rd = s.node.ready()
+        XCTAssertEqual(rd.committedEntries.map(\.index), [1, 2], "the conf change is handed out for applying")
+        s.storage.append(rd.entries)
+        if let hs = rd.hardState { s.storage.setHardState(hs) }
+        // While the application applies that Ready, the leader sends a snapshot at index 5, membership {1, 2, 3}.
+        let members = ConfState(voters: [1, 2, 3])
+        let snap = Snapshot(metadata: SnapshotMetadata(index: 5, term: 1, confState: members), data: [7])
+        s.node.step(Message(type: .snapshot, to: 2, from: 1, term: 1, snapshot: snap))
+        XCTAssertEqual(s.node.confState, members, "restoring the snapshot adopts its membership")
+        s.node.advance()
+        XCTAssertEqual(s.node.confState, members, "advance() must not apply a conf change the snapshot already covers")
+        let next = s.drain()
+        XCTAssertEqual(next.snapshot?.metadata.index, 5)
+        XCTAssertEqual(s.node.confState, members)
+        XCTAssertEqual(s.node.appliedIndex, 5)
+        // A conf change after the snapshot is applied as usual.
+        let later = Entry(term: 1, index: 6, kind: .confChange, data: ConfChange.addLearner(5).encode())
+        s.node.step(Message(type: .append, to: 2, from: 1, term: 1, logTerm: 1, index: 5, entries: [later], commit: 6))
+        XCTAssertEqual(s.drain().committedEntries.map(\.index), [6])
+        XCTAssertEqual(s.node.confState, ConfState(voters: [1, 2, 3], learners: [5]))
+    }
+}

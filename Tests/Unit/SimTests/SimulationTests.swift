@@ -22,6 +22,23 @@ final class SimulationTests: XCTestCase {
         XCTAssertGreaterThan(s.writesAcked, 100_000)
         XCTAssertGreaterThan(s.readsServed, 50_000)
         XCTAssertGreaterThan(s.messagesDropped, 100_000)
+        XCTAssertGreaterThan(s.slowPersists, 5_000)
+    }
+
+    /// Lease reads under slow disks: fsyncs — hence votes and acknowledgements, and on nodes that send only after
+    /// persisting their heartbeat answers too — held back past the lease margin and past an election timeout,
+    /// with one-way link cuts. No read may be stale, and every node's membership must match what it applied.
+    func testLeaseReadsWithSlowDisksStayLinearizable() {
+        let outcome = SeedRunner.run(seeds: 7000..<7300, parallelism: 2) { seed in
+            var c = SimConfig.standard(seed: seed)
+            c.readOnly = .leaseBased
+            return c
+        }
+        for f in outcome.failures.prefix(2) { print(f) }
+        XCTAssertEqual(outcome.failures.map(\.seed), [], "failing seeds")
+        let s = outcome.stats
+        XCTAssertGreaterThan(s.slowPersists, 2_000, "slow fsyncs were injected")
+        XCTAssertGreaterThan(s.leaseReads, 10_000, "reads were answered by leases")
     }
 
     /// Without pre-vote and check-quorum (the classic algorithm) the safety properties still hold.
