@@ -72,10 +72,12 @@ public struct ClusterSimFailure: Error, CustomStringConvertible, Sendable {
     public var tick: UInt64
     public var reason: String
     public var trace: [String]
+    /// The run's fault-phase length (part of the replay command).
+    public var faultTicks: Int = 250
 
     public var description: String {
         var s = "CLUSTER SIMULATION FAILURE seed=\(seed) at tick \(tick): \(reason)\n"
-        s += "replay: swift run -c release sutra-sim --cluster --seed \(seed) --trace\n"
+        s += "replay: swift run -c release sutra-sim --cluster --seed \(seed) --fault-ticks \(faultTicks) --trace\n"
         s += "last \(trace.count) events:\n"
         for line in trace { s += "  " + line + "\n" }
         return s

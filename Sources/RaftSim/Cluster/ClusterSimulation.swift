@@ -110,7 +110,8 @@ public final class ClusterSimulation {
         phase("final reads") { workload.finalReads() }
         phase("checks") { checks.checkAll(self) }
         if let f = failure {
-            return .failure(ClusterSimFailure(seed: config.seed, tick: tick, reason: f, trace: Array(trace.suffix(60))))
+            return .failure(ClusterSimFailure(seed: config.seed, tick: tick, reason: f, trace: Array(trace.suffix(60)),
+                                              faultTicks: config.faultTicks))
         }
         stats.seeds = 1
         for n in nodes { stats.unmatchedForwardReplies += n.core?.unmatchedForwardReplies ?? 0 }
