@@ -76,8 +76,9 @@ extension HistoryChecks {
                 found.append((i, StaleRead(
                     key: key, value: op.value, operation: op.line(since: base), newerWrite: write.line(since: base),
                     newerWriteBatch: write.batch, ownWrite: own,
-                    message: "stale read: key \(quoted(key)) read \(quoted(op.value)) after acknowledged \(what)"
-                        + " of \(own ? "the same process" : "process \(write.process)") had completed, later than every write of \(quoted(op.value)): "
+                    message: "stale read: key \(quoted(key)) read \(quoted(op.value)) after "
+                        + (own ? "the reader's own" : "process \(write.process)'s")
+                        + " acknowledged \(what) had completed, later than every write of \(quoted(op.value)): "
                         + op.line(since: base))))
             }
         }
