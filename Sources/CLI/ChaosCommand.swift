@@ -15,7 +15,10 @@ struct ChaosCommand: AsyncParsableCommand {
         Partitions cut node-to-node links: with root, in network namespaces the runner creates and removes; without, through a
         fault-injecting TCP proxy between the nodes on loopback (--network picks one; auto prefers namespaces).
         slow-disk makes one node's WAL writes sleep before each fdatasync (its nodes run with --enable-fault-injection).
-        The same --seed gives the same fault schedule.
+        The workload: 8 processes of get/put/compare-and-set on the registers, cross-shard associations (10%), and
+        cross-shard batches (--batch-share, default 15%: 2–3 puts and deletes of registers on at least two shards in one
+        batch, each acknowledged one read back at once by its process at a participant shard — read-your-writes).
+        The same --seed gives the same fault schedule and workload.
         """)
     @Option(help: "Seconds of workload under faults.") var duration = 60.0
     @Option(help: "Comma-separated faults (see below).") var faults = "kill"
@@ -29,6 +32,7 @@ struct ChaosCommand: AsyncParsableCommand {
     @Option(help: "Keep the cluster's files here (default: a temporary directory, removed when the run passes).") var directory: String?
     @Option(parsing: .upToNextOption, help: "Extra flags for every node.") var nodeFlags: [String] = []
     @Option(help: "What cuts links for partitions: auto, namespaces, proxy or none.") var network = "auto"
+    @Option(help: "Share of operations that are cross-shard batches of register puts and deletes (0…0.5).") var batchShare = 0.15
 
     func run() async throws {
         let kinds: [FaultKind]
@@ -44,12 +48,13 @@ struct ChaosCommand: AsyncParsableCommand {
         o.shards = shards
         o.directory = directory
         o.nodeFlags = nodeFlags
+        o.batchShare = batchShare
         guard let mode = NetworkMode(rawValue: network) else {
             throw ValidationError("--network is '\(network)'; allowed: \(NetworkMode.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         o.network = mode
-        guard duration >= 5, processes >= 1, keys >= 1, (1...64).contains(shards) else {
-            throw ValidationError("--duration ≥ 5, --processes ≥ 1, --keys ≥ 1, --shards 1…64")
+        guard duration >= 5, processes >= 1, keys >= 1, (1...64).contains(shards), (0...0.5).contains(batchShare) else {
+            throw ValidationError("--duration ≥ 5, --processes ≥ 1, --keys ≥ 1, --shards 1…64, --batch-share 0…0.5")
         }
         let r = try await ChaosRun.run(o)
         print(r.summary(), terminator: "")

@@ -23,8 +23,13 @@ public struct ChaosOptions: Sendable {
     public var reportPath: String?
     /// Where the cluster's data and logs go (nil: a temporary directory, removed when the run passes).
     public var directory: String?
-    /// Share of operations that are cross-shard associations (the rest: get 45%, put 30%, cas 25%).
+    /// Share of operations that are cross-shard associations.
     public var associationShare = 0.1
+    /// Share of operations that are cross-shard batches (`BatchPlan`: 2–3 puts and deletes of registers on at
+    /// least two shards in one SDK `batch`), each acknowledged one followed at once by the same process's read
+    /// of an item on a shard other than the coordinator's (read-your-writes). The rest of the operations after
+    /// associations and batches: get 45%, put 30%, cas 25%.
+    public var batchShare = 0.15
     /// After healing, every shard must have a leader and take a write within this many seconds.
     public var recoveryBound: Double = 30
     /// Budget of the linearizability search.

@@ -3,10 +3,11 @@ import ChaosLab
 import Foundation
 
 /// Everything a chaos run found, for the terminal and for `--report FILE.json`. `valid` is true only when every
-/// checker passed: the history is linearizable (per key), no acknowledged write is missing from the final reads,
-/// every cross-shard association is whole, and the cluster recovered within the bound after the faults healed.
+/// checker passed: the history is linearizable (per key, batch items included), no read missed an acknowledged
+/// earlier write, no acknowledged write is missing from the final reads, every cross-shard association is
+/// whole, and the cluster recovered within the bound after the faults healed.
 public struct ChaosReport: Codable, Sendable {
-    /// Operations of the register workload by outcome.
+    /// Operations of the register workload by outcome (a batch counts once).
     public struct Counts: Codable, Sendable, Equatable {
         public var ok = 0, fail = 0, info = 0
         public var total: Int { ok + fail + info }
@@ -45,6 +46,18 @@ public struct ChaosReport: Codable, Sendable {
         public var broken: [String] = []
     }
 
+    /// Cross-shard batches of register puts and deletes: by outcome, their items, how many acknowledged ones
+    /// were read back at once by their process (read-your-writes), and the stale reads of batch items found.
+    public struct Batches: Codable, Sendable {
+        public var counts = Counts()
+        public var items = 0
+        public var readsAfterAcknowledgement = 0
+        /// Stale reads (`CheckReport.staleReads`) whose missed write was a batch item, and those of them by the
+        /// batch's own process.
+        public var staleReadsOfItems = 0
+        public var staleReadsOfOwnItems = 0
+    }
+
     public var seed: UInt64
     public var durationSeconds: Double
     public var faults: [String]
@@ -62,6 +75,7 @@ public struct ChaosReport: Codable, Sendable {
     public var recoverySeconds: Double?
     public var recoveryProblem: String?
     public var associations: Associations
+    public var batches: Batches
     public var check: CheckReport
     public var verdicts: [String: Bool]
     public var valid: Bool
@@ -83,10 +97,14 @@ public struct ChaosReport: Codable, Sendable {
         }
         s += "recovery after healing: " + (recoverySeconds.map { String(format: "%.2f s", $0) } ?? "FAILED: \(recoveryProblem ?? "?")") + "\n"
         s += "cross-shard associations: \(associations.attempted) pairs, \(associations.acknowledged) acknowledged, \(associations.broken.count) broken\n"
+        s += "cross-shard batches: \(batches.counts.total) (ok \(batches.counts.ok), fail \(batches.counts.fail), info \(batches.counts.info)), "
+            + "\(batches.items) items, \(batches.readsAfterAcknowledgement) read back at once; "
+            + "stale reads of acknowledged items: \(batches.staleReadsOfItems) (\(batches.staleReadsOfOwnItems) by the writing process)\n"
         for b in associations.broken.prefix(5) { s += "  \(b)\n" }
         s += "linearizability: \(check.linearizability.verdict.rawValue) (\(check.linearizability.operationsChecked) operations)"
         if let f = check.finalReads { s += "; final reads: \(f.verdict.rawValue)" }
-        s += "; lost writes: \(check.lostWrites.count); reads of never-written values: \(check.neverWrittenReads.count)\n"
+        s += "; stale reads: \(check.staleReads.count); lost writes: \(check.lostWrites.count); reads of never-written values: \(check.neverWrittenReads.count)\n"
+        for r in check.staleReads.prefix(3) { s += "  \(r.message)\n" }
         for f in (check.linearizability.failures + (check.finalReads?.failures ?? [])).prefix(3) {
             s += f.text.split(separator: "\n").prefix(24).map { "  " + $0 }.joined(separator: "\n") + "\n"
         }

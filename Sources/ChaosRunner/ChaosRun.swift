@@ -164,12 +164,20 @@ public enum ChaosRun {
         let events: [HistoryEvent] = o.historyPath.map { (try? HistoryReader.read(path: $0)) ?? [] } ?? history.events
         let check = HistoryChecker.check(events: events, finals: finals, timeLimit: o.checkTimeLimit)
         let paired = PairedHistory(events: events).operations
+        let calls = clientCalls(paired)
+        var batches = ChaosReport.Batches()
+        batches.counts = counts(calls.filter { $0.batch != nil })
+        batches.items = paired.filter { $0.batch != nil }.count
+        batches.readsAfterAcknowledgement = workload.readsAfterBatch.withLock { $0 }
+        batches.staleReadsOfItems = check.staleReads.filter { $0.newerWriteBatch != nil }.count
+        batches.staleReadsOfOwnItems = check.staleReads.filter { $0.newerWriteBatch != nil && $0.ownWrite }.count
         var report = ChaosReport(
             seed: o.seed, durationSeconds: Double(faultsEnd - startNanos) / 1e9, faults: o.faults.map(\.rawValue), processes: o.processes,
             keys: o.keys, networkLab: labNote, schedule: schedule.steps.map(\.description), faultRecords: records,
-            operations: counts(paired), operationsByFunction: Dictionary(grouping: paired, by: { $0.f.rawValue }).mapValues(counts),
-            availability: availability(records, paired, runSeconds: Double(faultsEnd - startNanos) / 1e9), rto: [], rtoP50Ms: nil, rtoP99Ms: nil,
-            recoverySeconds: recovery, recoveryProblem: recoveryProblem, associations: assoc, check: check, verdicts: [:], valid: false)
+            operations: counts(calls), operationsByFunction: Dictionary(grouping: calls, by: callName).mapValues(counts),
+            availability: availability(records, calls, runSeconds: Double(faultsEnd - startNanos) / 1e9), rto: [], rtoP50Ms: nil, rtoP99Ms: nil,
+            recoverySeconds: recovery, recoveryProblem: recoveryProblem, associations: assoc, batches: batches, check: check,
+            verdicts: [:], valid: false)
         report.rto = rtos(records, paired, keyShard: { workload.keyIDs[$0]!.shard(of: o.shards) }, shards: o.shards)
         let ms = report.rto.compactMap(\.milliseconds).sorted()
         if !ms.isEmpty {
@@ -181,6 +189,7 @@ public enum ChaosRun {
             "no acknowledged write lost (final reads)": (check.finalReads?.verdict ?? .unknown) == .ok && check.lostWrites.isEmpty
                 && finals.count == workload.keyNames.count,
             "no read of a never-written value": check.neverWrittenReads.isEmpty,
+            "no stale read (every read saw the acknowledged writes before it, batch items included)": check.staleReads.isEmpty,
             "every cross-shard association whole": assoc.broken.isEmpty,
             "recovered within \(Int(o.recoveryBound)) s after healing": recovery != nil,
         ]
@@ -215,6 +224,14 @@ public enum ChaosRun {
         }
         return Double(Monotonic.nanoseconds() - since) / 1e9
     }
+
+    /// One operation per client call: a batch's first item stands for the whole batch.
+    static func clientCalls(_ ops: [HistoryOperation]) -> [HistoryOperation] {
+        ops.filter { ($0.batch?.item ?? 0) == 0 }
+    }
+
+    /// The function of a client call ("batch" for a batch's item).
+    static func callName(_ op: HistoryOperation) -> String { op.batch == nil ? op.f.rawValue : "batch" }
 
     static func counts(_ ops: [HistoryOperation]) -> ChaosReport.Counts {
         var c = ChaosReport.Counts()

@@ -8,7 +8,8 @@ import XCTest
 /// three-node cluster (every checker must pass), and proof that a known-bad build is caught.
 final class ChaosRunnerTests: ChaosTestCase {
     /// A short `sutra chaos` run; partitions cut links with namespaces where possible, else through the proxy.
-    private func run(_ faults: String, seconds: Double, seed: UInt64, network: NetworkMode = .auto) async throws -> ChaosReport {
+    private func run(_ faults: String, seconds: Double, seed: UInt64, network: NetworkMode = .auto,
+                     batchShare: Double = 0.15) async throws -> ChaosReport {
         try ChaosTestSupport.requireNodeBinary()
         let kinds = try FaultKind.parse(faults)
         var o = ChaosOptions(nodeBinary: ChaosTestSupport.nodeBinary)
@@ -17,6 +18,7 @@ final class ChaosRunnerTests: ChaosTestCase {
         o.faults = kinds
         o.seed = seed
         o.processes = 6
+        o.batchShare = batchShare
         o.progress = false
         o.checkTimeLimit = .seconds(60)
         let r = try await ChaosRun.run(o) { _ in }
@@ -27,8 +29,21 @@ final class ChaosRunnerTests: ChaosTestCase {
     private func expectValid(_ r: ChaosReport, _ what: String) {
         XCTAssertTrue(r.valid, "\(what): \(r.verdicts.filter { !$0.value }.map(\.key))")
         XCTAssertGreaterThan(r.operations.ok, 100, "\(what): the workload ran")
+        XCTAssertGreaterThan(r.batches.counts.ok, 0, "\(what): cross-shard batches were acknowledged")
+        XCTAssertEqual(r.batches.readsAfterAcknowledgement, r.batches.counts.ok, "\(what): each read back at once")
         XCTAssertGreaterThan(r.faultRecords.filter { !$0.skipped }.count, 0, "\(what): faults were injected")
         XCTAssertEqual(r.faultRecords.compactMap(\.problem).filter { !$0.isEmpty }, [], "\(what): every fault was carried out")
+    }
+
+    /// Read-your-writes of cross-shard batches without faults (issue hole 1): every acknowledged batch is read
+    /// back at once at a participant shard, and no read may miss it. A node that acknowledges a batch before its
+    /// participants applied their parts fails this with stale reads of batch items.
+    func testCrossShardBatchesAreReadBackAtOnce() async throws {
+        let r = try await run("", seconds: 8, seed: 17, batchShare: 0.3)
+        XCTAssertGreaterThan(r.batches.counts.ok, 50, "batches were acknowledged")
+        XCTAssertEqual(r.batches.readsAfterAcknowledgement, r.batches.counts.ok)
+        XCTAssertEqual(r.batches.staleReadsOfItems, 0, "\(r.check.staleReads.prefix(3).map(\.message))")
+        XCTAssertTrue(r.valid, "\(r.verdicts.filter { !$0.value }.map(\.key))")
     }
 
     func testKillsKeepEveryCheckerGreen() async throws {

@@ -11,11 +11,12 @@ public struct LostWrite: Codable, Sendable, Equatable {
 }
 
 extension HistoryChecks {
-    /// Acknowledged (`ok`) puts and cas whose value is missing from the final read of their key although nothing
-    /// could have overwritten them: the final value `F` (from `finals`, key → value, `nil` = absent) must have
-    /// been written by some put/cas that did not fail; a write is reported lost when the key ended absent, when
-    /// no such writer of `F` exists, or when it was invoked after every writer of `F` had completed (an `info`
-    /// writer never completes, so it excuses every write).
+    /// Acknowledged (`ok`) puts, cas and deletes (batch items too) whose value is missing from the final read of
+    /// their key although nothing could have overwritten them: the final value `F` (from `finals`, key → value,
+    /// `nil` = absent) must have been written by some put/cas/delete that did not fail (absent: or be the initial
+    /// state); a write is reported lost when the key ended absent and nothing deleted it, when no such writer of
+    /// `F` exists, or when it was invoked after every writer of `F` had completed (an `info` writer never
+    /// completes, so it excuses every write).
     ///
     /// Guarantees: pure; only definite losses under real-time order — every write reported here also makes
     /// `Linearizability.checkWithFinalReads` fail, which additionally catches losses that only the reads in
@@ -36,7 +37,7 @@ extension HistoryChecks {
                 guard op.invokeTime > c else { continue }
                 why = "it was invoked after the write of the final value \(quoted(final)) had completed"
             } else if final == nil {
-                why = "the final read found the key absent"
+                why = "the final read found the key absent, and nothing deleted it"
             } else {
                 why = "the final value \(quoted(final)) was not written by any operation that could have succeeded"
             }

@@ -1,7 +1,7 @@
 extension HistoryEvent {
-    /// This event as one JSON line (without the trailing newline), fields in the documented order and
-    /// `value`/`expected` as explicit `null` when absent. Hand-written rather than `JSONEncoder` so recording
-    /// stays cheap on the runner's hot path; `HistoryReader` (JSONDecoder) reads it back.
+    /// This event as one JSON line (without the trailing newline), fields in the documented order,
+    /// `value`/`expected` as explicit `null` when absent, `items` only when present. Hand-written rather than
+    /// `JSONEncoder` so recording stays cheap on the runner's hot path; `HistoryReader` reads it back.
     public var jsonLine: String {
         var s = "{\"process\":"
         s += String(process)
@@ -15,6 +15,19 @@ extension HistoryEvent {
         appendJSONValue(value, to: &s)
         s += ",\"expected\":"
         appendJSONValue(expected, to: &s)
+        if let items {
+            s += ",\"items\":["
+            for (i, item) in items.enumerated() {
+                s += i == 0 ? "{\"f\":\"" : ",{\"f\":\""
+                s += item.f.rawValue
+                s += "\",\"key\":"
+                appendJSONString(item.key, to: &s)
+                s += ",\"value\":"
+                appendJSONValue(item.value, to: &s)
+                s += "}"
+            }
+            s += "]"
+        }
         s += ",\"time\":"
         s += String(time)
         s += "}"

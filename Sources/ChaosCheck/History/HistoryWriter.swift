@@ -73,6 +73,11 @@ public final class HistoryWriter: Sendable {
         append(HistoryEvent(process: process, type: type, f: f, key: key, value: value, expected: expected, time: time))
     }
 
+    /// Records one `batch` event (`HistoryEvent.batch`).
+    public func recordBatch(process: Int, _ type: EventType, items: [BatchItemRecord], time: Int64) {
+        append(.batch(process: process, type, items: items, time: time))
+    }
+
     /// How many events have been appended.
     public var count: Int { state.withLock { $0.count } }
 

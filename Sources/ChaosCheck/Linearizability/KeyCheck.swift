@@ -92,8 +92,14 @@ struct KeyCheck {
     static func summary(_ op: HistoryOperation) -> String {
         switch op.f {
         case .get: return "get → \(quoted(op.value))"
-        case .put: return "put \(quoted(op.value)) (\(op.outcome.rawValue))"
+        case .put, .batch: return "put \(quoted(op.value)) (\(op.outcome.rawValue)\(Self.batchNote(op)))"
         case .cas: return "cas \(quoted(op.expected)) → \(quoted(op.value)) (\(op.outcome.rawValue))"
+        case .delete: return "delete (\(op.outcome.rawValue)\(Self.batchNote(op)))"
         }
+    }
+
+    /// `, item 1 of 2 of batch #7` for a batch item, else nothing.
+    static func batchNote(_ op: HistoryOperation) -> String {
+        op.batch.map { ", item \($0.item + 1) of \($0.count) of batch #\($0.number)" } ?? ""
     }
 }

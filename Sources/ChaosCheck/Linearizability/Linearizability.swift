@@ -1,7 +1,8 @@
 import Dispatch
 
-/// The linearizability checker for a history of per-key registers (put / get / compare-and-set), as issue 5
-/// specifies: Wing–Gong search with Lowe's memoization (Porcupine-style), each key checked on its own
+/// The linearizability checker for a history of per-key registers (put / get / compare-and-set / delete, and
+/// batches of puts and deletes — each item a write of its key over the batch's interval, see `PairedHistory`),
+/// as issue 5 specifies: Wing–Gong search with Lowe's memoization (Porcupine-style), each key checked on its own
 /// (a register history is linearizable iff every key's is), keys in parallel on every core. Synchronous and
 /// CPU-bound: it blocks the calling thread until done.
 ///

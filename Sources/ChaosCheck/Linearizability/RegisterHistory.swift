@@ -1,4 +1,4 @@
-/// What a register operation does to the state, for the search.
+/// What a register operation does to the state, for the search (a delete is a put of absent).
 enum RegisterOpKind: UInt8 {
     case put, get, cas
 }
@@ -6,7 +6,7 @@ enum RegisterOpKind: UInt8 {
 /// One operation of one key, reduced for the search: values interned to small integers (0 = absent).
 struct RegisterOp {
     var kind: RegisterOpKind
-    /// put/cas: the value written; get: the value read.
+    /// put/cas: the value written (0 for a delete); get: the value read.
     var value: Int32
     /// cas: the value compared against.
     var expected: Int32
@@ -83,7 +83,12 @@ struct RegisterHistory {
             let value = intern(op.value)
             if op.isWrite { written.insert(value) }
             guard op.outcome != .fail, op.f != .get || op.outcome == .ok else { continue }
-            let kind: RegisterOpKind = op.f == .put ? .put : op.f == .get ? .get : .cas
+            let kind: RegisterOpKind
+            switch op.f {
+            case .get: kind = .get
+            case .cas: kind = .cas
+            case .put, .delete, .batch: kind = .put   // a delete writes absent (value id 0)
+            }
             candidates.append((RegisterOp(kind: kind, value: value, expected: op.f == .cas ? intern(op.expected) : 0,
                                           info: op.outcome == .info, invoke: op.invokeTime,
                                           ret: op.completionTime ?? Int64.max), i))

@@ -1,6 +1,6 @@
 /// Runs every history checker of issue 5 on one history and assembles the `CheckReport`: pairing, summary,
-/// linearizability, then (with final reads) the final-read linearizability check, never-written reads and
-/// lost writes.
+/// linearizability, stale reads, then (with final reads) the final-read linearizability check, never-written
+/// reads and lost writes.
 ///
 /// Guarantees: pure apart from the clock; `timeLimit` bounds the two searches together (the final-read check gets
 /// what the first one left); keys that failed the first search are not searched again with their final reads
@@ -41,6 +41,7 @@ public enum HistoryChecker {
         return CheckReport(
             summary: HistorySummary(ops), linearizability: linearizability, finalReads: finalResult,
             neverWrittenReads: HistoryChecks.neverWrittenReads(ops, finals: finals ?? [:]),
+            staleReads: HistoryChecks.staleReads(ops),
             lostWrites: finals.map { HistoryChecks.lostWrites(ops, finals: $0) } ?? [],
             historyProblems: history.problems, historyNotes: history.notes)
     }

@@ -37,6 +37,16 @@ struct HistoryBuilder {
         op(p, .cas, key, value, expected: expected, type, from: from, to: to)
     }
 
+    /// A batch of `items` by `process` over [from, to] (`.info` completions recorded at `to`).
+    mutating func batch(_ p: Int, _ items: [BatchItemRecord], _ type: EventType, _ from: Int64, _ to: Int64) {
+        events.append(.batch(process: p, .invoke, items: items, time: from))
+        events.append(.batch(process: p, type, items: items, time: to))
+    }
+
+    mutating func batch(_ p: Int, _ items: [BatchItemRecord], _ from: Int64, _ to: Int64) {
+        batch(p, items, .ok, from, to)
+    }
+
     var operations: [HistoryOperation] { PairedHistory(events: events).operations }
 
     func check(timeLimit: Duration = .seconds(10)) -> LinearizabilityResult {

@@ -1,8 +1,9 @@
 @testable import ChaosCheck
 import XCTest
 
-/// The search against a brute-force oracle on thousands of small random histories (both linearizable and not),
-/// and against the simulator on bigger ones (always linearizable).
+/// The search against a brute-force oracle on thousands of small random histories (both linearizable and not,
+/// deletes included), and against the simulator on bigger ones (always linearizable, also with deletes and
+/// batches).
 final class OracleTests: XCTestCase {
     /// Brute force: every subset of the info writes × every real-time-respecting order of the operations.
     private func bruteForce(_ ops: [HistoryOperation]) -> Bool {
@@ -28,7 +29,7 @@ final class OracleTests: XCTestCase {
             var next = state
             switch op.f {
             case .get: if op.value != state { continue }
-            case .put: next = op.value
+            case .put, .delete, .batch: next = op.value
             case .cas:
                 if op.expected != state { continue }
                 next = op.value
@@ -47,7 +48,7 @@ final class OracleTests: XCTestCase {
             let from = Int64(rng.below(40))
             let to = from + Int64(rng.below(25))
             let type: EventType = [.ok, .ok, .ok, .ok, .fail, .info][rng.below(6)]
-            switch rng.below(3) {
+            switch rng.below(7) / 2 {   // put, get, cas 2/7 each; delete 1/7
             case 0:
                 nextWrite += 1
                 // Mostly unique values, as the workload writes; sometimes a repeat, which turns the prune off.
@@ -55,10 +56,13 @@ final class OracleTests: XCTestCase {
             case 1:
                 let v = rng.below(nextWrite + 2)
                 h.get(p, "k", v == 0 ? nil : v <= nextWrite ? "w\(v)" : values[rng.below(values.count)], type, from, to)
-            default:
+            case 2:
                 nextWrite += 1
                 let e = rng.below(nextWrite + 1)
                 h.cas(p, "k", e == 0 ? nil : "w\(e)", "w\(nextWrite)", type, from, to)
+            default:
+                // A delete writes absent, which then has more than one source: the prunes must stay exact.
+                h.op(p, .delete, "k", nil, type, from: from, to: to)
             }
         }
         return h.events
@@ -95,7 +99,26 @@ final class OracleTests: XCTestCase {
             let r = Linearizability.check(paired.operations)
             XCTAssertEqual(r.verdict, .ok, "seed \(seed): \(r.failures.map(\.text).joined(separator: "\n"))")
             XCTAssertEqual(HistoryChecks.neverWrittenReads(paired.operations), [])
+            XCTAssertEqual(HistoryChecks.staleReads(paired.operations), [])
         }
+    }
+
+    /// Simulated histories with deletes and multi-key batches (applied atomically, some failed, some timed out)
+    /// are linearizable, and none of their reads is stale.
+    func testSimulatedHistoriesWithDeletesAndBatchesAreLinearizable() {
+        var batches = 0
+        for seed in UInt64(1)...20 {
+            let sim = RegisterSimulator(operations: 2000, keys: 4, processes: 6, seed: seed, failRate: 0.05, infoRate: 0.05,
+                                        deleteRate: 0.1, batchRate: 0.2)
+            let paired = PairedHistory(events: sim.events())
+            XCTAssertEqual(paired.problems, [])
+            batches += HistorySummary(paired.operations).batches.total
+            let r = Linearizability.check(paired.operations)
+            XCTAssertEqual(r.verdict, .ok, "seed \(seed): \(r.failures.map(\.text).joined(separator: "\n"))")
+            XCTAssertEqual(HistoryChecks.staleReads(paired.operations), [], "seed \(seed)")
+            XCTAssertEqual(HistoryChecks.neverWrittenReads(paired.operations), [])
+        }
+        XCTAssertGreaterThan(batches, 4000, "the simulator made batches")
     }
 
     /// Breaking one read of a simulated history (making it return the value of the write two writes earlier,
@@ -119,6 +142,8 @@ final class OracleTests: XCTestCase {
             }
         }
         XCTAssertTrue(corrupted)
-        XCTAssertEqual(Linearizability.check(PairedHistory(events: events).operations).verdict, .violation)
+        let broken = PairedHistory(events: events).operations
+        XCTAssertEqual(Linearizability.check(broken).verdict, .violation)
+        XCTAssertEqual(HistoryChecks.staleReads(broken).count, 1, "a read of a value overwritten twice before it began is stale")
     }
 }

@@ -54,6 +54,7 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(report.linearizability.failures.map(\.key), ["c", "d"])
         XCTAssertEqual(report.neverWrittenReads.map(\.key), ["c"])
         XCTAssertEqual(report.lostWrites.map(\.key), ["e"])
+        XCTAssertEqual(report.staleReads.map(\.key), ["d"])
         let finals = try XCTUnwrap(report.finalReads)
         XCTAssertEqual(finals.keys["e"], .violation)
         XCTAssertEqual(finals.keys["a"], .ok)
