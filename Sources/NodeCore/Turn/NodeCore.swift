@@ -36,7 +36,7 @@ package final class NodeCore {
 
     var commit: GroupCommit
     var forwards: ForwardTable
-    var waiters = ReadWaiters()
+    var waiters: ReadWaiters
     /// This node's write speed and its peers' acknowledgement speed: moves leadership off a slow disk.
     var diskHealth: DiskHealth
     private var outgoing: [NodeID: [ShardMessage]] = [:]
@@ -213,7 +213,10 @@ package final class NodeCore {
             queue(rd.messages, shard: s)
             replicas[s].finish(rd)
             wakeAppliedWaiters(s)
-            for w in waiters.wakeIntentWaiters(shard: s, intents: replicas[s].state.txns.intents) { w(.success(())) }
+            // Hot path: only gather the shard's intents when a read waits on them.
+            if waiters.hasIntentWaiters(shard: s) {
+                for w in waiters.wakeIntentWaiters(shard: s, intents: replicas[s].state.txns.intents) { w(.success(())) }
+            }
         }
     }
 

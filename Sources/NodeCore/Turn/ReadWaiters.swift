@@ -14,7 +14,7 @@ struct ReadWaiters {
     private var intents: [[(ids: Set<TxnID>, deadline: UInt64, done: (Result<Void, ClientError>) -> Void)]] = []
     private var vectors: [() -> Void] = []
 
-    init(shards: Int = 0) {
+    init(shards: Int) {
         applied = Array(repeating: [], count: shards)
         intents = Array(repeating: [], count: shards)
     }
@@ -33,6 +33,9 @@ struct ReadWaiters {
     }
 
     /// Parks `done` until none of `ids` holds an intent in `current` (the caller checked some still do).
+    /// Whether any read waits on intents of `shard` (checked before the caller gathers the shard's intents).
+    func hasIntentWaiters(shard: Int) -> Bool { !intents[shard].isEmpty }
+
     mutating func waitIntents(shard: Int, _ ids: Set<TxnID>, deadline: UInt64, _ done: @escaping (Result<Void, ClientError>) -> Void) {
         precondition(!ids.isEmpty, "nothing to wait for")
         intents[shard].append((ids, deadline, done))

@@ -210,14 +210,6 @@ final class ClusterWorkload {
         }
     }
 
-    private func shardOfFirst(_ items: [BatchItem]) -> Int {
-        switch items[0] {
-        case .put(let c): return shard(c.id)
-        case .delete(let id): return shard(id)
-        case .associate(let s, _, _, _): return shard(s)
-        }
-    }
-
     /// The value this workload last saw written or read for a key (for a plausible compare-and-set).
     private func lastValue(_ key: String) -> String? {
         for op in operations.reversed() where op.key == key && op.outcome == .ok {

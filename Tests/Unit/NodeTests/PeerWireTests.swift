@@ -55,6 +55,16 @@ final class PeerWireTests: XCTestCase {
         XCTAssertThrowsError(try decode(badHeartbeat)) { XCTAssertEqual(($0 as? PeerWireError)?.description, "unknown heartbeat kind 2") }
     }
 
+    /// A version-3 forward or reply must name a real process: incarnation 0 is the legacy kinds' marker.
+    func testVersion3ForwardsWithIncarnationZeroAreRefused() {
+        for f in [PeerFrame.forward(incarnation: 5, id: 1, shard: 0, op: .readIndex), .forwardReply(incarnation: 5, id: 1, .ok(3))] {
+            var bytes = f.encode()
+            XCTAssertNoThrow(try decode(bytes))
+            for k in 5..<13 { bytes[k] = 0 }
+            XCTAssertThrowsError(try decode(bytes), "\(f) with incarnation 0")
+        }
+    }
+
     /// Only plain heartbeats and their responses take the compact path; the compact form rebuilds the message.
     func testCoalescedHeartbeatsCarryExactlyPlainHeartbeats() {
         let hb = Message(type: .heartbeat, to: 2, from: 1, term: 5, commit: 10, context: 4)
