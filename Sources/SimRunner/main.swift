@@ -126,7 +126,7 @@ extension SutraSim {
               steps \(s.steps), frames delivered \(s.messagesDelivered), dropped \(s.messagesDropped), durable writes \(s.durableWrites)
               crashes \(s.crashes), incarnations \(s.incarnations), partitions \(s.partitions), slow disks \(s.slowDisks)
               operations ok \(s.opsOK), failed \(s.opsFailed), unknown \(s.opsUnknown); batches ok \(s.batchesOK)
-              reads checked \(s.readsChecked), searches checked \(s.searchesChecked)
+              reads checked \(s.readsChecked), searches checked \(s.searchesChecked), forward answers checked \(s.forwardAnswersChecked)
               transactions committed \(s.txnsCommitted), aborted \(s.txnsAborted); stale forward replies dropped \(s.unmatchedForwardReplies)
             """)
         if !outcome.failures.isEmpty {

@@ -72,3 +72,13 @@ struct ForwardTable {
         return hit.map { ($0.key.peer, $0.value.done) }
     }
 }
+
+/// An observer of forwards, for the simulation: it checks that the answer a forward is given is the answer to
+/// *that* request (a reply handed to the wrong request is otherwise invisible whenever both answers look alike).
+/// Nil in production, where forwards are not observed.
+package protocol ForwardProbe: AnyObject {
+    /// A forward of `op` to `leader` is about to leave; the returned token comes back with its answer.
+    func willSend(_ op: ForwardOp, shard: Int, to leader: NodeID) -> UInt64
+    /// The forward's answer: the leader's reply matched to it, or a local failure (timeout, link down).
+    func answered(_ op: ForwardOp, shard: Int, token: UInt64, result: ForwardResult)
+}

@@ -107,7 +107,15 @@ extension NodeCore {
             done(.failed(.unavailable("the leader of shard \(s) (node \(leader)) is unreachable from here; retry")))
             return
         }
-        forwards.register(id: id, peer: leader, stamp: stamp, deadline: ticks + NodeCore.forwardTimeoutTicks, done)
+        if let probe = forwardProbe {
+            let token = probe.willSend(op, shard: s, to: leader)
+            forwards.register(id: id, peer: leader, stamp: stamp, deadline: ticks + NodeCore.forwardTimeoutTicks) { result in
+                probe.answered(op, shard: s, token: token, result: result)
+                done(result)
+            }
+        } else {
+            forwards.register(id: id, peer: leader, stamp: stamp, deadline: ticks + NodeCore.forwardTimeoutTicks, done)
+        }
     }
 
     func expireForwards() {

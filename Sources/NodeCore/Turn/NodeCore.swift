@@ -40,6 +40,8 @@ package final class NodeCore {
     /// This node's write speed and its peers' acknowledgement speed: moves leadership off a slow disk.
     var diskHealth: DiskHealth
     private var outgoing: [NodeID: [ShardMessage]] = [:]
+    /// Simulation only (nil in production): sees every forward this process sends and the answer it is given.
+    package var forwardProbe: ForwardProbe?
 
     /// Monotonic nanoseconds, as last handed in by the driver.
     package private(set) var now: UInt64 = 0

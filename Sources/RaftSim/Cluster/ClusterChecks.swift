@@ -19,7 +19,59 @@ struct ClusterChecks {
     /// Decisions seen applied (true: commit).
     private(set) var decisions: [TxnID: Bool] = [:]
 
-    mutating func observeApplied(_ req: ShardRequest, _ result: ApplyResult, who: String) -> String? {
+    /// Per shard: every request applied (its encoding) and the answers applying it gave — what a leader can
+    /// rightly reply to a forward of it.
+    private var outcomes: [[[UInt8]: Set<UInt64>]] = []
+    /// Forwarded reads in flight: the highest commit index any live node knew when each was sent.
+    private var readsSent: [UInt64: LogIndex] = [:]
+    private var nextForwardToken: UInt64 = 1
+
+    /// A forward leaves a node: remembers what its answer must at least show.
+    mutating func forwardSent(_ op: ForwardOp, highestCommit: LogIndex) -> UInt64 {
+        defer { nextForwardToken += 1 }
+        if case .readIndex = op { readsSent[nextForwardToken] = highestCommit }
+        return nextForwardToken
+    }
+
+    /// A forward's answer reached the node that sent it: it must be the answer to *that* request — a write's
+    /// version one that applying this very request gave, a read index no lower than what was committed when
+    /// the read was sent. (A reply handed to the wrong forward breaks this even when it looks plausible.)
+    mutating func forwardAnswered(_ op: ForwardOp, shard: Int, token: UInt64, result: ForwardResult, who: String) -> String? {
+        let floor = readsSent.removeValue(forKey: token)
+        guard case .ok(let value) = result else { return nil }
+        switch op {
+        case .propose(let req):
+            let given = shard < outcomes.count ? outcomes[shard][req.encode()] : nil
+            guard let given else {
+                return "\(who): a forwarded write on shard \(shard) was answered ok(\(value)) but no replica ever applied it (\(brief(req.command)))"
+            }
+            guard given.contains(value) else {
+                return "\(who): a forwarded write on shard \(shard) was answered ok(\(value)); applying it gave \(given.sorted()) (\(brief(req.command)))"
+            }
+        case .readIndex:
+            if let floor, value < floor {
+                return "\(who): a forwarded read of shard \(shard) was given index \(value), below the commit index \(floor) known when it was sent"
+            }
+        }
+        return nil
+    }
+
+    private func brief(_ c: ShardCommand) -> String {
+        let d = String(describing: c)
+        return d.count <= 120 ? d : String(d.prefix(120)) + "…"
+    }
+
+    mutating func observeApplied(_ req: ShardRequest, _ result: ApplyResult, shard: Int, who: String) -> String? {
+        let answer: UInt64?
+        switch result {
+        case .applied(let v): answer = v
+        case .pending(let since): answer = since
+        case .rejected: answer = nil
+        }
+        if let answer {
+            while outcomes.count <= shard { outcomes.append([:]) }
+            outcomes[shard][req.encode(), default: []].insert(answer)
+        }
         switch req.command {
         case .txnDecide(let id, _, _):
             switch result {

@@ -54,6 +54,8 @@ public struct ClusterSimStats: Sendable, Equatable {
     public var txnsAborted = 0
     /// Forward replies that matched no request of the process they reached (dropped, as they must be).
     public var unmatchedForwardReplies: UInt64 = 0
+    /// Forward answers checked to be the answer to the very request they were handed to.
+    public var forwardAnswersChecked = 0
 
     public init() {}
 
@@ -63,6 +65,7 @@ public struct ClusterSimStats: Sendable, Equatable {
         durableWrites += o.durableWrites; opsOK += o.opsOK; opsFailed += o.opsFailed; opsUnknown += o.opsUnknown
         readsChecked += o.readsChecked; searchesChecked += o.searchesChecked; batchesOK += o.batchesOK
         txnsCommitted += o.txnsCommitted; txnsAborted += o.txnsAborted; unmatchedForwardReplies += o.unmatchedForwardReplies
+        forwardAnswersChecked += o.forwardAnswersChecked
     }
 }
 

@@ -9,7 +9,7 @@ import WAL
 ///
 /// A crash drops the process — the core, its waiters and callbacks, the write in flight — and keeps only what
 /// the store completed; a restart builds a new `NodeCore` over the same store as a new incarnation.
-final class ClusterSimNode: NodeIO {
+final class ClusterSimNode: NodeIO, ForwardProbe {
     let id: NodeID
     let store = MemoryLogStore()
     unowned let sim: ClusterSimulation
@@ -53,6 +53,7 @@ final class ClusterSimNode: NodeIO {
         for r in core!.replicas {
             r.applyObserver = { [unowned self] shard, request, result in self.sim.observeApplied(request, result, shard: shard, node: self.id) }
         }
+        core!.forwardProbe = self
         connected = []
         restartAt = nil
     }
@@ -93,6 +94,13 @@ final class ClusterSimNode: NodeIO {
     func startWrite(_ batch: WriteBatch) {
         precondition(write == nil, "node \(id): a second write while one is in flight")
         write = (store.prepare(batch), sim.now + diskDelay, sim.now)
+    }
+
+    // MARK: ForwardProbe
+
+    func willSend(_ op: ForwardOp, shard: Int, to leader: NodeID) -> UInt64 { sim.forwardSent(op, shard: shard) }
+    func answered(_ op: ForwardOp, shard: Int, token: UInt64, result: ForwardResult) {
+        sim.forwardAnswered(op, shard: shard, token: token, result: result, node: id)
     }
 
     func saveVectorIndex() {}

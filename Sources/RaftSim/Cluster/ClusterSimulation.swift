@@ -131,7 +131,7 @@ public final class ClusterSimulation {
         crashRate = config.crashes ? [0.0, 0.006, 0.015][rng.below(3)] : 0
         partitionRate = config.partitions ? [0.0, 0.006, 0.015][rng.below(3)] : 0
         slowDiskRate = config.slowDisks ? [0.0, 0.005, 0.012][rng.below(3)] : 0
-        replyRaceRate = config.crashes && config.slowDisks ? [0.0, 0.004][rng.below(2)] : 0
+        replyRaceRate = config.crashes && config.slowDisks ? [0.0, 0.012][rng.below(2)] : 0
         note("nodes=\(config.nodes) shards=\(config.shards) drop=\(dropRate) dup=\(duplicateRate) delay=\(maxDelay) crash=\(crashRate) partition=\(partitionRate) slowDisk=\(slowDiskRate) replyRace=\(replyRaceRate)")
     }
 
@@ -320,6 +320,16 @@ public final class ClusterSimulation {
     // MARK: what replicas apply
 
     func observeApplied(_ request: ShardRequest, _ result: ApplyResult, shard: Int, node: NodeID) {
-        if let v = checks.observeApplied(request, result, who: "node \(node) shard \(shard)") { fail(v) }
+        if let v = checks.observeApplied(request, result, shard: shard, who: "node \(node) shard \(shard)") { fail(v) }
+    }
+
+    func forwardSent(_ op: ForwardOp, shard: Int) -> UInt64 {
+        let highest = nodes.compactMap { $0.core?.replicas[shard].raft.hardState.commit }.max() ?? 0
+        return checks.forwardSent(op, highestCommit: highest)
+    }
+
+    func forwardAnswered(_ op: ForwardOp, shard: Int, token: UInt64, result: ForwardResult, node: NodeID) {
+        if case .ok = result { stats.forwardAnswersChecked += 1 }
+        if let v = checks.forwardAnswered(op, shard: shard, token: token, result: result, who: "node \(node)") { fail(v) }
     }
 }

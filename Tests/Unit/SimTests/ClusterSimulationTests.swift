@@ -25,6 +25,7 @@ final class ClusterSimulationTests: XCTestCase {
         XCTAssertGreaterThan(s.batchesOK, n * 5)
         XCTAssertGreaterThan(s.searchesChecked, n * 5)
         XCTAssertGreaterThan(s.readsChecked, n * 20)
+        XCTAssertGreaterThan(s.forwardAnswersChecked, n * 30)
         XCTAssertGreaterThan(s.txnsCommitted, n * 5)
         XCTAssertGreaterThan(s.opsUnknown, 0)
     }
