@@ -40,6 +40,8 @@ package final class NodeCore {
     /// This node's write speed and its peers' acknowledgement speed: moves leadership off a slow disk.
     var diskHealth: DiskHealth
     private var outgoing: [NodeID: [ShardMessage]] = [:]
+    /// Rate-limits the log line for messages refused from a peer (see `NodeCore+Peers.swift`).
+    var peerRejectionLog = PeerRejectionLog()
 
     /// Monotonic nanoseconds, as last handed in by the driver.
     package private(set) var now: UInt64 = 0
@@ -89,6 +91,7 @@ package final class NodeCore {
             var rc = RaftConfig(id: config.nodeID, seed: config.nodeID &* 0x9E37_79B9 &+ UInt64(s) &+ incarnation &* 0x2545_F491)
             rc.electionTick = config.electionTicks
             rc.heartbeatTick = 1
+            rc.group = "shard \(s)"
             let replica = try ShardReplica(shard: s, shardCount: config.numShards, raftConfig: rc, log: logs[s],
                                            limits: limits, vectors: vectors)
             replicas.append(replica)

@@ -190,7 +190,8 @@ extension PeerFrame {
                                          clientAddress: try readString(&r), httpAddress: try readString(&r)))
             case 2:
                 let n = Int(try r.u32())
-                guard n <= r.remaining else { throw PeerWireError(description: "message count \(n) exceeds the frame") }
+                // Each message takes at least 75 bytes: a count beyond that cannot be true (and is not reserved).
+                guard n <= r.remaining / 75 else { throw PeerWireError(description: "message count \(n) exceeds the frame") }
                 var out: [ShardMessage] = []
                 out.reserveCapacity(n)
                 for _ in 0..<n {
@@ -226,7 +227,7 @@ extension PeerFrame {
                 }
             case 5:
                 let n = Int(try r.u32())
-                guard n * 29 <= r.remaining else { throw PeerWireError(description: "heartbeat count \(n) exceeds the frame") }
+                guard n <= r.remaining / 29 else { throw PeerWireError(description: "heartbeat count \(n) exceeds the frame") }
                 var hbs: [CoalescedHeartbeat] = []
                 hbs.reserveCapacity(n)
                 for _ in 0..<n {
@@ -253,27 +254,22 @@ extension PeerFrame {
         guard let type = MessageType(rawValue: t) else { throw PeerWireError(description: "unknown message type \(t)") }
         var m = Message(type: type, to: try r.u64(), from: try r.u64(), term: try r.u64(), logTerm: try r.u64(),
                         index: try r.u64(), commit: try r.u64())
-        m.reject = try r.u8() == 1
+        m.reject = try readFlag(&r, "reject")
         m.rejectHint = try r.u64()
         m.context = try r.u64()
         let n = Int(try r.u32())
-        guard n <= r.remaining else { throw PeerWireError(description: "entry count \(n) exceeds the frame") }
+        guard n <= r.remaining / 21 else { throw PeerWireError(description: "entry count \(n) exceeds the frame") }
         m.entries.reserveCapacity(n)
         for _ in 0..<n {
             let term = try r.u64(), index = try r.u64(), k = try r.u8()
             guard let kind = EntryKind(rawValue: k) else { throw PeerWireError(description: "unknown entry kind \(k)") }
             m.entries.append(Entry(term: term, index: index, kind: kind, data: try r.bytes(Int(try r.u32()))))
         }
-        if try r.u8() == 1 {
+        if try readFlag(&r, "snapshot") {
             let index = try r.u64(), term = try r.u64()
-            let nv = Int(try r.u32())
-            guard nv <= 1024 else { throw PeerWireError(description: "\(nv) voters") }
-            var voters: [NodeID] = []
-            for _ in 0..<nv { voters.append(try r.u64()) }
-            let nl = Int(try r.u32())
-            guard nl <= 1024 else { throw PeerWireError(description: "\(nl) learners") }
-            var learners: [NodeID] = []
-            for _ in 0..<nl { learners.append(try r.u64()) }
+            let voters = try readMembers(&r, "voters")
+            let learners = try readMembers(&r, "learners")
+            guard Set(voters).isDisjoint(with: learners) else { throw PeerWireError(description: "a node both voter and learner") }
             let data = try r.bytes(Int(try r.u32()))
             m.snapshot = Snapshot(metadata: SnapshotMetadata(index: index, term: term, confState: ConfState(voters: voters, learners: learners)), data: data)
         }
@@ -289,7 +285,30 @@ private func writeString(_ s: String, _ w: inout ByteWriter) {
 private func readString(_ r: inout ByteReader) throws -> String {
     let n = Int(try r.u32())
     guard n <= 1 << 16 else { throw PeerWireError(description: "string of \(n) bytes") }
-    return String(decoding: try r.bytes(n), as: UTF8.self)
+    guard let s = String(validating: try r.bytes(n), as: UTF8.self) else { throw PeerWireError(description: "a string that is not UTF-8") }
+    return s
+}
+
+/// A membership list as `ConfState` keeps it: at most 1,024 real node ids, strictly ascending.
+private func readMembers(_ r: inout ByteReader, _ what: String) throws -> [NodeID] {
+    let n = Int(try r.u32())
+    guard n <= 1024 else { throw PeerWireError(description: "\(n) \(what)") }
+    var out: [NodeID] = []
+    for _ in 0..<n {
+        let v = try r.u64()
+        guard v != noNode, out.last.map({ $0 < v }) ?? true else { throw PeerWireError(description: "\(what) not ascending node ids") }
+        out.append(v)
+    }
+    return out
+}
+
+/// A boolean byte: 0 or 1, nothing else (every decoded frame re-encodes to the bytes it came from).
+private func readFlag(_ r: inout ByteReader, _ what: String) throws -> Bool {
+    switch try r.u8() {
+    case 0: return false
+    case 1: return true
+    case let b: throw PeerWireError(description: "\(what) flag \(b)")
+    }
 }
 
 /// Splits a byte stream into length-prefixed frames (the prefix counts the bytes after it). A declared length

@@ -6,7 +6,10 @@ import XCTest
 /// The node-to-node wire format: every frame round-trips; truncation, trailing bytes and unknown values are
 /// refused, never guessed.
 final class PeerWireTests: XCTestCase {
-    let frames: [PeerFrame] = [
+    var frames: [PeerFrame] { Self.sampleFrames }
+
+    /// One frame of every kind (also the seeds of `PeerWireFuzzTests`).
+    static var sampleFrames: [PeerFrame] { [
         .hello(PeerHello(clusterID: "prod", node: 3, clientAddress: "10.0.0.3:7100", httpAddress: "10.0.0.3:7200")),
         .raft([
             ShardMessage(shard: 5, message: Message(type: .append, to: 2, from: 1, term: 7, logTerm: 6, index: 41,
@@ -26,7 +29,7 @@ final class PeerWireTests: XCTestCase {
         .forwardReply(incarnation: 0xFFFF_FFFF_FFFF_FFFF, id: 80, .failed(.rejected("concept x not found"))),
         .heartbeats([CoalescedHeartbeat(shard: 0, isResponse: false, term: 4, commit: 99, context: 3),
                      CoalescedHeartbeat(shard: 7, isResponse: true, term: 4, commit: 0, context: 3)]),
-    ]
+    ] }
 
     private func decode(_ bytes: [UInt8]) throws -> PeerFrame {
         try bytes.withUnsafeBytes { b in try PeerFrame.decode(UnsafeRawBufferPointer(rebasing: b[4...])) }
