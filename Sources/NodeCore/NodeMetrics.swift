@@ -46,6 +46,8 @@ package final class NodeMetrics {
     package var txnLatency = Histogram(bounds: latencyBuckets)
     /// Messages from peers refused before (or by) a shard's Raft core, by reason (`PeerRejection.reason`).
     package var peerRejectedMessages: [String: UInt64] = [:]
+    /// Messages to peers not sent because one alone exceeds the peer frame limit (a shard snapshot too big).
+    package var peerOversizedMessages: UInt64 = 0
 
     package init(shards: Int) {
         writes = Array(repeating: 0, count: shards)

@@ -68,6 +68,7 @@ extension NodeServer {
         for (reason, n) in m.peerRejectedMessages.sorted(by: { $0.key < $1.key }) {
             o += "sutra_peer_rejected_messages_total{node=\"\(id)\",reason=\"\(reason)\"} \(n)\n"
         }
+        nodeWide("sutra_peer_oversized_messages_total", "counter", "Raft messages to peers not sent because one alone exceeds --peer-max-frame-bytes (a shard snapshot bigger than the limit).", m.peerOversizedMessages)
         nodeWide("sutra_peer_dropped_frames_total", "counter", "Frames to peers dropped because the link was down or backed up.", transport.droppedFrames)
         nodeWide("sutra_peer_unmatched_forward_replies_total", "counter", "Forward replies from peers that answered no request of this process (a previous process's, or one that timed out): dropped.", node.unmatchedForwardReplies)
         return o

@@ -44,8 +44,8 @@ extension NodeCore {
             } else {
                 logger.debug("node \(peer) answered forward \(id) of incarnation \(incarnation), which nothing here waits for; dropped")
             }
-        case .hello:
-            break
+        case .hello, .config:
+            break   // the transport's handshake
         }
     }
 

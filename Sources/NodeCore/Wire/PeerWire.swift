@@ -22,16 +22,54 @@ package enum PeerFrame: Equatable {
     /// Version 2: a turn's heartbeats and heartbeat responses to this peer, every shard's, as one compact list
     /// (sender and receiver are the link's ends; entries, snapshots and rejections never travel here).
     case heartbeats([CoalescedHeartbeat])
+    /// Version 4: the configuration the data depends on, sent once right after the hello on a link that speaks
+    /// version 4 (an older peer never receives it). The link carries nothing else until both ends agree.
+    case config(PeerConfig)
 
     /// Versions of this wire format this build speaks. 1: hello, raft, forward, forward reply. 2: + heartbeats.
     /// 3: forwards and their replies carry the asking process's incarnation (kinds 6 and 7; kinds 3 and 4 are
-    /// still read and sent to older peers, with incarnation 0).
+    /// still read and sent to older peers, with incarnation 0). 4: + the configuration frame (kind 8).
     /// A link speaks the lower of the two ends' maximum versions, so a rolling upgrade never sends a frame
     /// the older node does not know.
     package static let minVersion: UInt32 = 1
-    package static let maxVersion: UInt32 = 3
-    /// Largest frame accepted from a peer (a snapshot of a big shard travels in one frame).
-    package static let maxFrameBytes = 1 << 30
+    package static let maxVersion: UInt32 = 4
+    /// Largest frame accepted on a connection before its hello (and configuration) are accepted: a hello with
+    /// strings at their 64 KiB limit is refused anyway, a real one is under 200 bytes.
+    package static let maxHandshakeFrameBytes = 4096
+}
+
+/// What the shards' data depends on, exchanged after the hello (wire version 4): two nodes that disagree on
+/// any of it must not replicate to each other.
+package struct PeerConfig: Equatable {
+    package var shardCount: UInt32
+    package var dimension: UInt32
+    /// `WALFormat.version`: this node's own log format (shown, never compared: no peer reads it).
+    package var walFormat: UInt32
+    /// `ShardState.snapshotVersion`: the newest snapshot image this node writes (and reads).
+    package var snapshotFormat: UInt32
+    /// `ShardRequest.version`: the newest log-entry encoding this node writes (and reads).
+    package var entryFormat: UInt32
+
+    package init(shardCount: UInt32, dimension: UInt32, walFormat: UInt32, snapshotFormat: UInt32, entryFormat: UInt32) {
+        self.shardCount = shardCount
+        self.dimension = dimension
+        self.walFormat = walFormat
+        self.snapshotFormat = snapshotFormat
+        self.entryFormat = entryFormat
+    }
+
+    /// Why a link between a node configured as `self` and a peer configured as `peer` must be refused, naming
+    /// both values; nil when they may replicate. Shard count and dimension must be equal; snapshot and entry
+    /// formats too (the newer side would send images or entries the older cannot decode — refused by both ends,
+    /// so a format change needs every node upgraded before it is written).
+    package func mismatch(with peer: PeerConfig) -> String? {
+        var out: [String] = []
+        if shardCount != peer.shardCount { out.append("shard count \(shardCount) here, \(peer.shardCount) on the peer") }
+        if dimension != peer.dimension { out.append("vector dimension \(dimension) here, \(peer.dimension) on the peer") }
+        if snapshotFormat != peer.snapshotFormat { out.append("snapshot format \(snapshotFormat) here, \(peer.snapshotFormat) on the peer") }
+        if entryFormat != peer.entryFormat { out.append("log entry format \(entryFormat) here, \(peer.entryFormat) on the peer") }
+        return out.isEmpty ? nil : out.joined(separator: "; ")
+    }
 }
 
 package struct PeerHello: Equatable {
@@ -139,6 +177,9 @@ extension PeerFrame {
             w.u8(5)
             w.u32(UInt32(hbs.count))
             for h in hbs { w.u32(h.shard); w.u8(h.isResponse ? 1 : 0); w.u64(h.term); w.u64(h.commit); w.u64(h.context) }
+        case .config(let c):
+            w.u8(8)
+            w.u32(c.shardCount); w.u32(c.dimension); w.u32(c.walFormat); w.u32(c.snapshotFormat); w.u32(c.entryFormat)
         case .forwardReply(let incarnation, let id, let result):
             if incarnation == 0 { w.u8(4) } else { w.u8(7); w.u64(incarnation) }
             w.u64(id)
@@ -151,6 +192,15 @@ extension PeerFrame {
         }
         w.patchU32(UInt32(w.bytes.count - 4), at: 0)
         return w.bytes
+    }
+
+    /// The bytes `m` takes inside a `.raft` frame (its shard number included), to split a turn's messages into
+    /// frames under the link's limit.
+    package static func encodedSize(_ m: Message) -> Int {
+        var n = 75
+        for e in m.entries { n += 21 + e.data.count }
+        if let s = m.snapshot { n += 28 + 8 * (s.metadata.confState.voters.count + s.metadata.confState.learners.count) + s.data.count }
+        return n
     }
 
     private static func encode(_ m: Message, _ w: inout ByteWriter) {
@@ -237,6 +287,9 @@ extension PeerFrame {
                     hbs.append(CoalescedHeartbeat(shard: shard, isResponse: kind == 1, term: try r.u64(), commit: try r.u64(), context: try r.u64()))
                 }
                 frame = .heartbeats(hbs)
+            case 8:
+                frame = .config(PeerConfig(shardCount: try r.u32(), dimension: try r.u32(), walFormat: try r.u32(),
+                                           snapshotFormat: try r.u32(), entryFormat: try r.u32()))
             case let k:
                 throw PeerWireError(description: "unknown frame kind \(k)")
             }
@@ -330,9 +383,17 @@ package struct LengthPrefixedFrames {
 
     /// Calls `body` with each complete frame's bytes (without the prefix), in order.
     package mutating func drain(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let limit = maxFrame
+        try drain(limit: { limit }, body)
+    }
+
+    /// Like `drain(_:)`, with the limit asked again before each frame (a link raises it once its handshake is
+    /// accepted, possibly between two frames of one read). Never more than `maxFrame`.
+    package mutating func drain(limit: () -> Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         while buffer.count - start >= 4 {
             let len = Int(UInt32(buffer[start]) | UInt32(buffer[start + 1]) << 8 | UInt32(buffer[start + 2]) << 16 | UInt32(buffer[start + 3]) << 24)
-            guard len <= maxFrame else { throw PeerWireError(description: "frame of \(len) bytes exceeds the limit of \(maxFrame)") }
+            let cap = min(limit(), maxFrame)
+            guard len <= cap else { throw PeerWireError(description: "frame of \(len) bytes exceeds the limit of \(cap)") }
             guard buffer.count - start - 4 >= len else { break }
             let s = start + 4
             start = s + len
