@@ -44,6 +44,10 @@ package final class NodeMetrics {
     /// Leaderships handed away because this node's disk was slow.
     package var slowDiskTransfers: UInt64 = 0
     package var txnLatency = Histogram(bounds: latencyBuckets)
+    /// Messages from peers refused before (or by) a shard's Raft core, by reason (`PeerRejection.reason`).
+    package var peerRejectedMessages: [String: UInt64] = [:]
+    /// Messages to peers not sent because one alone exceeds the peer frame limit (a shard snapshot too big).
+    package var peerOversizedMessages: UInt64 = 0
 
     package init(shards: Int) {
         writes = Array(repeating: 0, count: shards)

@@ -32,6 +32,8 @@ public struct RaftConfig: Sendable {
     public var leaseClockDriftTicks: Int = 2
     /// Seed of this replica's randomness (election timeouts). Same seed, same inputs → same outputs.
     public var seed: UInt64 = 0
+    /// What this replica belongs to, for messages that must name it (e.g. "shard 3"); empty for none.
+    public var group: String = ""
 
     public init(id: NodeID, seed: UInt64 = 0) {
         self.id = id

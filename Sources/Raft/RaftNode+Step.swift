@@ -50,6 +50,8 @@ extension RaftNode {
 
     func startElection(transfer: Bool) {
         guard role != .leader, promotable else { return }
+        // A term at the bound (only a forged message could have raised it so far) never grows further.
+        guard term < RaftBounds.maxTerm else { return }
         // Do not campaign while committed membership changes are not yet applied: we may not be a voter.
         if log.committed > log.applied && hasUnappliedConfChange() { return }
         if config.preVote && !transfer { runElection(pre: true, transfer: false) } else { runElection(pre: false, transfer: transfer) }
@@ -100,9 +102,21 @@ extension RaftNode {
         return .pending
     }
 
-    /// Feeds one message from a peer into the core.
-    public func step(_ m: Message) {
-        guard m.to == id || m.to == noNode else { return }
+    /// Feeds one message from a peer into the core. A message that fails `validate` (or speaks of indexes
+    /// past this leader's log) is refused before it touches any state: the reason is returned and counted in
+    /// `rejectedMessages`. Nil when the message was stepped (or ignored as not addressed to us).
+    @discardableResult
+    public func step(_ m: Message) -> MessageRejection? {
+        guard m.to == id || m.to == noNode else { return nil }
+        if let why = RaftNode.validate(m) ?? validateAgainstState(m) {
+            rejectedMessages[why, default: 0] += 1
+            return why
+        }
+        stepValidated(m)
+        return nil
+    }
+
+    private func stepValidated(_ m: Message) {
         if m.term > term {
             if m.type == .vote || m.type == .preVote {
                 let forced = m.context == Message.transferContext

@@ -81,6 +81,8 @@ public final class RaftNode {
     var pendingConfIndex: LogIndex = 0
 
     var reads = ReadIndexQueue()
+    /// Messages `step` refused, by reason (see `MessageGuard.swift`).
+    public internal(set) var rejectedMessages: [MessageRejection: UInt64] = [:]
     var rng: SplitMix64
 
     // Ready book-keeping (see RaftNode+Ready.swift).

@@ -69,7 +69,7 @@ extension RaftNode {
             for e in rd.committedEntries where e.kind == .confChange {
                 guard let cc = ConfChange.decode(e.data) else {
                     // Refuse, never skip, an entry this version does not understand.
-                    preconditionFailure("entry \(e.index) holds a membership change this version cannot decode")
+                    preconditionFailure("\(config.group.isEmpty ? "" : config.group + ": ")committed entry \(e.index) holds a membership change this version cannot decode")
                 }
                 pending.confChanges.append((e.index, cc))
             }

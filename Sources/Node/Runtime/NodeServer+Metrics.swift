@@ -64,6 +64,11 @@ extension NodeServer {
         nodeWide("sutra_cross_shard_associations_total", "counter", "Associations between concepts on different shards received by this node.", m.crossShardAssociations)
         family("sutra_txn_latency_seconds", "histogram", "Time from starting a cross-shard transaction to answering its client.")
         m.txnLatency.render("sutra_txn_latency_seconds", labels: "node=\"\(id)\"", into: &o)
+        family("sutra_peer_rejected_messages_total", "counter", "Raft messages from peers refused before they touched a shard (undecodable entries or snapshots, terms or indexes out of bounds, malformed or misaddressed), by reason.")
+        for (reason, n) in m.peerRejectedMessages.sorted(by: { $0.key < $1.key }) {
+            o += "sutra_peer_rejected_messages_total{node=\"\(id)\",reason=\"\(reason)\"} \(n)\n"
+        }
+        nodeWide("sutra_peer_oversized_messages_total", "counter", "Raft messages to peers not sent because one alone exceeds --peer-max-frame-bytes (a shard snapshot bigger than the limit).", m.peerOversizedMessages)
         nodeWide("sutra_peer_dropped_frames_total", "counter", "Frames to peers dropped because the link was down or backed up.", transport.droppedFrames)
         nodeWide("sutra_peer_unmatched_forward_replies_total", "counter", "Forward replies from peers that answered no request of this process (a previous process's, or one that timed out): dropped.", node.unmatchedForwardReplies)
         return o

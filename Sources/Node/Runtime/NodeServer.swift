@@ -78,7 +78,14 @@ public final class NodeServer {
                               clientAddress: config.clientAddress, httpAddress: config.httpAddress)
         var peerAddrs: [NodeID: PeerEndpoint] = [:]
         for (id, p) in config.peers { peerAddrs[id] = p }
-        transport = PeerTransport(loop: loop, hello: hello, peers: peerAddrs, logger: logger)
+        let peerConfig = PeerConfig(shardCount: UInt32(config.numShards), dimension: UInt32(config.dimension),
+                                    walFormat: WALFormat.version, snapshotFormat: ShardState.snapshotVersion,
+                                    entryFormat: UInt32(ShardRequest.version))
+        // A link is replaced by a new connection only after twice the election timeout of silence (the longest
+        // randomized timeout): a restarted peer behind a socket that never closed gets back in that soon.
+        transport = PeerTransport(loop: loop, hello: hello, config: peerConfig, maxFrameBytes: config.maxPeerFrameBytes,
+                                  replaceAfterSilenceMs: UInt64(2 * config.electionTicks * config.tickMs),
+                                  peers: peerAddrs, logger: logger)
         transport.onFrame = { [unowned self] peer, frame in self.core.receive(frame, from: peer, now: self.nanos) }
         transport.onLinkChange = { [unowned self] peer, up in
             if !up { self.core.advanceClock(to: self.nanos); self.core.linkDown(peer) }
@@ -151,6 +158,7 @@ extension NodeServer: NodeIO {
     package func flushPeers() { transport.flush() }
     package func isConnected(_ peer: NodeID) -> Bool { transport.isConnected(peer) }
     package func wireVersion(of peer: NodeID) -> UInt32 { transport.version(of: peer) }
+    package func linkStatus(of peer: NodeID) -> String { transport.status(of: peer) }
 
     package func clientAddresses(of peer: NodeID) -> (client: String, http: String)? {
         transport.peerHellos[peer].map { ($0.clientAddress, $0.httpAddress) }

@@ -180,7 +180,7 @@ enum JSONReply {
     static func cluster(_ s: ClusterStatus) -> [String: Any] {
         [
             "cluster_id": s.clusterID, "node_id": s.nodeID, "num_shards": s.numShards, "dimension": s.dimension,
-            "nodes": s.nodes.map { ["id": $0.id, "client_address": $0.clientAddress, "http_address": $0.httpAddress, "connected": $0.connected] as [String: Any] },
+            "nodes": s.nodes.map { ["id": $0.id, "client_address": $0.clientAddress, "http_address": $0.httpAddress, "connected": $0.connected, "link": $0.link] as [String: Any] },
             "shards": s.shards.map { sh -> [String: Any] in
                 [
                     "shard": sh.shard, "leader": sh.leader, "term": sh.term, "role": sh.role, "commit_index": sh.commitIndex,

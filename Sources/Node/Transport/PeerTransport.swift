@@ -7,7 +7,12 @@ import UV
 ///
 /// The lower node id dials, the higher accepts, so a pair never holds two connections. Each side's first frame
 /// is a `hello` naming the cluster, the node and the wire versions it speaks; a connection from another cluster,
-/// an unknown node or a version range that does not overlap is closed with a log line. The dialer reconnects
+/// an unknown node, a node that may not dial us (a higher id) or a version range that does not overlap is
+/// closed with a log line. On a version-4 link both sides then send their `PeerConfig` (shard count, dimension,
+/// formats); the link carries Raft traffic only once they agree, else both ends refuse it with one log line
+/// naming both values (shown in `/v1/cluster`). Until then a frame may not exceed 4 KiB; afterwards
+/// `--peer-max-frame-bytes`. A hello claiming a node whose link is alive never replaces it: only once that
+/// connection closed or was silent for `replaceAfterSilenceMs` (a peer restarted behind a dead socket). The dialer reconnects
 /// with exponential backoff (20 ms doubling to 1 s). Frames queued during a loop turn go out as one write per
 /// peer in `flush()`. While a link is down, frames to it are dropped: Raft retransmits, and forwarded requests
 /// are failed by their callers' timeouts.
@@ -19,6 +24,12 @@ final class PeerTransport {
     let hello: PeerHello
     /// What each peer said about itself (learned from its hello).
     private(set) var peerHellos: [NodeID: PeerHello] = [:]
+    /// What this node's data depends on, sent after the hello on version-4 links.
+    let config: PeerConfig
+    /// Largest frame on an established link (`--peer-max-frame-bytes`).
+    let maxFrameBytes: Int
+    /// A new connection claiming a peer replaces its link only after the old one was silent this long.
+    let replaceAfterSilenceMs: UInt64
     private var links: [NodeID: PeerLink] = [:]
     private var listener: TCPListener?
     private let logger: Logger
@@ -31,8 +42,13 @@ final class PeerTransport {
     /// Above this many unsent bytes on a connection, new frames to that peer are dropped.
     static let maxQueuedBytes = 256 << 20
 
-    init(loop: EventLoop, hello: PeerHello, peers: [NodeID: PeerEndpoint], logger: Logger) {
+    init(loop: EventLoop, hello: PeerHello, config: PeerConfig, maxFrameBytes: Int, replaceAfterSilenceMs: UInt64,
+         peers: [NodeID: PeerEndpoint], logger: Logger) {
+        precondition(maxFrameBytes >= PeerFrame.maxHandshakeFrameBytes, "the peer frame limit is below the handshake's")
         self.loop = loop
+        self.config = config
+        self.maxFrameBytes = maxFrameBytes
+        self.replaceAfterSilenceMs = replaceAfterSilenceMs
         self.me = hello.node
         self.clusterID = hello.clusterID
         self.hello = hello
@@ -50,6 +66,13 @@ final class PeerTransport {
     }
 
     func isConnected(_ peer: NodeID) -> Bool { links[peer].map { $0.established && !$0.silent } ?? false }
+
+    /// For `/v1/cluster`: connected, connecting, unreachable (silent), or refused with the reason.
+    func status(of peer: NodeID) -> String {
+        guard let link = links[peer] else { return "unknown" }
+        if link.established { return link.silent ? "unreachable" : "connected" }
+        return link.refusal.map { "refused: \($0)" } ?? "connecting"
+    }
 
     /// The wire version a link speaks: the lower of both ends' maximum versions (0 while it is down).
     func version(of peer: NodeID) -> UInt32 {
@@ -144,9 +167,10 @@ final class PeerTransport {
         link.timer?.start(timeout: delay) { [weak self] in self?.dial(link) }
     }
 
-    /// An inbound connection: it belongs to no link until its hello names a known, lower-numbered peer.
+    /// An inbound connection: it belongs to no link until its hello names a known, lower-numbered peer whose
+    /// link may be taken over. Frames before that are capped at `PeerFrame.maxHandshakeFrameBytes`.
     private func accept(_ conn: TCPConnection) {
-        var frames = LengthPrefixedFrames(maxFrame: PeerFrame.maxFrameBytes)
+        var frames = LengthPrefixedFrames(maxFrame: PeerFrame.maxHandshakeFrameBytes)
         try? conn.setNoDelay(true)
         do {
             try conn.startReading { [weak self] event in
@@ -159,26 +183,80 @@ final class PeerTransport {
                         if hello == nil { hello = try PeerFrame.decode(body) }
                     }
                 } catch {
-                    self.logger.warning("peer connection refused: \(error)")
+                    self.logger.warning("peer connection refused before its hello: \(error)")
                     conn.close()
                     return
                 }
-                guard case .hello(let h)? = hello else { return }
-                guard let link = self.links[h.node], h.node < self.me, self.acceptable(h) else {
-                    self.logger.warning("peer connection refused: cluster \(h.clusterID) node \(h.node) versions \(h.minVersion)…\(h.maxVersion); this node is cluster \(self.clusterID) node \(self.me), speaks \(PeerFrame.minVersion)…\(PeerFrame.maxVersion)")
+                guard let first = hello else { return }
+                guard case .hello(let h) = first else {
+                    self.logger.warning("peer connection refused: its first frame is not a hello")
                     conn.close()
                     return
                 }
+                if let why = self.refusalOfInbound(h) {
+                    self.logger.warning("peer connection refused: \(why)")
+                    conn.close()
+                    return
+                }
+                let link = self.links[h.node]!
                 conn.stopReading()
                 if let old = link.connection, old !== conn, !old.isClosing { old.close() }
                 self.adopt(conn, for: link)
                 conn.write(PeerFrame.hello(self.hello).encode())
                 self.peerHellos[h.node] = h
-                self.markEstablished(link)
+                self.helloAccepted(h, on: link, conn)
             }
         } catch {
             conn.close()
         }
+    }
+
+    /// Why an inbound hello may not have a link: another cluster, no common wire version, a node not in the
+    /// peer list (or this node), a node that must be dialed by us (the lower id dials), or a node whose link is
+    /// alive — its connection open and heard from within `replaceAfterSilenceMs`. Nil: it may.
+    private func refusalOfInbound(_ h: PeerHello) -> String? {
+        let claim = "cluster \(h.clusterID) node \(h.node) versions \(h.minVersion)…\(h.maxVersion)"
+        guard acceptable(h) else {
+            return "\(claim); this node is cluster \(clusterID) node \(me), speaks \(PeerFrame.minVersion)…\(PeerFrame.maxVersion)"
+        }
+        guard let link = links[h.node] else { return "\(claim): node \(h.node) is not in this node's peer list" }
+        guard h.node < me else { return "\(claim): node \(h.node) may not dial node \(me) (the lower id dials)" }
+        if let old = link.connection, !old.isClosing, loop.now < link.lastHeard + replaceAfterSilenceMs {
+            return "\(claim): the link to node \(h.node) is alive (heard \(loop.now - link.lastHeard) ms ago); a new connection replaces it only after \(replaceAfterSilenceMs) ms of silence"
+        }
+        return nil
+    }
+
+    /// The peer's hello is accepted on `link`: a version-4 link exchanges configurations first, an older one
+    /// (which sends none) is established at once.
+    private func helloAccepted(_ h: PeerHello, on link: PeerLink, _ conn: TCPConnection) {
+        if min(h.maxVersion, PeerFrame.maxVersion) >= 4 {
+            if !link.configSent {
+                conn.write(PeerFrame.config(config).encode())
+                link.configSent = true
+            }
+        } else if !link.established {
+            logger.info("node \(h.node) speaks wire version \(h.maxVersion): its shard count, dimension and formats are unknown (an older release; not checked)")
+            markEstablished(link)
+        }
+    }
+
+    /// The peer's configuration arrived: the link is established if it agrees with ours, refused by closing it
+    /// if not (logged once per distinct reason; the peer, comparing ours, refuses too).
+    private func configReceived(_ c: PeerConfig, on link: PeerLink, _ conn: TCPConnection) throws {
+        if let why = config.mismatch(with: c) {
+            let reason = "configuration mismatch with node \(link.peer): \(why)"
+            if link.refusal != reason { logger.error("peer link refused: \(reason)") }
+            link.refusal = reason
+            throw PeerWireError(description: reason)
+        }
+        link.refusal = nil
+        if !link.established { markEstablished(link) }
+    }
+
+    /// The largest frame `link` may receive now: a few KiB until its handshake is accepted.
+    private func frameLimit(_ link: PeerLink) -> Int {
+        link.established ? maxFrameBytes : PeerFrame.maxHandshakeFrameBytes
     }
 
     /// Makes `conn` the link's connection and starts reading its frames. The dialing side becomes established
@@ -186,8 +264,9 @@ final class PeerTransport {
     private func adopt(_ conn: TCPConnection, for link: PeerLink) {
         link.connection = conn
         link.established = false
+        link.configSent = false
         try? conn.setNoDelay(true)
-        var frames = LengthPrefixedFrames(maxFrame: PeerFrame.maxFrameBytes)
+        var frames = LengthPrefixedFrames(maxFrame: maxFrameBytes)
         do {
             try conn.startReading { [weak self, weak conn] event in
                 guard let self, let conn, link.connection === conn else { return }
@@ -201,20 +280,24 @@ final class PeerTransport {
                     }
                     frames.append(bytes)
                     do {
-                        try frames.drain { body in
+                        try frames.drain(limit: { self.frameLimit(link) }) { body in
                             let frame = try PeerFrame.decode(body)
-                            if case .hello(let h) = frame {
+                            switch frame {
+                            case .hello(let h):
                                 guard h.node == link.peer, self.acceptable(h) else {
                                     throw PeerWireError(description: "unexpected hello from cluster \(h.clusterID) node \(h.node) versions \(h.minVersion)…\(h.maxVersion)")
                                 }
                                 self.peerHellos[h.node] = h
-                                if !link.established { self.markEstablished(link) }
-                            } else if link.established {
-                                self.onFrame(link.peer, frame)
+                                self.helloAccepted(h, on: link, conn)
+                            case .config(let c):
+                                try self.configReceived(c, on: link, conn)
+                            default:
+                                if link.established { self.onFrame(link.peer, frame) }
                             }
                         }
                     } catch {
-                        self.logger.warning("link to node \(link.peer) broken: \(error)")
+                        // A refused handshake was logged once already (see `configReceived`).
+                        if "\(error)" != link.refusal { self.logger.warning("link to node \(link.peer) broken: \(error)") }
                         self.linkDown(link, conn)
                     }
                 case .endOfFile, .error:
@@ -262,6 +345,10 @@ final class PeerLink {
     let address: PeerEndpoint
     var connection: TCPConnection?
     var established = false
+    /// This connection has sent our `PeerConfig` (version-4 links).
+    var configSent = false
+    /// Why the last connection's handshake was refused (shown until one is accepted).
+    var refusal: String?
     var outbox: [[UInt8]] = []
     var backoffMs: UInt64 = 20
     /// Loop time (ms) of the last bytes received from / written to the peer.

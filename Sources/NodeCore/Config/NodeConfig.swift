@@ -31,6 +31,9 @@ public struct NodeConfig: Sendable {
     /// Entries kept behind a snapshot for followers that are only a little behind.
     public var compactMargin = 2_000
     public var maxFrameBytes = 100 << 20
+    /// Largest frame on an established peer link, sent or accepted (a shard snapshot travels in one frame:
+    /// a snapshot above it cannot be sent — raise it on every node for bigger shards).
+    public var maxPeerFrameBytes = 64 << 20
     public var logLevel = "info"
     /// KNOWN-BAD, for testing the chaos checkers only: answer linearizable reads from this replica's own state
     /// without confirming leadership — a deposed or partitioned leader (or a lagging follower) then serves
@@ -79,6 +82,9 @@ public struct NodeConfig: Sendable {
         }
         if !(100...600_000).contains(txnPrepareTimeoutMs) {
             return "prepare timeout (--txn-prepare-timeout-ms) is \(txnPrepareTimeoutMs); allowed: 100…600000"
+        }
+        if !((1 << 20)...(1 << 30)).contains(maxPeerFrameBytes) {
+            return "peer frame limit (--peer-max-frame-bytes) is \(maxPeerFrameBytes); allowed: \(1 << 20)…\(1 << 30)"
         }
         if !(1024...(1 << 30)).contains(maxFrameBytes) || maxFrameBytes > 100 << 20 {
             return "max frame (--max-frame-bytes) is \(maxFrameBytes); allowed: 1024…\(100 << 20)"

@@ -90,6 +90,8 @@ public struct NodeStatus: Sendable {
     public var clientAddress: String
     public var httpAddress: String
     public var connected: Bool
+    /// "connected", "connecting", "unreachable", or "refused: <why>" (see `NodeIO.linkStatus`).
+    public var link: String = "connected"
 }
 
 public struct ClusterStatus: Sendable {

@@ -12,7 +12,7 @@ extension NodeCore {
             } else {
                 let a = io.clientAddresses(of: id)
                 nodes.append(NodeStatus(id: id, clientAddress: a?.client ?? "", httpAddress: a?.http ?? "",
-                                        connected: io.isConnected(id)))
+                                        connected: io.isConnected(id), link: io.linkStatus(of: id)))
             }
         }
         let shards = replicas.map { r -> ShardStatus in

@@ -10,21 +10,31 @@ extension NodeCore {
         case .raft(let msgs):
             for m in msgs {
                 guard Int(m.shard) < replicas.count, m.message.from == peer, m.message.to == config.nodeID else {
-                    logger.warning("node \(peer) sent a message for shard \(m.shard) from \(m.message.from) to \(m.message.to); dropped")
+                    refused(.misaddressed, shard: m.shard, from: peer,
+                            detail: "a message for shard \(m.shard) from \(m.message.from) to \(m.message.to)")
+                    continue
+                }
+                // Nothing this node could not apply enters its log: check every entry and snapshot first.
+                if let why = PeerMessageCheck.check(m.message, limits: limits) {
+                    refused(why, shard: m.shard, from: peer, detail: "\(m.message.type) at term \(m.message.term)")
                     continue
                 }
                 if m.message.type == .appendResponse, !m.message.reject {
                     diskHealth.acknowledged(by: peer, shard: Int(m.shard), index: m.message.index, now: now)
                 }
-                replicas[Int(m.shard)].raft.step(m.message)
+                if let why = replicas[Int(m.shard)].raft.step(m.message) {
+                    refused(.raft(why), shard: m.shard, from: peer, detail: "\(m.message.type) at term \(m.message.term)")
+                }
             }
         case .heartbeats(let beats):
             for h in beats {
                 guard Int(h.shard) < replicas.count else {
-                    logger.warning("node \(peer) sent a heartbeat for shard \(h.shard); dropped")
+                    refused(.misaddressed, shard: h.shard, from: peer, detail: "a heartbeat")
                     continue
                 }
-                replicas[Int(h.shard)].raft.step(h.message(from: peer, to: config.nodeID))
+                if let why = replicas[Int(h.shard)].raft.step(h.message(from: peer, to: config.nodeID)) {
+                    refused(.raft(why), shard: h.shard, from: peer, detail: "a heartbeat at term \(h.term)")
+                }
             }
         case .forward(let incarnation, let id, let shard, let op):
             serveForward(op, shard: shard, from: peer, incarnation: incarnation, id: id)
@@ -34,9 +44,19 @@ extension NodeCore {
             } else {
                 logger.debug("node \(peer) answered forward \(id) of incarnation \(incarnation), which nothing here waits for; dropped")
             }
-        case .hello:
-            break
+        case .hello, .config:
+            break   // the transport's handshake
         }
+    }
+
+    /// Counts a refused message and logs it, at most once per peer every 10 s (a hostile peer cannot flood
+    /// the log; the counter `sutra_peer_rejected_messages_total` has every one).
+    private func refused(_ why: PeerRejection, shard: UInt32, from peer: NodeID, detail: String) {
+        metrics.peerRejectedMessages[why.reason, default: 0] += 1
+        let (log, suppressed) = peerRejectionLog.shouldLog(peer: peer, now: now)
+        guard log else { return }
+        let more = suppressed > 0 ? " (\(suppressed) more refused since the last report)" : ""
+        logger.warning("refused \(detail) from node \(peer) for shard \(shard): \(why)\(more)")
     }
 
     /// Replies that matched no forward of this process (a previous process's, an expired one's): dropped.

@@ -42,6 +42,10 @@ package final class NodeCore {
     private var outgoing: [NodeID: [ShardMessage]] = [:]
     /// Simulation only (nil in production): sees every forward this process sends and the answer it is given.
     package var forwardProbe: ForwardProbe?
+    /// Rate-limits the log line for messages refused from a peer (see `NodeCore+Peers.swift`).
+    var peerRejectionLog = PeerRejectionLog()
+    /// Rate-limits the log line for messages too big to send, per shard.
+    var oversizeLog = PeerRejectionLog()
 
     /// Monotonic nanoseconds, as last handed in by the driver.
     package private(set) var now: UInt64 = 0
@@ -91,6 +95,7 @@ package final class NodeCore {
             var rc = RaftConfig(id: config.nodeID, seed: config.nodeID &* 0x9E37_79B9 &+ UInt64(s) &+ incarnation &* 0x2545_F491)
             rc.electionTick = config.electionTicks
             rc.heartbeatTick = 1
+            rc.group = "shard \(s)"
             let replica = try ShardReplica(shard: s, shardCount: config.numShards, raftConfig: rc, log: logs[s],
                                            limits: limits, vectors: vectors)
             replicas.append(replica)
@@ -264,14 +269,47 @@ package final class NodeCore {
                 }
                 if msgs.isEmpty { continue }
             }
-            let sent = io.send(.raft(msgs), to: peer)
-            for m in msgs where m.message.type == .snapshot {
-                replicas[Int(m.shard)].raft.reportSnapshot(to: peer, failed: !sent)
+            for chunk in splitIntoFrames(msgs, peer: peer) {
+                let sent = io.send(.raft(chunk), to: peer)
+                for m in chunk where m.message.type == .snapshot {
+                    replicas[Int(m.shard)].raft.reportSnapshot(to: peer, failed: !sent)
+                }
+                if !sent { for s in Set(chunk.map(\.shard)).sorted() { replicas[Int(s)].raft.reportUnreachable(peer) } }
             }
-            if !sent { for s in Set(msgs.map(\.shard)).sorted() { replicas[Int(s)].raft.reportUnreachable(peer) } }
         }
         outgoing.removeAll(keepingCapacity: true)
         io.flushPeers()
+    }
+
+    /// Splits a turn's messages to `peer` into frames no larger than the peer frame limit (the receiver closes a
+    /// link that sends more). A single message above the limit — a snapshot of a shard bigger than
+    /// `--peer-max-frame-bytes` — cannot be sent at all: it is dropped, reported failed to its shard, counted
+    /// and logged (once per shard every 10 s), and the follower stays behind until the limit is raised.
+    private func splitIntoFrames(_ msgs: [ShardMessage], peer: NodeID) -> [[ShardMessage]] {
+        let budget = config.maxPeerFrameBytes - 9   // the frame's length, kind and count
+        var frames: [[ShardMessage]] = []
+        var current: [ShardMessage] = []
+        var size = 0
+        for m in msgs {
+            let n = PeerFrame.encodedSize(m.message)
+            if n > budget {
+                metrics.peerOversizedMessages += 1
+                if m.message.type == .snapshot { replicas[Int(m.shard)].raft.reportSnapshot(to: peer, failed: true) }
+                if oversizeLog.shouldLog(peer: NodeID(m.shard), now: now).log {
+                    logger.error("shard \(m.shard): a \(m.message.type) of \(n) bytes for node \(peer) exceeds the peer frame limit of \(config.maxPeerFrameBytes) bytes (--peer-max-frame-bytes) and is not sent; node \(peer) cannot catch up on this shard until the limit is raised on every node")
+                }
+                continue
+            }
+            if size + n > budget, !current.isEmpty {
+                frames.append(current)
+                current = []
+                size = 0
+            }
+            current.append(m)
+            size += n
+        }
+        if !current.isEmpty { frames.append(current) }
+        return frames
     }
 
     func wakeAppliedWaiters(_ shard: Int) {

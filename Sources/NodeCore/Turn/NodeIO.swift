@@ -15,6 +15,9 @@ package protocol NodeIO: AnyObject {
     func flushPeers()
     /// Whether the link to `peer` is established and the peer was heard recently.
     func isConnected(_ peer: NodeID) -> Bool
+    /// The state of the link to `peer` for `/v1/cluster`: "connected", "connecting", "unreachable", or
+    /// "refused: <why>" (e.g. its configuration disagrees with this node's).
+    func linkStatus(of peer: NodeID) -> String
     /// The peer-wire version the link to `peer` speaks (0: not established).
     func wireVersion(of peer: NodeID) -> UInt32
     /// Where `peer`'s clients connect, as it said in its hello (nil: not heard yet).
@@ -26,4 +29,9 @@ package protocol NodeIO: AnyObject {
     func saveVectorIndex()
     /// Graceful shutdown has handed its leaderships away (or given up): close every handle.
     func shutdownFinished()
+}
+
+extension NodeIO {
+    /// Drivers without handshake refusals (the simulation): connected or not.
+    package func linkStatus(of peer: NodeID) -> String { isConnected(peer) ? "connected" : "unreachable" }
 }

@@ -22,16 +22,54 @@ package enum PeerFrame: Equatable {
     /// Version 2: a turn's heartbeats and heartbeat responses to this peer, every shard's, as one compact list
     /// (sender and receiver are the link's ends; entries, snapshots and rejections never travel here).
     case heartbeats([CoalescedHeartbeat])
+    /// Version 4: the configuration the data depends on, sent once right after the hello on a link that speaks
+    /// version 4 (an older peer never receives it). The link carries nothing else until both ends agree.
+    case config(PeerConfig)
 
     /// Versions of this wire format this build speaks. 1: hello, raft, forward, forward reply. 2: + heartbeats.
     /// 3: forwards and their replies carry the asking process's incarnation (kinds 6 and 7; kinds 3 and 4 are
-    /// still read and sent to older peers, with incarnation 0).
+    /// still read and sent to older peers, with incarnation 0). 4: + the configuration frame (kind 8).
     /// A link speaks the lower of the two ends' maximum versions, so a rolling upgrade never sends a frame
     /// the older node does not know.
     package static let minVersion: UInt32 = 1
-    package static let maxVersion: UInt32 = 3
-    /// Largest frame accepted from a peer (a snapshot of a big shard travels in one frame).
-    package static let maxFrameBytes = 1 << 30
+    package static let maxVersion: UInt32 = 4
+    /// Largest frame accepted on a connection before its hello (and configuration) are accepted: a hello with
+    /// strings at their 64 KiB limit is refused anyway, a real one is under 200 bytes.
+    package static let maxHandshakeFrameBytes = 4096
+}
+
+/// What the shards' data depends on, exchanged after the hello (wire version 4): two nodes that disagree on
+/// any of it must not replicate to each other.
+package struct PeerConfig: Equatable {
+    package var shardCount: UInt32
+    package var dimension: UInt32
+    /// `WALFormat.version`: this node's own log format (shown, never compared: no peer reads it).
+    package var walFormat: UInt32
+    /// `ShardState.snapshotVersion`: the newest snapshot image this node writes (and reads).
+    package var snapshotFormat: UInt32
+    /// `ShardRequest.version`: the newest log-entry encoding this node writes (and reads).
+    package var entryFormat: UInt32
+
+    package init(shardCount: UInt32, dimension: UInt32, walFormat: UInt32, snapshotFormat: UInt32, entryFormat: UInt32) {
+        self.shardCount = shardCount
+        self.dimension = dimension
+        self.walFormat = walFormat
+        self.snapshotFormat = snapshotFormat
+        self.entryFormat = entryFormat
+    }
+
+    /// Why a link between a node configured as `self` and a peer configured as `peer` must be refused, naming
+    /// both values; nil when they may replicate. Shard count and dimension must be equal; snapshot and entry
+    /// formats too (the newer side would send images or entries the older cannot decode — refused by both ends,
+    /// so a format change needs every node upgraded before it is written).
+    package func mismatch(with peer: PeerConfig) -> String? {
+        var out: [String] = []
+        if shardCount != peer.shardCount { out.append("shard count \(shardCount) here, \(peer.shardCount) on the peer") }
+        if dimension != peer.dimension { out.append("vector dimension \(dimension) here, \(peer.dimension) on the peer") }
+        if snapshotFormat != peer.snapshotFormat { out.append("snapshot format \(snapshotFormat) here, \(peer.snapshotFormat) on the peer") }
+        if entryFormat != peer.entryFormat { out.append("log entry format \(entryFormat) here, \(peer.entryFormat) on the peer") }
+        return out.isEmpty ? nil : out.joined(separator: "; ")
+    }
 }
 
 package struct PeerHello: Equatable {
@@ -139,6 +177,9 @@ extension PeerFrame {
             w.u8(5)
             w.u32(UInt32(hbs.count))
             for h in hbs { w.u32(h.shard); w.u8(h.isResponse ? 1 : 0); w.u64(h.term); w.u64(h.commit); w.u64(h.context) }
+        case .config(let c):
+            w.u8(8)
+            w.u32(c.shardCount); w.u32(c.dimension); w.u32(c.walFormat); w.u32(c.snapshotFormat); w.u32(c.entryFormat)
         case .forwardReply(let incarnation, let id, let result):
             if incarnation == 0 { w.u8(4) } else { w.u8(7); w.u64(incarnation) }
             w.u64(id)
@@ -151,6 +192,15 @@ extension PeerFrame {
         }
         w.patchU32(UInt32(w.bytes.count - 4), at: 0)
         return w.bytes
+    }
+
+    /// The bytes `m` takes inside a `.raft` frame (its shard number included), to split a turn's messages into
+    /// frames under the link's limit.
+    package static func encodedSize(_ m: Message) -> Int {
+        var n = 75
+        for e in m.entries { n += 21 + e.data.count }
+        if let s = m.snapshot { n += 28 + 8 * (s.metadata.confState.voters.count + s.metadata.confState.learners.count) + s.data.count }
+        return n
     }
 
     private static func encode(_ m: Message, _ w: inout ByteWriter) {
@@ -190,7 +240,8 @@ extension PeerFrame {
                                          clientAddress: try readString(&r), httpAddress: try readString(&r)))
             case 2:
                 let n = Int(try r.u32())
-                guard n <= r.remaining else { throw PeerWireError(description: "message count \(n) exceeds the frame") }
+                // Each message takes at least 75 bytes: a count beyond that cannot be true (and is not reserved).
+                guard n <= r.remaining / 75 else { throw PeerWireError(description: "message count \(n) exceeds the frame") }
                 var out: [ShardMessage] = []
                 out.reserveCapacity(n)
                 for _ in 0..<n {
@@ -226,7 +277,7 @@ extension PeerFrame {
                 }
             case 5:
                 let n = Int(try r.u32())
-                guard n * 29 <= r.remaining else { throw PeerWireError(description: "heartbeat count \(n) exceeds the frame") }
+                guard n <= r.remaining / 29 else { throw PeerWireError(description: "heartbeat count \(n) exceeds the frame") }
                 var hbs: [CoalescedHeartbeat] = []
                 hbs.reserveCapacity(n)
                 for _ in 0..<n {
@@ -236,6 +287,9 @@ extension PeerFrame {
                     hbs.append(CoalescedHeartbeat(shard: shard, isResponse: kind == 1, term: try r.u64(), commit: try r.u64(), context: try r.u64()))
                 }
                 frame = .heartbeats(hbs)
+            case 8:
+                frame = .config(PeerConfig(shardCount: try r.u32(), dimension: try r.u32(), walFormat: try r.u32(),
+                                           snapshotFormat: try r.u32(), entryFormat: try r.u32()))
             case let k:
                 throw PeerWireError(description: "unknown frame kind \(k)")
             }
@@ -253,27 +307,22 @@ extension PeerFrame {
         guard let type = MessageType(rawValue: t) else { throw PeerWireError(description: "unknown message type \(t)") }
         var m = Message(type: type, to: try r.u64(), from: try r.u64(), term: try r.u64(), logTerm: try r.u64(),
                         index: try r.u64(), commit: try r.u64())
-        m.reject = try r.u8() == 1
+        m.reject = try readFlag(&r, "reject")
         m.rejectHint = try r.u64()
         m.context = try r.u64()
         let n = Int(try r.u32())
-        guard n <= r.remaining else { throw PeerWireError(description: "entry count \(n) exceeds the frame") }
+        guard n <= r.remaining / 21 else { throw PeerWireError(description: "entry count \(n) exceeds the frame") }
         m.entries.reserveCapacity(n)
         for _ in 0..<n {
             let term = try r.u64(), index = try r.u64(), k = try r.u8()
             guard let kind = EntryKind(rawValue: k) else { throw PeerWireError(description: "unknown entry kind \(k)") }
             m.entries.append(Entry(term: term, index: index, kind: kind, data: try r.bytes(Int(try r.u32()))))
         }
-        if try r.u8() == 1 {
+        if try readFlag(&r, "snapshot") {
             let index = try r.u64(), term = try r.u64()
-            let nv = Int(try r.u32())
-            guard nv <= 1024 else { throw PeerWireError(description: "\(nv) voters") }
-            var voters: [NodeID] = []
-            for _ in 0..<nv { voters.append(try r.u64()) }
-            let nl = Int(try r.u32())
-            guard nl <= 1024 else { throw PeerWireError(description: "\(nl) learners") }
-            var learners: [NodeID] = []
-            for _ in 0..<nl { learners.append(try r.u64()) }
+            let voters = try readMembers(&r, "voters")
+            let learners = try readMembers(&r, "learners")
+            guard Set(voters).isDisjoint(with: learners) else { throw PeerWireError(description: "a node both voter and learner") }
             let data = try r.bytes(Int(try r.u32()))
             m.snapshot = Snapshot(metadata: SnapshotMetadata(index: index, term: term, confState: ConfState(voters: voters, learners: learners)), data: data)
         }
@@ -289,7 +338,30 @@ private func writeString(_ s: String, _ w: inout ByteWriter) {
 private func readString(_ r: inout ByteReader) throws -> String {
     let n = Int(try r.u32())
     guard n <= 1 << 16 else { throw PeerWireError(description: "string of \(n) bytes") }
-    return String(decoding: try r.bytes(n), as: UTF8.self)
+    guard let s = String(validating: try r.bytes(n), as: UTF8.self) else { throw PeerWireError(description: "a string that is not UTF-8") }
+    return s
+}
+
+/// A membership list as `ConfState` keeps it: at most 1,024 real node ids, strictly ascending.
+private func readMembers(_ r: inout ByteReader, _ what: String) throws -> [NodeID] {
+    let n = Int(try r.u32())
+    guard n <= 1024 else { throw PeerWireError(description: "\(n) \(what)") }
+    var out: [NodeID] = []
+    for _ in 0..<n {
+        let v = try r.u64()
+        guard v != noNode, out.last.map({ $0 < v }) ?? true else { throw PeerWireError(description: "\(what) not ascending node ids") }
+        out.append(v)
+    }
+    return out
+}
+
+/// A boolean byte: 0 or 1, nothing else (every decoded frame re-encodes to the bytes it came from).
+private func readFlag(_ r: inout ByteReader, _ what: String) throws -> Bool {
+    switch try r.u8() {
+    case 0: return false
+    case 1: return true
+    case let b: throw PeerWireError(description: "\(what) flag \(b)")
+    }
 }
 
 /// Splits a byte stream into length-prefixed frames (the prefix counts the bytes after it). A declared length
@@ -311,9 +383,17 @@ package struct LengthPrefixedFrames {
 
     /// Calls `body` with each complete frame's bytes (without the prefix), in order.
     package mutating func drain(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let limit = maxFrame
+        try drain(limit: { limit }, body)
+    }
+
+    /// Like `drain(_:)`, with the limit asked again before each frame (a link raises it once its handshake is
+    /// accepted, possibly between two frames of one read). Never more than `maxFrame`.
+    package mutating func drain(limit: () -> Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         while buffer.count - start >= 4 {
             let len = Int(UInt32(buffer[start]) | UInt32(buffer[start + 1]) << 8 | UInt32(buffer[start + 2]) << 16 | UInt32(buffer[start + 3]) << 24)
-            guard len <= maxFrame else { throw PeerWireError(description: "frame of \(len) bytes exceeds the limit of \(maxFrame)") }
+            let cap = min(limit(), maxFrame)
+            guard len <= cap else { throw PeerWireError(description: "frame of \(len) bytes exceeds the limit of \(cap)") }
             guard buffer.count - start - 4 >= len else { break }
             let s = start + 4
             start = s + len

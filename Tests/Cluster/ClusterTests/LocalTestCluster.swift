@@ -37,11 +37,17 @@ final class LocalTestCluster {
     var clientEndpoints: [String] { (1...nodeCount).map { "127.0.0.1:\(clientPort($0))" } }
 
     func start(_ id: Int) throws {
-        precondition(pids[id] == nil, "node \(id) is already running")
         let peers = (1...nodeCount).map { "\($0)=127.0.0.1:\(base + 200 + $0)" }.joined(separator: ",")
+        try startWith(id: id, peers: peers, peerPort: base + 200 + id)
+    }
+
+    /// Starts node `id` of another cluster's peer list (`peers`, `peerPort`): a node joining it with this
+    /// cluster's settings, data directory and client ports.
+    func startWith(id: Int, peers: String, peerPort: Int) throws {
+        precondition(pids[id] == nil, "node \(id) is already running")
         let args = ["--node-id", "\(id)", "--data", "\(dir)/node\(id)", "--shards", "\(shards)", "--dimension", "\(dimension)",
                     "--peers", peers, "--client-port", "\(clientPort(id))", "--http-port", "\(httpPort(id))",
-                    "--peer-port", "\(base + 200 + id)", "--log-level", "info"] + extraFlags
+                    "--peer-port", "\(peerPort)", "--log-level", "info"] + extraFlags
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

@@ -6,7 +6,10 @@ import XCTest
 /// The node-to-node wire format: every frame round-trips; truncation, trailing bytes and unknown values are
 /// refused, never guessed.
 final class PeerWireTests: XCTestCase {
-    let frames: [PeerFrame] = [
+    var frames: [PeerFrame] { Self.sampleFrames }
+
+    /// One frame of every kind (also the seeds of `PeerWireFuzzTests`).
+    static var sampleFrames: [PeerFrame] { [
         .hello(PeerHello(clusterID: "prod", node: 3, clientAddress: "10.0.0.3:7100", httpAddress: "10.0.0.3:7200")),
         .raft([
             ShardMessage(shard: 5, message: Message(type: .append, to: 2, from: 1, term: 7, logTerm: 6, index: 41,
@@ -26,7 +29,52 @@ final class PeerWireTests: XCTestCase {
         .forwardReply(incarnation: 0xFFFF_FFFF_FFFF_FFFF, id: 80, .failed(.rejected("concept x not found"))),
         .heartbeats([CoalescedHeartbeat(shard: 0, isResponse: false, term: 4, commit: 99, context: 3),
                      CoalescedHeartbeat(shard: 7, isResponse: true, term: 4, commit: 0, context: 3)]),
-    ]
+        .config(PeerConfig(shardCount: 8, dimension: 768, walFormat: 1, snapshotFormat: 3, entryFormat: 3)),
+    ] }
+
+    /// The size NodeCore splits frames by is the size encoded.
+    func testEncodedSizeOfAMessageIsExact() {
+        for f in frames {
+            guard case .raft(let msgs) = f else { continue }
+            for m in msgs {
+                XCTAssertEqual(PeerFrame.raft([m]).encode().count, 9 + PeerFrame.encodedSize(m.message), "\(m.message.type)")
+            }
+            XCTAssertEqual(f.encode().count, 9 + msgs.map { PeerFrame.encodedSize($0.message) }.reduce(0, +))
+        }
+    }
+
+    /// Shard count, dimension and the snapshot and entry formats must agree; the WAL format is the node's own.
+    func testConfigurationMismatchNamesBothValues() {
+        let mine = PeerConfig(shardCount: 8, dimension: 768, walFormat: 1, snapshotFormat: 3, entryFormat: 3)
+        XCTAssertNil(mine.mismatch(with: mine))
+        var other = mine
+        other.walFormat = 2
+        XCTAssertNil(mine.mismatch(with: other))
+        other.shardCount = 4
+        XCTAssertEqual(mine.mismatch(with: other), "shard count 8 here, 4 on the peer")
+        other.dimension = 128
+        other.entryFormat = 4
+        XCTAssertEqual(mine.mismatch(with: other), "shard count 8 here, 4 on the peer; vector dimension 768 here, 128 on the peer; log entry format 3 here, 4 on the peer")
+        other = mine
+        other.snapshotFormat = 2
+        XCTAssertEqual(mine.mismatch(with: other), "snapshot format 3 here, 2 on the peer")
+    }
+
+    /// Before a link's handshake is accepted, a frame above the handshake cap is refused from its header alone.
+    func testHandshakeCapRefusesAHugeFrameFromItsHeader() {
+        var f = LengthPrefixedFrames(maxFrame: 64 << 20)
+        f.append([0x00, 0x00, 0x00, 0x40, 1])   // announces 1 GiB
+        XCTAssertThrowsError(try f.drain(limit: { PeerFrame.maxHandshakeFrameBytes }) { _ in XCTFail("nothing complete") })
+        var g = LengthPrefixedFrames(maxFrame: 64 << 20)
+        let hello = PeerFrame.hello(PeerHello(clusterID: "c", node: 1, clientAddress: "a", httpAddress: "b")).encode()
+        let big = PeerFrame.raft([ShardMessage(shard: 0, message: Message(type: .append, to: 2, from: 1, term: 1,
+                                                                        entries: [Entry(term: 1, index: 1, data: Array(repeating: 1, count: 10_000))]))]).encode()
+        g.append(hello + big)
+        var established = false, seen = 0
+        // The limit rises between two frames of one read once the first (the hello) is accepted.
+        XCTAssertNoThrow(try g.drain(limit: { established ? 64 << 20 : PeerFrame.maxHandshakeFrameBytes }) { _ in seen += 1; established = true })
+        XCTAssertEqual(seen, 2)
+    }
 
     private func decode(_ bytes: [UInt8]) throws -> PeerFrame {
         try bytes.withUnsafeBytes { b in try PeerFrame.decode(UnsafeRawBufferPointer(rebasing: b[4...])) }

@@ -279,7 +279,7 @@ final class PaperTests: XCTestCase {
             (1, 1, 1, false, 0, 0),   // at the committed entry
             (2, 2, 2, false, 0, 0),   // at an uncommitted entry that matches
             (1, 2, 2, true, 1, 1),    // our entry 2 has term 2, not 1
-            (3, 3, 3, true, 2, 2),    // we have no entry 3
+            (2, 3, 3, true, 2, 2),    // we have no entry 3
         ]
         for tc in cases {
             let s = Solo(log: [Entry(term: 1, index: 1), Entry(term: 2, index: 2)], hardState: HardState(term: 2, commit: 1))
@@ -312,7 +312,8 @@ final class PaperTests: XCTestCase {
         ]
         for tc in cases {
             let s = Solo(log: [Entry(term: 1, index: 1), Entry(term: 2, index: 2)], hardState: HardState(term: 2))
-            s.node.step(Message(type: .append, to: 1, from: 2, term: 2, logTerm: tc.logTerm, index: tc.index, entries: tc.ents))
+            // The leader's term is at least its entries' (a message carrying later-term entries is refused).
+            s.node.step(Message(type: .append, to: 1, from: 2, term: 4, logTerm: tc.logTerm, index: tc.index, entries: tc.ents))
             XCTAssertEqual(terms(s.node.entries(from: 1)), tc.want, "\(tc)")
             let rd = s.drain()
             XCTAssertEqual(rd.entries, tc.unstable, "\(tc)")

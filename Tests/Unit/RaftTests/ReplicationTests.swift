@@ -194,7 +194,7 @@ final class ImmediateMessageTests: XCTestCase {
         XCTAssertTrue(inFlight.mustSync)
         s.node.step(Message(type: .heartbeat, to: 2, from: 1, term: 1, commit: 0, context: 4))
         s.node.step(Message(type: .append, to: 2, from: 1, term: 1, logTerm: 1, index: 1, entries: [Entry(term: 1, index: 2)], commit: 0))
-        s.node.step(Message(type: .append, to: 2, from: 1, term: 1, logTerm: 9, index: 7, entries: [], commit: 0))
+        s.node.step(Message(type: .append, to: 2, from: 1, term: 1, logTerm: 1, index: 7, entries: [], commit: 0))   // an index it lacks
         let early = s.node.takeImmediateMessages()
         XCTAssertEqual(early.map(\.type), [.heartbeatResponse, .appendResponse])
         XCTAssertEqual(early[0].context, 4)

@@ -1,0 +1,82 @@
+import Raft
+import Shard
+
+/// Why a message from a peer was refused before it reached a shard's Raft core, as the `reason` label of
+/// `sutra_peer_rejected_messages_total`. Pure values.
+package enum PeerRejection: Hashable, CustomStringConvertible {
+    /// For a shard this node does not have, or not from the link's peer, or not to this node.
+    case misaddressed
+    /// An append carrying a normal entry whose shard command does not decode.
+    case undecodableEntry(index: LogIndex)
+    /// An append carrying a membership-change entry that does not decode.
+    case undecodableConfChange(index: LogIndex)
+    /// A snapshot message whose state image does not restore (checksum, version, dimension, layout).
+    case undecodableSnapshot(index: LogIndex)
+    /// The Raft core's own refusal (a term or index out of bounds, malformed entries or snapshot).
+    case raft(MessageRejection)
+
+    /// The metric label.
+    package var reason: String {
+        switch self {
+        case .misaddressed: return "misaddressed"
+        case .undecodableEntry: return "undecodable_entry"
+        case .undecodableConfChange: return "undecodable_conf_change"
+        case .undecodableSnapshot: return "undecodable_snapshot"
+        case .raft(let r): return r.rawValue
+        }
+    }
+
+    package var description: String {
+        switch self {
+        case .misaddressed: return "misaddressed"
+        case .undecodableEntry(let i): return "entry \(i) holds no shard command this node can decode"
+        case .undecodableConfChange(let i): return "entry \(i) holds no membership change this node can decode"
+        case .undecodableSnapshot(let i): return "the snapshot at \(i) does not restore"
+        case .raft(let r): return "refused by the Raft core: \(r.rawValue)"
+        }
+    }
+}
+
+/// The content check of a Raft message received from a peer: every entry it carries must decode (a shard
+/// command or a membership change) and a snapshot's image must restore, so nothing that would stop this node
+/// when it applies is ever taken into its log. Pure; nil when the message may be stepped.
+///
+/// It decodes every entry and restores every snapshot once more than applying them does: snapshots are rare,
+/// and decoding a command costs far less than the fsync the entry waits for anyway.
+package enum PeerMessageCheck {
+    package static func check(_ m: Message, limits: ShardLimits) -> PeerRejection? {
+        for e in m.entries {
+            switch e.kind {
+            case .normal:
+                if e.data.isEmpty { continue }   // a new leader's empty entry
+                if (try? ShardRequest.decode(e.data)) == nil { return .undecodableEntry(index: e.index) }
+            case .confChange:
+                if ConfChange.decode(e.data) == nil { return .undecodableConfChange(index: e.index) }
+            }
+        }
+        if let s = m.snapshot, (try? ShardState.restore(from: s.data, limits: limits)) == nil {
+            return .undecodableSnapshot(index: s.metadata.index)
+        }
+        return nil
+    }
+}
+
+/// At most one log line per peer per `interval` for refused messages; the rest are only counted.
+package struct PeerRejectionLog {
+    package let interval: UInt64
+    private var lastLogged: [NodeID: UInt64] = [:]
+    private var suppressed: [NodeID: UInt64] = [:]
+
+    package init(intervalNanos: UInt64 = 10_000_000_000) { interval = intervalNanos }
+
+    /// Whether to log a refusal from `peer` at `now`; if so, also how many were suppressed since the last line.
+    package mutating func shouldLog(peer: NodeID, now: UInt64) -> (log: Bool, suppressed: UInt64) {
+        if let last = lastLogged[peer], now &- last < interval {
+            suppressed[peer, default: 0] += 1
+            return (false, 0)
+        }
+        lastLogged[peer] = now
+        let n = suppressed.removeValue(forKey: peer) ?? 0
+        return (true, n)
+    }
+}
