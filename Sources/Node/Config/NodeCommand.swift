@@ -4,7 +4,8 @@ import Foundation
 import Logging
 
 /// The `sutra-node` command line: flags, with the seeds' environment variables as fallbacks, validated before
-/// anything starts. A bad value prints one line naming the setting and its allowed range and exits with 2.
+/// anything starts. A bad value prints one line naming the setting and its allowed range and exits with 78
+/// (`NodeExit.configurationRefused`, EX_CONFIG), like every configuration refusal.
 public struct NodeCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "sutra-node",
@@ -64,7 +65,7 @@ public struct NodeCommand: ParsableCommand {
         var c = NodeConfig()
         func fail(_ line: String) -> ExitCode {
             FileHandle.standardError.write(Data("sutra-node: invalid configuration: \(line)\n".utf8))
-            return ExitCode(2)
+            return ExitCode(NodeExit.configurationRefused)
         }
         if let raw = nodeId ?? env["STORAGE_NODE_ID"] {
             guard let id = NodeConfig.parseNodeID(raw) else { throw fail("node id (--node-id / STORAGE_NODE_ID) '\(raw)' is not a number 1…255") }
@@ -122,6 +123,10 @@ public struct NodeCommand: ParsableCommand {
         let server: NodeServer
         do {
             server = try NodeServer(config: c, logger: logger)
+        } catch let refusal as ConfigurationRefusal {
+            // One line, and an exit code the service manager does not restart on (restarting cannot help).
+            FileHandle.standardError.write(Data("sutra-node: \(refusal)\n".utf8))
+            throw ExitCode(NodeExit.configurationRefused)
         } catch {
             FileHandle.standardError.write(Data("sutra-node: cannot start: \(error)\n".utf8))
             throw ExitCode(1)
