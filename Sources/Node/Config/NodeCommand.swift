@@ -112,6 +112,9 @@ public struct NodeCommand: ParsableCommand {
             c.peerPort = me.port
         }
         prepareProcessSignals()
+        // Whatever a library creates (hnswlib's ofstream, say) is owner-only too; the node's own files are
+        // created 0600 / 0700 explicitly.
+        umask(0o077)
         let level = Logger.Level(rawValue: c.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)

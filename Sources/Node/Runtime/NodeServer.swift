@@ -41,6 +41,8 @@ public final class NodeServer {
         self.loop = try EventLoop()
         try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
+        // Owner only, also for a directory made by an older release or by hand (least privilege).
+        chmod(config.dataDir, 0o700)
         let identity = try DataIdentityFile.check(dataDir: config.dataDir, config: config)
         if identity == .fresh {
             // Recorded before the WAL exists: a directory with data always says what it was created for.

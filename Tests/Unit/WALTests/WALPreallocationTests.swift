@@ -112,6 +112,25 @@ final class WALPreallocationTests: WALTestCase {
         }
     }
 
+    /// Least privilege: segments and snapshot files are created 0600, the log's directories 0700 (whatever the
+    /// umask; this test process runs with the usual 022).
+    func testFilesAreOwnerOnly() throws {
+        let logDir = dir + "/wal"
+        let e = try LogEngine(directory: logDir)
+        var b = WriteBatch()
+        b.append(group: 1, entries: entries(1...3, term: 1))
+        b.saveSnapshot(group: 1, Snapshot(metadata: SnapshotMetadata(index: 2, term: 1, confState: ConfState(voters: [1])), data: [1, 2]))
+        try e.write(b)
+        e.close()
+        func mode(_ p: String) throws -> Int { (try FileManager.default.attributesOfItem(atPath: p)[.posixPermissions] as! NSNumber).intValue }
+        XCTAssertEqual(try mode(logDir), 0o700)
+        XCTAssertEqual(try mode(logDir + "/snap"), 0o700)
+        XCTAssertEqual(try mode(logDir + "/0000000000000001.wal"), 0o600)
+        let snaps = try FileManager.default.contentsOfDirectory(atPath: logDir + "/snap")
+        XCTAssertEqual(snaps.count, 1)
+        for s in snaps { XCTAssertEqual(try mode(logDir + "/snap/" + s), 0o600, s) }
+    }
+
     private func frameEnd(_ path: String) throws -> Int {
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         return try bytes.withUnsafeBytes { b in
