@@ -21,11 +21,15 @@ extension ConceptVectors {
     public func save(to dir: String, positions: [Int: UInt64], shardCount: Int) throws {
         guard dimension > 0 else { return }
         processAll()
-        mkdir(dir, 0o755)
+        mkdir(dir, 0o700)
         let graph = dir + "/vectors.hnsw", meta = dir + "/vectors.meta"
         let hasGraph = index != nil
         if let index {
+            // hnswlib writes through an ofstream (mode 0666 less the umask): create the file owner-only first,
+            // which the ofstream keeps, and make sure of it afterwards.
+            try ConceptVectors.writeFile(graph + ".tmp", [])
             try index.save(to: graph + ".tmp")
+            guard chmod(graph + ".tmp", 0o600) == 0 else { throw VectorFileError("chmod \(graph).tmp: errno \(errno)") }
             try ConceptVectors.fsyncFile(graph + ".tmp")
         }
         var w = ByteWriter(capacity: 64 + labelOf.count * 24)
@@ -108,7 +112,7 @@ extension ConceptVectors {
     }
 
     private static func writeFile(_ path: String, _ bytes: [UInt8]) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         guard fd >= 0 else { throw VectorFileError("cannot create \(path): errno \(errno)") }
         defer { close(fd) }
         var off = 0

@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 
-/// A raw file descriptor with the few calls the WAL needs. Every failure becomes a `WALError.io` naming the path.
+/// A raw file descriptor with the few calls the WAL needs. Files it creates are mode 0600 (directories 0700). Every failure becomes a `WALError.io` naming the path.
 /// Not thread-safe by itself: the engine guarantees one writer at a time (see `PreparedWrite`).
 final class RawFile: @unchecked Sendable {
     let path: String
@@ -13,7 +13,7 @@ final class RawFile: @unchecked Sendable {
     init(path: String, create: Bool) throws(WALError) {
         self.path = path
         let flags = O_RDWR | O_CLOEXEC | (create ? (O_CREAT | O_EXCL) : 0)
-        fd = open(path, flags, 0o644)
+        fd = open(path, flags, 0o600)   // data files: owner only
         if fd < 0 { throw .io(op: create ? "create" : "open", path: path, errno: errno) }
     }
 
@@ -89,7 +89,7 @@ enum FS {
     }
 
     static func makeDirectory(_ dir: String) throws(WALError) {
-        if mkdir(dir, 0o755) != 0 && errno != EEXIST { throw .io(op: "mkdir", path: dir, errno: errno) }
+        if mkdir(dir, 0o700) != 0 && errno != EEXIST { throw .io(op: "mkdir", path: dir, errno: errno) }
     }
 
     static func list(_ dir: String) throws(WALError) -> [String] {

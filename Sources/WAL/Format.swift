@@ -14,6 +14,10 @@ public enum WALFormat {
     static let frameHeaderSize = 20
     /// Refuse frames larger than this when reading (a corrupted length must not allocate gigabytes).
     static let maxFrameSize = 1 << 30
+    /// The smallest preallocation chunk a segment header may record (its `reserved` u32, docs/WAL.md).
+    static let minChunk = 512
+    /// The largest one (it must fit the header's u32).
+    static let maxChunk = 1 << 30
 }
 
 /// One logical change to one Raft group, as stored in a frame's payload.

@@ -8,8 +8,10 @@ import Raft
 /// Guarantees:
 /// - a write is acknowledged (`perform()` returns) only after fdatasync; each write is one CRC32C-checked frame,
 ///   so after a crash it is either wholly present or wholly absent;
-/// - on open, a torn tail (a crash mid-write) is truncated and logged; damage anywhere else is refused with
-///   the file and byte offset (`WALError.corruption`); a newer format version is refused;
+/// - on open, a torn tail (a crash mid-write: the last frame of the last segment cut short, zeros after) is
+///   zeroed and logged; damage anywhere else — a cut (truncated) segment included, which preallocation makes
+///   recognizable — is refused with the file and byte offset (`WALError.corruption`); a newer format version is
+///   refused;
 /// - the per-group views (`group(_:)`) expose only durable state, with `MemoryStorage`'s semantics;
 /// - old segments are deleted only when every group has compacted every entry they hold.
 ///
@@ -45,6 +47,9 @@ public final class LogEngine {
 
     public let directory: String
     let options: Options
+    /// The preallocation chunk new segments record in their header (0: preallocation off). Segments are
+    /// extended in whole chunks, durably, before data is written into the new space (docs/WAL.md).
+    let chunk: Int
     let logger: Logger
     let snapshots: SnapshotStore
     private var groups: [UInt64: GroupLog] = [:]
@@ -67,6 +72,8 @@ public final class LogEngine {
         self.directory = directory
         self.options = options
         self.logger = logger
+        chunk = options.preallocateBytes > 0
+            ? min(max(min(options.preallocateBytes, options.segmentSize), WALFormat.minChunk), WALFormat.maxChunk) : 0
         try FS.makeDirectory(directory)
         snapshots = try SnapshotStore(walDirectory: directory)
         let names = try FS.list(directory).filter { $0.hasSuffix(".wal") }
@@ -106,17 +113,37 @@ public final class LogEngine {
             }
             if let replayError { throw replayError }
             if let torn = scanned.tornAt {
-                logger.warning("WAL: torn tail in \(path) at byte offset \(torn) (\(scanned.tornDetail)); truncating \(bytes.count - torn) bytes of an unacknowledged write")
-                if torn < WALFormat.segmentHeaderSize {
-                    try file.truncate(to: 0)
-                    try file.pwriteAll(LogEngine.segmentHeader(), at: 0)
-                    seg.size = WALFormat.segmentHeaderSize
+                if scanned.chunk > 0 {
+                    logger.warning("WAL: torn tail in \(path) at byte offset \(torn) (\(scanned.tornDetail)): the last write was cut short by a crash before its fsync returned, so it was never acknowledged; zeroing its \(bytes.count - torn) bytes")
                 } else {
-                    try file.truncate(to: torn)
-                    seg.size = torn
+                    logger.warning("WAL: damaged tail in \(path) at byte offset \(torn) (\(scanned.tornDetail)); this segment predates preallocation signatures, so a crash cannot be told from a cut file: dropping its last \(bytes.count - torn) bytes")
                 }
-                seg.allocated = seg.size
+                if torn < WALFormat.segmentHeaderSize {
+                    // The header never reached the disk: an empty segment.
+                    try file.truncate(to: 0)
+                    try file.pwriteAll(LogEngine.segmentHeader(chunk: chunk) + [UInt8](repeating: 0, count: chunk > 0 ? chunk - WALFormat.segmentHeaderSize : 0), at: 0)
+                    seg.size = WALFormat.segmentHeaderSize
+                    seg.allocated = max(chunk, seg.size)
+                } else {
+                    // Zeros, not a shorter file: the segment keeps its preallocated size (its signature).
+                    try file.pwriteAll([UInt8](repeating: 0, count: bytes.count - torn), at: torn)
+                    seg.size = torn
+                    seg.allocated = bytes.count
+                }
                 try file.sync()
+            }
+            if isLast && scanned.chunk == 0 && chunk > 0 && scanned.tornAt.map({ $0 >= WALFormat.segmentHeaderSize }) ?? true {
+                // A segment from before preallocation signatures: extend it to whole chunks (durably), then
+                // record the chunk in its header, so from now on it has the signature too.
+                let target = roundUp(seg.allocated, to: chunk)
+                if target > seg.allocated {
+                    try file.pwriteAll([UInt8](repeating: 0, count: target - seg.allocated), at: seg.allocated)
+                    seg.allocated = target
+                }
+                try file.sync()
+                try file.pwriteAll(LogEngine.segmentHeader(chunk: chunk), at: 0)
+                try file.sync()
+                logger.notice("WAL: \(path) now records its \(chunk)-byte preallocation chunk (a segment written before this release)")
             }
             segments.append(seg)
             if isLast { active = file } else { file.close() }
@@ -129,9 +156,10 @@ public final class LogEngine {
         if let a = active {
             activeFile = a
         } else {
-            let seg = Segment(id: 1, path: directory + "/" + hex(1) + ".wal", size: WALFormat.segmentHeaderSize)
+            let seg = Segment(id: 1, path: directory + "/" + hex(1) + ".wal", size: WALFormat.segmentHeaderSize,
+                              allocated: max(chunk, WALFormat.segmentHeaderSize))
             let f = try RawFile(path: seg.path, create: true)
-            try f.pwriteAll(LogEngine.segmentHeader(), at: 0)
+            try f.pwriteAll(LogEngine.segmentHeader(chunk: chunk) + [UInt8](repeating: 0, count: seg.allocated - WALFormat.segmentHeaderSize), at: 0)
             try f.sync()
             try FS.syncDirectory(directory)
             segments.append(seg)
@@ -195,11 +223,12 @@ public final class LogEngine {
         }
     }
 
-    static func segmentHeader() -> [UInt8] {
+    /// `"SUTRAWAL"` · version · the preallocation chunk (0: none), see docs/WAL.md.
+    static func segmentHeader(chunk: Int) -> [UInt8] {
         var w = ByteWriter(capacity: WALFormat.segmentHeaderSize)
         w.raw(WALFormat.segmentMagic)
         w.u32(WALFormat.version)
-        w.u32(0)
+        w.u32(UInt32(chunk))
         return w.bytes
     }
 
@@ -237,7 +266,7 @@ public final class LogEngine {
             // segment is ever needed for it; then this batch's frame.
             var checkpoint: [WALRecord] = []
             for id in groups.keys.sorted() { checkpoint.append(contentsOf: groups[id]!.checkpointRecords()) }
-            var bytes = LogEngine.segmentHeader()
+            var bytes = LogEngine.segmentHeader(chunk: chunk)
             bytes.append(contentsOf: encodeFrame(checkpoint, seq: nextSeq))
             frame = encodeFrame(records, seq: nextSeq + 1)
             bytes.append(contentsOf: frame)
@@ -246,21 +275,20 @@ public final class LogEngine {
             return PreparedWrite(file: nil, newSegment: (directory + "/" + hex(id) + ".wal", directory), offset: 0,
                                  bytes: bytes, records: records, snapshotFiles: batch.snapshotFiles,
                                  snapshots: snapshots, frameSeqs: nextSeq...(nextSeq + 1),
-                                 allocateTo: preallocationTarget(dataEnd: bytes.count, allocated: 0))
+                                 allocate: preallocation(dataEnd: bytes.count, allocated: 0))
         }
         inFlight = true
         let end = active.size + frame.count
         return PreparedWrite(file: activeFile, newSegment: nil, offset: active.size, bytes: frame, records: records,
                              snapshotFiles: batch.snapshotFiles, snapshots: snapshots, frameSeqs: nextSeq...nextSeq,
-                             allocateTo: end > active.allocated ? preallocationTarget(dataEnd: end, allocated: active.allocated) : nil)
+                             allocate: preallocation(dataEnd: end, allocated: active.allocated))
     }
 
-    /// Where to extend a segment with zeros when a write passes its allocated end: a chunk past the data,
-    /// never beyond the segment size (the next write there rotates anyway).
-    private func preallocationTarget(dataEnd: Int, allocated: Int) -> Int? {
-        guard options.preallocateBytes > 0 else { return nil }
-        let target = min(max(dataEnd, options.segmentSize), dataEnd + options.preallocateBytes)
-        return target > dataEnd ? target : nil
+    /// The zeros to write (and make durable) before a write whose data ends at `dataEnd`, when it passes the
+    /// allocated end: up to the next whole chunk, so a preallocated segment's size is always whole chunks.
+    private func preallocation(dataEnd: Int, allocated: Int) -> Range<Int>? {
+        guard chunk > 0, dataEnd > allocated else { return nil }
+        return allocated..<roundUp(dataEnd, to: chunk)
     }
 
     private func encodeFrame(_ records: [WALRecord], seq: UInt64) -> [UInt8] {
@@ -289,7 +317,7 @@ public final class LogEngine {
             segments.append(seg)
         }
         seg.size += p.bytes.count
-        seg.allocated = max(seg.allocated, seg.size, p.allocateTo ?? 0)
+        seg.allocated = max(seg.allocated, seg.size, p.allocate?.upperBound ?? 0)
         nextSeq = p.frameSeqs.upperBound + 1
         for r in p.records {
             do { try applyDurable(r, segment: seg) } catch {
@@ -347,3 +375,6 @@ public final class LogEngine {
 
     public func close() { activeFile.close() }
 }
+
+/// `n` rounded up to a whole number of `chunk`s.
+func roundUp(_ n: Int, to chunk: Int) -> Int { (n + chunk - 1) / chunk * chunk }

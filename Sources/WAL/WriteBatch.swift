@@ -86,14 +86,14 @@ public final class PreparedWrite: @unchecked Sendable {
     let snapshotFiles: [(group: UInt64, snapshot: Snapshot)]
     let snapshots: SnapshotStore
     let frameSeqs: ClosedRange<UInt64>
-    /// Extend the file with zeros up to here after the data (preallocation), if set.
-    let allocateTo: Int?
+    /// Preallocation: zeros written and made durable here *before* the data, if set (docs/WAL.md).
+    let allocate: Range<Int>?
     var createdFile: RawFile?
 
     init(file: RawFile?, newSegment: (path: String, directory: String)?, offset: Int, bytes: [UInt8],
          records: [WALRecord], snapshotFiles: [(group: UInt64, snapshot: Snapshot)], snapshots: SnapshotStore,
-         frameSeqs: ClosedRange<UInt64>, allocateTo: Int? = nil) {
-        self.allocateTo = allocateTo
+         frameSeqs: ClosedRange<UInt64>, allocate: Range<Int>? = nil) {
+        self.allocate = allocate
         self.file = file
         self.newSegment = newSegment
         self.offset = offset
@@ -114,29 +114,43 @@ public final class PreparedWrite: @unchecked Sendable {
         }
         if let seg = newSegment {
             let f = try RawFile(path: seg.path, create: true)
-            try f.pwriteAll(bytes, at: 0)
-            try writeZeros(f, from: bytes.count)
-            try f.sync()
-            try FS.syncDirectory(seg.directory)
+            if allocate != nil {
+                // The header and the whole allocation first, durably; then the data.
+                try f.pwriteAll(Array(bytes[0..<WALFormat.segmentHeaderSize]), at: 0)
+                try preallocate(f, from: WALFormat.segmentHeaderSize)
+                try FS.syncDirectory(seg.directory)
+                try f.pwriteAll(bytes, at: 0)
+                try f.datasync()
+            } else {
+                try f.pwriteAll(bytes, at: 0)
+                try f.sync()
+                try FS.syncDirectory(seg.directory)
+            }
             createdFile = f
         } else {
+            try preallocate(file!, from: nil)
             try file!.pwriteAll(bytes, at: offset)
-            try writeZeros(file!, from: offset + bytes.count)
             try file!.datasync()
         }
     }
 
-    /// Preallocation: zeros from the end of the data to `allocateTo`, in the same fdatasync as the data. A crash
-    /// here leaves zeros or holes after the last frame, which recovery reads as the end of the log.
-    private func writeZeros(_ f: RawFile, from start: Int) throws(WALError) {
-        guard let end = allocateTo, end > start else { return }
-        let zeros = [UInt8](repeating: 0, count: end - start)
-        try f.pwriteAll(zeros, at: start)
+    /// Preallocation: zeros over `allocate`, made durable (size included) *before* the data is written there.
+    /// So a crash can leave a partly extended file (zeros after the data: the end of the log) or a torn frame
+    /// inside the allocated space, but never a file that ends inside a frame — which is how recovery tells a
+    /// cut segment from a torn write. Costs one extra fdatasync per chunk of log.
+    private func preallocate(_ f: RawFile, from start: Int?) throws(WALError) {
+        guard let range = allocate else { return }
+        let lower = max(range.lowerBound, start ?? range.lowerBound)
+        guard range.upperBound > lower else { return }
+        try f.pwriteAll([UInt8](repeating: 0, count: range.upperBound - lower), at: lower)
+        try f.datasync()
     }
 
-    /// Test hook: writes the bytes without syncing (a crash between write and fsync).
+    /// Test hook: writes the bytes without syncing (a crash between write and fsync); the preallocation before
+    /// them is durable, as in `perform`.
     func performWithoutSync() throws(WALError) {
         precondition(newSegment == nil, "test hook does not rotate")
+        try preallocate(file!, from: nil)
         try file!.pwriteAll(bytes, at: offset)
     }
 }

@@ -4,7 +4,8 @@ import Foundation
 import Logging
 
 /// The `sutra-node` command line: flags, with the seeds' environment variables as fallbacks, validated before
-/// anything starts. A bad value prints one line naming the setting and its allowed range and exits with 2.
+/// anything starts. A bad value prints one line naming the setting and its allowed range and exits with 78
+/// (`NodeExit.configurationRefused`, EX_CONFIG), like every configuration refusal.
 public struct NodeCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "sutra-node",
@@ -66,7 +67,7 @@ public struct NodeCommand: ParsableCommand {
         var c = NodeConfig()
         func fail(_ line: String) -> ExitCode {
             FileHandle.standardError.write(Data("sutra-node: invalid configuration: \(line)\n".utf8))
-            return ExitCode(2)
+            return ExitCode(NodeExit.configurationRefused)
         }
         if let raw = nodeId ?? env["STORAGE_NODE_ID"] {
             guard let id = NodeConfig.parseNodeID(raw) else { throw fail("node id (--node-id / STORAGE_NODE_ID) '\(raw)' is not a number 1…255") }
@@ -114,6 +115,9 @@ public struct NodeCommand: ParsableCommand {
             c.peerPort = me.port
         }
         prepareProcessSignals()
+        // Whatever a library creates (hnswlib's ofstream, say) is owner-only too; the node's own files are
+        // created 0600 / 0700 explicitly.
+        umask(0o077)
         let level = Logger.Level(rawValue: c.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
@@ -125,6 +129,10 @@ public struct NodeCommand: ParsableCommand {
         let server: NodeServer
         do {
             server = try NodeServer(config: c, logger: logger)
+        } catch let refusal as ConfigurationRefusal {
+            // One line, and an exit code the service manager does not restart on (restarting cannot help).
+            FileHandle.standardError.write(Data("sutra-node: \(refusal)\n".utf8))
+            throw ExitCode(NodeExit.configurationRefused)
         } catch {
             FileHandle.standardError.write(Data("sutra-node: cannot start: \(error)\n".utf8))
             throw ExitCode(1)

@@ -39,10 +39,39 @@ public final class NodeServer {
         self.config = config
         self.logger = logger
         self.loop = try EventLoop()
-        try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
-        engine = try LogEngine(directory: config.dataDir + "/wal", logger: logger)
+        try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        // Owner only, also for a directory made by an older release or by hand (least privilege).
+        chmod(config.dataDir, 0o700)
+        let identity = try DataIdentityFile.check(dataDir: config.dataDir, config: config)
+        if identity == .fresh {
+            // Recorded before the WAL exists: a directory with data always says what it was created for.
+            try DataIdentityFile.write(.of(config), dataDir: config.dataDir)
+        }
+        do {
+            engine = try LogEngine(directory: config.dataDir + "/wal", logger: logger)
+        } catch {
+            switch error {
+            case .corruption, .unsupportedVersion:
+                // Damage or a newer format: restarting cannot help, and dropping it would lose acknowledged
+                // writes. The operator wipes the directory and the node rejoins (docs/OPERATIONS.md).
+                throw ConfigurationRefusal("\(error) (the node's data is damaged: wipe \(config.dataDir) and let it rejoin from its peers, see docs/OPERATIONS.md)")
+            default:
+                throw error
+            }
+        }
         let vectors = ConceptVectors(dimension: config.dimension)
         let logs = try openLogs()
+        switch identity {
+        case .adopt:
+            try DataIdentityFile.write(.of(config), dataDir: config.dataDir)
+            logger.notice("data directory \(config.dataDir) predates identity files: adopted as cluster '\(config.clusterID)', node \(config.nodeID), \(config.numShards) shards, dimension \(config.dimension) (from the flags; recorded in \(DataIdentityFile.path(in: config.dataDir)))")
+        case .upgrade(let id):
+            try DataIdentityFile.write(id, dataDir: config.dataDir)
+            logger.notice("data directory \(config.dataDir): identity updated to this build's formats (WAL \(id.walFormat), snapshot \(id.snapshotFormat), command \(id.commandFormat))")
+        case .matches, .fresh:
+            break
+        }
         if let why = vectors.load(from: vectorDirectory, shardCount: config.numShards) {
             logger.info("vector index: \(why); rebuilding it from the shard snapshots")
         }
@@ -57,7 +86,7 @@ public final class NodeServer {
     private func openLogs() throws -> [GroupLog] {
         let existing = engine.groupIDs
         if !existing.isEmpty && existing != (0..<UInt64(config.numShards)).map({ $0 }) {
-            throw NodeStartError("the data directory holds shards \(existing.first!)…\(existing.last!) (\(existing.count)) but this node is configured with \(config.numShards) shards; the shard count is fixed when a cluster is created")
+            throw ConfigurationRefusal("--shards \(config.numShards) but data directory \(config.dataDir) holds shards \(existing.first!)…\(existing.last!) (\(existing.count)); the shard count is fixed when a cluster is created")
         }
         var initial = WriteBatch()
         for s in 0..<config.numShards {

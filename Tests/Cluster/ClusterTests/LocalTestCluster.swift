@@ -36,22 +36,27 @@ final class LocalTestCluster {
     func clientPort(_ id: Int) -> Int { base + id }
     var clientEndpoints: [String] { (1...nodeCount).map { "127.0.0.1:\(clientPort($0))" } }
 
-    func start(_ id: Int) throws {
+    /// Starts node `id`; `overrides` replace (or add) flags, e.g. `["--shards": "4"]`, and `logPath` sends its
+    /// output elsewhere than the node's log.
+    func start(_ id: Int, overrides: [String: String] = [:], logPath: String? = nil) throws {
         let peers = (1...nodeCount).map { "\($0)=127.0.0.1:\(base + 200 + $0)" }.joined(separator: ",")
-        try startWith(id: id, peers: peers, peerPort: base + 200 + id)
+        try startWith(id: id, peers: peers, peerPort: base + 200 + id, overrides: overrides, logPath: logPath)
     }
 
     /// Starts node `id` of another cluster's peer list (`peers`, `peerPort`): a node joining it with this
     /// cluster's settings, data directory and client ports.
-    func startWith(id: Int, peers: String, peerPort: Int) throws {
+    func startWith(id: Int, peers: String, peerPort: Int, overrides: [String: String] = [:], logPath: String? = nil) throws {
         precondition(pids[id] == nil, "node \(id) is already running")
-        let args = ["--node-id", "\(id)", "--data", "\(dir)/node\(id)", "--shards", "\(shards)", "--dimension", "\(dimension)",
+        var args = ["--node-id", "\(id)", "--data", "\(dir)/node\(id)", "--shards", "\(shards)", "--dimension", "\(dimension)",
                     "--peers", peers, "--client-port", "\(clientPort(id))", "--http-port", "\(httpPort(id))",
                     "--peer-port", "\(peerPort)", "--log-level", "info"] + extraFlags
+        for (flag, value) in overrides.sorted(by: { $0.key < $1.key }) {
+            if let i = args.firstIndex(of: flag), i + 1 < args.count { args[i + 1] = value } else { args += [flag, value] }
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "\(dir)/node\(id).log", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 1, logPath ?? "\(dir)/node\(id).log", O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         let argv = ([LocalTestCluster.nodeBinary] + args).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
@@ -116,6 +121,23 @@ final class LocalTestCluster {
         kill(pid, SIGKILL)
         waitpid(pid, &st, 0)
         return -1
+    }
+
+    /// Starts node `id` expecting it to exit by itself (a refusal): waits (bounded) and returns its exit status and
+    /// its output. A node still running after `timeout` is killed and reported as -1.
+    func runToExit(_ id: Int, overrides: [String: String] = [:], timeout: Double = 15) throws -> (code: Int32, output: String) {
+        let path = "\(dir)/node\(id)-run-\(UInt32.random(in: 0...UInt32.max)).log"
+        try start(id, overrides: overrides, logPath: path)
+        let pid = pids.removeValue(forKey: id)!
+        let deadline = Date().addingTimeInterval(timeout)
+        var st: Int32 = 0
+        var code: Int32 = -1
+        while Date() < deadline {
+            if waitpid(pid, &st, WNOHANG) == pid { code = (st & 0x7f) == 0 ? (st >> 8) & 0xff : -1; break }
+            usleep(20_000)
+        }
+        if code == -1 && Date() >= deadline { kill(pid, SIGKILL); waitpid(pid, &st, 0) }
+        return (code, (try? String(contentsOfFile: path, encoding: .utf8)) ?? "")
     }
 
     func stopAll() {

@@ -41,18 +41,23 @@ final class NodeConfigTests: XCTestCase {
         ]
         for (args, env, expected) in cases {
             let r = try start(["--data", dir] + args, env: env)
-            XCTAssertNotEqual(r.code, 0, "\(args) \(env)")
+            XCTAssertEqual(r.code, 78, "\(args) \(env): a configuration refusal")
             let lines = r.stderr.split(separator: "\n")
             XCTAssertEqual(lines.count, 1, "one line: \(r.stderr)")
             XCTAssertEqual(lines.first.map(String.init), "sutra-node: invalid configuration: \(expected)")
         }
+        // A flag the parser does not know is a configuration refusal too (not the parser's usage exit 64).
+        let unknown = try start(["--data", dir, "--shardz", "4"])
+        XCTAssertEqual(unknown.code, 78, unknown.stderr)
+        XCTAssertTrue(unknown.stderr.hasPrefix("sutra-node: invalid configuration: "), unknown.stderr)
         // The shard count is fixed when the cluster is created: a data directory of 2 shards refuses 4 (and 1).
         let made = try start(["--data", dir, "--shards", "2", "--peers", "1=127.0.0.1:1", "--tick-ms", "1000"], env: [:], stopAfter: 1.5)
         XCTAssertEqual(made.code, 0, made.stderr)
         for n in ["4", "1"] {
             let r = try start(["--data", dir, "--shards", n, "--peers", "1=127.0.0.1:1"])
             XCTAssertNotEqual(r.code, 0)
-            XCTAssertTrue(r.stderr.contains("configured with \(n) shards; the shard count is fixed when a cluster is created"), r.stderr)
+            XCTAssertEqual(r.code, 78)
+            XCTAssertTrue(r.stderr.contains("refusing to start: --shards \(n) but data directory \(dir) was created with 2 shards"), r.stderr)
         }
         // The seeds' node names are accepted (storage-prod-2 is node 2) — and then a missing peer list entry is named.
         let r = try start(["--data", dir, "--peers", "1=127.0.0.1:1"], env: ["STORAGE_NODE_ID": "storage-prod-2"])

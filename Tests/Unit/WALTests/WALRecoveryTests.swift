@@ -87,8 +87,9 @@ final class WALRecoveryTests: WALTestCase {
         XCTAssertEqual(g.initialState().1, ConfState(voters: [1, 2]))
     }
 
-    /// Torn tail: cut the file at every byte offset inside the last frame. Open must succeed with every earlier
-    /// frame intact and the last one gone, and the log must accept new writes afterwards.
+    /// Torn tail: the last frame reached the disk only up to some byte (zeros after it, in the preallocated
+    /// space), at every byte offset inside it. Open must succeed with every earlier frame intact and the last one
+    /// gone, keep the file's size (zeros, not a shorter file), and accept new writes afterwards.
     func testTornTailAtEveryByteOffsetOfTheLastFrame() throws {
         let e = try open()
         try writeBatches(e, [1...3, 4...6, 7...9])
@@ -100,17 +101,84 @@ final class WALRecoveryTests: WALTestCase {
         let length = original.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: lastFrame + 4, as: UInt32.self))) }
         let frameEnd = lastFrame + WALFormat.frameHeaderSize + length
         XCTAssertTrue(original[frameEnd...].allSatisfy { $0 == 0 }, "only zeros follow the last frame")
-        for cut in lastFrame..<frameEnd {
-            try original.write(to: URL(fileURLWithPath: path))
-            truncate(path, to: cut)
+        // (Cuts that only "lose" bytes that were zero anyway leave the frame whole: not a torn write.)
+        for cut in lastFrame..<frameEnd where !original[cut..<frameEnd].allSatisfy({ $0 == 0 }) {
+            var torn = original
+            for i in cut..<frameEnd { torn[i] = 0 }
+            try torn.write(to: URL(fileURLWithPath: path))
             let r = try open()
             XCTAssertEqual(r.group(1).lastIndex(), 6, "cut at \(cut)")
             XCTAssertEqual(r.group(1).hardState.commit, 6, "cut at \(cut)")
-            XCTAssertEqual(try fileSize(path), lastFrame, "torn bytes truncated (cut at \(cut))")
+            XCTAssertEqual(try fileSize(path), original.count, "the file keeps its preallocated size (cut at \(cut))")
+            XCTAssertFalse(try frameOffsets(path).contains(lastFrame), "the torn frame was zeroed (cut at \(cut))")
             try writeBatches(r, [7...7])
             r.close()
             XCTAssertEqual(try open().group(1).lastIndex(), 7, "a write after recovery survives (cut at \(cut))")
         }
+    }
+
+    /// A segment truncated (a shorter file than preallocation ever leaves) is refused with the file and the
+    /// offset of the frame the cut went through — at every cut inside the last frame and at half the file —
+    /// never trimmed as "a torn write".
+    func testTruncatedSegmentIsRefusedWithFileAndOffset() throws {
+        let e = try open()
+        // ~600 KB of entries: more than half of the 1 MiB the segment is preallocated to.
+        for k in 0..<60 {
+            var b = WriteBatch()
+            let base = UInt64(k * 10 + 1)
+            b.append(group: 1, entries: entries(base...(base + 9), term: 1, size: 1000))
+            b.setHardState(group: 1, HardState(term: 1, vote: 1, commit: base + 9))
+            try e.write(b)
+        }
+        e.close()
+        let path = try segmentFiles()[0]
+        let original = try Data(contentsOf: URL(fileURLWithPath: path))
+        XCTAssertEqual(original.count % (1 << 20), 0, "a preallocated segment is whole chunks")
+        let offsets = try frameOffsets(path)
+        let half = original.count / 2
+        let cutFrame = offsets.last { $0 < half }!
+        XCTAssertLessThan(half, try frameEnd(path, offsets.last!), "half the file is inside the data")
+        var cuts = [half]
+        for c in stride(from: offsets.last! + 1, to: try frameEnd(path, offsets.last!), by: 97) { cuts.append(c) }
+        for cut in cuts {
+            try original.write(to: URL(fileURLWithPath: path))
+            truncate(path, to: cut)
+            XCTAssertThrowsError(try open(), "cut at \(cut)") { error in
+                guard case WALError.corruption(let p, let offset, let detail) = error else { return XCTFail("\(error)") }
+                XCTAssertEqual(p, path)
+                XCTAssertEqual(offset, cut == half ? cutFrame : offsets.last!, "cut at \(cut)")
+                XCTAssertTrue(detail.contains("cut short") && !detail.contains("unacknowledged"), detail)
+            }
+        }
+        // A cut exactly after a frame: nothing runs past the end, but the size is not whole chunks.
+        try original.write(to: URL(fileURLWithPath: path))
+        truncate(path, to: offsets.last!)
+        XCTAssertThrowsError(try open()) { error in
+            guard case WALError.corruption(_, let offset, let detail) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(offset, offsets.last!)
+            XCTAssertTrue(detail.contains("whole number"), detail)
+        }
+        // Cutting only preallocated zeros loses nothing and is accepted.
+        try original.write(to: URL(fileURLWithPath: path))
+        truncate(path, to: try frameEnd(path, offsets.last!) + 10)
+        XCTAssertEqual(try open().group(1).lastIndex(), 600)
+    }
+
+    /// Zeros after the last frame are the preallocated end of the data: every frame is kept.
+    func testZeroedTailKeepsEveryFrame() throws {
+        let e = try open()
+        try writeBatches(e, [1...3, 4...6])
+        e.close()
+        let path = try segmentFiles()[0]
+        XCTAssertEqual(try fileSize(path), 1 << 20)
+        let r = try open()
+        XCTAssertEqual(r.group(1).lastIndex(), 6)
+        XCTAssertEqual(try fileSize(path), 1 << 20)
+    }
+
+    private func frameEnd(_ path: String, _ frame: Int) throws -> Int {
+        let d = try Data(contentsOf: URL(fileURLWithPath: path))
+        return frame + WALFormat.frameHeaderSize + d.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: frame + 4, as: UInt32.self))) }
     }
 
     func testBitFlipInTheLastFrameIsATornTail() throws {
@@ -158,18 +226,22 @@ final class WALRecoveryTests: WALTestCase {
             let e = try open()
             try writeBatches(e, [1...4, 5...8])
             let path = try segmentFiles()[0]
-            let synced = try fileSize(path)
+            let synced = try frameOffsets(path).last.map { frameEndAfter(path, from: $0) }!
             var b = WriteBatch()
             b.append(group: 1, entries: entries(9...20, term: 1, size: 50))
             b.setHardState(group: 1, HardState(term: 1, vote: 1, commit: 20))
             try e.writeWithoutSyncForTesting(b)
             e.close()
-            let full = try fileSize(path)
+            // Whatever part of the unsynced frame reached the disk; the rest is still the preallocated zeros.
+            let full = frameEndAfter(path, from: synced)
             let keep = trial == 0 ? full : Int.random(in: synced...full, using: &rng)
-            truncate(path, to: keep)
+            var data = try Data(contentsOf: URL(fileURLWithPath: path))
+            let whole = data[keep..<full].allSatisfy { $0 == 0 }   // the lost bytes were zeros anyway
+            for i in keep..<full { data[i] = 0 }
+            try data.write(to: URL(fileURLWithPath: path))
             let r = try open()
             let last = r.group(1).lastIndex()
-            XCTAssertTrue(last == 8 || (last == 20 && keep == full), "trial \(trial): kept \(keep) of \(synced)...\(full), recovered up to \(last)")
+            XCTAssertTrue(last == 8 || (last == 20 && whole), "trial \(trial): kept \(keep) of \(synced)...\(full), recovered up to \(last)")
             XCTAssertEqual(r.group(1).hardState.commit, last, "hard state and entries recovered together")
             r.close()
         }
@@ -336,5 +408,11 @@ final class WALRecoveryTests: WALTestCase {
         XCTAssertEqual(r.lastIndex(), mem.lastIndex())
         XCTAssertEqual(r.firstIndex(), mem.firstIndex())
         XCTAssertEqual(try r.entries(r.firstIndex(), r.lastIndex() + 1, maxBytes: .max), try mem.entries(mem.firstIndex(), mem.lastIndex() + 1, maxBytes: .max))
+    }
+
+    /// The end of the frame starting at `offset` (its declared length; the file may hold less).
+    func frameEndAfter(_ path: String, from offset: Int) -> Int {
+        let d = (try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data()
+        return offset + WALFormat.frameHeaderSize + d.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self))) }
     }
 }
