@@ -30,6 +30,12 @@ let package = Package(
         .systemLibrary(name: "CHTTPParser", path: "Sources/CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
         .target(name: "HTTP", dependencies: ["CHTTPParser"], path: "Sources/HTTP"),
 
+        // OpenSSL 3 (Debian libssl-dev, pkg-config `openssl`: -lssl -lcrypto) behind a thin C layer (many of its
+        // calls are macros), and the pure TLS layer over memory BIOs: contexts, sessions, certificates. No libuv.
+        .target(name: "CTLS", path: "Sources/CTLS", cSettings: [.define("OPENSSL_API_COMPAT", to: "30000")],
+                linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        .target(name: "TLS", dependencies: ["CTLS"], path: "Sources/TLS"),
+
         // CRC32C (Castagnoli) with the SSE4.2 instruction where the CPU has it; used to frame WAL records.
         .target(name: "CCRC32C", path: "Sources/CCRC32C", cSettings: [.define("NDEBUG")]),
 
@@ -112,6 +118,7 @@ let package = Package(
 
         .testTarget(name: "RaftTests", dependencies: ["Raft"], path: "Tests/Unit/RaftTests"),
         .testTarget(name: "WALTests", dependencies: ["WAL", "Raft", "Codec", "CCRC32C"], path: "Tests/Unit/WALTests"),
+        .testTarget(name: "TLSTests", dependencies: ["TLS"], path: "Tests/Unit/TLSTests"),
         .testTarget(name: "UVTests", dependencies: ["UV"], path: "Tests/Unit/UVTests"),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"], path: "Tests/Unit/HTTPTests"),
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"], path: "Tests/Unit/VectorIndexTests"),
