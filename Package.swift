@@ -35,6 +35,8 @@ let package = Package(
         .target(name: "CTLS", path: "Sources/CTLS", cSettings: [.define("OPENSSL_API_COMPAT", to: "30000")],
                 linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
         .target(name: "TLS", dependencies: ["CTLS"], path: "Sources/TLS"),
+        // A TLSSession driven over a libuv TCP connection (handshake timeout, events), for peer and client ports.
+        .target(name: "TLSTransport", dependencies: ["TLS", "UV"], path: "Sources/TLSTransport"),
 
         // CRC32C (Castagnoli) with the SSE4.2 instruction where the CPU has it; used to frame WAL records.
         .target(name: "CCRC32C", path: "Sources/CCRC32C", cSettings: [.define("NDEBUG")]),
@@ -68,7 +70,7 @@ let package = Package(
         // The node process: the libuv driver around NodeCore (loop, WAL writes on the thread pool, timers, signals),
         // the peer transport and the client front ends.
         .target(name: "Node", dependencies: [
-            "NodeCore", "Raft", "WAL", "Shard", "Txn2PC", "UV", "Codec", "HTTP", "ClientProto",
+            "NodeCore", "Raft", "WAL", "Shard", "Txn2PC", "UV", "Codec", "HTTP", "ClientProto", "TLS", "TLSTransport",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -77,13 +79,13 @@ let package = Package(
 
         // The `sutra` command line: local clusters, status, data commands, the load generator.
         .executableTarget(name: "CLI", dependencies: [
-            "HTTP", "SutraClient", "UV", "ChaosRunner", "ChaosLab", "Raft",
+            "HTTP", "SutraClient", "UV", "ChaosRunner", "ChaosLab", "Raft", "TLS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/CLI"),
 
         // The chaos runner's fault-injection layer (issue 5): network namespaces and routes for partitions,
         // sutra-node processes killed, paused and restarted by pid, seeded fault schedules.
-        .target(name: "ChaosLab", dependencies: ["HTTP", "Raft", "UV"], path: "Sources/ChaosLab"),
+        .target(name: "ChaosLab", dependencies: ["HTTP", "Raft", "UV", "TLS"], path: "Sources/ChaosLab"),
 
         // The binary client protocol: Swift code generated from proto/sutra/v1/client.proto (scripts/gen-proto.sh,
         // committed; no build plugin) and the length-prefixed framing.
@@ -127,7 +129,7 @@ let package = Package(
             "ClientProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Tests/Unit/ClientProtoTests"),
         .testTarget(name: "NodeTests", dependencies: ["Node", "NodeCore", "Raft", "Shard"], path: "Tests/Unit/NodeTests"),
-        .testTarget(name: "ClusterTests", dependencies: ["HTTP", "Shard", "SutraClient", "UV"], path: "Tests/Cluster/ClusterTests"),
+        .testTarget(name: "ClusterTests", dependencies: ["HTTP", "Shard", "SutraClient", "UV", "TLS"], path: "Tests/Cluster/ClusterTests"),
         .testTarget(name: "ChaosTests", dependencies: ["ChaosLab", "ChaosRunner", "ChaosCheck", "SutraClient", "Raft", "UV"], path: "Tests/Chaos", exclude: ["README.md"]),
         .testTarget(name: "SutraClientTests", dependencies: [
             "SutraClient", "ClientProto", "UV", .product(name: "SwiftProtobuf", package: "swift-protobuf"),

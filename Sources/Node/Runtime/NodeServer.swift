@@ -21,6 +21,8 @@ public final class NodeServer {
     let logger: Logger
     let engine: LogEngine
     var transport: PeerTransport!
+    /// Peer-link TLS contexts and mode (loaded at start; `.insecure` with --insecure-peers or a single node).
+    let peerSecurity: PeerSecurity
     private(set) var core: NodeCore!
 
     var tickTimer: UV.Timer?
@@ -39,6 +41,15 @@ public final class NodeServer {
         self.config = config
         self.logger = logger
         self.loop = try EventLoop()
+        if let cert = config.tlsCert, let key = config.tlsKey, let ca = config.tlsCA, !config.insecurePeers {
+            do {
+                peerSecurity = try PeerSecurity.load(certificate: cert, key: key, ca: ca, mode: PeerTLSMode(rawValue: config.peerTLS) ?? .required)
+            } catch {
+                throw NodeStartError("peer TLS: \(error)")
+            }
+        } else {
+            peerSecurity = .insecure
+        }
         try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
         engine = try LogEngine(directory: config.dataDir + "/wal", logger: logger)
         let vectors = ConceptVectors(dimension: config.dimension)
@@ -78,7 +89,8 @@ public final class NodeServer {
                               clientAddress: config.clientAddress, httpAddress: config.httpAddress)
         var peerAddrs: [NodeID: PeerEndpoint] = [:]
         for (id, p) in config.peers { peerAddrs[id] = p }
-        transport = PeerTransport(loop: loop, hello: hello, peers: peerAddrs, logger: logger)
+        transport = PeerTransport(loop: loop, hello: hello, peers: peerAddrs, security: peerSecurity, logger: logger)
+        transport.warnIfInsecure(now: loop.now)
         transport.onFrame = { [unowned self] peer, frame in self.core.receive(frame, from: peer, now: self.nanos) }
         transport.onLinkChange = { [unowned self] peer, up in
             if !up { self.core.advanceClock(to: self.nanos); self.core.linkDown(peer) }
@@ -117,6 +129,15 @@ public final class NodeServer {
     public func execute(_ op: ClientOp, session: ClientSession, _ done: @escaping ClientCompletion) {
         if case .fsyncDelay(let ms) = op { done(setFsyncDelay(ms: ms)); return }
         core.advanceClock(to: nanos)
+        if case .cluster = op {
+            core.execute(op, session: session) { [unowned self] result in
+                guard case .success(.cluster(var status)) = result else { done(result); return }
+                status.peerSecurity = PeerSecurityStatus(mode: self.peerSecurity.mode.rawValue,
+                                                         tlsPeers: self.transport.tlsPeers, plaintextPeers: self.transport.plaintextPeers)
+                done(.success(.cluster(status)))
+            }
+            return
+        }
         core.execute(op, session: session, done)
     }
 
