@@ -30,6 +30,14 @@ let package = Package(
         .systemLibrary(name: "CHTTPParser", path: "Sources/CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
         .target(name: "HTTP", dependencies: ["CHTTPParser"], path: "Sources/HTTP"),
 
+        // OpenSSL 3 (Debian libssl-dev, pkg-config `openssl`: -lssl -lcrypto) behind a thin C layer (many of its
+        // calls are macros), and the pure TLS layer over memory BIOs: contexts, sessions, certificates. No libuv.
+        .target(name: "CTLS", path: "Sources/CTLS", cSettings: [.define("OPENSSL_API_COMPAT", to: "30000")],
+                linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        .target(name: "TLS", dependencies: ["CTLS"], path: "Sources/TLS"),
+        // A TLSSession driven over a libuv TCP connection (handshake timeout, events), for peer and client ports.
+        .target(name: "TLSTransport", dependencies: ["TLS", "UV"], path: "Sources/TLSTransport"),
+
         // CRC32C (Castagnoli) with the SSE4.2 instruction where the CPU has it; used to frame WAL records.
         .target(name: "CCRC32C", path: "Sources/CCRC32C", cSettings: [.define("NDEBUG")]),
 
@@ -62,7 +70,7 @@ let package = Package(
         // The node process: the libuv driver around NodeCore (loop, WAL writes on the thread pool, timers, signals),
         // the peer transport and the client front ends.
         .target(name: "Node", dependencies: [
-            "NodeCore", "Raft", "WAL", "Shard", "Txn2PC", "UV", "Codec", "HTTP", "ClientProto",
+            "NodeCore", "Raft", "WAL", "Shard", "Txn2PC", "UV", "Codec", "HTTP", "ClientProto", "TLS", "TLSTransport",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -71,13 +79,13 @@ let package = Package(
 
         // The `sutra` command line: local clusters, status, data commands, the load generator.
         .executableTarget(name: "CLI", dependencies: [
-            "HTTP", "SutraClient", "UV", "ChaosRunner", "ChaosLab", "Raft",
+            "HTTP", "SutraClient", "UV", "ChaosRunner", "ChaosLab", "Raft", "TLS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/CLI"),
 
         // The chaos runner's fault-injection layer (issue 5): network namespaces and routes for partitions,
         // sutra-node processes killed, paused and restarted by pid, seeded fault schedules.
-        .target(name: "ChaosLab", dependencies: ["HTTP", "Raft", "UV"], path: "Sources/ChaosLab"),
+        .target(name: "ChaosLab", dependencies: ["HTTP", "Raft", "UV", "TLS"], path: "Sources/ChaosLab"),
 
         // The binary client protocol: Swift code generated from proto/sutra/v1/client.proto (scripts/gen-proto.sh,
         // committed; no build plugin) and the length-prefixed framing.
@@ -112,6 +120,7 @@ let package = Package(
 
         .testTarget(name: "RaftTests", dependencies: ["Raft"], path: "Tests/Unit/RaftTests"),
         .testTarget(name: "WALTests", dependencies: ["WAL", "Raft", "Codec", "CCRC32C"], path: "Tests/Unit/WALTests"),
+        .testTarget(name: "TLSTests", dependencies: ["TLS"], path: "Tests/Unit/TLSTests"),
         .testTarget(name: "UVTests", dependencies: ["UV"], path: "Tests/Unit/UVTests"),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"], path: "Tests/Unit/HTTPTests"),
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"], path: "Tests/Unit/VectorIndexTests"),
@@ -120,7 +129,7 @@ let package = Package(
             "ClientProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Tests/Unit/ClientProtoTests"),
         .testTarget(name: "NodeTests", dependencies: ["Node", "NodeCore", "Raft", "Shard"], path: "Tests/Unit/NodeTests"),
-        .testTarget(name: "ClusterTests", dependencies: ["HTTP", "Shard", "SutraClient", "UV", "NodeCore", "Raft"], path: "Tests/Cluster/ClusterTests"),
+        .testTarget(name: "ClusterTests", dependencies: ["HTTP", "Shard", "SutraClient", "UV", "NodeCore", "Raft", "TLS"], path: "Tests/Cluster/ClusterTests"),
         .testTarget(name: "ChaosTests", dependencies: ["ChaosLab", "ChaosRunner", "ChaosCheck", "SutraClient", "Raft", "UV"], path: "Tests/Chaos", exclude: ["README.md"]),
         .testTarget(name: "SutraClientTests", dependencies: [
             "SutraClient", "ClientProto", "UV", .product(name: "SwiftProtobuf", package: "swift-protobuf"),

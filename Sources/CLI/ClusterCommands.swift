@@ -2,6 +2,7 @@ import ArgumentParser
 import ChaosLab
 import Foundation
 import HTTP
+import TLS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -61,12 +62,13 @@ struct ClusterCommand: ParsableCommand {
             let binary = nodeBinary ?? siblingBinary("sutra-node")
             guard FileManager.default.isExecutableFile(atPath: binary) else { throw CLIError("sutra-node not found at \(binary); build it or pass --node-binary") }
             let peers = (1...nodes).map { "\($0)=127.0.0.1:\(basePort + 200 + $0)" }.joined(separator: ",")
+            let tls = try ClusterCommand.peerTLSFlags(dir: dir, nodes: nodes, nodeFlags: nodeFlags)
             var cluster = LocalCluster(nodes: [], shards: shards, dimension: dimension)
             for i in 1...nodes {
                 let nodeDir = "\(dir)/node\(i)", log = "\(dir)/node\(i).log"
                 let args = ["--node-id", "\(i)", "--data", nodeDir, "--shards", "\(shards)", "--dimension", "\(dimension)",
                             "--peers", peers, "--client-port", "\(basePort + i)", "--http-port", "\(basePort + 100 + i)",
-                            "--peer-port", "\(basePort + 200 + i)"] + nodeFlags
+                            "--peer-port", "\(basePort + 200 + i)"] + tls(i) + nodeFlags
                 let pid = try spawnDetached(binary, args, log: log)
                 cluster.nodes.append(.init(id: i, pid: pid, clientPort: basePort + i, httpPort: basePort + 100 + i,
                                            peerPort: basePort + 200 + i, data: nodeDir, log: log, binary: binary, args: args))
@@ -87,10 +89,26 @@ struct ClusterCommand: ParsableCommand {
             }
             guard pending.isEmpty else { throw CLIError("nodes \(pending.sorted()) not ready after \(timeout) s; see their logs in \(dir)") }
             print("Sutra cluster ready: \(nodes) nodes, \(shards) shards, dimension \(dimension), data in \(dir)")
+            print(tls(1).isEmpty ? "  peer links: PLAINTEXT (--insecure-peers)" : "  peer links: mutual TLS, certificates in \(dir)/certs")
             for n in cluster.nodes {
                 print("  node \(n.id)  pid \(n.pid)  sdk 127.0.0.1:\(n.clientPort)  http http://127.0.0.1:\(n.httpPort)  log \(n.log)")
             }
             print("Try: curl -s http://127.0.0.1:\(basePort + 101)/v1/cluster    Stop: sutra cluster down --data \(data)")
+        }
+    }
+
+    /// The TLS flags of node `i`: the cluster's certificates in `<dir>/certs`, created on first use (cluster id
+    /// from `--cluster-id` among the node flags, else `sutra`). None when the node flags say `--insecure-peers`.
+    static func peerTLSFlags(dir: String, nodes: Int, nodeFlags: [String]) throws -> (Int) -> [String] {
+        if nodeFlags.contains("--insecure-peers") || nodeFlags.contains("--tls-cert") { return { _ in [] } }
+        var clusterID = "sutra"
+        if let i = nodeFlags.firstIndex(of: "--cluster-id"), i + 1 < nodeFlags.count { clusterID = nodeFlags[i + 1] }
+        let certs = ClusterCertificates(directory: dir + "/certs")
+        if !FileManager.default.fileExists(atPath: certs.caCertificate) {
+            do { try certs.create(clusterID: clusterID, nodes: 7) } catch { throw CLIError("cannot create the cluster certificates: \(error)") }
+        }
+        return { i in
+            ["--tls-cert", certs.nodeCertificate(UInt64(i)), "--tls-key", certs.nodeKey(UInt64(i)), "--tls-ca", certs.caCertificate]
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TLS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -91,12 +92,21 @@ public final class LabCluster: @unchecked Sendable {
             }.joined(separator: ",")
         }
         let cid = clusterID
+        // Peer links are mutual TLS, as in a default deployment, unless the flags say --insecure-peers.
+        var tls: (Int) -> [String] = { _ in [] }
+        if !options.extraFlags.contains("--insecure-peers") && !options.extraFlags.contains("--tls-cert") {
+            let certs = ClusterCertificates(directory: directory + "/certs")
+            if !FileManager.default.fileExists(atPath: certs.caCertificate) {
+                do { try certs.create(clusterID: cid, nodes: options.nodes) } catch { throw LabError.invalid("cluster certificates: \(error)") }
+            }
+            tls = { i in ["--tls-cert", certs.nodeCertificate(UInt64(i)), "--tls-key", certs.nodeKey(UInt64(i)), "--tls-ca", certs.caCertificate] }
+        }
         processes = specs.map { s in
             var s = s
             s.arguments = ["--node-id", "\(s.id)", "--data", s.dataDir, "--shards", "\(options.shards)",
                            "--dimension", "\(options.dimension)", "--peers", peers(for: s.id), "--cluster-id", cid,
                            "--listen", s.host, "--client-port", "\(s.clientPort)", "--http-port", "\(s.httpPort)",
-                           "--peer-port", "\(s.peerPort)"] + options.extraFlags
+                           "--peer-port", "\(s.peerPort)"] + tls(s.id) + options.extraFlags
             return NodeProcess(binary: binary, spec: s)
         }
     }

@@ -53,6 +53,16 @@ public struct NodeCommand: ParsableCommand {
     var txnPrepareTimeoutMs: Int = 2000
     @Option(name: .long, help: "Hand leaderships away while this node's recent WAL writes take this long (median, ms) and a peer acknowledges appends 3x faster; 0 disables, ≤ 60000.")
     var slowDiskMs: Int = 50
+    @Option(name: .long, help: "This node's certificate chain for peer links, PEM (env SUTRA_TLS_CERT; `sutra certs init` makes it).")
+    var tlsCert: String?
+    @Option(name: .long, help: "This node's private key, PEM (env SUTRA_TLS_KEY).")
+    var tlsKey: String?
+    @Option(name: .long, help: "The cluster CA bundle peers' certificates must verify against, PEM (env SUTRA_TLS_CA).")
+    var tlsCa: String?
+    @Option(name: .long, help: "Peer TLS: required (every link mutual TLS 1.3) or permissive (rolling upgrade: also plaintext peers of the older release) (env SUTRA_PEER_TLS).")
+    var peerTls: String?
+    @Flag(name: .long, help: "Run peer links in plaintext, unauthenticated (loudly logged; env SUTRA_INSECURE_PEERS=1).")
+    var insecurePeers = false
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
     @Flag(help: ArgumentHelp("Known-bad test switch: serve linearizable reads from local state without confirming leadership.", visibility: .hidden))
@@ -101,6 +111,11 @@ public struct NodeCommand: ParsableCommand {
         c.logLevel = logLevel
         c.unsafeLocalReads = unsafeLocalReads
         c.faultInjection = enableFaultInjection
+        c.tlsCert = tlsCert ?? env["SUTRA_TLS_CERT"]
+        c.tlsKey = tlsKey ?? env["SUTRA_TLS_KEY"]
+        c.tlsCA = tlsCa ?? env["SUTRA_TLS_CA"]
+        if let v = peerTls ?? env["SUTRA_PEER_TLS"] { c.peerTLS = v }
+        c.insecurePeers = insecurePeers || ["1", "true", "yes"].contains(env["SUTRA_INSECURE_PEERS"]?.lowercased() ?? "")
         if let p = peers ?? env["SUTRA_PEERS"] {
             switch NodeConfig.parsePeers(p) {
             case .success(let map): c.peers = map

@@ -54,6 +54,11 @@ extension NodeServer {
         for p in node.config.peers.keys.sorted() where p != id {
             o += "sutra_peer_connected{node=\"\(id)\",peer=\"\(p)\"} \(transport.isConnected(p) ? 1 : 0)\n"
         }
+        nodeWide("sutra_peer_insecure", "gauge", "1 if peer links run unauthenticated plaintext (--insecure-peers).", transport.security.mode == .off ? 1 : 0)
+        family("sutra_peer_link_tls", "gauge", "1 if the established link to the peer is mutual TLS, 0 if it is plaintext or down.")
+        for p in node.config.peers.keys.sorted() where p != id {
+            o += "sutra_peer_link_tls{node=\"\(id)\",peer=\"\(p)\"} \(transport.isTLS(p) ? 1 : 0)\n"
+        }
         let t = node.transactionStats()
         nodeWide("sutra_txn_pending", "gauge", "Transaction records awaiting a decision on shards this node leads.", t.pending)
         nodeWide("sutra_txn_intents", "gauge", "Transaction intents (prepared parts) held on shards this node leads.", t.intents)

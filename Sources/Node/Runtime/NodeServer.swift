@@ -21,6 +21,8 @@ public final class NodeServer {
     let logger: Logger
     let engine: LogEngine
     var transport: PeerTransport!
+    /// Peer-link TLS contexts and mode (loaded at start; `.insecure` with --insecure-peers or a single node).
+    let peerSecurity: PeerSecurity
     private(set) var core: NodeCore!
 
     var tickTimer: UV.Timer?
@@ -39,6 +41,15 @@ public final class NodeServer {
         self.config = config
         self.logger = logger
         self.loop = try EventLoop()
+        if let cert = config.tlsCert, let key = config.tlsKey, let ca = config.tlsCA, !config.insecurePeers {
+            do {
+                peerSecurity = try PeerSecurity.load(certificate: cert, key: key, ca: ca, mode: PeerTLSMode(rawValue: config.peerTLS) ?? .required)
+            } catch {
+                throw NodeStartError("peer TLS: \(error)")
+            }
+        } else {
+            peerSecurity = .insecure
+        }
         try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         // Owner only, also for a directory made by an older release or by hand (least privilege).
@@ -114,7 +125,8 @@ public final class NodeServer {
         // randomized timeout): a restarted peer behind a socket that never closed gets back in that soon.
         transport = PeerTransport(loop: loop, hello: hello, config: peerConfig, maxFrameBytes: config.maxPeerFrameBytes,
                                   replaceAfterSilenceMs: UInt64(2 * config.electionTicks * config.tickMs),
-                                  peers: peerAddrs, logger: logger)
+                                  peers: peerAddrs, security: peerSecurity, logger: logger)
+        transport.warnIfInsecure(now: loop.now)
         transport.onFrame = { [unowned self] peer, frame in self.core.receive(frame, from: peer, now: self.nanos) }
         transport.onLinkChange = { [unowned self] peer, up in
             if !up { self.core.advanceClock(to: self.nanos); self.core.linkDown(peer) }
@@ -153,6 +165,15 @@ public final class NodeServer {
     public func execute(_ op: ClientOp, session: ClientSession, _ done: @escaping ClientCompletion) {
         if case .fsyncDelay(let ms) = op { done(setFsyncDelay(ms: ms)); return }
         core.advanceClock(to: nanos)
+        if case .cluster = op {
+            core.execute(op, session: session) { [unowned self] result in
+                guard case .success(.cluster(var status)) = result else { done(result); return }
+                status.peerSecurity = PeerSecurityStatus(mode: self.peerSecurity.mode.rawValue,
+                                                         tlsPeers: self.transport.tlsPeers, plaintextPeers: self.transport.plaintextPeers)
+                done(.success(.cluster(status)))
+            }
+            return
+        }
         core.execute(op, session: session, done)
     }
 

@@ -178,6 +178,14 @@ enum JSONReply {
     }
 
     static func cluster(_ s: ClusterStatus) -> [String: Any] {
+        var out = clusterFields(s)
+        if let p = s.peerSecurity {
+            out["peer_security"] = ["mode": p.mode, "tls_peers": p.tlsPeers, "plaintext_peers": p.plaintextPeers] as [String: Any]
+        }
+        return out
+    }
+
+    private static func clusterFields(_ s: ClusterStatus) -> [String: Any] {
         [
             "cluster_id": s.clusterID, "node_id": s.nodeID, "num_shards": s.numShards, "dimension": s.dimension,
             "nodes": s.nodes.map { ["id": $0.id, "client_address": $0.clientAddress, "http_address": $0.httpAddress, "connected": $0.connected, "link": $0.link] as [String: Any] },

@@ -1,6 +1,7 @@
 import NodeCore
 import Logging
 import Raft
+import TLS
 import UV
 
 /// The node's links to its peers: one TCP connection per node pair, used in both directions.
@@ -16,6 +17,13 @@ import UV
 /// with exponential backoff (20 ms doubling to 1 s). Frames queued during a loop turn go out as one write per
 /// peer in `flush()`. While a link is down, frames to it are dropped: Raft retransmits, and forwarded requests
 /// are failed by their callers' timeouts.
+///
+/// Security (`PeerSecurity`): with TLS every link is mutual TLS 1.3 against the cluster CA and a peer is who its
+/// certificate says — the hello's node and cluster must equal the certificate's, else the connection is closed
+/// with one log line — so a connection without a valid certificate for a node never replaces that node's link.
+/// In permissive mode (rolling upgrade) an inbound connection whose first bytes are not a TLS record is served
+/// in plaintext, a peer that does not answer a TLS handshake is redialed in plaintext, and a plaintext
+/// connection never replaces an established TLS link. With `--insecure-peers` (mode `.off`) links are plaintext.
 final class PeerTransport {
     let loop: EventLoop
     let me: NodeID
@@ -32,6 +40,8 @@ final class PeerTransport {
     let replaceAfterSilenceMs: UInt64
     private var links: [NodeID: PeerLink] = [:]
     private var listener: TCPListener?
+    /// Inbound connections whose hello has not arrived yet (nothing else holds them).
+    private var unclaimed: [ObjectIdentifier: PeerConnection] = [:]
     private let logger: Logger
     /// A frame arrived from an established peer.
     var onFrame: (NodeID, PeerFrame) -> Void = { _, _ in }
@@ -42,9 +52,16 @@ final class PeerTransport {
     /// Above this many unsent bytes on a connection, new frames to that peer are dropped.
     static let maxQueuedBytes = 256 << 20
 
+    /// TLS contexts for accepted and dialed links, and the mode; nil contexts only with mode `.off`.
+    let security: PeerSecurity
+    /// Loop time (ms) of the last warning that links are unauthenticated.
+    private var lastInsecureWarning: UInt64 = 0
+    static let insecureWarningIntervalMs: UInt64 = 5 * 60 * 1000
+
     init(loop: EventLoop, hello: PeerHello, config: PeerConfig, maxFrameBytes: Int, replaceAfterSilenceMs: UInt64,
-         peers: [NodeID: PeerEndpoint], logger: Logger) {
+         peers: [NodeID: PeerEndpoint], security: PeerSecurity = .insecure, logger: Logger) {
         precondition(maxFrameBytes >= PeerFrame.maxHandshakeFrameBytes, "the peer frame limit is below the handshake's")
+        self.security = security
         self.loop = loop
         self.config = config
         self.maxFrameBytes = maxFrameBytes
@@ -64,6 +81,19 @@ final class PeerTransport {
         }
         for link in links.values where me < link.peer { dial(link) }
     }
+
+    /// Established links running in plaintext (all of them with `--insecure-peers`).
+    var plaintextPeers: [NodeID] {
+        links.values.filter { $0.established && !($0.connection?.isTLS ?? false) }.map(\.peer).sorted()
+    }
+
+    /// Established links running mutual TLS.
+    var tlsPeers: [NodeID] {
+        links.values.filter { $0.established && ($0.connection?.isTLS ?? false) }.map(\.peer).sorted()
+    }
+
+    /// Whether the established link to `peer` is mutual TLS.
+    func isTLS(_ peer: NodeID) -> Bool { links[peer].map { $0.established && ($0.connection?.isTLS ?? false) } ?? false }
 
     func isConnected(_ peer: NodeID) -> Bool { links[peer].map { $0.established && !$0.silent } ?? false }
 
@@ -109,6 +139,7 @@ final class PeerTransport {
     /// (packets silently dropped) would look connected for minutes — and be chosen for leadership transfers.
     func keepAlive(idleMs: UInt64 = 200, silenceMs: UInt64 = 1500) {
         let now = loop.now
+        warnIfInsecure(now: now)
         for link in links.values.sorted(by: { $0.peer < $1.peer }) where link.established {
             guard let conn = link.connection else { continue }
             if !link.silent && now >= link.lastHeard + silenceMs {
@@ -122,6 +153,24 @@ final class PeerTransport {
                 conn.write(PeerFrame.hello(hello).encode())
                 link.lastSent = now
             }
+        }
+    }
+
+    /// The loud warning of `--insecure-peers` and of plaintext links in permissive mode: at start, then every
+    /// five minutes.
+    func warnIfInsecure(now: UInt64) {
+        guard lastInsecureWarning == 0 || now >= lastInsecureWarning + PeerTransport.insecureWarningIntervalMs else { return }
+        switch security.mode {
+        case .off:
+            lastInsecureWarning = max(now, 1)
+            logger.warning("INSECURE PEERS: --insecure-peers is set: peer links are plaintext and unauthenticated; anyone who can reach the peer port can join, forge and read replication traffic")
+        case .permissive:
+            let plain = plaintextPeers
+            guard !plain.isEmpty else { return }
+            lastInsecureWarning = max(now, 1)
+            logger.warning("PLAINTEXT PEER LINKS (--peer-tls=permissive): links to nodes \(plain) are unauthenticated plaintext; set --peer-tls=required once every node runs with certificates")
+        case .required:
+            return
         }
     }
 
@@ -146,10 +195,9 @@ final class PeerTransport {
             try TCPConnection.connect(loop: loop, host: link.address.host, port: link.address.port) { [weak self] result in
                 guard let self else { return }
                 switch result {
-                case .success(let conn):
-                    if link.stopped { conn.close(); return }
-                    self.adopt(conn, for: link)
-                    conn.write(PeerFrame.hello(self.hello).encode())
+                case .success(let tcp):
+                    if link.stopped { tcp.close(); return }
+                    self.dialed(tcp, for: link)
                 case .failure:
                     self.scheduleRedial(link)
                 }
@@ -157,6 +205,34 @@ final class PeerTransport {
         } catch {
             scheduleRedial(link)
         }
+    }
+
+    /// A dialed connection: TLS (unless `.off`, or a permissive fallback for this peer), then our hello.
+    private func dialed(_ tcp: TCPConnection, for link: PeerLink) {
+        let conn: PeerConnection
+        if let ctx = security.client, !link.plaintextFallback {
+            do {
+                conn = PeerConnection(tls: try TLSSession(context: ctx), over: tcp, clusterID: clusterID)
+            } catch {
+                logger.error("cannot start a TLS session to node \(link.peer): \(error)")
+                tcp.close()
+                scheduleRedial(link)
+                return
+            }
+        } else {
+            conn = PeerConnection(plain: tcp, clusterID: clusterID)
+        }
+        adopt(conn, for: link)
+        conn.onReady = { [weak self, weak conn] in
+            guard let self, let conn else { return }
+            if let id = conn.certified, id != link.peer {
+                self.logger.warning("link to node \(link.peer) refused: its certificate is for node \(id)")
+                self.linkDown(link, conn)
+                return
+            }
+            conn.write(PeerFrame.hello(self.hello).encode())
+        }
+        conn.start()
     }
 
     private func scheduleRedial(_ link: PeerLink) {
@@ -167,47 +243,35 @@ final class PeerTransport {
         link.timer?.start(timeout: delay) { [weak self] in self?.dial(link) }
     }
 
-    /// An inbound connection: it belongs to no link until its hello names a known, lower-numbered peer whose
-    /// link may be taken over. Frames before that are capped at `PeerFrame.maxHandshakeFrameBytes`.
-    private func accept(_ conn: TCPConnection) {
-        var frames = LengthPrefixedFrames(maxFrame: PeerFrame.maxHandshakeFrameBytes)
-        try? conn.setNoDelay(true)
+    /// An inbound connection. With TLS its first bytes decide: a TLS record starts a handshake; anything else is
+    /// refused, or served in plaintext in permissive mode.
+    private func accept(_ tcp: TCPConnection) {
+        guard let ctx = security.server else { inbound(PeerConnection(plain: tcp, clusterID: clusterID), initial: []); return }
+        var first: [UInt8] = []
         do {
-            try conn.startReading { [weak self] event in
-                guard let self else { return }
-                guard case .data(let bytes) = event else { conn.close(); return }
-                frames.append(bytes)
-                var hello: PeerFrame?
-                do {
-                    try frames.drain { body in
-                        if hello == nil { hello = try PeerFrame.decode(body) }
+            try tcp.startReading { [weak self] event in
+                guard let self, case .data(let bytes) = event else { tcp.close(); return }
+                first += bytes
+                guard first.count >= 3 else { return }
+                tcp.stopReading()
+                // A TLS handshake record: content type 22, legacy version 3.x. A plaintext hello starts with its
+                // little-endian length, which can never be 0x??0316 for a frame under the pre-hello cap.
+                if first[0] == 0x16 && first[1] == 0x03 {
+                    do {
+                        self.inbound(PeerConnection(tls: try TLSSession(context: ctx), over: tcp, clusterID: self.clusterID), initial: first)
+                    } catch {
+                        self.logger.error("cannot start a TLS session for an inbound peer: \(error)")
+                        tcp.close()
                     }
-                } catch {
-                    self.logger.warning("peer connection refused before its hello: \(error)")
-                    conn.close()
-                    return
+                } else if self.security.mode == .permissive {
+                    self.inbound(PeerConnection(plain: tcp, clusterID: self.clusterID), initial: first)
+                } else {
+                    self.logger.warning("peer connection refused: plaintext on the peer port (this node requires mutual TLS: --peer-tls=required)")
+                    tcp.close()
                 }
-                guard let first = hello else { return }
-                guard case .hello(let h) = first else {
-                    self.logger.warning("peer connection refused: its first frame is not a hello")
-                    conn.close()
-                    return
-                }
-                if let why = self.refusalOfInbound(h) {
-                    self.logger.warning("peer connection refused: \(why)")
-                    conn.close()
-                    return
-                }
-                let link = self.links[h.node]!
-                conn.stopReading()
-                if let old = link.connection, old !== conn, !old.isClosing { old.close() }
-                self.adopt(conn, for: link)
-                conn.write(PeerFrame.hello(self.hello).encode())
-                self.peerHellos[h.node] = h
-                self.helloAccepted(h, on: link, conn)
             }
         } catch {
-            conn.close()
+            tcp.close()
         }
     }
 
@@ -229,7 +293,7 @@ final class PeerTransport {
 
     /// The peer's hello is accepted on `link`: a version-4 link exchanges configurations first, an older one
     /// (which sends none) is established at once.
-    private func helloAccepted(_ h: PeerHello, on link: PeerLink, _ conn: TCPConnection) {
+    private func helloAccepted(_ h: PeerHello, on link: PeerLink, _ conn: PeerConnection) {
         if min(h.maxVersion, PeerFrame.maxVersion) >= 4 {
             if !link.configSent {
                 conn.write(PeerFrame.config(config).encode())
@@ -243,7 +307,7 @@ final class PeerTransport {
 
     /// The peer's configuration arrived: the link is established if it agrees with ours, refused by closing it
     /// if not (logged once per distinct reason; the peer, comparing ours, refuses too).
-    private func configReceived(_ c: PeerConfig, on link: PeerLink, _ conn: TCPConnection) throws {
+    private func configReceived(_ c: PeerConfig, on link: PeerLink, _ conn: PeerConnection) throws {
         if let why = config.mismatch(with: c) {
             let reason = "configuration mismatch with node \(link.peer): \(why)"
             if link.refusal != reason { logger.error("peer link refused: \(reason)") }
@@ -259,53 +323,103 @@ final class PeerTransport {
         link.established ? maxFrameBytes : PeerFrame.maxHandshakeFrameBytes
     }
 
+    /// An inbound connection belongs to no link until its hello names a known, lower-numbered peer whose link
+    /// may be taken over — the one its certificate names, on TLS. Frames before that are capped at
+    /// `PeerFrame.maxHandshakeFrameBytes`.
+    private func inbound(_ conn: PeerConnection, initial: [UInt8]) {
+        var frames = LengthPrefixedFrames(maxFrame: PeerFrame.maxHandshakeFrameBytes)
+        let key = ObjectIdentifier(conn)
+        unclaimed[key] = conn
+        conn.onEnd = { [weak self] reason in
+            if let reason { self?.logger.warning("peer connection refused: \(reason)") }
+            self?.unclaimed[key] = nil
+        }
+        conn.onData = { [weak self, weak conn] bytes in
+            guard let self, let conn else { return }
+            let refuse = { (why: String) in
+                self.logger.warning("peer connection refused: \(why)")
+                self.unclaimed[key] = nil
+                conn.close()
+            }
+            frames.append(bytes)
+            var hello: PeerFrame?
+            do {
+                try frames.drain { body in
+                    if hello == nil { hello = try PeerFrame.decode(body) }
+                }
+            } catch {
+                refuse("before its hello: \(error)")
+                return
+            }
+            guard let first = hello else { return }
+            guard case .hello(let h) = first else { refuse("its first frame is not a hello"); return }
+            if let why = PeerIdentity.refusal(hello: h, certified: conn.certified, clusterID: self.clusterID) { refuse("\(why)"); return }
+            if let why = self.refusalOfInbound(h) { refuse(why); return }
+            let link = self.links[h.node]!
+            if !conn.isTLS, link.established, link.connection?.isTLS == true {
+                refuse("a plaintext connection claims node \(h.node), whose link is mutual TLS")
+                return
+            }
+            if let old = link.connection, old !== conn, !old.isClosing { old.close() }
+            self.unclaimed[key] = nil
+            self.adopt(conn, for: link)
+            conn.write(PeerFrame.hello(self.hello).encode())
+            self.peerHellos[h.node] = h
+            self.helloAccepted(h, on: link, conn)
+        }
+        conn.start(initial: initial)
+    }
+
     /// Makes `conn` the link's connection and starts reading its frames. The dialing side becomes established
     /// when the peer's hello arrives; the accepting side already has it.
-    private func adopt(_ conn: TCPConnection, for link: PeerLink) {
+    private func adopt(_ conn: PeerConnection, for link: PeerLink) {
         link.connection = conn
         link.established = false
         link.configSent = false
-        try? conn.setNoDelay(true)
         var frames = LengthPrefixedFrames(maxFrame: maxFrameBytes)
-        do {
-            try conn.startReading { [weak self, weak conn] event in
-                guard let self, let conn, link.connection === conn else { return }
-                switch event {
-                case .data(let bytes):
-                    link.lastHeard = self.loop.now
-                    if link.silent {
-                        link.silent = false
-                        self.logger.info("node \(link.peer) reachable again")
-                        self.onLinkChange(link.peer, true)
-                    }
-                    frames.append(bytes)
-                    do {
-                        try frames.drain(limit: { self.frameLimit(link) }) { body in
-                            let frame = try PeerFrame.decode(body)
-                            switch frame {
-                            case .hello(let h):
-                                guard h.node == link.peer, self.acceptable(h) else {
-                                    throw PeerWireError(description: "unexpected hello from cluster \(h.clusterID) node \(h.node) versions \(h.minVersion)…\(h.maxVersion)")
-                                }
-                                self.peerHellos[h.node] = h
-                                self.helloAccepted(h, on: link, conn)
-                            case .config(let c):
-                                try self.configReceived(c, on: link, conn)
-                            default:
-                                if link.established { self.onFrame(link.peer, frame) }
-                            }
-                        }
-                    } catch {
-                        // A refused handshake was logged once already (see `configReceived`).
-                        if "\(error)" != link.refusal { self.logger.warning("link to node \(link.peer) broken: \(error)") }
-                        self.linkDown(link, conn)
-                    }
-                case .endOfFile, .error:
-                    self.linkDown(link, conn)
-                }
+        conn.onEnd = { [weak self, weak conn] reason in
+            guard let self, let conn else { return }
+            if let reason, link.connection === conn { self.logger.warning("link to node \(link.peer) broken: \(reason)") }
+            // Permissive mode: a dialed peer that never answered the TLS handshake is of the older release.
+            if self.security.mode == .permissive, self.me < link.peer, conn.silentDuringHandshake, link.connection === conn {
+                link.plaintextFallback = true
+                self.logger.warning("node \(link.peer) does not answer TLS: dialing it in plaintext (--peer-tls=permissive)")
             }
-        } catch {
-            linkDown(link, conn)
+            self.linkDown(link, conn)
+        }
+        conn.onData = { [weak self, weak conn] bytes in
+            guard let self, let conn, link.connection === conn else { return }
+            link.lastHeard = self.loop.now
+            if link.silent {
+                link.silent = false
+                self.logger.info("node \(link.peer) reachable again")
+                self.onLinkChange(link.peer, true)
+            }
+            frames.append(bytes)
+            do {
+                try frames.drain(limit: { self.frameLimit(link) }) { body in
+                    let frame = try PeerFrame.decode(body)
+                    switch frame {
+                    case .hello(let h):
+                        if let why = PeerIdentity.refusal(hello: h, certified: conn.certified, clusterID: self.clusterID) {
+                            throw PeerWireError(description: "\(why)")
+                        }
+                        guard h.node == link.peer, self.acceptable(h) else {
+                            throw PeerWireError(description: "unexpected hello from cluster \(h.clusterID) node \(h.node) versions \(h.minVersion)…\(h.maxVersion)")
+                        }
+                        self.peerHellos[h.node] = h
+                        self.helloAccepted(h, on: link, conn)
+                    case .config(let c):
+                        try self.configReceived(c, on: link, conn)
+                    default:
+                        if link.established { self.onFrame(link.peer, frame) }
+                    }
+                }
+            } catch {
+                // A refused handshake was logged once already (see `configReceived`).
+                if "\(error)" != link.refusal { self.logger.warning("link to node \(link.peer) broken: \(error)") }
+                self.linkDown(link, conn)
+            }
         }
     }
 
@@ -320,12 +434,20 @@ final class PeerTransport {
         link.lastHeard = loop.now
         link.lastSent = loop.now
         link.backoffMs = 20
-        logger.info("link to node \(link.peer) up")
+        if let c = link.connection, c.isTLS {
+            logger.info("link to node \(link.peer) up (mutual TLS, certificate of node \(c.certified.map(String.init) ?? "?"))")
+        } else if security.mode == .off {
+            logger.info("link to node \(link.peer) up (plaintext: --insecure-peers)")
+        } else {
+            logger.warning("link to node \(link.peer) up in PLAINTEXT (--peer-tls=permissive; the peer does not speak TLS)")
+        }
         onLinkChange(link.peer, true)
     }
 
-    private func linkDown(_ link: PeerLink, _ conn: TCPConnection) {
+    private func linkDown(_ link: PeerLink, _ conn: PeerConnection) {
         guard link.connection === conn else { return }
+        // A plaintext link that went down: try TLS again next time (the peer may have been upgraded).
+        if !conn.isTLS && !conn.silentDuringHandshake && link.established { link.plaintextFallback = false }
         if !conn.isClosing { conn.close() }
         let was = link.established
         link.connection = nil
@@ -343,7 +465,9 @@ final class PeerTransport {
 final class PeerLink {
     let peer: NodeID
     let address: PeerEndpoint
-    var connection: TCPConnection?
+    var connection: PeerConnection?
+    /// Permissive mode: this peer did not answer TLS, so it is dialed in plaintext until that link goes down.
+    var plaintextFallback = false
     var established = false
     /// This connection has sent our `PeerConfig` (version-4 links).
     var configSent = false

@@ -51,6 +51,14 @@ public struct NodeConfig: Sendable {
     /// times faster hands its leaderships to that peer, and leaders do not hand shards to such a node (see
     /// `DiskHealth`). 0 disables.
     public var slowDiskMs = 50
+    /// Peer-link TLS (PEM paths): this node's certificate chain and key, and the cluster CA bundle.
+    public var tlsCert: String?
+    public var tlsKey: String?
+    public var tlsCA: String?
+    /// `--insecure-peers`: plaintext, unauthenticated peer links (loudly logged).
+    public var insecurePeers = false
+    /// `--peer-tls`: "required" (every link mutual TLS) or "permissive" (rolling upgrade from plaintext).
+    public var peerTLS = "required"
 
     public init() {}
 
@@ -71,6 +79,7 @@ public struct NodeConfig: Sendable {
         for (name, p) in [("peer port (--peer-port)", peerPort), ("client port (--client-port / STORAGE_PORT)", clientPort), ("http port (--http-port)", httpPort)] {
             if !(1...65535).contains(p) { return "\(name) is \(p); allowed: 1…65535" }
         }
+        if let problem = validatePeerTLS() { return problem }
         if Set([peerPort, clientPort, httpPort]).count != 3 { return "ports: peer \(peerPort), client \(clientPort) and http \(httpPort) must differ" }
         if !(1...1000).contains(tickMs) { return "tick (--tick-ms) is \(tickMs); allowed: 1…1000" }
         if !(3...100).contains(electionTicks) { return "election ticks (--election-ticks) is \(electionTicks); allowed: 3…100" }
@@ -136,4 +145,19 @@ public struct PeerEndpoint: Sendable, Equatable {
 /// One line naming a setting and what is wrong with it.
 public struct ConfigProblem: Error, Sendable {
     public var line: String
+}
+
+extension NodeConfig {
+    /// Peer TLS settings: all three files or none; without them a node with peers needs `--insecure-peers`.
+    func validatePeerTLS() -> String? {
+        if !["required", "permissive"].contains(peerTLS) { return "peer TLS (--peer-tls / SUTRA_PEER_TLS) is \(peerTLS); allowed: required, permissive" }
+        let given = [tlsCert, tlsKey, tlsCA].filter { $0 != nil }.count
+        if given != 0 && given != 3 {
+            return "peer TLS: give all of --tls-cert, --tls-key and --tls-ca (SUTRA_TLS_CERT, SUTRA_TLS_KEY, SUTRA_TLS_CA), not \(given) of them"
+        }
+        if given == 0 && !insecurePeers && peers.count > 1 {
+            return "peer TLS: no certificates (--tls-cert, --tls-key, --tls-ca; create them with `sutra certs init`); to run peer links in plaintext and unauthenticated, pass --insecure-peers"
+        }
+        return nil
+    }
 }

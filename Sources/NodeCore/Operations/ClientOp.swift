@@ -102,6 +102,22 @@ public struct ClusterStatus: Sendable {
     public var nodes: [NodeStatus]
     public var shards: [ShardStatus]
     public var transactions: TransactionStats
+    /// How this node's peer links are protected (filled in by the node process).
+    public var peerSecurity: PeerSecurityStatus?
+}
+
+/// Peer-link protection as `/v1/cluster` shows it: the mode ("required", "permissive", "off" for
+/// --insecure-peers) and which established links are mutual TLS and which plaintext.
+public struct PeerSecurityStatus: Sendable {
+    public var mode: String
+    public var tlsPeers: [NodeID]
+    public var plaintextPeers: [NodeID]
+
+    public init(mode: String, tlsPeers: [NodeID], plaintextPeers: [NodeID]) {
+        self.mode = mode
+        self.tlsPeers = tlsPeers
+        self.plaintextPeers = plaintextPeers
+    }
 }
 
 /// Cross-shard transactions as one node sees them.

@@ -1,6 +1,7 @@
 import Foundation
 import HTTP
 import Shard
+import TLS
 import XCTest
 #if canImport(Glibc)
 import Glibc
@@ -15,6 +16,10 @@ final class LocalTestCluster {
     let shards: Int
     let dimension: Int
     let extraFlags: [String]
+    /// Per-node flags replacing that node's TLS flags (a wrong certificate, a plaintext node).
+    var peerTLSOverride: [Int: [String]] = [:]
+    /// The cluster's certificates (`dir/certs`), made unless the flags say `--insecure-peers`.
+    let certificates: ClusterCertificates?
     private(set) var pids: [Int: pid_t] = [:]
 
     init(nodes: Int = 3, shards: Int = 8, dimension: Int = 4, flags: [String] = []) throws {
@@ -26,7 +31,25 @@ final class LocalTestCluster {
         base = 10_000 + Int.random(in: 0..<70) * 300
         dir = NSTemporaryDirectory() + "sutra-cluster-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        if flags.contains("--insecure-peers") {
+            certificates = nil
+        } else {
+            var cluster = "sutra"
+            if let i = flags.firstIndex(of: "--cluster-id"), i + 1 < flags.count { cluster = flags[i + 1] }
+            let c = ClusterCertificates(directory: dir + "/certs")
+            try c.create(clusterID: cluster, nodes: nodes)
+            certificates = c
+        }
     }
+
+    /// Node `id`'s peer TLS flags: its override, else its certificate from `certificates`.
+    func peerTLSFlags(_ id: Int) -> [String] {
+        if let o = peerTLSOverride[id] { return o }
+        guard let c = certificates else { return [] }
+        return ["--tls-cert", c.nodeCertificate(UInt64(id)), "--tls-key", c.nodeKey(UInt64(id)), "--tls-ca", c.caCertificate]
+    }
+
+    var peerPorts: [Int] { (1...nodeCount).map { base + 200 + $0 } }
 
     static var nodeBinary: String {
         URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("sutra-node").path
@@ -49,7 +72,7 @@ final class LocalTestCluster {
         precondition(pids[id] == nil, "node \(id) is already running")
         var args = ["--node-id", "\(id)", "--data", "\(dir)/node\(id)", "--shards", "\(shards)", "--dimension", "\(dimension)",
                     "--peers", peers, "--client-port", "\(clientPort(id))", "--http-port", "\(httpPort(id))",
-                    "--peer-port", "\(peerPort)", "--log-level", "info"] + extraFlags
+                    "--peer-port", "\(peerPort)", "--log-level", "info"] + peerTLSFlags(id) + extraFlags
         for (flag, value) in overrides.sorted(by: { $0.key < $1.key }) {
             if let i = args.firstIndex(of: flag), i + 1 < args.count { args[i + 1] = value } else { args += [flag, value] }
         }
@@ -162,6 +185,7 @@ final class LocalTestCluster {
         var body: [UInt8]
         var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] }
         var errorCode: String? { (json?["error"] as? [String: Any])?["code"] as? String }
+        var text: String { String(decoding: body, as: UTF8.self) }
     }
 
     func http(_ id: Int, _ method: String, _ path: String, _ body: String = "", timeout: Double = 5) -> Reply {

@@ -1,0 +1,131 @@
+import TLS
+import UV
+
+/// A `TLSSession` driven over a libuv TCP connection: ciphertext read from the socket is fed to the session and
+/// the plaintext handed on; plaintext written is encrypted and written. Every callback runs on the loop thread.
+///
+/// Guarantees: the handler receives `.established` exactly once before any `.data`, and `.closed` at most once
+/// (after which nothing); a handshake that has not completed within `handshakeTimeoutMs` ends in `.closed` with
+/// the reason; a peer's bad bytes end in `.closed(reason)`, never a crash. Writes before the handshake completes
+/// are held by the session (bounded by its `maxPendingPlaintext`).
+public final class TLSConnection {
+    /// What the connection reports.
+    public enum Event {
+        /// The handshake completed; the verified peer certificate (nil only in server-only mode without one).
+        case established(PeerCertificate?)
+        case data([UInt8])
+        /// The connection ended: nil for a clean end (close_notify or EOF after the handshake), else why.
+        case closed(String?)
+    }
+
+    public let tcp: TCPConnection
+    public let session: TLSSession
+    /// Whether `.closed` was reported (or `close()` called).
+    public private(set) var isFinished = false
+    /// Whether any byte came from the peer: a dialer uses it to tell "this peer does not speak TLS" from a refusal.
+    public private(set) var heardFromPeer = false
+    private var handler: ((Event) -> Void)?
+    private var timer: Timer?
+    private var reportedEstablished = false
+
+    /// Wraps `tcp` (connected or accepted). Nothing happens until `start`.
+    public init(tcp: TCPConnection, session: TLSSession) {
+        self.tcp = tcp
+        self.session = session
+    }
+
+    /// Starts the handshake: sends the client's first flight, feeds `initial` bytes already read from the socket
+    /// (a server that sniffed them), and reads. `handler` may be replaced later with `setHandler`.
+    public func start(initial: [UInt8] = [], handshakeTimeoutMs: UInt64 = 5000, _ handler: @escaping (Event) -> Void) {
+        self.handler = handler
+        try? tcp.setNoDelay(true)
+        if let t = try? Timer(loop: tcp.loop) {
+            timer = t
+            t.start(timeout: handshakeTimeoutMs) { [weak self] in
+                guard let self, !self.session.isEstablished else { return }
+                self.finish("TLS handshake not completed within \(handshakeTimeoutMs) ms")
+            }
+        }
+        flushOutgoing()
+        do {
+            try tcp.startReading { [weak self] event in
+                guard let self, !self.isFinished else { return }
+                switch event {
+                case .data(let bytes): self.received(bytes)
+                case .endOfFile: self.finish(self.session.isEstablished ? nil : "peer closed the connection during the TLS handshake")
+                case .error(let e): self.finish("\(e)")
+                }
+            }
+        } catch {
+            finish("\(error)")
+            return
+        }
+        if !initial.isEmpty { received(initial) }
+    }
+
+    /// Replaces the event handler (e.g. when an accepted connection is handed to the link it belongs to).
+    public func setHandler(_ handler: @escaping (Event) -> Void) { self.handler = handler }
+
+    /// Encrypts and writes the buffers as one socket write.
+    public func write(vectored parts: [[UInt8]]) {
+        guard !isFinished else { return }
+        do {
+            for p in parts { try session.send(p) }
+        } catch {
+            finish("\(error)")
+            return
+        }
+        flushOutgoing()
+    }
+
+    public func write(_ bytes: [UInt8]) { write(vectored: [bytes]) }
+
+    /// Ciphertext queued on the socket but not yet handed to the kernel.
+    public var pendingWriteBytes: Int { tcp.isClosing ? 0 : tcp.pendingWriteBytes }
+
+    /// Sends close_notify (best effort) and closes the socket; no event follows.
+    public func close() {
+        guard !isFinished else { return }
+        isFinished = true
+        handler = nil
+        timer?.close()
+        timer = nil
+        session.close()
+        flushOutgoing()
+        if !tcp.isClosing { tcp.close() }
+    }
+
+    private func received(_ bytes: [UInt8]) {
+        heardFromPeer = true
+        let plaintext: [UInt8]
+        do {
+            plaintext = try session.receive(bytes)
+        } catch {
+            flushOutgoing()  // the alert telling the peer why
+            finish(error.description)
+            return
+        }
+        flushOutgoing()
+        if session.isEstablished && !reportedEstablished {
+            reportedEstablished = true
+            timer?.close()
+            timer = nil
+            handler?(.established(session.peer))
+        }
+        if !plaintext.isEmpty && !isFinished { handler?(.data(plaintext)) }
+        if session.state == .closed && !isFinished { finish(nil) }
+    }
+
+    private func flushOutgoing() {
+        guard !tcp.isClosing else { return }
+        let out = session.takeOutgoing()
+        if !out.isEmpty { tcp.write(out) }
+    }
+
+    private func finish(_ reason: String?) {
+        guard !isFinished else { return }
+        let h = handler
+        close()
+        h?(.closed(reason))
+    }
+}
