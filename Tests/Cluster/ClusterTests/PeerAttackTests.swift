@@ -100,7 +100,7 @@ final class PeerAttackTests: XCTestCase {
     }
 
     func testForgedPeersCannotCrashOrCorruptTheCluster() throws {
-        cluster = try LocalTestCluster(nodes: 4, shards: shards, dimension: 4)
+        cluster = try LocalTestCluster(nodes: 4, shards: shards, dimension: 4, flags: ["--insecure-peers"])
         for id in running { try cluster.start(id) }
         try cluster.waitReady(timeout: 30)
         for id in running { pids[id] = cluster.pids[id] }
@@ -177,13 +177,13 @@ final class PeerAttackTests: XCTestCase {
     /// A node started with another shard count or dimension is refused by its peers (and refuses them), one log
     /// line each naming both values, and `/v1/cluster` shows the refusal.
     func testConfigurationMismatchIsRefusedOnBothSides() throws {
-        cluster = try LocalTestCluster(nodes: 3, shards: shards, dimension: 4)
+        cluster = try LocalTestCluster(nodes: 3, shards: shards, dimension: 4, flags: ["--insecure-peers"])
         try cluster.start(1)
         try cluster.start(2)
         try cluster.waitReady(timeout: 30)
         // Node 3 with 8 shards in its own data directory (a fresh one: its data records nothing yet).
         let peers = (1...3).map { "\($0)=127.0.0.1:\(cluster.base + 200 + $0)" }.joined(separator: ",")
-        let odd = try LocalTestCluster(nodes: 3, shards: 8, dimension: 4)
+        let odd = try LocalTestCluster(nodes: 3, shards: 8, dimension: 4, flags: ["--insecure-peers"])
         defer { odd.destroy(keepLogs: (testRun?.failureCount ?? 0) > 0) }
         try odd.startWith(id: 3, peers: peers, peerPort: cluster.base + 203)
         waitUntil(10, "both sides to refuse") {
