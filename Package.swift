@@ -30,6 +30,12 @@ let package = Package(
         .systemLibrary(name: "CHTTPParser", path: "Sources/CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
         .target(name: "HTTP", dependencies: ["CHTTPParser"], path: "Sources/HTTP"),
 
+        // OpenSSL's libcrypto (Debian libssl-dev) for client tokens: SHA-256, random bytes, constant-time compare.
+        .systemLibrary(name: "CLibCrypto", path: "Sources/CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // Client authentication, pure apart from those three calls: roles, the tokens file, bearer parsing, the
+        // access decision, the refusal-log rate limit. The node and the CLI use it.
+        .target(name: "Auth", dependencies: ["CLibCrypto"], path: "Sources/Auth"),
+
         // CRC32C (Castagnoli) with the SSE4.2 instruction where the CPU has it; used to frame WAL records.
         .target(name: "CCRC32C", path: "Sources/CCRC32C", cSettings: [.define("NDEBUG")]),
 
@@ -62,7 +68,7 @@ let package = Package(
         // The node process: the libuv driver around NodeCore (loop, WAL writes on the thread pool, timers, signals),
         // the peer transport and the client front ends.
         .target(name: "Node", dependencies: [
-            "NodeCore", "Raft", "WAL", "Shard", "Txn2PC", "UV", "Codec", "HTTP", "ClientProto",
+            "NodeCore", "Raft", "WAL", "Shard", "Txn2PC", "UV", "Codec", "HTTP", "ClientProto", "Auth",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -71,7 +77,7 @@ let package = Package(
 
         // The `sutra` command line: local clusters, status, data commands, the load generator.
         .executableTarget(name: "CLI", dependencies: [
-            "HTTP", "SutraClient", "UV", "ChaosRunner", "ChaosLab", "Raft",
+            "HTTP", "SutraClient", "UV", "ChaosRunner", "ChaosLab", "Raft", "Auth",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/CLI"),
 
@@ -113,6 +119,7 @@ let package = Package(
         .testTarget(name: "RaftTests", dependencies: ["Raft"], path: "Tests/Unit/RaftTests"),
         .testTarget(name: "WALTests", dependencies: ["WAL", "Raft", "Codec", "CCRC32C"], path: "Tests/Unit/WALTests"),
         .testTarget(name: "UVTests", dependencies: ["UV"], path: "Tests/Unit/UVTests"),
+        .testTarget(name: "AuthTests", dependencies: ["Auth"], path: "Tests/Unit/AuthTests"),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"], path: "Tests/Unit/HTTPTests"),
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"], path: "Tests/Unit/VectorIndexTests"),
         .testTarget(name: "ShardTests", dependencies: ["Shard"], path: "Tests/Unit/ShardTests"),
@@ -120,7 +127,7 @@ let package = Package(
             "ClientProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Tests/Unit/ClientProtoTests"),
         .testTarget(name: "NodeTests", dependencies: ["Node", "NodeCore", "Raft", "Shard"], path: "Tests/Unit/NodeTests"),
-        .testTarget(name: "ClusterTests", dependencies: ["HTTP", "Shard", "SutraClient", "UV"], path: "Tests/Cluster/ClusterTests"),
+        .testTarget(name: "ClusterTests", dependencies: ["HTTP", "Shard", "SutraClient", "UV", "Auth"], path: "Tests/Cluster/ClusterTests"),
         .testTarget(name: "ChaosTests", dependencies: ["ChaosLab", "ChaosRunner", "ChaosCheck", "SutraClient", "Raft", "UV"], path: "Tests/Chaos", exclude: ["README.md"]),
         .testTarget(name: "SutraClientTests", dependencies: [
             "SutraClient", "ClientProto", "UV", .product(name: "SwiftProtobuf", package: "swift-protobuf"),

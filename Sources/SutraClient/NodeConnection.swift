@@ -19,6 +19,8 @@ final class NodeConnection {
     var inflight: Set<UInt64> = []
     /// Wire id of this connection's `Hello`.
     private let helloID: UInt64
+    /// The bearer token every `Hello` carries ("" = none).
+    private let token: String
     /// The protocol version the node chose, once its `Hello` answer came.
     private(set) var version: UInt32?
     /// Loop time of the last bytes from the node.
@@ -39,8 +41,9 @@ final class NodeConnection {
 
     static let protocolVersion: UInt32 = 1
 
-    init(endpoint: Endpoint, engine: Engine, maxFrameSize: Int, helloID: UInt64) {
+    init(endpoint: Endpoint, engine: Engine, maxFrameSize: Int, helloID: UInt64, token: String) {
         self.endpoint = endpoint
+        self.token = token
         self.engine = engine
         self.helloID = helloID
         decoder = FrameDecoder(maxFrameSize: maxFrameSize)
@@ -102,16 +105,17 @@ final class NodeConnection {
         guard state == .open else { return }
         probe = (wireID, now)
         if outbox.isEmpty { engine.markForFlush(self) }
-        outbox.append(NodeConnection.helloFrame(id: wireID))
+        outbox.append(NodeConnection.helloFrame(id: wireID, token: token))
     }
 
-    /// A framed `Hello` offering this client's protocol version: the first request of every connection, and
-    /// the liveness probe.
-    private static func helloFrame(id: UInt64) -> [UInt8] {
+    /// A framed `Hello` offering this client's protocol version and its token: the first request of every
+    /// connection, and the liveness probe.
+    private static func helloFrame(id: UInt64, token: String) -> [UInt8] {
         var hello = Sutra_V1_Request()
         hello.id = id
         hello.hello.minVersion = protocolVersion
         hello.hello.maxVersion = protocolVersion
+        hello.hello.token = token
         return frame((try? hello.serializedBytes()) ?? [])
     }
 
@@ -149,7 +153,7 @@ final class NodeConnection {
             fail(.connectionFailed(endpoint: endpoint.description, reason: error.description))
             return
         }
-        let parts = [NodeConnection.helloFrame(id: helloID)] + queued
+        let parts = [NodeConnection.helloFrame(id: helloID, token: token)] + queued
         queued = []
         conn.write(vectored: parts) { [self] error in
             if let error, error.code != UVError.canceled {
@@ -193,7 +197,8 @@ final class NodeConnection {
             if case .unsupportedVersion = error {
                 fail(error)
             }
-            // Any other refusal of Hello is ignored: the requests themselves will say what is wrong.
+            // Any other refusal of Hello (UNAUTHENTICATED: a token the node does not accept) is ignored: the
+            // requests themselves will say what is wrong, each with a final error.
             return
         }
         if case .hello(let h)? = response.result { version = h.maxVersion }

@@ -50,6 +50,10 @@ public struct NodeCommand: ParsableCommand {
     var txnPrepareTimeoutMs: Int = 2000
     @Option(name: .long, help: "Hand leaderships away while this node's recent WAL writes take this long (median, ms) and a peer acknowledges appends 3x faster; 0 disables, ≤ 60000.")
     var slowDiskMs: Int = 50
+    @Option(name: .long, help: "Client tokens file (NAME ROLE sha256:HEX lines, see `sutra tokens add`); reloaded on SIGHUP. Without it clients are not authenticated (env SUTRA_TOKENS_FILE).")
+    var tokensFile: String?
+    @Flag(name: .long, help: "GET /metrics needs a token (any role) when a tokens file is set; otherwise it is open like /health and /ready (env SUTRA_METRICS_AUTH=1).")
+    var metricsAuth = false
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
     @Flag(help: ArgumentHelp("Known-bad test switch: serve linearizable reads from local state without confirming leadership.", visibility: .hidden))
@@ -110,6 +114,18 @@ public struct NodeCommand: ParsableCommand {
             if peerPort != nil { throw fail("peer port (--peer-port) is \(c.peerPort) but --peers gives this node port \(me.port)") }
             c.peerPort = me.port
         }
+        var auth = ClientAuthSettings()
+        auth.tokensFile = tokensFile ?? env["SUTRA_TOKENS_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        if metricsAuth {
+            auth.metricsNeedToken = true
+        } else if let raw = env["SUTRA_METRICS_AUTH"] {
+            switch raw {
+            case "1", "true", "yes": auth.metricsNeedToken = true
+            case "0", "false", "no", "": auth.metricsNeedToken = false
+            default: throw fail("metrics auth (SUTRA_METRICS_AUTH) '\(raw)' is not 1/true/yes or 0/false/no")
+            }
+        }
+        if auth.metricsNeedToken && auth.tokensFile == nil { throw fail("--metrics-auth needs --tokens-file (without tokens no client is authenticated)") }
         prepareProcessSignals()
         let level = Logger.Level(rawValue: c.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
@@ -121,7 +137,7 @@ public struct NodeCommand: ParsableCommand {
         logger.logLevel = level
         let server: NodeServer
         do {
-            server = try NodeServer(config: c, logger: logger)
+            server = try NodeServer(config: c, logger: logger, auth: auth)
         } catch {
             FileHandle.standardError.write(Data("sutra-node: cannot start: \(error)\n".utf8))
             throw ExitCode(1)
@@ -141,5 +157,6 @@ func prepareProcessSignals() {
     sigemptyset(&set)
     sigaddset(&set, SIGTERM)
     sigaddset(&set, SIGINT)
+    sigaddset(&set, SIGHUP)
     pthread_sigmask(SIG_UNBLOCK, &set, nil)
 }

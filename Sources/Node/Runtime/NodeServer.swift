@@ -28,6 +28,8 @@ public final class NodeServer {
     var signals: [SignalWatcher] = []
     var binaryFrontEnd: BinaryFrontEnd?
     var httpFrontEnd: HTTPFrontEnd?
+    /// Client authorization (tokens, roles), consulted by both front ends; reloaded on SIGHUP.
+    var clientAuth: ClientAuth!
     /// Fires at once while index work is queued, so the loop keeps turning (and polling I/O) between slices.
     private var indexingTimer: UV.Timer?
     /// How long one slice of vector indexing may hold the loop.
@@ -35,10 +37,11 @@ public final class NodeServer {
     /// Test-only slow disk (`--enable-fault-injection`): each WAL write sleeps this long before its fdatasync.
     var fsyncDelayMs = 0
 
-    public init(config: NodeConfig, logger: Logger) throws {
+    public init(config: NodeConfig, logger: Logger, auth: ClientAuthSettings = ClientAuthSettings()) throws {
         self.config = config
         self.logger = logger
         self.loop = try EventLoop()
+        clientAuth = try ClientAuth(settings: auth, logger: logger)
         try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
         engine = try LogEngine(directory: config.dataDir + "/wal", logger: logger)
         let vectors = ConceptVectors(dimension: config.dimension)
@@ -98,6 +101,7 @@ public final class NodeServer {
                 self.core.beginShutdown()
             })
         }
+        signals.append(try SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in self.clientAuth.reload() })
         if config.faultInjection {
             logger.warning("--enable-fault-injection is on: POST /v1/admin/fault/fsync-delay can slow this node's disk (test-only)")
         }

@@ -102,6 +102,10 @@ final class BinaryFrontEnd {
                 send(failure(req.id, .unsupportedVersion, "this node speaks versions \(BinaryFrontEnd.minVersion)…\(BinaryFrontEnd.maxVersion); the client \(h.minVersion)…\(h.maxVersion)"), on: c)
                 return
             }
+            if let (code, message) = presentHelloToken(h.token, on: c) {
+                send(failure(req.id, code, message), on: c)
+                return
+            }
             var r = Sutra_V1_Response()
             r.id = req.id
             r.hello.minVersion = max(h.minVersion, BinaryFrontEnd.minVersion)
@@ -117,6 +121,10 @@ final class BinaryFrontEnd {
             return
         } catch {
             send(failure(req.id, .invalidArgument, "\(error)"), on: c)
+            return
+        }
+        if let (code, message) = authorizationRefusal(op, on: c) {
+            send(failure(req.id, code, message), on: c)
             return
         }
         let session = ClientSession(clientID: req.clientID, sequence: req.sequence, ackedBelow: req.ackedBelow)
@@ -299,9 +307,14 @@ final class BinaryConnection {
     var decoder: FrameDecoder
     var outbox: [[UInt8]] = []
     var closed = false
+    /// The client's address, for refusal logs.
+    let peer: String
+    /// The token this connection's Hello presented (see `BinaryAuth.swift`).
+    var credential = BinaryCredential()
 
     init(conn: TCPConnection, maxFrame: Int) {
         self.conn = conn
+        peer = conn.peerHost ?? "unknown"
         decoder = FrameDecoder(maxFrameSize: maxFrame)
     }
 }

@@ -45,7 +45,7 @@ final class HTTPFrontEnd {
                         case .success(let req):
                             let slot = state.reserve(closeAfter: !req.keepAlive)
                             // The client may be gone by the time the answer is ready: hold the state weakly.
-                            self.handle(req) { [weak state] resp in state?.complete(slot, resp) }
+                            self.handle(req, from: state.peer) { [weak state] resp in state?.complete(slot, resp) }
                         case .failure(let err):
                             let slot = state.reserve(closeAfter: true)
                             state.complete(slot, HTTPFrontEnd.errorResponse(status: err.status, code: "BAD_REQUEST", err.message))
@@ -67,8 +67,13 @@ final class HTTPFrontEnd {
 
     // MARK: routing
 
-    private func handle(_ req: HTTPRequest, _ respond: @escaping (HTTPResponse) -> Void) {
+    private func handle(_ req: HTTPRequest, from peer: String, _ respond: @escaping (HTTPResponse) -> Void) {
         let parts = req.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        let (route, param) = HTTPFrontEnd.route(parts)
+        if let refusal = authorizationRefusal(req, route: route, parts: parts, source: peer) {
+            respond(refusal)
+            return
+        }
         let consistency: ReadConsistency = req.query["consistency"] == "stale" ? .stale : .linearizable
         if let c = req.query["consistency"], c != "stale", c != "linearizable" {
             respond(HTTPFrontEnd.errorResponse(status: 400, code: "INVALID_ARGUMENT", "consistency must be linearizable or stale, not '\(c)'"))
@@ -76,7 +81,6 @@ final class HTTPFrontEnd {
         }
         let session = ClientSession(clientID: UInt64(req.headers["x-sutra-client-id"] ?? "") ?? 0,
                                     sequence: UInt64(req.headers["x-sutra-sequence"] ?? "") ?? 0)
-        let (route, param) = HTTPFrontEnd.route(parts)
         do {
             switch (req.method, route) {
             case ("GET", "health"):
@@ -211,6 +215,8 @@ final class HTTPFrontEnd {
 final class HTTPConnectionState {
     let conn: TCPConnection
     let parser: HTTPRequestParser
+    /// The client's address, for refusal logs.
+    let peer: String
     private var nextSlot = 0
     private var nextToWrite = 0
     private var done: [Int: (HTTPResponse, Bool)] = [:]
@@ -219,6 +225,7 @@ final class HTTPConnectionState {
 
     init(conn: TCPConnection, maxBody: Int) {
         self.conn = conn
+        peer = conn.peerHost ?? "unknown"
         parser = HTTPRequestParser(maxBodyBytes: maxBody + 4096)
     }
 
