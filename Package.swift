@@ -35,6 +35,11 @@ let package = Package(
         // Client authentication, pure apart from those three calls: roles, the tokens file, bearer parsing, the
         // access decision, the refusal-log rate limit. The node and the CLI use it.
         .target(name: "Auth", dependencies: ["CLibCrypto"], path: "Sources/Auth"),
+        // OpenSSL 3 (Debian libssl-dev, pkg-config `openssl`: -lssl -lcrypto) behind a thin C layer (many of its
+        // calls are macros), and the pure TLS layer over memory BIOs: contexts, sessions, certificates. No libuv.
+        .target(name: "CTLS", path: "Sources/CTLS", cSettings: [.define("OPENSSL_API_COMPAT", to: "30000")],
+                linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        .target(name: "TLS", dependencies: ["CTLS"], path: "Sources/TLS"),
 
         // CRC32C (Castagnoli) with the SSE4.2 instruction where the CPU has it; used to frame WAL records.
         .target(name: "CCRC32C", path: "Sources/CCRC32C", cSettings: [.define("NDEBUG")]),
@@ -118,6 +123,7 @@ let package = Package(
 
         .testTarget(name: "RaftTests", dependencies: ["Raft"], path: "Tests/Unit/RaftTests"),
         .testTarget(name: "WALTests", dependencies: ["WAL", "Raft", "Codec", "CCRC32C"], path: "Tests/Unit/WALTests"),
+        .testTarget(name: "TLSTests", dependencies: ["TLS"], path: "Tests/Unit/TLSTests"),
         .testTarget(name: "UVTests", dependencies: ["UV"], path: "Tests/Unit/UVTests"),
         .testTarget(name: "AuthTests", dependencies: ["Auth"], path: "Tests/Unit/AuthTests"),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"], path: "Tests/Unit/HTTPTests"),

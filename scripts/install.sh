@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(libuv1-dev pkg-config libhnswlib-dev libhttp-parser-dev libssl-dev curl)
+PKGS=(libuv1-dev pkg-config libhnswlib-dev libhttp-parser-dev libssl-dev openssl curl)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
