@@ -40,6 +40,9 @@ let package = Package(
         .target(name: "CTLS", path: "Sources/CTLS", cSettings: [.define("OPENSSL_API_COMPAT", to: "30000")],
                 linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
         .target(name: "TLS", dependencies: ["CTLS"], path: "Sources/TLS"),
+        // A client connection's bytes, plaintext or TLS (a TLSSession pumped on the loop) over a libuv TCP
+        // connection: what the node's client front ends and the SDK read and write through.
+        .target(name: "SecureStream", dependencies: ["UV", "CUV", "TLS"], path: "Sources/SecureStream"),
 
         // CRC32C (Castagnoli) with the SSE4.2 instruction where the CPU has it; used to frame WAL records.
         .target(name: "CCRC32C", path: "Sources/CCRC32C", cSettings: [.define("NDEBUG")]),
@@ -73,7 +76,7 @@ let package = Package(
         // The node process: the libuv driver around NodeCore (loop, WAL writes on the thread pool, timers, signals),
         // the peer transport and the client front ends.
         .target(name: "Node", dependencies: [
-            "NodeCore", "Raft", "WAL", "Shard", "Txn2PC", "UV", "Codec", "HTTP", "ClientProto", "Auth",
+            "NodeCore", "Raft", "WAL", "Shard", "Txn2PC", "UV", "Codec", "HTTP", "ClientProto", "Auth", "TLS", "SecureStream",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -99,7 +102,7 @@ let package = Package(
         // The client SDK (docs/SDK.md): async/await over one private libuv loop thread; routing by shard,
         // leader hints, retries with backoff, de-duplicated writes.
         .target(name: "SutraClient", dependencies: [
-            "ClientProto", "UV", "Shard", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            "ClientProto", "UV", "Shard", "TLS", "SecureStream", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Sources/SutraClient"),
 
         // Deterministic simulation of Raft clusters: seeded network, crashes, partitions, invariant checks.
@@ -133,7 +136,7 @@ let package = Package(
             "ClientProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Tests/Unit/ClientProtoTests"),
         .testTarget(name: "NodeTests", dependencies: ["Node", "NodeCore", "Raft", "Shard"], path: "Tests/Unit/NodeTests"),
-        .testTarget(name: "ClusterTests", dependencies: ["HTTP", "Shard", "SutraClient", "UV", "Auth"], path: "Tests/Cluster/ClusterTests"),
+        .testTarget(name: "ClusterTests", dependencies: ["HTTP", "Shard", "SutraClient", "UV", "Auth", "TLS"], path: "Tests/Cluster/ClusterTests"),
         .testTarget(name: "ChaosTests", dependencies: ["ChaosLab", "ChaosRunner", "ChaosCheck", "SutraClient", "Raft", "UV"], path: "Tests/Chaos", exclude: ["README.md"]),
         .testTarget(name: "SutraClientTests", dependencies: [
             "SutraClient", "ClientProto", "UV", .product(name: "SwiftProtobuf", package: "swift-protobuf"),

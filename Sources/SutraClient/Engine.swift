@@ -1,6 +1,7 @@
 import ClientProto
 import Shard
 import SwiftProtobuf
+import TLS
 import UV
 
 /// Where a request may be served.
@@ -37,6 +38,8 @@ struct EngineConfig: Sendable {
     var probeTimeoutMs: UInt64
     /// The bearer token sent in every connection's `Hello` ("" = none).
     var token: String = ""
+    /// TLS to every node (nil: plaintext).
+    var tlsContext: TLSContext?
     /// How long a node whose probe went unanswered is avoided (unless it is heard from first).
     var suspectMs: UInt64 = 1000
     /// Consecutive `NOT_LEADER` redirects followed at once before backing off (stops ping-pong between two
@@ -260,7 +263,7 @@ final class Engine: @unchecked Sendable {
         } else {
             nextWireID += 1
             conn = NodeConnection(endpoint: target, engine: self, maxFrameSize: config.maxFrameSize, helloID: nextWireID - 1,
-                                  token: config.token)
+                                  token: config.token, tls: config.tlsContext)
             do {
                 try conn.connect()
             } catch {

@@ -1,5 +1,7 @@
 import ClientProto
+import SecureStream
 import SwiftProtobuf
+import TLS
 import UV
 
 /// The one TCP connection to one node, confined to the client's loop thread. Frames written before the
@@ -11,7 +13,7 @@ final class NodeConnection {
     let endpoint: Endpoint
     private unowned let engine: Engine
     private(set) var state = State.connecting
-    private var tcp: TCPConnection?
+    private var tcp: SecureStream?
     private var queued: [[UInt8]] = []
     private var outbox: [[UInt8]] = []
     private var decoder: FrameDecoder
@@ -21,6 +23,8 @@ final class NodeConnection {
     private let helloID: UInt64
     /// The bearer token every `Hello` carries ("" = none).
     private let token: String
+    /// TLS to the node (nil: plaintext).
+    private let tls: TLSContext?
     /// The protocol version the node chose, once its `Hello` answer came.
     private(set) var version: UInt32?
     /// Loop time of the last bytes from the node.
@@ -41,9 +45,10 @@ final class NodeConnection {
 
     static let protocolVersion: UInt32 = 1
 
-    init(endpoint: Endpoint, engine: Engine, maxFrameSize: Int, helloID: UInt64, token: String) {
+    init(endpoint: Endpoint, engine: Engine, maxFrameSize: Int, helloID: UInt64, token: String, tls: TLSContext?) {
         self.endpoint = endpoint
         self.token = token
+        self.tls = tls
         self.engine = engine
         self.helloID = helloID
         decoder = FrameDecoder(maxFrameSize: maxFrameSize)
@@ -132,9 +137,17 @@ final class NodeConnection {
         }
     }
 
-    private func opened(_ conn: TCPConnection) {
+    private func opened(_ raw: TCPConnection) {
         guard state == .connecting else {
-            conn.close()
+            raw.close()
+            return
+        }
+        let conn: SecureStream
+        do {
+            conn = SecureStream(tcp: raw, session: try tls.map { try TLSSession(context: $0, serverName: endpoint.host) })
+        } catch {
+            raw.close()
+            fail(.connectionFailed(endpoint: endpoint.description, reason: "TLS: \(error)"))
             return
         }
         tcp = conn

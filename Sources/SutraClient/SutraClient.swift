@@ -1,5 +1,6 @@
 import ClientProto
 import Foundation
+import TLS
 import UV
 
 /// The Sutra SDK: a connection to a cluster, shared by any number of tasks.
@@ -50,12 +51,16 @@ public final class SutraClient: Sendable {
         /// file). A node with tokens refuses requests without a valid one with `SutraError.unauthenticated`, and
         /// those the token's role does not allow with `SutraError.permissionDenied`. Never logged or printed.
         public var token: String?
+        /// TLS to the nodes' client ports (nil: plaintext). The client verifies every node's certificate
+        /// against `caFile` and checks it names the endpoint's address (an IP SAN for IP endpoints).
+        public var tls: TLSOptions?
 
         public init(requestTimeout: Duration = .seconds(5), attemptTimeout: Duration = .seconds(2),
                     retryBaseDelay: Duration = .milliseconds(10), retryMaxDelay: Duration = .milliseconds(500),
                     maxFrameSize: Int = defaultMaxFrameSize, probeAfter: Duration = .milliseconds(250),
-                    probeTimeout: Duration = .milliseconds(500), token: String? = nil) {
+                    probeTimeout: Duration = .milliseconds(500), token: String? = nil, tls: TLSOptions? = nil) {
             self.token = token
+            self.tls = tls
             self.requestTimeout = requestTimeout
             self.attemptTimeout = attemptTimeout
             self.retryBaseDelay = retryBaseDelay
@@ -109,10 +114,20 @@ public final class SutraClient: Sendable {
             throw SutraError.invalidArgument(
                 "timeouts and delays must be at least 1 ms (retryMaxDelay ≥ retryBaseDelay), maxFrameSize positive")
         }
-        let config = EngineConfig(requestTimeoutMs: UInt64(timeout), attemptTimeoutMs: UInt64(attempt),
+        var config = EngineConfig(requestTimeoutMs: UInt64(timeout), attemptTimeoutMs: UInt64(attempt),
                                   backoffBaseMs: UInt64(base), backoffCapMs: UInt64(cap),
                                   maxFrameSize: options.maxFrameSize, probeAfterMs: UInt64(probeAfter),
                                   probeTimeoutMs: UInt64(probeTimeout), token: options.token ?? "")
+        if let tls = options.tls {
+            do {
+                config.tlsContext = try TLSContext(TLSContext.Configuration(
+                    role: .client, certificateChainPath: tls.certificateFile, privateKeyPath: tls.keyFile,
+                    trustRootsPath: tls.caFile, verification: .serverOnly, requireTLS13: false))
+            } catch {
+                throw SutraError.invalidArgument("TLS options: \(error)")
+            }
+        }
+        let engineConfig = config
         let clientID = UInt64.random(in: 1...UInt64.max)
         let lifecycle = Locked(Lifecycle())
         let started = Locked<Result<(LoopWakeup, Engine), SutraError>?>(nil)
@@ -123,7 +138,7 @@ public final class SutraClient: Sendable {
             do {
                 let loop = try EventLoop()
                 let wakeup = try LoopWakeup(loop: loop)
-                let engine = Engine(loop: loop, config: config, clientID: clientID, seeds: seedList)
+                let engine = Engine(loop: loop, config: engineConfig, clientID: clientID, seeds: seedList)
                 let turnEnd = try LoopCheck(loop: loop) { engine.flushWrites() }
                 engine.turnEnd = turnEnd
                 started.withLock { $0 = .success((wakeup, engine)) }

@@ -54,6 +54,14 @@ public struct NodeCommand: ParsableCommand {
     var tokensFile: String?
     @Flag(name: .long, help: "GET /metrics needs a token (any role) when a tokens file is set; otherwise it is open like /health and /ready (env SUTRA_METRICS_AUTH=1).")
     var metricsAuth = false
+    @Option(name: .long, help: "PEM certificate (chain) the client ports (binary and HTTP) serve TLS with; may be the node's peer certificate (env SUTRA_CLIENT_TLS_CERT).")
+    var clientTlsCert: String?
+    @Option(name: .long, help: "Its PEM private key (env SUTRA_CLIENT_TLS_KEY).")
+    var clientTlsKey: String?
+    @Option(name: .long, help: "CA bundle: clients must present a certificate it verifies (env SUTRA_CLIENT_TLS_CA).")
+    var clientTlsCa: String?
+    @Flag(name: .long, help: "Serve clients on a non-loopback --listen address without TLS (refused otherwise; env SUTRA_ALLOW_INSECURE_CLIENTS=1).")
+    var allowInsecureClients = false
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
     @Flag(help: ArgumentHelp("Known-bad test switch: serve linearizable reads from local state without confirming leadership.", visibility: .hidden))
@@ -124,6 +132,15 @@ public struct NodeCommand: ParsableCommand {
             case "0", "false", "no", "": auth.metricsNeedToken = false
             default: throw fail("metrics auth (SUTRA_METRICS_AUTH) '\(raw)' is not 1/true/yes or 0/false/no")
             }
+        }
+        func nonEmpty(_ s: String?) -> String? { s.flatMap { $0.isEmpty ? nil : $0 } }
+        auth.tlsCertificate = clientTlsCert ?? nonEmpty(env["SUTRA_CLIENT_TLS_CERT"])
+        auth.tlsKey = clientTlsKey ?? nonEmpty(env["SUTRA_CLIENT_TLS_KEY"])
+        auth.tlsClientCA = clientTlsCa ?? nonEmpty(env["SUTRA_CLIENT_TLS_CA"])
+        auth.allowInsecureClients = allowInsecureClients || ["1", "true", "yes"].contains(env["SUTRA_ALLOW_INSECURE_CLIENTS"] ?? "")
+        do { _ = try ClientTLS.configuration(auth) } catch { throw fail("\(error)") }
+        if let problem = ClientTLS.insecureListenProblem(host: c.listenHost, tls: auth.tlsCertificate != nil, allowInsecure: auth.allowInsecureClients) {
+            throw fail(problem)
         }
         if auth.metricsNeedToken && auth.tokensFile == nil { throw fail("--metrics-auth needs --tokens-file (without tokens no client is authenticated)") }
         prepareProcessSignals()

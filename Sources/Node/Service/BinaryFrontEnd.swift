@@ -4,6 +4,7 @@ import Foundation
 import Raft
 import Shard
 import SwiftProtobuf
+import SecureStream
 import UV
 
 /// The binary client protocol (protobuf `sutra.v1` messages in length-prefixed frames, see
@@ -47,7 +48,8 @@ final class BinaryFrontEnd {
         dirty = []
     }
 
-    private func accept(_ conn: TCPConnection) {
+    private func accept(_ tcp: TCPConnection) {
+        guard let conn = node.clientTLS.stream(for: tcp) else { return }
         let c = BinaryConnection(conn: conn, maxFrame: node.config.maxFrameBytes)
         connections[ObjectIdentifier(conn)] = c
         try? conn.setNoDelay(true)
@@ -303,7 +305,7 @@ final class BinaryFrontEnd {
 
 /// One binary-protocol connection: its frame decoder and the responses waiting for the turn's write.
 final class BinaryConnection {
-    let conn: TCPConnection
+    let conn: SecureStream
     var decoder: FrameDecoder
     var outbox: [[UInt8]] = []
     var closed = false
@@ -312,7 +314,7 @@ final class BinaryConnection {
     /// The token this connection's Hello presented (see `BinaryAuth.swift`).
     var credential = BinaryCredential()
 
-    init(conn: TCPConnection, maxFrame: Int) {
+    init(conn: SecureStream, maxFrame: Int) {
         self.conn = conn
         peer = conn.peerHost ?? "unknown"
         decoder = FrameDecoder(maxFrameSize: maxFrame)

@@ -3,6 +3,7 @@ import Foundation
 import HTTP
 import Raft
 import Shard
+import SecureStream
 import UV
 
 /// The HTTP/JSON API (for curl and scripts) on its own port: parses with http_parser on the loop thread,
@@ -31,7 +32,8 @@ final class HTTPFrontEnd {
         connections = [:]
     }
 
-    private func accept(_ conn: TCPConnection) {
+    private func accept(_ tcp: TCPConnection) {
+        guard let conn = node.clientTLS.stream(for: tcp) else { return }
         let state = HTTPConnectionState(conn: conn, maxBody: node.config.maxFrameBytes)
         connections[ObjectIdentifier(conn)] = state
         try? conn.setNoDelay(true)
@@ -213,7 +215,7 @@ final class HTTPFrontEnd {
 /// One HTTP connection: its parser and the responses waiting for their turn (pipelined requests are answered
 /// in the order they arrived, whatever order they finish in).
 final class HTTPConnectionState {
-    let conn: TCPConnection
+    let conn: SecureStream
     let parser: HTTPRequestParser
     /// The client's address, for refusal logs.
     let peer: String
@@ -223,7 +225,7 @@ final class HTTPConnectionState {
     private var closeAfter: [Int: Bool] = [:]
     private var closed = false
 
-    init(conn: TCPConnection, maxBody: Int) {
+    init(conn: SecureStream, maxBody: Int) {
         self.conn = conn
         peer = conn.peerHost ?? "unknown"
         parser = HTTPRequestParser(maxBodyBytes: maxBody + 4096)

@@ -2,12 +2,20 @@ import Auth
 import Foundation
 import Logging
 
-/// The client-authentication settings of a node (`--tokens-file`, `--metrics-auth`).
+/// The client-security settings of a node: tokens (`--tokens-file`, `--metrics-auth`) and TLS on the client
+/// ports (`--client-tls-cert/-key/-ca`, `--allow-insecure-clients`).
 public struct ClientAuthSettings: Sendable {
     /// The tokens file; nil: clients are not authenticated (every request is allowed, and the node says so).
     public var tokensFile: String?
     /// Whether `GET /metrics` needs a token (any role); otherwise it is open like `/health` and `/ready`.
     public var metricsNeedToken = false
+    /// PEM certificate (chain) and key the client ports serve TLS with; nil: plaintext.
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    /// CA bundle client certificates must verify against (then required); nil: none asked for.
+    public var tlsClientCA: String?
+    /// Serve clients on a non-loopback address without TLS anyway.
+    public var allowInsecureClients = false
 
     public init(tokensFile: String? = nil, metricsNeedToken: Bool = false) {
         self.tokensFile = tokensFile
