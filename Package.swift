@@ -30,6 +30,11 @@ let package = Package(
         .systemLibrary(name: "CHTTPParser", path: "Sources/CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
         .target(name: "HTTP", dependencies: ["CHTTPParser"], path: "Sources/HTTP"),
 
+        // OpenSSL's libcrypto (Debian libssl-dev) for client tokens: SHA-256, random bytes, constant-time compare.
+        .systemLibrary(name: "CLibCrypto", path: "Sources/CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // Client authentication, pure apart from those three calls: roles, the tokens file, bearer parsing, the
+        // access decision, the refusal-log rate limit. The node and the CLI use it.
+        .target(name: "Auth", dependencies: ["CLibCrypto"], path: "Sources/Auth"),
         // OpenSSL 3 (Debian libssl-dev, pkg-config `openssl`: -lssl -lcrypto) behind a thin C layer (many of its
         // calls are macros), and the pure TLS layer over memory BIOs: contexts, sessions, certificates. No libuv.
         .target(name: "CTLS", path: "Sources/CTLS", cSettings: [.define("OPENSSL_API_COMPAT", to: "30000")],
@@ -37,6 +42,9 @@ let package = Package(
         .target(name: "TLS", dependencies: ["CTLS"], path: "Sources/TLS"),
         // A TLSSession driven over a libuv TCP connection (handshake timeout, events), for peer and client ports.
         .target(name: "TLSTransport", dependencies: ["TLS", "UV"], path: "Sources/TLSTransport"),
+        // A client connection's bytes, plaintext or TLS (a TLSSession pumped on the loop) over a libuv TCP
+        // connection: what the node's client front ends and the SDK read and write through.
+        .target(name: "SecureStream", dependencies: ["UV", "CUV", "TLS"], path: "Sources/SecureStream"),
 
         // CRC32C (Castagnoli) with the SSE4.2 instruction where the CPU has it; used to frame WAL records.
         .target(name: "CCRC32C", path: "Sources/CCRC32C", cSettings: [.define("NDEBUG")]),
@@ -70,7 +78,7 @@ let package = Package(
         // The node process: the libuv driver around NodeCore (loop, WAL writes on the thread pool, timers, signals),
         // the peer transport and the client front ends.
         .target(name: "Node", dependencies: [
-            "NodeCore", "Raft", "WAL", "Shard", "Txn2PC", "UV", "Codec", "HTTP", "ClientProto", "TLS", "TLSTransport",
+            "NodeCore", "Raft", "WAL", "Shard", "Txn2PC", "UV", "Codec", "HTTP", "ClientProto", "Auth", "TLS", "TLSTransport", "SecureStream",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -79,7 +87,7 @@ let package = Package(
 
         // The `sutra` command line: local clusters, status, data commands, the load generator.
         .executableTarget(name: "CLI", dependencies: [
-            "HTTP", "SutraClient", "UV", "ChaosRunner", "ChaosLab", "Raft", "TLS",
+            "HTTP", "SutraClient", "UV", "ChaosRunner", "ChaosLab", "Raft", "TLS", "Auth",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/CLI"),
 
@@ -96,7 +104,7 @@ let package = Package(
         // The client SDK (docs/SDK.md): async/await over one private libuv loop thread; routing by shard,
         // leader hints, retries with backoff, de-duplicated writes.
         .target(name: "SutraClient", dependencies: [
-            "ClientProto", "UV", "Shard", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            "ClientProto", "UV", "Shard", "TLS", "SecureStream", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Sources/SutraClient"),
 
         // Deterministic simulation of Raft clusters: seeded network, crashes, partitions, invariant checks.
@@ -122,6 +130,7 @@ let package = Package(
         .testTarget(name: "WALTests", dependencies: ["WAL", "Raft", "Codec", "CCRC32C"], path: "Tests/Unit/WALTests"),
         .testTarget(name: "TLSTests", dependencies: ["TLS"], path: "Tests/Unit/TLSTests"),
         .testTarget(name: "UVTests", dependencies: ["UV"], path: "Tests/Unit/UVTests"),
+        .testTarget(name: "AuthTests", dependencies: ["Auth"], path: "Tests/Unit/AuthTests"),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"], path: "Tests/Unit/HTTPTests"),
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"], path: "Tests/Unit/VectorIndexTests"),
         .testTarget(name: "ShardTests", dependencies: ["Shard"], path: "Tests/Unit/ShardTests"),
@@ -129,7 +138,7 @@ let package = Package(
             "ClientProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Tests/Unit/ClientProtoTests"),
         .testTarget(name: "NodeTests", dependencies: ["Node", "NodeCore", "Raft", "Shard"], path: "Tests/Unit/NodeTests"),
-        .testTarget(name: "ClusterTests", dependencies: ["HTTP", "Shard", "SutraClient", "UV", "NodeCore", "Raft", "TLS"], path: "Tests/Cluster/ClusterTests"),
+        .testTarget(name: "ClusterTests", dependencies: ["HTTP", "Shard", "SutraClient", "UV", "NodeCore", "Raft", "Auth", "TLS"], path: "Tests/Cluster/ClusterTests"),
         .testTarget(name: "ChaosTests", dependencies: ["ChaosLab", "ChaosRunner", "ChaosCheck", "SutraClient", "Raft", "UV"], path: "Tests/Chaos", exclude: ["README.md"]),
         .testTarget(name: "SutraClientTests", dependencies: [
             "SutraClient", "ClientProto", "UV", .product(name: "SwiftProtobuf", package: "swift-protobuf"),

@@ -18,19 +18,22 @@ echo
 $SUTRA status --data "$DATA"
 echo
 echo "==> smoke test through HTTP (write via node 1, read back)"
+# `cluster up` made the nodes require tokens and wrote an admin token here (see docs/OPERATIONS.md § Security).
+AUTH=()
+[ -f "$DATA/admin.token" ] && AUTH=(-H "Authorization: Bearer $(cat "$DATA/admin.token")")
 ID=0000000000000000000000000000c0de
 for port in 7201 7202 7203; do
-  out=$(curl -s -X POST "http://127.0.0.1:$port/v1/concepts" -d "{\"id\":\"$ID\",\"content\":\"hello from setup\"}")
+  out=$(curl -s "${AUTH[@]}" -X POST "http://127.0.0.1:$port/v1/concepts" -d "{\"id\":\"$ID\",\"content\":\"hello from setup\"}")
   case "$out" in *version*) echo "  write: $out (via node on port $port, the shard's leader)"; break;; esac
 done
 for port in 7201 7202 7203; do
-  out=$(curl -s "http://127.0.0.1:$port/v1/concepts/$ID")
+  out=$(curl -s "${AUTH[@]}" "http://127.0.0.1:$port/v1/concepts/$ID")
   case "$out" in *content*) echo "  read:  $out"; break;; esac
 done
 cat <<MSG
 
-Sutra is running. Try:
-  curl -s http://127.0.0.1:7201/v1/cluster
+Sutra is running; clients need the admin token in $DATA/admin.token (the sutra CLI uses it by itself). Try:
+  curl -s -H "Authorization: Bearer \$(cat $DATA/admin.token)" http://127.0.0.1:7201/v1/cluster
   curl -s http://127.0.0.1:7201/metrics | head
   $SUTRA status                       # leaders, terms, lag
   $SUTRA bench --duration 10          # load test through the SDK

@@ -22,7 +22,8 @@ struct BenchCommand: AsyncParsableCommand {
         guard BenchLoad.mixes.contains(mix) else { throw ValidationError("--mix must be one of \(BenchLoad.mixes.joined(separator: ", "))") }
         guard concurrency >= 1, duration > 0, valueSize >= 0, keys >= 1, clients >= 1 else { throw ValidationError("counts must be positive") }
         let endpoints = try target.resolve()
-        let sdks = try (0..<clients).map { _ in try SutraClient(endpoints: endpoints) }
+        let options = try target.options()
+        let sdks = try (0..<clients).map { _ in try SutraClient(endpoints: endpoints, options: options) }
         defer { Task { for c in sdks { await c.close() } } }
         let load = try await BenchLoad.prepare(sdks[0], keys: keys, valueSize: valueSize, preload: mix != "write", quiet: json)
         let r = try await load.run(mix: mix, sdks: sdks, concurrency: concurrency, duration: duration, quiet: json)
@@ -172,6 +173,18 @@ extension Duration {
 struct SDKTarget: ParsableArguments {
     @Option(help: "Client endpoints host:port,… (default: the local cluster in --data).") var endpoints: String?
     @Option(help: "Data directory of a local cluster started with `sutra cluster up`.") var data = "./sutra-cluster"
+    @Option(help: "Bearer token (default: env SUTRA_TOKEN, else the local cluster's <data>/admin.token).") var token: String?
+    @Option(help: "CA certificate (PEM) to verify the nodes' client TLS certificates with; TLS on when given (env SUTRA_CACERT).") var cacert: String?
+
+    /// The SDK options carrying the token (`CLIToken`).
+    func options(_ base: SutraClient.Options = .init()) throws -> SutraClient.Options {
+        var o = base
+        o.token = try CLIToken.resolve(flag: token, dataDir: data)
+        if let ca = cacert ?? ProcessInfo.processInfo.environment["SUTRA_CACERT"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            o.tls = TLSOptions(caFile: ca)
+        }
+        return o
+    }
 
     func resolve() throws -> [String] {
         if let endpoints { return endpoints.split(separator: ",").map(String.init) }

@@ -24,8 +24,13 @@ struct LocalCluster: Codable {
     var nodes: [Node]
     var shards: Int
     var dimension: Int
+    /// The nodes' --tokens-file (nil: a cluster started without authentication).
+    var tokensFile: String?
 
     static func path(_ dir: String) -> String { dir + "/cluster.json" }
+    /// The local cluster's admin token (0600), which the CLI uses when no --token or SUTRA_TOKEN is given.
+    static func adminTokenPath(_ dir: String) -> String { dir + "/admin.token" }
+    static func tokensPath(_ dir: String) -> String { dir + "/tokens" }
 
     static func load(_ dir: String) throws -> LocalCluster {
         guard let d = FileManager.default.contents(atPath: path(dir)) else {
@@ -48,6 +53,7 @@ struct ClusterCommand: ParsableCommand {
         @Option(help: "Embedding dimension (0…2048).") var dimension = 768
         @Option(help: "Path of the sutra-node binary (default: next to this one).") var nodeBinary: String?
         @Option(help: "Seconds to wait for every node to be ready.") var timeout = 30.0
+        @Flag(help: "Start the nodes without a tokens file: clients are not authenticated.") var noAuth = false
         @Argument(parsing: .postTerminator, help: "Extra flags passed to every sutra-node (after --).") var nodeFlags: [String] = []
 
         func run() throws {
@@ -63,12 +69,13 @@ struct ClusterCommand: ParsableCommand {
             guard FileManager.default.isExecutableFile(atPath: binary) else { throw CLIError("sutra-node not found at \(binary); build it or pass --node-binary") }
             let peers = (1...nodes).map { "\($0)=127.0.0.1:\(basePort + 200 + $0)" }.joined(separator: ",")
             let tls = try ClusterCommand.peerTLSFlags(dir: dir, nodes: nodes, nodeFlags: nodeFlags)
-            var cluster = LocalCluster(nodes: [], shards: shards, dimension: dimension)
+            let tokens = noAuth ? nil : try ensureAdminToken(dir)
+            var cluster = LocalCluster(nodes: [], shards: shards, dimension: dimension, tokensFile: tokens)
             for i in 1...nodes {
                 let nodeDir = "\(dir)/node\(i)", log = "\(dir)/node\(i).log"
                 let args = ["--node-id", "\(i)", "--data", nodeDir, "--shards", "\(shards)", "--dimension", "\(dimension)",
                             "--peers", peers, "--client-port", "\(basePort + i)", "--http-port", "\(basePort + 100 + i)",
-                            "--peer-port", "\(basePort + 200 + i)"] + tls(i) + nodeFlags
+                            "--peer-port", "\(basePort + 200 + i)"] + tls(i) + (tokens.map { ["--tokens-file", $0] } ?? []) + nodeFlags
                 let pid = try spawnDetached(binary, args, log: log)
                 cluster.nodes.append(.init(id: i, pid: pid, clientPort: basePort + i, httpPort: basePort + 100 + i,
                                            peerPort: basePort + 200 + i, data: nodeDir, log: log, binary: binary, args: args))
@@ -93,7 +100,26 @@ struct ClusterCommand: ParsableCommand {
             for n in cluster.nodes {
                 print("  node \(n.id)  pid \(n.pid)  sdk 127.0.0.1:\(n.clientPort)  http http://127.0.0.1:\(n.httpPort)  log \(n.log)")
             }
-            print("Try: curl -s http://127.0.0.1:\(basePort + 101)/v1/cluster    Stop: sutra cluster down --data \(data)")
+            if tokens != nil {
+                let tokenPath = LocalCluster.adminTokenPath(dir)
+                print("Clients need a token: the admin token is in \(tokenPath) (the sutra CLI uses it for --data \(data)); tokens file \(LocalCluster.tokensPath(dir))")
+                print("Try: curl -s -H \"Authorization: Bearer $(cat \(tokenPath))\" http://127.0.0.1:\(basePort + 101)/v1/cluster    Stop: sutra cluster down --data \(data)")
+            } else {
+                print("Clients are NOT authenticated (--no-auth).")
+                print("Try: curl -s http://127.0.0.1:\(basePort + 101)/v1/cluster    Stop: sutra cluster down --data \(data)")
+            }
+        }
+
+        /// The local cluster's tokens file, with an admin token created on first use (kept across restarts).
+        private func ensureAdminToken(_ dir: String) throws -> String {
+            let tokensFile = LocalCluster.tokensPath(dir), tokenPath = LocalCluster.adminTokenPath(dir)
+            if FileManager.default.fileExists(atPath: tokenPath) && FileManager.default.fileExists(atPath: tokensFile) { return tokensFile }
+            try? FileManager.default.removeItem(atPath: tokenPath)
+            let token = try TokensCommand.add(name: "local-admin-\(Int(Date().timeIntervalSince1970))", role: .admin, file: tokensFile)
+            guard FileManager.default.createFile(atPath: tokenPath, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+                throw CLIError("cannot write the admin token to \(tokenPath)")
+            }
+            return tokensFile
         }
     }
 

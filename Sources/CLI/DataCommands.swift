@@ -141,7 +141,7 @@ private func parseVector(_ s: String) throws -> [Float] {
 }
 
 private func withClient<T: Sendable>(_ target: SDKTarget, _ body: @Sendable (SutraClient) async throws -> T) async throws -> T {
-    let client = try SutraClient(endpoints: try target.resolve())
+    let client = try SutraClient(endpoints: try target.resolve(), options: try target.options())
     do {
         let r = try await body(client)
         await client.close()

@@ -14,6 +14,7 @@ struct FailoverBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "bench-failover",
                                                     abstract: "Measure failover: kill -9 a shard leader, time until the SDK's next successful write to that shard.")
     @Option(help: "Data directory of a local cluster started with `sutra cluster up`.") var data = "./sutra-cluster"
+    @Option(help: "Bearer token (default: env SUTRA_TOKEN, else <data>/admin.token).") var token: String?
     @Option(help: "Number of leader kills.") var kills = 10
     @Option(help: "Concurrent writers to the shard under test.") var writers = 4
     @Flag(help: "Print the result as one JSON object.") var json = false
@@ -22,7 +23,8 @@ struct FailoverBenchCommand: AsyncParsableCommand {
         let dir = URL(fileURLWithPath: data).standardizedFileURL.path
         var cluster = try LocalCluster.load(dir)
         guard cluster.nodes.count >= 3 else { throw CLIError("failover needs at least 3 nodes") }
-        let sdk = try SutraClient(endpoints: cluster.nodes.map { "127.0.0.1:\($0.clientPort)" })
+        let sdk = try SutraClient(endpoints: cluster.nodes.map { "127.0.0.1:\($0.clientPort)" },
+                                  options: .init(token: try CLIToken.resolve(flag: token, dataDir: data)))
         var samples: [Double] = []
         for round in 0..<kills {
             let shard = round % cluster.shards

@@ -6,6 +6,10 @@ import HTTP
 struct Target: ParsableArguments {
     @Option(help: "HTTP endpoints host:port,… (default: the local cluster in --data).") var http: String?
     @Option(help: "Data directory of a local cluster started with `sutra cluster up`.") var data = "./sutra-cluster"
+    @Option(help: "Bearer token (default: env SUTRA_TOKEN, else the local cluster's <data>/admin.token).") var token: String?
+
+    /// The headers that carry the token, if any.
+    func authHeaders() throws -> [(String, String)] { CLIToken.headers(try CLIToken.resolve(flag: token, dataDir: data)) }
 
     func httpEndpoints() throws -> [(String, Int)] {
         if let http {
@@ -27,8 +31,14 @@ struct StatusCommand: ParsableCommand {
     func run() throws {
         var reply: [UInt8]?
         var unreachable: [String] = []
+        let auth = try target.authHeaders()
         for (h, p) in try target.httpEndpoints() {
-            if let (status, body) = BlockingHTTPClient.request("GET", host: h, port: p, path: "/v1/cluster"), status == 200 { reply = body; break }
+            if let (status, body) = BlockingHTTPClient.request("GET", host: h, port: p, path: "/v1/cluster", headers: auth) {
+                if status == 200 { reply = body; break }
+                if status == 401 || status == 403 {
+                    throw CLIError("\(h):\(p) refused: \(String(decoding: body, as: UTF8.self)) (pass --token or SUTRA_TOKEN)")
+                }
+            }
             unreachable.append("\(h):\(p)")
         }
         guard let reply else { throw CLIError("no node answered (tried \(unreachable.joined(separator: ", ")))") }
@@ -51,7 +61,7 @@ struct StatusCommand: ParsableCommand {
         })
         for (id, addr) in httpOf {
             guard let c = addr.lastIndex(of: ":"), let port = Int(addr[addr.index(after: c)...]),
-                  let (st, body) = BlockingHTTPClient.request("GET", host: String(addr[..<c]), port: port, path: "/v1/cluster"), st == 200,
+                  let (st, body) = BlockingHTTPClient.request("GET", host: String(addr[..<c]), port: port, path: "/v1/cluster", headers: auth), st == 200,
                   let view = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
                   let ss = view["shards"] as? [[String: Any]] else { continue }
             if let t = view["transactions"] as? [String: Any] {

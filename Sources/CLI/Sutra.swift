@@ -6,7 +6,7 @@ struct Sutra: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sutra",
         abstract: "Operate a Sutra cluster: start a local one, inspect it, read and write data, load-test it.",
-        subcommands: [ClusterCommand.self, CertsCommand.self, StatusCommand.self, PutCommand.self, GetCommand.self, DeleteCommand.self, AssociateCommand.self,
+        subcommands: [ClusterCommand.self, CertsCommand.self, TokensCommand.self, StatusCommand.self, PutCommand.self, GetCommand.self, DeleteCommand.self, AssociateCommand.self,
                       NeighborsCommand.self, PathCommand.self, SearchCommand.self, FlushCommand.self,
                       BenchCommand.self, FailoverBenchCommand.self, VectorBenchCommand.self, TxnBenchCommand.self, TxnRecoveryBenchCommand.self, ChaosCommand.self])
 }

@@ -21,7 +21,8 @@ struct TxnBenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         let endpoints = try target.resolve()
-        let sdks = try (0..<clients).map { _ in try SutraClient(endpoints: endpoints) }
+        let options = try target.options()
+        let sdks = try (0..<clients).map { _ in try SutraClient(endpoints: endpoints, options: options) }
         defer { Task { for c in sdks { await c.close() } } }
         let load = try await BenchLoad.prepare(sdks[0], keys: keys, valueSize: 16, preload: true, quiet: json)
         let same = try await load.run(mix: "assoc-same", sdks: sdks, concurrency: concurrency, duration: duration, quiet: json)
@@ -48,6 +49,7 @@ struct TxnRecoveryBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "bench-txn-recovery",
                                                     abstract: "Measure intent resolution after kill -9 of a transaction coordinator's node.")
     @Option(help: "Data directory of a local cluster started with `sutra cluster up`.") var data = "./sutra-cluster"
+    @Option(help: "Bearer token (default: env SUTRA_TOKEN, else <data>/admin.token).") var token: String?
     @Option(help: "Number of coordinator kills.") var kills = 10
     @Option(help: "Concurrent writers of cross-shard associations.") var writers = 32
     @Flag(help: "Print the result as one JSON object.") var json = false
@@ -56,7 +58,8 @@ struct TxnRecoveryBenchCommand: AsyncParsableCommand {
         let dir = URL(fileURLWithPath: data).standardizedFileURL.path
         var cluster = try LocalCluster.load(dir)
         guard cluster.nodes.count >= 3, cluster.shards >= 2 else { throw CLIError("needs at least 3 nodes and 2 shards") }
-        let sdk = try SutraClient(endpoints: cluster.nodes.map { "127.0.0.1:\($0.clientPort)" })
+        let sdk = try SutraClient(endpoints: cluster.nodes.map { "127.0.0.1:\($0.clientPort)" },
+                                  options: .init(token: try CLIToken.resolve(flag: token, dataDir: data)))
         let load = try await BenchLoad.prepare(sdk, keys: 4_000, valueSize: 8, preload: true, quiet: json)
         var samples: [Double] = [], pendingAtKill: [Int] = []
         for round in 0..<kills {

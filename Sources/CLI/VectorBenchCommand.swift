@@ -21,7 +21,7 @@ struct VectorBenchCommand: AsyncParsableCommand {
     @Flag(help: "Linearizable searches (a ReadIndex round on every shard first); default: stale (the node's replicas).") var linearizable = false
 
     func run() async throws {
-        let sdk = try SutraClient(endpoints: try target.resolve(), options: .init(requestTimeout: .seconds(600), attemptTimeout: .seconds(300)))
+        let sdk = try SutraClient(endpoints: try target.resolve(), options: try target.options(.init(requestTimeout: .seconds(600), attemptTimeout: .seconds(300))))
         let gen = BlobGenerator(dimension: dimension, clusters: clusters, seed: 42)
         let vectors = (0..<count).map { _ in gen.point() }
         let ids = (0..<count).map { ConceptID(hi: 0x7EC7_0000_0000_0000 | UInt64($0), lo: UInt64($0) &* 0x9E37_79B9_7F4A_7C15) }

@@ -106,7 +106,9 @@ public final class LabCluster: @unchecked Sendable {
             s.arguments = ["--node-id", "\(s.id)", "--data", s.dataDir, "--shards", "\(options.shards)",
                            "--dimension", "\(options.dimension)", "--peers", peers(for: s.id), "--cluster-id", cid,
                            "--listen", s.host, "--client-port", "\(s.clientPort)", "--http-port", "\(s.httpPort)",
-                           "--peer-port", "\(s.peerPort)"] + tls(s.id) + options.extraFlags
+                           "--peer-port", "\(s.peerPort)"] + tls(s.id)
+                + (s.host.hasPrefix("127.") ? [] : ["--allow-insecure-clients"])  // lab namespaces: a private test network
+                + options.extraFlags
             return NodeProcess(binary: binary, spec: s)
         }
     }

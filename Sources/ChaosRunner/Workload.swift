@@ -170,7 +170,8 @@ final class Workload: Sendable {
     /// Errors that prove the write was not applied; everything else (a timeout) leaves its fate unknown.
     static func definitelyNotApplied(_ e: SutraError) -> Bool {
         switch e {
-        case .preconditionFailed, .conflict, .invalidArgument, .notFound, .tooLarge, .unsupportedVersion, .closed, .invalidEndpoint:
+        case .preconditionFailed, .conflict, .invalidArgument, .notFound, .tooLarge, .unsupportedVersion, .closed, .invalidEndpoint,
+             .unauthenticated, .permissionDenied:
             return true
         default:
             return false

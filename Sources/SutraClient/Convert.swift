@@ -136,6 +136,8 @@ extension SutraError {
         case .unsupportedVersion: self = .unsupportedVersion(e.message)
         case .conflict: self = .conflict(e.message)
         case .preconditionFailed: self = .preconditionFailed(e.message)
+        case .unauthenticated: self = .unauthenticated(e.message)
+        case .permissionDenied: self = .permissionDenied(e.message)
         case .ok: self = .internalError("error with code OK: \(e.message)")
         case .UNRECOGNIZED(let v): self = .internalError("unknown error code \(v): \(e.message)")
         }

@@ -1,6 +1,7 @@
 import ClientProto
 import Shard
 import SwiftProtobuf
+import TLS
 import UV
 
 /// Where a request may be served.
@@ -35,6 +36,10 @@ struct EngineConfig: Sendable {
     var probeAfterMs: UInt64
     /// An unanswered probe after this long closes the connection and makes the node a suspect.
     var probeTimeoutMs: UInt64
+    /// The bearer token sent in every connection's `Hello` ("" = none).
+    var token: String = ""
+    /// TLS to every node (nil: plaintext).
+    var tlsContext: TLSContext?
     /// How long a node whose probe went unanswered is avoided (unless it is heard from first).
     var suspectMs: UInt64 = 1000
     /// Consecutive `NOT_LEADER` redirects followed at once before backing off (stops ping-pong between two
@@ -257,7 +262,8 @@ final class Engine: @unchecked Sendable {
             conn = c
         } else {
             nextWireID += 1
-            conn = NodeConnection(endpoint: target, engine: self, maxFrameSize: config.maxFrameSize, helloID: nextWireID - 1)
+            conn = NodeConnection(endpoint: target, engine: self, maxFrameSize: config.maxFrameSize, helloID: nextWireID - 1,
+                                  token: config.token, tls: config.tlsContext)
             do {
                 try conn.connect()
             } catch {
@@ -542,6 +548,11 @@ final class Engine: @unchecked Sendable {
         }
         let waiting = waitingForMap
         waitingForMap = []
+        if map == nil, let failure, case .unauthenticated = failure {
+            // A token the node refuses will be refused again: every call waiting for the map gets the answer now.
+            for id in waiting { if let call = calls[id] { finish(call, .failure(failure)) } }
+            return
+        }
         for id in waiting {
             guard let call = calls[id] else { continue }
             if map != nil {

@@ -1,5 +1,7 @@
 import ClientProto
+import SecureStream
 import SwiftProtobuf
+import TLS
 import UV
 
 /// The one TCP connection to one node, confined to the client's loop thread. Frames written before the
@@ -11,7 +13,7 @@ final class NodeConnection {
     let endpoint: Endpoint
     private unowned let engine: Engine
     private(set) var state = State.connecting
-    private var tcp: TCPConnection?
+    private var tcp: SecureStream?
     private var queued: [[UInt8]] = []
     private var outbox: [[UInt8]] = []
     private var decoder: FrameDecoder
@@ -19,6 +21,10 @@ final class NodeConnection {
     var inflight: Set<UInt64> = []
     /// Wire id of this connection's `Hello`.
     private let helloID: UInt64
+    /// The bearer token every `Hello` carries ("" = none).
+    private let token: String
+    /// TLS to the node (nil: plaintext).
+    private let tls: TLSContext?
     /// The protocol version the node chose, once its `Hello` answer came.
     private(set) var version: UInt32?
     /// Loop time of the last bytes from the node.
@@ -39,8 +45,10 @@ final class NodeConnection {
 
     static let protocolVersion: UInt32 = 1
 
-    init(endpoint: Endpoint, engine: Engine, maxFrameSize: Int, helloID: UInt64) {
+    init(endpoint: Endpoint, engine: Engine, maxFrameSize: Int, helloID: UInt64, token: String, tls: TLSContext?) {
         self.endpoint = endpoint
+        self.token = token
+        self.tls = tls
         self.engine = engine
         self.helloID = helloID
         decoder = FrameDecoder(maxFrameSize: maxFrameSize)
@@ -102,16 +110,17 @@ final class NodeConnection {
         guard state == .open else { return }
         probe = (wireID, now)
         if outbox.isEmpty { engine.markForFlush(self) }
-        outbox.append(NodeConnection.helloFrame(id: wireID))
+        outbox.append(NodeConnection.helloFrame(id: wireID, token: token))
     }
 
-    /// A framed `Hello` offering this client's protocol version: the first request of every connection, and
-    /// the liveness probe.
-    private static func helloFrame(id: UInt64) -> [UInt8] {
+    /// A framed `Hello` offering this client's protocol version and its token: the first request of every
+    /// connection, and the liveness probe.
+    private static func helloFrame(id: UInt64, token: String) -> [UInt8] {
         var hello = Sutra_V1_Request()
         hello.id = id
         hello.hello.minVersion = protocolVersion
         hello.hello.maxVersion = protocolVersion
+        hello.hello.token = token
         return frame((try? hello.serializedBytes()) ?? [])
     }
 
@@ -128,9 +137,17 @@ final class NodeConnection {
         }
     }
 
-    private func opened(_ conn: TCPConnection) {
+    private func opened(_ raw: TCPConnection) {
         guard state == .connecting else {
-            conn.close()
+            raw.close()
+            return
+        }
+        let conn: SecureStream
+        do {
+            conn = SecureStream(tcp: raw, session: try tls.map { try TLSSession(context: $0, serverName: endpoint.host) })
+        } catch {
+            raw.close()
+            fail(.connectionFailed(endpoint: endpoint.description, reason: "TLS: \(error)"))
             return
         }
         tcp = conn
@@ -149,7 +166,7 @@ final class NodeConnection {
             fail(.connectionFailed(endpoint: endpoint.description, reason: error.description))
             return
         }
-        let parts = [NodeConnection.helloFrame(id: helloID)] + queued
+        let parts = [NodeConnection.helloFrame(id: helloID, token: token)] + queued
         queued = []
         conn.write(vectored: parts) { [self] error in
             if let error, error.code != UVError.canceled {
@@ -193,7 +210,8 @@ final class NodeConnection {
             if case .unsupportedVersion = error {
                 fail(error)
             }
-            // Any other refusal of Hello is ignored: the requests themselves will say what is wrong.
+            // Any other refusal of Hello (UNAUTHENTICATED: a token the node does not accept) is ignored: the
+            // requests themselves will say what is wrong, each with a final error.
             return
         }
         if case .hello(let h)? = response.result { version = h.maxVersion }

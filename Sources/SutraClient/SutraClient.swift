@@ -1,5 +1,6 @@
 import ClientProto
 import Foundation
+import TLS
 import UV
 
 /// The Sutra SDK: a connection to a cluster, shared by any number of tasks.
@@ -17,7 +18,8 @@ import UV
 /// - Each write carries this client's `clientID` and a sequence number assigned once and reused on every
 ///   retry, so a write retried after a failover applies at most once. Any number of writes may be in flight:
 ///   each request also carries the lowest sequence still outstanding, below which shards may forget outcomes.
-/// - Final answers (`invalidArgument`, `notFound`, `tooLarge`, `unsupportedVersion`) are thrown at once.
+/// - Final answers (`invalidArgument`, `notFound`, `tooLarge`, `unsupportedVersion`, `unauthenticated`,
+///   `permissionDenied`) are thrown at once.
 ///
 /// Call `close()` when done; it fails calls still running with `SutraError.closed` and stops the loop thread.
 public final class SutraClient: Sendable {
@@ -45,11 +47,20 @@ public final class SutraClient: Sendable {
         /// elsewhere at once instead of after `attemptTimeout`, and the node is avoided for a second unless it
         /// answers meanwhile (default 500 ms).
         public var probeTimeout: Duration
+        /// The bearer token every connection presents in its `Hello` (nil: none — for nodes without a tokens
+        /// file). A node with tokens refuses requests without a valid one with `SutraError.unauthenticated`, and
+        /// those the token's role does not allow with `SutraError.permissionDenied`. Never logged or printed.
+        public var token: String?
+        /// TLS to the nodes' client ports (nil: plaintext). The client verifies every node's certificate
+        /// against `caFile` and checks it names the endpoint's address (an IP SAN for IP endpoints).
+        public var tls: TLSOptions?
 
         public init(requestTimeout: Duration = .seconds(5), attemptTimeout: Duration = .seconds(2),
                     retryBaseDelay: Duration = .milliseconds(10), retryMaxDelay: Duration = .milliseconds(500),
                     maxFrameSize: Int = defaultMaxFrameSize, probeAfter: Duration = .milliseconds(250),
-                    probeTimeout: Duration = .milliseconds(500)) {
+                    probeTimeout: Duration = .milliseconds(500), token: String? = nil, tls: TLSOptions? = nil) {
+            self.token = token
+            self.tls = tls
             self.requestTimeout = requestTimeout
             self.attemptTimeout = attemptTimeout
             self.retryBaseDelay = retryBaseDelay
@@ -96,14 +107,27 @@ public final class SutraClient: Sendable {
         let timeout = ms(options.requestTimeout), attempt = ms(options.attemptTimeout)
         let base = ms(options.retryBaseDelay), cap = ms(options.retryMaxDelay)
         let probeAfter = ms(options.probeAfter), probeTimeout = ms(options.probeTimeout)
+        if let t = options.token, t.isEmpty || t.utf8.count > 512 || t.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F }) {
+            throw SutraError.invalidArgument("the token must be 1…512 printable ASCII characters without spaces")
+        }
         guard timeout > 0, attempt > 0, base > 0, cap >= base, options.maxFrameSize > 0, probeAfter > 0, probeTimeout > 0 else {
             throw SutraError.invalidArgument(
                 "timeouts and delays must be at least 1 ms (retryMaxDelay ≥ retryBaseDelay), maxFrameSize positive")
         }
-        let config = EngineConfig(requestTimeoutMs: UInt64(timeout), attemptTimeoutMs: UInt64(attempt),
+        var config = EngineConfig(requestTimeoutMs: UInt64(timeout), attemptTimeoutMs: UInt64(attempt),
                                   backoffBaseMs: UInt64(base), backoffCapMs: UInt64(cap),
                                   maxFrameSize: options.maxFrameSize, probeAfterMs: UInt64(probeAfter),
-                                  probeTimeoutMs: UInt64(probeTimeout))
+                                  probeTimeoutMs: UInt64(probeTimeout), token: options.token ?? "")
+        if let tls = options.tls {
+            do {
+                config.tlsContext = try TLSContext(TLSContext.Configuration(
+                    role: .client, certificateChainPath: tls.certificateFile, privateKeyPath: tls.keyFile,
+                    trustRootsPath: tls.caFile, verification: .serverOnly, requireTLS13: false))
+            } catch {
+                throw SutraError.invalidArgument("TLS options: \(error)")
+            }
+        }
+        let engineConfig = config
         let clientID = UInt64.random(in: 1...UInt64.max)
         let lifecycle = Locked(Lifecycle())
         let started = Locked<Result<(LoopWakeup, Engine), SutraError>?>(nil)
@@ -114,7 +138,7 @@ public final class SutraClient: Sendable {
             do {
                 let loop = try EventLoop()
                 let wakeup = try LoopWakeup(loop: loop)
-                let engine = Engine(loop: loop, config: config, clientID: clientID, seeds: seedList)
+                let engine = Engine(loop: loop, config: engineConfig, clientID: clientID, seeds: seedList)
                 let turnEnd = try LoopCheck(loop: loop) { engine.flushWrites() }
                 engine.turnEnd = turnEnd
                 started.withLock { $0 = .success((wakeup, engine)) }

@@ -1,7 +1,7 @@
 /// Everything a `SutraClient` call throws (besides `CancellationError` when the calling task is cancelled).
 ///
 /// Final answers of a node — `invalidArgument`, `notFound`, `tooLarge`, `unsupportedVersion`, `conflict`,
-/// `preconditionFailed` — are thrown at once,
+/// `preconditionFailed`, `unauthenticated`, `permissionDenied` — are thrown at once,
 /// without retrying, and carry the node's message. Transient conditions (`notLeader`, `unavailable`,
 /// `nodeTimeout`, `internalError`, `connectionFailed`, `noResponse`) are retried until the request's deadline and
 /// are then reported as the `lastError` of `timeout`; they are never thrown on their own.
@@ -24,6 +24,12 @@ public enum SutraError: Error, Sendable, Hashable, CustomStringConvertible {
     case conflict(String)
     /// A conditional put's condition did not hold; nothing changed.
     case preconditionFailed(String)
+    /// The node requires a bearer token and the client has none (`Options.token`), or one the node does not
+    /// accept (unknown or revoked). Nothing was done.
+    case unauthenticated(String)
+    /// The client's token is valid but its role (read < write < admin) is too low for the request. Nothing
+    /// was done.
+    case permissionDenied(String)
 
     // MARK: the deadline
 
@@ -74,6 +80,8 @@ public enum SutraError: Error, Sendable, Hashable, CustomStringConvertible {
         case .invalidResponse(let m): return "invalid response from the node: \(m)"
         case .conflict(let m): return "conflict: \(m)"
         case .preconditionFailed(let m): return "precondition failed: \(m)"
+        case .unauthenticated(let m): return "unauthenticated: \(m)"
+        case .permissionDenied(let m): return "permission denied: \(m)"
         case .timeout(let op, let last):
             return "\(op) timed out" + (last.map { "; last error: \($0)" } ?? "; no answer was received")
         case .closed: return "the client is closed"

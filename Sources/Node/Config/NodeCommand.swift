@@ -63,6 +63,18 @@ public struct NodeCommand: ParsableCommand {
     var peerTls: String?
     @Flag(name: .long, help: "Run peer links in plaintext, unauthenticated (loudly logged; env SUTRA_INSECURE_PEERS=1).")
     var insecurePeers = false
+    @Option(name: .long, help: "Client tokens file (NAME ROLE sha256:HEX lines, see `sutra tokens add`); reloaded on SIGHUP. Without it clients are not authenticated (env SUTRA_TOKENS_FILE).")
+    var tokensFile: String?
+    @Flag(name: .long, help: "GET /metrics needs a token (any role) when a tokens file is set; otherwise it is open like /health and /ready (env SUTRA_METRICS_AUTH=1).")
+    var metricsAuth = false
+    @Option(name: .long, help: "PEM certificate (chain) the client ports (binary and HTTP) serve TLS with; may be the node's peer certificate (env SUTRA_CLIENT_TLS_CERT).")
+    var clientTlsCert: String?
+    @Option(name: .long, help: "Its PEM private key (env SUTRA_CLIENT_TLS_KEY).")
+    var clientTlsKey: String?
+    @Option(name: .long, help: "CA bundle: clients must present a certificate it verifies (env SUTRA_CLIENT_TLS_CA).")
+    var clientTlsCa: String?
+    @Flag(name: .long, help: "Serve clients on a non-loopback --listen address without TLS (refused otherwise; env SUTRA_ALLOW_INSECURE_CLIENTS=1).")
+    var allowInsecureClients = false
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
     @Flag(help: ArgumentHelp("Known-bad test switch: serve linearizable reads from local state without confirming leadership.", visibility: .hidden))
@@ -129,6 +141,27 @@ public struct NodeCommand: ParsableCommand {
             if peerPort != nil { throw fail("peer port (--peer-port) is \(c.peerPort) but --peers gives this node port \(me.port)") }
             c.peerPort = me.port
         }
+        var auth = ClientAuthSettings()
+        auth.tokensFile = tokensFile ?? env["SUTRA_TOKENS_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        if metricsAuth {
+            auth.metricsNeedToken = true
+        } else if let raw = env["SUTRA_METRICS_AUTH"] {
+            switch raw {
+            case "1", "true", "yes": auth.metricsNeedToken = true
+            case "0", "false", "no", "": auth.metricsNeedToken = false
+            default: throw fail("metrics auth (SUTRA_METRICS_AUTH) '\(raw)' is not 1/true/yes or 0/false/no")
+            }
+        }
+        func nonEmpty(_ s: String?) -> String? { s.flatMap { $0.isEmpty ? nil : $0 } }
+        auth.tlsCertificate = clientTlsCert ?? nonEmpty(env["SUTRA_CLIENT_TLS_CERT"])
+        auth.tlsKey = clientTlsKey ?? nonEmpty(env["SUTRA_CLIENT_TLS_KEY"])
+        auth.tlsClientCA = clientTlsCa ?? nonEmpty(env["SUTRA_CLIENT_TLS_CA"])
+        auth.allowInsecureClients = allowInsecureClients || ["1", "true", "yes"].contains(env["SUTRA_ALLOW_INSECURE_CLIENTS"] ?? "")
+        do { _ = try ClientTLS.configuration(auth) } catch { throw fail("\(error)") }
+        if let problem = ClientTLS.insecureListenProblem(host: c.listenHost, tls: auth.tlsCertificate != nil, allowInsecure: auth.allowInsecureClients) {
+            throw fail(problem)
+        }
+        if auth.metricsNeedToken && auth.tokensFile == nil { throw fail("--metrics-auth needs --tokens-file (without tokens no client is authenticated)") }
         prepareProcessSignals()
         // Whatever a library creates (hnswlib's ofstream, say) is owner-only too; the node's own files are
         // created 0600 / 0700 explicitly.
@@ -143,7 +176,7 @@ public struct NodeCommand: ParsableCommand {
         logger.logLevel = level
         let server: NodeServer
         do {
-            server = try NodeServer(config: c, logger: logger)
+            server = try NodeServer(config: c, logger: logger, auth: auth)
         } catch let refusal as ConfigurationRefusal {
             // One line, and an exit code the service manager does not restart on (restarting cannot help).
             FileHandle.standardError.write(Data("sutra-node: \(refusal)\n".utf8))
@@ -167,5 +200,6 @@ func prepareProcessSignals() {
     sigemptyset(&set)
     sigaddset(&set, SIGTERM)
     sigaddset(&set, SIGINT)
+    sigaddset(&set, SIGHUP)
     pthread_sigmask(SIG_UNBLOCK, &set, nil)
 }

@@ -26,6 +26,7 @@ extension NodeServer {
         perShard("sutra_writes_total", "counter", "Client writes acknowledged by this node as shard leader.") { m.writes[$0.shard] }
         perShard("sutra_applied_entries_total", "counter", "Log entries with a command applied to each shard replica.") { $0.appliedWrites }
         nodeWide("sutra_requests_total", "counter", "Client requests received by this node.", m.requests)
+        renderAuthMetrics(into: &o)
         family("sutra_write_latency_seconds", "histogram", "Time from proposing a client write to applying it (leader).")
         for (s, h) in m.writeLatency.enumerated() { h.render("sutra_write_latency_seconds", labels: "node=\"\(id)\",shard=\"\(s)\"", into: &o) }
         family("sutra_fsync_latency_seconds", "histogram", "Duration of each group-commit WAL write + fdatasync.")

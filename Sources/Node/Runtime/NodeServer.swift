@@ -30,6 +30,10 @@ public final class NodeServer {
     var signals: [SignalWatcher] = []
     var binaryFrontEnd: BinaryFrontEnd?
     var httpFrontEnd: HTTPFrontEnd?
+    /// Client authorization (tokens, roles), consulted by both front ends; reloaded on SIGHUP.
+    var clientAuth: ClientAuth!
+    /// TLS on the client ports (off without a certificate); reloaded on SIGHUP.
+    var clientTLS: ClientTLS!
     /// Fires at once while index work is queued, so the loop keeps turning (and polling I/O) between slices.
     private var indexingTimer: UV.Timer?
     /// How long one slice of vector indexing may hold the loop.
@@ -37,7 +41,7 @@ public final class NodeServer {
     /// Test-only slow disk (`--enable-fault-injection`): each WAL write sleeps this long before its fdatasync.
     var fsyncDelayMs = 0
 
-    public init(config: NodeConfig, logger: Logger) throws {
+    public init(config: NodeConfig, logger: Logger, auth: ClientAuthSettings = ClientAuthSettings()) throws {
         self.config = config
         self.logger = logger
         self.loop = try EventLoop()
@@ -49,6 +53,15 @@ public final class NodeServer {
             }
         } else {
             peerSecurity = .insecure
+        }
+        clientAuth = try ClientAuth(settings: auth, logger: logger)
+        let tls = try ClientTLS(settings: auth, logger: logger)
+        clientTLS = tls
+        if let problem = ClientTLS.insecureListenProblem(host: config.listenHost, tls: tls.isOn, allowInsecure: auth.allowInsecureClients) {
+            throw NodeStartError(problem)
+        }
+        if auth.allowInsecureClients && !tls.isOn && !ClientTLS.isLoopback(config.listenHost) {
+            logger.warning("--allow-insecure-clients: clients on \(config.listenHost) are served WITHOUT TLS")
         }
         try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
@@ -146,6 +159,10 @@ public final class NodeServer {
                 self.core.beginShutdown()
             })
         }
+        signals.append(try SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in
+            self.clientAuth.reload()
+            self.clientTLS.reload()
+        })
         if config.faultInjection {
             logger.warning("--enable-fault-injection is on: POST /v1/admin/fault/fsync-delay can slow this node's disk (test-only)")
         }

@@ -4,6 +4,7 @@ import Foundation
 import Raft
 import Shard
 import SwiftProtobuf
+import SecureStream
 import UV
 
 /// The binary client protocol (protobuf `sutra.v1` messages in length-prefixed frames, see
@@ -47,7 +48,8 @@ final class BinaryFrontEnd {
         dirty = []
     }
 
-    private func accept(_ conn: TCPConnection) {
+    private func accept(_ tcp: TCPConnection) {
+        guard let conn = node.clientTLS.stream(for: tcp) else { return }
         let c = BinaryConnection(conn: conn, maxFrame: node.config.maxFrameBytes)
         connections[ObjectIdentifier(conn)] = c
         try? conn.setNoDelay(true)
@@ -102,6 +104,10 @@ final class BinaryFrontEnd {
                 send(failure(req.id, .unsupportedVersion, "this node speaks versions \(BinaryFrontEnd.minVersion)…\(BinaryFrontEnd.maxVersion); the client \(h.minVersion)…\(h.maxVersion)"), on: c)
                 return
             }
+            if let (code, message) = presentHelloToken(h.token, on: c) {
+                send(failure(req.id, code, message), on: c)
+                return
+            }
             var r = Sutra_V1_Response()
             r.id = req.id
             r.hello.minVersion = max(h.minVersion, BinaryFrontEnd.minVersion)
@@ -117,6 +123,10 @@ final class BinaryFrontEnd {
             return
         } catch {
             send(failure(req.id, .invalidArgument, "\(error)"), on: c)
+            return
+        }
+        if let (code, message) = authorizationRefusal(op, on: c) {
+            send(failure(req.id, code, message), on: c)
             return
         }
         let session = ClientSession(clientID: req.clientID, sequence: req.sequence, ackedBelow: req.ackedBelow)
@@ -295,13 +305,18 @@ final class BinaryFrontEnd {
 
 /// One binary-protocol connection: its frame decoder and the responses waiting for the turn's write.
 final class BinaryConnection {
-    let conn: TCPConnection
+    let conn: SecureStream
     var decoder: FrameDecoder
     var outbox: [[UInt8]] = []
     var closed = false
+    /// The client's address, for refusal logs.
+    let peer: String
+    /// The token this connection's Hello presented (see `BinaryAuth.swift`).
+    var credential = BinaryCredential()
 
-    init(conn: TCPConnection, maxFrame: Int) {
+    init(conn: SecureStream, maxFrame: Int) {
         self.conn = conn
+        peer = conn.peerHost ?? "unknown"
         decoder = FrameDecoder(maxFrameSize: maxFrame)
     }
 }

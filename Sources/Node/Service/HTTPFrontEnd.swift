@@ -3,6 +3,7 @@ import Foundation
 import HTTP
 import Raft
 import Shard
+import SecureStream
 import UV
 
 /// The HTTP/JSON API (for curl and scripts) on its own port: parses with http_parser on the loop thread,
@@ -31,7 +32,8 @@ final class HTTPFrontEnd {
         connections = [:]
     }
 
-    private func accept(_ conn: TCPConnection) {
+    private func accept(_ tcp: TCPConnection) {
+        guard let conn = node.clientTLS.stream(for: tcp) else { return }
         let state = HTTPConnectionState(conn: conn, maxBody: node.config.maxFrameBytes)
         connections[ObjectIdentifier(conn)] = state
         try? conn.setNoDelay(true)
@@ -45,7 +47,7 @@ final class HTTPFrontEnd {
                         case .success(let req):
                             let slot = state.reserve(closeAfter: !req.keepAlive)
                             // The client may be gone by the time the answer is ready: hold the state weakly.
-                            self.handle(req) { [weak state] resp in state?.complete(slot, resp) }
+                            self.handle(req, from: state.peer) { [weak state] resp in state?.complete(slot, resp) }
                         case .failure(let err):
                             let slot = state.reserve(closeAfter: true)
                             state.complete(slot, HTTPFrontEnd.errorResponse(status: err.status, code: "BAD_REQUEST", err.message))
@@ -67,8 +69,13 @@ final class HTTPFrontEnd {
 
     // MARK: routing
 
-    private func handle(_ req: HTTPRequest, _ respond: @escaping (HTTPResponse) -> Void) {
+    private func handle(_ req: HTTPRequest, from peer: String, _ respond: @escaping (HTTPResponse) -> Void) {
         let parts = req.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        let (route, param) = HTTPFrontEnd.route(parts)
+        if let refusal = authorizationRefusal(req, route: route, parts: parts, source: peer) {
+            respond(refusal)
+            return
+        }
         let consistency: ReadConsistency = req.query["consistency"] == "stale" ? .stale : .linearizable
         if let c = req.query["consistency"], c != "stale", c != "linearizable" {
             respond(HTTPFrontEnd.errorResponse(status: 400, code: "INVALID_ARGUMENT", "consistency must be linearizable or stale, not '\(c)'"))
@@ -76,7 +83,6 @@ final class HTTPFrontEnd {
         }
         let session = ClientSession(clientID: UInt64(req.headers["x-sutra-client-id"] ?? "") ?? 0,
                                     sequence: UInt64(req.headers["x-sutra-sequence"] ?? "") ?? 0)
-        let (route, param) = HTTPFrontEnd.route(parts)
         do {
             switch (req.method, route) {
             case ("GET", "health"):
@@ -209,16 +215,19 @@ final class HTTPFrontEnd {
 /// One HTTP connection: its parser and the responses waiting for their turn (pipelined requests are answered
 /// in the order they arrived, whatever order they finish in).
 final class HTTPConnectionState {
-    let conn: TCPConnection
+    let conn: SecureStream
     let parser: HTTPRequestParser
+    /// The client's address, for refusal logs.
+    let peer: String
     private var nextSlot = 0
     private var nextToWrite = 0
     private var done: [Int: (HTTPResponse, Bool)] = [:]
     private var closeAfter: [Int: Bool] = [:]
     private var closed = false
 
-    init(conn: TCPConnection, maxBody: Int) {
+    init(conn: SecureStream, maxBody: Int) {
         self.conn = conn
+        peer = conn.peerHost ?? "unknown"
         parser = HTTPRequestParser(maxBodyBytes: maxBody + 4096)
     }
 

@@ -183,31 +183,41 @@ final class LocalTestCluster {
     struct Reply {
         var status: Int
         var body: [UInt8]
+        /// Response header fields, names lower-cased.
+        var headers: [String: String] = [:]
         var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] }
         var errorCode: String? { (json?["error"] as? [String: Any])?["code"] as? String }
         var text: String { String(decoding: body, as: UTF8.self) }
     }
 
-    func http(_ id: Int, _ method: String, _ path: String, _ body: String = "", timeout: Double = 5) -> Reply {
-        http(id, method, path, bytes: Array(body.utf8), timeout: timeout)
+    /// `token`: sent as `Authorization: Bearer <token>`.
+    func http(_ id: Int, _ method: String, _ path: String, _ body: String = "", timeout: Double = 5, token: String? = nil) -> Reply {
+        http(id, method, path, bytes: Array(body.utf8), timeout: timeout, token: token)
     }
 
-    func http(_ id: Int, _ method: String, _ path: String, bytes: [UInt8], timeout: Double = 5) -> Reply {
-        guard let (s, b) = BlockingHTTPClient.request(method, host: "127.0.0.1", port: httpPort(id), path: path, body: bytes, timeout: timeout) else {
+    func http(_ id: Int, _ method: String, _ path: String, bytes: [UInt8], timeout: Double = 5, token: String? = nil) -> Reply {
+        let headers = token.map { [("Authorization", "Bearer \($0)")] } ?? []
+        guard let r = BlockingHTTPClient.exchange(method, host: "127.0.0.1", port: httpPort(id), path: path, body: bytes, timeout: timeout,
+                                                  headers: headers) else {
             return Reply(status: 0, body: [])
         }
-        return Reply(status: s, body: b)
+        return Reply(status: r.status, body: r.body, headers: r.headers)
     }
 
     /// Sends a request to node `via`, following 421 NOT_LEADER to the leader it names (a few hops).
-    func httpToLeader(via: Int, _ method: String, _ path: String, _ body: String = "") -> Reply {
+    func httpToLeader(via: Int, _ method: String, _ path: String, _ body: String = "", token: String? = nil) -> Reply {
         var node = via
         for _ in 0..<5 {
-            let r = http(node, method, path, body)
+            let r = http(node, method, path, body, token: token)
             guard r.status == 421, let err = r.json?["error"] as? [String: Any], let leader = (err["leader"] as? NSNumber)?.intValue else { return r }
             node = leader
         }
-        return http(node, method, path, body)
+        return http(node, method, path, body, token: token)
+    }
+
+    /// Sends `sig` (e.g. SIGHUP) to every running node.
+    func signalAll(_ sig: Int32) {
+        for pid in pids.values { kill(pid, sig) }
     }
 
     /// Each running node's view of the cluster.

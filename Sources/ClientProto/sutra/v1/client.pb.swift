@@ -181,6 +181,13 @@ public nonisolated enum Sutra_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
 
   /// A conditional put's condition did not hold; nothing changed.
   case preconditionFailed // = 10
+
+  /// The node requires a bearer token and this connection presented none in its Hello, or one that is unknown or
+  /// revoked. Final: sending the request again on the same connection fails again.
+  case unauthenticated // = 11
+
+  /// The connection's token is valid but its role (read < write < admin) is too low for the request. Final.
+  case permissionDenied // = 12
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -200,6 +207,8 @@ public nonisolated enum Sutra_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     case 8: self = .unsupportedVersion
     case 9: self = .conflict
     case 10: self = .preconditionFailed
+    case 11: self = .unauthenticated
+    case 12: self = .permissionDenied
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -217,6 +226,8 @@ public nonisolated enum Sutra_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     case .unsupportedVersion: return 8
     case .conflict: return 9
     case .preconditionFailed: return 10
+    case .unauthenticated: return 11
+    case .permissionDenied: return 12
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -234,6 +245,8 @@ public nonisolated enum Sutra_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     .unsupportedVersion,
     .conflict,
     .preconditionFailed,
+    .unauthenticated,
+    .permissionDenied,
   ]
 
 }
@@ -312,6 +325,12 @@ public nonisolated struct Sutra_V1_Hello: Sendable {
   public var minVersion: UInt32 = 0
 
   public var maxVersion: UInt32 = 0
+
+  /// Client → node: the bearer token this connection acts with (≤ 512 bytes; "" = none, or keep the one an
+  /// earlier Hello on this connection gave). Nodes with a tokens file authorize every later request on the
+  /// connection with it; an unknown or revoked token makes the node answer this Hello with UNAUTHENTICATED.
+  /// Never sent back by the node.
+  public var token: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1036,7 +1055,7 @@ nonisolated extension Sutra_V1_Direction: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Sutra_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OK\0\u{1}NOT_LEADER\0\u{1}INVALID_ARGUMENT\0\u{1}NOT_FOUND\0\u{1}TOO_LARGE\0\u{1}UNAVAILABLE\0\u{1}TIMEOUT\0\u{1}INTERNAL\0\u{1}UNSUPPORTED_VERSION\0\u{1}CONFLICT\0\u{1}PRECONDITION_FAILED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OK\0\u{1}NOT_LEADER\0\u{1}INVALID_ARGUMENT\0\u{1}NOT_FOUND\0\u{1}TOO_LARGE\0\u{1}UNAVAILABLE\0\u{1}TIMEOUT\0\u{1}INTERNAL\0\u{1}UNSUPPORTED_VERSION\0\u{1}CONFLICT\0\u{1}PRECONDITION_FAILED\0\u{1}UNAUTHENTICATED\0\u{1}PERMISSION_DENIED\0")
 }
 
 nonisolated extension Sutra_V1_Concept: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -1150,7 +1169,7 @@ nonisolated extension Sutra_V1_Association: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Sutra_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Hello"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}min_version\0\u{3}max_version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}min_version\0\u{3}max_version\0\u{1}token\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1160,6 +1179,7 @@ nonisolated extension Sutra_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Mess
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.minVersion) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.maxVersion) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.token) }()
       default: break
       }
     }
@@ -1172,12 +1192,16 @@ nonisolated extension Sutra_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if self.maxVersion != 0 {
       try visitor.visitSingularUInt32Field(value: self.maxVersion, fieldNumber: 2)
     }
+    if !self.token.isEmpty {
+      try visitor.visitSingularStringField(value: self.token, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Sutra_V1_Hello, rhs: Sutra_V1_Hello) -> Bool {
     if lhs.minVersion != rhs.minVersion {return false}
     if lhs.maxVersion != rhs.maxVersion {return false}
+    if lhs.token != rhs.token {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
