@@ -6,3 +6,14 @@ cd "$(dirname "$0")/.."
 scripts/install.sh
 echo "==> swift test"
 swift test --disable-swift-testing 2>&1 | tee .build/test-output.txt
+# Coverage-guided fuzzing of every network/disk decoder: 20 s per target (about 3 minutes with the build).
+# Long campaigns: scripts/fuzz.sh TARGET SECONDS (docs/ARCHITECTURE.md, "How it is tested").
+echo "==> fuzz (libFuzzer, 20 s per target)"
+fuzz_rc=0
+scripts/fuzz.sh "" 20 || fuzz_rc=$?
+if [ "$fuzz_rc" -eq 2 ]; then
+    echo "fuzz: SKIPPED — this toolchain cannot build the fuzz targets (-sanitize=fuzzer,address)"
+elif [ "$fuzz_rc" -ne 0 ]; then
+    echo "fuzz: a target crashed (see above)"
+    exit 1
+fi
