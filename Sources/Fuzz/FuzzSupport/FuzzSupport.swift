@@ -19,6 +19,7 @@ public func runFuzzer(seeds: () -> [[UInt8]], _ callback: @convention(c) (Unsafe
         }
         exit(0)
     }
+    registered = callback
     var argc = CommandLine.argc
     var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
     exit(LLVMFuzzerRunDriver(&argc, &argv, callback))
@@ -28,4 +29,12 @@ public func runFuzzer(seeds: () -> [[UInt8]], _ callback: @convention(c) (Unsafe
 public func fuzzBytes(_ data: UnsafePointer<UInt8>?, _ size: Int) -> [UInt8] {
     guard let data, size > 0 else { return [] }
     return Array(UnsafeBufferPointer(start: data, count: size))
+}
+
+/// The target's callback, for libFuzzer's own references to `LLVMFuzzerTestOneInput` (its driver object names it).
+nonisolated(unsafe) var registered: (@convention(c) (UnsafePointer<UInt8>?, Int) -> Int32)?
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    registered?(data, size) ?? 0
 }
