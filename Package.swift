@@ -1,6 +1,7 @@
 // swift-tools-version:6.2
 // Sutra: a sharded, Raft-replicated knowledge store. See docs/ARCHITECTURE.md for the module map.
 import PackageDescription
+import Foundation
 
 let package = Package(
     name: "Sutra",
@@ -149,3 +150,23 @@ let package = Package(
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17
 )
+
+// Fuzzing (libFuzzer) of every decoder fed by the network or the disk: declared only when SUTRA_FUZZ is set, which
+// `scripts/fuzz.sh` does for its own build directory (.build-fuzz) with `-sanitize=fuzzer,address` on every Swift
+// module, so ordinary builds and test runs never see these targets (each defines libFuzzer's entry point).
+if ProcessInfo.processInfo.environment["SUTRA_FUZZ"] != nil {
+    package.targets.append(.target(name: "CFuzzer", path: "Sources/Fuzz/CFuzzer"))
+    package.targets.append(.target(name: "FuzzSupport", dependencies: ["CFuzzer"], path: "Sources/Fuzz/FuzzSupport"))
+    let fuzzers: [(String, [Target.Dependency])] = [
+        ("FuzzPeerWire", ["NodeCore", "Codec"]),
+        ("FuzzClientFrame", ["ClientProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        ("FuzzHTTPRequest", ["HTTP"]),
+        ("FuzzWALSegment", ["WAL", "Codec", "Raft"]),
+        ("FuzzShardSnapshot", ["Shard", "Codec"]),
+        ("FuzzShardCommand", ["Shard"]),
+    ]
+    for (name, deps) in fuzzers {
+        package.targets.append(.executableTarget(name: name, dependencies: ["FuzzSupport"] + deps, path: "Sources/Fuzz/\(name)"))
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}

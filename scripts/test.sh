@@ -6,3 +6,14 @@ cd "$(dirname "$0")/.."
 scripts/install.sh
 echo "==> swift test"
 swift test --disable-swift-testing 2>&1 | tee .build/test-output.txt
+# Coverage-guided fuzzing of every network/disk decoder: 10 s per target (plus the instrumented build).
+# Long campaigns: scripts/fuzz.sh TARGET SECONDS (docs/ARCHITECTURE.md, "How it is tested").
+echo "==> fuzz (libFuzzer, 10 s per target)"
+fuzz_rc=0
+scripts/fuzz.sh "" 10 || fuzz_rc=$?
+if [ "$fuzz_rc" -eq 2 ]; then
+    echo "fuzz: SKIPPED — this Swift toolchain has no libFuzzer"
+elif [ "$fuzz_rc" -ne 0 ]; then
+    echo "fuzz: a target crashed or does not build (see above)"
+    exit 1
+fi

@@ -22,8 +22,7 @@ final class NodeDataIdentityTests: XCTestCase {
 
     func testFlagsThatDisagreeWithTheDataDirectoryAreRefused() throws {
         let c = try LocalTestCluster(nodes: 1, shards: 4, dimension: 4, flags: ["--cluster-id", "alpha"])
-        var ok = false
-        defer { c.destroy(keepLogs: !ok) }
+        defer { c.destroy(keepLogs: (testRun?.failureCount ?? 0) > 0) }
         try c.startAll()
         for n in 0..<20 { XCTAssertEqual(put(c, n, [1, 2, 3, Float(n)]), 200, "write \(n)") }
         XCTAssertEqual(c.terminate(1), 0)
@@ -64,15 +63,13 @@ final class NodeDataIdentityTests: XCTestCase {
         XCTAssertEqual(c.terminate(1), 0)
         XCTAssertTrue(c.log(1).contains("predates identity files: adopted as cluster 'alpha', node 1, 4 shards, dimension 4"), c.log(1).suffix(2000).description)
         XCTAssertEqual(try c.runToExit(1, overrides: ["--shards": "2"]).code, NodeDataIdentityTests.refused)
-        ok = true
     }
 
     /// Truncating the last WAL segment (to half its size) loses acknowledged writes: the node must refuse to
     /// start, naming the file and offset, instead of calling them "an unacknowledged write".
     func testATruncatedWALSegmentIsRefusedWithFileAndOffset() throws {
         let c = try LocalTestCluster(nodes: 1, shards: 2, dimension: 384)
-        var ok = false
-        defer { c.destroy(keepLogs: !ok) }
+        defer { c.destroy(keepLogs: (testRun?.failureCount ?? 0) > 0) }
         try c.startAll()
         // Enough data that half of the preallocated segment lies inside it (~1.6 KB per write).
         let vector = (0..<384).map { Float($0) / 7 }
@@ -98,6 +95,67 @@ final class NodeDataIdentityTests: XCTestCase {
         try c.start(1)
         try c.waitReady()
         XCTAssertEqual(readAll(c, 800), 800)
-        ok = true
+    }
+
+    /// Every file the node creates is 0600 and every directory 0700: WAL segments, snapshots, the vector index
+    /// (saved by a flush), the identity file.
+    func testDataFilesAreOwnerOnly() throws {
+        let c = try LocalTestCluster(nodes: 1, shards: 2, dimension: 4, flags: ["--snapshot-entries", "100"])
+        defer { c.destroy(keepLogs: (testRun?.failureCount ?? 0) > 0) }
+        try c.startAll()
+        for n in 0..<150 { XCTAssertEqual(put(c, n, [1, 2, 3, Float(n)]), 200) }
+        XCTAssertEqual(c.http(1, "POST", "/v1/flush").status, 200)
+        XCTAssertEqual(c.terminate(1), 0)
+        let root = "\(c.dir)/node1"
+        var seen: [String: Int] = [:]
+        let e = FileManager.default.enumerator(atPath: root)!
+        var paths = [""]
+        while let p = e.nextObject() as? String { paths.append(p) }
+        for p in paths {
+            let attrs = try FileManager.default.attributesOfItem(atPath: root + "/" + p)
+            let mode = (attrs[.posixPermissions] as! NSNumber).intValue
+            let isDir = (attrs[.type] as? FileAttributeType) == .typeDirectory
+            XCTAssertEqual(mode, isDir ? 0o700 : 0o600, "\(p.isEmpty ? "." : p) is \(String(mode, radix: 8))")
+            seen[p] = mode
+        }
+        for expected in ["identity", "wal", "wal/snap", "vectors", "vectors/vectors.hnsw", "vectors/vectors.meta", "wal/0000000000000001.wal"] {
+            XCTAssertNotNil(seen[expected], "\(expected) exists (files: \(seen.keys.sorted()))")
+        }
+        XCTAssertTrue(seen.keys.contains { $0.hasPrefix("wal/snap/") && $0.hasSuffix(".snap") }, "a snapshot file: \(seen.keys.sorted())")
+    }
+
+    /// The way back for a node whose data is refused (docs/OPERATIONS.md): wipe its data directory and start it
+    /// with the same flags; it rejoins and catches up from its peers (log and snapshots).
+    ///
+    /// KNOWN FAILING (docs/OPERATIONS.md): the node comes back `/ready` but one of its two shards never catches
+    /// up (one snapshot installed). Skipped unless SUTRA_KNOWN_BUGS=1 until that is fixed.
+    func testAWipedNodeRejoinsAndCatchesUp() throws {
+        if ProcessInfo.processInfo.environment["SUTRA_KNOWN_BUGS"] == nil {
+            throw XCTSkip("known problem: a wiped node does not catch up on every shard (set SUTRA_KNOWN_BUGS=1 to run)")
+        }
+        let c = try LocalTestCluster(nodes: 3, shards: 2, dimension: 4, flags: ["--snapshot-entries", "100", "--compact-margin", "0"])
+        defer { c.destroy(keepLogs: (testRun?.failureCount ?? 0) > 0) }
+        try c.startAll()
+        for n in 0..<300 { XCTAssertEqual(put(c, n, [1, 2, 3, Float(n)]), 200, "write \(n)") }
+        c.kill9(3)
+        let walDir = "\(c.dir)/node3/wal"
+        let last = try FileManager.default.contentsOfDirectory(atPath: walDir).filter { $0.hasSuffix(".wal") }.sorted().last!
+        XCTAssertEqual(truncate("\(walDir)/\(last)", 1000), 0)
+        let r = try c.runToExit(3)
+        XCTAssertEqual(r.code, NodeDataIdentityTests.refused, r.output)
+        try FileManager.default.removeItem(atPath: "\(c.dir)/node3")
+        for n in 300..<400 { XCTAssertEqual(put(c, n, [1, 2, 3, Float(n)]), 200, "write \(n)") }
+        try c.start(3)
+        try c.waitReady(timeout: 30)
+        let deadline = Date().addingTimeInterval(30)
+        var missing: [Int] = []
+        repeat {
+            missing = (0..<400).filter { c.http(3, "GET", "/v1/concepts/\(conceptID($0))?consistency=stale").status != 200 }
+            if missing.isEmpty { break }
+            usleep(200_000)
+        } while Date() < deadline
+        XCTAssertEqual(missing, [], "every acknowledged write is back on the wiped node")
+        print("wiped node 3 rejoined: installed \(metricSum(c.http(3, "GET", "/metrics"), "sutra_snapshots_installed_total{")) snapshots")
+        for n in 400..<420 { XCTAssertEqual(put(c, n, [1, 2, 3, Float(n)]), 200, "write \(n) after the rejoin") }
     }
 }
