@@ -46,7 +46,7 @@ public struct NodeCommand: ParsableCommand {
     @Option(name: .long, help: "Largest client frame or HTTP body in bytes, 1024…104857600.")
     var maxFrameBytes: Int = 100 << 20
     @Option(name: .long, help: "Largest frame on a peer link, sent or accepted, 1048576…1073741824 (a shard snapshot is one frame: set it above the largest shard image, the same on every node).")
-    var peerMaxFrameBytes: Int = 64 << 20
+    var peerMaxFrameBytes: Int = 1 << 30
     @Option(name: .long, help: "Ask the record shard for a transaction's decision (aborting it if undecided) after its intent waited this long, 100…600000 ms.")
     var txnIntentTimeoutMs: Int = 1000
     @Option(name: .long, help: "Abort a transaction whose participants have not all prepared after this long, 100…600000 ms.")

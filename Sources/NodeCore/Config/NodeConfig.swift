@@ -33,7 +33,7 @@ public struct NodeConfig: Sendable {
     public var maxFrameBytes = 100 << 20
     /// Largest frame on an established peer link, sent or accepted (a shard snapshot travels in one frame:
     /// a snapshot above it cannot be sent — raise it on every node for bigger shards).
-    public var maxPeerFrameBytes = 64 << 20
+    public var maxPeerFrameBytes = 1 << 30
     public var logLevel = "info"
     /// KNOWN-BAD, for testing the chaos checkers only: answer linearizable reads from this replica's own state
     /// without confirming leadership — a deposed or partitioned leader (or a lagging follower) then serves
