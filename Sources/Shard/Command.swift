@@ -227,7 +227,10 @@ public struct ShardRequest: Sendable, Equatable {
         return v == 1
     }
 
-    private static func decodeCommand(_ r: inout ByteReader, nested: Bool) throws(DecodeError) -> ShardCommand {
+    /// `inCondition`: decoding the put of a conditional put, which may only be a plain put (a condition inside a
+    /// condition would nest without bound: a hostile entry of repeated tag 6 overflowed the stack — found by
+    /// FuzzShardCommand).
+    private static func decodeCommand(_ r: inout ByteReader, nested: Bool, inCondition: Bool = false) throws(DecodeError) -> ShardCommand {
         let tag = try read { try r.u8() }
         switch tag {
         case 1:
@@ -263,8 +266,8 @@ public struct ShardRequest: Sendable, Equatable {
             return .deleteEdge(d, owner: owner, other: other, type: try type(&r))
         case 5 where !nested:
             return .batch(try commands(&r))
-        case 6:
-            guard case .putConcept(let k) = try decodeCommand(&r, nested: true) else { throw .unknownValue("conditional put without a put") }
+        case 6 where !inCondition:
+            guard case .putConcept(let k) = try decodeCommand(&r, nested: true, inCondition: true) else { throw .unknownValue("conditional put without a put") }
             let kind = try read { try r.u8() }
             switch kind {
             case 0: return .putConceptIf(k, .absent)

@@ -70,6 +70,13 @@ final class ShardStateTests: XCTestCase {
         XCTAssertThrowsError(try ShardRequest.decode(good + [0])) { XCTAssertEqual($0 as? ShardRequest.DecodeError, .trailingBytes(1)) }
         let nested = ShardRequest(clientID: 0, sequence: 0, command: .batch([.batch([])])).encode()
         XCTAssertThrowsError(try ShardRequest.decode(nested)) { XCTAssertEqual($0 as? ShardRequest.DecodeError, .unknownCommand(5)) }
+        // A conditional put's put is a plain put: a condition inside a condition is refused at once (a hostile
+        // entry of 200,000 repeated tag-6 bytes used to recurse until the stack overflowed — FuzzShardCommand).
+        let header = Array(good[..<25])
+        XCTAssertThrowsError(try ShardRequest.decode(header + [6, 6, 1])) { XCTAssertEqual($0 as? ShardRequest.DecodeError, .unknownCommand(6)) }
+        XCTAssertThrowsError(try ShardRequest.decode(header + [UInt8](repeating: 6, count: 200_000))) {
+            XCTAssertEqual($0 as? ShardRequest.DecodeError, .unknownCommand(6))
+        }
     }
 
     func testPutGetVersionsAndDelete() {
