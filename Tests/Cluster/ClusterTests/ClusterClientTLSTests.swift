@@ -76,7 +76,7 @@ final class ClusterClientTLSTests: XCTestCase {
         try p.run()
         let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 2)
+        XCTAssertEqual(p.terminationStatus, 78, "a configuration refusal exits 78 (EX_CONFIG)")
         XCTAssertTrue(text.contains("--allow-insecure-clients"), text)
     }
 }

@@ -166,7 +166,7 @@ final class ClusterTLSTests: XCTestCase {
         p.standardOutput = Pipe()
         try p.run()
         p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 2)
+        XCTAssertEqual(p.terminationStatus, 78, "a configuration refusal exits 78 (EX_CONFIG)")
         let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         XCTAssertEqual(text.split(separator: "\n").count, 1, text)
         XCTAssertTrue(text.hasPrefix("sutra-node: invalid configuration: peer TLS: no certificates"), text)
