@@ -42,10 +42,10 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
         .target(name: "TLS", dependencies: ["CTLS"], path: "Sources/TLS"),
         // A TLSSession driven over a libuv TCP connection (handshake timeout, events), for peer and client ports.
-        .target(name: "TLSTransport", dependencies: ["TLS", "UV"], path: "Sources/TLSTransport"),
+        .target(name: "TLSTransport", dependencies: ["TLS", "UV", "CUV"], path: "Sources/TLSTransport"),
         // A client connection's bytes, plaintext or TLS (a TLSSession pumped on the loop) over a libuv TCP
         // connection: what the node's client front ends and the SDK read and write through.
-        .target(name: "SecureStream", dependencies: ["UV", "CUV", "TLS"], path: "Sources/SecureStream"),
+        .target(name: "SecureStream", dependencies: ["UV", "CUV", "TLS", "TLSTransport"], path: "Sources/SecureStream"),
 
         // CRC32C (Castagnoli) with the SSE4.2 instruction where the CPU has it; used to frame WAL records.
         .target(name: "CCRC32C", path: "Sources/CCRC32C", cSettings: [.define("NDEBUG")]),

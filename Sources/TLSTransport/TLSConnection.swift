@@ -1,3 +1,4 @@
+import CUV
 import TLS
 import UV
 
@@ -66,19 +67,25 @@ public final class TLSConnection {
     /// Replaces the event handler (e.g. when an accepted connection is handed to the link it belongs to).
     public func setHandler(_ handler: @escaping (Event) -> Void) { self.handler = handler }
 
-    /// Encrypts and writes the buffers as one socket write.
-    public func write(vectored parts: [[UInt8]]) {
-        guard !isFinished else { return }
+    /// Encrypts and writes the buffers as one socket write. `completion` runs when the kernel took the ciphertext,
+    /// at once when the session holds the plaintext until its handshake completes, or with an error if the
+    /// connection has ended or the session refuses the data.
+    public func write(vectored parts: [[UInt8]], _ completion: ((UVError?) -> Void)? = nil) {
+        guard !isFinished else {
+            completion?(UVError(Int32(UV_EPROTO.rawValue), "TLS: the connection has ended"))
+            return
+        }
         do {
-            for p in parts { try session.send(p) }
+            for p in parts where !p.isEmpty { try session.send(p) }
         } catch {
+            completion?(UVError(Int32(UV_EPROTO.rawValue), "TLS: \(error)"))
             finish("\(error)")
             return
         }
-        flushOutgoing()
+        flushOutgoing(completion)
     }
 
-    public func write(_ bytes: [UInt8]) { write(vectored: [bytes]) }
+    public func write(_ bytes: [UInt8], _ completion: ((UVError?) -> Void)? = nil) { write(vectored: [bytes], completion) }
 
     /// Ciphertext queued on the socket but not yet handed to the kernel.
     public var pendingWriteBytes: Int { tcp.isClosing ? 0 : tcp.pendingWriteBytes }
@@ -116,10 +123,9 @@ public final class TLSConnection {
         if session.state == .closed && !isFinished { finish(nil) }
     }
 
-    private func flushOutgoing() {
-        guard !tcp.isClosing else { return }
-        let out = session.takeOutgoing()
-        if !out.isEmpty { tcp.write(out) }
+    private func flushOutgoing(_ completion: ((UVError?) -> Void)? = nil) {
+        let out = tcp.isClosing ? [] : session.takeOutgoing()
+        if out.isEmpty { completion?(nil) } else { tcp.write(out, completion) }
     }
 
     private func finish(_ reason: String?) {

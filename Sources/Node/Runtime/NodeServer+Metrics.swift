@@ -26,7 +26,15 @@ extension NodeServer {
         perShard("sutra_writes_total", "counter", "Client writes acknowledged by this node as shard leader.") { m.writes[$0.shard] }
         perShard("sutra_applied_entries_total", "counter", "Log entries with a command applied to each shard replica.") { $0.appliedWrites }
         nodeWide("sutra_requests_total", "counter", "Client requests received by this node.", m.requests)
-        renderAuthMetrics(into: &o)
+        // Client authentication.
+        let auth: ClientAuth = clientAuth
+        family("sutra_client_auth_refusals_total", "counter", "Client requests refused by token authorization (HTTP 401/403, binary UNAUTHENTICATED/PERMISSION_DENIED).")
+        for (reason, n) in [("missing_token", auth.refusedMissing), ("invalid_token", auth.refusedInvalid), ("role_too_low", auth.refusedForbidden)] {
+            o += "sutra_client_auth_refusals_total{node=\"\(id)\",reason=\"\(reason)\"} \(n)\n"
+        }
+        nodeWide("sutra_client_auth_enabled", "gauge", "1 when a tokens file is in force, 0 when clients are not authenticated.", auth.isOn ? 1 : 0)
+        nodeWide("sutra_client_tokens", "gauge", "Tokens accepted now.", auth.tokens?.entries.count ?? 0)
+        nodeWide("sutra_client_token_reload_failures_total", "counter", "SIGHUP reloads of the tokens file refused (the previous tokens stayed).", auth.reloadsFailed)
         family("sutra_write_latency_seconds", "histogram", "Time from proposing a client write to applying it (leader).")
         for (s, h) in m.writeLatency.enumerated() { h.render("sutra_write_latency_seconds", labels: "node=\"\(id)\",shard=\"\(s)\"", into: &o) }
         family("sutra_fsync_latency_seconds", "histogram", "Duration of each group-commit WAL write + fdatasync.")
