@@ -68,6 +68,7 @@ public final class HTTPRequestParser {
         parser.initialize(to: http_parser())
         http_parser_init(parser, HTTP_REQUEST)
         // The callbacks capture nothing; they find this object through `parser.data`.
+        settings.on_message_begin = { p in HTTPRequestParser.from(p).isMidRequest = true; return 0 }
         settings.on_url = { p, at, n in HTTPRequestParser.from(p).onURL(at, n) }
         settings.on_header_field = { p, at, n in HTTPRequestParser.from(p).onHeaderField(at, n) }
         settings.on_header_value = { p, at, n in HTTPRequestParser.from(p).onHeaderValue(at, n) }
@@ -82,6 +83,13 @@ public final class HTTPRequestParser {
         parser.deinitialize(count: 1)
         parser.deallocate()
     }
+
+    /// Bytes of the request being received (target, header fields, body so far): what this connection holds
+    /// of a partly received request, for the node-wide budget.
+    public var bufferedByteCount: Int { headerBytes + body.count }
+
+    /// Whether a request has begun (some of it arrived) and is not complete yet.
+    public private(set) var isMidRequest = false
 
     /// Parses `bytes` and returns the requests they complete, then at most one failure (last). Empty once dead.
     public func feed(_ bytes: [UInt8]) -> [Result<HTTPRequest, HTTPRequestError>] {
@@ -166,7 +174,8 @@ public final class HTTPRequestParser {
             if length > UInt64(maxBodyBytes) {
                 return fail(.bodyTooLarge("body of \(length) bytes exceeds the limit of \(maxBodyBytes) bytes"))
             }
-            body.reserveCapacity(Int(length))
+            // Reserve at most 1 MiB up front: a declared length is a claim, not bytes received.
+            body.reserveCapacity(Int(min(length, 1 << 20)))
         }
         return 0
     }
@@ -198,6 +207,7 @@ public final class HTTPRequestParser {
         body = []
         headersDone = false
         headerBytes = 0
+        isMidRequest = false
         return 0
     }
 }

@@ -16,6 +16,8 @@ public final class SecureStream {
     public let tcp: TCPConnection
     /// nil: plaintext.
     private let tls: TLSConnection?
+    private var plainReader: ((ReadEvent) -> Void)?
+    private var plainPaused = false
     /// How long a TLS handshake may take before the stream fails.
     public static let handshakeTimeoutMs: UInt64 = 5000
 
@@ -34,6 +36,7 @@ public final class SecureStream {
     /// Starts reading; `reader` gets plaintext. A client session's first flight (ClientHello) leaves now.
     public func startReading(_ reader: @escaping (ReadEvent) -> Void) throws(UVError) {
         guard let tls else {
+            plainReader = reader
             try tcp.startReading(reader)
             return
         }
@@ -47,6 +50,22 @@ public final class SecureStream {
         }
     }
 
+    /// Stops reading from the socket until `resumeReading` (backpressure). Idempotent; nothing after close.
+    public func pauseReading() {
+        if let tls { tls.pauseReading(); return }
+        guard !tcp.isClosing, plainReader != nil, !plainPaused else { return }
+        plainPaused = true
+        tcp.stopReading()
+    }
+
+    /// Reads again after `pauseReading`. A failure to restart is reported to the reader as `.error`.
+    public func resumeReading() {
+        if let tls { tls.resumeReading(); return }
+        guard !tcp.isClosing, plainPaused, let plainReader else { return }
+        plainPaused = false
+        do { try tcp.startReading(plainReader) } catch { plainReader(.error(error)) }
+    }
+
     public func write(_ bytes: [UInt8], _ completion: ((UVError?) -> Void)? = nil) {
         write(vectored: [bytes], completion)
     }
@@ -57,6 +76,7 @@ public final class SecureStream {
 
     /// Sends a close_notify under TLS (best effort), then closes the socket.
     public func close() {
+        plainReader = nil
         if let tls { tls.close() } else if !tcp.isClosing { tcp.close() }
     }
 

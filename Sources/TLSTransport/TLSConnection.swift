@@ -28,6 +28,8 @@ public final class TLSConnection {
     private var handler: ((Event) -> Void)?
     private var timer: Timer?
     private var reportedEstablished = false
+    private var socketReader: ((ReadEvent) -> Void)?
+    private var readingPaused = false
 
     /// Wraps `tcp` (connected or accepted). Nothing happens until `start`.
     public init(tcp: TCPConnection, session: TLSSession) {
@@ -48,20 +50,36 @@ public final class TLSConnection {
             }
         }
         flushOutgoing()
-        do {
-            try tcp.startReading { [weak self] event in
-                guard let self, !self.isFinished else { return }
-                switch event {
-                case .data(let bytes): self.received(bytes)
-                case .endOfFile: self.finish(self.session.isEstablished ? nil : "peer closed the connection during the TLS handshake")
-                case .error(let e): self.finish("\(e)")
-                }
+        let reader: (ReadEvent) -> Void = { [weak self] event in
+            guard let self, !self.isFinished else { return }
+            switch event {
+            case .data(let bytes): self.received(bytes)
+            case .endOfFile: self.finish(self.session.isEstablished ? nil : "peer closed the connection during the TLS handshake")
+            case .error(let e): self.finish("\(e)")
             }
+        }
+        socketReader = reader
+        do {
+            try tcp.startReading(reader)
         } catch {
             finish("\(error)")
             return
         }
         if !initial.isEmpty { received(initial) }
+    }
+
+    /// Stops reading ciphertext from the socket (backpressure); plaintext already decrypted was delivered.
+    public func pauseReading() {
+        guard !isFinished, !tcp.isClosing, !readingPaused else { return }
+        readingPaused = true
+        tcp.stopReading()
+    }
+
+    /// Reads again after `pauseReading`.
+    public func resumeReading() {
+        guard !isFinished, !tcp.isClosing, readingPaused, let socketReader else { return }
+        readingPaused = false
+        do { try tcp.startReading(socketReader) } catch { finish("\(error)") }
     }
 
     /// Replaces the event handler (e.g. when an accepted connection is handed to the link it belongs to).
@@ -95,6 +113,7 @@ public final class TLSConnection {
         guard !isFinished else { return }
         isFinished = true
         handler = nil
+        socketReader = nil
         timer?.close()
         timer = nil
         session.close()

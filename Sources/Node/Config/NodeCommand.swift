@@ -75,6 +75,22 @@ public struct NodeCommand: ParsableCommand {
     var clientTlsCa: String?
     @Flag(name: .long, help: "Serve clients on a non-loopback --listen address without TLS (refused otherwise; env SUTRA_ALLOW_INSECURE_CLIENTS=1).")
     var allowInsecureClients = false
+    @Option(name: .long, help: "Client connections open at once, both ports (lowered to fit the descriptor limit), 1…1000000.")
+    var clientMaxConnections: Int = ClientLimits().maxConnections
+    @Option(name: .long, help: "Requests one client connection may have in flight; more pipelined ones wait unread, 1…65536.")
+    var clientMaxInFlight: Int = ClientLimits().maxInFlightPerConnection
+    @Option(name: .long, help: "Unsent answer bytes of one client connection before the node stops reading from it, 65536…1073741824.")
+    var clientMaxUnsentBytes: Int = ClientLimits().maxUnsentBytesPerConnection
+    @Option(name: .long, help: "Requests one client connection may start per loop turn, 1…10000.")
+    var clientRequestsPerTurn: Int = ClientLimits().requestsPerTurn
+    @Option(name: .long, help: "Bytes of partly received client requests held node-wide; connections holding part of one wait while it is spent (≥ --max-frame-bytes).")
+    var clientPartialRequestBudget: Int = ClientLimits().partialRequestBudget
+    @Option(name: .long, help: "A client request must arrive whole within this many ms of its first byte (else 408 and close), 100…3600000.")
+    var clientRequestTimeoutMs: Int = ClientLimits().requestTimeoutMs
+    @Option(name: .long, help: "Close a client connection idle this long (nothing in flight, no traffic), ms; 0 never.")
+    var clientIdleTimeoutMs: Int = ClientLimits().idleTimeoutMs
+    @Option(name: .long, help: "File descriptors kept free of client connections for the WAL, snapshots and peers, 16…100000.")
+    var reservedDescriptors: Int = ClientLimits().reservedDescriptors
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
     @Flag(help: ArgumentHelp("Known-bad test switch: serve linearizable reads from local state without confirming leadership.", visibility: .hidden))
@@ -161,8 +177,21 @@ public struct NodeCommand: ParsableCommand {
         if let problem = ClientTLS.insecureListenProblem(host: c.listenHost, tls: auth.tlsCertificate != nil, allowInsecure: auth.allowInsecureClients) {
             throw fail(problem)
         }
+        var limits = ClientLimits()
+        limits.maxConnections = clientMaxConnections
+        limits.maxInFlightPerConnection = clientMaxInFlight
+        limits.maxUnsentBytesPerConnection = clientMaxUnsentBytes
+        limits.requestsPerTurn = clientRequestsPerTurn
+        limits.partialRequestBudget = clientPartialRequestBudget
+        limits.requestTimeoutMs = clientRequestTimeoutMs
+        limits.idleTimeoutMs = clientIdleTimeoutMs
+        limits.reservedDescriptors = reservedDescriptors
+        if let problem = limits.problem(maxFrameBytes: c.maxFrameBytes) { throw fail(problem) }
         if auth.metricsNeedToken && auth.tokensFile == nil { throw fail("--metrics-auth needs --tokens-file (without tokens no client is authenticated)") }
         prepareProcessSignals()
+        // libuv's thread pool runs the group commit's fsync and the decoding of big client requests: enough
+        // threads that a bulk load's decoding never queues the fsync behind it (read at the pool's first use).
+        if env["UV_THREADPOOL_SIZE"] == nil { setenv("UV_THREADPOOL_SIZE", "8", 1) }
         // Whatever a library creates (hnswlib's ofstream, say) is owner-only too; the node's own files are
         // created 0600 / 0700 explicitly.
         umask(0o077)
@@ -176,7 +205,7 @@ public struct NodeCommand: ParsableCommand {
         logger.logLevel = level
         let server: NodeServer
         do {
-            server = try NodeServer(config: c, logger: logger, auth: auth)
+            server = try NodeServer(config: c, logger: logger, auth: auth, clientLimits: limits)
         } catch let refusal as ConfigurationRefusal {
             // One line, and an exit code the service manager does not restart on (restarting cannot help).
             FileHandle.standardError.write(Data("sutra-node: \(refusal)\n".utf8))

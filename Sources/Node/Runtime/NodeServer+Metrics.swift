@@ -35,6 +35,24 @@ extension NodeServer {
         nodeWide("sutra_client_auth_enabled", "gauge", "1 when a tokens file is in force, 0 when clients are not authenticated.", auth.isOn ? 1 : 0)
         nodeWide("sutra_client_tokens", "gauge", "Tokens accepted now.", auth.tokens?.entries.count ?? 0)
         nodeWide("sutra_client_token_reload_failures_total", "counter", "SIGHUP reloads of the tokens file refused (the previous tokens stayed).", auth.reloadsFailed)
+        // Client flow control.
+        let ports: ClientPorts = clientPorts
+        family("sutra_client_connections", "gauge", "Client connections open, by port.")
+        o += "sutra_client_connections{node=\"\(id)\",port=\"binary\"} \(binaryFrontEnd?.openConnections ?? 0)\n"
+        o += "sutra_client_connections{node=\"\(id)\",port=\"http\"} \(httpFrontEnd?.openConnections ?? 0)\n"
+        nodeWide("sutra_client_connection_cap", "gauge", "Most client connections open at once (--client-max-connections, fitted under the descriptor limit).", ports.connectionCap)
+        nodeWide("sutra_client_connections_refused_total", "counter", "Client connections refused because the cap was reached.", ports.refusedAtCap)
+        nodeWide("sutra_client_accept_failures_total", "counter", "Client accepts that failed (out of descriptors, say); the node kept serving.", ports.acceptFailures)
+        family("sutra_client_timeouts_total", "counter", "Client connections ended by a timeout: a request not received in time (408), or idle.")
+        o += "sutra_client_timeouts_total{node=\"\(id)\",kind=\"request\"} \(ports.requestTimeouts)\n"
+        o += "sutra_client_timeouts_total{node=\"\(id)\",kind=\"idle\"} \(ports.idleCloses)\n"
+        family("sutra_client_read_pauses_total", "counter", "Times a client connection stopped being read, by reason (requests in flight at the cap, unsent answers over budget, the node's budget for partly received requests spent).")
+        o += "sutra_client_read_pauses_total{node=\"\(id)\",reason=\"in_flight\"} \(ports.pausedForInFlight)\n"
+        o += "sutra_client_read_pauses_total{node=\"\(id)\",reason=\"unsent\"} \(ports.pausedForUnsent)\n"
+        o += "sutra_client_read_pauses_total{node=\"\(id)\",reason=\"budget\"} \(ports.pausedForBudget)\n"
+        nodeWide("sutra_client_partial_request_bytes", "gauge", "Bytes of partly received client requests held, all connections.", ports.partialBytes)
+        nodeWide("sutra_client_offloop_decodes_total", "counter", "Big client requests decoded on the thread pool instead of the loop.", ports.offLoopDecodes)
+        nodeWide("sutra_loop_max_tick_gap_seconds", "gauge", "Longest gap between two Raft ticks since the node started: the longest the loop was held (heartbeats wait that long).", Double(maxTickGapMs) / 1000)
         family("sutra_write_latency_seconds", "histogram", "Time from proposing a client write to applying it (leader).")
         for (s, h) in m.writeLatency.enumerated() { h.render("sutra_write_latency_seconds", labels: "node=\"\(id)\",shard=\"\(s)\"", into: &o) }
         family("sutra_fsync_latency_seconds", "histogram", "Duration of each group-commit WAL write + fdatasync.")

@@ -34,6 +34,11 @@ public final class NodeServer {
     var clientAuth: ClientAuth!
     /// TLS on the client ports (off without a certificate); reloaded on SIGHUP.
     var clientTLS: ClientTLS!
+    /// Node-wide client flow control: connection cap, partial-request budget, per-turn slices, timeouts.
+    var clientPorts: ClientPorts!
+    /// The longest gap between two Raft ticks since the node started (ms): how long the loop was held.
+    private(set) var maxTickGapMs: UInt64 = 0
+    private var lastTickMs: UInt64 = 0
     /// Fires at once while index work is queued, so the loop keeps turning (and polling I/O) between slices.
     private var indexingTimer: UV.Timer?
     /// How long one slice of vector indexing may hold the loop.
@@ -41,10 +46,12 @@ public final class NodeServer {
     /// Test-only slow disk (`--enable-fault-injection`): each WAL write sleeps this long before its fdatasync.
     var fsyncDelayMs = 0
 
-    public init(config: NodeConfig, logger: Logger, auth: ClientAuthSettings = ClientAuthSettings()) throws {
+    public init(config: NodeConfig, logger: Logger, auth: ClientAuthSettings = ClientAuthSettings(),
+                clientLimits: ClientLimits = ClientLimits()) throws {
         self.config = config
         self.logger = logger
         self.loop = try EventLoop()
+        clientPorts = ClientPorts(limits: clientLimits, loop: loop, logger: logger)
         if let cert = config.tlsCert, let key = config.tlsKey, let ca = config.tlsCA, !config.insecurePeers {
             do {
                 peerSecurity = try PeerSecurity.load(certificate: cert, key: key, ca: ca, mode: PeerTLSMode(rawValue: config.peerTLS) ?? .required)
@@ -147,7 +154,11 @@ public final class NodeServer {
         try transport.start(listenHost: config.listenHost, port: config.peerPort)
         try startFrontEnds()
         tickTimer = try UV.Timer(loop: loop)
+        lastTickMs = loop.now
         tickTimer!.start(timeout: UInt64(config.tickMs), repeat: UInt64(config.tickMs)) { [unowned self] in
+            let nowMs = self.loop.now
+            self.maxTickGapMs = max(self.maxTickGapMs, nowMs - self.lastTickMs)
+            self.lastTickMs = nowMs
             self.core.tick(now: self.nanos)
             self.transport.keepAlive()
         }
@@ -202,6 +213,8 @@ public final class NodeServer {
             if indexingTimer == nil { indexingTimer = try? UV.Timer(loop: loop) }
             indexingTimer?.start(timeout: 0) {}
         }
+        // Client requests waiting for a slice start before the core's turn, so their writes join this group commit.
+        clientPorts.endOfTurn()
         core.endOfTurn(now: nanos)
         binaryFrontEnd?.flush()
     }

@@ -26,8 +26,11 @@ final class BinaryFrontEnd {
 
     func start(host: String, port: Int) throws {
         listener = try TCPListener(loop: node.loop, host: host, port: port) { [weak self] result in
-            guard let self, case .success(let conn) = result else { return }
-            self.accept(conn)
+            guard let self else { return }
+            switch result {
+            case .success(let conn): self.accept(conn)
+            case .failure(let e): self.node.clientPorts.acceptFailed(e, port: "binary")
+            }
         }
     }
 
@@ -35,52 +38,95 @@ final class BinaryFrontEnd {
         flush()
         listener?.close()
         listener = nil
-        for c in connections.values where !c.conn.isClosing { c.conn.close() }
+        for c in connections.values {
+            c.flow.close()
+            if !c.conn.isClosing { c.conn.close() }
+        }
         connections = [:]
     }
+
+    var openConnections: Int { connections.count }
 
     /// Sends every response finished this turn (called at the end of each loop turn).
     func flush() {
         for c in dirty where !c.outbox.isEmpty {
-            if !c.conn.isClosing { c.conn.write(vectored: c.outbox) }
+            if !c.conn.isClosing {
+                // When the kernel has taken it, a connection paused for unsent answers may read again.
+                c.conn.write(vectored: c.outbox) { [weak c] _ in c?.flow.pump() }
+            }
             c.outbox = []
+            c.outboxBytes = 0
         }
         dirty = []
     }
 
+    /// The answer to a connection over the cap: plaintext gets an UNAVAILABLE frame and is closed; a TLS port
+    /// just closes (a handshake to say no would cost more than the connection).
+    private func refuse(_ tcp: TCPConnection) {
+        guard !node.clientTLS.isOn, let bytes: [UInt8] = try? failure(0, .unavailable, "too many client connections (the node's cap is \(node.clientPorts.connectionCap)); retry later").serializedBytes() else {
+            tcp.close()
+            return
+        }
+        tcp.write(frame(bytes)) { [tcp] _ in if !tcp.isClosing { tcp.close() } }
+    }
+
     private func accept(_ tcp: TCPConnection) {
+        guard node.clientPorts.admits() else { refuse(tcp); return }
         guard let conn = node.clientTLS.stream(for: tcp) else { return }
-        let c = BinaryConnection(conn: conn, maxFrame: node.config.maxFrameBytes)
+        let c = BinaryConnection(conn: conn, maxFrame: node.config.maxFrameBytes, ports: node.clientPorts)
         connections[ObjectIdentifier(conn)] = c
+        c.flow.onTimeout = { [weak self, weak c] _ in
+            guard let self, let c else { return }
+            self.drop(c)
+        }
         try? conn.setNoDelay(true)
         do {
             try conn.startReading { [weak self, weak c] event in
                 guard let self, let c else { return }
                 switch event {
                 case .data(let bytes):
-                    for ev in c.decoder.feed(bytes) {
+                    let events = c.decoder.feed(bytes)
+                    c.flow.received(partialBytes: c.decoder.bufferedByteCount, midRequest: c.decoder.bufferedByteCount > 0 || c.decoder.isSkipping)
+                    for ev in events {
                         switch ev {
-                        case .frame(let payload): self.handle(payload, on: c)
+                        case .frame(let payload):
+                            c.flow.submit { [weak self, weak c] finished in
+                                guard let self, let c else { finished(); return }
+                                self.handle(payload, on: c) { [weak self, weak c] response in
+                                    if let self, let c { self.send(response, on: c) }
+                                    finished()
+                                }
+                            }
                         case .tooLarge(let n):
-                            self.send(self.failure(0, .tooLarge, "frame of \(n) bytes exceeds the limit of \(self.node.config.maxFrameBytes)"), on: c)
+                            let limit = self.node.config.maxFrameBytes
+                            c.flow.submit { [weak self, weak c] finished in
+                                if let self, let c { self.send(self.failure(0, .tooLarge, "frame of \(n) bytes exceeds the limit of \(limit)"), on: c) }
+                                finished()
+                            }
                         }
                     }
                 case .endOfFile, .error:
-                    c.closed = true
-                    if !c.conn.isClosing { c.conn.close() }
-                    self.connections[ObjectIdentifier(c.conn)] = nil
+                    self.drop(c)
                 }
             }
         } catch {
-            connections[ObjectIdentifier(conn)] = nil
-            conn.close()
+            drop(c)
         }
+    }
+
+    private func drop(_ c: BinaryConnection) {
+        c.closed = true
+        c.flow.close()
+        if !c.conn.isClosing { c.conn.close() }
+        connections[ObjectIdentifier(c.conn)] = nil
     }
 
     private func send(_ r: Sutra_V1_Response, on c: BinaryConnection) {
         guard !c.closed, let bytes: [UInt8] = try? r.serializedBytes() else { return }
         if c.outbox.isEmpty { dirty.append(c) }
-        c.outbox.append(frame(bytes))
+        let f = frame(bytes)
+        c.outboxBytes += f.count
+        c.outbox.append(f)
     }
 
     private func failure(_ id: UInt64, _ code: Sutra_V1_ErrorCode, _ message: String) -> Sutra_V1_Response {
@@ -91,50 +137,86 @@ final class BinaryFrontEnd {
         return r
     }
 
-    private func handle(_ payload: [UInt8], on c: BinaryConnection) {
+    /// Serves one frame; `reply` runs exactly once with its answer. A big frame (a bulk batch of vectors) is
+    /// decoded on the thread pool, holding back the connection's later requests so they keep their order.
+    private func handle(_ payload: [UInt8], on c: BinaryConnection, _ reply: @escaping (Sutra_V1_Response) -> Void) {
+        guard payload.count >= node.clientPorts.limits.offLoopDecodeBytes else {
+            let decoded = BinaryFrontEnd.decodeFrame(payload)
+            serve(decoded, on: c, reply)
+            return
+        }
+        c.flow.holdOrder()
+        node.clientPorts.countOffLoopDecode()
+        do {
+            try node.loop.queueWork({ BinaryFrontEnd.decodeFrame(payload) }, completion: { [weak self, weak c] decoded in
+                guard let self, let c else { reply(Sutra_V1_Response()); return }
+                self.serve(decoded, on: c, reply)
+                c.flow.releaseOrder()
+            })
+        } catch {
+            c.flow.releaseOrder()
+            reply(failure(0, .unavailable, "cannot decode the request: \(error)"))
+        }
+    }
+
+    /// A frame decoded (pure; may run on the thread pool): the request, and its operation or why it has none.
+    struct DecodedFrame: Sendable {
+        var request: Sutra_V1_Request?
+        var op: Result<ClientOp, RequestProblem>
+    }
+
+    static func decodeFrame(_ payload: [UInt8]) -> DecodedFrame {
         let req: Sutra_V1_Request
         do {
             req = try Sutra_V1_Request(serializedBytes: payload)
         } catch {
-            send(failure(0, .invalidArgument, "the frame is not a valid sutra.v1.Request: \(error)"), on: c)
+            return DecodedFrame(request: nil, op: .failure(RequestProblem("the frame is not a valid sutra.v1.Request: \(error)")))
+        }
+        if case .hello? = req.op { return DecodedFrame(request: req, op: .failure(RequestProblem("hello"))) }
+        do {
+            return DecodedFrame(request: req, op: .success(try decode(req)))
+        } catch let p as RequestProblem {
+            return DecodedFrame(request: req, op: .failure(p))
+        } catch {
+            return DecodedFrame(request: req, op: .failure(RequestProblem("\(error)")))
+        }
+    }
+
+    private func serve(_ decoded: DecodedFrame, on c: BinaryConnection, _ reply: @escaping (Sutra_V1_Response) -> Void) {
+        guard let req = decoded.request else {
+            if case .failure(let p) = decoded.op { reply(failure(0, .invalidArgument, p.message)) }
             return
         }
         if case .hello(let h)? = req.op {
             guard h.minVersion <= BinaryFrontEnd.maxVersion, h.maxVersion >= BinaryFrontEnd.minVersion else {
-                send(failure(req.id, .unsupportedVersion, "this node speaks versions \(BinaryFrontEnd.minVersion)…\(BinaryFrontEnd.maxVersion); the client \(h.minVersion)…\(h.maxVersion)"), on: c)
+                reply(failure(req.id, .unsupportedVersion, "this node speaks versions \(BinaryFrontEnd.minVersion)…\(BinaryFrontEnd.maxVersion); the client \(h.minVersion)…\(h.maxVersion)"))
                 return
             }
             if let (code, message) = presentHelloToken(h.token, on: c) {
-                send(failure(req.id, code, message), on: c)
+                reply(failure(req.id, code, message))
                 return
             }
             var r = Sutra_V1_Response()
             r.id = req.id
             r.hello.minVersion = max(h.minVersion, BinaryFrontEnd.minVersion)
             r.hello.maxVersion = min(h.maxVersion, BinaryFrontEnd.maxVersion)
-            send(r, on: c)
+            reply(r)
             return
         }
         let op: ClientOp
-        do {
-            op = try BinaryFrontEnd.decode(req)
-        } catch let p as RequestProblem {
-            send(failure(req.id, p.tooLarge ? .tooLarge : .invalidArgument, p.message), on: c)
-            return
-        } catch {
-            send(failure(req.id, .invalidArgument, "\(error)"), on: c)
+        switch decoded.op {
+        case .success(let o): op = o
+        case .failure(let p):
+            reply(failure(req.id, p.tooLarge ? .tooLarge : .invalidArgument, p.message))
             return
         }
         if let (code, message) = authorizationRefusal(op, on: c) {
-            send(failure(req.id, code, message), on: c)
+            reply(failure(req.id, code, message))
             return
         }
         let session = ClientSession(clientID: req.clientID, sequence: req.sequence, ackedBelow: req.ackedBelow)
         let id = req.id
-        node.execute(op, session: session) { [weak self, weak c] result in
-            guard let self, let c else { return }
-            self.send(BinaryFrontEnd.encode(id, result), on: c)
-        }
+        node.execute(op, session: session) { result in reply(BinaryFrontEnd.encode(id, result)) }
     }
 
     // MARK: protobuf ↔ operations
@@ -308,15 +390,20 @@ final class BinaryConnection {
     let conn: SecureStream
     var decoder: FrameDecoder
     var outbox: [[UInt8]] = []
+    var outboxBytes = 0
     var closed = false
+    /// Its share of the node's client limits (in-flight, unsent bytes, per-turn slices, timeouts).
+    let flow: ClientFlow
     /// The client's address, for refusal logs.
     let peer: String
     /// The token this connection's Hello presented (see `BinaryAuth.swift`).
     var credential = BinaryCredential()
 
-    init(conn: SecureStream, maxFrame: Int) {
+    init(conn: SecureStream, maxFrame: Int, ports: ClientPorts) {
         self.conn = conn
         peer = conn.peerHost ?? "unknown"
         decoder = FrameDecoder(maxFrameSize: maxFrame)
+        flow = ClientFlow(ports: ports, stream: conn)
+        flow.heldBytes = { [unowned self] in self.outboxBytes }
     }
 }

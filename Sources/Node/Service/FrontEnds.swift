@@ -4,6 +4,7 @@ import UV
 extension NodeServer {
     /// Starts the client front ends: the binary protocol (SDK) and HTTP/JSON (curl).
     func startFrontEnds() throws {
+        try clientPorts.start()
         let binary = BinaryFrontEnd(node: self)
         try binary.start(host: config.listenHost, port: config.clientPort)
         binaryFrontEnd = binary
@@ -17,5 +18,6 @@ extension NodeServer {
         httpFrontEnd?.stop()
         binaryFrontEnd = nil
         httpFrontEnd = nil
+        clientPorts.stop()
     }
 }

@@ -20,37 +20,75 @@ final class HTTPFrontEnd {
 
     func start(host: String, port: Int) throws {
         listener = try TCPListener(loop: node.loop, host: host, port: port) { [weak self] result in
-            guard let self, case .success(let conn) = result else { return }
-            self.accept(conn)
+            guard let self else { return }
+            switch result {
+            case .success(let conn): self.accept(conn)
+            case .failure(let e): self.node.clientPorts.acceptFailed(e, port: "HTTP")
+            }
         }
     }
 
     func stop() {
         listener?.close()
         listener = nil
-        for c in connections.values where !c.conn.isClosing { c.conn.close() }
+        for c in connections.values {
+            c.flow.close()
+            if !c.conn.isClosing { c.conn.close() }
+        }
         connections = [:]
     }
 
+    /// The answer to a connection over the cap: plaintext gets a 503 and is closed; a TLS port just closes (a
+    /// handshake to say no would cost more than the connection).
+    private func refuse(_ tcp: TCPConnection) {
+        guard !node.clientTLS.isOn else { tcp.close(); return }
+        var r = HTTPFrontEnd.errorResponse(status: 503, code: "UNAVAILABLE", "too many client connections (the node's cap is \(node.clientPorts.connectionCap)); retry later")
+        r.keepAlive = false
+        r.headers.add("Retry-After", "1")
+        tcp.write(r.serialize()) { [tcp] _ in if !tcp.isClosing { tcp.close() } }
+    }
+
     private func accept(_ tcp: TCPConnection) {
+        guard node.clientPorts.admits() else { refuse(tcp); return }
         guard let conn = node.clientTLS.stream(for: tcp) else { return }
-        let state = HTTPConnectionState(conn: conn, maxBody: node.config.maxFrameBytes)
+        let state = HTTPConnectionState(conn: conn, maxBody: node.config.maxFrameBytes, ports: node.clientPorts)
         connections[ObjectIdentifier(conn)] = state
+        state.flow.onTimeout = { [weak self, weak state] why in
+            guard let self, let state else { return }
+            if why == .request {
+                var r = HTTPFrontEnd.errorResponse(status: 408, code: "REQUEST_TIMEOUT", "the request did not arrive within \(self.node.clientPorts.limits.requestTimeoutMs) ms")
+                r.keepAlive = false
+                if !state.conn.isClosing { state.conn.write(r.serialize()) }
+            }
+            self.drop(state)
+        }
         try? conn.setNoDelay(true)
         do {
             try conn.startReading { [weak self, weak state] event in
                 guard let self, let state else { return }
                 switch event {
                 case .data(let bytes):
-                    for result in state.parser.feed(bytes) {
+                    let results = state.parser.feed(bytes)
+                    state.flow.received(partialBytes: state.parser.bufferedByteCount, midRequest: state.parser.isMidRequest)
+                    for result in results {
                         switch result {
                         case .success(let req):
                             let slot = state.reserve(closeAfter: !req.keepAlive)
-                            // The client may be gone by the time the answer is ready: hold the state weakly.
-                            self.handle(req, from: state.peer) { [weak state] resp in state?.complete(slot, resp) }
+                            // Started when the connection's limits allow; the client may be gone by the time the
+                            // answer is ready: hold the state weakly.
+                            state.flow.submit { [weak self, weak state] finished in
+                                guard let self, let state else { finished(); return }
+                                self.handle(req, from: state.peer, flow: state.flow) { [weak state] resp in
+                                    state?.complete(slot, resp)
+                                    finished()
+                                }
+                            }
                         case .failure(let err):
                             let slot = state.reserve(closeAfter: true)
-                            state.complete(slot, HTTPFrontEnd.errorResponse(status: err.status, code: "BAD_REQUEST", err.message))
+                            state.flow.submit { [weak state] finished in
+                                state?.complete(slot, HTTPFrontEnd.errorResponse(status: err.status, code: "BAD_REQUEST", err.message))
+                                finished()
+                            }
                         }
                     }
                 case .endOfFile, .error:
@@ -63,46 +101,95 @@ final class HTTPFrontEnd {
     }
 
     private func drop(_ state: HTTPConnectionState) {
+        state.flow.close()
         if !state.conn.isClosing { state.conn.close() }
         connections[ObjectIdentifier(state.conn)] = nil
     }
 
+    var openConnections: Int { connections.count }
+
     // MARK: routing
 
-    private func handle(_ req: HTTPRequest, from peer: String, _ respond: @escaping (HTTPResponse) -> Void) {
-        let parts = req.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-        let (route, param) = HTTPFrontEnd.route(parts)
-        if let refusal = authorizationRefusal(req, route: route, parts: parts, source: peer) {
-            respond(refusal)
-            return
-        }
-        let consistency: ReadConsistency = req.query["consistency"] == "stale" ? .stale : .linearizable
-        if let c = req.query["consistency"], c != "stale", c != "linearizable" {
-            respond(HTTPFrontEnd.errorResponse(status: 400, code: "INVALID_ARGUMENT", "consistency must be linearizable or stale, not '\(c)'"))
-            return
-        }
+    /// What a request needs: an answer now, an operation, or a body to decode first (pure, Sendable: it may run
+    /// on the thread pool when the body is big).
+    private enum Plan {
+        case answer(HTTPResponse)
+        case op(ClientOp)
+        case decode(@Sendable () throws -> ClientOp)
+    }
+
+    private func handle(_ req: HTTPRequest, from peer: String, flow: ClientFlow, _ respond: @escaping (HTTPResponse) -> Void) {
         let session = ClientSession(clientID: UInt64(req.headers["x-sutra-client-id"] ?? "") ?? 0,
                                     sequence: UInt64(req.headers["x-sutra-sequence"] ?? "") ?? 0)
+        switch plan(req, from: peer) {
+        case .answer(let r): respond(r)
+        case .op(let op): run(op, session, respond)
+        case .decode(let decode):
+            guard req.body.count >= node.clientPorts.limits.offLoopDecodeBytes else {
+                do { run(try decode(), session, respond) } catch { respond(HTTPFrontEnd.problemResponse(error)) }
+                return
+            }
+            // A big body (a bulk batch of vectors) is parsed on the thread pool so the loop keeps its heartbeats;
+            // later requests on this connection wait, so they still run in the order they were sent.
+            flow.holdOrder()
+            node.clientPorts.countOffLoopDecode()
+            do {
+                try node.loop.queueWork({ () -> Result<ClientOp, RequestProblem> in
+                    do { return .success(try decode()) } catch let p as RequestProblem { return .failure(p) } catch { return .failure(RequestProblem("\(error)")) }
+                }, completion: { [weak self, weak flow] result in
+                    guard let self else { return }
+                    switch result {
+                    case .success(let op): self.run(op, session, respond)
+                    case .failure(let p): respond(HTTPFrontEnd.problemResponse(p))
+                    }
+                    flow?.releaseOrder()
+                })
+            } catch {
+                flow.releaseOrder()
+                respond(HTTPFrontEnd.errorResponse(status: 503, code: "UNAVAILABLE", "cannot decode the request: \(error)"))
+            }
+        }
+    }
+
+    static func problemResponse(_ error: Error) -> HTTPResponse {
+        if let p = error as? RequestProblem {
+            return errorResponse(status: p.tooLarge ? 413 : 400, code: p.tooLarge ? "TOO_LARGE" : "INVALID_ARGUMENT", p.message)
+        }
+        return errorResponse(status: 400, code: "INVALID_ARGUMENT", "\(error)")
+    }
+
+    private func plan(_ req: HTTPRequest, from peer: String) -> Plan {
+        let parts = req.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        let (route, param) = HTTPFrontEnd.route(parts)
+        if let refusal = authorizationRefusal(req, route: route, parts: parts, source: peer) { return .answer(refusal) }
+        let consistency: ReadConsistency = req.query["consistency"] == "stale" ? .stale : .linearizable
+        if let c = req.query["consistency"], c != "stale", c != "linearizable" {
+            return .answer(HTTPFrontEnd.errorResponse(status: 400, code: "INVALID_ARGUMENT", "consistency must be linearizable or stale, not '\(c)'"))
+        }
+        let body = req.body
+        let dimension = node.config.dimension
         do {
             switch (req.method, route) {
             case ("GET", "health"):
-                respond(.json(body: Array(#"{"status":"ok"}"#.utf8)))
+                return .answer(.json(body: Array(#"{"status":"ok"}"#.utf8)))
             case ("GET", "ready"):
                 let ready = node.isReady
-                respond(.json(status: ready ? 200 : 503, body: Array((ready ? #"{"ready":true}"# : #"{"ready":false}"#).utf8)))
+                return .answer(.json(status: ready ? 200 : 503, body: Array((ready ? #"{"ready":true}"# : #"{"ready":false}"#).utf8)))
             case ("GET", "metrics"):
                 var r = HTTPResponse.text(node.renderMetrics())
                 r.headers = ["Content-Type": "text/plain; version=0.0.4"]
-                respond(r)
+                return .answer(r)
             case ("POST", "concepts"):
-                let obj = try JSONBody(req.body)
-                let concept = try obj.concept(dimension: node.config.dimension)
-                if let condition = try obj.putCondition() { run(.putIf(concept, condition), session, respond) }
-                else { run(.put(concept), session, respond) }
+                return .decode {
+                    let obj = try JSONBody(body)
+                    let concept = try obj.concept(dimension: dimension)
+                    if let condition = try obj.putCondition() { return .putIf(concept, condition) }
+                    return .put(concept)
+                }
             case ("GET", "concept"):
-                run(.get(try JSONBody.id(param, "id"), consistency), session, respond)
+                return .op(.get(try JSONBody.id(param, "id"), consistency))
             case ("DELETE", "concept"):
-                run(.delete(try JSONBody.id(param, "id")), session, respond)
+                return .op(.delete(try JSONBody.id(param, "id")))
             case ("GET", "neighbors"):
                 let dir: NeighborDirection
                 switch req.query["direction"] ?? "both" {
@@ -112,23 +199,27 @@ final class HTTPFrontEnd {
                 case let d: throw RequestProblem("direction must be out, in or both, not '\(d)'")
                 }
                 let type = try req.query["type"].map { try JSONBody.associationType($0) }
-                run(.neighbors(try JSONBody.id(param, "id"), dir, type, consistency), session, respond)
+                return .op(.neighbors(try JSONBody.id(param, "id"), dir, type, consistency))
             case ("POST", "associations"):
-                let a = try JSONBody(req.body).association()
-                run(.associate(source: a.0, target: a.1, type: a.2, confidence: a.3), session, respond)
+                return .decode {
+                    let a = try JSONBody(body).association()
+                    return .associate(source: a.0, target: a.1, type: a.2, confidence: a.3)
+                }
             case ("GET", "path"):
                 guard let f = req.query["from"], let t = req.query["to"] else { throw RequestProblem("from and to are required") }
                 let depthText = req.query["max_depth"] ?? "6"
                 guard let depth = Int(depthText) else { throw RequestProblem("max_depth '\(depthText)' is not a number") }
-                run(.path(from: try JSONBody.id(f, "from"), to: try JSONBody.id(t, "to"), maxDepth: depth, consistency), session, respond)
+                return .op(.path(from: try JSONBody.id(f, "from"), to: try JSONBody.id(t, "to"), maxDepth: depth, consistency))
             case ("POST", "search"):
-                let obj = try JSONBody(req.body)
-                let v = try obj.floats("vector") ?? { throw RequestProblem("vector is required") }()
-                run(.search(vector: v, k: try obj.int("k") ?? 10, ef: try obj.int("ef") ?? 0, consistency), session, respond)
+                return .decode {
+                    let obj = try JSONBody(body)
+                    let v = try obj.floats("vector") ?? { throw RequestProblem("vector is required") }()
+                    return .search(vector: v, k: try obj.int("k") ?? 10, ef: try obj.int("ef") ?? 0, consistency)
+                }
             case ("POST", "batch"):
-                run(.batch(try JSONBody(req.body).batchItems(dimension: node.config.dimension)), session, respond)
+                return .decode { .batch(try JSONBody(body).batchItems(dimension: dimension)) }
             case ("POST", "flush"):
-                run(.flush, session, respond)
+                return .op(.flush)
             case ("POST", "transfer-leader"):
                 guard let s = req.query["shard"].flatMap({ Int($0) }) else { throw RequestProblem("shard (a number) is required") }
                 var to: NodeID?
@@ -136,22 +227,20 @@ final class HTTPFrontEnd {
                     guard let n = UInt64(t) else { throw RequestProblem("to '\(t)' is not a node id") }
                     to = n
                 }
-                run(.transferLeader(shard: s, to: to), session, respond)
+                return .op(.transferLeader(shard: s, to: to))
             case ("POST", "fsync-delay"):
                 let text = req.query["ms"] ?? ""
                 guard let ms = Int(text) else { throw RequestProblem("ms (a number of milliseconds) is required, not '\(text)'") }
-                run(.fsyncDelay(ms: ms), session, respond)
+                return .op(.fsyncDelay(ms: ms))
             case ("GET", "cluster"):
-                run(.cluster, session, respond)
+                return .op(.cluster)
             case (_, .some):
-                respond(HTTPFrontEnd.errorResponse(status: 405, code: "METHOD_NOT_ALLOWED", "\(req.method) is not allowed on \(req.path)"))
+                return .answer(HTTPFrontEnd.errorResponse(status: 405, code: "METHOD_NOT_ALLOWED", "\(req.method) is not allowed on \(req.path)"))
             default:
-                respond(HTTPFrontEnd.errorResponse(status: 404, code: "NOT_FOUND", "no route \(req.method) \(req.path)"))
+                return .answer(HTTPFrontEnd.errorResponse(status: 404, code: "NOT_FOUND", "no route \(req.method) \(req.path)"))
             }
-        } catch let p as RequestProblem {
-            respond(HTTPFrontEnd.errorResponse(status: p.tooLarge ? 413 : 400, code: p.tooLarge ? "TOO_LARGE" : "INVALID_ARGUMENT", p.message))
         } catch {
-            respond(HTTPFrontEnd.errorResponse(status: 400, code: "INVALID_ARGUMENT", "\(error)"))
+            return .answer(HTTPFrontEnd.problemResponse(error))
         }
     }
 
@@ -217,18 +306,24 @@ final class HTTPFrontEnd {
 final class HTTPConnectionState {
     let conn: SecureStream
     let parser: HTTPRequestParser
+    /// Its share of the node's client limits (in-flight, unsent bytes, per-turn slices, timeouts).
+    let flow: ClientFlow
     /// The client's address, for refusal logs.
     let peer: String
+    /// Bytes of answers finished but waiting for an earlier one (pipelining order).
+    private var heldBytes = 0
     private var nextSlot = 0
     private var nextToWrite = 0
     private var done: [Int: (HTTPResponse, Bool)] = [:]
     private var closeAfter: [Int: Bool] = [:]
     private var closed = false
 
-    init(conn: SecureStream, maxBody: Int) {
+    init(conn: SecureStream, maxBody: Int, ports: ClientPorts) {
         self.conn = conn
         peer = conn.peerHost ?? "unknown"
         parser = HTTPRequestParser(maxBodyBytes: maxBody + 4096)
+        flow = ClientFlow(ports: ports, stream: conn)
+        flow.heldBytes = { [unowned self] in self.heldBytes }
     }
 
     func reserve(closeAfter close: Bool) -> Int {
@@ -243,10 +338,13 @@ final class HTTPConnectionState {
         let close = closeAfter.removeValue(forKey: slot) ?? true
         r.keepAlive = !close
         done[slot] = (r, close)
+        heldBytes += r.body.count
         while let (resp, close) = done.removeValue(forKey: nextToWrite) {
             nextToWrite += 1
+            heldBytes -= resp.body.count
             guard !closed, !conn.isClosing else { continue }
-            conn.write(resp.serialize())
+            // When the kernel has taken it, a connection paused for unsent answers may read again.
+            conn.write(resp.serialize()) { [weak flow] _ in flow?.pump() }
             if close {
                 closed = true
                 conn.close()

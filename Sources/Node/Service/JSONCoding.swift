@@ -1,5 +1,6 @@
 import NodeCore
 import Foundation
+import HTTP
 import Raft
 import Shard
 
@@ -157,24 +158,63 @@ enum JSONReply {
         return o
     }
 
+    /// A concept as JSON, written directly (keys in sorted order, as `serialize` writes them): the hot path of
+    /// every read, and of pipelined reads of embedded concepts, so it must cost tens of microseconds, not ms.
+    static func writeConcept(_ c: Concept, into w: inout JSONWriter) {
+        w.beginObject()
+        w.key("confidence"); w.float(c.confidence)
+        if let s = String(validating: c.content, as: UTF8.self) {
+            w.key("content"); w.string(s)
+        } else {
+            w.key("content_base64"); w.string(Data(c.content).base64EncodedString())
+        }
+        w.key("created_version"); w.uint(c.createdAt)
+        if let e = c.embedding { w.key("embedding"); w.floats(e) }
+        w.key("id"); w.string(c.id.description)
+        w.key("strength"); w.float(c.strength)
+        w.key("updated_version"); w.uint(c.updatedAt)
+        w.endObject()
+    }
+
     static func encode(_ r: ClientReply) -> [UInt8] {
+        var w = JSONWriter()
         switch r {
-        case .write(let v): return serialize(["version": v])
-        case .concept(let c): return serialize(concept(c))
+        case .write(let v):
+            w.beginObject(); w.key("version"); w.uint(v); w.endObject()
+        case .concept(let c):
+            w = JSONWriter(reserving: 160 + c.content.count * 2 + (c.embedding?.count ?? 0) * 12)
+            writeConcept(c, into: &w)
         case .neighbors(let edges):
-            return serialize(["neighbors": edges.map { n -> [String: Any] in
-                ["id": n.edge.other.description, "type": typeName(n.edge.type), "confidence": Double(n.edge.confidence),
-                 "direction": n.direction == .outgoing ? "out" : "in"]
-            }])
+            w = JSONWriter(reserving: 32 + edges.count * 96)
+            w.beginObject(); w.key("neighbors"); w.beginArray()
+            for n in edges {
+                w.beginObject()
+                w.key("confidence"); w.float(n.edge.confidence)
+                w.key("direction"); w.string(n.direction == .outgoing ? "out" : "in")
+                w.key("id"); w.string(n.edge.other.description)
+                w.key("type"); w.string(typeName(n.edge.type))
+                w.endObject()
+            }
+            w.endArray(); w.endObject()
         case .path(let found, let ids, let visited):
-            return serialize(["found": found, "path": ids.map(\.description), "visited": visited])
+            w.beginObject()
+            w.key("found"); w.bool(found)
+            w.key("path"); w.beginArray(); for id in ids { w.string(id.description) }; w.endArray()
+            w.key("visited"); w.int(visited)
+            w.endObject()
         case .search(let hits):
-            return serialize(["results": hits.map { ["id": $0.id.description, "distance": Double($0.distance)] as [String: Any] }])
+            w = JSONWriter(reserving: 32 + hits.count * 64)
+            w.beginObject(); w.key("results"); w.beginArray()
+            for h in hits {
+                w.beginObject(); w.key("distance"); w.float(h.distance); w.key("id"); w.string(h.id.description); w.endObject()
+            }
+            w.endArray(); w.endObject()
         case .flushed(let n): return serialize(["snapshots": n])
         case .cluster(let s): return serialize(cluster(s))
         case .transferring(let shard, let to): return serialize(["shard": shard, "to": to])
         case .fsyncDelay(let ms): return serialize(["fsync_delay_ms": ms])
         }
+        return w.bytes
     }
 
     static func cluster(_ s: ClusterStatus) -> [String: Any] {

@@ -1,0 +1,160 @@
+import SecureStream
+
+/// One client connection's flow control: requests parsed from it wait in order in a backlog and start only
+/// while it has fewer than `maxInFlightPerConnection` in flight, fewer than `maxUnsentBytesPerConnection` of
+/// answers unsent, and slice left this turn; the socket is not read while anything waits or the node-wide
+/// budget for partly received requests is spent. Its front end feeds it and answers; it never parses.
+///
+/// Guarantees (loop thread only): requests start in arrival order, each exactly once, and none after `close`;
+/// `inFlight` counts started requests whose `finished` has not run; a request may hold back every later one
+/// (`holdOrder`, for a body decoded on the thread pool) until it calls `releaseOrder`.
+final class ClientFlow {
+    /// Starts one request; it must call `finished` exactly once, when its answer is handed to the writer.
+    typealias Start = (_ finished: @escaping () -> Void) -> Void
+    enum PauseReason { case backlog, inFlight, unsent, budget }
+    enum Timeout { case request, idle }
+
+    unowned let ports: ClientPorts
+    let stream: SecureStream
+    /// Answer bytes the front end holds that the socket has not been given yet (ordering, the turn's write).
+    var heldBytes: () -> Int = { 0 }
+    /// Ends the connection for a timeout (the front end answers if it can, then closes).
+    var onTimeout: (Timeout) -> Void = { _ in }
+
+    private var backlog: [Start] = []
+    private var head = 0
+    private(set) var inFlight = 0
+    private var startedThisTurn = 0
+    private var pumping = false
+    private var orderHeld = false
+    private var paused = false
+    private(set) var closed = false
+    var isWaitingForTurn = false
+    private(set) var lastActivityMs: UInt64
+    private(set) var partialSinceMs: UInt64?
+    private(set) var partialBytes = 0
+
+    init(ports: ClientPorts, stream: SecureStream) {
+        self.ports = ports
+        self.stream = stream
+        lastActivityMs = ports.nowMs
+        ports.register(self)
+    }
+
+    var limits: ClientLimits { ports.limits }
+    var waitingCount: Int { backlog.count - head }
+    var unsentBytes: Int { stream.pendingWriteBytes + heldBytes() }
+    var isIdle: Bool { inFlight == 0 && waitingCount == 0 && partialSinceMs == nil && unsentBytes == 0 }
+
+    /// After each read: `bytes` of a request are buffered in the parser (0 when none is partly received).
+    func received(partialBytes bytes: Int, midRequest: Bool) {
+        guard !closed else { return }
+        let now = ports.nowMs
+        lastActivityMs = now
+        if midRequest {
+            if partialSinceMs == nil { partialSinceMs = now }
+        } else {
+            partialSinceMs = nil
+        }
+        let delta = bytes - partialBytes
+        partialBytes = bytes
+        if delta != 0 { ports.partialChanged(by: delta) }
+    }
+
+    /// Queues a parsed request; it starts at once if the connection's limits allow.
+    func submit(_ start: @escaping Start) {
+        guard !closed else { return }
+        backlog.append(start)
+        pump()
+    }
+
+    /// Holds back later requests until `releaseOrder` (a request whose decoding left the loop).
+    func holdOrder() { orderHeld = true }
+
+    func releaseOrder() {
+        orderHeld = false
+        pump()
+    }
+
+    /// Something changed (an answer was written, a request finished, a turn began): start what may start.
+    func pump() {
+        guard !closed, !pumping else { return }
+        pumping = true
+        defer { pumping = false }
+        while head < backlog.count && !orderHeld && !closed {
+            if inFlight >= limits.maxInFlightPerConnection { break }
+            if unsentBytes >= limits.maxUnsentBytesPerConnection { break }
+            if startedThisTurn >= limits.requestsPerTurn {
+                ports.needsTurn(self)
+                break
+            }
+            let start = backlog[head]
+            head += 1
+            inFlight += 1
+            startedThisTurn += 1
+            var done = false
+            start { [weak self] in
+                guard let self else { return }
+                precondition(!done, "a client request finished twice")
+                done = true
+                self.finished()
+            }
+        }
+        if head == backlog.count {
+            backlog.removeAll(keepingCapacity: backlog.count <= 256)
+            head = 0
+        } else if head > 1024 {
+            backlog.removeFirst(head)
+            head = 0
+        }
+        updateReading()
+    }
+
+    private func finished() {
+        precondition(inFlight > 0, "a client request finished that never started")
+        inFlight -= 1
+        lastActivityMs = ports.nowMs
+        if !pumping { pump() }
+    }
+
+    /// A new loop turn: a fresh slice.
+    func newTurn() {
+        startedThisTurn = 0
+        pump()
+    }
+
+    /// Reads while nothing waits and the budgets allow; pauses otherwise.
+    func updateReading() {
+        guard !closed else { return }
+        var reason: PauseReason?
+        if waitingCount > 0 {
+            reason = inFlight >= limits.maxInFlightPerConnection ? .inFlight : .backlog
+        }
+        if unsentBytes >= limits.maxUnsentBytesPerConnection { reason = .unsent }
+        if reason == nil && partialBytes > 0 && ports.overBudget { reason = .budget }
+        if let reason {
+            if !paused {
+                paused = true
+                ports.countPause(reason)
+                stream.pauseReading()
+            }
+        } else if paused {
+            paused = false
+            stream.resumeReading()
+        }
+    }
+
+    var isPaused: Bool { paused }
+
+    func timedOut(_ why: Timeout) { onTimeout(why) }
+
+    /// The connection ended: nothing more starts; its partly received bytes leave the budget.
+    func close() {
+        guard !closed else { return }
+        closed = true
+        backlog = []
+        head = 0
+        ports.unregister(self)
+        partialBytes = 0
+    }
+}
