@@ -76,3 +76,32 @@ extension ByteWriter {
 extension ByteReader {
     public mutating func f32() throws(Truncated) -> Float { Float(bitPattern: try u32()) }
 }
+
+extension ByteWriter {
+    /// `vs` as consecutive little-endian f32s, in one copy (an embedding is 768+ of them).
+    public mutating func f32s(_ vs: [Float]) {
+        #if _endian(little)
+        vs.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        #else
+        for v in vs { f32(v) }
+        #endif
+    }
+}
+
+extension ByteReader {
+    /// `count` consecutive little-endian f32s, in one copy.
+    public mutating func f32s(_ count: Int) throws(Truncated) -> [Float] {
+        guard count >= 0, remaining >= count * 4 else { throw Truncated() }
+        let start = offset
+        offset += count * 4
+        #if _endian(little)
+        return [Float](unsafeUninitializedCapacity: count) { out, n in
+            UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: buffer[start..<(start + count * 4)]))
+            n = count
+        }
+        #else
+        var r = ByteReader(buffer, from: start, to: start + count * 4)
+        return (0..<count).map { _ in Float(bitPattern: UInt32(littleEndian: try! r.u32())) }
+        #endif
+    }
+}

@@ -82,7 +82,7 @@ public struct ShardRequest: Sendable, Equatable {
             if let e = k.embedding {
                 w.u8(1)
                 w.u32(UInt32(e.count))
-                for f in e { w.f32(f) }
+                w.f32s(e)
             } else {
                 w.u8(0)
             }
@@ -242,10 +242,7 @@ public struct ShardRequest: Sendable, Equatable {
             if has == 1 {
                 let dim = Int(try read { try r.u32() })
                 guard dim <= ShardLimits.maxDimension, dim * 4 <= r.remaining else { throw .truncated }
-                var e: [Float] = []
-                e.reserveCapacity(dim)
-                for _ in 0..<dim { e.append(try read { try r.f32() }) }
-                embedding = e
+                embedding = try read { try r.f32s(dim) }
             } else if has != 0 {
                 throw .unknownValue("embedding flag \(has)")
             }

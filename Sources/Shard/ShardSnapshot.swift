@@ -34,7 +34,7 @@ extension ShardState {
             w.raw(k.content)
             if let e = k.embedding {
                 w.u8(1)
-                for f in e { w.f32(f) }
+                w.f32s(e)
             } else {
                 w.u8(0)
             }
@@ -95,10 +95,7 @@ extension ShardState {
                     let content = try r.bytes(Int(try r.u32()))
                     var embedding: [Float]?
                     if try r.u8() == 1 {
-                        var e: [Float] = []
-                        e.reserveCapacity(dim)
-                        for _ in 0..<dim { e.append(try r.f32()) }
-                        embedding = e
+                        embedding = try r.f32s(dim)
                     }
                     s.concepts[id] = Concept(id: id, content: content, embedding: embedding, strength: try r.f32(),
                                              confidence: try r.f32(), createdAt: try r.u64(), updatedAt: try r.u64())

@@ -46,10 +46,11 @@ extension NodeServer {
         family("sutra_client_timeouts_total", "counter", "Client connections ended by a timeout: a request not received in time (408), or idle.")
         o += "sutra_client_timeouts_total{node=\"\(id)\",kind=\"request\"} \(ports.requestTimeouts)\n"
         o += "sutra_client_timeouts_total{node=\"\(id)\",kind=\"idle\"} \(ports.idleCloses)\n"
-        family("sutra_client_read_pauses_total", "counter", "Times a client connection stopped being read, by reason (requests in flight at the cap, unsent answers over budget, the node's budget for partly received requests spent).")
+        family("sutra_client_read_pauses_total", "counter", "Times a client connection stopped being read, by reason (requests in flight at the cap, unsent answers over budget, the node's budget for partly received requests spent, pipelined requests waiting for the next turn's slice).")
         o += "sutra_client_read_pauses_total{node=\"\(id)\",reason=\"in_flight\"} \(ports.pausedForInFlight)\n"
         o += "sutra_client_read_pauses_total{node=\"\(id)\",reason=\"unsent\"} \(ports.pausedForUnsent)\n"
         o += "sutra_client_read_pauses_total{node=\"\(id)\",reason=\"budget\"} \(ports.pausedForBudget)\n"
+        o += "sutra_client_read_pauses_total{node=\"\(id)\",reason=\"turn_slice\"} \(ports.pausedForBacklog)\n"
         nodeWide("sutra_client_partial_request_bytes", "gauge", "Bytes of partly received client requests held, all connections.", ports.partialBytes)
         nodeWide("sutra_client_offloop_decodes_total", "counter", "Big client requests decoded on the thread pool instead of the loop.", ports.offLoopDecodes)
         nodeWide("sutra_loop_max_tick_gap_seconds", "gauge", "Longest gap between two Raft ticks since the node started: the longest the loop was held (heartbeats wait that long).", Double(maxTickGapMs) / 1000)

@@ -53,6 +53,10 @@ final class HTTPFrontEnd {
         guard let conn = node.clientTLS.stream(for: tcp) else { return }
         let state = HTTPConnectionState(conn: conn, maxBody: node.config.maxFrameBytes, ports: node.clientPorts)
         connections[ObjectIdentifier(conn)] = state
+        state.onClose = { [weak self, weak state] in
+            guard let self, let state else { return }
+            self.drop(state)
+        }
         state.flow.onTimeout = { [weak self, weak state] why in
             guard let self, let state else { return }
             if why == .request {
@@ -312,6 +316,8 @@ final class HTTPConnectionState {
     let peer: String
     /// Bytes of answers finished but waiting for an earlier one (pipelining order).
     private var heldBytes = 0
+    /// Closes the connection after an answer that ends it, through the front end (which forgets it).
+    var onClose: () -> Void = {}
     private var nextSlot = 0
     private var nextToWrite = 0
     private var done: [Int: (HTTPResponse, Bool)] = [:]
@@ -347,7 +353,7 @@ final class HTTPConnectionState {
             conn.write(resp.serialize()) { [weak flow] _ in flow?.pump() }
             if close {
                 closed = true
-                conn.close()
+                onClose()
             }
         }
     }

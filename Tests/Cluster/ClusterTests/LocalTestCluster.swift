@@ -21,6 +21,8 @@ final class LocalTestCluster {
     /// The cluster's certificates (`dir/certs`), made unless the flags say `--insecure-peers`.
     let certificates: ClusterCertificates?
     private(set) var pids: [Int: pid_t] = [:]
+    /// Per-node descriptor limit (RLIMIT_NOFILE) the node is started under, through prlimit(1).
+    var descriptorLimit: [Int: Int] = [:]
 
     init(nodes: Int = 3, shards: Int = 8, dimension: Int = 4, flags: [String] = []) throws {
         nodeCount = nodes
@@ -81,7 +83,18 @@ final class LocalTestCluster {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 1, logPath ?? "\(dir)/node\(id).log", O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv = ([LocalTestCluster.nodeBinary] + args).map { strdup($0) } + [nil]
+        // Nothing else of ours (a build lock's descriptor, other nodes' sockets) leaks into the node.
+        let inherited = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int32($0) }
+        for fd in inherited where fd >= 3 && fcntl(fd, F_GETFD) != -1 && fcntl(fd, F_GETFD) & FD_CLOEXEC == 0 {
+            posix_spawn_file_actions_addclose(&actions, fd)
+        }
+        var program = LocalTestCluster.nodeBinary
+        var command = [LocalTestCluster.nodeBinary] + args
+        if let limit = descriptorLimit[id] {
+            program = "/usr/bin/prlimit"
+            command = [program, "--nofile=\(limit):\(limit)", "--"] + command
+        }
+        let argv = command.map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         var pid: pid_t = 0
         // An empty signal mask for the child: this test may run on a thread that blocks signals.
@@ -92,8 +105,8 @@ final class LocalTestCluster {
         sigemptyset(&noSignals)
         posix_spawnattr_setsigmask(&attr, &noSignals)
         posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK))
-        let rc = posix_spawn(&pid, LocalTestCluster.nodeBinary, &actions, &attr, argv, environ)
-        guard rc == 0 else { throw ClusterTestError("cannot start \(LocalTestCluster.nodeBinary): \(rc)") }
+        let rc = posix_spawn(&pid, program, &actions, &attr, argv, environ)
+        guard rc == 0 else { throw ClusterTestError("cannot start \(program): \(rc)") }
         pids[id] = pid
     }
 

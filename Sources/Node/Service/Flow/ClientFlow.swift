@@ -28,6 +28,7 @@ final class ClientFlow {
     private var pumping = false
     private var orderHeld = false
     private var paused = false
+    private var pauseReason: PauseReason?
     private(set) var closed = false
     var isWaitingForTurn = false
     private(set) var lastActivityMs: UInt64
@@ -133,13 +134,15 @@ final class ClientFlow {
         if unsentBytes >= limits.maxUnsentBytesPerConnection { reason = .unsent }
         if reason == nil && partialBytes > 0 && ports.overBudget { reason = .budget }
         if let reason {
+            if reason != pauseReason { ports.countPause(reason) }
+            pauseReason = reason
             if !paused {
                 paused = true
-                ports.countPause(reason)
                 stream.pauseReading()
             }
         } else if paused {
             paused = false
+            pauseReason = nil
             stream.resumeReading()
         }
     }

@@ -36,6 +36,7 @@ final class ClientPorts {
     private(set) var pausedForInFlight: UInt64 = 0
     private(set) var pausedForUnsent: UInt64 = 0
     private(set) var pausedForBudget: UInt64 = 0
+    private(set) var pausedForBacklog: UInt64 = 0
     private(set) var offLoopDecodes: UInt64 = 0
 
     init(limits: ClientLimits, loop: EventLoop, logger: Logger) {
@@ -122,7 +123,7 @@ final class ClientPorts {
         case .inFlight: pausedForInFlight += 1
         case .unsent: pausedForUnsent += 1
         case .budget: pausedForBudget += 1
-        case .backlog: break
+        case .backlog: pausedForBacklog += 1
         }
     }
 
