@@ -46,25 +46,29 @@ public enum ShortestFloat {
         // Decimal exponent of d: 10^e ≤ d < 10^(e+1).
         var e = Int((Double(d.exponent) * 0.30102999566398120).rounded(.down))
         if d >= pow10(e + 1) { e += 1 } else if d < pow10(e) { e -= 1 }
-        var digits: UInt64 = 0
-        var count = 0
-        for p in 1...9 {
-            let shift = p - 1 - e  // digits = value · 10^shift
-            let scale = pow10(shift)
+        // The integers of the scaled interval at precision p (digits = value · 10^(p−1−e)), if any.
+        @inline(__always) func candidate(_ p: Int) -> UInt64? {
+            let scale = pow10(p - 1 - e)
             let first = (lo * scale).rounded(.up)
             let last = (hi * scale).rounded(.down)
-            if first <= last {
-                let nearest = min(max((d * scale).rounded(), first), last)
-                digits = UInt64(nearest)
-                count = p
-                break
-            }
+            guard first <= last else { return nil }
+            return UInt64(min(max((d * scale).rounded(), first), last))
         }
-        if count == 0 {
-            // Unreachable in theory (9 digits always suffice for a Float); keep the contract anyway.
-            let scale = pow10(8 - e)
-            digits = UInt64((d * scale).rounded())
+        // Most embedding values need 7–9 digits, numbers people type 1–3: start in the middle and walk
+        // towards the shortest precision that has a candidate (a shorter one exists only if p does).
+        var count: Int
+        var digits: UInt64
+        if let c7 = candidate(7) {
+            count = 7
+            digits = c7
+            var p = 6
+            while p >= 1, let c = candidate(p) { count = p; digits = c; p -= 1 }
+        } else if let c8 = candidate(8) {
+            count = 8
+            digits = c8
+        } else {
             count = 9
+            digits = candidate(9) ?? UInt64((d * pow10(8 - e)).rounded())
         }
         // `digits` may have rounded up to 10^count (e.g. 9.9999 → 10): renormalise.
         if digits >= UInt64(pow10(count)) { digits /= 10; e += 1 }
