@@ -147,8 +147,6 @@ final class ClientFlow {
         }
     }
 
-    var isPaused: Bool { paused }
-
     func timedOut(_ why: Timeout) { onTimeout(why) }
 
     /// The connection ended: nothing more starts; its partly received bytes leave the budget.

@@ -70,8 +70,6 @@ final class ClientPorts {
         waiting = []
     }
 
-    var openConnections: Int { flows.count }
-
     var nowMs: UInt64 { loop.now }
 
     /// Whether one more connection may open; counts the refusal when not.
