@@ -5,7 +5,8 @@
 # `sutra bench --mix write` at each concurrency, and stops it; at the end it prints each side's medians and the
 # B/A ratio.
 # Usage: scripts/bench-ab.sh OLD_BIN_DIR NEW_BIN_DIR [ROUNDS] [DURATION]
-#   env: A_FLAGS / B_FLAGS (extra sutra-node flags of each side), A_NAME / B_NAME (labels, default old / new),
+#   env: A_FLAGS / B_FLAGS (extra sutra-node flags of each side), A_UP / B_UP (extra `sutra cluster up` options of
+#        each side, e.g. --no-auth), A_NAME / B_NAME (labels, default old / new),
 #        CONCURRENCIES (default "64 256 1"), BENCH_OUT (results directory)
 set -euo pipefail
 a_bin=$1; b_bin=$2; rounds=${3:-3}; duration=${4:-10}
@@ -14,10 +15,11 @@ out=${BENCH_OUT:-/tmp/sutra-bench-ab}
 mkdir -p "$out"; : > "$out/results.txt"
 for r in $(seq 1 "$rounds"); do
   for side in a b; do
-    if [ "$side" = a ]; then bin=$a_bin; name=$a_name; flags=${A_FLAGS:-}; else bin=$b_bin; name=$b_name; flags=${B_FLAGS:-}; fi
+    if [ "$side" = a ]; then bin=$a_bin; name=$a_name; flags=${A_FLAGS:-}; up=${A_UP:-}
+    else bin=$b_bin; name=$b_name; flags=${B_FLAGS:-}; up=${B_UP:-}; fi
     data=$(mktemp -d /tmp/sutra-ab-XXXX)
     # shellcheck disable=SC2086 # flags are words
-    "$bin/sutra" cluster up --data "$data" --base-port 7600 ${flags:+-- $flags} >/dev/null
+    "$bin/sutra" cluster up --data "$data" --base-port 7600 $up ${flags:+-- $flags} >/dev/null
     for c in ${CONCURRENCIES:-64 256 1}; do
       res=$("$bin/sutra" bench --data "$data" --duration "$duration" --concurrency "$c" --mix write --json)
       echo "round=$r side=$name concurrency=$c $res" | tee -a "$out/results.txt"

@@ -78,4 +78,10 @@ public struct Message: Sendable, Equatable {
 
     /// Context value marking a vote request caused by leadership transfer.
     public static let transferContext: UInt64 = 1
+    /// Context value of an append response from a replica that abstains after losing its state: the leader
+    /// replicates to it but does not count it toward commits (RaftNode+LostState.swift).
+    public static let abstainingContext: UInt64 = 2
+    /// Context value of a rejection sent because a heartbeat's commit lies past the follower's log: the follower
+    /// lost entries it had acknowledged (RaftNode+LostState.swift). Such a follower also abstains.
+    public static let lostEntriesContext: UInt64 = 3
 }

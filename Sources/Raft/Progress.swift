@@ -61,6 +61,8 @@ struct Progress {
     var readAck: UInt64 = 0
     /// The tick the leader sent the newest heartbeat round this member acknowledged at (lease reads).
     var leaseRoundSentTick: UInt64?
+    /// The member's last append response said it abstains after losing its state: not counted toward commits.
+    var abstaining = false
 
     init(next: LogIndex, maxInflight: Int, isLearner: Bool) {
         self.next = next
@@ -125,6 +127,20 @@ struct Progress {
         next = max(min(rejected, matchHint + 1), match + 1)
         probeSent = false
         return true
+    }
+
+    /// The follower says its log ends at `held`, below the `match` it acknowledged: it lost its state (a wiped
+    /// data directory, RaftNode+LostState.swift). Only a message marked `Message.lostEntriesContext` says so —
+    /// a follower sends one only when a heartbeat's commit (never above `match`) lies past its log, which a
+    /// follower that kept its log never sees. `match` drops to what it holds, and probing starts from there.
+    mutating func followerLostEntries(holds held: LogIndex) {
+        guard held < match else { return }
+        match = held
+        next = held + 1
+        state = .probe
+        pendingSnapshot = 0
+        inflights.reset()
+        probeSent = false
     }
 
     /// Book-keeping after sending entries ending at `last`.

@@ -57,7 +57,7 @@ extension RaftNode {
     /// it completes or times out after one election timeout.
     public func transferLeadership(to target: NodeID) throws(RaftError) {
         guard role == .leader else { throw .notLeader(leader: leader) }
-        guard target != id, conf.isVoter(target), progress[target] != nil else { throw .invalidTransferTarget(target) }
+        guard target != id, conf.isVoter(target), let p = progress[target], !p.abstaining else { throw .invalidTransferTarget(target) }
         if leadTransferee == target { return }
         leadTransferee = target
         electionElapsed = 0
@@ -89,9 +89,11 @@ extension RaftNode {
         p.recentActive = true
         switch m.type {
         case .appendResponse:
+            p.abstaining = m.context == Message.abstainingContext || m.context == Message.lostEntriesContext
             if m.reject {
                 var hint = m.rejectHint
                 if m.logTerm > 0 { hint = log.findConflictByTerm(index: m.rejectHint, term: m.logTerm).0 }
+                if m.context == Message.lostEntriesContext { p.followerLostEntries(holds: hint) }
                 if p.maybeDecrTo(rejected: m.index, matchHint: hint), p.state == .replicate {
                     p.becomeProbe()
                 }
@@ -139,7 +141,8 @@ extension RaftNode {
         guard !voters.isEmpty else { return false }
         var matches: [LogIndex] = []
         matches.reserveCapacity(voters.count)
-        for v in voters { matches.append(progress[v]?.match ?? 0) }
+        // An abstaining replica (it lost its state and is catching up) does not count: see RaftNode+LostState.
+        for v in voters { matches.append(progress[v].map { $0.abstaining ? 0 : $0.match } ?? 0) }
         matches.sort(by: >)
         let quorumMatch = matches[quorum - 1]
         let committed = log.maybeCommit(quorumMatch, term: term)

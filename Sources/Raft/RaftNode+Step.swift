@@ -117,6 +117,7 @@ extension RaftNode {
     }
 
     private func stepValidated(_ m: Message) {
+        guard noticeLostState(m) else { return }
         if m.term > term {
             if m.type == .vote || m.type == .preVote {
                 let forced = m.context == Message.transferContext
@@ -161,18 +162,21 @@ extension RaftNode {
     }
 
     func handleVoteRequest(_ m: Message) {
-        let canVote = vote == m.from
+        let canVote = !isAbstaining && (vote == m.from
             || (vote == noNode && leader == noNode)
-            || (m.type == .preVote && m.term > term)
+            || (m.type == .preVote && m.term > term))
         if canVote && log.isUpToDate(lastIndex: m.index, lastTerm: m.logTerm) {
             send(Message(type: m.type.voteResponse, to: m.from, term: m.term))
             if m.type == .vote {
                 electionElapsed = 0
                 vote = m.from
+                endBlankStart()
             }
-        } else {
+        } else if term > 0 {
             send(Message(type: m.type.voteResponse, to: m.from, term: term, reject: true))
         }
+        // At term 0 (a blank replica that abstains, refusing a pre-vote) there is no term to answer with: silence
+        // is the refusal, and the candidate's election times out.
     }
 
     func stepCandidate(_ m: Message) {
@@ -207,14 +211,17 @@ extension RaftNode {
             electionElapsed = 0
             leader = m.from
             handleAppend(m)
+            endAbstentionIfCaughtUp()
         case .heartbeat:
             electionElapsed = 0
             leader = m.from
             handleHeartbeat(m)
+            endAbstentionIfCaughtUp()
         case .snapshot:
             electionElapsed = 0
             leader = m.from
             handleSnapshot(m)
+            endAbstentionIfCaughtUp()
         case .timeoutNow:
             // Leadership transfer: campaign at once, skipping pre-vote, and force past leader leases.
             startElection(transfer: true)
@@ -249,6 +256,18 @@ extension RaftNode {
     }
 
     func handleHeartbeat(_ m: Message) {
+        // A heartbeat's commit is at most our match point on the leader: past our log, the leader believes we
+        // hold entries we do not (we lost our state). Say where our log ends, so it probes back down.
+        if m.commit > log.lastIndex {
+            send(Message(type: .appendResponse, to: m.from, logTerm: log.lastTerm, index: m.commit,
+                         reject: true, rejectHint: log.lastIndex, context: Message.lostEntriesContext))
+        }
+        if isAbstaining {
+            // Our log may hold a stale leader's entries the leader's match point does not know of: only an
+            // append (checked against the leader's log) moves our commit. And we confirm no read round.
+            send(Message(type: .heartbeatResponse, to: m.from, context: 0))
+            return
+        }
         log.commitTo(min(m.commit, log.lastIndex))
         send(Message(type: .heartbeatResponse, to: m.from, context: m.context))
     }

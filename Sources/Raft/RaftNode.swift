@@ -81,6 +81,9 @@ public final class RaftNode {
     var pendingConfIndex: LogIndex = 0
 
     var reads = ReadIndexQueue()
+    /// The storage held no state when this instance started, and since then it has neither acted nor heard of a
+    /// history (RaftNode+LostState.swift).
+    var startedBlank = false
     /// Messages `step` refused, by reason (see `MessageGuard.swift`).
     public internal(set) var rejectedMessages: [MessageRejection: UInt64] = [:]
     var rng: SplitMix64
@@ -111,6 +114,7 @@ public final class RaftNode {
             vote = hs.vote
         }
         if config.applied > 0 { log.appliedTo(min(config.applied, log.committed)) }
+        startedBlank = hasNoHistory
         resetProgress()
         becomeFollower(term: term, leader: noNode)
     }
@@ -140,8 +144,9 @@ public final class RaftNode {
         return (p.match, p.next, p.state)
     }
 
-    /// Whether this replica may campaign: it is a voter and has no snapshot waiting to be installed.
-    var promotable: Bool { conf.isVoter(id) && log.unstable.snapshot == nil }
+    /// Whether this replica may campaign: it is a voter, has no snapshot waiting to be installed, and does not
+    /// abstain after losing its state (RaftNode+LostState.swift).
+    var promotable: Bool { conf.isVoter(id) && log.unstable.snapshot == nil && !isAbstaining }
 
     var quorum: Int { conf.voters.count / 2 + 1 }
 
@@ -156,6 +161,8 @@ public final class RaftNode {
         default:
             m.term = term
         }
+        // An abstaining replica's acknowledgements say so: the leader does not count them toward commits.
+        if m.type == .appendResponse && isAbstaining && m.context == 0 { m.context = Message.abstainingContext }
         if m.canSendBeforePersisting { immediateMessages.append(m) } else { messages.append(m) }
     }
 
@@ -164,7 +171,8 @@ public final class RaftNode {
     func reset(term newTerm: Term) {
         if term != newTerm {
             term = newTerm
-            vote = noNode
+            // Abstention outlives terms: it ends only when this replica has caught up.
+            if !isAbstaining { vote = noNode }
         }
         leader = noNode
         electionElapsed = 0
@@ -213,6 +221,7 @@ public final class RaftNode {
         reset(term: term)
         leader = id
         role = .leader
+        endBlankStart()
         for n in conf.members where n != id { progress[n]!.recentActive = true }
         progress[id]!.becomeReplicate()
         progress[id]!.recentActive = true

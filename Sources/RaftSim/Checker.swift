@@ -15,6 +15,9 @@ final class Checker {
     /// The highest index of any acknowledged write.
     private(set) var maxAcked: LogIndex = 0
 
+    /// The highest index known to be committed (0 if none).
+    var highestCommitted: LogIndex { LogIndex(committedTerms.count - 1) }
+
     func committedTerm(_ i: LogIndex) -> Term? {
         Int(i) < committedTerms.count && committedTerms[Int(i)] != 0 ? committedTerms[Int(i)] : nil
     }

@@ -20,6 +20,9 @@ public struct SimConfig: Sendable {
     public var snapshots = true
     public var transfers = true
     public var crashes = true
+    /// Some crashes also wipe the node's storage (a lost data directory): it restarts blank with the same id
+    /// and must rejoin without breaking any invariant. At most one node is without its state at a time.
+    public var wipes = true
     public var partitions = true
     /// Slow-disk episodes: a node's fsyncs (hence its acknowledgements and votes) take longer than the lease
     /// margin, and some longer than an election timeout.
@@ -69,6 +72,8 @@ public struct SimStats: Sendable {
     public var writesAcked = 0
     public var readsServed = 0
     public var crashes = 0
+    /// Crashes that also wiped the node's storage.
+    public var wipes = 0
     public var partitions = 0
     public var snapshotsTaken = 0
     public var snapshotsInstalled = 0
@@ -86,7 +91,7 @@ public struct SimStats: Sendable {
     public mutating func add(_ o: SimStats) {
         ticks += o.ticks; messagesDelivered += o.messagesDelivered; messagesDropped += o.messagesDropped
         elections += o.elections; writesAcked += o.writesAcked; readsServed += o.readsServed
-        crashes += o.crashes; partitions += o.partitions; snapshotsTaken += o.snapshotsTaken
+        crashes += o.crashes; wipes += o.wipes; partitions += o.partitions; snapshotsTaken += o.snapshotsTaken
         snapshotsInstalled += o.snapshotsInstalled; transfers += o.transfers; confChanges += o.confChanges
         slowPersists += o.slowPersists; leaseReads += o.leaseReads
         recoveryTicks = max(recoveryTicks, o.recoveryTicks)

@@ -5,7 +5,12 @@ import Raft
 /// every applied entry, which is what snapshots carry.
 final class SimNode {
     let id: NodeID
-    let storage: MemoryStorage
+    /// Durable storage: survives crashes; replaced by a blank one when the node is wiped.
+    var storage: MemoryStorage
+    /// The membership a blank storage starts from (the group's creation membership, as a wiped node's flags give).
+    let initialConf: ConfState
+    /// The node was wiped and has not yet caught up again (it may hold less than it acknowledged).
+    var lostState = false
     var raft: RaftNode?
     var inFlight: (ready: Ready, doneAt: UInt64)?
 
@@ -37,6 +42,7 @@ final class SimNode {
     init(id: NodeID, confState: ConfState) {
         self.id = id
         storage = MemoryStorage(confState: confState)
+        initialConf = confState
         appliedConf = confState
     }
 

@@ -301,6 +301,11 @@ public final class Simulation {
             n.lastTerm = r.term
         }
         checkMembership(n)
+        // A wiped node holds its share again once it stopped abstaining with a committed log of its own.
+        if n.lostState && !r.isAbstaining && r.term > 0 && r.commitIndex > 0 {
+            n.lostState = false
+            trace.record(now, .note("node \(n.id) caught up after its wipe (commit \(r.commitIndex), term \(r.term))"))
+        }
         if r.commitIndex > n.checkedCommit {
             var i = max(n.checkedCommit + 1, r.firstIndex)
             while i <= r.commitIndex {
@@ -330,6 +335,15 @@ public final class Simulation {
     }
 
     // MARK: client traffic
+
+    /// One line per live node: role, term, vote, log, commit, membership (for failure messages).
+    func nodeSummary() -> String {
+        nodes.compactMap { n in
+            n.raft.map { r in
+                "\(n.id): \(r.role) term \(r.term) vote \(r.isAbstaining ? "abstaining" : String(r.vote)) last (\(r.lastIndex),\(r.lastTerm)) commit \(r.commitIndex) voters \(r.confState.voters) learners \(r.confState.learners)"
+            }
+        }.joined(separator: "; ")
+    }
 
     func leaderNodes() -> [SimNode] { nodes.filter { $0.alive && $0.raft!.role == .leader } }
 
@@ -408,7 +422,13 @@ public final class Simulation {
 
     func crash(_ n: SimNode) {
         var kept = false
-        if let (rd, _) = n.inFlight, rng.chance(0.5) {
+        if config.wipes, rng.chance(0.2), !nodes.contains(where: \.lostState), othersHoldEveryCommit(without: n) {
+            // The data directory is lost: the node comes back blank, with the same id.
+            n.storage = MemoryStorage(confState: n.initialConf)
+            n.lostState = true
+            stats.wipes += 1
+            trace.record(now, .note("WIPE node \(n.id): its storage is lost"))
+        } else if let (rd, _) = n.inFlight, rng.chance(0.5) {
             // The write reached the disk whole but fsync never returned: durable, yet nothing was sent.
             persist(rd, on: n)
             kept = true
@@ -422,6 +442,23 @@ public final class Simulation {
         n.restartAt = now + UInt64(2 + rng.below(rng.chance(0.5) ? 10 : 60)) * Simulation.unitsPerTick
         stats.crashes += 1
         trace.record(now, .crash(n.id, keptInFlight: kept))
+    }
+
+    /// The precondition for wiping a node (the operator's, docs/OPERATIONS.md: the rest of the cluster up):
+    /// every other voter has a log of its own and is not itself catching up (abstaining), and those lacking a committed entry are fewer than a majority.
+    /// Otherwise they could elect one of themselves without any copy of it — a loss no protocol can prevent. What
+    /// remains is the case the wiped node's abstention must handle: an entry committed with its acknowledgement,
+    /// now held by fewer than a majority, and a vote it may have given before.
+    func othersHoldEveryCommit(without n: SimNode) -> Bool {
+        let voters = leaderNodes().first?.raft!.confState.voters ?? n.appliedConf.voters
+        let others = nodes.filter { $0.id != n.id && voters.contains($0.id) }
+        func snapshotIndex(_ o: SimNode) -> LogIndex { (try? o.storage.snapshot())?.metadata.index ?? 0 }
+        func abstains(_ o: SimNode) -> Bool { o.raft?.isAbstaining ?? (o.storage.initialState().0.vote == RaftNode.abstainVote) }
+        guard others.allSatisfy({ !$0.lostState && !abstains($0) && ($0.storage.lastIndex() > 0 || snapshotIndex($0) > 0) }) else { return false }
+        let c = checker.highestCommitted
+        guard c > 0, let t = checker.committedTerm(c) else { return true }
+        let holders = others.filter { o in snapshotIndex(o) >= c || (o.storage.lastIndex() >= c && (try? o.storage.term(c)) == t) }
+        return others.count - holders.count < voters.count / 2 + 1
     }
 
     func partition() {
@@ -565,7 +602,7 @@ public final class Simulation {
             }
         }
         if failure == nil {
-            fail("liveness: no write committed within \(config.livenessBoundTicks) ticks after faults healed (leaders: \(leaderNodes().map { "\($0.id)@\($0.raft!.term)" }))")
+            fail("liveness: no write committed within \(config.livenessBoundTicks) ticks after faults healed (leaders: \(leaderNodes().map { "\($0.id)@\($0.raft!.term)" })); nodes: \(nodeSummary())")
         }
     }
 

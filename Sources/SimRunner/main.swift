@@ -90,7 +90,7 @@ struct SutraSim: ParsableCommand {
             in \(String(format: "%.1f", seconds)) s
               ticks \(s.ticks), messages delivered \(s.messagesDelivered), dropped \(s.messagesDropped)
               elections \(s.elections), writes acknowledged \(s.writesAcked), linearizable reads \(s.readsServed)
-              crashes \(s.crashes), partitions \(s.partitions), transfers \(s.transfers), membership changes \(s.confChanges)
+              crashes \(s.crashes) (wipes \(s.wipes)), partitions \(s.partitions), transfers \(s.transfers), membership changes \(s.confChanges)
               snapshots taken \(s.snapshotsTaken), installed from leader \(s.snapshotsInstalled)
               slow fsyncs (past the lease margin) \(s.slowPersists), reads answered by a lease \(s.leaseReads)
               slowest recovery after heal: \(s.recoveryTicks) ticks
@@ -124,7 +124,7 @@ extension SutraSim {
             cluster seeds \(range.lowerBound)..<\(range.upperBound): \(outcome.seedsRun) run, \(outcome.failures.count) failed \
             in \(String(format: "%.1f", seconds)) s (\(String(format: "%.1f", Double(outcome.seedsRun) / max(seconds, 0.001))) seeds/s)
               steps \(s.steps), frames delivered \(s.messagesDelivered), dropped \(s.messagesDropped), durable writes \(s.durableWrites)
-              crashes \(s.crashes), incarnations \(s.incarnations), partitions \(s.partitions), slow disks \(s.slowDisks)
+              crashes \(s.crashes) (wipes \(s.wipes)), incarnations \(s.incarnations), partitions \(s.partitions), slow disks \(s.slowDisks)
               operations ok \(s.opsOK), failed \(s.opsFailed), unknown \(s.opsUnknown); batches ok \(s.batchesOK)
               reads checked \(s.readsChecked), searches checked \(s.searchesChecked), forward answers checked \(s.forwardAnswersChecked)
               transactions committed \(s.txnsCommitted), aborted \(s.txnsAborted); stale forward replies dropped \(s.unmatchedForwardReplies)

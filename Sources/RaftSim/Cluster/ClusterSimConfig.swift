@@ -14,6 +14,9 @@ public struct ClusterSimConfig: Sendable {
     /// After healing, every transaction must be settled and every replica caught up within this many ticks.
     public var settleTicks = 600
     public var crashes = true
+    /// Some crashes also lose the node's whole data directory: it restarts blank with the same id and must rejoin
+    /// from its peers. At most one node is without its state at a time (and it counts as down for the crash budget).
+    public var wipes = true
     public var partitions = true
     public var slowDisks = true
     /// Known-bad switch (production's `--unsafe-local-reads`): the checkers must catch the stale reads.
@@ -39,6 +42,8 @@ public struct ClusterSimStats: Sendable, Equatable {
     public var messagesDelivered: UInt64 = 0
     public var messagesDropped: UInt64 = 0
     public var crashes = 0
+    /// Crashes that also wiped the node's data.
+    public var wipes = 0
     /// Processes started after a crash (each a new incarnation).
     public var incarnations = 0
     public var partitions = 0
@@ -61,7 +66,7 @@ public struct ClusterSimStats: Sendable, Equatable {
 
     public mutating func add(_ o: ClusterSimStats) {
         seeds += o.seeds; steps += o.steps; messagesDelivered += o.messagesDelivered; messagesDropped += o.messagesDropped
-        crashes += o.crashes; incarnations += o.incarnations; partitions += o.partitions; slowDisks += o.slowDisks
+        crashes += o.crashes; wipes += o.wipes; incarnations += o.incarnations; partitions += o.partitions; slowDisks += o.slowDisks
         durableWrites += o.durableWrites; opsOK += o.opsOK; opsFailed += o.opsFailed; opsUnknown += o.opsUnknown
         readsChecked += o.readsChecked; searchesChecked += o.searchesChecked; batchesOK += o.batchesOK
         txnsCommitted += o.txnsCommitted; txnsAborted += o.txnsAborted; unmatchedForwardReplies += o.unmatchedForwardReplies

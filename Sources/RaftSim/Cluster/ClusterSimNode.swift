@@ -11,7 +11,9 @@ import WAL
 /// the store completed; a restart builds a new `NodeCore` over the same store as a new incarnation.
 final class ClusterSimNode: NodeIO, ForwardProbe {
     let id: NodeID
-    let store = MemoryLogStore()
+    private(set) var store = MemoryLogStore()
+    /// The node's data was wiped and not every replica has caught up again (it may hold less than it acknowledged).
+    var lostState = false
     unowned let sim: ClusterSimulation
     private(set) var core: NodeCore?
     private(set) var incarnation: UInt64 = 0
@@ -31,6 +33,11 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
     init(id: NodeID, sim: ClusterSimulation) {
         self.id = id
         self.sim = sim
+        writeInitialMembership()
+    }
+
+    /// What a new data directory holds before the first start: every shard's creation membership.
+    private func writeInitialMembership() {
         var initial = WriteBatch()
         let voters = ConfState(voters: (1...NodeID(sim.config.nodes)).map { $0 })
         for s in 0..<sim.config.shards { initial.setInitialMembership(group: UInt64(s), voters) }
@@ -63,6 +70,23 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
         core = nil
         write = nil
         store.crash()
+    }
+
+    /// kill -9 and the data directory lost: the next start is over a blank store (the same id, new data).
+    func wipe() {
+        crash()
+        store = MemoryLogStore()
+        writeInitialMembership()
+        lostState = true
+    }
+
+    /// A wiped node holds its share again once every replica stopped abstaining with a committed log of its own.
+    func noticeCaughtUp() {
+        guard lostState, let core else { return }
+        if core.replicas.allSatisfy({ !$0.raft.isAbstaining && $0.raft.term > 0 && $0.raft.commitIndex > 0 }) {
+            lostState = false
+            sim.note("node \(id) caught up after its wipe")
+        }
     }
 
     /// Completes the write in flight if the disk has finished it.

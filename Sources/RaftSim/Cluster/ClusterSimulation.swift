@@ -209,6 +209,7 @@ public final class ClusterSimulation {
         for n in nodes { n.completeWriteIfDue() }
         for n in nodes {
             n.noticeLinks()
+            n.noticeCaughtUp()
             guard let core = n.core else { continue }
             core.indexVectors(until: .now + .seconds(3600))
             core.endOfTurn(now: nanos)
@@ -273,15 +274,23 @@ public final class ClusterSimulation {
         }
         if rng.chance(crashRate) {
             let alive = nodes.filter(\.alive)
-            // At most a minority down at once: the cluster must stay able to make progress.
-            if nodes.count - alive.count < (nodes.count - 1) / 2 {
+            // At most a minority down at once (a node still catching up after a wipe counts as down): the cluster
+            // must stay able to make progress.
+            let down = nodes.filter { !$0.alive || $0.lostState }.count
+            if down < (nodes.count - 1) / 2 {
                 // Half the time, a node waiting on a forward to a slow disk: its reply will reach the next process.
                 let waiting = alive.filter { n in
                     guard let f = lastForward[n.id], now - f.at < 4 * ClusterSimulation.unitsPerTick else { return false }
                     return node(f.to).slowUntil != nil
                 }
                 let victim = !waiting.isEmpty && rng.chance(0.5) ? waiting[rng.below(waiting.count)] : alive[rng.below(alive.count)]
-                victim.crash()
+                if config.wipes, rng.chance(0.15) {
+                    victim.wipe()
+                    stats.wipes += 1
+                    note("WIPE \(victim.id): its data directory is lost")
+                } else {
+                    victim.crash()
+                }
                 // Often a quick restart (a supervisor restarting a crash-looping process): a new incarnation comes
                 // up while the old one's forwards are still being answered, reusing their ids.
                 let quick = rng.chance(0.5)

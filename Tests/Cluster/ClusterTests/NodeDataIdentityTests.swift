@@ -125,14 +125,9 @@ final class NodeDataIdentityTests: XCTestCase {
     }
 
     /// The way back for a node whose data is refused (docs/OPERATIONS.md): wipe its data directory and start it
-    /// with the same flags; it rejoins and catches up from its peers (log and snapshots).
-    ///
-    /// KNOWN FAILING (docs/OPERATIONS.md): the node comes back `/ready` but one of its two shards never catches
-    /// up (one snapshot installed). Skipped unless SUTRA_KNOWN_BUGS=1 until that is fixed.
+    /// with the same flags; it rejoins and catches up from its peers (log and snapshots) on every shard, including
+    /// a shard whose leader still believes the node holds entries it lost.
     func testAWipedNodeRejoinsAndCatchesUp() throws {
-        if ProcessInfo.processInfo.environment["SUTRA_KNOWN_BUGS"] == nil {
-            throw XCTSkip("known problem: a wiped node does not catch up on every shard (set SUTRA_KNOWN_BUGS=1 to run)")
-        }
         let c = try LocalTestCluster(nodes: 3, shards: 2, dimension: 4, flags: ["--snapshot-entries", "100", "--compact-margin", "0"])
         defer { c.destroy(keepLogs: (testRun?.failureCount ?? 0) > 0) }
         try c.startAll()

@@ -15,13 +15,14 @@ final class ElectionTests: XCTestCase {
         let types: [MessageType] = [.append, .appendResponse, .vote, .voteResponse, .heartbeat, .heartbeatResponse, .snapshot, .timeoutNow]
         for type in types {
             for startAs in ["follower", "candidate", "leader"] {
-                let s = Solo()
+                // A replica with a log entry: a blank one would abstain after hearing of a history (LostStateTests).
+                let s = Solo(log: [Entry(term: 1, index: 1)], hardState: HardState(term: 1))
                 switch startAs {
                 case "candidate": s.node.campaign()
                 case "leader":
                     s.node.campaign()
                     s.drain()
-                    s.node.step(Message(type: .voteResponse, to: 1, from: 2, term: 1))
+                    s.node.step(Message(type: .voteResponse, to: 1, from: 2, term: s.node.term))
                     XCTAssertEqual(s.node.role, .leader)
                 default: break
                 }

@@ -101,7 +101,8 @@ final class PaperTests: XCTestCase {
     /// goes to every other voter.
     func testVoteRequestCarriesTheCandidatesLastIndexAndTerm() {
         for (entries, wantTerm) in [(log([1]), Term(2)), (log([1, 2]), Term(3))] {
-            let s = Solo()
+            // A follower of a running group (not a blank replica, which would abstain: RaftNode+LostState).
+            let s = Solo(hardState: HardState(term: wantTerm - 1))
             s.node.step(Message(type: .append, to: 1, from: 2, term: wantTerm - 1, logTerm: 0, index: 0, entries: entries))
             s.drain()
             for _ in 1..<(2 * s.node.config.electionTick) { s.node.tick() }

@@ -188,7 +188,8 @@ final class ReplicationTests: XCTestCase {
 /// while a Ready is still being persisted; votes and accepting append responses cannot.
 final class ImmediateMessageTests: XCTestCase {
     func testOnlyMessagesThatNeedNoPersistenceLeaveDuringAnFsync() {
-        let s = Solo(id: 2)
+        // A follower of a running group (not a blank replica, which would abstain: RaftNode+LostState).
+        let s = Solo(id: 2, hardState: HardState(term: 1))
         s.node.step(Message(type: .append, to: 2, from: 1, term: 1, logTerm: 0, index: 0, entries: [Entry(term: 1, index: 1)], commit: 0))
         let inFlight = s.node.ready()          // the fsync of entry 1 is "running": no advance yet
         XCTAssertTrue(inFlight.mustSync)
