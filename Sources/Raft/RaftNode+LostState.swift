@@ -21,8 +21,7 @@
 /// The abstention is durable: it is the hard state's vote (`abstainVote`), so a restart in the middle of catching
 /// up abstains again. A replica of a brand-new group (every member at term 0 with an empty log) sees no such
 /// evidence and votes normally. Until it has either heard of a history or taken part in the group's first
-/// election, a blank replica does not let a pre-vote rejection raise its term (a restart then finds it blank
-/// again).
+/// election, a blank replica lets no answer of a higher term raise its term (a restart then finds it blank again).
 ///
 /// On the leader's side a follower whose rejection says its log ends before what it acknowledged has lost entries:
 /// its match point is lowered to what it still holds (`Progress.followerLostEntries`), so it is caught up again — with
@@ -33,6 +32,10 @@ extension RaftNode {
 
     /// True while this replica abstains after losing its state (see the type's documentation).
     public var isAbstaining: Bool { vote == RaftNode.abstainVote }
+
+    /// This replica holds a committed log of its own and does not abstain: a full member again after a wipe
+    /// (the simulations' test of "caught up").
+    public var hasCaughtUp: Bool { !isAbstaining && term > 0 && log.committed > 0 }
 
     /// This replica's storage held no state at all: never a term, a vote or an entry.
     var hasNoHistory: Bool {

@@ -302,7 +302,7 @@ public final class Simulation {
         }
         checkMembership(n)
         // A wiped node holds its share again once it stopped abstaining with a committed log of its own.
-        if n.lostState && !r.isAbstaining && r.term > 0 && r.commitIndex > 0 {
+        if n.lostState && r.hasCaughtUp {
             n.lostState = false
             trace.record(now, .note("node \(n.id) caught up after its wipe (commit \(r.commitIndex), term \(r.term))"))
         }
@@ -422,7 +422,7 @@ public final class Simulation {
 
     func crash(_ n: SimNode) {
         var kept = false
-        if config.wipes, rng.chance(0.2), !nodes.contains(where: \.lostState), othersHoldEveryCommit(without: n) {
+        if config.wipes, rng.chance(0.2), !nodes.contains(where: \.lostState), mayWipe(n) {
             // The data directory is lost: the node comes back blank, with the same id.
             n.storage = MemoryStorage(confState: n.initialConf)
             n.lostState = true
@@ -445,11 +445,11 @@ public final class Simulation {
     }
 
     /// The precondition for wiping a node (the operator's, docs/OPERATIONS.md: the rest of the cluster up):
-    /// every other voter has a log of its own and is not itself catching up (abstaining), and those lacking a committed entry are fewer than a majority.
-    /// Otherwise they could elect one of themselves without any copy of it — a loss no protocol can prevent. What
+    /// every other voter has a log of its own and is not itself catching up (abstaining), and those lacking a
+    /// committed entry are fewer than a majority. Otherwise they could elect one of themselves without any copy of it — a loss no protocol can prevent. What
     /// remains is the case the wiped node's abstention must handle: an entry committed with its acknowledgement,
     /// now held by fewer than a majority, and a vote it may have given before.
-    func othersHoldEveryCommit(without n: SimNode) -> Bool {
+    func mayWipe(_ n: SimNode) -> Bool {
         let voters = leaderNodes().first?.raft!.confState.voters ?? n.appliedConf.voters
         let others = nodes.filter { $0.id != n.id && voters.contains($0.id) }
         func snapshotIndex(_ o: SimNode) -> LogIndex { (try? o.storage.snapshot())?.metadata.index ?? 0 }

@@ -83,7 +83,7 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
     /// A wiped node holds its share again once every replica stopped abstaining with a committed log of its own.
     func noticeCaughtUp() {
         guard lostState, let core else { return }
-        if core.replicas.allSatisfy({ !$0.raft.isAbstaining && $0.raft.term > 0 && $0.raft.commitIndex > 0 }) {
+        if core.replicas.allSatisfy(\.raft.hasCaughtUp) {
             lostState = false
             sim.note("node \(id) caught up after its wipe")
         }
