@@ -20,6 +20,11 @@ public struct ByteWriter {
 
     public mutating func raw(_ b: [UInt8]) { bytes.append(contentsOf: b) }
 
+    /// A big-endian UInt64 (the halves of a concept id).
+    public mutating func u64BigEndian(_ v: UInt64) {
+        withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) }
+    }
+
     /// Overwrites 4 bytes at `offset` (to patch a length or checksum after the body is known).
     public mutating func patchU32(_ v: UInt32, at offset: Int) {
         withUnsafeBytes(of: v.littleEndian) { src in
@@ -60,6 +65,19 @@ public struct ByteReader {
         guard remaining >= 8 else { throw Truncated() }
         defer { offset += 8 }
         return UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+    }
+
+    /// A big-endian UInt64 (the halves of a concept id).
+    public mutating func u64BigEndian() throws(Truncated) -> UInt64 {
+        guard remaining >= 8 else { throw Truncated() }
+        defer { offset += 8 }
+        return UInt64(bigEndian: buffer.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+    }
+
+    /// Steps over `n` bytes (bounds-checked like `bytes(_:)`, without copying them).
+    public mutating func skip(_ n: Int) throws(Truncated) {
+        guard n >= 0, remaining >= n else { throw Truncated() }
+        offset += n
     }
 
     public mutating func bytes(_ n: Int) throws(Truncated) -> [UInt8] {

@@ -76,7 +76,7 @@ public struct ShardRequest: Sendable, Equatable {
         switch c {
         case .putConcept(let k):
             w.u8(1)
-            w.raw(k.id.bytes)
+            w.conceptID(k.id)
             w.u32(UInt32(k.content.count))
             w.raw(k.content)
             if let e = k.embedding {
@@ -90,19 +90,19 @@ public struct ShardRequest: Sendable, Equatable {
             w.f32(k.confidence)
         case .deleteConcept(let id):
             w.u8(2)
-            w.raw(id.bytes)
+            w.conceptID(id)
         case .putEdge(let dir, let owner, let e):
             w.u8(3)
             w.u8(dir.rawValue)
-            w.raw(owner.bytes)
-            w.raw(e.other.bytes)
+            w.conceptID(owner)
+            w.conceptID(e.other)
             w.u8(e.type.rawValue)
             w.f32(e.confidence)
         case .deleteEdge(let dir, let owner, let other, let type):
             w.u8(4)
             w.u8(dir.rawValue)
-            w.raw(owner.bytes)
-            w.raw(other.bytes)
+            w.conceptID(owner)
+            w.conceptID(other)
             w.u8(type.rawValue)
         case .batch(let cs):
             w.u8(5)
@@ -164,6 +164,18 @@ public struct ShardRequest: Sendable, Equatable {
     }
 
     public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> ShardRequest {
+        try decode(bytes, keepPayloads: true)
+    }
+
+    /// Refuses exactly what `decode` refuses, without copying out contents, embeddings and content conditions
+    /// (the check of entries a peer sends, before they enter the log: they are decoded for real when applied).
+    public static func check(_ bytes: [UInt8]) throws(DecodeError) {
+        _ = try decode(bytes, keepPayloads: false)
+    }
+
+    /// `keepPayloads` false: contents, embeddings and content conditions are checked and stepped over, and the
+    /// request returned holds empty ones in their place — only `check` uses it.
+    private static func decode(_ bytes: [UInt8], keepPayloads: Bool) throws(DecodeError) -> ShardRequest {
         var result: Result<ShardRequest, DecodeError> = .failure(.truncated)
         bytes.withUnsafeBytes { buf in
             var r = ByteReader(buf)
@@ -173,7 +185,7 @@ public struct ShardRequest: Sendable, Equatable {
                 let client = try read { try r.u64() }
                 let seq = try read { try r.u64() }
                 let acked = try read { try r.u64() }
-                let command = try decodeCommand(&r, nested: false)
+                let command = try decodeCommand(&r, nested: false, keep: keepPayloads)
                 guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
                 result = .success(ShardRequest(clientID: client, sequence: seq, ackedBelow: acked, command: command))
             } catch {
@@ -189,8 +201,7 @@ public struct ShardRequest: Sendable, Equatable {
     }
 
     private static func id(_ r: inout ByteReader) throws(DecodeError) -> ConceptID {
-        let b = try read { try r.bytes(16) }
-        return ConceptID(bytes: b)!
+        try read { try r.conceptID() }
     }
 
     private static func direction(_ r: inout ByteReader) throws(DecodeError) -> EdgeDirection {
@@ -206,11 +217,11 @@ public struct ShardRequest: Sendable, Equatable {
     }
 
     /// A list of plain commands (a batch's or a transaction part's).
-    static func commands(_ r: inout ByteReader) throws(DecodeError) -> [ShardCommand] {
+    static func commands(_ r: inout ByteReader, keep: Bool) throws(DecodeError) -> [ShardCommand] {
         let n = Int(try read { try r.u32() })
         guard n <= r.remaining else { throw .truncated }
         var cs: [ShardCommand] = []
-        for _ in 0..<n { cs.append(try decodeCommand(&r, nested: true)) }
+        for _ in 0..<n { cs.append(try decodeCommand(&r, nested: true, keep: keep)) }
         return cs
     }
 
@@ -230,19 +241,26 @@ public struct ShardRequest: Sendable, Equatable {
     /// `inCondition`: decoding the put of a conditional put, which may only be a plain put (a condition inside a
     /// condition would nest without bound: a hostile entry of repeated tag 6 overflowed the stack — found by
     /// FuzzShardCommand).
-    private static func decodeCommand(_ r: inout ByteReader, nested: Bool, inCondition: Bool = false) throws(DecodeError) -> ShardCommand {
+    /// `n` payload bytes: copied out when `keep`, else only stepped over.
+    private static func payload(_ r: inout ByteReader, _ n: Int, keep: Bool) throws(DecodeError) -> [UInt8] {
+        if keep { return try read { try r.bytes(n) } }
+        try read { try r.skip(n) }
+        return []
+    }
+
+    private static func decodeCommand(_ r: inout ByteReader, nested: Bool, inCondition: Bool = false, keep: Bool) throws(DecodeError) -> ShardCommand {
         let tag = try read { try r.u8() }
         switch tag {
         case 1:
             let cid = try id(&r)
             let n = Int(try read { try r.u32() })
-            let content = try read { try r.bytes(n) }
+            let content = try payload(&r, n, keep: keep)
             var embedding: [Float]?
             let has = try read { try r.u8() }
             if has == 1 {
                 let dim = Int(try read { try r.u32() })
                 guard dim <= ShardLimits.maxDimension, dim * 4 <= r.remaining else { throw .truncated }
-                embedding = try read { try r.f32s(dim) }
+                if keep { embedding = try read { try r.f32s(dim) } } else { try read { try r.skip(dim * 4) }; embedding = [] }
             } else if has != 0 {
                 throw .unknownValue("embedding flag \(has)")
             }
@@ -262,15 +280,15 @@ public struct ShardRequest: Sendable, Equatable {
             let owner = try id(&r), other = try id(&r)
             return .deleteEdge(d, owner: owner, other: other, type: try type(&r))
         case 5 where !nested:
-            return .batch(try commands(&r))
+            return .batch(try commands(&r, keep: keep))
         case 6 where !inCondition:
-            guard case .putConcept(let k) = try decodeCommand(&r, nested: true, inCondition: true) else { throw .unknownValue("conditional put without a put") }
+            guard case .putConcept(let k) = try decodeCommand(&r, nested: true, inCondition: true, keep: keep) else { throw .unknownValue("conditional put without a put") }
             let kind = try read { try r.u8() }
             switch kind {
             case 0: return .putConceptIf(k, .absent)
             case 1:
                 let n = Int(try read { try r.u32() })
-                return .putConceptIf(k, .content(try read { try r.bytes(n) }))
+                return .putConceptIf(k, .content(try payload(&r, n, keep: keep)))
             case 2: return .putConceptIf(k, .version(try read { try r.u64() }))
             default: throw .unknownValue("put condition \(kind)")
             }
@@ -282,13 +300,13 @@ public struct ShardRequest: Sendable, Equatable {
             var parts: [TxnPart] = []
             for _ in 0..<n {
                 let shard = Int(try read { try r.u32() })
-                parts.append(TxnPart(shard: shard, commands: try commands(&r)))
+                parts.append(TxnPart(shard: shard, commands: try commands(&r, keep: keep)))
             }
             return .txnBegin(id, recordShard: record, parts: parts)
         case 8 where !nested:
             let id = try txn(&r)
             let record = Int(try read { try r.u32() })
-            return .txnPrepare(id, recordShard: record, commands: try commands(&r))
+            return .txnPrepare(id, recordShard: record, commands: try commands(&r, keep: keep))
         case 9 where !nested:
             let id = try txn(&r)
             let commit = try flag(&r)

@@ -41,7 +41,7 @@ extension ConceptVectors {
         w.u8(hasGraph ? 1 : 0)
         w.u64(nextLabel)
         w.u64(UInt64(labelOf.count))
-        for (label, id) in idOf.sorted(by: { $0.key < $1.key }) { w.raw(id.bytes); w.u64(label) }
+        for (label, id) in idOf.sorted(by: { $0.key < $1.key }) { w.conceptID(id); w.u64(label) }
         w.u32(CRC32C.checksum(w.bytes))
         try ConceptVectors.writeFile(meta + ".tmp", w.bytes)
         if hasGraph { try ConceptVectors.renameOrThrow(graph + ".tmp", graph) }
@@ -73,7 +73,7 @@ extension ConceptVectors {
                 var labels: [ConceptID: UInt64] = [:], ids: [UInt64: ConceptID] = [:], counts: [Int: Int] = [:]
                 labels.reserveCapacity(Int(n))
                 for _ in 0..<n {
-                    let id = ConceptID(bytes: try r.bytes(16))!
+                    let id = try r.conceptID()
                     let label = try r.u64()
                     labels[id] = label
                     ids[label] = id

@@ -29,7 +29,7 @@ extension ShardState {
         w.u64(UInt64(concepts.count))
         for id in concepts.keys.sorted() {
             let k = concepts[id]!
-            w.raw(id.bytes)
+            w.conceptID(id)
             w.u32(UInt32(k.content.count))
             w.raw(k.content)
             if let e = k.embedding {
@@ -44,9 +44,9 @@ extension ShardState {
             w.u64(UInt64(table.count))
             for owner in table.keys.sorted() {
                 let edges = table[owner]!.sorted { ($0.other, $0.type.rawValue) < ($1.other, $1.type.rawValue) }
-                w.raw(owner.bytes)
+                w.conceptID(owner)
                 w.u32(UInt32(edges.count))
-                for e in edges { w.raw(e.other.bytes); w.u8(e.type.rawValue); w.f32(e.confidence) }
+                for e in edges { w.conceptID(e.other); w.u8(e.type.rawValue); w.f32(e.confidence) }
             }
         }
         w.u64(UInt64(sessions.count))
@@ -91,7 +91,7 @@ extension ShardState {
                 s.lastApplied = try r.u64()
                 let n = try r.u64()
                 for _ in 0..<n {
-                    let id = ConceptID(bytes: try r.bytes(16))!
+                    let id = try r.conceptID()
                     let content = try r.bytes(Int(try r.u32()))
                     var embedding: [Float]?
                     if try r.u8() == 1 {
@@ -103,11 +103,11 @@ extension ShardState {
                 for direction in [EdgeDirection.outgoing, .incoming] {
                     let owners = try r.u64()
                     for _ in 0..<owners {
-                        let owner = ConceptID(bytes: try r.bytes(16))!
+                        let owner = try r.conceptID()
                         let count = try r.u32()
                         var set = Set<Edge>()
                         for _ in 0..<count {
-                            let other = ConceptID(bytes: try r.bytes(16))!
+                            let other = try r.conceptID()
                             let t = try r.u8()
                             guard let type = AssociationType(rawValue: t) else { result = .failure(.invalid("association type \(t)")); return }
                             set.insert(Edge(other: other, type: type, confidence: try r.f32()))
@@ -123,9 +123,11 @@ extension ShardState {
                     for _ in 0..<count {
                         let seq = try r.u64()
                         let kind = try r.u8()
-                        session.results[seq] = kind == 0
+                        let outcome: ApplyResult = kind == 0
                             ? .applied(version: try r.u64())
                             : .rejected(String(decoding: try r.bytes(Int(try r.u32())), as: UTF8.self))
+                        // One below the acknowledged could never be asked for again (a retry of it is refused).
+                        if seq >= session.ackedBelow { session.results[seq] = outcome }
                     }
                     s.sessions[client] = session
                 }
@@ -184,7 +186,7 @@ extension ShardState {
             var parts: [TxnPart] = []
             for _ in 0..<(try read { try r.u32() }) {
                 let shard = Int(try read { try r.u32() })
-                parts.append(TxnPart(shard: shard, commands: try ShardRequest.commands(&r)))
+                parts.append(TxnPart(shard: shard, commands: try ShardRequest.commands(&r, keep: true)))
             }
             txns.records[id] = TxnRecord(status: status, parts: parts, createdAt: created, decidedAt: decided, reason: reason)
         }
@@ -192,7 +194,7 @@ extension ShardState {
             let id = try ShardRequest.txn(&r)
             let record = Int(try read { try r.u32() })
             let prepared = try read { try r.u64() }
-            txns.intents[id] = TxnIntent(recordShard: record, commands: try ShardRequest.commands(&r), preparedAt: prepared)
+            txns.intents[id] = TxnIntent(recordShard: record, commands: try ShardRequest.commands(&r, keep: true), preparedAt: prepared)
         }
         for _ in 0..<(try read { try r.u64() }) {
             let id = try ShardRequest.txn(&r)

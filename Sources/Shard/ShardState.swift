@@ -14,10 +14,37 @@ public enum ApplyResult: Sendable, Equatable {
 /// replica. Every change comes through `apply(_:at:)` with the entry's log index; reads never change state.
 /// Invariants: an edge's owner exists on this shard; `lastApplied` only grows.
 /// What a shard remembers of one client: the outcomes it may still be asked for again.
+/// Invariant: every remembered sequence is at or above `ackedBelow`.
 struct ClientSession: Equatable {
     static let maxRemembered = 4096
     var ackedBelow: UInt64 = 0
     var results: [UInt64: ApplyResult] = [:]
+
+    /// The client holds every outcome below `acked`: forget them.
+    mutating func acknowledge(below acked: UInt64) {
+        guard acked > ackedBelow else { return }
+        let from = ackedBelow
+        ackedBelow = acked
+        guard !results.isEmpty else { return }
+        if acked - from <= UInt64(results.count) {
+            // The usual step (a few sequences): remove them one by one, no new table.
+            for q in from..<acked { results.removeValue(forKey: q) }
+        } else {
+            results = results.filter { $0.key >= acked }
+        }
+        assert(results.keys.allSatisfy { $0 >= ackedBelow }, "a remembered outcome below the acknowledged")
+    }
+
+    /// Remembers the outcome of `sequence` unless the client already acknowledged it; beyond `maxRemembered`
+    /// the oldest is forgotten (and counts as acknowledged: a retry of it is refused as stale).
+    mutating func remember(_ result: ApplyResult, sequence: UInt64) {
+        guard sequence >= ackedBelow else { return }
+        results[sequence] = result
+        if results.count > ClientSession.maxRemembered, let oldest = results.keys.min() {
+            results[oldest] = nil
+            ackedBelow = max(ackedBelow, oldest + 1)
+        }
+    }
 }
 
 public final class ShardState {
@@ -92,25 +119,14 @@ public final class ShardState {
 
     /// Forgets the outcomes the client says it holds (below its `ackedBelow`).
     func acknowledge(_ req: ShardRequest) {
-        var s = sessions[req.clientID] ?? ClientSession()
-        if req.ackedBelow > s.ackedBelow {
-            s.ackedBelow = req.ackedBelow
-            s.results = s.results.filter { $0.key >= req.ackedBelow }
-        }
-        sessions[req.clientID] = s
+        // In place: this runs for every write, and a copy of the session would copy its whole results table.
+        sessions[req.clientID, default: ClientSession()].acknowledge(below: req.ackedBelow)
     }
 
     /// Records the outcome of (client, sequence) for retries, unless the client already acknowledged it.
     func remember(_ result: ApplyResult, client: UInt64, sequence: UInt64) {
         if case .pending = result { preconditionFailure("a pending outcome is never remembered") }
-        var s = sessions[client] ?? ClientSession()
-        guard sequence >= s.ackedBelow else { return }
-        s.results[sequence] = result
-        if s.results.count > ClientSession.maxRemembered, let oldest = s.results.keys.min() {
-            s.results[oldest] = nil
-            s.ackedBelow = max(s.ackedBelow, oldest + 1)
-        }
-        sessions[client] = s
+        sessions[client, default: ClientSession()].remember(result, sequence: sequence)
     }
 
     /// Checks a command against the limits and the current state without changing anything. A batch is

@@ -90,18 +90,19 @@ final class BinaryFrontEnd {
                     for ev in events {
                         switch ev {
                         case .frame(let payload):
-                            c.flow.submit { [weak self, weak c] finished in
-                                guard let self, let c else { finished(); return }
-                                self.handle(payload, on: c) { [weak self, weak c] response in
-                                    if let self, let c { self.send(response, on: c) }
-                                    finished()
+                            if c.flow.startsNow() {
+                                self.handle(payload, on: c)
+                            } else {
+                                c.flow.submit { [weak self, weak c] in
+                                    guard let self, let c else { return }
+                                    self.handle(payload, on: c)
                                 }
                             }
                         case .tooLarge(let n):
-                            let limit = self.node.config.maxFrameBytes
-                            c.flow.submit { [weak self, weak c] finished in
-                                if let self, let c { self.send(self.failure(0, .tooLarge, "frame of \(n) bytes exceeds the limit of \(limit)"), on: c) }
-                                finished()
+                            let refusal = self.failure(0, .tooLarge, "frame of \(n) bytes exceeds the limit of \(self.node.config.maxFrameBytes)")
+                            c.flow.submit { [weak self, weak c] in
+                                guard let self, let c else { return }
+                                self.answer(refusal, on: c)
                             }
                         }
                     }
@@ -121,6 +122,12 @@ final class BinaryFrontEnd {
         connections[ObjectIdentifier(c.conn)] = nil
     }
 
+    /// The answer to a started request: queued for the turn's write, and the request counted finished.
+    private func answer(_ r: Sutra_V1_Response, on c: BinaryConnection) {
+        send(r, on: c)
+        c.flow.finished()
+    }
+
     private func send(_ r: Sutra_V1_Response, on c: BinaryConnection) {
         guard !c.closed, let bytes: [UInt8] = try? r.serializedBytes() else { return }
         if c.outbox.isEmpty { dirty.append(c) }
@@ -137,25 +144,25 @@ final class BinaryFrontEnd {
         return r
     }
 
-    /// Serves one frame; `reply` runs exactly once with its answer. A big frame (a bulk batch of vectors) is
-    /// decoded on the thread pool, holding back the connection's later requests so they keep their order.
-    private func handle(_ payload: [UInt8], on c: BinaryConnection, _ reply: @escaping (Sutra_V1_Response) -> Void) {
+    /// Serves one started request's frame; it is `answer`ed exactly once (unless the connection goes first). A
+    /// big frame (a bulk batch of vectors) is decoded on the thread pool, holding back the connection's later
+    /// requests so they keep their order.
+    private func handle(_ payload: [UInt8], on c: BinaryConnection) {
         guard payload.count >= node.clientPorts.limits.offLoopDecodeBytes else {
-            let decoded = BinaryFrontEnd.decodeFrame(payload)
-            serve(decoded, on: c, reply)
+            serve(BinaryFrontEnd.decodeFrame(payload), on: c)
             return
         }
         c.flow.holdOrder()
         node.clientPorts.countOffLoopDecode()
         do {
             try node.loop.queueWork({ BinaryFrontEnd.decodeFrame(payload) }, completion: { [weak self, weak c] decoded in
-                guard let self, let c else { reply(Sutra_V1_Response()); return }
-                self.serve(decoded, on: c, reply)
+                guard let self, let c else { return }
+                self.serve(decoded, on: c)
                 c.flow.releaseOrder()
             })
         } catch {
             c.flow.releaseOrder()
-            reply(failure(0, .unavailable, "cannot decode the request: \(error)"))
+            answer(failure(0, .unavailable, "cannot decode the request: \(error)"), on: c)
         }
     }
 
@@ -182,41 +189,46 @@ final class BinaryFrontEnd {
         }
     }
 
-    private func serve(_ decoded: DecodedFrame, on c: BinaryConnection, _ reply: @escaping (Sutra_V1_Response) -> Void) {
+    private func serve(_ decoded: DecodedFrame, on c: BinaryConnection) {
         guard let req = decoded.request else {
-            if case .failure(let p) = decoded.op { reply(failure(0, .invalidArgument, p.message)) }
+            let message: String
+            if case .failure(let p) = decoded.op { message = p.message } else { message = "the frame is not a valid sutra.v1.Request" }
+            answer(failure(0, .invalidArgument, message), on: c)
             return
         }
         if case .hello(let h)? = req.op {
             guard h.minVersion <= BinaryFrontEnd.maxVersion, h.maxVersion >= BinaryFrontEnd.minVersion else {
-                reply(failure(req.id, .unsupportedVersion, "this node speaks versions \(BinaryFrontEnd.minVersion)…\(BinaryFrontEnd.maxVersion); the client \(h.minVersion)…\(h.maxVersion)"))
+                answer(failure(req.id, .unsupportedVersion, "this node speaks versions \(BinaryFrontEnd.minVersion)…\(BinaryFrontEnd.maxVersion); the client \(h.minVersion)…\(h.maxVersion)"), on: c)
                 return
             }
             if let (code, message) = presentHelloToken(h.token, on: c) {
-                reply(failure(req.id, code, message))
+                answer(failure(req.id, code, message), on: c)
                 return
             }
             var r = Sutra_V1_Response()
             r.id = req.id
             r.hello.minVersion = max(h.minVersion, BinaryFrontEnd.minVersion)
             r.hello.maxVersion = min(h.maxVersion, BinaryFrontEnd.maxVersion)
-            reply(r)
+            answer(r, on: c)
             return
         }
         let op: ClientOp
         switch decoded.op {
         case .success(let o): op = o
         case .failure(let p):
-            reply(failure(req.id, p.tooLarge ? .tooLarge : .invalidArgument, p.message))
+            answer(failure(req.id, p.tooLarge ? .tooLarge : .invalidArgument, p.message), on: c)
             return
         }
         if let (code, message) = authorizationRefusal(op, on: c) {
-            reply(failure(req.id, code, message))
+            answer(failure(req.id, code, message), on: c)
             return
         }
         let session = ClientSession(clientID: req.clientID, sequence: req.sequence, ackedBelow: req.ackedBelow)
         let id = req.id
-        node.execute(op, session: session) { result in reply(BinaryFrontEnd.encode(id, result)) }
+        node.execute(op, session: session) { [weak self, weak c] result in
+            guard let self, let c else { return }
+            self.answer(BinaryFrontEnd.encode(id, result), on: c)
+        }
     }
 
     // MARK: protobuf ↔ operations

@@ -80,18 +80,20 @@ final class HTTPFrontEnd {
                             let slot = state.reserve(closeAfter: !req.keepAlive)
                             // Started when the connection's limits allow; the client may be gone by the time the
                             // answer is ready: hold the state weakly.
-                            state.flow.submit { [weak self, weak state] finished in
-                                guard let self, let state else { finished(); return }
+                            state.flow.submit { [weak self, weak state] in
+                                guard let self, let state else { return }
                                 self.handle(req, from: state.peer, flow: state.flow) { [weak state] resp in
-                                    state?.complete(slot, resp)
-                                    finished()
+                                    guard let state else { return }
+                                    state.complete(slot, resp)
+                                    state.flow.finished()
                                 }
                             }
                         case .failure(let err):
                             let slot = state.reserve(closeAfter: true)
-                            state.flow.submit { [weak state] finished in
-                                state?.complete(slot, HTTPFrontEnd.errorResponse(status: err.status, code: "BAD_REQUEST", err.message))
-                                finished()
+                            state.flow.submit { [weak state] in
+                                guard let state else { return }
+                                state.complete(slot, HTTPFrontEnd.errorResponse(status: err.status, code: "BAD_REQUEST", err.message))
+                                state.flow.finished()
                             }
                         }
                     }

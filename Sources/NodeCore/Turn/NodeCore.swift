@@ -287,6 +287,13 @@ package final class NodeCore {
     /// and logged (once per shard every 10 s), and the follower stays behind until the limit is raised.
     private func splitIntoFrames(_ msgs: [ShardMessage], peer: NodeID) -> [[ShardMessage]] {
         let budget = config.maxPeerFrameBytes - 9   // the frame's length, kind and count
+        // The usual turn: everything fits in one frame.
+        var total = 0
+        for m in msgs {
+            total += PeerFrame.encodedSize(m.message)
+            if total > budget { break }
+        }
+        if total <= budget { return [msgs] }
         var frames: [[ShardMessage]] = []
         var current: [ShardMessage] = []
         var size = 0

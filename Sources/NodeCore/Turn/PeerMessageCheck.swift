@@ -41,15 +41,15 @@ package enum PeerRejection: Hashable, CustomStringConvertible {
 /// command or a membership change) and a snapshot's image must restore, so nothing that would stop this node
 /// when it applies is ever taken into its log. Pure; nil when the message may be stepped.
 ///
-/// It decodes every entry and restores every snapshot once more than applying them does: snapshots are rare,
-/// and decoding a command costs far less than the fsync the entry waits for anyway.
+/// It checks every entry's decoding (`ShardRequest.check`: the same refusals as applying, without copying
+/// contents and embeddings out) and restores every snapshot once more than applying it does: snapshots are rare.
 package enum PeerMessageCheck {
     package static func check(_ m: Message, limits: ShardLimits) -> PeerRejection? {
         for e in m.entries {
             switch e.kind {
             case .normal:
                 if e.data.isEmpty { continue }   // a new leader's empty entry
-                if (try? ShardRequest.decode(e.data)) == nil { return .undecodableEntry(index: e.index) }
+                if (try? ShardRequest.check(e.data)) == nil { return .undecodableEntry(index: e.index) }
             case .confChange:
                 if ConfChange.decode(e.data) == nil { return .undecodableConfChange(index: e.index) }
             }

@@ -143,6 +143,75 @@ final class ShardStateTests: XCTestCase {
 
     /// A write retried after a failover (same client and sequence, at a later log index) applies once and
     /// returns the first result.
+    /// `check` (the peer-message check before an entry enters the log) must refuse exactly what `decode` refuses,
+    /// with the same error: for every command kind, every prefix and a few thousand seeded byte mutations.
+    func testCheckRefusesExactlyWhatDecodeRefuses() {
+        let txn = TxnID(client: 3, sequence: 4)
+        let commands: [ShardCommand] = [
+            .putConcept(concept(a, "hello", dim: 4)),
+            .deleteConcept(c),
+            .putEdge(.outgoing, owner: a, Edge(other: b, type: .causal, confidence: 0.7)),
+            .deleteEdge(.incoming, owner: b, other: a, type: .temporal),
+            .batch([.putConcept(concept(c, "in a batch", dim: 2)), .deleteConcept(a)]),
+            .putConceptIf(concept(b, "cas"), .content(Array("before".utf8))),
+            .putConceptIf(concept(b), .version(9)),
+            .txnBegin(txn, recordShard: 1, parts: [TxnPart(shard: 2, commands: [.putConcept(concept(a, "t", dim: 3))])]),
+            .txnPrepare(txn, recordShard: 1, commands: [.putConcept(concept(b, "p"))]),
+            .txnDecide(txn, commit: false, reason: "a reason"),
+            .txnResolve([txn], commit: true),
+            .txnForget([txn]),
+        ]
+        func outcome(_ bytes: [UInt8]) -> (decode: ShardRequest.DecodeError?, check: ShardRequest.DecodeError?) {
+            var d: ShardRequest.DecodeError?, k: ShardRequest.DecodeError?
+            do { _ = try ShardRequest.decode(bytes) } catch { d = error }
+            do { try ShardRequest.check(bytes) } catch { k = error }
+            return (d, k)
+        }
+        var rng = SeededBytes(seed: 11)
+        var refused = 0
+        for cmd in commands {
+            let good = ShardRequest(clientID: 5, sequence: 6, ackedBelow: 2, command: cmd).encode()
+            XCTAssertNoThrow(try ShardRequest.check(good), "\(cmd)")
+            for cut in 0..<good.count {
+                let o = outcome(Array(good[..<cut]))
+                XCTAssertNotNil(o.check, "prefix \(cut) of \(cmd)")
+                XCTAssertEqual(o.check, o.decode, "prefix \(cut) of \(cmd)")
+            }
+            for _ in 0..<300 {
+                var bad = good
+                bad[Int(rng.next() % UInt64(bad.count))] = UInt8(truncatingIfNeeded: rng.next())
+                let o = outcome(bad)
+                XCTAssertEqual(o.check, o.decode, "a mutation of \(cmd)")
+                if o.decode != nil { refused += 1 }
+            }
+        }
+        XCTAssertGreaterThan(refused, 100, "the mutations reach the refusals")
+    }
+
+    /// Acknowledgements forget outcomes in place: a step of a few sequences removes just those, a jump past
+    /// everything empties the table, and what stays is exactly what is at or above the acknowledged sequence.
+    func testAcknowledgementsForgetExactlyTheAcknowledgedOutcomes() {
+        var session = ClientSession()
+        for q in UInt64(1)...10 { session.remember(.applied(version: q * 100), sequence: q) }
+        session.acknowledge(below: 4)
+        XCTAssertEqual(session.results.keys.sorted(), Array(4...10))
+        session.acknowledge(below: 3)
+        XCTAssertEqual(session.ackedBelow, 4, "an older acknowledgement changes nothing")
+        session.remember(.applied(version: 1), sequence: 2)
+        XCTAssertNil(session.results[2], "an acknowledged sequence is not remembered again")
+        session.acknowledge(below: 7)
+        XCTAssertEqual(session.results.keys.sorted(), Array(7...10))
+        session.acknowledge(below: 1_000_000)
+        XCTAssertTrue(session.results.isEmpty)
+        XCTAssertEqual(session.ackedBelow, 1_000_000)
+        // A client that never acknowledges keeps at most maxRemembered outcomes; the oldest counts as acknowledged.
+        var greedy = ClientSession()
+        for q in UInt64(0)...UInt64(ClientSession.maxRemembered) { greedy.remember(.applied(version: q), sequence: q) }
+        XCTAssertEqual(greedy.results.count, ClientSession.maxRemembered)
+        XCTAssertEqual(greedy.ackedBelow, 1)
+        XCTAssertNil(greedy.results[0])
+    }
+
     func testRetriedRequestsApplyOnce() {
         let s = ShardState(limits: ShardLimits(dimension: 0))
         let first = s.apply(req(.putConcept(concept(a, "first")), client: 5, seq: 1), at: 10)
@@ -196,5 +265,18 @@ final class ShardStateTests: XCTestCase {
         XCTAssertEqual(out1, out2)
         XCTAssertEqual(r1.concepts, r2.concepts)
         for id in ids { XCTAssertEqual(r1.neighbors(of: id, direction: .outgoing), r2.neighbors(of: id, direction: .outgoing)) }
+    }
+}
+
+/// A seeded SplitMix64 stream (reproducible mutations).
+private struct SeededBytes {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

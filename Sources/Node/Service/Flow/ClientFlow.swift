@@ -6,11 +6,16 @@ import SecureStream
 /// budget for partly received requests is spent. Its front end feeds it and answers; it never parses.
 ///
 /// Guarantees (loop thread only): requests start in arrival order, each exactly once, and none after `close`;
-/// `inFlight` counts started requests whose `finished` has not run; a request may hold back every later one
-/// (`holdOrder`, for a body decoded on the thread pool) until it calls `releaseOrder`.
+/// `inFlight` counts started requests whose `finished()` has not been called; a request may hold back every
+/// later one (`holdOrder`, for a body decoded on the thread pool) until it calls `releaseOrder`.
+///
+/// A request that may start the moment it is parsed (the usual case) starts through `startsNow()` and costs no
+/// allocation here; only one that must wait is kept, as a closure, in the backlog.
 final class ClientFlow {
-    /// Starts one request; it must call `finished` exactly once, when its answer is handed to the writer.
-    typealias Start = (_ finished: @escaping () -> Void) -> Void
+    /// Starts one waiting request. Every started request — through `startsNow()` or a `Start` — is answered
+    /// by its front end calling `finished()` exactly once, when its answer is handed to the writer (unless the
+    /// connection is gone by then, and its flow with it).
+    typealias Start = () -> Void
     enum PauseReason { case backlog, inFlight, unsent, budget }
     enum Timeout { case request, idle }
 
@@ -62,7 +67,19 @@ final class ClientFlow {
         if delta != 0 { ports.partialChanged(by: delta) }
     }
 
-    /// Queues a parsed request; it starts at once if the connection's limits allow.
+    /// Whether a request parsed now may start at once: nothing waits before it and the limits allow. If so it
+    /// counts as started — the caller runs it now and calls `finished()` once — else the caller `submit`s it.
+    func startsNow() -> Bool {
+        guard !closed, head == backlog.count, !orderHeld,
+              inFlight < limits.maxInFlightPerConnection,
+              startedThisTurn < limits.requestsPerTurn,
+              unsentBytes < limits.maxUnsentBytesPerConnection else { return false }
+        inFlight += 1
+        startedThisTurn += 1
+        return true
+    }
+
+    /// Queues a parsed request; it starts as soon as the connection's limits allow (at once if they do).
     func submit(_ start: @escaping Start) {
         guard !closed else { return }
         backlog.append(start)
@@ -93,13 +110,7 @@ final class ClientFlow {
             head += 1
             inFlight += 1
             startedThisTurn += 1
-            var done = false
-            start { [weak self] in
-                guard let self else { return }
-                precondition(!done, "a client request finished twice")
-                done = true
-                self.finished()
-            }
+            start()
         }
         if head == backlog.count {
             backlog.removeAll(keepingCapacity: backlog.count <= 256)
@@ -111,8 +122,9 @@ final class ClientFlow {
         updateReading()
     }
 
-    private func finished() {
-        precondition(inFlight > 0, "a client request finished that never started")
+    /// A started request's answer was handed to the writer.
+    func finished() {
+        precondition(inFlight > 0, "a client request finished that never started (or finished twice)")
         inFlight -= 1
         lastActivityMs = ports.nowMs
         if !pumping { pump() }
