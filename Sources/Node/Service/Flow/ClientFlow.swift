@@ -30,6 +30,8 @@ final class ClientFlow {
     private var head = 0
     private(set) var inFlight = 0
     private var startedThisTurn = 0
+    /// The loop turn `startedThisTurn` counts (`ClientPorts.turn`): a new turn restarts it.
+    private var countedTurn: UInt64 = 0
     private var pumping = false
     private var orderHeld = false
     private var paused = false
@@ -70,6 +72,7 @@ final class ClientFlow {
     /// Whether a request parsed now may start at once: nothing waits before it and the limits allow. If so it
     /// counts as started — the caller runs it now and calls `finished()` once — else the caller `submit`s it.
     func startsNow() -> Bool {
+        restartSliceIfNewTurn()
         guard !closed, head == backlog.count, !orderHeld,
               inFlight < limits.maxInFlightPerConnection,
               startedThisTurn < limits.requestsPerTurn,
@@ -99,6 +102,7 @@ final class ClientFlow {
         guard !closed, !pumping else { return }
         pumping = true
         defer { pumping = false }
+        restartSliceIfNewTurn()
         while head < backlog.count && !orderHeld && !closed {
             if inFlight >= limits.maxInFlightPerConnection { break }
             if unsentBytes >= limits.maxUnsentBytesPerConnection { break }
@@ -130,10 +134,17 @@ final class ClientFlow {
         if !pumping { pump() }
     }
 
-    /// A new loop turn: a fresh slice.
+    /// A new loop turn for a connection that waited for it: a fresh slice, and what waits starts.
     func newTurn() {
-        startedThisTurn = 0
+        restartSliceIfNewTurn()
         pump()
+    }
+
+    private func restartSliceIfNewTurn() {
+        if countedTurn != ports.turn {
+            countedTurn = ports.turn
+            startedThisTurn = 0
+        }
     }
 
     /// Reads while nothing waits and the budgets allow; pauses otherwise.

@@ -24,6 +24,8 @@ final class ClientPorts {
     private var flows: [ObjectIdentifier: ClientFlow] = [:]
     private var waiting: [ClientFlow] = []
     private(set) var partialBytes = 0
+    /// Loop turns so far: every connection's per-turn slice counts within one.
+    private(set) var turn: UInt64 = 1
     private var sweepTimer: UV.Timer?
     private var turnTimer: UV.Timer?
     private var lastAcceptWarning: UInt64 = 0
@@ -136,8 +138,10 @@ final class ClientPorts {
         turnTimer?.start(timeout: 0) {}  // keep the loop turning (and polling peers) between slices
     }
 
-    /// End of a loop turn: every connection's slice counter restarts, and those with work waiting get a slice.
+    /// End of a loop turn: a new turn begins (every connection's slice restarts), and those with work waiting
+    /// get their slice now.
     func endOfTurn() {
+        turn += 1
         guard !waiting.isEmpty else { return }
         let ready = waiting
         waiting = []
