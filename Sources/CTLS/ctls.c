@@ -182,11 +182,25 @@ static int append(char *out, size_t cap, size_t *used, const char *prefix, const
     return 0;
 }
 
+static int cert_names(X509 *cert, char *out, size_t cap);
+
 int ctls_peer_names(CTLSSession *s, char *out, size_t cap) {
     if (cap == 0) return -1;
     out[0] = '\0';
     X509 *cert = SSL_get0_peer_certificate(s->ssl);
     if (!cert || SSL_get_verify_result(s->ssl) != X509_V_OK) return 0;
+    return cert_names(cert, out, cap);
+}
+
+int ctls_context_own_names(CTLSContext *ctx, char *out, size_t cap) {
+    if (cap == 0) return -1;
+    out[0] = '\0';
+    X509 *cert = SSL_CTX_get0_certificate(ctx);
+    if (!cert) return 0;
+    return cert_names(cert, out, cap);
+}
+
+static int cert_names(X509 *cert, char *out, size_t cap) {
     size_t used = 0;
     GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
     int rc = 0;

@@ -1,5 +1,6 @@
 /// The names in a peer's certificate after it verified against the CA bundle: what a session says about who is
-/// on the other end. Only a verified certificate ever becomes a `PeerCertificate`.
+/// on the other end. Only a verified certificate — or a context's own (`TLSContext.ownCertificate`) — ever
+/// becomes a `PeerCertificate`.
 public struct PeerCertificate: Sendable, Equatable {
     public var uris: [String] = []
     public var dnsNames: [String] = []
@@ -75,5 +76,20 @@ public struct SutraNodeIdentity: Sendable, Equatable, CustomStringConvertible {
 
     static func clusterByte(_ b: UInt8) -> Bool {
         (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x2D || b == 0x5F
+    }
+}
+
+extension PeerCertificate {
+    /// Reads the names a `ctls_*_names` call writes (growing the buffer up to 1 MiB); nil when it has none.
+    static func read(_ names: (UnsafeMutablePointer<CChar>?, Int) -> Int32) -> PeerCertificate? {
+        var cap = 4096
+        while cap <= 1 << 20 {
+            var buf = [CChar](repeating: 0, count: cap)
+            let n = buf.withUnsafeMutableBufferPointer { names($0.baseAddress, $0.count) }
+            if n == 0 { return nil }
+            if n > 0 { return PeerCertificate(lines: buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }) }
+            cap *= 4
+        }
+        return nil
     }
 }

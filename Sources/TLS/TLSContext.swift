@@ -79,5 +79,8 @@ public final class TLSContext: @unchecked Sendable {
     /// A new context from the same files (certificate rotation): throws, leaving this one in use, if they are bad.
     public func reloaded() throws(TLSError) -> TLSContext { try TLSContext(configuration) }
 
+    /// The names of the certificate this context presents (nil: it presents none).
+    public var ownCertificate: PeerCertificate? { PeerCertificate.read { ctls_context_own_names(raw, $0, $1) } }
+
     deinit { ctls_context_free(raw) }
 }

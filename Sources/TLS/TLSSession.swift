@@ -172,17 +172,6 @@ public final class TLSSession {
     }
 
     private func readPeer() -> PeerCertificate? {
-        var cap = 4096
-        while cap <= 1 << 20 {
-            var buf = [CChar](repeating: 0, count: cap)
-            let n = buf.withUnsafeMutableBufferPointer { ctls_peer_names(raw, $0.baseAddress, $0.count) }
-            if n == 0 { return nil }
-            if n > 0 {
-                let text = buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-                return PeerCertificate(lines: text)
-            }
-            cap *= 4
-        }
-        return nil
+        PeerCertificate.read { ctls_peer_names(raw, $0, $1) }
     }
 }

@@ -53,6 +53,8 @@ const char *ctls_version(CTLSSession *s);
  * "CN:…" and "NOTAFTER:<unix seconds>". Written into out (NUL-terminated); returns the length, 0 if there is no
  * verified peer certificate, or -1 if out is too small. */
 int ctls_peer_names(CTLSSession *s, char *out, size_t cap);
+/* The same names of the context's own certificate (0 if it has none). */
+int ctls_context_own_names(CTLSContext *ctx, char *out, size_t cap);
 
 /* Certificate generation (ECDSA P-256, SHA-256). Keys are written with mode 0600, certificates 0644.
  * not_before / not_after are offsets in seconds from now. san: OpenSSL's syntax, e.g.

@@ -35,6 +35,11 @@ extension NodeServer {
         nodeWide("sutra_client_auth_enabled", "gauge", "1 when a tokens file is in force, 0 when clients are not authenticated.", auth.isOn ? 1 : 0)
         nodeWide("sutra_client_tokens", "gauge", "Tokens accepted now.", auth.tokens?.entries.count ?? 0)
         nodeWide("sutra_client_token_reload_failures_total", "counter", "SIGHUP reloads of the tokens file refused (the previous tokens stayed).", auth.reloadsFailed)
+        nodeWide("sutra_client_tls_reload_failures_total", "counter", "SIGHUP reloads of the client-port certificate refused (the previous one stayed).", clientTLS.reloadsFailed)
+        if let notAfter = transport.security.server?.ownCertificate?.notAfter {
+            nodeWide("sutra_peer_tls_certificate_not_after_seconds", "gauge", "When the peer certificate this node presents expires (unix seconds; rotate it and SIGHUP before then).", UInt64(clamping: notAfter))
+        }
+        nodeWide("sutra_peer_tls_reload_failures_total", "counter", "SIGHUP reloads of the peer certificate, key or CA refused (bad files, or a certificate naming another node; the previous ones stayed).", transport.certificateReloadsFailed)
         // Client flow control.
         let ports: ClientPorts = clientPorts
         family("sutra_client_connections", "gauge", "Client connections open, by port.")
@@ -102,6 +107,9 @@ extension NodeServer {
             o += "sutra_peer_rejected_messages_total{node=\"\(id)\",reason=\"\(reason)\"} \(n)\n"
         }
         nodeWide("sutra_peer_oversized_messages_total", "counter", "Raft messages to peers not sent because one alone exceeds --peer-max-frame-bytes (a shard snapshot bigger than the limit).", m.peerOversizedMessages)
+        family("sutra_peer_refused_connections_total", "counter", "Inbound peer connections closed before an accepted hello: cap (too many already waiting for theirs) or timeout (none within 5 s).")
+        o += "sutra_peer_refused_connections_total{node=\"\(id)\",reason=\"cap\"} \(transport.refusedInboundAtCap)\n"
+        o += "sutra_peer_refused_connections_total{node=\"\(id)\",reason=\"timeout\"} \(transport.timedOutInbound)\n"
         nodeWide("sutra_peer_dropped_frames_total", "counter", "Frames to peers dropped because the link was down or backed up.", transport.droppedFrames)
         nodeWide("sutra_peer_unmatched_forward_replies_total", "counter", "Forward replies from peers that answered no request of this process (a previous process's, or one that timed out): dropped.", node.unmatchedForwardReplies)
         return o

@@ -173,6 +173,7 @@ public final class NodeServer {
         signals.append(try SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in
             self.clientAuth.reload()
             self.clientTLS.reload()
+            self.transport.reloadCertificates()
         })
         if config.faultInjection {
             logger.warning("--enable-fault-injection is on: POST /v1/admin/fault/fsync-delay can slow this node's disk (test-only)")

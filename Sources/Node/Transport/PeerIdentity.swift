@@ -59,4 +59,17 @@ struct PeerSecurity {
                             server: try TLSContext(.peer(role: .server, certificate: certificate, key: key, ca: ca)),
                             client: try TLSContext(.peer(role: .client, certificate: certificate, key: key, ca: ca)))
     }
+
+    /// SIGHUP (certificate rotation): both contexts from the same files again. Throws — the contexts in force stay
+    /// — if a file is bad or the new certificate names other Sutra node identities than the one in force (a file
+    /// swapped by mistake must not change who this node is). With mode `.off` there is nothing to reload.
+    func reloaded() throws(TLSError) -> PeerSecurity {
+        guard let server, let client else { return self }
+        let newServer = try server.reloaded(), newClient = try client.reloaded()
+        let before = server.ownCertificate?.nodeIdentities ?? [], after = newServer.ownCertificate?.nodeIdentities ?? []
+        guard before == after else {
+            throw TLSError(.configuration, "the new certificate names \(after.map(\.uri)), the one in force \(before.map(\.uri))")
+        }
+        return PeerSecurity(mode: mode, server: newServer, client: newClient)
+    }
 }

@@ -40,8 +40,19 @@ final class PeerTransport {
     let replaceAfterSilenceMs: UInt64
     private var links: [NodeID: PeerLink] = [:]
     private var listener: TCPListener?
-    /// Inbound connections whose hello has not arrived yet (nothing else holds them).
-    private var unclaimed: [ObjectIdentifier: PeerConnection] = [:]
+    /// Inbound connections no hello has claimed yet — sniffing their first bytes, in their TLS handshake, or
+    /// waiting for the hello — keyed by their socket (nothing else holds them). At most `maxPendingInbound` at
+    /// once, each for at most `pendingInboundTimeoutMs`: a peer port costs an attacker's idle sockets no more.
+    private var pending: [ObjectIdentifier: PendingInbound] = [:]
+    static let maxPendingInbound = 32
+    static let pendingInboundTimeoutMs: UInt64 = 5000
+    /// Inbound connections closed before their hello: the pending cap was full / they took too long.
+    private(set) var refusedInboundAtCap: UInt64 = 0
+    private(set) var timedOutInbound: UInt64 = 0
+    private var inboundWindowStart: UInt64 = 0
+    private var inboundLines = 0
+    private var inboundSuppressed = 0
+    static let inboundLinesPerWindow = 20
     private let logger: Logger
     /// A frame arrived from an established peer.
     var onFrame: (NodeID, PeerFrame) -> Void = { _, _ in }
@@ -52,8 +63,10 @@ final class PeerTransport {
     /// Above this many unsent bytes on a connection, new frames to that peer are dropped.
     static let maxQueuedBytes = 256 << 20
 
-    /// TLS contexts for accepted and dialed links, and the mode; nil contexts only with mode `.off`.
-    let security: PeerSecurity
+    /// TLS contexts for accepted and dialed links, and the mode; nil contexts only with mode `.off`. Replaced by
+    /// `reloadCertificates()`: links made afterwards use the new ones, established links keep theirs.
+    private(set) var security: PeerSecurity
+    private(set) var certificateReloadsFailed: UInt64 = 0
     /// Loop time (ms) of the last warning that links are unauthenticated.
     private var lastInsecureWarning: UInt64 = 0
     static let insecureWarningIntervalMs: UInt64 = 5 * 60 * 1000
@@ -140,6 +153,7 @@ final class PeerTransport {
     func keepAlive(idleMs: UInt64 = 200, silenceMs: UInt64 = 1500) {
         let now = loop.now
         warnIfInsecure(now: now)
+        expirePendingInbound(now: now)
         for link in links.values.sorted(by: { $0.peer < $1.peer }) where link.established {
             guard let conn = link.connection else { continue }
             if !link.silent && now >= link.lastHeard + silenceMs {
@@ -174,9 +188,23 @@ final class PeerTransport {
         }
     }
 
+    /// SIGHUP: the peer certificate, key and CA bundle are read again; a failure keeps the ones in force.
+    func reloadCertificates() {
+        guard security.mode != .off else { return }
+        do {
+            security = try security.reloaded()
+            logger.notice("SIGHUP: peer TLS certificate reloaded (links made from now on use it; established links keep theirs until they reconnect)")
+        } catch {
+            certificateReloadsFailed += 1
+            logger.error("SIGHUP: peer TLS certificate not reloaded, the previous one stays in force: \(error)")
+        }
+    }
+
     func stop() {
         listener?.close()
         listener = nil
+        for p in pending.values { p.close() }
+        pending = [:]
         for link in links.values {
             link.stopped = true
             link.timer?.close()
@@ -246,11 +274,20 @@ final class PeerTransport {
     /// An inbound connection. With TLS its first bytes decide: a TLS record starts a handshake; anything else is
     /// refused, or served in plaintext in permissive mode.
     private func accept(_ tcp: TCPConnection) {
-        guard let ctx = security.server else { inbound(PeerConnection(plain: tcp, clusterID: clusterID), initial: []); return }
+        let key = ObjectIdentifier(tcp)
+        guard pending.count < PeerTransport.maxPendingInbound else {
+            refusedInboundAtCap += 1
+            warnInbound("peer connection refused: \(pending.count) inbound connections are already waiting for their hello (the cap is \(PeerTransport.maxPendingInbound))")
+            tcp.close()
+            return
+        }
+        pending[key] = PendingInbound(since: loop.now, tcp: tcp)
+        guard let ctx = security.server else { inbound(PeerConnection(plain: tcp, clusterID: clusterID), key: key, initial: []); return }
         var first: [UInt8] = []
         do {
             try tcp.startReading { [weak self] event in
-                guard let self, case .data(let bytes) = event else { tcp.close(); return }
+                guard let self, self.pending[key] != nil else { return }
+                guard case .data(let bytes) = event else { self.pending[key] = nil; tcp.close(); return }
                 first += bytes
                 guard first.count >= 3 else { return }
                 tcp.stopReading()
@@ -258,21 +295,53 @@ final class PeerTransport {
                 // little-endian length, which can never be 0x??0316 for a frame under the pre-hello cap.
                 if first[0] == 0x16 && first[1] == 0x03 {
                     do {
-                        self.inbound(PeerConnection(tls: try TLSSession(context: ctx), over: tcp, clusterID: self.clusterID), initial: first)
+                        self.inbound(PeerConnection(tls: try TLSSession(context: ctx), over: tcp, clusterID: self.clusterID), key: key, initial: first)
                     } catch {
                         self.logger.error("cannot start a TLS session for an inbound peer: \(error)")
+                        self.pending[key] = nil
                         tcp.close()
                     }
                 } else if self.security.mode == .permissive {
-                    self.inbound(PeerConnection(plain: tcp, clusterID: self.clusterID), initial: first)
+                    self.inbound(PeerConnection(plain: tcp, clusterID: self.clusterID), key: key, initial: first)
                 } else {
-                    self.logger.warning("peer connection refused: plaintext on the peer port (this node requires mutual TLS: --peer-tls=required)")
+                    self.warnInbound("peer connection refused: plaintext on the peer port (this node requires mutual TLS: --peer-tls=required)")
+                    self.pending[key] = nil
                     tcp.close()
                 }
             }
         } catch {
+            pending[key] = nil
             tcp.close()
         }
+    }
+
+    /// Closes pending inbound connections older than `pendingInboundTimeoutMs` (called every tick).
+    private func expirePendingInbound(now: UInt64) {
+        let late = pending.filter { now >= $0.value.since + PeerTransport.pendingInboundTimeoutMs }
+        guard !late.isEmpty else { return }
+        for (key, p) in late {
+            pending[key] = nil
+            timedOutInbound += 1
+            p.close()
+        }
+        warnInbound("peer connection refused: \(late.count) inbound connection(s) sent no accepted hello within \(PeerTransport.pendingInboundTimeoutMs) ms")
+    }
+
+    /// Logs a refused inbound connection: at most `inboundLinesPerWindow` lines per 10 s, so an attacker's
+    /// connections cannot fill the log; the rest are summed up in one line when the next window opens.
+    private func warnInbound(_ line: String) {
+        let now = loop.now
+        if now >= inboundWindowStart + 10_000 {
+            if inboundSuppressed > 0 {
+                logger.warning("\(inboundSuppressed) more refused peer connection(s) not shown in the last 10 s")
+            }
+            inboundWindowStart = now
+            inboundLines = 0
+            inboundSuppressed = 0
+        }
+        guard inboundLines < PeerTransport.inboundLinesPerWindow else { inboundSuppressed += 1; return }
+        inboundLines += 1
+        logger.warning("\(line)")
     }
 
     /// Why an inbound hello may not have a link: another cluster, no common wire version, a node not in the
@@ -326,19 +395,18 @@ final class PeerTransport {
     /// An inbound connection belongs to no link until its hello names a known, lower-numbered peer whose link
     /// may be taken over — the one its certificate names, on TLS. Frames before that are capped at
     /// `PeerFrame.maxHandshakeFrameBytes`.
-    private func inbound(_ conn: PeerConnection, initial: [UInt8]) {
+    private func inbound(_ conn: PeerConnection, key: ObjectIdentifier, initial: [UInt8]) {
         var frames = LengthPrefixedFrames(maxFrame: PeerFrame.maxHandshakeFrameBytes)
-        let key = ObjectIdentifier(conn)
-        unclaimed[key] = conn
+        pending[key]?.connection = conn
         conn.onEnd = { [weak self] reason in
-            if let reason { self?.logger.warning("peer connection refused: \(reason)") }
-            self?.unclaimed[key] = nil
+            if let reason { self?.warnInbound("peer connection refused: \(reason)") }
+            self?.pending[key] = nil
         }
         conn.onData = { [weak self, weak conn] bytes in
             guard let self, let conn else { return }
             let refuse = { (why: String) in
-                self.logger.warning("peer connection refused: \(why)")
-                self.unclaimed[key] = nil
+                self.warnInbound("peer connection refused: \(why)")
+                self.pending[key] = nil
                 conn.close()
             }
             frames.append(bytes)
@@ -361,7 +429,7 @@ final class PeerTransport {
                 return
             }
             if let old = link.connection, old !== conn, !old.isClosing { old.close() }
-            self.unclaimed[key] = nil
+            self.pending[key] = nil
             self.adopt(conn, for: link)
             conn.write(PeerFrame.hello(self.hello).encode())
             self.peerHellos[h.node] = h
@@ -458,6 +526,18 @@ final class PeerTransport {
             onLinkChange(link.peer, false)
         }
         if me < link.peer { scheduleRedial(link) }
+    }
+}
+
+/// An inbound connection before its hello: when it arrived, its socket, and once its first bytes chose
+/// plaintext or TLS, the connection reading it.
+struct PendingInbound {
+    let since: UInt64
+    let tcp: TCPConnection
+    var connection: PeerConnection?
+
+    func close() {
+        if let connection { if !connection.isClosing { connection.close() } } else if !tcp.isClosing { tcp.close() }
     }
 }
 

@@ -96,6 +96,61 @@ final class ClusterTLSTests: XCTestCase {
         XCTAssertEqual(c.clusterView(1).map { ($0["term"] as? NSNumber)?.intValue ?? 0 }, terms, "no election")
     }
 
+    /// Certificate rotation without a restart: SIGHUP makes a node present the new peer certificate (its expiry
+    /// metric moves) and links made afterwards verify with it; a bad file or another node's certificate is
+    /// refused, counted and logged, and the certificate in force stays.
+    func testPeerCertificateRotatesOnSIGHUP() throws {
+        let c = try LocalTestCluster()
+        cluster = c
+        try c.startAll()
+        waitLinks(c, 1, tls: [2, 3], plaintext: [])
+        let certs = c.certificates!
+        func metric(_ name: String) -> Double { metricSum(c.http(1, "GET", "/metrics"), "\(name){node=\"1\"}") }
+        func hangUp(expecting line: String, occurrence: Int) {
+            kill(c.pids[1]!, SIGHUP)
+            let deadline = Date().addingTimeInterval(10)
+            while c.log(1).components(separatedBy: line).count - 1 < occurrence && Date() < deadline { usleep(50_000) }
+            XCTAssertEqual(c.log(1).components(separatedBy: line).count - 1, occurrence, "node 1 logged \(line)")
+        }
+        let first = metric("sutra_peer_tls_certificate_not_after_seconds")
+        XCTAssertGreaterThan(first, Date().timeIntervalSince1970 + 800 * 86_400, "the certificate cluster up made lasts 825 days")
+
+        // A rotated certificate for node 1, from the same CA, valid 30 days.
+        let staged = c.dir + "/rotated"
+        try CertificateFactory.makeLeaf(caKeyPath: certs.caKey, caCertificatePath: certs.caCertificate, commonName: "sutra node 1 of sutra (rotated)",
+                                        subjectAltNames: ClusterCertificates.nodeNames(clusterID: "sutra", node: 1, hosts: []),
+                                        validUntil: 30 * 86_400, keyPath: staged + ".key", certificatePath: staged + ".crt")
+        XCTAssertEqual(rename(staged + ".key", certs.nodeKey(1)), 0)
+        XCTAssertEqual(rename(staged + ".crt", certs.nodeCertificate(1)), 0)
+        hangUp(expecting: "SIGHUP: peer TLS certificate reloaded", occurrence: 1)
+        let rotated = metric("sutra_peer_tls_certificate_not_after_seconds")
+        XCTAssertLessThan(rotated, Date().timeIntervalSince1970 + 31 * 86_400, "node 1 presents the 30-day certificate")
+        // New links verify with it: node 2 restarts, node 1 dials it again.
+        _ = c.terminate(2)
+        try c.start(2)
+        waitLinks(c, 1, tls: [2, 3], plaintext: [])
+        waitLinks(c, 2, tls: [1, 3], plaintext: [])
+        try writeAndRead(c, via: 2, from: [1, 2, 3], first: 0, count: 10)
+
+        // Node 2's certificate in node 1's files: refused (another identity), the rotated one stays.
+        let keep = (try String(contentsOfFile: certs.nodeCertificate(1), encoding: .utf8), try String(contentsOfFile: certs.nodeKey(1), encoding: .utf8))
+        try String(contentsOfFile: certs.nodeCertificate(2), encoding: .utf8).write(toFile: certs.nodeCertificate(1), atomically: true, encoding: .utf8)
+        try String(contentsOfFile: certs.nodeKey(2), encoding: .utf8).write(toFile: certs.nodeKey(1), atomically: true, encoding: .utf8)
+        hangUp(expecting: "SIGHUP: peer TLS certificate not reloaded", occurrence: 1)
+        XCTAssertTrue(c.log(1).contains("sutra://sutra/node/2"), "the refusal names the other identity")
+        // A damaged certificate file: refused too.
+        try "not a certificate".write(toFile: certs.nodeCertificate(1), atomically: true, encoding: .utf8)
+        hangUp(expecting: "SIGHUP: peer TLS certificate not reloaded", occurrence: 2)
+        XCTAssertEqual(metric("sutra_peer_tls_reload_failures_total"), 2)
+        XCTAssertEqual(metric("sutra_peer_tls_certificate_not_after_seconds"), rotated, "the rotated certificate stays in force")
+        try keep.0.write(toFile: certs.nodeCertificate(1), atomically: true, encoding: .utf8)
+        try keep.1.write(toFile: certs.nodeKey(1), atomically: true, encoding: .utf8)
+        _ = c.terminate(3)
+        try c.start(3)
+        waitLinks(c, 1, tls: [2, 3], plaintext: [])
+        try writeAndRead(c, via: 3, from: [1, 2, 3], first: 100, count: 10)
+    }
+
     func testCertificateFromAnotherCAIsRefused() throws {
         let c = try LocalTestCluster()
         cluster = c

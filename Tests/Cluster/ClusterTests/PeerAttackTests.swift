@@ -174,6 +174,41 @@ final class PeerAttackTests: XCTestCase {
         print("peer attacks: 5 attacks on \(running.count) nodes survived in \(String(format: "%.1f", Date().timeIntervalSince(started))) s; max term \(running.flatMap { terms($0) }.max() ?? 0); \(acked.count) acknowledged writes read back")
     }
 
+    /// Idle sockets on a peer port cost the node a bounded amount: at most `maxPendingInbound` connections wait
+    /// for their hello at once (more are closed at accept), each for at most `pendingInboundTimeoutMs` — then the
+    /// port takes a real handshake again and the cluster serves throughout.
+    func testIdleInboundPeerConnectionsAreCappedAndTimedOut() throws {
+        cluster = try LocalTestCluster(nodes: 4, shards: shards, dimension: 4, flags: ["--insecure-peers"])
+        for id in running { try cluster.start(id) }
+        try cluster.waitReady(timeout: 30)
+        for id in running { pids[id] = cluster.pids[id] }
+        for n in 0..<10 where put(n, via: running[n % running.count]) { acked.append(n) }
+        // Node 2 accepts only node 1's link (never started): every pending inbound connection there is ours.
+        let cap = 32, extra = 8
+        var idle: [RawConnection] = []
+        for i in 0..<(cap + extra) {
+            let c = try RawConnection(port: peerPort(2))
+            var tv = timeval(tv_sec: 15, tv_usec: 0)   // beyond the node's 5 s, with room for a busy CI machine
+            setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            if i % 2 == 1 { try c.sendRaw([0x05]) }   // half send one byte of a frame length, then stall
+            idle.append(c)
+            usleep(5_000)
+        }
+        usleep(500_000)
+        XCTAssertEqual(metric(2, "sutra_peer_refused_connections_total{node=\"2\",reason=\"cap\"}"), Double(extra), "the connections past the cap were closed at accept")
+        for c in idle.suffix(extra) { XCTAssertTrue(closedByNode(c), "a connection past the cap is closed") }
+        let waited = Date()
+        for c in idle.prefix(cap) { XCTAssertTrue(closedByNode(c), "an idle pending connection is closed") }
+        let closedAfter = Date().timeIntervalSince(waited)
+        XCTAssertEqual(metric(2, "sutra_peer_refused_connections_total{node=\"2\",reason=\"timeout\"}"), Double(cap), "the pending connections timed out")
+        XCTAssertTrue(cluster.log(2).contains("sent no accepted hello within 5000 ms"), "the timeout is logged")
+        // The port takes a real handshake again.
+        let conn = try RawConnection(port: peerPort(2))
+        XCTAssertNotNil(try handshake(conn, as: 1, to: 2), "a hello after the flood is answered")
+        assertClusterIntact(after: "\(cap + extra) idle peer connections")
+        print("peer port flood: \(extra) of \(cap + extra) idle connections refused at the cap, \(cap) timed out (the last closed \(String(format: "%.1f", closedAfter)) s after the cap's)")
+    }
+
     /// A node started with another shard count or dimension is refused by its peers (and refuses them), one log
     /// line each naming both values, and `/v1/cluster` shows the refusal.
     func testConfigurationMismatchIsRefusedOnBothSides() throws {
