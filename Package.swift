@@ -29,7 +29,7 @@ let package = Package(
         // http_parser from Debian's libhttp-parser-dev (no pkg-config file), and the pure HTTP/1.1 layer over it:
         // request parsing with limits, response serialization. No sockets.
         .systemLibrary(name: "CHTTPParser", path: "Sources/CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
-        .target(name: "HTTP", dependencies: ["CHTTPParser"], path: "Sources/HTTP"),
+        .target(name: "HTTP", dependencies: ["CHTTPParser", "TLS"], path: "Sources/HTTP"),
 
         // OpenSSL's libcrypto (Debian libssl-dev) for client tokens: SHA-256, random bytes, constant-time compare.
         .systemLibrary(name: "CLibCrypto", path: "Sources/CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),

@@ -174,13 +174,14 @@ struct SDKTarget: ParsableArguments {
     @Option(help: "Client endpoints host:port,… (default: the local cluster in --data).") var endpoints: String?
     @Option(help: "Data directory of a local cluster started with `sutra cluster up`.") var data = "./sutra-cluster"
     @Option(help: "Bearer token (default: env SUTRA_TOKEN, else the local cluster's <data>/admin.token).") var token: String?
-    @Option(help: "CA certificate (PEM) to verify the nodes' client TLS certificates with; TLS on when given (env SUTRA_CACERT).") var cacert: String?
+    @Option(help: "CA certificate (PEM) to verify the nodes' client TLS certificates with; TLS on when given (env SUTRA_CACERT; default: the local cluster's, if it runs client TLS).") var cacert: String?
 
     /// The SDK options carrying the token (`CLIToken`).
     func options(_ base: SutraClient.Options = .init()) throws -> SutraClient.Options {
         var o = base
         o.token = try CLIToken.resolve(flag: token, dataDir: data)
-        if let ca = cacert ?? ProcessInfo.processInfo.environment["SUTRA_CACERT"].flatMap({ $0.isEmpty ? nil : $0 }) {
+        if let ca = cacert ?? ProcessInfo.processInfo.environment["SUTRA_CACERT"].flatMap({ $0.isEmpty ? nil : $0 })
+            ?? (endpoints == nil ? (try? LocalCluster.load(URL(fileURLWithPath: data).standardizedFileURL.path))?.clientCA : nil) {
             o.tls = TLSOptions(caFile: ca)
         }
         return o

@@ -26,11 +26,26 @@ struct LocalCluster: Codable {
     var dimension: Int
     /// The nodes' --tokens-file (nil: a cluster started without authentication).
     var tokensFile: String?
+    /// The CA that verifies the nodes' client-port certificates (nil: client ports in plaintext).
+    var clientCA: String?
 
     static func path(_ dir: String) -> String { dir + "/cluster.json" }
     /// The local cluster's admin token (0600), which the CLI uses when no --token or SUTRA_TOKEN is given.
     static func adminTokenPath(_ dir: String) -> String { dir + "/admin.token" }
     static func tokensPath(_ dir: String) -> String { dir + "/tokens" }
+
+    /// The client context verifying node certificates against `ca` (the CLI's HTTPS and the readiness checks).
+    static func clientTLSContext(ca: String) throws -> TLSContext {
+        do {
+            return try TLSContext(TLSContext.Configuration(role: .client, certificateChainPath: nil, privateKeyPath: nil,
+                                                           trustRootsPath: ca, verification: .serverOnly, requireTLS13: false))
+        } catch {
+            throw CLIError("cannot use the CA certificate \(ca): \(error)")
+        }
+    }
+
+    /// The context for HTTPS to this cluster's nodes (nil: plain HTTP, or a CA that does not load).
+    var clientTLS: TLSContext? { clientCA.flatMap { try? LocalCluster.clientTLSContext(ca: $0) } }
 
     static func load(_ dir: String) throws -> LocalCluster {
         guard let d = FileManager.default.contents(atPath: path(dir)) else {
@@ -54,6 +69,7 @@ struct ClusterCommand: ParsableCommand {
         @Option(help: "Path of the sutra-node binary (default: next to this one).") var nodeBinary: String?
         @Option(help: "Seconds to wait for every node to be ready.") var timeout = 30.0
         @Flag(help: "Start the nodes without a tokens file: clients are not authenticated.") var noAuth = false
+        @Flag(help: "TLS on the client ports (binary and HTTP) too, with each node's certificate from <data>/certs; the CLI and SDK of this data directory verify it against the cluster CA.") var clientTLS = false
         @Argument(parsing: .postTerminator, help: "Extra flags passed to every sutra-node (after --).") var nodeFlags: [String] = []
 
         func run() throws {
@@ -70,12 +86,15 @@ struct ClusterCommand: ParsableCommand {
             let peers = (1...nodes).map { "\($0)=127.0.0.1:\(basePort + 200 + $0)" }.joined(separator: ",")
             let tls = try ClusterCommand.peerTLSFlags(dir: dir, nodes: nodes, nodeFlags: nodeFlags)
             let tokens = noAuth ? nil : try ensureAdminToken(dir)
-            var cluster = LocalCluster(nodes: [], shards: shards, dimension: dimension, tokensFile: tokens)
+            let certs = clientTLS ? try ClusterCommand.certificates(dir: dir, nodeFlags: nodeFlags) : nil
+            var cluster = LocalCluster(nodes: [], shards: shards, dimension: dimension, tokensFile: tokens, clientCA: certs?.caCertificate)
+            let clientContext = try certs.map { try LocalCluster.clientTLSContext(ca: $0.caCertificate) }
             for i in 1...nodes {
                 let nodeDir = "\(dir)/node\(i)", log = "\(dir)/node\(i).log"
+                let clientTLSFlags = certs.map { ["--client-tls-cert", $0.nodeCertificate(UInt64(i)), "--client-tls-key", $0.nodeKey(UInt64(i))] } ?? []
                 let args = ["--node-id", "\(i)", "--data", nodeDir, "--shards", "\(shards)", "--dimension", "\(dimension)",
                             "--peers", peers, "--client-port", "\(basePort + i)", "--http-port", "\(basePort + 100 + i)",
-                            "--peer-port", "\(basePort + 200 + i)"] + tls(i) + (tokens.map { ["--tokens-file", $0] } ?? []) + nodeFlags
+                            "--peer-port", "\(basePort + 200 + i)"] + tls(i) + clientTLSFlags + (tokens.map { ["--tokens-file", $0] } ?? []) + nodeFlags
                 let pid = try spawnDetached(binary, args, log: log)
                 cluster.nodes.append(.init(id: i, pid: pid, clientPort: basePort + i, httpPort: basePort + 100 + i,
                                            peerPort: basePort + 200 + i, data: nodeDir, log: log, binary: binary, args: args))
@@ -90,23 +109,26 @@ struct ClusterCommand: ParsableCommand {
                         let tail = (try? String(contentsOfFile: n.log, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: "\n") ?? ""
                         throw CLIError("node \(n.id) exited during start; its log \(n.log) ends with:\n\(tail)")
                     }
-                    if BlockingHTTPClient.request("GET", host: "127.0.0.1", port: n.httpPort, path: "/ready", timeout: 0.5)?.0 == 200 { pending.remove(n.id) }
+                    if BlockingHTTPClient.request("GET", host: "127.0.0.1", port: n.httpPort, path: "/ready", timeout: 0.5, tls: clientContext)?.0 == 200 { pending.remove(n.id) }
                 }
                 if !pending.isEmpty { usleep(100_000) }
             }
             guard pending.isEmpty else { throw CLIError("nodes \(pending.sorted()) not ready after \(timeout) s; see their logs in \(dir)") }
             print("Sutra cluster ready: \(nodes) nodes, \(shards) shards, dimension \(dimension), data in \(dir)")
             print(tls(1).isEmpty ? "  peer links: PLAINTEXT (--insecure-peers)" : "  peer links: mutual TLS, certificates in \(dir)/certs")
+            let scheme = certs == nil ? "http" : "https"
+            if let certs { print("  client ports: TLS (verify with \(certs.caCertificate))") }
             for n in cluster.nodes {
-                print("  node \(n.id)  pid \(n.pid)  sdk 127.0.0.1:\(n.clientPort)  http http://127.0.0.1:\(n.httpPort)  log \(n.log)")
+                print("  node \(n.id)  pid \(n.pid)  sdk 127.0.0.1:\(n.clientPort)  http \(scheme)://127.0.0.1:\(n.httpPort)  log \(n.log)")
             }
+            let curlTLS = certs.map { "--cacert \($0.caCertificate) " } ?? ""
             if tokens != nil {
                 let tokenPath = LocalCluster.adminTokenPath(dir)
                 print("Clients need a token: the admin token is in \(tokenPath) (the sutra CLI uses it for --data \(data)); tokens file \(LocalCluster.tokensPath(dir))")
-                print("Try: curl -s -H \"Authorization: Bearer $(cat \(tokenPath))\" http://127.0.0.1:\(basePort + 101)/v1/cluster    Stop: sutra cluster down --data \(data)")
+                print("Try: curl -s \(curlTLS)-H \"Authorization: Bearer $(cat \(tokenPath))\" \(scheme)://127.0.0.1:\(basePort + 101)/v1/cluster    Stop: sutra cluster down --data \(data)")
             } else {
                 print("Clients are NOT authenticated (--no-auth).")
-                print("Try: curl -s http://127.0.0.1:\(basePort + 101)/v1/cluster    Stop: sutra cluster down --data \(data)")
+                print("Try: curl -s \(curlTLS)\(scheme)://127.0.0.1:\(basePort + 101)/v1/cluster    Stop: sutra cluster down --data \(data)")
             }
         }
 
@@ -123,16 +145,23 @@ struct ClusterCommand: ParsableCommand {
         }
     }
 
-    /// The TLS flags of node `i`: the cluster's certificates in `<dir>/certs`, created on first use (cluster id
-    /// from `--cluster-id` among the node flags, else `sutra`). None when the node flags say `--insecure-peers`.
-    static func peerTLSFlags(dir: String, nodes: Int, nodeFlags: [String]) throws -> (Int) -> [String] {
-        if nodeFlags.contains("--insecure-peers") || nodeFlags.contains("--tls-cert") { return { _ in [] } }
+    /// The local cluster's certificates in `<dir>/certs`, created on first use (cluster id from `--cluster-id` among
+    /// the node flags, else `sutra`): a CA and a certificate per node (loopback names included).
+    static func certificates(dir: String, nodeFlags: [String]) throws -> ClusterCertificates {
         var clusterID = "sutra"
         if let i = nodeFlags.firstIndex(of: "--cluster-id"), i + 1 < nodeFlags.count { clusterID = nodeFlags[i + 1] }
         let certs = ClusterCertificates(directory: dir + "/certs")
         if !FileManager.default.fileExists(atPath: certs.caCertificate) {
             do { try certs.create(clusterID: clusterID, nodes: 7) } catch { throw CLIError("cannot create the cluster certificates: \(error)") }
         }
+        return certs
+    }
+
+    /// The TLS flags of node `i`: the cluster's certificates in `<dir>/certs`, created on first use (cluster id
+    /// from `--cluster-id` among the node flags, else `sutra`). None when the node flags say `--insecure-peers`.
+    static func peerTLSFlags(dir: String, nodes: Int, nodeFlags: [String]) throws -> (Int) -> [String] {
+        if nodeFlags.contains("--insecure-peers") || nodeFlags.contains("--tls-cert") { return { _ in [] } }
+        let certs = try certificates(dir: dir, nodeFlags: nodeFlags)
         return { i in
             ["--tls-cert", certs.nodeCertificate(UInt64(i)), "--tls-key", certs.nodeKey(UInt64(i)), "--tls-ca", certs.caCertificate]
         }
@@ -184,6 +213,15 @@ func spawnDetached(_ binary: String, _ args: [String], log: String) throws -> pi
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
     posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    // Nothing else of ours: a daemon holding the caller's descriptors (a pipe capturing `sutra cluster up`) would
+    // keep that pipe open for as long as the node runs. (posix_spawn_file_actions_addclosefrom_np is not visible
+    // to Swift: mark every descriptor above 2 close-on-exec instead; this short-lived process needs none across exec.)
+    if let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
+        for fd in fds.compactMap({ Int32($0) }) where fd > 2 {
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
+    }
     do {
         return try Spawner.spawn([binary] + args, actions: &actions, searchPath: false, newSession: true)
     } catch {

@@ -96,7 +96,7 @@ struct FailoverBenchCommand: AsyncParsableCommand {
     private func waitAllReady(_ cluster: LocalCluster) async throws {
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
-            let ready = cluster.nodes.allSatisfy { BlockingHTTPClient.request("GET", host: "127.0.0.1", port: $0.httpPort, path: "/ready", timeout: 0.5)?.0 == 200 }
+            let ready = cluster.nodes.allSatisfy { BlockingHTTPClient.request("GET", host: "127.0.0.1", port: $0.httpPort, path: "/ready", timeout: 0.5, tls: cluster.clientTLS)?.0 == 200 }
             if ready { try await Task.sleep(for: .milliseconds(500)); return }
             try await Task.sleep(for: .milliseconds(50))
         }

@@ -1,12 +1,21 @@
 import ArgumentParser
 import Foundation
 import HTTP
+import TLS
 
 /// Where operator commands find the cluster: `--http host:port,…`, else the local cluster in `--data`.
 struct Target: ParsableArguments {
     @Option(help: "HTTP endpoints host:port,… (default: the local cluster in --data).") var http: String?
     @Option(help: "Data directory of a local cluster started with `sutra cluster up`.") var data = "./sutra-cluster"
     @Option(help: "Bearer token (default: env SUTRA_TOKEN, else the local cluster's <data>/admin.token).") var token: String?
+    @Option(help: "CA certificate (PEM) to verify the nodes' HTTPS certificates with; HTTPS when given (env SUTRA_CACERT; default: the local cluster's, if it runs client TLS).") var cacert: String?
+
+    /// The client TLS context for HTTPS (nil: plain HTTP): `--cacert`, else SUTRA_CACERT, else the local cluster's CA.
+    func tlsContext() throws -> TLSContext? {
+        guard let ca = cacert ?? ProcessInfo.processInfo.environment["SUTRA_CACERT"].flatMap({ $0.isEmpty ? nil : $0 })
+                ?? (http == nil ? (try? LocalCluster.load(URL(fileURLWithPath: data).standardizedFileURL.path))?.clientCA : nil) else { return nil }
+        return try LocalCluster.clientTLSContext(ca: ca)
+    }
 
     /// The headers that carry the token, if any.
     func authHeaders() throws -> [(String, String)] { CLIToken.headers(try CLIToken.resolve(flag: token, dataDir: data)) }
@@ -32,8 +41,9 @@ struct StatusCommand: ParsableCommand {
         var reply: [UInt8]?
         var unreachable: [String] = []
         let auth = try target.authHeaders()
+        let tls = try target.tlsContext()
         for (h, p) in try target.httpEndpoints() {
-            if let (status, body) = BlockingHTTPClient.request("GET", host: h, port: p, path: "/v1/cluster", headers: auth) {
+            if let (status, body) = BlockingHTTPClient.request("GET", host: h, port: p, path: "/v1/cluster", headers: auth, tls: tls) {
                 if status == 200 { reply = body; break }
                 if status == 401 || status == 403 {
                     throw CLIError("\(h):\(p) refused: \(String(decoding: body, as: UTF8.self)) (pass --token or SUTRA_TOKEN)")
@@ -61,7 +71,7 @@ struct StatusCommand: ParsableCommand {
         })
         for (id, addr) in httpOf {
             guard let c = addr.lastIndex(of: ":"), let port = Int(addr[addr.index(after: c)...]),
-                  let (st, body) = BlockingHTTPClient.request("GET", host: String(addr[..<c]), port: port, path: "/v1/cluster", headers: auth), st == 200,
+                  let (st, body) = BlockingHTTPClient.request("GET", host: String(addr[..<c]), port: port, path: "/v1/cluster", headers: auth, tls: tls), st == 200,
                   let view = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
                   let ss = view["shards"] as? [[String: Any]] else { continue }
             if let t = view["transactions"] as? [String: Any] {

@@ -127,7 +127,7 @@ struct TxnRecoveryBenchCommand: AsyncParsableCommand {
         var total = 0
         var led = Set<Int>()
         for (i, n) in cluster.nodes.enumerated() where i != victim {
-            guard let (status, body) = BlockingHTTPClient.request("GET", host: "127.0.0.1", port: n.httpPort, path: "/v1/cluster", timeout: 1),
+            guard let (status, body) = BlockingHTTPClient.request("GET", host: "127.0.0.1", port: n.httpPort, path: "/v1/cluster", timeout: 1, tls: cluster.clientTLS),
                   status == 200, let o = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
                   let t = o["transactions"] as? [String: Any], let shards = o["shards"] as? [[String: Any]] else { return nil }
             total += ((t["intents"] as? NSNumber)?.intValue ?? 0) + ((t["pending"] as? NSNumber)?.intValue ?? 0)
@@ -139,7 +139,7 @@ struct TxnRecoveryBenchCommand: AsyncParsableCommand {
     private func waitQuiet(_ cluster: LocalCluster) async throws {
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
-            let ready = cluster.nodes.allSatisfy { BlockingHTTPClient.request("GET", host: "127.0.0.1", port: $0.httpPort, path: "/ready", timeout: 0.5)?.0 == 200 }
+            let ready = cluster.nodes.allSatisfy { BlockingHTTPClient.request("GET", host: "127.0.0.1", port: $0.httpPort, path: "/ready", timeout: 0.5, tls: cluster.clientTLS)?.0 == 200 }
             if ready, unresolved(cluster, excluding: nil) == 0 { try await Task.sleep(for: .milliseconds(300)); return }
             try await Task.sleep(for: .milliseconds(50))
         }

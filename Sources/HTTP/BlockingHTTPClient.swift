@@ -1,15 +1,18 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import TLS
 
 /// A minimal blocking HTTP/1.1 client for operator tools and cluster tests (readiness, status, curl-like
-/// calls): one request per connection, IPv4 hosts, a send/receive timeout. Returns (status, body), or nil if
-/// the node is unreachable or answers something that is not HTTP. Not for load: the SDK is.
+/// calls): one request per connection, IPv4 hosts, a send/receive timeout, and HTTPS when given a client
+/// `TLSContext` (the server's certificate must verify against its CA and name `host`). Returns (status, body),
+/// or nil if the node is unreachable, fails the TLS handshake or answers something that is not HTTP. Not for
+/// load: the SDK is.
 public enum BlockingHTTPClient {
     /// `headers` are added as given (e.g. `Authorization: Bearer …`); names and values must not hold CR or LF.
     public static func request(_ method: String, host: String, port: Int, path: String, body: [UInt8] = [], timeout: Double = 2,
-                               headers: [(String, String)] = []) -> (Int, [UInt8])? {
-        exchange(method, host: host, port: port, path: path, body: body, timeout: timeout, headers: headers).map { ($0.status, $0.body) }
+                               headers: [(String, String)] = [], tls: TLSContext? = nil) -> (Int, [UInt8])? {
+        exchange(method, host: host, port: port, path: path, body: body, timeout: timeout, headers: headers, tls: tls).map { ($0.status, $0.body) }
     }
 
     /// A response with its header fields (names lower-cased; repeated names joined with ", ").
@@ -21,7 +24,7 @@ public enum BlockingHTTPClient {
 
     /// Like `request`, keeping the response's header fields.
     public static func exchange(_ method: String, host: String, port: Int, path: String, body: [UInt8] = [], timeout: Double = 2,
-                                headers: [(String, String)] = []) -> Reply? {
+                                headers: [(String, String)] = [], tls: TLSContext? = nil) -> Reply? {
         for (n, v) in headers where n.contains(where: \.isNewline) || v.contains(where: \.isNewline) { return nil }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
@@ -41,19 +44,15 @@ public enum BlockingHTTPClient {
         let extra = headers.map { "\($0.0): \($0.1)\r\n" }.joined()
         var req = Array("\(method) \(path) HTTP/1.1\r\nHost: \(h):\(port)\r\nConnection: close\r\n\(extra)Content-Length: \(body.count)\r\n\r\n".utf8)
         req += body
-        var sent = 0
-        while sent < req.count {
-            // MSG_NOSIGNAL: a server that answers early (413) and closes must not kill us with SIGPIPE.
-            let n = req[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { break }  // the server may have answered already: read what it said
-            sent += n
-        }
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            out += buf[0..<n]
+        let out: [UInt8]
+        if let tls {
+            guard let plain = exchangeTLS(fd: fd, host: h, request: req, context: tls) else { return nil }
+            out = plain
+        } else {
+            _ = sendAll(fd, req)  // a short send: the server may have answered already (413): read what it said
+            var got: [UInt8] = []
+            while let chunk = receive(fd) { got += chunk }
+            out = got
         }
         guard let headerEnd = out.firstRange(of: Array("\r\n\r\n".utf8)) else { return nil }
         let head = String(decoding: out[..<headerEnd.lowerBound], as: UTF8.self)
@@ -67,5 +66,44 @@ public enum BlockingHTTPClient {
             fields[name] = fields[name].map { $0 + ", " + value } ?? value
         }
         return Reply(status: status, headers: fields, body: Array(out[headerEnd.upperBound...]))
+    }
+
+    /// Writes all of `bytes`; false if the connection stopped taking them.
+    private static func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var sent = 0
+        while sent < bytes.count {
+            // MSG_NOSIGNAL: a server that answers early and closes must not kill us with SIGPIPE.
+            let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return false }
+            sent += n
+        }
+        return true
+    }
+
+    /// The next bytes from the socket; nil at its end (or on a timeout).
+    private static func receive(_ fd: Int32) -> [UInt8]? {
+        var buf = [UInt8](repeating: 0, count: 65536)
+        let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        return n > 0 ? Array(buf[0..<n]) : nil
+    }
+
+    /// The request over TLS: handshake (the server's certificate verified for `host`), the request, then every
+    /// plaintext byte until the server closes. Nil on a handshake or record failure.
+    private static func exchangeTLS(fd: Int32, host: String, request: [UInt8], context: TLSContext) -> [UInt8]? {
+        guard let session = try? TLSSession(context: context, serverName: host) else { return nil }
+        var plain: [UInt8] = []
+        do {
+            try session.send(request)   // held until the handshake completes
+            guard sendAll(fd, session.takeOutgoing()) else { return nil }
+            while let chunk = receive(fd) {
+                plain += try session.receive(chunk)
+                let reply = session.takeOutgoing()   // the rest of the handshake, then the request
+                if !reply.isEmpty && !sendAll(fd, reply) { break }
+                if session.state == .closed { break }
+            }
+        } catch {
+            return nil
+        }
+        return session.isEstablished || session.state == .closed ? plain : nil
     }
 }

@@ -64,6 +64,51 @@ final class ClusterClientTLSTests: XCTestCase {
         await good.close()
     }
 
+    /// Runs the `sutra` CLI (next to the test's sutra-node) to completion; its exit status and output.
+    private func cli(_ args: [String]) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: LocalTestCluster.nodeBinary).deletingLastPathComponent().appendingPathComponent("sutra")
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, text)
+    }
+
+    /// `sutra cluster up --client-tls` serves both client ports over TLS with the cluster's certificates, and the
+    /// CLI of that data directory (status, bench, readiness) verifies them with the cluster CA by itself.
+    func testCLIReachesTheTLSClusterItStarted() throws {
+        let dir = NSTemporaryDirectory() + "sutra-cli-tls-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        dirs.append(dir)
+        let base = 10_000 + Int.random(in: 0..<70) * 300
+        let up = try cli(["cluster", "up", "--data", dir, "--base-port", "\(base)", "--client-tls", "--shards", "2", "--dimension", "4"])
+        defer { _ = try? cli(["cluster", "down", "--data", dir]) }
+        XCTAssertEqual(up.status, 0, up.output)
+        XCTAssertTrue(up.output.contains("client ports: TLS"), up.output)
+        XCTAssertTrue(up.output.contains("https://127.0.0.1:\(base + 101)"), up.output)
+        let status = try cli(["status", "--data", dir])
+        XCTAssertEqual(status.status, 0, status.output)
+        XCTAssertTrue(status.output.contains("3 nodes, 2 shards"), status.output)
+        let bench = try cli(["bench", "--data", dir, "--duration", "1", "--concurrency", "2", "--json"])
+        XCTAssertEqual(bench.status, 0, bench.output)
+        XCTAssertTrue(bench.output.contains("\"errors\":0"), bench.output)
+        // The HTTP port speaks only TLS, verified with the cluster CA.
+        XCTAssertNil(BlockingHTTPClient.request("GET", host: "127.0.0.1", port: base + 101, path: "/health", timeout: 2))
+        let ca = try TLSContext(TLSContext.Configuration(role: .client, certificateChainPath: nil, privateKeyPath: nil,
+                                                         trustRootsPath: dir + "/certs/ca.crt", verification: .serverOnly, requireTLS13: false))
+        XCTAssertEqual(BlockingHTTPClient.request("GET", host: "127.0.0.1", port: base + 101, path: "/health", timeout: 2, tls: ca)?.0, 200)
+        let other = try certificates("other-ca")
+        let wrong = try TLSContext(TLSContext.Configuration(role: .client, certificateChainPath: nil, privateKeyPath: nil,
+                                                            trustRootsPath: other.caCertificate, verification: .serverOnly, requireTLS13: false))
+        XCTAssertNil(BlockingHTTPClient.request("GET", host: "127.0.0.1", port: base + 101, path: "/health", timeout: 2, tls: wrong),
+                     "a certificate from another CA is not accepted")
+        let down = try cli(["cluster", "down", "--data", dir])
+        XCTAssertEqual(down.status, 0, down.output)
+    }
+
     func testNonLoopbackListenWithoutTLSIsRefused() throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: LocalTestCluster.nodeBinary)
