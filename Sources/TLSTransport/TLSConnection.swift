@@ -94,7 +94,16 @@ public final class TLSConnection {
             return
         }
         do {
-            for p in parts where !p.isEmpty { try session.send(p) }
+            if parts.count == 1 {
+                try session.send(parts[0])
+            } else {
+                // One plaintext for the whole write: OpenSSL then fills full records (16 KiB) instead of sealing one
+                // record per part — a turn's answers to a pipelining client are hundreds of small frames.
+                var joined: [UInt8] = []
+                joined.reserveCapacity(parts.reduce(0) { $0 + $1.count })
+                for p in parts { joined.append(contentsOf: p) }
+                try session.send(joined)
+            }
         } catch {
             completion?(UVError(Int32(UV_EPROTO.rawValue), "TLS: \(error)"))
             finish("\(error)")

@@ -139,6 +139,69 @@ final class ClientBoundsTests: XCTestCase {
         XCTAssertEqual(allTerms(), before, "a leader changed during the pipelining probe")
     }
 
+    /// What a connection's socket says within 10 s: the status of the HTTP answer it got (0: none) and whether the
+    /// node then closed it.
+    private static func answerAndClose(_ fd: Int32) -> (status: Int, closed: Bool) {
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var got: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n == 0 || (n < 0 && errno == ECONNRESET) { break }
+            if n < 0 { return (status(of: got), false) }
+            got += buf[0..<n]
+        }
+        return (status(of: got), true)
+    }
+
+    private static func status(of reply: [UInt8]) -> Int {
+        let head = String(decoding: reply.prefix(12), as: UTF8.self)
+        guard head.hasPrefix("HTTP/1.1 ") else { return 0 }
+        return Int(head.dropFirst(9).prefix(3)) ?? 0
+    }
+
+    /// Slow and lying senders cost a bounded amount and a bounded time: bodies that announce 100 MiB and stall,
+    /// headers that never end (slowloris) and connections that say nothing are each answered 408 or closed by
+    /// the request and idle timeouts; the partly received bytes stay far below what was announced; another
+    /// client is served throughout.
+    func testSlowAndLyingSendersAreTimedOut() throws {
+        cluster = try LocalTestCluster(nodes: 3, shards: 4, dimension: 4,
+                                       flags: ["--client-request-timeout-ms", "1500", "--client-idle-timeout-ms", "2000"])
+        try cluster.startAll()
+        let node = 1
+        let rssBefore = rssBytes(cluster.pids[node]!)
+        var lying: [Int32] = [], slowloris: [Int32] = [], silent: [Int32] = []
+        defer { for fd in lying + slowloris + silent { close(fd) } }
+        for _ in 0..<40 {
+            guard let l = rawConnect(cluster.httpPort(node)), let s = rawConnect(cluster.httpPort(node)), let q = rawConnect(cluster.httpPort(node)) else {
+                return XCTFail("cannot connect")
+            }
+            XCTAssertTrue(Self.sendAll(l, Array("POST /v1/concepts HTTP/1.1\r\nHost: x\r\nContent-Length: 104857600\r\n\r\n{\"id\":".utf8)))
+            XCTAssertTrue(Self.sendAll(s, Array("GET /v1/cluster HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8)))
+            lying.append(l); slowloris.append(s); silent.append(q)
+        }
+        usleep(300_000)
+        let held = metric(node, "sutra_client_partial_request_bytes{node=\"\(node)\"}")
+        let rssHolding = rssBytes(cluster.pids[node]!)
+        XCTAssertEqual(cluster.http(node, "GET", "/health").status, 200, "another client is served while they stall")
+        let started = Date()
+        for fd in lying + slowloris {
+            let r = Self.answerAndClose(fd)
+            XCTAssertEqual(r.status, 408, "a stalled request is answered 408")
+            XCTAssertTrue(r.closed, "and closed")
+        }
+        let requestTimeoutsAfter = Date().timeIntervalSince(started)
+        for fd in silent { XCTAssertTrue(Self.answerAndClose(fd).closed, "a connection that says nothing is closed by the idle timeout") }
+        XCTAssertEqual(metric(node, "sutra_client_timeouts_total{node=\"\(node)\",kind=\"request\"}"), 80)
+        XCTAssertEqual(metric(node, "sutra_client_timeouts_total{node=\"\(node)\",kind=\"idle\"}"), 40)
+        XCTAssertEqual(metric(node, "sutra_client_partial_request_bytes{node=\"\(node)\"}"), 0, "nothing partly received is held afterwards")
+        XCTAssertLessThan(held, Double(1 << 20), "the node holds what arrived, not what was announced (\(held) bytes for 40 × 100 MiB announced)")
+        XCTAssertLessThan(rssHolding - rssBefore, 64 << 20, "RSS grew \((rssHolding - rssBefore) >> 20) MiB while 40 bodies of 100 MiB were announced")
+        XCTAssertEqual(cluster.http(node, "GET", "/health").status, 200)
+        print("slow senders: 40 bodies announcing 100 MiB + 40 unfinished headers held \(Int(held)) bytes (RSS +\((rssHolding - rssBefore) >> 20) MiB); all answered 408 within \(String(format: "%.1f", requestTimeoutsAfter)) s of the check; 40 silent connections closed by the idle timeout")
+    }
+
     /// A client that sends requests and never reads: the node stops reading it once its unsent answers pass
     /// the budget; RSS stays bounded (it grew by 1.2 GB before).
     func testClientThatNeverReadsStaysWithinBudget() throws {

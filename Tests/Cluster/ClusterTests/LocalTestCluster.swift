@@ -53,8 +53,10 @@ final class LocalTestCluster {
 
     var peerPorts: [Int] { (1...nodeCount).map { base + 200 + $0 } }
 
+    /// The sutra-node next to the test binary, or `SUTRA_TEST_NODE_BINARY` (to run a probe against a release build).
     static var nodeBinary: String {
-        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("sutra-node").path
+        if let override = ProcessInfo.processInfo.environment["SUTRA_TEST_NODE_BINARY"], !override.isEmpty { return override }
+        return URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("sutra-node").path
     }
 
     func httpPort(_ id: Int) -> Int { base + 100 + id }
