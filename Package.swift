@@ -119,7 +119,8 @@ let package = Package(
 
         // Benchmarks that print figures (release build): `swift run -c release sutra-bench --help`.
         .executableTarget(name: "Bench", dependencies: [
-            "Raft", "RaftSim", "WAL", "VectorIndex", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Raft", "RaftSim", "WAL", "VectorIndex", "TLS", "TLSTransport", "UV",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/Bench"),
 
         // The chaos runner's checkers (issue 5): the JSON-lines history, a per-key linearizability search with a time

@@ -5,7 +5,7 @@ struct SutraBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sutra-bench",
         abstract: "Sutra benchmarks (run a release build).",
-        subcommands: [RaftBench.self, WALBench.self, VectorBench.self])
+        subcommands: [RaftBench.self, WALBench.self, VectorBench.self, TLSBench.self])
 }
 
 SutraBench.main()
