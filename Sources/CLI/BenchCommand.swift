@@ -180,8 +180,7 @@ struct SDKTarget: ParsableArguments {
     func options(_ base: SutraClient.Options = .init()) throws -> SutraClient.Options {
         var o = base
         o.token = try CLIToken.resolve(flag: token, dataDir: data)
-        if let ca = cacert ?? ProcessInfo.processInfo.environment["SUTRA_CACERT"].flatMap({ $0.isEmpty ? nil : $0 })
-            ?? (endpoints == nil ? (try? LocalCluster.load(URL(fileURLWithPath: data).standardizedFileURL.path))?.clientCA : nil) {
+        if let ca = LocalCluster.caCertificate(flag: cacert, data: data, localCluster: endpoints == nil) {
             o.tls = TLSOptions(caFile: ca)
         }
         return o

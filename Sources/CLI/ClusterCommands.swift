@@ -44,6 +44,16 @@ struct LocalCluster: Codable {
         }
     }
 
+    /// The CA certificate a CLI command verifies the nodes with: `--cacert`, else SUTRA_CACERT, else — when the
+    /// command targets the local cluster in `data` (no explicit endpoints) — the one `cluster up --client-tls`
+    /// recorded. Nil: plaintext.
+    static func caCertificate(flag: String?, data: String, localCluster: Bool) -> String? {
+        if let flag { return flag }
+        if let env = ProcessInfo.processInfo.environment["SUTRA_CACERT"], !env.isEmpty { return env }
+        guard localCluster else { return nil }
+        return (try? load(URL(fileURLWithPath: data).standardizedFileURL.path))?.clientCA
+    }
+
     /// The context for HTTPS to this cluster's nodes (nil: plain HTTP, or a CA that does not load).
     var clientTLS: TLSContext? { clientCA.flatMap { try? LocalCluster.clientTLSContext(ca: $0) } }
 

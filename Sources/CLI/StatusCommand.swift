@@ -12,8 +12,7 @@ struct Target: ParsableArguments {
 
     /// The client TLS context for HTTPS (nil: plain HTTP): `--cacert`, else SUTRA_CACERT, else the local cluster's CA.
     func tlsContext() throws -> TLSContext? {
-        guard let ca = cacert ?? ProcessInfo.processInfo.environment["SUTRA_CACERT"].flatMap({ $0.isEmpty ? nil : $0 })
-                ?? (http == nil ? (try? LocalCluster.load(URL(fileURLWithPath: data).standardizedFileURL.path))?.clientCA : nil) else { return nil }
+        guard let ca = LocalCluster.caCertificate(flag: cacert, data: data, localCluster: http == nil) else { return nil }
         return try LocalCluster.clientTLSContext(ca: ca)
     }
 

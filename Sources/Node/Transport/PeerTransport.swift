@@ -49,10 +49,8 @@ final class PeerTransport {
     /// Inbound connections closed before their hello: the pending cap was full / they took too long.
     private(set) var refusedInboundAtCap: UInt64 = 0
     private(set) var timedOutInbound: UInt64 = 0
-    private var inboundWindowStart: UInt64 = 0
-    private var inboundLines = 0
-    private var inboundSuppressed = 0
-    static let inboundLinesPerWindow = 20
+    /// Refused-connection log lines: 20 per 10 s.
+    private var inboundLog = LogLineBudget(lines: 20, windowMs: 10_000)
     private let logger: Logger
     /// A frame arrived from an established peer.
     var onFrame: (NodeID, PeerFrame) -> Void = { _, _ in }
@@ -327,21 +325,12 @@ final class PeerTransport {
         warnInbound("peer connection refused: \(late.count) inbound connection(s) sent no accepted hello within \(PeerTransport.pendingInboundTimeoutMs) ms")
     }
 
-    /// Logs a refused inbound connection: at most `inboundLinesPerWindow` lines per 10 s, so an attacker's
-    /// connections cannot fill the log; the rest are summed up in one line when the next window opens.
+    /// Logs a refused inbound connection within `inboundLog`'s budget, so an attacker's connections cannot fill
+    /// the log; the lines held back are summed up when the next window opens.
     private func warnInbound(_ line: String) {
-        let now = loop.now
-        if now >= inboundWindowStart + 10_000 {
-            if inboundSuppressed > 0 {
-                logger.warning("\(inboundSuppressed) more refused peer connection(s) not shown in the last 10 s")
-            }
-            inboundWindowStart = now
-            inboundLines = 0
-            inboundSuppressed = 0
-        }
-        guard inboundLines < PeerTransport.inboundLinesPerWindow else { inboundSuppressed += 1; return }
-        inboundLines += 1
-        logger.warning("\(line)")
+        let (log, heldBack) = inboundLog.admit(now: loop.now)
+        if heldBack > 0 { logger.warning("\(heldBack) more refused peer connection(s) not shown in the previous 10 s") }
+        if log { logger.warning("\(line)") }
     }
 
     /// Why an inbound hello may not have a link: another cluster, no common wire version, a node not in the

@@ -80,3 +80,33 @@ package struct PeerRejectionLog {
         return (true, n)
     }
 }
+
+/// At most `lines` log lines per window of `windowMs`, whatever they say (refused connections of a flood vary
+/// in wording); what a full window holds back is counted and reported when the next window opens. Pure.
+package struct LogLineBudget {
+    package let lines: Int
+    package let windowMs: UInt64
+    private var windowStart: UInt64?
+    private var used = 0
+    private var held = 0
+
+    package init(lines: Int, windowMs: UInt64) {
+        precondition(lines > 0 && windowMs > 0)
+        self.lines = lines
+        self.windowMs = windowMs
+    }
+
+    /// Whether a line may be logged at `now`, and how many the previous window held back (to say once).
+    package mutating func admit(now: UInt64) -> (log: Bool, heldBack: Int) {
+        var heldBack = 0
+        if windowStart.map({ now >= $0 + windowMs }) ?? true {
+            heldBack = held
+            windowStart = now
+            used = 0
+            held = 0
+        }
+        guard used < lines else { held += 1; return (false, heldBack) }
+        used += 1
+        return (true, heldBack)
+    }
+}

@@ -99,13 +99,18 @@ final class PeerAttackTests: XCTestCase {
         }
     }
 
-    func testForgedPeersCannotCrashOrCorruptTheCluster() throws {
+    /// Starts nodes 2–4 of the four-node plaintext cluster and writes `writes` acknowledged concepts.
+    private func startRunningNodes(writes: Int) throws {
         cluster = try LocalTestCluster(nodes: 4, shards: shards, dimension: 4, flags: ["--insecure-peers"])
         for id in running { try cluster.start(id) }
         try cluster.waitReady(timeout: 30)
         for id in running { pids[id] = cluster.pids[id] }
-        for n in 0..<30 where put(n, via: running[n % running.count]) { acked.append(n) }
-        XCTAssertEqual(acked.count, 30)
+        for n in 0..<writes where put(n, via: running[n % running.count]) { acked.append(n) }
+        XCTAssertEqual(acked.count, writes)
+    }
+
+    func testForgedPeersCannotCrashOrCorruptTheCluster() throws {
+        try startRunningNodes(writes: 30)
         let started = Date()
 
         // 1. A hello as node 1, then heartbeats (compact and full) with term 2^64-1 on every shard.
@@ -178,11 +183,7 @@ final class PeerAttackTests: XCTestCase {
     /// for their hello at once (more are closed at accept), each for at most `pendingInboundTimeoutMs` — then the
     /// port takes a real handshake again and the cluster serves throughout.
     func testIdleInboundPeerConnectionsAreCappedAndTimedOut() throws {
-        cluster = try LocalTestCluster(nodes: 4, shards: shards, dimension: 4, flags: ["--insecure-peers"])
-        for id in running { try cluster.start(id) }
-        try cluster.waitReady(timeout: 30)
-        for id in running { pids[id] = cluster.pids[id] }
-        for n in 0..<10 where put(n, via: running[n % running.count]) { acked.append(n) }
+        try startRunningNodes(writes: 10)
         // Node 2 accepts only node 1's link (never started): every pending inbound connection there is ours.
         let cap = 32, extra = 8
         var idle: [RawConnection] = []

@@ -148,4 +148,16 @@ final class PeerWireFuzzTests: XCTestCase {
         XCTAssertTrue(next.log)
         XCTAssertEqual(next.suppressed, 2)
     }
+
+    /// The refused-connection log: `lines` per window whatever they say, the rest counted and said once.
+    func testLogLineBudgetHoldsBackBeyondItsLinesAndSaysHowMany() {
+        var budget = LogLineBudget(lines: 2, windowMs: 100)
+        XCTAssertEqual(budget.admit(now: 5).log, true)
+        XCTAssertEqual(budget.admit(now: 6).log, true)
+        for t in UInt64(7)..<10 { XCTAssertEqual(budget.admit(now: t).log, false, "line \(t) is held back") }
+        let next = budget.admit(now: 105)
+        XCTAssertTrue(next.log, "a new window opens")
+        XCTAssertEqual(next.heldBack, 3, "and says how many the last one held back")
+        XCTAssertEqual(budget.admit(now: 106).heldBack, 0, "said once")
+    }
 }

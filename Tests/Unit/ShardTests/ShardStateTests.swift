@@ -1,4 +1,5 @@
 @testable import Shard
+import Raft
 import XCTest
 
 final class ShardStateTests: XCTestCase {
@@ -167,7 +168,7 @@ final class ShardStateTests: XCTestCase {
             do { try ShardRequest.check(bytes) } catch { k = error }
             return (d, k)
         }
-        var rng = SeededBytes(seed: 11)
+        var rng = SplitMix64(seed: 11)
         var refused = 0
         for cmd in commands {
             let good = ShardRequest(clientID: 5, sequence: 6, ackedBelow: 2, command: cmd).encode()
@@ -179,7 +180,7 @@ final class ShardStateTests: XCTestCase {
             }
             for _ in 0..<300 {
                 var bad = good
-                bad[Int(rng.next() % UInt64(bad.count))] = UInt8(truncatingIfNeeded: rng.next())
+                bad[rng.below(bad.count)] = UInt8(truncatingIfNeeded: rng.next())
                 let o = outcome(bad)
                 XCTAssertEqual(o.check, o.decode, "a mutation of \(cmd)")
                 if o.decode != nil { refused += 1 }
@@ -268,15 +269,3 @@ final class ShardStateTests: XCTestCase {
     }
 }
 
-/// A seeded SplitMix64 stream (reproducible mutations).
-private struct SeededBytes {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

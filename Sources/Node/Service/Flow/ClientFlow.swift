@@ -73,13 +73,19 @@ final class ClientFlow {
     /// counts as started — the caller runs it now and calls `finished()` once — else the caller `submit`s it.
     func startsNow() -> Bool {
         restartSliceIfNewTurn()
-        guard !closed, head == backlog.count, !orderHeld,
-              inFlight < limits.maxInFlightPerConnection,
-              startedThisTurn < limits.requestsPerTurn,
-              unsentBytes < limits.maxUnsentBytesPerConnection else { return false }
+        guard !closed, head == backlog.count, !orderHeld, limitHoldingBack() == nil else { return false }
         inFlight += 1
         startedThisTurn += 1
         return true
+    }
+
+    /// Which of the connection's limits keeps one more request from starting now (nil: none).
+    private enum Limit { case inFlight, unsent, slice }
+    private func limitHoldingBack() -> Limit? {
+        if inFlight >= limits.maxInFlightPerConnection { return .inFlight }
+        if unsentBytes >= limits.maxUnsentBytesPerConnection { return .unsent }
+        if startedThisTurn >= limits.requestsPerTurn { return .slice }
+        return nil
     }
 
     /// Queues a parsed request; it starts as soon as the connection's limits allow (at once if they do).
@@ -104,10 +110,8 @@ final class ClientFlow {
         defer { pumping = false }
         restartSliceIfNewTurn()
         while head < backlog.count && !orderHeld && !closed {
-            if inFlight >= limits.maxInFlightPerConnection { break }
-            if unsentBytes >= limits.maxUnsentBytesPerConnection { break }
-            if startedThisTurn >= limits.requestsPerTurn {
-                ports.needsTurn(self)
+            if let limit = limitHoldingBack() {
+                if limit == .slice { ports.needsTurn(self) }  // the others lift when an answer goes out
                 break
             }
             let start = backlog[head]
@@ -134,11 +138,8 @@ final class ClientFlow {
         if !pumping { pump() }
     }
 
-    /// A new loop turn for a connection that waited for it: a fresh slice, and what waits starts.
-    func newTurn() {
-        restartSliceIfNewTurn()
-        pump()
-    }
+    /// A new loop turn for a connection that waited for it: what waits starts (`pump` opens the new slice).
+    func newTurn() { pump() }
 
     private func restartSliceIfNewTurn() {
         if countedTurn != ports.turn {
