@@ -89,6 +89,7 @@ final class ClientBoundsTests: XCTestCase {
     func testPipelinedReadsOfEmbeddedConceptsDoNotStarveOthers() throws {
         cluster = try LocalTestCluster(nodes: 3, shards: 4, dimension: 768)
         try cluster.startAll()
+        try cluster.waitLeadersPlaced()
         for n in 0..<4 { XCTAssertTrue(putEmbedded(n, dim: 768)) }
         let target = leaderOf(0)
         let before = allTerms()
@@ -307,6 +308,7 @@ final class ClientBoundsTests: XCTestCase {
     func testBulkVectorLoadChangesNoLeader() throws {
         cluster = try LocalTestCluster(nodes: 3, shards: 4, dimension: 768)
         try cluster.startAll()
+        try cluster.waitLeadersPlaced()
         let before = allTerms()
         let clients = 3, batches = 2, size = 1000
         let failures = Locked<[String]>([])

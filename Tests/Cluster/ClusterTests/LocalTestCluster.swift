@@ -239,6 +239,25 @@ final class LocalTestCluster {
     func clusterView(_ id: Int) -> [[String: Any]] {
         (http(id, "GET", "/v1/cluster").json?["shards"] as? [[String: Any]]) ?? []
     }
+
+    /// Waits until every shard is led by its preferred node (shards dealt round-robin over the node ids) as every
+    /// node sees it: after start the nodes hand leaderships to their preferred nodes, which changes terms — a test
+    /// that asserts "no leader changed" must start counting after that.
+    func waitLeadersPlaced(timeout: Double = 20) throws {
+        let ids = (1...nodeCount).filter { pids[$0] != nil }
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let placed = ids.allSatisfy { id in
+                let view = clusterView(id)
+                return !view.isEmpty && view.enumerated().allSatisfy { s, shard in
+                    (shard["leader"] as? NSNumber)?.intValue == ids[s % ids.count]
+                }
+            }
+            if placed { return }
+            if Date() > deadline { throw ClusterTestError("leaderships not on their preferred nodes after \(timeout) s") }
+            usleep(100_000)
+        }
+    }
 }
 
 struct ClusterTestError: Error, CustomStringConvertible {
