@@ -152,13 +152,24 @@ extension RaftNode {
 
     /// Sends every follower what it lacks (entries, commit index), as few messages as the window allows.
     /// Runs once per `ready()`, so many proposals of one loop turn travel in one message per follower.
+    /// Runs on every `hasReady()`, `ready()` and `takeImmediateMessages()` of every leader, so the usual case —
+    /// each follower already sent everything and the current commit index — costs no allocation and no log
+    /// lookup (the node's turn calls it for every shard, several times a turn).
     func flushReplication() {
         guard role == .leader else { return }
-        for n in conf.members where n != id {
-            guard let p = progress[n] else { continue }
-            var more = maybeSendAppend(to: n, sendIfEmpty: p.sentCommit < log.committed || p.resendWanted)
-            while more { more = maybeSendAppend(to: n, sendIfEmpty: false) }
-        }
+        let last = log.lastIndex
+        for n in conf.voters where n != id { flushReplication(to: n, lastIndex: last) }
+        for n in conf.learners where n != id { flushReplication(to: n, lastIndex: last) }
+    }
+
+    private func flushReplication(to n: NodeID, lastIndex last: LogIndex) {
+        guard let p = progress[n] else { return }
+        let sendIfEmpty = p.sentCommit < log.committed || p.resendWanted
+        // Exactly the case where maybeSendAppend finds no entries (next is past the last one, whose term the log
+        // always knows) and, with nothing to say, sends nothing.
+        if !sendIfEmpty && p.next == last + 1 { return }
+        var more = maybeSendAppend(to: n, sendIfEmpty: sendIfEmpty)
+        while more { more = maybeSendAppend(to: n, sendIfEmpty: false) }
     }
 
     /// Sends one append (or snapshot) to `to` if it needs one and is not paused. Returns whether it sent.
