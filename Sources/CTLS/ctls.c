@@ -144,15 +144,20 @@ int ctls_handshake(CTLSSession *s, char *err, size_t errlen) {
 }
 
 int ctls_read(CTLSSession *s, uint8_t *out, size_t cap, size_t *n, char *err, size_t errlen) {
+    // One error-queue clear per batch of records (in OpenSSL 3 each clear looks up the thread's error state).
     ERR_clear_error();
     *n = 0;
-    int r = SSL_read_ex(s->ssl, out, cap, n);
-    if (r == 1) return CTLS_OK;
-    int e = SSL_get_error(s->ssl, r);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return CTLS_WANT;
-    if (e == SSL_ERROR_ZERO_RETURN) return CTLS_CLOSED;
-    put_ssl_err(s, err, errlen, "read failed");
-    return CTLS_ERROR;
+    while (*n < cap) {
+        size_t got = 0;
+        int r = SSL_read_ex(s->ssl, out + *n, cap - *n, &got);
+        if (r == 1) { *n += got; continue; }
+        int e = SSL_get_error(s->ssl, r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return CTLS_WANT;
+        if (e == SSL_ERROR_ZERO_RETURN) return CTLS_CLOSED;
+        put_ssl_err(s, err, errlen, "read failed");
+        return CTLS_ERROR;
+    }
+    return CTLS_OK;
 }
 
 int ctls_write(CTLSSession *s, const uint8_t *bytes, size_t len, char *err, size_t errlen) {

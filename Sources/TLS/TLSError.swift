@@ -28,6 +28,7 @@ func withErrorBuffer<R>(_ body: (UnsafeMutablePointer<CChar>, Int) -> R) -> (R, 
         buf[0] = 0
         let r = body(buf.baseAddress!, buf.count)
         buf[buf.count - 1] = 0
-        return (r, String(cString: buf.baseAddress!))
+        // Most calls succeed: no String for an empty message.
+        return (r, buf[0] == 0 ? "" : String(cString: buf.baseAddress!))
     }
 }

@@ -31,7 +31,6 @@ public final class TLSSession {
     /// A TLS record is at most 2^14 bytes of plaintext plus 256 of overhead (RFC 8446 §5.2); more unprocessed
     /// input than two of them means the session is not consuming what it is fed.
     static let maxUnprocessedInput = 2 * (16_384 + 256 + 5)
-    private static let readChunk = 16_384
 
     /// A session that takes `context`'s role. `serverName`, for a client: the DNS name or IP literal sent as SNI and
     /// required in the server's certificate (nil: the certificate's chain is verified, its names are left to the
@@ -77,15 +76,24 @@ public final class TLSSession {
                 return []
             }
         }
+        // Plaintext never exceeds the ciphertext it came from: a buffer the size of the buffered input usually takes
+        // every whole record in one call (no zeroed scratch buffer). Only when part of a record had already been
+        // pulled into OpenSSL by an earlier call can it fill; the rest is then read in record-sized steps.
         var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: TLSSession.readChunk)
+        var room = max(ctls_pending_in(raw), 1)
         while true {
-            var n = 0
-            let (rc, message) = withErrorBuffer { err, len in
-                chunk.withUnsafeMutableBufferPointer { ctls_read(raw, $0.baseAddress, $0.count, &n, err, len) }
+            var rc: Int32 = 0
+            var message = ""
+            let batch = [UInt8](unsafeUninitializedCapacity: room) { buf, count in
+                var n = 0
+                (rc, message) = withErrorBuffer { err, len in ctls_read(raw, buf.baseAddress, buf.count, &n, err, len) }
+                precondition(n <= buf.count, "ctls_read wrote past its buffer")
+                count = n
             }
+            if out.isEmpty { out = batch } else { out.append(contentsOf: batch) }
+            room = max(ctls_pending_in(raw), 16_384)
             switch Int(rc) {
-            case Int(CTLS_OK): out.append(contentsOf: chunk[0..<n])
+            case Int(CTLS_OK): continue   // the buffer filled: more may follow
             case Int(CTLS_WANT):
                 guard ctls_pending_in(raw) <= TLSSession.maxUnprocessedInput else {
                     throw fail(.protocolError, "record input not consumed")
@@ -118,10 +126,10 @@ public final class TLSSession {
     public func takeOutgoing() -> [UInt8] {
         let n = ctls_pending_out(raw)
         if n == 0 { return [] }
-        var out = [UInt8](repeating: 0, count: n)
-        let got = out.withUnsafeMutableBufferPointer { ctls_take(raw, $0.baseAddress, $0.count) }
-        if got < n { out.removeLast(n - got) }
-        return out
+        return [UInt8](unsafeUninitializedCapacity: n) { buf, count in
+            count = ctls_take(raw, buf.baseAddress, buf.count)
+            precondition(count <= buf.count, "ctls_take wrote past its buffer")
+        }
     }
 
     /// Queues a close_notify (in `takeOutgoing`); the session then refuses further use.

@@ -39,8 +39,10 @@ size_t ctls_pending_in(CTLSSession *s);
 enum { CTLS_OK = 0, CTLS_WANT = 1, CTLS_CLOSED = 2, CTLS_ERROR = 3 };
 /* Advances the handshake: CTLS_OK once complete, CTLS_WANT if it needs more input, CTLS_ERROR (see err). */
 int ctls_handshake(CTLSSession *s, char *err, size_t errlen);
-/* Decrypts into out (up to cap); *n = bytes produced. CTLS_OK with *n > 0, CTLS_WANT (no whole record),
- * CTLS_CLOSED (close_notify), CTLS_ERROR. */
+/* Decrypts every whole record buffered into out (up to cap); *n = bytes produced (also on CLOSED and WANT).
+ * CTLS_WANT: the input holds no further whole record (the usual end); CTLS_OK: out is full and more may follow
+ * (call again); CTLS_CLOSED (close_notify, after *n bytes), CTLS_ERROR (see err). Plaintext never exceeds the
+ * ciphertext it came from, so cap >= ctls_pending_in() reads everything in one call. */
 int ctls_read(CTLSSession *s, uint8_t *out, size_t cap, size_t *n, char *err, size_t errlen);
 /* Encrypts len bytes (all or error). */
 int ctls_write(CTLSSession *s, const uint8_t *bytes, size_t len, char *err, size_t errlen);
