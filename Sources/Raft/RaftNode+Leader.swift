@@ -150,11 +150,10 @@ extension RaftNode {
         return committed
     }
 
-    /// Sends every follower what it lacks (entries, commit index), as few messages as the window allows.
-    /// Runs once per `ready()`, so many proposals of one loop turn travel in one message per follower.
-    /// Runs on every `hasReady()`, `ready()` and `takeImmediateMessages()` of every leader, so the usual case —
-    /// each follower already sent everything and the current commit index — costs no allocation and no log
-    /// lookup (the node's turn calls it for every shard, several times a turn).
+    /// Sends every follower what it lacks (entries, commit index), as few messages as the window allows, so many
+    /// proposals of one loop turn travel in one message per follower. It runs on every `hasReady()`, `ready()` and
+    /// `takeImmediateMessages()` — for every shard, several times a loop turn — so the usual case (each follower
+    /// already sent everything and the current commit index) costs no allocation and no log lookup.
     func flushReplication() {
         guard role == .leader else { return }
         let last = log.lastIndex

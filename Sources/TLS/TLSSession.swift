@@ -30,7 +30,9 @@ public final class TLSSession {
     private let raw: OpaquePointer
     /// A TLS record is at most 2^14 bytes of plaintext plus 256 of overhead (RFC 8446 §5.2); more unprocessed
     /// input than two of them means the session is not consuming what it is fed.
-    static let maxUnprocessedInput = 2 * (16_384 + 256 + 5)
+    static let maxUnprocessedInput = 2 * (maxRecordPlaintext + 256 + 5)
+    /// The most plaintext one TLS record carries.
+    static let maxRecordPlaintext = 16_384
 
     /// A session that takes `context`'s role. `serverName`, for a client: the DNS name or IP literal sent as SNI and
     /// required in the server's certificate (nil: the certificate's chain is verified, its names are left to the
@@ -91,7 +93,7 @@ public final class TLSSession {
                 count = n
             }
             if out.isEmpty { out = batch } else { out.append(contentsOf: batch) }
-            room = max(ctls_pending_in(raw), 16_384)
+            room = max(ctls_pending_in(raw), TLSSession.maxRecordPlaintext)
             switch Int(rc) {
             case Int(CTLS_OK): continue   // the buffer filled: more may follow
             case Int(CTLS_WANT):
