@@ -194,7 +194,11 @@ extension RaftNode {
         case myResponse:
             switch recordVote(from: m.from, granted: !m.reject) {
             case .won:
-                if role == .preCandidate { runElection(pre: false, transfer: false) } else { becomeLeader() }
+                if role == .preCandidate {
+                    if retiring { becomeFollower(term: term, leader: noNode) } else { runElection(pre: false, transfer: false) }
+                } else {
+                    becomeLeader()
+                }
             case .lost:
                 becomeFollower(term: term, leader: noNode)
             case .pending:

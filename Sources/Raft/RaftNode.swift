@@ -144,9 +144,15 @@ public final class RaftNode {
         return (p.match, p.next, p.state)
     }
 
-    /// Whether this replica may campaign: it is a voter, has no snapshot waiting to be installed, and does not
-    /// abstain after losing its state (RaftNode+LostState.swift).
-    var promotable: Bool { conf.isVoter(id) && log.unstable.snapshot == nil && !isAbstaining }
+    /// The replica's process is shutting down gracefully: it starts no election (an election timeout, a
+    /// won pre-vote or a transferred leadership all leave it a follower), so the leaderships it hands away are
+    /// not taken back. An election already past its pre-vote may still win; the node then hands that one on
+    /// too. It still votes and replicates as before. Not persisted: a restarted process campaigns again.
+    public var retiring = false
+
+    /// Whether this replica may campaign: it is a voter, has no snapshot waiting to be installed, does not
+    /// abstain after losing its state (RaftNode+LostState.swift) and is not retiring.
+    var promotable: Bool { conf.isVoter(id) && log.unstable.snapshot == nil && !isAbstaining && !retiring }
 
     var quorum: Int { conf.voters.count / 2 + 1 }
 

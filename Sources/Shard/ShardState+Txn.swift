@@ -6,9 +6,7 @@ extension ShardState {
     /// if the own part is invalid (then no record is kept and the client's outcome is that rejection).
     func begin(_ id: TxnID, recordShard: Int, parts: [TxnPart], at index: UInt64) -> ApplyResult {
         if let r = txns.records[id] { return outcome(of: r) }
-        if txns.finished[id] != nil {
-            return .rejected(Rejection.aborted + "transaction \(id) already finished")
-        }
+        if txns.finished[id] != nil { return forgottenAnswer(id) }
         let own = parts.first { $0.shard == recordShard }?.commands ?? []
         if let problem = validatePart(own, txn: id) {
             let result = ApplyResult.rejected(problem)
@@ -32,9 +30,10 @@ extension ShardState {
     }
 
     /// Decides a pending transaction (the first decision wins) and resolves the record shard's own part with
-    /// it; reports an existing decision unchanged. With no record at all — never begun here, or decided and
-    /// forgotten — the client's remembered outcome is the decision; failing that it is an abort, written down
-    /// so that a begin arriving later is refused.
+    /// it; reports an existing decision unchanged. With no record, the client's remembered outcome is the
+    /// decision. Failing that: if the transaction was decided here and its record forgotten (its own part is
+    /// among the resolved ones), the answer says so — never a guess, never written down; if it was never begun
+    /// here, the decision is an abort, written down so that a begin arriving later is refused.
     func decide(_ id: TxnID, commit: Bool, reason: String, at index: UInt64) -> ApplyResult {
         if var r = txns.records[id] {
             guard r.status == .pending else { return outcome(of: r) }
@@ -48,6 +47,7 @@ extension ShardState {
             return result
         }
         if let s = sessions[id.client], let known = s.results[id.sequence] { return known }
+        if txns.finished[id] != nil { return forgottenAnswer(id) }
         let result = ApplyResult.rejected(Rejection.aborted + (reason.isEmpty ? "no record of transaction \(id)" : reason))
         remember(result, client: id.client, sequence: id.sequence)
         return result
@@ -60,6 +60,13 @@ extension ShardState {
             for c in intent.commands { execute(c, at: index) }
         }
         return .applied(version: index)
+    }
+
+    /// The answer for a transaction decided here whose record and client outcome are both gone. Only a
+    /// message delayed past the coordinator's whole run (a lagging leader's intent recovery, a retry after
+    /// the session forgot the sequence) can ask.
+    private func forgottenAnswer(_ id: TxnID) -> ApplyResult {
+        .rejected(Rejection.forgotten + "transaction \(id) was decided and resolved at every participant; its outcome is no longer kept")
     }
 
     private func outcome(of r: TxnRecord) -> ApplyResult {

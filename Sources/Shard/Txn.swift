@@ -72,4 +72,8 @@ public enum Rejection {
     public static let preconditionFailed = "precondition failed: "
     /// The transaction was aborted (its decision was abort).
     public static let aborted = "transaction aborted: "
+    /// The transaction was decided here long enough ago that its record is forgotten (every participant had
+    /// applied the decision first) and the client's session no longer holds the outcome. Not a claim about
+    /// the decision: the shard no longer knows it, and says so rather than guess.
+    public static let forgotten = "transaction forgotten: "
 }

@@ -123,7 +123,7 @@ public struct TxnTables: Sendable, Equatable {
     mutating func removeIntent(_ id: TxnID, at index: UInt64) -> TxnIntent? {
         let intent = intents.removeValue(forKey: id)
         if let intent { unlock(id, intent.commands) }
-        finished[id] = index
+        if finished[id] == nil { finished[id] = index }  // the first resolution is the one; a late one is a no-op
         if finished.count > TxnTables.finishedCapacity + TxnTables.finishedCapacity / 4 {
             // Forget the oldest quarter in one go (deterministic: by resolution index, then id).
             let keep = finished.sorted { ($0.value, $0.key) > ($1.value, $1.key) }.prefix(TxnTables.finishedCapacity)

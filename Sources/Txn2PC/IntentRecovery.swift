@@ -61,6 +61,12 @@ public final class IntentRecovery {
             let commit: Bool
             switch result {
             case .success: commit = true
+            case .failure(.rejected(let why)) where why.hasPrefix(Rejection.forgotten):
+                // The record shard forgot the transaction only after every participant, this one included,
+                // had applied its decision: this leader's state lags its log. The intent goes once that entry
+                // applies; resolving it here would only guess.
+                self.asking.remove(key)
+                return
             case .failure(.rejected): commit = false
             case .failure:
                 // Not reachable now: try again after the retry interval.

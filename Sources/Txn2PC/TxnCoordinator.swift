@@ -97,6 +97,10 @@ public final class TxnCoordinator {
                 // A retry of a transaction that already committed (and was forgotten).
                 self.answer(a, .committed(version: v))
                 self.active[id] = nil
+            case .success(.rejected(let why)) where why.hasPrefix(Rejection.forgotten):
+                // Decided long ago and forgotten: the outcome is not known here any more; never call it an abort.
+                self.answer(a, .unknown(.rejected(why)))
+                self.active[id] = nil
             case .success(.rejected(let why)):
                 self.stats.aborted += 1
                 self.answer(a, .aborted(why))

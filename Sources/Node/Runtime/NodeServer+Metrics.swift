@@ -66,6 +66,7 @@ extension NodeServer {
         nodeWide("sutra_wal_writes_total", "counter", "Group-commit WAL writes (one fdatasync each).", m.walWrites)
         nodeWide("sutra_wal_write_median_seconds", "gauge", "Median of this node's last 9 WAL write + fdatasync times (slow-disk detection).", (node.ownWALWriteMs ?? 0) / 1000)
         nodeWide("sutra_slow_disk_transfers_total", "counter", "Shard leaderships handed away because this node's disk was much slower than a peer's.", m.slowDiskTransfers)
+        nodeWide("sutra_transfers_refused_while_stopping_total", "counter", "Shard leaderships a peer tried to hand to this node while it was shutting down (refused).", m.transfersRefusedWhileStopping)
         nodeWide("sutra_wal_written_bytes_total", "counter", "Bytes appended to the WAL.", m.walBytes)
         nodeWide("sutra_log_size_bytes", "gauge", "Bytes in the WAL's segment files.", engine.totalBytes)
         perShard("sutra_log_entries", "gauge", "Entries held in each shard's log (after compaction).") { $0.log.lastIndex() - $0.log.compactIndex }

@@ -42,6 +42,9 @@ extension NodeCore: TxnHost {
         if why.contains(Rejection.conflict) { return ClientError(.conflict, why) }
         if why.contains(Rejection.preconditionFailed) { return ClientError(.preconditionFailed, why) }
         if why.hasSuffix("not found") { return ClientError(.notFound, why) }
+        if why.hasPrefix(Rejection.forgotten) {
+            return ClientError(.internal, why + "; the outcome of this request can no longer be told")
+        }
         if why.hasPrefix(Rejection.aborted) {
             return ClientError(.conflict, why + "; nothing was applied, retry")
         }

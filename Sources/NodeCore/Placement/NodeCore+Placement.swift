@@ -2,14 +2,20 @@ import Raft
 import Shard
 
 /// Leader placement: shards are dealt round-robin over the nodes; a leader hands a shard back to its preferred
-/// node once that node is connected and caught up. Graceful shutdown hands every leadership away first.
+/// node once that node is connected and caught up. Graceful shutdown hands every leadership away first and tells
+/// the peers it is draining, so none hands one back; a node that is draining is never a transfer target.
 extension NodeCore {
+    /// Connected peers that may take a leadership now (not draining), in id order.
+    var transferCandidates: [NodeID] {
+        config.peers.keys.filter { $0 != config.nodeID && io.isConnected($0) && !drainingPeers.contains($0) }.sorted()
+    }
+
     /// Called every 50 ticks: at most one transfer per call, so leadership moves calmly.
     func rebalanceLeaders() {
         guard !stopping else { return }
         for r in replicas where r.isLeader {
             let preferred = preferredLeader(of: r.shard)
-            guard preferred != config.nodeID, io.isConnected(preferred),
+            guard preferred != config.nodeID, io.isConnected(preferred), !drainingPeers.contains(preferred),
                   !diskHealth.isSlow(peer: preferred, now: now),
                   let p = r.raft.progressState(of: preferred), p.match == r.raft.lastIndex else { continue }
             try? r.raft.transferLeadership(to: preferred)
@@ -24,8 +30,7 @@ extension NodeCore {
     /// back while the disk stays slow; once it recovers, placement returns to normal.
     func moveLeadershipOffASlowDisk() {
         guard !stopping else { return }
-        let connected = config.peers.keys.filter { $0 != config.nodeID && io.isConnected($0) }.sorted()
-        guard let target = diskHealth.evictionTarget(connected: connected, now: now) else { return }
+        guard let target = diskHealth.evictionTarget(connected: transferCandidates, now: now) else { return }
         var moved: [Int] = []
         for r in replicas where r.isLeader && r.raft.leadTransferee == noNode {
             if (try? r.raft.transferLeadership(to: target)) != nil { moved.append(r.shard) }
@@ -43,12 +48,15 @@ extension NodeCore {
         }
         let r = replicas[s]
         guard r.isLeader else { return .failure(notLeader(s)) }
-        let candidates = config.peers.keys.filter { $0 != config.nodeID && io.isConnected($0) }
+        let candidates = transferCandidates
         guard let target = to ?? candidates.max(by: { (r.raft.progressState(of: $0)?.match ?? 0) < (r.raft.progressState(of: $1)?.match ?? 0) }) else {
             return .failure(ClientError(.unavailable, "no connected peer to hand shard \(s) to"))
         }
         guard target != config.nodeID, config.peers[target] != nil else {
             return .failure(ClientError(.invalidArgument, "node \(target) is not another member of this cluster"))
+        }
+        guard !drainingPeers.contains(target) else {
+            return .failure(ClientError(.unavailable, "node \(target) is shutting down; choose another node"))
         }
         do {
             try r.raft.transferLeadership(to: target)
@@ -63,16 +71,22 @@ extension NodeCore {
     package func beginShutdown() {
         guard !stopping else { return }
         stopping = true
+        for r in replicas { r.raft.retiring = true }   // no new campaigns: what is handed away stays away
+        shutdownStartedAt = ticks
         shutdownDeadline = ticks + UInt64(max(1, 3000 / config.tickMs))
         continueShutdown()
     }
 
     func continueShutdown() {
+        // Every 10 ticks (and at once): peers that speak version 5 learn that this node drains.
+        if (ticks - shutdownStartedAt) % 10 == 0 {
+            for p in otherNodes where io.isConnected(p) && io.wireVersion(of: p) >= 5 { _ = io.send(.draining, to: p) }
+        }
         var leading = 0
+        let candidates = transferCandidates
         for r in replicas where r.isLeader {
             leading += 1
             guard r.raft.leadTransferee == noNode else { continue }
-            let candidates = config.peers.keys.filter { $0 != config.nodeID && io.isConnected($0) }
             let best = candidates.max { (r.raft.progressState(of: $0)?.match ?? 0) < (r.raft.progressState(of: $1)?.match ?? 0) }
             if let best { try? r.raft.transferLeadership(to: best) }
         }

@@ -19,6 +19,13 @@ extension NodeCore {
                     refused(why, shard: m.shard, from: peer, detail: "\(m.message.type) at term \(m.message.term)")
                     continue
                 }
+                // Draining: a peer's rebalancer (an older one, or one that has not heard yet) may hand a shard
+                // back; taking it would make the stop end while leading it. Its transfer times out instead.
+                if stopping, m.message.type == .timeoutNow {
+                    metrics.transfersRefusedWhileStopping += 1
+                    logger.info("shard \(m.shard): node \(peer) hands leadership here, but this node is stopping; refused")
+                    continue
+                }
                 if m.message.type == .appendResponse, !m.message.reject {
                     diskHealth.acknowledged(by: peer, shard: Int(m.shard), index: m.message.index, now: now)
                 }
@@ -43,6 +50,10 @@ extension NodeCore {
                 done(result)
             } else {
                 logger.debug("node \(peer) answered forward \(id) of incarnation \(incarnation), which nothing here waits for; dropped")
+            }
+        case .draining:
+            if drainingPeers.insert(peer).inserted {
+                logger.info("node \(peer) is shutting down: no leadership is handed to it")
             }
         case .hello, .config:
             break   // the transport's handshake
@@ -146,6 +157,7 @@ extension NodeCore {
 
     /// The link to `peer` went down: its forwards will not be answered.
     package func linkDown(_ peer: NodeID) {
+        drainingPeers.remove(peer)
         for f in forwards.fail(peer: peer) {
             f.done(.failed(.unavailable("the link to node \(peer) went down; retry")))
         }

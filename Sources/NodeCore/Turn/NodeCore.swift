@@ -51,7 +51,11 @@ package final class NodeCore {
     package private(set) var now: UInt64 = 0
     package private(set) var ticks: UInt64 = 0
     package internal(set) var stopping = false
+    var shutdownStartedAt: UInt64 = 0
     var shutdownDeadline: UInt64 = 0
+    /// Peers that announced a graceful shutdown (`PeerFrame.draining`) on their current link: no leadership is
+    /// handed to them. Forgotten when the link goes down (the next process of that node starts afresh).
+    package internal(set) var drainingPeers: Set<NodeID> = []
     /// Ticks until each shard this node should lead may start an election early (spreads leaders at start).
     var startupCampaign: [Int: Int] = [:]
     /// Cross-shard transactions this node coordinates (as leader of their record shards).

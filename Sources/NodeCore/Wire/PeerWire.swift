@@ -25,14 +25,19 @@ package enum PeerFrame: Equatable {
     /// Version 4: the configuration the data depends on, sent once right after the hello on a link that speaks
     /// version 4 (an older peer never receives it). The link carries nothing else until both ends agree.
     case config(PeerConfig)
+    /// Version 5: the sender is shutting down gracefully (SIGTERM) and is handing its leaderships away: hand it
+    /// none (no rebalancing onto it, no transfer to it) until the link goes down. Sent again every few ticks
+    /// while it drains, so a link that comes up meanwhile learns it too.
+    case draining
 
     /// Versions of this wire format this build speaks. 1: hello, raft, forward, forward reply. 2: + heartbeats.
     /// 3: forwards and their replies carry the asking process's incarnation (kinds 6 and 7; kinds 3 and 4 are
     /// still read and sent to older peers, with incarnation 0). 4: + the configuration frame (kind 8).
+    /// 5: + the draining announcement (kind 9).
     /// A link speaks the lower of the two ends' maximum versions, so a rolling upgrade never sends a frame
     /// the older node does not know.
     package static let minVersion: UInt32 = 1
-    package static let maxVersion: UInt32 = 4
+    package static let maxVersion: UInt32 = 5
     /// Largest frame accepted on a connection before its hello (and configuration) are accepted: a hello with
     /// strings at their 64 KiB limit is refused anyway, a real one is under 200 bytes.
     package static let maxHandshakeFrameBytes = 4096
@@ -180,6 +185,8 @@ extension PeerFrame {
         case .config(let c):
             w.u8(8)
             w.u32(c.shardCount); w.u32(c.dimension); w.u32(c.walFormat); w.u32(c.snapshotFormat); w.u32(c.entryFormat)
+        case .draining:
+            w.u8(9)
         case .forwardReply(let incarnation, let id, let result):
             if incarnation == 0 { w.u8(4) } else { w.u8(7); w.u64(incarnation) }
             w.u64(id)
@@ -290,6 +297,8 @@ extension PeerFrame {
             case 8:
                 frame = .config(PeerConfig(shardCount: try r.u32(), dimension: try r.u32(), walFormat: try r.u32(),
                                            snapshotFormat: try r.u32(), entryFormat: try r.u32()))
+            case 9:
+                frame = .draining
             case let k:
                 throw PeerWireError(description: "unknown frame kind \(k)")
             }

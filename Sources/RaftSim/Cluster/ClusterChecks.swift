@@ -72,6 +72,15 @@ struct ClusterChecks {
             while outcomes.count <= shard { outcomes.append([:]) }
             outcomes[shard][req.encode(), default: []].insert(answer)
         }
+        if case .rejected(let why) = result, why.hasPrefix(Rejection.forgotten) {
+            // No claim about the decision, only that it was made (and every participant resolved) before.
+            switch req.command {
+            case .txnDecide(let id, _, _), .txnBegin(let id, _, _):
+                return decisions[id] == nil ? "\(who): \(id) answered forgotten but was never decided" : nil
+            default:
+                return "\(who): a \(brief(req.command)) answered forgotten"
+            }
+        }
         switch req.command {
         case .txnDecide(let id, _, _):
             switch result {

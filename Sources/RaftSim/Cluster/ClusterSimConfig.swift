@@ -18,6 +18,10 @@ public struct ClusterSimConfig: Sendable {
     /// from its peers. At most one node is without its state at a time (and it counts as down for the crash budget).
     public var wipes = true
     public var partitions = true
+    /// Graceful stops (SIGTERM): the node hands its leaderships away, tells its peers it drains, then exits and
+    /// is restarted later. Checked: under otherwise healthy conditions it never takes a leadership back while
+    /// stopping and ends leading nothing.
+    public var gracefulStops = true
     public var slowDisks = true
     /// Known-bad switch (production's `--unsafe-local-reads`): the checkers must catch the stale reads.
     public var unsafeLocalReads = false
@@ -48,6 +52,9 @@ public struct ClusterSimStats: Sendable, Equatable {
     public var incarnations = 0
     public var partitions = 0
     public var slowDisks = 0
+    /// Graceful stops begun, and those that ran under healthy conditions (checked to end leading nothing).
+    public var gracefulStops = 0
+    public var gracefulStopsChecked = 0
     public var durableWrites: UInt64 = 0
     public var opsOK = 0
     public var opsFailed = 0
@@ -67,6 +74,7 @@ public struct ClusterSimStats: Sendable, Equatable {
     public mutating func add(_ o: ClusterSimStats) {
         seeds += o.seeds; steps += o.steps; messagesDelivered += o.messagesDelivered; messagesDropped += o.messagesDropped
         crashes += o.crashes; wipes += o.wipes; incarnations += o.incarnations; partitions += o.partitions; slowDisks += o.slowDisks
+        gracefulStops += o.gracefulStops; gracefulStopsChecked += o.gracefulStopsChecked
         durableWrites += o.durableWrites; opsOK += o.opsOK; opsFailed += o.opsFailed; opsUnknown += o.opsUnknown
         readsChecked += o.readsChecked; searchesChecked += o.searchesChecked; batchesOK += o.batchesOK
         txnsCommitted += o.txnsCommitted; txnsAborted += o.txnsAborted; unmatchedForwardReplies += o.unmatchedForwardReplies

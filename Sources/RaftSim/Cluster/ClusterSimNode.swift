@@ -63,6 +63,10 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
         core!.forwardProbe = self
         connected = []
         restartAt = nil
+        let recovered = core!.replicas.map { r in
+            "\(r.shard): term \(r.raft.term)\(r.raft.isAbstaining ? " abstaining" : "") last \(r.raft.lastIndex) committed \(r.raft.commitIndex)"
+        }
+        sim.note("node \(id) recovered " + recovered.joined(separator: "; "))
     }
 
     /// kill -9: everything not completed on the store is gone; no callback of the process ever runs again.
@@ -80,10 +84,16 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
         lostState = true
     }
 
-    /// A wiped node holds its share again once every replica stopped abstaining with a committed log of its own.
+    /// A wiped node holds its share again once every replica stopped abstaining with a committed log of its own
+    /// — on its disk, not only in memory (a follower's commit index may cover entries it has not yet made
+    /// durable; a crash then finds it blank again, and the fault budget must still count it as down).
     func noticeCaughtUp() {
         guard lostState, let core else { return }
-        if core.replicas.allSatisfy(\.raft.hasCaughtUp) {
+        let durable = (0..<sim.config.shards).allSatisfy { s in
+            let g = store.group(UInt64(s))
+            return g.hardState.term > 0 && g.hardState.vote != RaftNode.abstainVote && g.lastIndex() > 0
+        }
+        if durable, core.replicas.allSatisfy(\.raft.hasCaughtUp) {
             lostState = false
             sim.note("node \(id) caught up after its wipe")
         }
@@ -128,5 +138,17 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
     }
 
     func saveVectorIndex() {}
-    func shutdownFinished() {}
+
+    /// The end of a graceful stop: the process exits. The loop first finishes the WAL write in flight (libuv
+    /// completes a queued work request before `uv_run` returns), then nothing of the process runs again.
+    func shutdownFinished() {
+        guard let core else { return }
+        sim.gracefulStopEnded(id, stillLeading: core.replicas.filter(\.isLeader).map(\.shard))
+        if let w = write {
+            store.complete(w.prepared)
+            sim.stats.durableWrites += 1
+        }
+        write = nil
+        self.core = nil
+    }
 }

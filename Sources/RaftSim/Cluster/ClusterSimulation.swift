@@ -39,6 +39,10 @@ public final class ClusterSimulation {
     private var partitionRate = 0.0
     private var slowDiskRate = 0.0
     private var replyRaceRate = 0.0
+    private var gracefulStopRate = 0.0
+    /// The graceful stop in progress: which node, the fault count when it began (other faults make the checks
+    /// moot), and how many shards it led at the last step.
+    private var gracefulStop: (node: NodeID, faultsAtStart: Int, healthyAtStart: Bool, led: Int, campaigning: Set<Int>)?
     private var failure: String?
     private var trace: [String] = []
     var workload: ClusterWorkload!
@@ -132,7 +136,8 @@ public final class ClusterSimulation {
         partitionRate = config.partitions ? [0.0, 0.006, 0.015][rng.below(3)] : 0
         slowDiskRate = config.slowDisks ? [0.0, 0.005, 0.012][rng.below(3)] : 0
         replyRaceRate = config.crashes && config.slowDisks ? [0.0, 0.012][rng.below(2)] : 0
-        note("nodes=\(config.nodes) shards=\(config.shards) drop=\(dropRate) dup=\(duplicateRate) delay=\(maxDelay) crash=\(crashRate) partition=\(partitionRate) slowDisk=\(slowDiskRate) replyRace=\(replyRaceRate)")
+        gracefulStopRate = config.gracefulStops ? [0.0, 0.004, 0.01][rng.below(3)] : 0
+        note("nodes=\(config.nodes) shards=\(config.shards) drop=\(dropRate) dup=\(duplicateRate) delay=\(maxDelay) crash=\(crashRate) partition=\(partitionRate) slowDisk=\(slowDiskRate) replyRace=\(replyRaceRate) gracefulStop=\(gracefulStopRate)")
     }
 
     /// Every link restored, every node up, disks healthy, the network reliable.
@@ -168,7 +173,15 @@ public final class ClusterSimulation {
                 if t.pendingRecords > 0 { left.append("node \(n.id) shard \(r.shard): \(t.pendingRecords) pending records") }
             }
         }
-        for s in 0..<config.shards where leader(of: s) == nil { left.append("shard \(s) has no leader") }
+        for s in 0..<config.shards where leader(of: s) == nil {
+            left.append("shard \(s) has no leader")
+            // Each replica's Raft view, so a stuck election reads off the trace.
+            for n in nodes {
+                guard let r = n.core?.replicas[s].raft else { note("  shard \(s) node \(n.id): down"); continue }
+                note("  shard \(s) node \(n.id): \(r.role) term \(r.term) vote \(r.isAbstaining ? "abstaining" : String(r.vote)) "
+                     + "last \(r.lastIndex) (term \(r.term(at: r.lastIndex) ?? 0)) committed \(r.commitIndex) leader \(r.leader)")
+            }
+        }
         fail("not settled \(config.settleTicks) ticks after healing: " + left.prefix(6).joined(separator: "; "))
     }
 
@@ -214,7 +227,56 @@ public final class ClusterSimulation {
             core.indexVectors(until: .now + .seconds(3600))
             core.endOfTurn(now: nanos)
         }
+        checkGracefulStop()
         now += 1
+    }
+
+    // MARK: graceful stops
+
+    private var faultCount: Int { stats.crashes + stats.partitions + stats.slowDisks }
+
+    /// SIGTERM to a live node (at most a minority down or stopping at once).
+    private func beginGracefulStop() {
+        guard gracefulStop == nil else { return }
+        let down = nodes.filter { !$0.alive || $0.lostState || $0.crashAgainAt != nil }.count
+        guard down < (nodes.count - 1) / 2 else { return }
+        let alive = nodes.filter(\.alive)
+        let leaders = alive.filter { $0.core!.replicas.contains(where: \.isLeader) }
+        let n = !leaders.isEmpty && rng.chance(0.8) ? leaders[rng.below(leaders.count)] : alive[rng.below(alive.count)]
+        let healthy = down == 0 && partitionHealAt == nil && nodes.allSatisfy { $0.slowUntil == nil && $0.crashAgainAt == nil }
+        let led = n.core!.replicas.filter(\.isLeader).count
+        // An election already past its pre-vote may still be won; every other gain is a leadership taken back.
+        let campaigning = Set(n.core!.replicas.filter { $0.raft.role == .candidate }.map(\.shard))
+        gracefulStop = (n.id, faultCount, healthy, led, campaigning)
+        stats.gracefulStops += 1
+        note("SIGTERM \(n.id) (leads \(led) shard(s))")
+        n.core!.beginShutdown()
+    }
+
+    /// While a node stops under healthy conditions, it hands leaderships away and never takes one back.
+    private func checkGracefulStop() {
+        guard let g = gracefulStop else { return }
+        guard let core = node(g.node).core else { gracefulStop = nil; return }   // it crashed while stopping
+        let led = core.replicas.filter { $0.isLeader && !g.campaigning.contains($0.shard) }.count
+        if led > g.led, g.healthyAtStart, faultCount == g.faultsAtStart {
+            let shards = core.replicas.filter(\.isLeader).map(\.shard)
+            fail("node \(g.node) took a leadership back while stopping gracefully: it leads shard(s) \(shards)")
+        }
+        gracefulStop!.led = led
+    }
+
+    /// The stopping node exits (`NodeIO.shutdownFinished`); it restarts later as a new incarnation.
+    func gracefulStopEnded(_ id: NodeID, stillLeading: [Int]) {
+        guard let g = gracefulStop, g.node == id else { return }
+        gracefulStop = nil
+        if g.healthyAtStart, faultCount == g.faultsAtStart {
+            stats.gracefulStopsChecked += 1
+            if !stillLeading.isEmpty {
+                fail("node \(id) ended its graceful stop still leading shard(s) \(stillLeading) although every peer was up")
+            }
+        }
+        node(id).restartAt = now + UInt64(2 + rng.below(60)) * ClusterSimulation.unitsPerTick
+        note("node \(id) stopped\(stillLeading.isEmpty ? "" : " still leading \(stillLeading)")")
     }
 
     // MARK: the network
@@ -251,7 +313,9 @@ public final class ClusterSimulation {
         // A reply race (the shape of a real bug): a leader's disk turns very slow while another node, which forwards
         // to it, crash-loops with short lives — each new process reuses the forward ids of the last one while the
         // slow leader is still answering the old ones.
-        if rng.chance(replyRaceRate), nodes.allSatisfy(\.alive), nodes.allSatisfy({ $0.slowUntil == nil }) {
+        // Only with every node a full member: the crash loop takes one node down again and again, the fault budget.
+        if rng.chance(replyRaceRate), nodes.allSatisfy(\.alive), nodes.allSatisfy({ $0.slowUntil == nil }),
+           nodes.allSatisfy({ !$0.lostState && $0.core?.stopping != true && $0.crashAgainAt == nil }) {
             let leaders = nodes.filter { $0.core!.replicas.contains(where: \.isLeader) }
             let homes = Set(workload.clients.compactMap(\.home))
             if let l = leaders.first, let a = nodes.first(where: { $0.id != l.id && homes.contains($0.id) }) ?? nodes.first(where: { $0.id != l.id }) {
@@ -276,7 +340,7 @@ public final class ClusterSimulation {
             let alive = nodes.filter(\.alive)
             // At most a minority down at once (a node still catching up after a wipe counts as down): the cluster
             // must stay able to make progress.
-            let down = nodes.filter { !$0.alive || $0.lostState }.count
+            let down = nodes.filter { !$0.alive || $0.lostState || $0.core?.stopping == true || $0.crashAgainAt != nil }.count
             if down < (nodes.count - 1) / 2 {
                 // Half the time, a node waiting on a forward to a slow disk: its reply will reach the next process.
                 let waiting = alive.filter { n in
@@ -300,6 +364,10 @@ public final class ClusterSimulation {
                 note("crash \(victim.id)")
             }
         }
+        // Half the stops are timed just before the other nodes' leader rebalancing (every 50 ticks of a process):
+        // the node taking over a stopping node's shard must not hand it straight back.
+        let rebalanceSoon = nodes.contains { $0.core.map { $0.ticks % 50 >= 47 } == true }
+        if rng.chance(rebalanceSoon ? gracefulStopRate * 8 : gracefulStopRate / 2) { beginGracefulStop() }
         if partitionHealAt == nil, rng.chance(partitionRate) {
             let ids = nodes.map(\.id)
             let isolated = ids[rng.below(ids.count)]

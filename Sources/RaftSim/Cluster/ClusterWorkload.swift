@@ -268,6 +268,9 @@ final class ClusterWorkload {
                 p.attempts += 1
                 c.pending = p
                 retryOrGiveUp(c, reason: e.message)
+            case .internal:
+                // The node cannot tell what became of the request: its outcome is unknown.
+                complete(c, p, .info, nil)
             default:
                 // Refused (not found, condition not met, conflict, invalid): certainly not applied.
                 complete(c, p, .fail, nil)

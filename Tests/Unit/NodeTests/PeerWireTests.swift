@@ -30,6 +30,7 @@ final class PeerWireTests: XCTestCase {
         .heartbeats([CoalescedHeartbeat(shard: 0, isResponse: false, term: 4, commit: 99, context: 3),
                      CoalescedHeartbeat(shard: 7, isResponse: true, term: 4, commit: 0, context: 3)]),
         .config(PeerConfig(shardCount: 8, dimension: 768, walFormat: 1, snapshotFormat: 3, entryFormat: 3)),
+        .draining,
     ] }
 
     /// The size NodeCore splits frames by is the size encoded.
@@ -97,7 +98,7 @@ final class PeerWireTests: XCTestCase {
             }
             XCTAssertThrowsError(try decode(bytes + [0]), "\(f) with a trailing byte")
         }
-        XCTAssertThrowsError(try decode([1, 0, 0, 0, 9])) { XCTAssertEqual(($0 as? PeerWireError)?.description, "unknown frame kind 9") }
+        XCTAssertThrowsError(try decode([1, 0, 0, 0, 10])) { XCTAssertEqual(($0 as? PeerWireError)?.description, "unknown frame kind 10") }
         var badHeartbeat = PeerFrame.heartbeats([CoalescedHeartbeat(shard: 0, isResponse: false, term: 1, commit: 1, context: 0)]).encode()
         badHeartbeat[13] = 2
         XCTAssertThrowsError(try decode(badHeartbeat)) { XCTAssertEqual(($0 as? PeerWireError)?.description, "unknown heartbeat kind 2") }

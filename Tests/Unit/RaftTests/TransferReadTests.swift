@@ -21,6 +21,25 @@ final class TransferReadTests: XCTestCase {
         XCTAssertTrue(c.ids.allSatisfy { c.appliedData($0) == [[1], [3]] })
     }
 
+    /// A retiring replica (its process is stopping gracefully) takes no transferred leadership and starts no
+    /// election; it still votes, so the others elect among themselves.
+    func testARetiringReplicaNeitherTakesATransferNorCampaigns() {
+        let c = TestCluster([1, 2, 3])
+        c.elect(1)
+        try! c[1].propose([1])
+        c.settle()
+        c[2].retiring = true
+        try! c[1].transferLeadership(to: 2)
+        c.settle()
+        XCTAssertTrue(c.delivered.contains { $0.type == .timeoutNow && $0.to == 2 })
+        XCTAssertEqual(c[2].role, .follower, "a timeout-now does not make a retiring replica campaign")
+        XCTAssertEqual(c.leaders, [1])
+        c.isolate(1)
+        c.tickAll(30)
+        XCTAssertEqual(c.leaders.filter { $0 != 1 }, [3], "node 3 wins with the retiring node's vote; node 2 never campaigns")
+        XCTAssertEqual(c[2].role, .follower)
+    }
+
     func testTransferToALaggingFollowerCatchesItUpFirst() {
         let c = TestCluster([1, 2, 3])
         c.elect(1)

@@ -56,6 +56,35 @@ final class TxnStateTests: XCTestCase {
         XCTAssertTrue(s.txns.intents.isEmpty)
     }
 
+    /// Seed 493 of the cluster simulation: a committed transaction, its record forgotten and its client's
+    /// session moved past it, then a lagging leader's intent recovery asks the record shard to abort it. The
+    /// shard used to answer (and write down) an abort for a committed transaction.
+    func testAForgottenDecisionIsNeverReportedAsAnAbort() {
+        let s = withConcepts(a)
+        _ = begin(s, t1, [out(a, b)])
+        guard case .applied = apply(s, .txnDecide(t1, commit: true, reason: "")) else { return XCTFail() }
+        _ = apply(s, .txnForget([t1]))
+        // The client's next request acknowledges t1's sequence: the session drops its outcome.
+        index += 1
+        _ = s.apply(ShardRequest(clientID: t1.client, sequence: 5, ackedBelow: 5,
+                                 command: .putConcept(Concept(id: c, content: Array("w".utf8)))), at: index)
+        guard case .rejected(let why) = apply(s, .txnDecide(t1, commit: false, reason: "shard 1 gave up waiting")) else {
+            return XCTFail("a decide of a forgotten transaction cannot commit anew")
+        }
+        XCTAssertTrue(why.hasPrefix(Rejection.forgotten), why)
+        XCTAssertEqual(s.neighbors(of: a, direction: .outgoing).map(\.other), [b], "the committed part stays")
+        // Asking again gives the same answer: nothing was written down in between.
+        XCTAssertEqual(apply(s, .txnDecide(t1, commit: false, reason: "again")), .rejected(why))
+        // A participant's late abort after its commit keeps the first resolution.
+        let p = withConcepts(b)
+        _ = apply(p, .txnPrepare(t2, recordShard: 0, commands: [out(b, a)]))
+        _ = apply(p, .txnResolve([t2], commit: true))
+        let first = p.txns.finished[t2]
+        _ = apply(p, .txnResolve([t2], commit: false))
+        XCTAssertEqual(p.txns.finished[t2], first)
+        XCTAssertEqual(p.neighbors(of: b, direction: .outgoing).map(\.other), [a])
+    }
+
     func testRecoveryAbortOfAnUnknownTransactionRefusesALaterBegin() {
         let s = withConcepts(a)
         guard case .rejected = apply(s, .txnDecide(t1, commit: false, reason: "timed out")) else { return XCTFail() }

@@ -22,6 +22,7 @@ final class ClusterSimulationTests: XCTestCase {
         XCTAssertGreaterThan(s.incarnations, n * 3 + n / 4)
         XCTAssertGreaterThan(s.partitions, n / 4)
         XCTAssertGreaterThan(s.slowDisks, n / 4)
+        XCTAssertGreaterThan(s.gracefulStopsChecked, n / 4)
         XCTAssertGreaterThan(s.batchesOK, n * 5)
         XCTAssertGreaterThan(s.searchesChecked, n * 5)
         XCTAssertGreaterThan(s.readsChecked, n * 20)
