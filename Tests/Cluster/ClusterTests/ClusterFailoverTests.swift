@@ -87,12 +87,20 @@ final class ClusterFailoverTests: XCTestCase {
     func testGracefulShutdownMovesLeadershipsWithoutWriteErrors() async throws {
         cluster = try LocalTestCluster(nodes: 3, shards: 8)
         try cluster.startAll()
+        try cluster.waitLeadersPlaced()   // node 1 leads its share of the shards when it is stopped
         let client = try SutraClient(endpoints: cluster.clientEndpoints)
         let stop = Locked(false)
         async let load = Self.writeLoad(client, workers: 16, stop: stop, prefix: 0xB000_0000_0000_0000)
         try await Task.sleep(for: .milliseconds(800))
         let code = cluster.terminate(1)
         XCTAssertEqual(code, 0, "graceful exit")
+        let log = cluster.log(1)
+        XCTAssertFalse(log.contains("still leading"), "every leadership was handed on: \(log.suffix(800))")
+        XCTAssertTrue(log.contains("stopped"))
+        // The peers heard that node 1 drains (wire v5), so neither handed a shard back to it.
+        for peer in [2, 3] {
+            XCTAssertTrue(cluster.log(peer).contains("node 1 is shutting down: no leadership is handed to it"), "node \(peer)")
+        }
         try await Task.sleep(for: .milliseconds(800))
         stop.withLock { $0 = true }
         let (acked, errors) = await load
