@@ -110,6 +110,8 @@ let package = Package(
 
         // Deterministic simulation of Raft clusters: seeded network, crashes, partitions, invariant checks.
         .target(name: "Txn2PC", dependencies: ["Raft", "Shard"], path: "Sources/Txn2PC"),
+        // The cluster map (nodes, replica sets, moves) and its placement rules: pure, for the meta group and the SDK.
+        .target(name: "ClusterMap", dependencies: ["Codec"], path: "Sources/ClusterMap"),
         .target(name: "RaftSim", dependencies: [
             "Raft", "Shard", "Txn2PC", "WAL", "NodeCore", "ChaosCheck", .product(name: "Logging", package: "swift-log"),
         ], path: "Sources/RaftSim"),
@@ -136,6 +138,7 @@ let package = Package(
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"], path: "Tests/Unit/HTTPTests"),
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"], path: "Tests/Unit/VectorIndexTests"),
         .testTarget(name: "ShardTests", dependencies: ["Shard"], path: "Tests/Unit/ShardTests"),
+        .testTarget(name: "ClusterMapTests", dependencies: ["ClusterMap"], path: "Tests/Unit/ClusterMapTests"),
         .testTarget(name: "ClientProtoTests", dependencies: [
             "ClientProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Tests/Unit/ClientProtoTests"),

@@ -10,6 +10,10 @@ public struct ByteWriter {
 
     public mutating func u8(_ v: UInt8) { bytes.append(v) }
 
+    public mutating func u16(_ v: UInt16) {
+        withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
     public mutating func u32(_ v: UInt32) {
         withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
     }
@@ -53,6 +57,12 @@ public struct ByteReader {
         guard remaining >= 1 else { throw Truncated() }
         defer { offset += 1 }
         return buffer[offset]
+    }
+
+    public mutating func u16() throws(Truncated) -> UInt16 {
+        guard remaining >= 2 else { throw Truncated() }
+        defer { offset += 2 }
+        return UInt16(littleEndian: buffer.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
     }
 
     public mutating func u32() throws(Truncated) -> UInt32 {
