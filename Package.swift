@@ -79,7 +79,7 @@ let package = Package(
         // The node process: the libuv driver around NodeCore (loop, WAL writes on the thread pool, timers, signals),
         // the peer transport and the client front ends.
         .target(name: "Node", dependencies: [
-            "NodeCore", "Raft", "WAL", "Shard", "Txn2PC", "UV", "Codec", "HTTP", "ClientProto", "Auth", "TLS", "TLSTransport", "SecureStream",
+            "NodeCore", "Raft", "WAL", "Shard", "Txn2PC", "UV", "Codec", "HTTP", "ClientProto", "Auth", "TLS", "TLSTransport", "SecureStream", "Release",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -88,7 +88,7 @@ let package = Package(
 
         // The `sutra` command line: local clusters, status, data commands, the load generator.
         .executableTarget(name: "CLI", dependencies: [
-            "HTTP", "SutraClient", "UV", "ChaosRunner", "ChaosLab", "Raft", "TLS", "Auth",
+            "HTTP", "SutraClient", "UV", "ChaosRunner", "ChaosLab", "Raft", "TLS", "Auth", "Release",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/CLI"),
 
@@ -112,16 +112,18 @@ let package = Package(
         .target(name: "Txn2PC", dependencies: ["Raft", "Shard"], path: "Sources/Txn2PC"),
         // The cluster map (nodes, replica sets, moves) and its placement rules: pure, for the meta group and the SDK.
         .target(name: "ClusterMap", dependencies: ["Codec"], path: "Sources/ClusterMap"),
+        // The release number every binary prints with --version (CHANGELOG.md lists the releases).
+        .target(name: "Release", path: "Sources/Release"),
         .target(name: "RaftSim", dependencies: [
             "Raft", "Shard", "Txn2PC", "WAL", "NodeCore", "ChaosCheck", .product(name: "Logging", package: "swift-log"),
         ], path: "Sources/RaftSim"),
         .executableTarget(name: "SimRunner", dependencies: [
-            "RaftSim", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "RaftSim", "Release", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/SimRunner"),
 
         // Benchmarks that print figures (release build): `swift run -c release sutra-bench --help`.
         .executableTarget(name: "Bench", dependencies: [
-            "Raft", "RaftSim", "WAL", "VectorIndex", "TLS", "TLSTransport", "UV",
+            "Raft", "RaftSim", "WAL", "VectorIndex", "TLS", "TLSTransport", "UV", "Release",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/Bench"),
 
@@ -143,7 +145,7 @@ let package = Package(
             "ClientProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Tests/Unit/ClientProtoTests"),
         .testTarget(name: "NodeTests", dependencies: ["Node", "NodeCore", "Raft", "Shard"], path: "Tests/Unit/NodeTests"),
-        .testTarget(name: "ClusterTests", dependencies: ["HTTP", "Shard", "SutraClient", "UV", "NodeCore", "Raft", "Auth", "TLS"], path: "Tests/Cluster/ClusterTests"),
+        .testTarget(name: "ClusterTests", dependencies: ["HTTP", "Shard", "SutraClient", "UV", "NodeCore", "Raft", "Auth", "TLS", "Release"], path: "Tests/Cluster/ClusterTests"),
         .testTarget(name: "ChaosTests", dependencies: ["ChaosLab", "ChaosRunner", "ChaosCheck", "SutraClient", "Raft", "UV"], path: "Tests/Chaos", exclude: ["README.md"]),
         .testTarget(name: "SutraClientTests", dependencies: [
             "SutraClient", "ClientProto", "UV", .product(name: "SwiftProtobuf", package: "swift-protobuf"),

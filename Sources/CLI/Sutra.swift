@@ -1,11 +1,13 @@
 // sutra: the operator and developer command line (local clusters, status, data commands, load generator).
 import ArgumentParser
+import Release
 
 @main
 struct Sutra: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sutra",
         abstract: "Operate a Sutra cluster: start a local one, inspect it, read and write data, load-test it.",
+        version: SutraRelease.version,
         subcommands: [ClusterCommand.self, CertsCommand.self, TokensCommand.self, StatusCommand.self, PutCommand.self, GetCommand.self, DeleteCommand.self, AssociateCommand.self,
                       NeighborsCommand.self, PathCommand.self, SearchCommand.self, FlushCommand.self,
                       BenchCommand.self, FailoverBenchCommand.self, VectorBenchCommand.self, TxnBenchCommand.self, TxnRecoveryBenchCommand.self, ChaosCommand.self])

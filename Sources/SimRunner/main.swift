@@ -1,4 +1,5 @@
 import ArgumentParser
+import Release
 import Foundation
 import Raft
 import RaftSim
@@ -13,7 +14,8 @@ struct SutraSim: ParsableCommand {
               sutra-sim --seeds 0..<100000            run many seeds (prints every failing seed)
               sutra-sim --seed 1234 --trace           replay one seed, printing every event
               sutra-sim --seeds 0..<200 --unsafe-local-reads   the known-bad read mode must be caught
-            """)
+            """,
+        version: SutraRelease.version)
 
     @Option(help: "Seed range, as A..<B or A...B.")
     var seeds: String = "0..<1000"

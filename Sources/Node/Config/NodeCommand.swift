@@ -1,3 +1,4 @@
+import Release
 import NodeCore
 import ArgumentParser
 import Foundation
@@ -9,7 +10,8 @@ import Logging
 public struct NodeCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "sutra-node",
-        abstract: "Run one node of a Sutra cluster (shards replicated with Raft over every node).")
+        abstract: "Run one node of a Sutra cluster (shards replicated with Raft over every node).",
+        version: SutraRelease.version)
 
     @Option(name: .long, help: "This node's id, 1…255 (env STORAGE_NODE_ID; 'storage-prod-3' means 3).")
     var nodeId: String?

@@ -1,6 +1,8 @@
 import Raft
 import Shard
 import NodeCore
+import Release
+import WAL
 
 /// `GET /metrics`: the core's counters and the driver's own figures as Prometheus text.
 extension NodeServer {
@@ -19,6 +21,24 @@ extension NodeServer {
             family(name, type, help)
             for r in node.replicas { o += "\(name){node=\"\(id)\",shard=\"\(r.shard)\"} \(value(r))\n" }
         }
+        // What runs here: the release and every format it speaks (CHANGELOG.md's compatibility table).
+        family("sutra_build_info", "gauge", "Always 1; the labels name this build's release and the formats it writes and speaks.")
+        o += "sutra_build_info{node=\"\(id)\",version=\"\(SutraRelease.version)\",peer_wire_max=\"\(PeerFrame.maxVersion)\","
+            + "client_protocol_max=\"\(BinaryFrontEnd.maxVersion)\",wal_format=\"\(WALFormat.version)\","
+            + "snapshot_format=\"\(ShardState.snapshotVersion)\",entry_format=\"\(ShardRequest.version)\"} 1\n"
+        let p = ProcessStats.read()
+        family("process_cpu_seconds_total", "counter", "User and system CPU time spent by the node process.")
+        o += "process_cpu_seconds_total \(p.cpuSeconds)\n"
+        family("process_resident_memory_bytes", "gauge", "Resident memory of the node process.")
+        o += "process_resident_memory_bytes \(p.residentBytes)\n"
+        family("process_virtual_memory_bytes", "gauge", "Virtual memory of the node process.")
+        o += "process_virtual_memory_bytes \(p.virtualBytes)\n"
+        family("process_open_fds", "gauge", "Open file descriptors (client connections, peer links, WAL segments, snapshots).")
+        o += "process_open_fds \(p.openDescriptors)\n"
+        family("process_max_fds", "gauge", "The descriptor limit (RLIMIT_NOFILE, soft).")
+        o += "process_max_fds \(p.maxDescriptors)\n"
+        family("process_start_time_seconds", "gauge", "When the node process started (unix seconds).")
+        o += "process_start_time_seconds \(ProcessStats.startTime)\n"
         perShard("sutra_concepts", "gauge", "Concepts stored in this node's replica of each shard.") { $0.state.conceptCount }
         perShard("sutra_associations", "gauge", "Edge records (out-edges plus in-edges) in this node's replica of each shard.") { $0.state.edgeCount }
         perShard("sutra_vectors", "gauge", "Embeddings indexed for k-NN search in each shard.") { node.vectors.count(shard: $0.shard) }

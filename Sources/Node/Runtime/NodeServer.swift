@@ -5,6 +5,7 @@ import Raft
 import Shard
 import UV
 import WAL
+import Release
 
 /// One Sutra node process: the libuv driver around `NodeCore`. It owns the loop, the shared WAL, the peer
 /// transport, the client front ends, the tick timer and the signal handlers; every decision — what is durable
@@ -50,6 +51,7 @@ public final class NodeServer {
                 clientLimits: ClientLimits = ClientLimits()) throws {
         self.config = config
         self.logger = logger
+        _ = ProcessStats.startTime   // fixed now: process_start_time_seconds
         self.loop = try EventLoop()
         clientPorts = ClientPorts(limits: clientLimits, loop: loop, logger: logger)
         if let cert = config.tlsCert, let key = config.tlsKey, let ca = config.tlsCA, !config.insecurePeers {
@@ -181,7 +183,7 @@ public final class NodeServer {
         if config.unsafeLocalReads {
             logger.critical("--unsafe-local-reads is on: linearizable reads are answered from local state WITHOUT confirming leadership (a known-bad test build; stale reads will happen)")
         }
-        logger.info("node \(config.nodeID) of cluster \(config.clusterID) (incarnation \(String(core.incarnation, radix: 16))): peers on \(config.listenHost):\(config.peerPort), clients on \(config.clientAddress), HTTP on \(config.httpAddress)")
+        logger.info("sutra-node \(SutraRelease.version): node \(config.nodeID) of cluster \(config.clusterID) (incarnation \(String(core.incarnation, radix: 16))): peers on \(config.listenHost):\(config.peerPort), clients on \(config.clientAddress), HTTP on \(config.httpAddress)")
         onReady?()
         _ = loop.run()
         return 0

@@ -1,4 +1,5 @@
 import Foundation
+import Release
 import Shard
 import XCTest
 
@@ -58,6 +59,38 @@ final class ClusterHTTPTests: XCTestCase {
                 return leaders.count == 1 && !leaders.contains(0) && claiming == 1
             }
         }
+    }
+
+    /// Every binary prints the release with --version; /metrics names the release and the formats it speaks
+    /// (`sutra_build_info`) and reports the process's own resources (`process_*`, as Prometheus clients do).
+    func testVersionBuildInfoAndProcessMetrics() throws {
+        let dir = URL(fileURLWithPath: LocalTestCluster.nodeBinary).deletingLastPathComponent()
+        for binary in ["sutra-node", "sutra"] {
+            let p = Process()
+            p.executableURL = dir.appendingPathComponent(binary)
+            p.arguments = ["--version"]
+            let out = Pipe()
+            p.standardOutput = out
+            try p.run()
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, 0, binary)
+            XCTAssertEqual(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self), SutraRelease.version + "\n", binary)
+        }
+        let before = Date().timeIntervalSince1970
+        cluster = try LocalTestCluster(nodes: 3, shards: 2)
+        try cluster.startAll()
+        let text = String(decoding: cluster.http(2, "GET", "/metrics").body, as: UTF8.self)
+        XCTAssertTrue(text.contains("sutra_build_info{node=\"2\",version=\"\(SutraRelease.version)\",peer_wire_max=\"5\",client_protocol_max=\"1\","), text)
+        func value(_ name: String) -> Double {
+            text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) } ?? -1
+        }
+        XCTAssertGreaterThan(value("process_cpu_seconds_total"), 0)
+        XCTAssertGreaterThan(value("process_resident_memory_bytes"), 4_000_000)
+        XCTAssertGreaterThan(value("process_virtual_memory_bytes"), value("process_resident_memory_bytes"))
+        XCTAssertGreaterThan(value("process_open_fds"), 5, "listeners, peer links, the WAL")
+        XCTAssertGreaterThanOrEqual(value("process_max_fds"), value("process_open_fds"))
+        let started = value("process_start_time_seconds")
+        XCTAssertTrue(started >= before - 1 && started <= Date().timeIntervalSince1970, "start time \(started)")
     }
 
     /// Every limit and malformed input gets a clear error; the node keeps serving the same connection's
