@@ -20,6 +20,13 @@ struct LocalCluster: Codable {
         /// How it was started (so tools can restart it the same way).
         var binary: String?
         var args: [String]?
+
+        /// This node's process still runs: the pid is alive, not a zombie, and still this node (its command line
+        /// names the node's data directory — a pid reused by another process is not ours to signal).
+        var isRunning: Bool {
+            guard kill(pid, 0) == 0, let cmd = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8) else { return false }
+            return cmd.split(separator: "\0").contains { $0 == data }
+        }
     }
     var nodes: [Node]
     var shards: Int
@@ -87,12 +94,18 @@ struct ClusterCommand: ParsableCommand {
             guard (1...64).contains(shards) else { throw ValidationError("--shards is \(shards); allowed: 1…64") }
             guard (1024...65000).contains(basePort) else { throw ValidationError("--base-port is \(basePort); allowed: 1024…65000") }
             let dir = URL(fileURLWithPath: data).standardizedFileURL.path
-            if let existing = try? LocalCluster.load(dir), existing.nodes.contains(where: { kill($0.pid, 0) == 0 }) {
+            if let existing = try? LocalCluster.load(dir), existing.nodes.contains(where: \.isRunning) {
                 throw CLIError("a cluster from \(dir) is already running (pids \(existing.nodes.map(\.pid))); stop it with `sutra cluster down --data \(data)`")
             }
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let binary = nodeBinary ?? siblingBinary("sutra-node")
             guard FileManager.default.isExecutableFile(atPath: binary) else { throw CLIError("sutra-node not found at \(binary); build it or pass --node-binary") }
+            // A port already taken would make that node exit at start: say which one before starting anything.
+            for i in 1...nodes {
+                for (what, port) in [("binary client", basePort + i), ("HTTP", basePort + 100 + i), ("peer", basePort + 200 + i)] where !portIsFree(port) {
+                    throw CLIError("port \(port) (node \(i)'s \(what) port) is in use on 127.0.0.1; choose another --base-port or stop what holds it")
+                }
+            }
             let peers = (1...nodes).map { "\($0)=127.0.0.1:\(basePort + 200 + $0)" }.joined(separator: ",")
             let tls = try ClusterCommand.peerTLSFlags(dir: dir, nodes: nodes, nodeFlags: nodeFlags)
             let tokens = noAuth ? nil : try ensureAdminToken(dir)
@@ -105,7 +118,8 @@ struct ClusterCommand: ParsableCommand {
                 let args = ["--node-id", "\(i)", "--data", nodeDir, "--shards", "\(shards)", "--dimension", "\(dimension)",
                             "--peers", peers, "--client-port", "\(basePort + i)", "--http-port", "\(basePort + 100 + i)",
                             "--peer-port", "\(basePort + 200 + i)"] + tls(i) + clientTLSFlags + (tokens.map { ["--tokens-file", $0] } ?? []) + nodeFlags
-                let pid = try spawnDetached(binary, args, log: log)
+                let pid: pid_t
+                do { pid = try spawnDetached(binary, args, log: log) } catch { stopStarted(cluster, dir); throw error }
                 cluster.nodes.append(.init(id: i, pid: pid, clientPort: basePort + i, httpPort: basePort + 100 + i,
                                            peerPort: basePort + 200 + i, data: nodeDir, log: log, binary: binary, args: args))
             }
@@ -117,13 +131,19 @@ struct ClusterCommand: ParsableCommand {
                     var status: Int32 = 0
                     if waitpid(n.pid, &status, WNOHANG) == n.pid {
                         let tail = (try? String(contentsOfFile: n.log, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: "\n") ?? ""
-                        throw CLIError("node \(n.id) exited during start; its log \(n.log) ends with:\n\(tail)")
+                        let stopped = stopStarted(cluster, dir, except: n.id)
+                        throw CLIError("node \(n.id) exited during start (status \(exitStatus(status))); its log \(n.log) ends with:\n\(tail)\n"
+                                       + "stopped the nodes this command had started: \(stopped.isEmpty ? "none" : stopped.map(String.init).joined(separator: ", "))")
                     }
                     if BlockingHTTPClient.request("GET", host: "127.0.0.1", port: n.httpPort, path: "/ready", timeout: 0.5, tls: clientContext)?.0 == 200 { pending.remove(n.id) }
                 }
                 if !pending.isEmpty { usleep(100_000) }
             }
-            guard pending.isEmpty else { throw CLIError("nodes \(pending.sorted()) not ready after \(timeout) s; see their logs in \(dir)") }
+            guard pending.isEmpty else {
+                let stopped = stopStarted(cluster, dir)
+                throw CLIError("nodes \(pending.sorted()) not ready after \(timeout) s; see their logs in \(dir)\n"
+                               + "stopped the nodes this command had started: \(stopped.map(String.init).joined(separator: ", "))")
+            }
             print("Sutra cluster ready: \(nodes) nodes, \(shards) shards, dimension \(dimension), data in \(dir)")
             print(tls(1).isEmpty ? "  peer links: PLAINTEXT (--insecure-peers)" : "  peer links: mutual TLS, certificates in \(dir)/certs")
             let scheme = certs == nil ? "http" : "https"
@@ -140,6 +160,23 @@ struct ClusterCommand: ParsableCommand {
                 print("Clients are NOT authenticated (--no-auth).")
                 print("Try: curl -s \(curlTLS)\(scheme)://127.0.0.1:\(basePort + 101)/v1/cluster    Stop: sutra cluster down --data \(data)")
             }
+        }
+
+        /// A failed start leaves nothing running: stops (SIGTERM, then SIGKILL after 5 s) every node it started that
+        /// still runs, removes the cluster file, and returns the ids it stopped.
+        @discardableResult
+        private func stopStarted(_ cluster: LocalCluster, _ dir: String, except: Int? = nil) -> [Int] {
+            var stopped: [Int] = []
+            for n in cluster.nodes where n.id != except && n.isRunning {
+                kill(n.pid, SIGTERM)
+                let deadline = Date().addingTimeInterval(5)
+                var status: Int32 = 0
+                while waitpid(n.pid, &status, WNOHANG) != n.pid && Date() < deadline { usleep(50_000) }
+                if n.isRunning { kill(n.pid, SIGKILL); waitpid(n.pid, &status, 0) }
+                stopped.append(n.id)
+            }
+            try? FileManager.default.removeItem(atPath: LocalCluster.path(dir))
+            return stopped
         }
 
         /// The local cluster's tokens file, with an admin token created on first use (kept across restarts).
@@ -186,15 +223,18 @@ struct ClusterCommand: ParsableCommand {
             let dir = URL(fileURLWithPath: data).standardizedFileURL.path
             let cluster = try LocalCluster.load(dir)
             // One node at a time, so each can hand its leaderships to nodes that are still up.
-            for n in cluster.nodes where kill(n.pid, 0) == 0 {
+            for n in cluster.nodes where !n.isRunning {
+                print("node \(n.id) (pid \(n.pid)) was not running: skipped")
+            }
+            for n in cluster.nodes where n.isRunning {
                 kill(n.pid, SIGTERM)
                 let deadline = Date().addingTimeInterval(timeout)
-                while kill(n.pid, 0) == 0 && Date() < deadline {
+                while n.isRunning && Date() < deadline {
                     var status: Int32 = 0
                     if waitpid(n.pid, &status, WNOHANG) == n.pid { break }
                     usleep(50_000)
                 }
-                if kill(n.pid, 0) == 0 {
+                if n.isRunning {
                     kill(n.pid, SIGKILL)
                     print("node \(n.id) (pid \(n.pid)) did not stop in \(timeout) s: killed")
                 } else {
@@ -203,6 +243,28 @@ struct ClusterCommand: ParsableCommand {
             }
         }
     }
+}
+
+/// Whether nothing listens on 127.0.0.1:`port` now: a bind to it succeeds.
+func portIsFree(_ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return true }
+    defer { close(fd) }
+    // As libuv binds (SO_REUSEADDR): connections of an earlier run in TIME_WAIT do not count, a listener does.
+    var one: Int32 = 1
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+}
+
+/// A wait status as the shell would say it: `exit 78`, `signal 9`.
+func exitStatus(_ status: Int32) -> String {
+    status & 0x7f == 0 ? "exit \((status >> 8) & 0xff)" : "signal \(status & 0x7f)"
 }
 
 /// The path of another executable installed beside this one.

@@ -65,18 +65,7 @@ final class ClusterClientTLSTests: XCTestCase {
     }
 
     /// Runs the `sutra` CLI (next to the test's sutra-node) to completion; its exit status and output.
-    private func cli(_ args: [String]) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: LocalTestCluster.nodeBinary).deletingLastPathComponent().appendingPathComponent("sutra")
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, text)
-    }
+    private func cli(_ args: [String]) throws -> (status: Int32, output: String) { try runSutraCLI(args) }
 
     /// `sutra cluster up --client-tls` serves both client ports over TLS with the cluster's certificates, and the
     /// CLI of that data directory (status, bench, readiness) verifies them with the cluster CA by itself.

@@ -266,3 +266,17 @@ struct ClusterTestError: Error, CustomStringConvertible {
 }
 
 func conceptID(_ n: Int) -> ConceptID { ConceptID(hi: UInt64(n) &* 0x9E37_79B9_7F4A_7C15, lo: UInt64(n)) }
+
+/// Runs the `sutra` CLI built beside the node binary and returns its exit status and output (stdout and stderr).
+func runSutraCLI(_ args: [String]) throws -> (status: Int32, output: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: LocalTestCluster.nodeBinary).deletingLastPathComponent().appendingPathComponent("sutra")
+    p.arguments = args
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = out
+    try p.run()
+    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    return (p.terminationStatus, text)
+}

@@ -1,0 +1,84 @@
+import Foundation
+import XCTest
+
+/// `sutra cluster up` and `down` as an operator meets them when something is wrong: a port already taken, a
+/// node that cannot start, a node already gone.
+final class ClusterCLITests: XCTestCase {
+    var dirs: [String] = []
+
+    override func tearDown() {
+        for d in dirs {
+            _ = try? runSutraCLI(["cluster", "down", "--data", d, "--timeout", "5"])
+            try? FileManager.default.removeItem(atPath: d)
+        }
+    }
+
+    private func newDir() -> String {
+        let dir = NSTemporaryDirectory() + "sutra-cli-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        dirs.append(dir)
+        return dir
+    }
+
+    private func running(_ dir: String) -> [pid_t] {
+        guard let d = FileManager.default.enumerator(atPath: "/proc") else { return [] }
+        var pids: [pid_t] = []
+        for case let name as String in d {
+            d.skipDescendants()
+            guard let pid = pid_t(name),
+                  let cmd = try? String(contentsOfFile: "/proc/\(name)/cmdline", encoding: .utf8) else { continue }
+            if cmd.contains("sutra-node"), cmd.contains(dir) { pids.append(pid) }
+        }
+        return pids
+    }
+
+    /// A port in use is named before anything starts; nothing is left running.
+    func testUpNamesABusyPortAndStartsNothing() throws {
+        let dir = newDir(), base = 10_000 + Int.random(in: 0..<70) * 300
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(holder) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(base + 102).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        XCTAssertEqual(bound, 0)
+        XCTAssertEqual(listen(holder, 1), 0)
+        let up = try runSutraCLI(["cluster", "up", "--data", dir, "--base-port", "\(base)", "--no-auth", "--shards", "2", "--dimension", "4"])
+        XCTAssertNotEqual(up.status, 0)
+        XCTAssertTrue(up.output.contains("port \(base + 102) (node 2's HTTP port) is in use"), up.output)
+        XCTAssertEqual(running(dir), [])
+    }
+
+    /// A node that exits at start makes `up` fail with its log's last lines and stop the nodes it had started.
+    func testAFailedStartStopsWhatItStarted() throws {
+        let dir = newDir(), base = 10_000 + Int.random(in: 0..<70) * 300
+        let up = try runSutraCLI(["cluster", "up", "--data", dir, "--base-port", "\(base)", "--no-auth", "--shards", "2", "--dimension", "4",
+                                  "--", "--no-such-flag"])
+        XCTAssertNotEqual(up.status, 0)
+        XCTAssertTrue(up.output.contains("exited during start (status exit 78)"), up.output)
+        XCTAssertTrue(up.output.contains("Unknown option '--no-such-flag'"), up.output)
+        XCTAssertTrue(up.output.contains("stopped the nodes this command had started:"), up.output)
+        XCTAssertEqual(running(dir), [])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/cluster.json"), "no cluster file is left behind")
+    }
+
+    /// `down` says what it stopped and what it skipped.
+    func testDownSaysWhatItStoppedAndSkipped() throws {
+        let dir = newDir(), base = 10_000 + Int.random(in: 0..<70) * 300
+        let up = try runSutraCLI(["cluster", "up", "--data", dir, "--base-port", "\(base)", "--no-auth", "--shards", "2", "--dimension", "4"])
+        XCTAssertEqual(up.status, 0, up.output)
+        let pids = running(dir)
+        XCTAssertEqual(pids.count, 3)
+        // Node 3 dies on its own (kill -9); down must still stop 1 and 2 and say it skipped 3.
+        let node3 = pids.first { (try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8))?.contains("node3") == true }!
+        kill(node3, SIGKILL)
+        let deadline = Date().addingTimeInterval(5)
+        // Gone once its command line is (a zombie's is empty; nobody here reaps it).
+        while (try? String(contentsOfFile: "/proc/\(node3)/cmdline", encoding: .utf8))?.isEmpty == false && Date() < deadline { usleep(20_000) }
+        let down = try runSutraCLI(["cluster", "down", "--data", dir])
+        XCTAssertEqual(down.status, 0, down.output)
+        XCTAssertTrue(down.output.contains("node 3 (pid \(node3)) was not running: skipped"), down.output)
+        XCTAssertTrue(down.output.contains("node 1 (pid") && down.output.contains(") stopped"), down.output)
+        XCTAssertEqual(running(dir), [])
+    }
+}
