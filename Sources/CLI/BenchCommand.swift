@@ -171,7 +171,7 @@ extension Duration {
 
 /// Where SDK commands connect: `--endpoints host:port,…` (binary client ports), else the local cluster in `--data`.
 struct SDKTarget: ParsableArguments {
-    @Option(help: "Client endpoints host:port,… (default: the local cluster in --data).") var endpoints: String?
+    @Option(help: "Client endpoints host:port,… (default: env SUTRA_ENDPOINTS, else the local cluster in --data).") var endpoints: String?
     @Option(help: "Data directory of a local cluster started with `sutra cluster up`.") var data = "./sutra-cluster"
     @Option(help: "Bearer token (default: env SUTRA_TOKEN, else the local cluster's <data>/admin.token).") var token: String?
     @Option(help: "CA certificate (PEM) to verify the nodes' client TLS certificates with; TLS on when given (env SUTRA_CACERT; default: the local cluster's, if it runs client TLS).") var cacert: String?
@@ -180,14 +180,17 @@ struct SDKTarget: ParsableArguments {
     func options(_ base: SutraClient.Options = .init()) throws -> SutraClient.Options {
         var o = base
         o.token = try CLIToken.resolve(flag: token, dataDir: data)
-        if let ca = LocalCluster.caCertificate(flag: cacert, data: data, localCluster: endpoints == nil) {
+        if let ca = LocalCluster.caCertificate(flag: cacert, data: data, localCluster: givenEndpoints == nil) {
             o.tls = TLSOptions(caFile: ca)
         }
         return o
     }
 
+    /// `--endpoints`, else SUTRA_ENDPOINTS (nil: the local cluster in --data).
+    var givenEndpoints: String? { endpoints ?? CLIEnvironment.value("SUTRA_ENDPOINTS") }
+
     func resolve() throws -> [String] {
-        if let endpoints { return endpoints.split(separator: ",").map(String.init) }
+        if let given = givenEndpoints { return given.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         let cluster = try LocalCluster.load(URL(fileURLWithPath: data).standardizedFileURL.path)
         return cluster.nodes.map { "127.0.0.1:\($0.clientPort)" }
     }

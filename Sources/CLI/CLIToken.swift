@@ -20,3 +20,12 @@ enum CLIToken {
         token.map { [("Authorization", "Bearer \($0)")] } ?? []
     }
 }
+
+/// The CLI's environment variables (an empty value counts as unset): `SUTRA_ENDPOINTS` (SDK endpoints),
+/// `SUTRA_HTTP_ENDPOINTS` (HTTP endpoints of operator commands), `SUTRA_TOKEN`, `SUTRA_CACERT`.
+enum CLIEnvironment {
+    static func value(_ name: String) -> String? {
+        guard let v = ProcessInfo.processInfo.environment[name], !v.isEmpty else { return nil }
+        return v
+    }
+}

@@ -5,23 +5,26 @@ import TLS
 
 /// Where operator commands find the cluster: `--http host:port,…`, else the local cluster in `--data`.
 struct Target: ParsableArguments {
-    @Option(help: "HTTP endpoints host:port,… (default: the local cluster in --data).") var http: String?
+    @Option(help: "HTTP endpoints host:port,… (default: env SUTRA_HTTP_ENDPOINTS, else the local cluster in --data).") var http: String?
     @Option(help: "Data directory of a local cluster started with `sutra cluster up`.") var data = "./sutra-cluster"
     @Option(help: "Bearer token (default: env SUTRA_TOKEN, else the local cluster's <data>/admin.token).") var token: String?
     @Option(help: "CA certificate (PEM) to verify the nodes' HTTPS certificates with; HTTPS when given (env SUTRA_CACERT; default: the local cluster's, if it runs client TLS).") var cacert: String?
 
     /// The client TLS context for HTTPS (nil: plain HTTP): `--cacert`, else SUTRA_CACERT, else the local cluster's CA.
     func tlsContext() throws -> TLSContext? {
-        guard let ca = LocalCluster.caCertificate(flag: cacert, data: data, localCluster: http == nil) else { return nil }
+        guard let ca = LocalCluster.caCertificate(flag: cacert, data: data, localCluster: givenHTTP == nil) else { return nil }
         return try LocalCluster.clientTLSContext(ca: ca)
     }
 
     /// The headers that carry the token, if any.
     func authHeaders() throws -> [(String, String)] { CLIToken.headers(try CLIToken.resolve(flag: token, dataDir: data)) }
 
+    /// `--http`, else SUTRA_HTTP_ENDPOINTS (nil: the local cluster in --data).
+    var givenHTTP: String? { http ?? CLIEnvironment.value("SUTRA_HTTP_ENDPOINTS") }
+
     func httpEndpoints() throws -> [(String, Int)] {
-        if let http {
-            return try http.split(separator: ",").map { e in
+        if let given = givenHTTP {
+            return try given.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.map { e in
                 guard let c = e.lastIndex(of: ":"), let p = Int(e[e.index(after: c)...]) else { throw CLIError("'\(e)' is not host:port") }
                 return (String(e[..<c]), p)
             }
@@ -32,7 +35,9 @@ struct Target: ParsableArguments {
 }
 
 struct StatusCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show every shard's leader, term, indexes and replica lag, and the cross-shard transactions in flight.")
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Show every shard's leader, term, indexes and replica lag, and the cross-shard transactions in flight.",
+        discussion: "Exit status: 0 when every shard has a leader; 2 when some shard has none (the output names it); 1 when no node answers.")
     @OptionGroup var target: Target
     @Flag(help: "Print the raw JSON of GET /v1/cluster.") var json = false
 
@@ -51,10 +56,15 @@ struct StatusCommand: ParsableCommand {
             unreachable.append("\(h):\(p)")
         }
         guard let reply else { throw CLIError("no node answered (tried \(unreachable.joined(separator: ", ")))") }
-        if json { print(String(decoding: reply, as: UTF8.self)); return }
         guard let o = try JSONSerialization.jsonObject(with: Data(reply)) as? [String: Any],
               let nodes = o["nodes"] as? [[String: Any]], let shards = o["shards"] as? [[String: Any]] else {
             throw CLIError("unexpected /v1/cluster answer")
+        }
+        let leaderless = shards.filter { (($0["leader"] as? NSNumber)?.intValue ?? 0) == 0 }.compactMap { ($0["shard"] as? NSNumber)?.intValue }
+        if json {
+            print(String(decoding: reply, as: UTF8.self))
+            if !leaderless.isEmpty { throw ExitCode(2) }
+            return
         }
         print("cluster \(o["cluster_id"] ?? "?"): \(nodes.count) nodes, \(o["num_shards"] ?? "?") shards, dimension \(o["dimension"] ?? "?") (as seen by node \(o["node_id"] ?? "?"))")
         for n in nodes {
@@ -94,5 +104,9 @@ struct StatusCommand: ParsableCommand {
         }
         print("  transactions (records pending and intents held on the shards each node leads; counters since it started):")
         for line in txnLines.sorted() { print(line) }
+        if !leaderless.isEmpty {
+            print("NO LEADER for shard(s) \(leaderless.map(String.init).joined(separator: ", ")) (as seen by node \(o["node_id"] ?? "?")): their writes fail until one is elected")
+            throw ExitCode(2)
+        }
     }
 }

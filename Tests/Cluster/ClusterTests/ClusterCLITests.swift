@@ -81,4 +81,39 @@ final class ClusterCLITests: XCTestCase {
         XCTAssertTrue(down.output.contains("node 1 (pid") && down.output.contains(") stopped"), down.output)
         XCTAssertEqual(running(dir), [])
     }
+
+    /// Scripts can rely on `status`: 0 with a leader for every shard, 2 (naming the shards) without; the SDK and
+    /// HTTP endpoints come from SUTRA_ENDPOINTS / SUTRA_HTTP_ENDPOINTS when no flag or data directory says.
+    func testStatusExitCodesAndEndpointVariables() throws {
+        let dir = newDir(), base = 10_000 + Int.random(in: 0..<70) * 300
+        let up = try runSutraCLI(["cluster", "up", "--data", dir, "--base-port", "\(base)", "--no-auth", "--shards", "2", "--dimension", "4"])
+        XCTAssertEqual(up.status, 0, up.output)
+        let nowhere = ["--data", dir + "/no-cluster-here"]
+        let sdk = ["SUTRA_ENDPOINTS": (1...3).map { "127.0.0.1:\(base + $0)" }.joined(separator: ",")]
+        let id = "000000000000000000000000000000a1"
+        let put = try runSutraCLI(["put", "--id", id, "--content", "from-env"] + nowhere, environment: sdk)
+        XCTAssertEqual(put.status, 0, put.output)
+        let get = try runSutraCLI(["get", id] + nowhere, environment: sdk)
+        XCTAssertEqual(get.status, 0, get.output)
+        XCTAssertTrue(get.output.contains("from-env"), get.output)
+        let http = ["SUTRA_HTTP_ENDPOINTS": "127.0.0.1:\(base + 101)"]
+        let healthy = try runSutraCLI(["status"] + nowhere, environment: http)
+        XCTAssertEqual(healthy.status, 0, healthy.output)
+        // Nodes 2 and 3 die: node 1 alone elects nobody.
+        for victim in running(dir) where (try? String(contentsOfFile: "/proc/\(victim)/cmdline", encoding: .utf8))?.contains("node1") == false {
+            kill(victim, SIGKILL)
+        }
+        var status = (status: Int32(0), output: "")
+        let deadline = Date().addingTimeInterval(15)
+        repeat {
+            status = try runSutraCLI(["status"] + nowhere, environment: http)
+            if status.status == 2 { break }
+            usleep(200_000)
+        } while Date() < deadline
+        XCTAssertEqual(status.status, 2, status.output)
+        XCTAssertTrue(status.output.contains("NO LEADER for shard(s) 0, 1"), status.output)
+        let json = try runSutraCLI(["status", "--json"] + nowhere, environment: http)
+        XCTAssertEqual(json.status, 2, "--json prints the view and still fails")
+        XCTAssertTrue(json.output.contains("\"shards\""), json.output)
+    }
 }

@@ -267,11 +267,13 @@ struct ClusterTestError: Error, CustomStringConvertible {
 
 func conceptID(_ n: Int) -> ConceptID { ConceptID(hi: UInt64(n) &* 0x9E37_79B9_7F4A_7C15, lo: UInt64(n)) }
 
-/// Runs the `sutra` CLI built beside the node binary and returns its exit status and output (stdout and stderr).
-func runSutraCLI(_ args: [String]) throws -> (status: Int32, output: String) {
+/// Runs the `sutra` CLI built beside the node binary (with `environment` added to this process's) and returns its
+/// exit status and output (stdout and stderr).
+func runSutraCLI(_ args: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: LocalTestCluster.nodeBinary).deletingLastPathComponent().appendingPathComponent("sutra")
     p.arguments = args
+    p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     let out = Pipe()
     p.standardOutput = out
     p.standardError = out
