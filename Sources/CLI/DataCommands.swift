@@ -2,8 +2,8 @@ import ArgumentParser
 import Foundation
 import SutraClient
 
-/// Data commands through the SDK: each prints its answer as one line of JSON (scripts can parse it) and exits
-/// non-zero with the node's message when the request fails.
+/// Data commands through the SDK: each prints its answer as one line of JSON (scripts can parse it) — the read
+/// commands as a table with `--output table` — and exits non-zero with the node's message when the request fails.
 struct PutCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "put", abstract: "Write a concept.")
     @OptionGroup var target: SDKTarget
@@ -28,11 +28,19 @@ struct GetCommand: AsyncParsableCommand {
     @OptionGroup var target: SDKTarget
     @Argument(help: "Concept id (32 hex digits).") var id: String
     @Flag(help: "Read this node's replica (may lag) instead of a linearizable read.") var stale = false
+    @Option(help: "json or table.") var output: OutputFormat = .json
 
     func run() async throws {
         let cid = try parseID(id)
         guard let c = try await withClient(target, { try await $0.get(cid, consistency: stale ? .stale : .linearizable) }) else {
             throw CLIError("concept \(cid) not found")
+        }
+        if output == .table {
+            let e = c.embedding.map { "\($0.count) numbers: " + $0.prefix(4).map { "\($0)" }.joined(separator: ", ") + ($0.count > 4 ? ", …" : "") } ?? "none"
+            print(renderTable(["field", "value"], [["id", c.id.description], ["content", c.text], ["strength", "\(c.strength)"],
+                                                   ["confidence", "\(c.confidence)"], ["created_version", "\(c.createdVersion)"],
+                                                   ["updated_version", "\(c.updatedVersion)"], ["embedding", e]], rightAlignNumbers: false))
+            return
         }
         var o: [String: Any] = ["id": c.id.description, "content": c.text, "strength": Double(c.strength),
                                 "confidence": Double(c.confidence), "created_version": c.createdVersion, "updated_version": c.updatedVersion]
@@ -74,6 +82,7 @@ struct NeighborsCommand: AsyncParsableCommand {
     @OptionGroup var target: SDKTarget
     @Argument(help: "Concept id.") var id: String
     @Option(help: "out, in or both.") var direction = "both"
+    @Option(help: "json or table.") var output: OutputFormat = .json
 
     func run() async throws {
         let cid = try parseID(id)
@@ -85,6 +94,11 @@ struct NeighborsCommand: AsyncParsableCommand {
         default: throw ValidationError("--direction must be out, in or both")
         }
         let ns = try await withClient(target) { try await $0.neighbors(of: cid, direction: dir) }
+        if output == .table {
+            print(renderTable(["direction", "type", "confidence", "id"],
+                              ns.map { [$0.direction == .outgoing ? "out" : "in", "\($0.type)", "\($0.confidence)", $0.other.description] }))
+            return
+        }
         printJSON(["neighbors": ns.map { ["id": $0.other.description, "type": "\($0.type)", "confidence": Double($0.confidence),
                                           "direction": $0.direction == .outgoing ? "out" : "in"] as [String: Any] }])
     }
@@ -96,10 +110,16 @@ struct PathCommand: AsyncParsableCommand {
     @Argument(help: "From concept id.") var from: String
     @Argument(help: "To concept id.") var to: String
     @Option(help: "Maximum hops, 1…20.") var maxDepth = 6
+    @Option(help: "json or table.") var output: OutputFormat = .json
 
     func run() async throws {
         let f = try parseID(from), t = try parseID(to)
         let r = try await withClient(target) { try await $0.findPath(from: f, to: t, maxDepth: maxDepth) }
+        if output == .table {
+            print(r.path == nil ? "no path within \(maxDepth) hops (\(r.visited) concepts visited)" : "path of \(r.path!.count - 1) hop(s) (\(r.visited) concepts visited)")
+            if let p = r.path { print(renderTable(["hop", "id"], p.enumerated().map { ["\($0.offset)", $0.element.description] })) }
+            return
+        }
         printJSON(["found": r.path != nil, "path": (r.path ?? []).map(\.description), "visited": r.visited])
     }
 }
@@ -110,10 +130,15 @@ struct SearchCommand: AsyncParsableCommand {
     @Argument(help: "Query vector: comma-separated numbers.") var vector: String
     @Option(help: "Neighbours, 1…1000.") var k = 10
     @Option(help: "Search breadth (0: the node's default).") var ef = 0
+    @Option(help: "json or table.") var output: OutputFormat = .json
 
     func run() async throws {
         let v = try parseVector(vector)
         let hits = try await withClient(target) { try await $0.search(vector: v, k: k, ef: ef) }
+        if output == .table {
+            print(renderTable(["rank", "distance", "id"], hits.enumerated().map { ["\($0.offset + 1)", "\($0.element.distance)", $0.element.id.description] }))
+            return
+        }
         printJSON(["results": hits.map { ["id": $0.id.description, "distance": Double($0.distance)] as [String: Any] }])
     }
 }

@@ -39,7 +39,8 @@ struct StatusCommand: ParsableCommand {
         commandName: "status", abstract: "Show every shard's leader, term, indexes and replica lag, and the cross-shard transactions in flight.",
         discussion: "Exit status: 0 when every shard has a leader; 2 when some shard has none (the output names it); 1 when no node answers.")
     @OptionGroup var target: Target
-    @Flag(help: "Print the raw JSON of GET /v1/cluster.") var json = false
+    @Flag(help: "Print the raw JSON of GET /v1/cluster (the same as --output json).") var json = false
+    @Option(help: "table or json (the raw JSON of GET /v1/cluster).") var output: OutputFormat = .table
 
     func run() throws {
         var reply: [UInt8]?
@@ -61,7 +62,7 @@ struct StatusCommand: ParsableCommand {
             throw CLIError("unexpected /v1/cluster answer")
         }
         let leaderless = shards.filter { (($0["leader"] as? NSNumber)?.intValue ?? 0) == 0 }.compactMap { ($0["shard"] as? NSNumber)?.intValue }
-        if json {
+        if json || output == .json {
             print(String(decoding: reply, as: UTF8.self))
             if !leaderless.isEmpty { throw ExitCode(2) }
             return
@@ -70,7 +71,6 @@ struct StatusCommand: ParsableCommand {
         for n in nodes {
             print("  node \(n["id"] ?? "?")  sdk \(n["client_address"] ?? "")  http \(n["http_address"] ?? "")  \((n["connected"] as? Bool) == true ? "connected" : "UNREACHABLE")")
         }
-        print("  shard  leader  term  commit  applied  concepts  lag")
         // Each shard's replica lag is known by its leader: ask the leader's node for the shards it leads.
         var leaderViews: [Int: [String: Any]] = [:]
         var txnLines: [String] = []
@@ -90,18 +90,17 @@ struct StatusCommand: ParsableCommand {
                 leaderViews[(s["shard"] as? NSNumber)?.intValue ?? -1] = s
             }
         }
+        var rows: [[String]] = []
         for s in shards {
             let idx = (s["shard"] as? NSNumber)?.intValue ?? -1
             let v = leaderViews[idx] ?? s
             let lag = (v["replicas"] as? [[String: Any]] ?? []).map { "n\($0["node"] ?? "?"):\($0["lag"] ?? "?")" }.joined(separator: " ")
             let leader = (v["leader"] as? NSNumber)?.intValue ?? 0
-            func col(_ v: Any?, _ w: Int) -> String {
-                let t = "\(v ?? "?")"
-                return String(repeating: " ", count: max(0, w - t.count)) + t
-            }
-            print("  " + [col(idx, 5), col(leader == 0 ? "none" : "\(leader)", 6), col(v["term"], 4), col(v["commit_index"], 6),
-                          col(v["applied_index"], 7), col(v["concepts"], 8)].joined(separator: "  ") + "  " + (lag.isEmpty ? "?" : lag))
+            rows.append(["\(idx)", leader == 0 ? "NONE" : "\(leader)", "\(v["term"] ?? "?")", "\(v["commit_index"] ?? "?")",
+                         "\(v["applied_index"] ?? "?")", "\(v["concepts"] ?? "?")", lag.isEmpty ? "?" : lag])
         }
+        let table = renderTable(["shard", "leader", "term", "commit", "applied", "concepts", "lag"], rows)
+        print(table.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
         print("  transactions (records pending and intents held on the shards each node leads; counters since it started):")
         for line in txnLines.sorted() { print(line) }
         if !leaderless.isEmpty {

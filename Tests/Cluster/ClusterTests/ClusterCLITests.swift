@@ -96,6 +96,10 @@ final class ClusterCLITests: XCTestCase {
         let get = try runSutraCLI(["get", id] + nowhere, environment: sdk)
         XCTAssertEqual(get.status, 0, get.output)
         XCTAssertTrue(get.output.contains("from-env"), get.output)
+        let table = try runSutraCLI(["get", id, "--output", "table"] + nowhere, environment: sdk)
+        XCTAssertEqual(table.status, 0, table.output)
+        XCTAssertTrue(table.output.split(separator: "\n").contains { $0.hasPrefix("content") && $0.hasSuffix("  from-env") }, table.output)
+        XCTAssertTrue(table.output.contains("updated_version  "), table.output)
         let http = ["SUTRA_HTTP_ENDPOINTS": "127.0.0.1:\(base + 101)"]
         let healthy = try runSutraCLI(["status"] + nowhere, environment: http)
         XCTAssertEqual(healthy.status, 0, healthy.output)
