@@ -68,7 +68,7 @@ let package = Package(
         .target(name: "VectorIndex", dependencies: ["CHNSW"], path: "Sources/VectorIndex"),
 
         // One shard replica's state machine: concepts, associations, per-client de-duplication (pure).
-        .target(name: "Shard", dependencies: ["Codec", "Raft", "WAL", "VectorIndex"], path: "Sources/Shard"),
+        .target(name: "Shard", dependencies: ["Codec", "Raft", "WAL", "VectorIndex", "CLibCrypto"], path: "Sources/Shard"),
 
         // The node's turn logic as pure code (no libuv, sockets, files or clock): shard replicas, group commit,
         // forwards, read waiters, placement, the 2PC host. The production driver and the cluster simulation run it.

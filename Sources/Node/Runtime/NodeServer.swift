@@ -46,6 +46,8 @@ public final class NodeServer {
     static let indexingSliceMs = 5
     /// Test-only slow disk (`--enable-fault-injection`): each WAL write sleeps this long before its fdatasync.
     var fsyncDelayMs = 0
+    /// A content digest is being hashed on the thread pool (one at a time per node: each costs O(n log n)).
+    var digestInFlight = false
 
     public init(config: NodeConfig, logger: Logger, auth: ClientAuthSettings = ClientAuthSettings(),
                 clientLimits: ClientLimits = ClientLimits()) throws {

@@ -122,6 +122,8 @@ final class HTTPFrontEnd {
         case answer(HTTPResponse)
         case op(ClientOp)
         case decode(@Sendable () throws -> ClientOp)
+        /// `GET /v1/digest`: not a client operation of the core, the driver hashes the shards off the loop.
+        case digest
     }
 
     private func handle(_ req: HTTPRequest, from peer: String, flow: ClientFlow, _ respond: @escaping (HTTPResponse) -> Void) {
@@ -130,6 +132,13 @@ final class HTTPFrontEnd {
         switch plan(req, from: peer) {
         case .answer(let r): respond(r)
         case .op(let op): run(op, session, respond)
+        case .digest:
+            node.contentDigests { result in
+                switch result {
+                case .success(let digests): respond(.json(body: JSONReply.digests(digests, node: self.node.config.nodeID)))
+                case .failure(let e): respond(HTTPFrontEnd.response(for: e))
+                }
+            }
         case .decode(let decode):
             guard req.body.count >= node.clientPorts.limits.offLoopDecodeBytes else {
                 do { run(try decode(), session, respond) } catch { respond(HTTPFrontEnd.problemResponse(error)) }
@@ -240,6 +249,8 @@ final class HTTPFrontEnd {
                 return .op(.fsyncDelay(ms: ms))
             case ("GET", "cluster"):
                 return .op(.cluster)
+            case ("GET", "digest"):
+                return .digest
             case (_, .some):
                 return .answer(HTTPFrontEnd.errorResponse(status: 405, code: "METHOD_NOT_ALLOWED", "\(req.method) is not allowed on \(req.path)"))
             default:
@@ -255,7 +266,7 @@ final class HTTPFrontEnd {
         switch p.count {
         case 1 where ["health", "ready", "metrics"].contains(p[0]): return (p[0], "")
         case 2 where p[0] == "v1" && p[1] == "concepts": return ("concepts", "")
-        case 2 where p[0] == "v1" && ["associations", "path", "search", "batch", "flush", "cluster"].contains(p[1]): return (p[1], "")
+        case 2 where p[0] == "v1" && ["associations", "path", "search", "batch", "flush", "cluster", "digest"].contains(p[1]): return (p[1], "")
         case 3 where p[0] == "v1" && p[1] == "admin" && p[2] == "transfer-leader": return ("transfer-leader", "")
         case 4 where p[0] == "v1" && p[1] == "admin" && p[2] == "fault" && p[3] == "fsync-delay": return ("fsync-delay", "")
         case 3 where p[0] == "v1" && p[1] == "concepts": return ("concept", p[2])

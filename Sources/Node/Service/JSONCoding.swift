@@ -144,6 +144,15 @@ struct JSONBody {
 
 /// JSON renderings of replies.
 enum JSONReply {
+    /// `GET /v1/digest`: each shard replica's digest here and the cluster digest of them all.
+    static func digests(_ ds: [ShardDigest], node: NodeID) -> [UInt8] {
+        serialize([
+            "node": node,
+            "shards": ds.map { ["shard": $0.shard, "applied_index": $0.appliedIndex, "concepts": $0.concepts, "edges": $0.edges, "digest": $0.hex] as [String: Any] },
+            "digest": ShardDigest.hex(ShardDigest.cluster(ds)),
+        ] as [String: Any])
+    }
+
     static func serialize(_ o: Any) -> [UInt8] {
         (try? Array(JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]))) ?? Array("{}".utf8)
     }

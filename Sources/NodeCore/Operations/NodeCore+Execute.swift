@@ -257,6 +257,22 @@ extension NodeCore {
         }
     }
 
+    /// Every shard replica's data at an index at or past every write acknowledged before the call (a read
+    /// barrier on every shard, then the intents held then resolved here), for content digests. Taking the images
+    /// costs nothing (copy-on-write); hash them off the loop. Fails when a shard's leader cannot be reached.
+    package func contentImages(_ done: @escaping (Result<[ShardContentImage], ClientError>) -> Void) {
+        allShards(.linearizable) { [weak self] in
+            guard let self else { return }
+            self.settleAllIntents { [weak self] settled in
+                guard let self else { return }
+                switch settled {
+                case .success: done(.success(self.replicas.map { $0.state.contentImage(shard: $0.shard) }))
+                case .failure(let e): done(.failure(e))
+                }
+            }
+        } failed: { done(.failure($0)) }
+    }
+
     private func settleAllIntents(_ done: @escaping (Result<Void, ClientError>) -> Void) {
         var remaining = replicas.count
         var failure: ClientError?

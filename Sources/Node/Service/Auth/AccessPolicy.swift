@@ -24,7 +24,7 @@ enum AccessPolicy {
         switch (method, route) {
         case (_, "health"), (_, "ready"): return nil
         case (_, "metrics"): return metricsNeedToken ? .read : nil
-        case (_, "flush"), (_, "transfer-leader"), (_, "fsync-delay"): return .admin
+        case (_, "flush"), (_, "transfer-leader"), (_, "fsync-delay"), (_, "digest"): return .admin
         case ("POST", "concepts"), ("DELETE", "concept"), ("POST", "associations"), ("POST", "batch"): return .write
         default: return .read
         }
