@@ -27,6 +27,31 @@ struct LocalCluster: Codable {
             guard kill(pid, 0) == 0, let cmd = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8) else { return false }
             return cmd.split(separator: "\0").contains { $0 == data }
         }
+
+        /// How `stop` ended.
+        enum StopOutcome { case notRunning, stopped, killed }
+
+        /// SIGTERM (a graceful stop: the node hands its leaderships on), then SIGKILL if it still runs after
+        /// `timeout` seconds; waits (bounded) until the process is gone. Reaps it when it is our child.
+        @discardableResult
+        func stop(timeout: Double) -> StopOutcome {
+            guard isRunning else { return .notRunning }
+            kill(pid, SIGTERM)
+            let deadline = Date().addingTimeInterval(timeout)
+            var status: Int32 = 0
+            while isRunning && Date() < deadline {
+                if waitpid(pid, &status, WNOHANG) == pid { break }
+                usleep(50_000)
+            }
+            guard isRunning else { return .stopped }
+            kill(pid, SIGKILL)
+            let gone = Date().addingTimeInterval(5)
+            while isRunning && Date() < gone {
+                if waitpid(pid, &status, WNOHANG) == pid { break }
+                usleep(20_000)
+            }
+            return .killed
+        }
     }
     var nodes: [Node]
     var shards: Int
@@ -63,6 +88,22 @@ struct LocalCluster: Codable {
 
     /// The context for HTTPS to this cluster's nodes (nil: plain HTTP, or a CA that does not load).
     var clientTLS: TLSContext? { clientCA.flatMap { try? LocalCluster.clientTLSContext(ca: $0) } }
+
+    /// Writes `DIR/cluster.json`.
+    func save(_ dir: String) throws { try JSONEncoder().encode(self).write(to: URL(fileURLWithPath: LocalCluster.path(dir))) }
+
+    /// Starts node `nodes[index]` again with the command line it was started with (or on `binary`), records
+    /// its new pid (and binary) and saves the cluster file. The caller makes sure it is not running.
+    mutating func respawn(_ index: Int, binary: String? = nil, dir: String) throws {
+        let n = nodes[index]
+        guard let recorded = n.binary, let args = n.args else {
+            throw CLIError("\(LocalCluster.path(dir)) records no command line for node \(n.id) (an older `cluster up`): recreate the cluster with `cluster down` and `cluster up`")
+        }
+        let chosen = binary ?? recorded
+        nodes[index].pid = try spawnDetached(chosen, args, log: n.log)
+        nodes[index].binary = chosen
+        try save(dir)
+    }
 
     static func load(_ dir: String) throws -> LocalCluster {
         guard let d = FileManager.default.contents(atPath: path(dir)) else {
@@ -123,7 +164,7 @@ struct ClusterCommand: ParsableCommand {
                 cluster.nodes.append(.init(id: i, pid: pid, clientPort: basePort + i, httpPort: basePort + 100 + i,
                                            peerPort: basePort + 200 + i, data: nodeDir, log: log, binary: binary, args: args))
             }
-            try JSONEncoder().encode(cluster).write(to: URL(fileURLWithPath: LocalCluster.path(dir)))
+            try cluster.save(dir)
             let deadline = Date().addingTimeInterval(timeout)
             var pending = Set(cluster.nodes.map(\.id))
             while !pending.isEmpty && Date() < deadline {
@@ -167,14 +208,7 @@ struct ClusterCommand: ParsableCommand {
         @discardableResult
         private func stopStarted(_ cluster: LocalCluster, _ dir: String, except: Int? = nil) -> [Int] {
             var stopped: [Int] = []
-            for n in cluster.nodes where n.id != except && n.isRunning {
-                kill(n.pid, SIGTERM)
-                let deadline = Date().addingTimeInterval(5)
-                var status: Int32 = 0
-                while waitpid(n.pid, &status, WNOHANG) != n.pid && Date() < deadline { usleep(50_000) }
-                if n.isRunning { kill(n.pid, SIGKILL); waitpid(n.pid, &status, 0) }
-                stopped.append(n.id)
-            }
+            for n in cluster.nodes where n.id != except && n.stop(timeout: 5) != .notRunning { stopped.append(n.id) }
             try? FileManager.default.removeItem(atPath: LocalCluster.path(dir))
             return stopped
         }
@@ -227,18 +261,10 @@ struct ClusterCommand: ParsableCommand {
                 print("node \(n.id) (pid \(n.pid)) was not running: skipped")
             }
             for n in cluster.nodes where n.isRunning {
-                kill(n.pid, SIGTERM)
-                let deadline = Date().addingTimeInterval(timeout)
-                while n.isRunning && Date() < deadline {
-                    var status: Int32 = 0
-                    if waitpid(n.pid, &status, WNOHANG) == n.pid { break }
-                    usleep(50_000)
-                }
-                if n.isRunning {
-                    kill(n.pid, SIGKILL)
-                    print("node \(n.id) (pid \(n.pid)) did not stop in \(timeout) s: killed")
-                } else {
-                    print("node \(n.id) (pid \(n.pid)) stopped")
+                switch n.stop(timeout: timeout) {
+                case .killed: print("node \(n.id) (pid \(n.pid)) did not stop in \(timeout) s: killed")
+                case .stopped: print("node \(n.id) (pid \(n.pid)) stopped")
+                case .notRunning: print("node \(n.id) (pid \(n.pid)) was not running: skipped")
                 }
             }
         }

@@ -65,10 +65,7 @@ struct FailoverBenchCommand: AsyncParsableCommand {
             samples.append(seconds)
             if !json { FileHandle.standardError.write(Data(String(format: "\rkill %d/%d: shard %d leader node %d → first write after %.0f ms   ", round + 1, kills, shard, leader, seconds * 1000).utf8)) }
             // Restart the victim the same way and let it catch up.
-            let n = cluster.nodes[victim]
-            guard let binary = n.binary, let args = n.args else { throw CLIError("cluster.json lacks how node \(n.id) was started; recreate the cluster") }
-            cluster.nodes[victim].pid = try spawnDetached(binary, args, log: n.log)
-            try JSONEncoder().encode(cluster).write(to: URL(fileURLWithPath: LocalCluster.path(dir)))
+            try cluster.respawn(victim, dir: dir)
         }
         try await waitAllReady(cluster)
         await sdk.close()

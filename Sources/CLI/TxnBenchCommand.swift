@@ -101,10 +101,7 @@ struct TxnRecoveryBenchCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data(String(format: "\rkill %d/%d: coordinator of shard %d (node %d), %d in flight → all resolved after %.0f ms   ",
                                                            round + 1, kills, shard, leader, before ?? -1, seconds * 1000).utf8))
             }
-            let n = cluster.nodes[victim]
-            guard let binary = n.binary, let args = n.args else { throw CLIError("cluster.json lacks how node \(n.id) was started; recreate the cluster") }
-            cluster.nodes[victim].pid = try spawnDetached(binary, args, log: n.log)
-            try JSONEncoder().encode(cluster).write(to: URL(fileURLWithPath: LocalCluster.path(dir)))
+            try cluster.respawn(victim, dir: dir)
         }
         try await waitQuiet(cluster)
         await sdk.close()

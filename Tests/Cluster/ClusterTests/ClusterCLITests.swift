@@ -158,4 +158,40 @@ final class ClusterCLITests: XCTestCase {
         let readOnly = try runSutraCLI(["digest", "--data", one, "--token", "not-a-token"])
         XCTAssertNotEqual(readOnly.status, 0, "a digest needs a valid admin token")
     }
+
+    /// `sutra node restart N`: a graceful stop and a start with the same flags (or another binary); the node
+    /// comes back with its data, the cluster file names the new pid, and an unknown node is refused.
+    func testNodeRestartKeepsTheDataAndRecordsTheNewProcess() throws {
+        let dir = newDir(), base = 10_000 + Int.random(in: 0..<70) * 300
+        let up = try runSutraCLI(["cluster", "up", "--data", dir, "--base-port", "\(base)", "--shards", "2", "--dimension", "2"])
+        XCTAssertEqual(up.status, 0, up.output)
+        for i in 1...5 {
+            let put = try runSutraCLI(["put", "--id", String(format: "%032x", i), "--content", "v\(i)", "--data", dir])
+            XCTAssertEqual(put.status, 0, put.output)
+        }
+        let before = running(dir)
+        let restart = try runSutraCLI(["node", "restart", "2", "--data", dir, "--node-binary", LocalTestCluster.nodeBinary])
+        XCTAssertEqual(restart.status, 0, restart.output)
+        XCTAssertTrue(restart.output.contains("node 2 (pid") && restart.output.contains(") stopped"), restart.output)
+        XCTAssertTrue(restart.output.contains("node 2 restarted: pid "), restart.output)
+        let after = running(dir)
+        XCTAssertEqual(after.count, 3)
+        XCTAssertEqual(Set(before).intersection(after).count, 2, "only node 2 is a new process")
+        let recorded = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/cluster.json"))) as? [String: Any]
+        let pids = (recorded?["nodes"] as? [[String: Any]] ?? []).compactMap { ($0["pid"] as? NSNumber)?.int32Value }
+        XCTAssertEqual(Set(pids), Set(after))
+        // Node 2 holds every write again: all three nodes agree on the digest.
+        let digest = try runSutraCLI(["digest", "--data", dir, "--output", "json"])
+        XCTAssertEqual(digest.status, 0, digest.output)
+        let view = try JSONSerialization.jsonObject(with: Data(digest.output.utf8)) as? [String: Any]
+        let nodes = view?["nodes"] as? [[String: Any]] ?? []
+        XCTAssertEqual(nodes.count, 3)
+        for n in nodes {
+            let concepts = (n["shards"] as? [[String: Any]] ?? []).compactMap { ($0["concepts"] as? NSNumber)?.intValue }.reduce(0, +)
+            XCTAssertEqual(concepts, 5, "node \(n["node"] ?? "?") holds the 5 concepts")
+        }
+        let unknown = try runSutraCLI(["node", "restart", "7", "--data", dir])
+        XCTAssertNotEqual(unknown.status, 0)
+        XCTAssertTrue(unknown.output.contains("no node 7 in"), unknown.output)
+    }
 }

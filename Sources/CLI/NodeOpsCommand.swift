@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import HTTP
+
+/// `sutra node …`: one node of a local cluster (`sutra cluster up`).
+struct NodeOpsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "node", abstract: "Operate one node of a local cluster.",
+                                                    subcommands: [Restart.self])
+
+    /// Stops one node gracefully and starts it again with the command line it ran — or another binary, one node
+    /// at a time for a rolling upgrade — then waits until it is ready again.
+    struct Restart: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Restart one node of a local cluster (graceful stop, same flags), optionally on another sutra-node binary.")
+        @Argument(help: "The node's id.") var id: Int
+        @Option(help: "Data directory given to `cluster up`.") var data = "./sutra-cluster"
+        @Option(help: "Start it from this sutra-node binary (a rolling upgrade; default: the one it ran).") var nodeBinary: String?
+        @Option(help: "Seconds to wait for the graceful stop before SIGKILL.") var timeout = 10.0
+        @Option(help: "Seconds to wait for the restarted node to be ready.") var readyTimeout = 30.0
+
+        func run() throws {
+            let dir = URL(fileURLWithPath: data).standardizedFileURL.path
+            var cluster = try LocalCluster.load(dir)
+            guard let i = cluster.nodes.firstIndex(where: { $0.id == id }) else {
+                throw CLIError("no node \(id) in \(dir) (its nodes: \(cluster.nodes.map { String($0.id) }.joined(separator: ", ")))")
+            }
+            var n = cluster.nodes[i]
+            let binary = nodeBinary.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+            if let binary, !FileManager.default.isExecutableFile(atPath: binary) { throw CLIError("sutra-node not found at \(binary)") }
+            switch n.stop(timeout: timeout) {
+            case .notRunning: print("node \(id) (pid \(n.pid)) was not running")
+            case .stopped: print("node \(id) (pid \(n.pid)) stopped")
+            case .killed: print("node \(id) (pid \(n.pid)) did not stop in \(timeout) s: killed")
+            }
+            // Its ports are free once the process is gone (a listener closes with it); wait a moment if not yet.
+            let portsFree = Date().addingTimeInterval(5)
+            while ![n.clientPort, n.httpPort, n.peerPort].allSatisfy(portIsFree) && Date() < portsFree { usleep(50_000) }
+            for (what, port) in [("binary client", n.clientPort), ("HTTP", n.httpPort), ("peer", n.peerPort)] where !portIsFree(port) {
+                throw CLIError("port \(port) (node \(id)'s \(what) port) is still in use; node \(id) was not started again")
+            }
+            let started = Date()
+            try cluster.respawn(i, binary: binary, dir: dir)
+            n = cluster.nodes[i]
+            let deadline = Date().addingTimeInterval(readyTimeout)
+            let tls = cluster.clientTLS
+            while BlockingHTTPClient.request("GET", host: "127.0.0.1", port: n.httpPort, path: "/ready", timeout: 0.5, tls: tls)?.0 != 200 {
+                var status: Int32 = 0
+                if waitpid(n.pid, &status, WNOHANG) == n.pid {
+                    let tail = (try? String(contentsOfFile: n.log, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: "\n") ?? ""
+                    throw CLIError("node \(id) exited during start (status \(exitStatus(status))); its log \(n.log) ends with:\n\(tail)")
+                }
+                guard Date() < deadline else { throw CLIError("node \(id) (pid \(n.pid)) not ready after \(readyTimeout) s; see \(n.log)") }
+                usleep(100_000)
+            }
+            print("node \(id) restarted: pid \(n.pid), \(n.binary ?? "?"), ready in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        }
+    }
+}
