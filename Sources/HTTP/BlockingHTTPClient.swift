@@ -26,21 +26,21 @@ public enum BlockingHTTPClient {
     public static func exchange(_ method: String, host: String, port: Int, path: String, body: [UInt8] = [], timeout: Double = 2,
                                 headers: [(String, String)] = [], tls: TLSContext? = nil) -> Reply? {
         for (n, v) in headers where n.contains(where: \.isNewline) || v.contains(where: \.isNewline) { return nil }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let h = host == "localhost" ? "127.0.0.1" : host
+        // An IP literal or a host name (getaddrinfo: this client blocks anyway); the first stream address.
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_family = AF_UNSPEC
+        var res: UnsafeMutablePointer<addrinfo>?
+        guard !h.isEmpty, h.utf8.count <= 253, getaddrinfo(h, String(port), &hints, &res) == 0, let first = res else { return nil }
+        defer { freeaddrinfo(res) }
+        let fd = socket(first.pointee.ai_family, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        let h = host == "localhost" ? "127.0.0.1" : host
-        guard inet_pton(AF_INET, h, &addr.sin_addr) == 1 else { return nil }
-        let ok = withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard ok == 0 else { return nil }
+        guard connect(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else { return nil }
         let extra = headers.map { "\($0.0): \($0.1)\r\n" }.joined()
         var req = Array("\(method) \(path) HTTP/1.1\r\nHost: \(h):\(port)\r\nConnection: close\r\n\(extra)Content-Length: \(body.count)\r\n\r\n".utf8)
         req += body

@@ -34,11 +34,44 @@ public final class TCPConnection: UVHandle {
         UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_tcp_t.self)
     }
 
-    /// Connects to `host:port` (IPv4 or IPv6 literal). `completion` gets the connection or the error
-    /// (e.g. `ECONNREFUSED`); on error the handle is already closed.
+    /// Connects to `host:port`: an IPv4 or IPv6 literal, or a host name resolved first (`Resolver`, afresh on
+    /// every call) and connected at its first address. `completion` gets the connection or the error (e.g.
+    /// `ECONNREFUSED`, or the resolver's `EAI_NONAME`); on error the handle is already closed.
     public static func connect(loop: EventLoop, host: String, port: Int,
                                _ completion: @escaping (Result<TCPConnection, UVError>) -> Void) throws(UVError) {
-        var addr = try SocketAddress(host: host, port: port)
+        guard Resolver.isLiteral(host) else {
+            try Resolver.resolve(loop: loop, host: host, port: port) { result in
+                switch result {
+                case .failure(let e): completion(.failure(e))
+                case .success(let addresses): connect(loop: loop, trying: addresses[...], completion)
+                }
+            }
+            return
+        }
+        try connect(loop: loop, address: try SocketAddress(host: host, port: port), completion)
+    }
+
+    /// Connects to the first of `addresses` that accepts (a name may resolve to an IPv6 address the server does
+    /// not listen on before the IPv4 one it does); fails with the last address's error.
+    private static func connect(loop: EventLoop, trying addresses: ArraySlice<SocketAddress>,
+                                _ completion: @escaping (Result<TCPConnection, UVError>) -> Void) {
+        guard let first = addresses.first else {
+            completion(.failure(UVError(Int32(UV_EAI_NONAME.rawValue), "connect: no address")))
+            return
+        }
+        let rest = addresses.dropFirst()
+        do throws(UVError) {
+            try connect(loop: loop, address: first) { result in
+                if case .failure = result, !rest.isEmpty { connect(loop: loop, trying: rest, completion) } else { completion(result) }
+            }
+        } catch {
+            if rest.isEmpty { completion(.failure(error)) } else { connect(loop: loop, trying: rest, completion) }
+        }
+    }
+
+    private static func connect(loop: EventLoop, address: SocketAddress,
+                                _ completion: @escaping (Result<TCPConnection, UVError>) -> Void) throws(UVError) {
+        var addr = address
         let conn = try TCPConnection(loopForAccept: loop)
         let req = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
         req.pointee.data = RequestBox((conn, completion)).retainedPointer()
@@ -57,7 +90,7 @@ public final class TCPConnection: UVHandle {
             _ = RequestBox<(TCPConnection, (Result<TCPConnection, UVError>) -> Void)>.take(req.pointee.data)
             req.deallocate()
             conn.close()
-            throw UVError(status, "uv_tcp_connect \(host):\(port)")
+            throw UVError(status, "uv_tcp_connect")
         }
     }
 
@@ -192,8 +225,8 @@ public final class TCPListener: UVHandle {
     override func willClose() { onAccept = nil }
 }
 
-/// An IPv4 or IPv6 socket address parsed by libuv.
-struct SocketAddress {
+/// An IPv4 or IPv6 socket address: a literal parsed by libuv, or one the resolver found.
+struct SocketAddress: @unchecked Sendable {
     var storage = sockaddr_storage()
 
     init(host: String, port: Int) throws(UVError) {
@@ -207,6 +240,21 @@ struct SocketAddress {
                 p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { uv_ip4_addr(host, Int32(port), $0) }
             }
             try UVError.check(s, "address \(host)")
+        }
+    }
+
+    /// A copy of a resolver's address (IPv4 or IPv6 only), with `port` set.
+    init?(copying sa: UnsafePointer<sockaddr>, length: Int, port: Int) {
+        let family = Int32(sa.pointee.sa_family)
+        guard family == AF_INET || family == AF_INET6, length <= MemoryLayout<sockaddr_storage>.size else { return nil }
+        withUnsafeMutableBytes(of: &storage) { dst in dst.copyMemory(from: UnsafeRawBufferPointer(start: sa, count: length)) }
+        let be = UInt16(port).bigEndian
+        withUnsafeMutablePointer(to: &storage) { p in
+            if family == AF_INET {
+                p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_port = be }
+            } else {
+                p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_port = be }
+            }
         }
     }
 

@@ -112,7 +112,7 @@ final class PeerTransport {
     func status(of peer: NodeID) -> String {
         guard let link = links[peer] else { return "unknown" }
         if link.established { return link.silent ? "unreachable" : "connected" }
-        return link.refusal.map { "refused: \($0)" } ?? "connecting"
+        return link.refusal.map { "refused: \($0)" } ?? link.dialError.map { "connecting (last attempt: \($0))" } ?? "connecting"
     }
 
     /// The wire version a link speaks: the lower of both ends' maximum versions (0 while it is down).
@@ -215,6 +215,9 @@ final class PeerTransport {
 
     // MARK: connection setup
 
+    /// Dials the peer's address — a host name is resolved again on every dial, so a peer whose name moved is
+    /// found at its new address. A failure is logged when its reason changes (a name that does not resolve, a
+    /// refused connection), shown by `/v1/cluster`, and redialed with backoff.
     private func dial(_ link: PeerLink) {
         guard !link.stopped else { return }
         do {
@@ -224,17 +227,29 @@ final class PeerTransport {
                 case .success(let tcp):
                     if link.stopped { tcp.close(); return }
                     self.dialed(tcp, for: link)
-                case .failure:
-                    self.scheduleRedial(link)
+                case .failure(let e):
+                    self.dialFailed(link, e)
                 }
             }
         } catch {
-            scheduleRedial(link)
+            dialFailed(link, error)
         }
+    }
+
+    private func dialFailed(_ link: PeerLink, _ error: UVError) {
+        let why = "\(error)"
+        if link.dialError != why {
+            // A peer not listening yet (start-up, a restart) is ordinary; a name that does not resolve is not.
+            let line: Logger.Message = "cannot reach node \(link.peer) at \(link.address.host):\(link.address.port): \(why); retrying"
+            if error.code == UVError.connectionRefused { logger.info(line) } else { logger.warning(line) }
+            link.dialError = why
+        }
+        scheduleRedial(link)
     }
 
     /// A dialed connection: TLS (unless `.off`, or a permissive fallback for this peer), then our hello.
     private func dialed(_ tcp: TCPConnection, for link: PeerLink) {
+        link.dialError = nil
         let conn: PeerConnection
         if let ctx = security.client, !link.plaintextFallback {
             do {
@@ -542,6 +557,8 @@ final class PeerLink {
     var configSent = false
     /// Why the last connection's handshake was refused (shown until one is accepted).
     var refusal: String?
+    /// Why the last dial failed (a name that does not resolve, a refused connection); nil once a dial connects.
+    var dialError: String?
     var outbox: [[UInt8]] = []
     var backoffMs: UInt64 = 20
     /// Loop time (ms) of the last bytes received from / written to the peer.

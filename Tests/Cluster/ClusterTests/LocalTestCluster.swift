@@ -23,6 +23,8 @@ final class LocalTestCluster {
     private(set) var pids: [Int: pid_t] = [:]
     /// Per-node descriptor limit (RLIMIT_NOFILE) the node is started under, through prlimit(1).
     var descriptorLimit: [Int: Int] = [:]
+    /// Per-node host in the peer list (a name instead of 127.0.0.1) and in `clientEndpoints`.
+    var hostNames: [Int: String] = [:]
 
     init(nodes: Int = 3, shards: Int = 8, dimension: Int = 4, flags: [String] = []) throws {
         nodeCount = nodes
@@ -61,12 +63,12 @@ final class LocalTestCluster {
 
     func httpPort(_ id: Int) -> Int { base + 100 + id }
     func clientPort(_ id: Int) -> Int { base + id }
-    var clientEndpoints: [String] { (1...nodeCount).map { "127.0.0.1:\(clientPort($0))" } }
+    var clientEndpoints: [String] { (1...nodeCount).map { "\(hostNames[$0] ?? "127.0.0.1"):\(clientPort($0))" } }
 
     /// Starts node `id`; `overrides` replace (or add) flags, e.g. `["--shards": "4"]`, and `logPath` sends its
     /// output elsewhere than the node's log.
     func start(_ id: Int, overrides: [String: String] = [:], logPath: String? = nil) throws {
-        let peers = (1...nodeCount).map { "\($0)=127.0.0.1:\(base + 200 + $0)" }.joined(separator: ",")
+        let peers = (1...nodeCount).map { "\($0)=\(hostNames[$0] ?? "127.0.0.1"):\(base + 200 + $0)" }.joined(separator: ",")
         try startWith(id: id, peers: peers, peerPort: base + 200 + id, overrides: overrides, logPath: logPath)
     }
 
