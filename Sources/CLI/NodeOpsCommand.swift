@@ -4,6 +4,24 @@ import HTTP
 
 /// `sutra node …`: one node of a local cluster (`sutra cluster up`).
 struct NodeOpsCommand: ParsableCommand {
+    /// A node command line with `drop` flags removed and `set` flags (`--flag value` pairs, or switches)
+    /// replacing or added. A flag is a switch when the word after it is another flag or the end.
+    static func edit(_ args: [String], drop: [String], set: [String]) -> [String] {
+        func split(_ a: [String]) -> [(flag: String, value: String?)] {
+            var out: [(String, String?)] = []
+            var i = 0
+            while i < a.count {
+                if i + 1 < a.count, !a[i + 1].hasPrefix("--") { out.append((a[i], a[i + 1])); i += 2 } else { out.append((a[i], nil)); i += 1 }
+            }
+            return out
+        }
+        var pairs = split(args).filter { !drop.contains($0.flag) }
+        for (flag, value) in split(set) {
+            if let j = pairs.firstIndex(where: { $0.flag == flag }) { pairs[j].value = value } else { pairs.append((flag, value)) }
+        }
+        return pairs.flatMap { [$0.flag] + ($0.value.map { [$0] } ?? []) }
+    }
+
     static let configuration = CommandConfiguration(commandName: "node", abstract: "Operate one node of a local cluster.",
                                                     subcommands: [Restart.self])
 
@@ -17,6 +35,10 @@ struct NodeOpsCommand: ParsableCommand {
         @Option(help: "Start it from this sutra-node binary (a rolling upgrade; default: the one it ran).") var nodeBinary: String?
         @Option(help: "Seconds to wait for the graceful stop before SIGKILL.") var timeout = 10.0
         @Option(help: "Seconds to wait for the restarted node to be ready.") var readyTimeout = 30.0
+        @Option(help: "Remove this flag (its name with or without the dashes: peer-tls) and its value from the node's command line; repeatable.")
+        var dropFlag: [String] = []
+        @Argument(parsing: .postTerminator, help: "Flags to set on the node's command line (after --): each replaces the same flag's value, or is added. Recorded for later restarts.")
+        var setFlags: [String] = []
 
         func run() throws {
             let dir = URL(fileURLWithPath: data).standardizedFileURL.path
@@ -37,6 +59,10 @@ struct NodeOpsCommand: ParsableCommand {
             while ![n.clientPort, n.httpPort, n.peerPort].allSatisfy(portIsFree) && Date() < portsFree { usleep(50_000) }
             for (what, port) in [("binary client", n.clientPort), ("HTTP", n.httpPort), ("peer", n.peerPort)] where !portIsFree(port) {
                 throw CLIError("port \(port) (node \(id)'s \(what) port) is still in use; node \(id) was not started again")
+            }
+            if !dropFlag.isEmpty || !setFlags.isEmpty {
+                guard let args = n.args else { throw CLIError("\(LocalCluster.path(dir)) records no command line for node \(id)") }
+                cluster.nodes[i].args = NodeOpsCommand.edit(args, drop: dropFlag.map { $0.hasPrefix("--") ? $0 : "--" + $0 }, set: setFlags)
             }
             let started = Date()
             try cluster.respawn(i, binary: binary, dir: dir)
