@@ -84,4 +84,8 @@ public struct Message: Sendable, Equatable {
     /// Context value of a rejection sent because a heartbeat's commit lies past the follower's log: the follower
     /// lost entries it had acknowledged (RaftNode+LostState.swift). Such a follower also abstains.
     public static let lostEntriesContext: UInt64 = 3
+    /// Context value of an append to a replica that abstains after losing its state, once the leader knows it
+    /// holds the leader's log up to the leader's last index as of the replica's first abstaining answer (and so
+    /// every entry ever committed): accepted, it ends the abstention (RaftNode+LostState.swift).
+    public static let rejoinContext: UInt64 = 4
 }

@@ -63,6 +63,12 @@ struct Progress {
     var leaseRoundSentTick: UInt64?
     /// The member's last append response said it abstains after losing its state: not counted toward commits.
     var abstaining = false
+    /// While `abstaining`: the leader's last index when it first learned so. Every entry ever committed lies at or
+    /// below it (a leader's log holds them all), so once `match` reaches it the replica may vote again.
+    var rejoinFloor: LogIndex?
+
+    /// The replica abstains and durably holds everything up to `rejoinFloor`: its next append may end that.
+    var mayRejoin: Bool { abstaining && rejoinFloor.map { match >= $0 } == true }
 
     init(next: LogIndex, maxInflight: Int, isLearner: Bool) {
         self.next = next

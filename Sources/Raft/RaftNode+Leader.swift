@@ -89,7 +89,12 @@ extension RaftNode {
         p.recentActive = true
         switch m.type {
         case .appendResponse:
-            p.abstaining = m.context == Message.abstainingContext || m.context == Message.lostEntriesContext
+            let abstains = m.context == Message.abstainingContext || m.context == Message.lostEntriesContext
+            if abstains && (!p.abstaining || p.rejoinFloor == nil) { p.rejoinFloor = log.lastIndex }
+            if !abstains { p.rejoinFloor = nil }
+            // Rejoined: the match it already had counts toward commits from now on.
+            let rejoined = p.abstaining && !abstains && !m.reject
+            p.abstaining = abstains
             if m.reject {
                 var hint = m.rejectHint
                 if m.logTerm > 0 { hint = log.findConflictByTerm(index: m.rejectHint, term: m.logTerm).0 }
@@ -105,6 +110,7 @@ extension RaftNode {
                     case .snapshot: if p.match >= p.pendingSnapshot { p.becomeProbe(); p.becomeReplicate() }
                     case .replicate: p.inflights.freeLE(m.index)
                     }
+                    if p.mayRejoin { p.resendWanted = true }   // tell it, even with nothing new to send
                     progress[m.from] = p
                     _ = maybeCommit()
                     if m.from == leadTransferee && p.match == log.lastIndex {
@@ -113,6 +119,7 @@ extension RaftNode {
                 } else {
                     if p.state == .replicate { p.inflights.freeLE(m.index) }
                     progress[m.from] = p
+                    if rejoined { _ = maybeCommit() }
                 }
             }
         case .heartbeatResponse:
@@ -122,7 +129,7 @@ extension RaftNode {
             if p.state == .replicate && p.inflights.isFull { p.inflights.freeFirst() }
             // A follower still behind gets an append now, even with nothing new: if it lost entries the
             // append is rejected and we probe back to where it is.
-            if p.match < log.lastIndex { p.resendWanted = true }
+            if p.match < log.lastIndex || p.mayRejoin { p.resendWanted = true }
             // The answer to a round of ours (a follower never echoes one we did not send: ignore any other).
             let round = m.context <= reads.lastSentRound ? m.context : 0
             if round > p.readAck { p.readAck = round }
@@ -191,7 +198,10 @@ extension RaftNode {
             return false
         }
         let commit = log.committed
-        send(Message(type: .append, to: to, logTerm: prevTerm!, index: prevIndex, entries: ents, commit: commit))
+        // An abstaining replica that holds everything to its floor, and this append's prefix reaches it: rejoin.
+        let rejoin = p.mayRejoin && prevIndex >= p.rejoinFloor!
+        send(Message(type: .append, to: to, logTerm: prevTerm!, index: prevIndex, entries: ents, commit: commit,
+                     context: rejoin ? Message.rejoinContext : 0))
         p.sentEntries(last: prevIndex + LogIndex(ents.count), count: ents.count)
         p.sentCommit = commit
         p.resendWanted = false

@@ -13,10 +13,14 @@
 ///   quorum; its heartbeat responses confirm no ReadIndex round and support no lease;
 /// - a heartbeat does not move its commit index (only an append, whose entries are checked against the leader's
 ///   log, does), so it never applies entries of a stale leader it happened to hear first;
-/// - it stops abstaining once its log holds a committed entry of the current leader's term. Every entry ever
-///   committed precedes that entry in the leader's log, so the replica again holds everything it could have
-///   acknowledged; it records the leader as its vote for that term (it may have voted in it before), so it never
-///   grants that term to anyone else.
+/// - it stops abstaining when the leader says so. The leader notes its own last index when it first hears the
+///   replica abstain (`Progress.rejoinFloor`): every entry ever committed lies at or below it, since a leader's log
+///   holds them all. Once the replica's match reaches that floor, the leader marks its appends to it
+///   (`Message.rejoinContext`); an accepted marked append proves this log holds the leader's log through an index
+///   at or past the floor, so the replica again holds everything it could have acknowledged. It records the
+///   leader as its vote for that term (it may have voted in it before), so it never grants that term to anyone
+///   else. (Its own commit index is no proof: catching up in several appends, it may hold a committed entry of
+///   the leader's term long before it holds the later ones it had acknowledged — a simulation found that.)
 ///
 /// The abstention is durable: it is the hard state's vote (`abstainVote`), so a restart in the middle of catching
 /// up abstains again. A replica of a brand-new group (every member at term 0 with an empty log) sees no such
@@ -88,11 +92,4 @@ extension RaftNode {
     /// history.
     func endBlankStart() { startedBlank = false }
 
-    /// Called after a leader's message was handled: stops abstaining once this log holds a committed entry of the
-    /// leader's term.
-    func endAbstentionIfCaughtUp() {
-        guard isAbstaining, role == .follower, leader != noNode, log.committed > 0,
-              (try? log.term(log.committed)) == term else { return }
-        vote = leader
-    }
 }

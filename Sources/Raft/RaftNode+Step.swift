@@ -215,17 +215,14 @@ extension RaftNode {
             electionElapsed = 0
             leader = m.from
             handleAppend(m)
-            endAbstentionIfCaughtUp()
         case .heartbeat:
             electionElapsed = 0
             leader = m.from
             handleHeartbeat(m)
-            endAbstentionIfCaughtUp()
         case .snapshot:
             electionElapsed = 0
             leader = m.from
             handleSnapshot(m)
-            endAbstentionIfCaughtUp()
         case .timeoutNow:
             // Leadership transfer: campaign at once, skipping pre-vote, and force past leader leases.
             startElection(transfer: true)
@@ -251,6 +248,9 @@ extension RaftNode {
             m.entries = Array(m.entries[(k + 1)...])
         }
         if let lastNew = log.maybeAppend(index: m.index, logTerm: m.logTerm, committed: m.commit, entries: m.entries) {
+            // Matched at m.index: this log holds the leader's log up to there. With the rejoin mark, that reaches
+            // past every entry ever committed (see rejoinContext): stop abstaining, the leader as this term's vote.
+            if m.context == Message.rejoinContext && isAbstaining { vote = m.from }
             send(Message(type: .appendResponse, to: m.from, index: lastNew))
         } else {
             let (hintIndex, hintTerm) = log.findConflictByTerm(index: min(m.index, log.lastIndex), term: m.logTerm)

@@ -36,6 +36,46 @@ final class LostStateTests: XCTestCase {
         XCTAssertEqual(c[3].vote, 1, "it records the leader as its vote of the term it may have voted in before")
     }
 
+    /// The Raft simulation's seeds 9314, 18855, 21271…: the wiped replica catches up in several appends. After the
+    /// first, it holds a committed entry of the leader's term — which used to end its abstention — but not the
+    /// later entries it had acknowledged before the wipe. Voting then, it elected a node missing those committed
+    /// entries. It must abstain until the leader has seen it reach the leader's log as of its first abstaining
+    /// answer, and say so in an append.
+    func testAReplicaCaughtUpOnlyPartlyStillAbstains() {
+        let c = TestCluster([1, 2, 3]) { cfg in classic(&cfg); cfg.maxSizePerMsg = 16 }
+        c.elect(1)
+        for k in 0..<4 { try! c[1].propose(data("early\(k)")) }
+        c.settle()
+        c.tickAll(1)
+        c.cut = [[1, 2], [2, 1]]
+        var late: [LogIndex] = []
+        for k in 0..<4 { late.append(try! c[1].propose(data("late\(k)"))) }
+        c.settle()
+        XCTAssertEqual(c[1].commitIndex, late.last!, "the late entries are committed on {1, 3}")
+        XCTAssertLessThan(c[2].lastIndex, late.first!, "node 2 lacks them")
+        wipe(c, 3)
+        // Node 3 gets the early entries back, then every further append to it is lost.
+        let earlyEnd = late.first! - 1
+        c.filter = { m in !(m.type == .append && m.to == 3 && (m.entries.last?.index ?? m.index) > earlyEnd) }
+        c.tickAll(4)
+        XCTAssertEqual(c[3].lastIndex, earlyEnd)
+        XCTAssertEqual(c[3].term(at: c[3].commitIndex), c[1].term, "it holds a committed entry of the leader's term")
+        XCTAssertTrue(c[3].isAbstaining, "but not every one it acknowledged: it still abstains")
+        // The leader dies. Node 2 lacks the late entries: it must not be elected with node 3's vote.
+        c.filter = { _ in true }
+        c.cut = []
+        c.isolate(1)
+        for _ in 0..<60 { c.tickAll(1) }
+        XCTAssertFalse(c.leaders.contains(2), "elected without committed entries \(late)")
+        XCTAssertTrue(c[3].isAbstaining)
+        // Node 1 returns: node 3 is caught up completely, told so, and votes again.
+        c.heal()
+        for _ in 0..<100 where !(c.leaders == [1] && !c[3].isAbstaining) { c.tickAll(1) }
+        XCTAssertEqual(c.leaders, [1])
+        XCTAssertFalse(c[3].isAbstaining)
+        XCTAssertEqual(c.appliedData(3).suffix(4), (0..<4).map { data("late\($0)") })
+    }
+
     /// The entry `x` lives on {1, 3} only; 3 is wiped and 1 is down. Node 2, which lacks `x`, must not be elected
     /// with the wiped node's vote (that would lose an acknowledged write): the group waits for node 1.
     func testAWipedReplicaDoesNotElectACandidateMissingCommittedEntries() {
@@ -83,14 +123,21 @@ final class LostStateTests: XCTestCase {
         let own = c[2].lastIndex
         XCTAssertEqual(c[2].commitIndex, before, "its empty entry needs a second copy")
         c.heal()
+        // The leader's word that node 3 may rejoin is held back: node 3 keeps abstaining.
+        c.filter = { !($0.type == .append && $0.from == 2 && $0.to == 1) && $0.context != Message.rejoinContext }
         c.tickAll(3)
         XCTAssertEqual(c[3].lastIndex, own, "the wiped replica received the new leader's entry…")
-        XCTAssertTrue(c[3].isAbstaining, "…but holds no committed entry of term \(c[2].term) yet")
+        XCTAssertTrue(c[3].isAbstaining, "…but was not told it holds everything the leader had")
         XCTAssertEqual(c[2].commitIndex, before, "…and its acknowledgement is not counted")
+        // Told (it holds the leader's log through the leader's last index of its first abstaining answer, so every
+        // entry ever committed), it votes and acknowledges again: the entry commits on {2, 3}.
+        c.filter = { !($0.type == .append && $0.from == 2 && $0.to == 1) }
+        c.tickAll(3)
+        XCTAssertFalse(c[3].isAbstaining)
+        XCTAssertEqual(c[3].vote, 2)
+        XCTAssertEqual(c[2].commitIndex, own)
         c.filter = { _ in true }
         c.tickAll(3)
-        XCTAssertEqual(c[2].commitIndex, own, "with node 1 the entry commits")
-        XCTAssertFalse(c[3].isAbstaining)
         XCTAssertEqual(c.appliedData(3), [data("x")])
     }
 

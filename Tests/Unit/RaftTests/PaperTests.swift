@@ -206,6 +206,9 @@ final class PaperTests: XCTestCase {
         XCTAssertTrue(later.allSatisfy { $0.commit == li + 1 && $0.entries.isEmpty })
         // A follower: the entries arrive uncommitted; a later empty append commits them, a heartbeat likewise.
         let f = Solo(id: 2)
+        // It voted in the group's first election (a blank replica hearing of a history would abstain instead).
+        f.node.step(Message(type: .vote, to: 2, from: 1, term: 1, logTerm: 0, index: 0))
+        f.drain()
         f.node.step(Message(type: .append, to: 2, from: 1, term: 1, logTerm: 0, index: 0,
                             entries: [Entry(term: 1, index: 1), Entry(term: 1, index: 2), Entry(term: 1, index: 3)], commit: 0))
         XCTAssertTrue(f.drain().committedEntries.isEmpty)
