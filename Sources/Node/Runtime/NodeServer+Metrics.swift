@@ -27,18 +27,14 @@ extension NodeServer {
             + "client_protocol_max=\"\(BinaryFrontEnd.maxVersion)\",wal_format=\"\(WALFormat.version)\","
             + "snapshot_format=\"\(ShardState.snapshotVersion)\",entry_format=\"\(ShardRequest.version)\"} 1\n"
         let p = ProcessStats.read()
-        family("process_cpu_seconds_total", "counter", "User and system CPU time spent by the node process.")
-        o += "process_cpu_seconds_total \(p.cpuSeconds)\n"
-        family("process_resident_memory_bytes", "gauge", "Resident memory of the node process.")
-        o += "process_resident_memory_bytes \(p.residentBytes)\n"
-        family("process_virtual_memory_bytes", "gauge", "Virtual memory of the node process.")
-        o += "process_virtual_memory_bytes \(p.virtualBytes)\n"
-        family("process_open_fds", "gauge", "Open file descriptors (client connections, peer links, WAL segments, snapshots).")
-        o += "process_open_fds \(p.openDescriptors)\n"
-        family("process_max_fds", "gauge", "The descriptor limit (RLIMIT_NOFILE, soft).")
-        o += "process_max_fds \(p.maxDescriptors)\n"
-        family("process_start_time_seconds", "gauge", "When the node process started (unix seconds).")
-        o += "process_start_time_seconds \(ProcessStats.startTime)\n"
+        /// One sample without labels (the standard process_* names, as Prometheus clients write them).
+        func process(_ name: String, _ type: String, _ help: String, _ value: Any) { family(name, type, help); o += "\(name) \(value)\n" }
+        process("process_cpu_seconds_total", "counter", "User and system CPU time spent by the node process.", p.cpuSeconds)
+        process("process_resident_memory_bytes", "gauge", "Resident memory of the node process.", p.residentBytes)
+        process("process_virtual_memory_bytes", "gauge", "Virtual memory of the node process.", p.virtualBytes)
+        process("process_open_fds", "gauge", "Open file descriptors (client connections, peer links, WAL segments, snapshots).", p.openDescriptors)
+        process("process_max_fds", "gauge", "The descriptor limit (RLIMIT_NOFILE, soft).", p.maxDescriptors)
+        process("process_start_time_seconds", "gauge", "When the node process started (unix seconds).", ProcessStats.startTime)
         perShard("sutra_concepts", "gauge", "Concepts stored in this node's replica of each shard.") { $0.state.conceptCount }
         perShard("sutra_associations", "gauge", "Edge records (out-edges plus in-edges) in this node's replica of each shard.") { $0.state.edgeCount }
         perShard("sutra_vectors", "gauge", "Embeddings indexed for k-NN search in each shard.") { node.vectors.count(shard: $0.shard) }
