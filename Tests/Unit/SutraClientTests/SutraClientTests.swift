@@ -434,9 +434,11 @@ final class SutraClientTests: XCTestCase {
     }
 
     func testBadEndpointsAndOptionsAreRefused() {
-        XCTAssertThrowsError(try SutraClient(endpoints: ["node-a:7100"])) { e in
-            XCTAssertEqual(e as? SutraError, .invalidEndpoint("node-a:7100"))
+        // Host names are endpoints (resolved at every connection attempt); malformed ones are refused.
+        for bad in ["node_a:7100", "-node:7100", "a..b:7100", String(repeating: "a", count: 64) + ".example:7100", "node a:7100"] {
+            XCTAssertThrowsError(try SutraClient(endpoints: [bad])) { e in XCTAssertEqual(e as? SutraError, .invalidEndpoint(bad)) }
         }
+        XCTAssertNoThrow(try SutraClient(endpoints: ["node-a:7100", "sutra1.internal:7100"]))
         XCTAssertThrowsError(try SutraClient(endpoints: ["127.0.0.1"]))
         XCTAssertThrowsError(try SutraClient(endpoints: []))
         XCTAssertThrowsError(try SutraClient(endpoints: ["127.0.0.1:7100"], options: .init(requestTimeout: .zero)))
