@@ -89,8 +89,9 @@ public final class SutraClient: Sendable {
 
     /// Starts the client's loop thread. Nothing is sent until the first call.
     ///
-    /// - Parameter endpoints: one or more nodes' client addresses, `host:port` (IPv4 or `[IPv6]` literals, or
-    ///   `localhost`). Any one reachable node is enough: the client learns the others from it.
+    /// - Parameter endpoints: one or more nodes' client addresses, `host:port` (IPv4 or `[IPv6]` literals, or host
+    ///   names, resolved at every connection attempt). Any one reachable node is enough: the client learns the
+    ///   others from it.
     /// - Throws: `SutraError.invalidEndpoint`, `SutraError.invalidArgument` for bad options,
     ///   `SutraError.startFailed` if the loop cannot start.
     public init(endpoints: [String], options: Options = Options()) throws {

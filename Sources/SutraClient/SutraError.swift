@@ -43,7 +43,7 @@ public enum SutraError: Error, Sendable, Hashable, CustomStringConvertible {
 
     /// `close()` was called (or the client was released) before the call finished.
     case closed
-    /// An endpoint is not `host:port` with an IPv4 or IPv6 literal (or `localhost`).
+    /// An endpoint is not `host:port` with an IPv4 or IPv6 literal or a well-formed host name.
     case invalidEndpoint(String)
     /// The client could not start its event loop thread.
     case startFailed(String)
@@ -85,7 +85,7 @@ public enum SutraError: Error, Sendable, Hashable, CustomStringConvertible {
         case .timeout(let op, let last):
             return "\(op) timed out" + (last.map { "; last error: \($0)" } ?? "; no answer was received")
         case .closed: return "the client is closed"
-        case .invalidEndpoint(let e): return "invalid endpoint '\(e)': expected host:port with an IP address"
+        case .invalidEndpoint(let e): return "invalid endpoint '\(e)': expected host:port with an IP address or a host name"
         case .startFailed(let m): return "could not start the client's event loop: \(m)"
         case .notLeader(let leader, let address, let m):
             return "not leader (leader: \(leader == 0 ? "unknown" : "node \(leader) at \(address)")): \(m)"
