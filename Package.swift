@@ -35,7 +35,7 @@ let package = Package(
         .systemLibrary(name: "CLibCrypto", path: "Sources/CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // Client authentication, pure apart from those three calls: roles, the tokens file, bearer parsing, the
         // access decision, the refusal-log rate limit. The node and the CLI use it.
-        .target(name: "Auth", dependencies: ["CLibCrypto"], path: "Sources/Auth"),
+        .target(name: "Auth", dependencies: ["CLibCrypto", "Codec"], path: "Sources/Auth"),
         // OpenSSL 3 (Debian libssl-dev, pkg-config `openssl`: -lssl -lcrypto) behind a thin C layer (many of its
         // calls are macros), and the pure TLS layer over memory BIOs: contexts, sessions, certificates. No libuv.
         .target(name: "CTLS", path: "Sources/CTLS", cSettings: [.define("OPENSSL_API_COMPAT", to: "30000")],

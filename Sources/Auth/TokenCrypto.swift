@@ -1,4 +1,5 @@
 import CLibCrypto
+import Codec
 
 /// The SHA-256 digest of a bearer token: what a tokens file stores and what a node compares, never the token.
 ///
@@ -40,13 +41,7 @@ public struct TokenDigest: Sendable, CustomStringConvertible {
     }
 
     /// Lower-case hex, as written in a tokens file.
-    public var hex: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(64)
-        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
-        return String(decoding: out, as: UTF8.self)
-    }
+    public var hex: String { lowerHex(bytes) }
 
     public var description: String { "sha256:" + hex }
 

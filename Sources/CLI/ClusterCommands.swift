@@ -28,6 +28,28 @@ struct LocalCluster: Codable {
             return cmd.split(separator: "\0").contains { $0 == data }
         }
 
+        /// Node `i`'s ports in a local cluster of base port `base`, named for messages.
+        static func ports(base: Int, node i: Int) -> [(what: String, port: Int)] {
+            [("binary client", base + i), ("HTTP", base + 100 + i), ("peer", base + 200 + i)]
+        }
+
+        /// This node's ports, named for messages.
+        var namedPorts: [(what: String, port: Int)] { [("binary client", clientPort), ("HTTP", httpPort), ("peer", peerPort)] }
+
+        /// Where a start stands, polled once: answering `/ready`, still starting, or exited (its status and the
+        /// last lines of its log).
+        enum StartState { case ready, starting, exited(String) }
+
+        /// Polls a node this process started (`waitpid` reaps it if it exited).
+        func startState(tls: TLSContext?) -> StartState {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                let tail = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: "\n") ?? ""
+                return .exited("node \(id) exited during start (status \(exitStatus(status))); its log \(log) ends with:\n\(tail)")
+            }
+            return BlockingHTTPClient.request("GET", host: "127.0.0.1", port: httpPort, path: "/ready", timeout: 0.5, tls: tls)?.0 == 200 ? .ready : .starting
+        }
+
         /// How `stop` ended.
         enum StopOutcome { case notRunning, stopped, killed }
 
@@ -143,7 +165,7 @@ struct ClusterCommand: ParsableCommand {
             guard FileManager.default.isExecutableFile(atPath: binary) else { throw CLIError("sutra-node not found at \(binary); build it or pass --node-binary") }
             // A port already taken would make that node exit at start: say which one before starting anything.
             for i in 1...nodes {
-                for (what, port) in [("binary client", basePort + i), ("HTTP", basePort + 100 + i), ("peer", basePort + 200 + i)] where !portIsFree(port) {
+                for (what, port) in LocalCluster.Node.ports(base: basePort, node: i) where !portIsFree(port) {
                     throw CLIError("port \(port) (node \(i)'s \(what) port) is in use on 127.0.0.1; choose another --base-port or stop what holds it")
                 }
             }
@@ -169,14 +191,13 @@ struct ClusterCommand: ParsableCommand {
             var pending = Set(cluster.nodes.map(\.id))
             while !pending.isEmpty && Date() < deadline {
                 for n in cluster.nodes where pending.contains(n.id) {
-                    var status: Int32 = 0
-                    if waitpid(n.pid, &status, WNOHANG) == n.pid {
-                        let tail = (try? String(contentsOfFile: n.log, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: "\n") ?? ""
+                    switch n.startState(tls: clientContext) {
+                    case .ready: pending.remove(n.id)
+                    case .starting: break
+                    case .exited(let why):
                         let stopped = stopStarted(cluster, dir, except: n.id)
-                        throw CLIError("node \(n.id) exited during start (status \(exitStatus(status))); its log \(n.log) ends with:\n\(tail)\n"
-                                       + "stopped the nodes this command had started: \(stopped.isEmpty ? "none" : stopped.map(String.init).joined(separator: ", "))")
+                        throw CLIError(why + "\nstopped the nodes this command had started: \(stopped.isEmpty ? "none" : stopped.map(String.init).joined(separator: ", "))")
                     }
-                    if BlockingHTTPClient.request("GET", host: "127.0.0.1", port: n.httpPort, path: "/ready", timeout: 0.5, tls: clientContext)?.0 == 200 { pending.remove(n.id) }
                 }
                 if !pending.isEmpty { usleep(100_000) }
             }
@@ -257,10 +278,7 @@ struct ClusterCommand: ParsableCommand {
             let dir = URL(fileURLWithPath: data).standardizedFileURL.path
             let cluster = try LocalCluster.load(dir)
             // One node at a time, so each can hand its leaderships to nodes that are still up.
-            for n in cluster.nodes where !n.isRunning {
-                print("node \(n.id) (pid \(n.pid)) was not running: skipped")
-            }
-            for n in cluster.nodes where n.isRunning {
+            for n in cluster.nodes {
                 switch n.stop(timeout: timeout) {
                 case .killed: print("node \(n.id) (pid \(n.pid)) did not stop in \(timeout) s: killed")
                 case .stopped: print("node \(n.id) (pid \(n.pid)) stopped")

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import HTTP
 
 /// `sutra node …`: one node of a local cluster (`sutra cluster up`).
 struct NodeOpsCommand: ParsableCommand {
@@ -56,8 +55,8 @@ struct NodeOpsCommand: ParsableCommand {
             }
             // Its ports are free once the process is gone (a listener closes with it); wait a moment if not yet.
             let portsFree = Date().addingTimeInterval(5)
-            while ![n.clientPort, n.httpPort, n.peerPort].allSatisfy(portIsFree) && Date() < portsFree { usleep(50_000) }
-            for (what, port) in [("binary client", n.clientPort), ("HTTP", n.httpPort), ("peer", n.peerPort)] where !portIsFree(port) {
+            while !n.namedPorts.allSatisfy({ portIsFree($0.port) }) && Date() < portsFree { usleep(50_000) }
+            for (what, port) in n.namedPorts where !portIsFree(port) {
                 throw CLIError("port \(port) (node \(id)'s \(what) port) is still in use; node \(id) was not started again")
             }
             if !dropFlag.isEmpty || !setFlags.isEmpty {
@@ -69,15 +68,13 @@ struct NodeOpsCommand: ParsableCommand {
             n = cluster.nodes[i]
             let deadline = Date().addingTimeInterval(readyTimeout)
             let tls = cluster.clientTLS
-            while BlockingHTTPClient.request("GET", host: "127.0.0.1", port: n.httpPort, path: "/ready", timeout: 0.5, tls: tls)?.0 != 200 {
-                var status: Int32 = 0
-                if waitpid(n.pid, &status, WNOHANG) == n.pid {
-                    let tail = (try? String(contentsOfFile: n.log, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: "\n") ?? ""
-                    throw CLIError("node \(id) exited during start (status \(exitStatus(status))); its log \(n.log) ends with:\n\(tail)")
-                }
+            var state = n.startState(tls: tls)
+            while case .starting = state {
                 guard Date() < deadline else { throw CLIError("node \(id) (pid \(n.pid)) not ready after \(readyTimeout) s; see \(n.log)") }
                 usleep(100_000)
+                state = n.startState(tls: tls)
             }
+            if case .exited(let why) = state { throw CLIError(why) }
             print("node \(id) restarted: pid \(n.pid), \(n.binary ?? "?"), ready in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
         }
     }

@@ -43,7 +43,7 @@ package final class NodeMetrics {
     package var crossShardAssociations: UInt64 = 0
     /// Leaderships handed away because this node's disk was slow.
     package var slowDiskTransfers: UInt64 = 0
-    /// Leaderships peers tried to hand to this node while it was stopping (refused: see `NodeCore.receive`).
+    /// Leaderships peers tried to hand to this node while it was stopping (refused by `RaftNode.retiring`).
     package var transfersRefusedWhileStopping: UInt64 = 0
     package var txnLatency = Histogram(bounds: latencyBuckets)
     /// Messages from peers refused before (or by) a shard's Raft core, by reason (`PeerRejection.reason`).

@@ -90,11 +90,10 @@ extension RaftNode {
         switch m.type {
         case .appendResponse:
             let abstains = m.context == Message.abstainingContext || m.context == Message.lostEntriesContext
-            if abstains && (!p.abstaining || p.rejoinFloor == nil) { p.rejoinFloor = log.lastIndex }
-            if !abstains { p.rejoinFloor = nil }
             // Rejoined: the match it already had counts toward commits from now on.
             let rejoined = p.abstaining && !abstains && !m.reject
             p.abstaining = abstains
+            p.rejoinFloor = abstains ? p.rejoinFloor ?? log.lastIndex : nil
             if m.reject {
                 var hint = m.rejectHint
                 if m.logTerm > 0 { hint = log.findConflictByTerm(index: m.rejectHint, term: m.logTerm).0 }

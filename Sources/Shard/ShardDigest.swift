@@ -1,4 +1,5 @@
 import CLibCrypto
+import Codec
 
 /// One shard's data as it stood at `appliedIndex`: concepts and both edge tables, shared copy-on-write with the
 /// live state (taking it costs nothing; the state's next write copies what it changes). Sendable, so the digest
@@ -6,6 +7,7 @@ import CLibCrypto
 public struct ShardContentImage: Sendable {
     public let shard: Int
     public let appliedIndex: UInt64
+    let dimension: Int
     let concepts: [ConceptID: Concept]
     let outEdges: [ConceptID: Set<Edge>]
     let inEdges: [ConceptID: Set<Edge>]
@@ -14,7 +16,8 @@ public struct ShardContentImage: Sendable {
 extension ShardState {
     /// This replica's data now, for `ShardDigest`.
     public func contentImage(shard: Int) -> ShardContentImage {
-        ShardContentImage(shard: shard, appliedIndex: lastApplied, concepts: concepts, outEdges: outEdges, inEdges: inEdges)
+        ShardContentImage(shard: shard, appliedIndex: lastApplied, dimension: limits.dimension, concepts: concepts,
+                          outEdges: outEdges, inEdges: inEdges)
     }
 }
 
@@ -32,44 +35,30 @@ public struct ShardDigest: Sendable, Equatable {
     public let digest: [UInt8]
 
     /// The canonical encoding's version, hashed first: a change of encoding can never pass for equal data.
-    static let domain = Array("sutra-shard-digest-1".utf8)
+    static let domain = Array("sutra-shard-digest-2".utf8)
 
-    /// Hashes the image: O(n log n) in its size, so call it off the loop for a large shard.
+    /// Hashes the image: O(n log n) in its size, so call it off the loop for a large shard. The records are the
+    /// snapshot image's (`ByteWriter.concept` without versions, `ByteWriter.edges`), fed to the hash in slices.
     public static func compute(_ image: ShardContentImage) -> ShardDigest {
-        var h = SHA256Stream()
+        let h = SHA256Stream()
         h.update(domain)
-        var buf: [UInt8] = []
-        buf.reserveCapacity(4096)
-        func flushIfBig() { if buf.count >= 64 * 1024 { h.update(buf); buf.removeAll(keepingCapacity: true) } }
-        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { buf.append(contentsOf: $0) } }
-        func id(_ c: ConceptID) { withUnsafeBytes(of: c.hi.littleEndian) { buf.append(contentsOf: $0) }; withUnsafeBytes(of: c.lo.littleEndian) { buf.append(contentsOf: $0) } }
-        u32(UInt32(image.concepts.count))
+        var w = ByteWriter(capacity: 80 * 1024)
+        func flushIfBig() { if w.bytes.count >= 64 * 1024 { h.update(w.bytes); w.bytes.removeAll(keepingCapacity: true) } }
+        w.u32(UInt32(image.dimension))
+        w.u64(UInt64(image.concepts.count))
         for key in image.concepts.keys.sorted() {
-            let c = image.concepts[key]!
-            id(key)
-            u32(UInt32(c.content.count)); buf.append(contentsOf: c.content)
-            if let e = c.embedding {
-                buf.append(1); u32(UInt32(e.count))
-                for f in e { u32(f.bitPattern) }
-            } else {
-                buf.append(0)
-            }
-            u32(c.strength.bitPattern); u32(c.confidence.bitPattern)
+            w.concept(image.concepts[key]!, versions: false)
             flushIfBig()
         }
         var edges = 0
-        for (tag, table) in [(UInt8(1), image.outEdges), (UInt8(2), image.inEdges)] {
-            buf.append(tag)
-            u32(UInt32(table.count))
+        for table in [image.outEdges, image.inEdges] {
+            w.u64(UInt64(table.count))
             for owner in table.keys.sorted() {
-                let set = table[owner]!.sorted { ($0.other, $0.type.rawValue) < ($1.other, $1.type.rawValue) }
-                id(owner); u32(UInt32(set.count))
-                for e in set { id(e.other); buf.append(e.type.rawValue); u32(e.confidence.bitPattern) }
-                edges += set.count
+                edges += w.edges(of: owner, table[owner]!)
                 flushIfBig()
             }
         }
-        h.update(buf)
+        h.update(w.bytes)
         return ShardDigest(shard: image.shard, appliedIndex: image.appliedIndex, concepts: image.concepts.count, edges: edges, digest: h.finish())
     }
 
@@ -77,25 +66,20 @@ public struct ShardDigest: Sendable, Equatable {
     /// order. `shards` must hold shards 0…n−1 once each.
     public static func cluster(_ shards: [ShardDigest]) -> [UInt8] {
         precondition(shards.map(\.shard) == Array(0..<shards.count), "one digest per shard, in shard order")
-        var h = SHA256Stream()
-        h.update(Array("sutra-cluster-digest-1".utf8))
-        withUnsafeBytes(of: UInt32(shards.count).littleEndian) { h.update(Array($0)) }
-        for s in shards { h.update(s.digest) }
+        let h = SHA256Stream()
+        var w = ByteWriter()
+        w.raw(Array("sutra-cluster-digest-1".utf8))
+        w.u32(UInt32(shards.count))
+        for s in shards { w.raw(s.digest) }
+        h.update(w.bytes)
         return h.finish()
     }
 
-    public var hex: String { ShardDigest.hex(digest) }
-    public static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
-        return String(decoding: out, as: UTF8.self)
-    }
+    public var hex: String { lowerHex(digest) }
 }
 
-/// Streaming SHA-256 through OpenSSL's EVP interface (libcrypto).
-struct SHA256Stream {
+/// Streaming SHA-256 through OpenSSL's EVP interface (libcrypto). The context is freed with the stream.
+final class SHA256Stream {
     private let ctx: OpaquePointer
 
     init() {
@@ -104,16 +88,17 @@ struct SHA256Stream {
         precondition(EVP_DigestInit_ex(ctx, EVP_sha256(), nil) == 1, "libcrypto: SHA-256 unavailable")
     }
 
-    mutating func update(_ bytes: [UInt8]) {
+    deinit { EVP_MD_CTX_free(ctx) }
+
+    func update(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { b in precondition(EVP_DigestUpdate(ctx, b.baseAddress, b.count) == 1) }
     }
 
-    /// The digest; the stream is spent (its context freed).
-    mutating func finish() -> [UInt8] {
+    /// The digest of everything given so far; the stream takes no more after it.
+    func finish() -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
         var n: UInt32 = 0
         precondition(EVP_DigestFinal_ex(ctx, &out, &n) == 1 && n == 32)
-        EVP_MD_CTX_free(ctx)
         return out
     }
 }

@@ -27,27 +27,10 @@ extension ShardState {
         w.u32(UInt32(limits.dimension))
         w.u64(lastApplied)
         w.u64(UInt64(concepts.count))
-        for id in concepts.keys.sorted() {
-            let k = concepts[id]!
-            w.conceptID(id)
-            w.u32(UInt32(k.content.count))
-            w.raw(k.content)
-            if let e = k.embedding {
-                w.u8(1)
-                w.f32s(e)
-            } else {
-                w.u8(0)
-            }
-            w.f32(k.strength); w.f32(k.confidence); w.u64(k.createdAt); w.u64(k.updatedAt)
-        }
+        for id in concepts.keys.sorted() { w.concept(concepts[id]!, versions: true) }
         for table in [outEdges, inEdges] {
             w.u64(UInt64(table.count))
-            for owner in table.keys.sorted() {
-                let edges = table[owner]!.sorted { ($0.other, $0.type.rawValue) < ($1.other, $1.type.rawValue) }
-                w.conceptID(owner)
-                w.u32(UInt32(edges.count))
-                for e in edges { w.conceptID(e.other); w.u8(e.type.rawValue); w.f32(e.confidence) }
-            }
+            for owner in table.keys.sorted() { w.edges(of: owner, table[owner]!) }
         }
         w.u64(UInt64(sessions.count))
         for client in sessions.keys.sorted() {
@@ -201,5 +184,36 @@ extension ShardState {
             txns.finished[id] = try read { try r.u64() }
         }
         txns.relock()
+    }
+}
+
+/// The canonical record layouts shared by the snapshot image and the content digest (`ShardDigest`), so the two
+/// can never disagree on what a concept or an edge is.
+extension ByteWriter {
+    /// Id, content (u32 length), embedding (flag, then the cluster dimension's floats), strength, confidence,
+    /// and with `versions` the creation and update indexes.
+    mutating func concept(_ k: Concept, versions: Bool) {
+        conceptID(k.id)
+        u32(UInt32(k.content.count))
+        raw(k.content)
+        if let e = k.embedding {
+            u8(1)
+            f32s(e)
+        } else {
+            u8(0)
+        }
+        f32(k.strength); f32(k.confidence)
+        if versions { u64(k.createdAt); u64(k.updatedAt) }
+    }
+
+    /// One owner's edge records, sorted by (other, type): owner, u32 count, then (other, type, confidence) each.
+    /// Returns how many.
+    @discardableResult
+    mutating func edges(of owner: ConceptID, _ set: Set<Edge>) -> Int {
+        let edges = set.sorted { ($0.other, $0.type.rawValue) < ($1.other, $1.type.rawValue) }
+        conceptID(owner)
+        u32(UInt32(edges.count))
+        for e in edges { conceptID(e.other); u8(e.type.rawValue); f32(e.confidence) }
+        return edges.count
     }
 }

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import UV
 
 /// A node's client address: an IPv4 or IPv6 literal or a host name, and a port. A name is resolved by the
 /// loop's resolver (libuv's `getaddrinfo` on its thread pool) on every connection attempt, so a node whose name
@@ -29,21 +25,15 @@ struct Endpoint: Hashable, Sendable, CustomStringConvertible {
         }
         guard let port = Int(portText), (1...65535).contains(port) else { return nil }
         if host == "localhost" { host = "127.0.0.1" }
-        guard Endpoint.isIPLiteral(String(host)) || Endpoint.isHostName(String(host)) else { return nil }
+        guard Resolver.isLiteral(String(host)) || Endpoint.isHostName(String(host)) else { return nil }
         self.host = String(host)
         self.port = port
-    }
-
-    private static func isIPLiteral(_ s: String) -> Bool {
-        var buf = [UInt8](repeating: 0, count: 16)
-        if s.contains(":") { return inet_pton(AF_INET6, s, &buf) == 1 }
-        return inet_pton(AF_INET, s, &buf) == 1
     }
 
     /// RFC 1123 host name syntax: dot-separated labels of letters, digits and hyphens (1–63 characters, no
     /// hyphen at either end), 253 characters at most.
     static func isHostName(_ s: String) -> Bool {
-        guard !s.isEmpty, s.utf8.count <= 253 else { return false }
+        guard !s.isEmpty, s.utf8.count <= Resolver.maxNameBytes else { return false }
         return s.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
             let b = Array(label.utf8)
             guard (1...63).contains(b.count), b.first != UInt8(ascii: "-"), b.last != UInt8(ascii: "-") else { return false }

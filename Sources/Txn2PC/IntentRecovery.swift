@@ -52,6 +52,14 @@ public final class IntentRecovery {
         }
     }
 
+    /// Lets `key` be asked about again after the retry interval (not at the next tick).
+    private func askAgainLater(_ key: Key) {
+        asking.remove(key)
+        guard firstSeen[key] != nil else { return }
+        let back = UInt64(max(0, timeouts.intentTicks - timeouts.retryTicks))
+        firstSeen[key] = now >= back ? now - back : 0
+    }
+
     private func ask(_ key: Key, recordShard: Int) {
         asking.insert(key)
         let reason = "shard \(key.shard) gave up waiting for the decision"
@@ -64,17 +72,13 @@ public final class IntentRecovery {
             case .failure(.rejected(let why)) where why.hasPrefix(Rejection.forgotten):
                 // The record shard forgot the transaction only after every participant, this one included,
                 // had applied its decision: this leader's state lags its log. The intent goes once that entry
-                // applies; resolving it here would only guess.
-                self.asking.remove(key)
+                // applies; resolving it here would only guess. Ask again later if it is still there.
+                self.askAgainLater(key)
                 return
             case .failure(.rejected): commit = false
             case .failure:
                 // Not reachable now: try again after the retry interval.
-                self.asking.remove(key)
-                if self.firstSeen[key] != nil {
-                    let back = UInt64(max(0, self.timeouts.intentTicks - self.timeouts.retryTicks))
-                    self.firstSeen[key] = self.now >= back ? self.now - back : 0
-                }
+                self.askAgainLater(key)
                 return
             }
             guard self.host.isLeader(of: key.shard) else { self.asking.remove(key); return }

@@ -21,28 +21,28 @@ public enum Resolver {
             throw UVError(Int32(UV_EINVAL.rawValue), "host name '\(host.prefix(64))' (port \(port))")
         }
         let req = UnsafeMutablePointer<uv_getaddrinfo_t>.allocate(capacity: 1)
-        req.pointee.data = RequestBox((port, host, completion)).retainedPointer()
+        req.pointee.data = RequestBox((host, completion)).retainedPointer()
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_family = AF_UNSPEC
         let status = uv_getaddrinfo(loop.raw, req, { req, status, res in
-            let box = RequestBox<(Int, String, (Result<[SocketAddress], UVError>) -> Void)>.take(req!.pointee.data)
+            let box = RequestBox<(String, (Result<[SocketAddress], UVError>) -> Void)>.take(req!.pointee.data)
             req!.deallocate()
             defer { if let res { uv_freeaddrinfo(res) } }
-            let (port, host, completion) = box.value
+            let (host, completion) = box.value
             guard status == 0 else { completion(.failure(UVError(status, "resolve \(host)"))); return }
             var out: [SocketAddress] = []
             var p = res
             while let a = p {
-                if let sa = a.pointee.ai_addr, let addr = SocketAddress(copying: sa, length: Int(a.pointee.ai_addrlen), port: port) {
+                if let sa = a.pointee.ai_addr, let addr = SocketAddress(copying: sa, length: Int(a.pointee.ai_addrlen)) {
                     out.append(addr)
                 }
                 p = a.pointee.ai_next
             }
             completion(out.isEmpty ? .failure(UVError(Int32(UV_EAI_NONAME.rawValue), "resolve \(host): no address")) : .success(out))
-        }, host, nil, &hints)
+        }, host, String(port), &hints)   // a numeric service: the addresses come with the port set
         if status < 0 {
-            _ = RequestBox<(Int, String, (Result<[SocketAddress], UVError>) -> Void)>.take(req.pointee.data)
+            _ = RequestBox<(String, (Result<[SocketAddress], UVError>) -> Void)>.take(req.pointee.data)
             req.deallocate()
             throw UVError(status, "resolve \(host)")
         }

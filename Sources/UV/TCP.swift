@@ -243,19 +243,11 @@ struct SocketAddress: @unchecked Sendable {
         }
     }
 
-    /// A copy of a resolver's address (IPv4 or IPv6 only), with `port` set.
-    init?(copying sa: UnsafePointer<sockaddr>, length: Int, port: Int) {
+    /// A copy of a resolver's address (IPv4 or IPv6 only).
+    init?(copying sa: UnsafePointer<sockaddr>, length: Int) {
         let family = Int32(sa.pointee.sa_family)
         guard family == AF_INET || family == AF_INET6, length <= MemoryLayout<sockaddr_storage>.size else { return nil }
         withUnsafeMutableBytes(of: &storage) { dst in dst.copyMemory(from: UnsafeRawBufferPointer(start: sa, count: length)) }
-        let be = UInt16(port).bigEndian
-        withUnsafeMutablePointer(to: &storage) { p in
-            if family == AF_INET {
-                p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_port = be }
-            } else {
-                p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_port = be }
-            }
-        }
     }
 
     mutating func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>) -> R) -> R {

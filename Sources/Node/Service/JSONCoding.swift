@@ -1,4 +1,5 @@
 import NodeCore
+import Codec
 import Foundation
 import HTTP
 import Raft
@@ -149,7 +150,7 @@ enum JSONReply {
         serialize([
             "node": node,
             "shards": ds.map { ["shard": $0.shard, "applied_index": $0.appliedIndex, "concepts": $0.concepts, "edges": $0.edges, "digest": $0.hex] as [String: Any] },
-            "digest": ShardDigest.hex(ShardDigest.cluster(ds)),
+            "digest": lowerHex(ShardDigest.cluster(ds)),
         ] as [String: Any])
     }
 

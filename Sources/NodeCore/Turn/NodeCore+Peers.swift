@@ -20,11 +20,10 @@ extension NodeCore {
                     continue
                 }
                 // Draining: a peer's rebalancer (an older one, or one that has not heard yet) may hand a shard
-                // back; taking it would make the stop end while leading it. Its transfer times out instead.
+                // back. The retiring Raft core ignores it (its transfer times out); counted and said here.
                 if stopping, m.message.type == .timeoutNow {
                     metrics.transfersRefusedWhileStopping += 1
                     logger.info("shard \(m.shard): node \(peer) hands leadership here, but this node is stopping; refused")
-                    continue
                 }
                 if m.message.type == .appendResponse, !m.message.reject {
                     diskHealth.acknowledged(by: peer, shard: Int(m.shard), index: m.message.index, now: now)

@@ -41,7 +41,8 @@ public final class ClusterSimulation {
     private var replyRaceRate = 0.0
     private var gracefulStopRate = 0.0
     /// The graceful stop in progress: which node, the fault count when it began (other faults make the checks
-    /// moot), and how many shards it led at the last step.
+    /// moot), whether everything else was healthy then, how many shards it led at the last step, and the shards
+    /// whose election it was already running (it may still win those).
     private var gracefulStop: (node: NodeID, faultsAtStart: Int, healthyAtStart: Bool, led: Int, campaigning: Set<Int>)?
     private var failure: String?
     private var trace: [String] = []
@@ -235,10 +236,14 @@ public final class ClusterSimulation {
 
     private var faultCount: Int { stats.crashes + stats.partitions + stats.slowDisks }
 
+    /// Nodes that count as down for the fault budget: not running, catching up after a wipe, stopping, or in a
+    /// crash loop (up now, down again soon).
+    private var nodesDown: Int { nodes.filter { !$0.alive || $0.lostState || $0.core?.stopping == true || $0.crashAgainAt != nil }.count }
+
     /// SIGTERM to a live node (at most a minority down or stopping at once).
     private func beginGracefulStop() {
         guard gracefulStop == nil else { return }
-        let down = nodes.filter { !$0.alive || $0.lostState || $0.crashAgainAt != nil }.count
+        let down = nodesDown
         guard down < (nodes.count - 1) / 2 else { return }
         let alive = nodes.filter(\.alive)
         let leaders = alive.filter { $0.core!.replicas.contains(where: \.isLeader) }
@@ -340,8 +345,7 @@ public final class ClusterSimulation {
             let alive = nodes.filter(\.alive)
             // At most a minority down at once (a node still catching up after a wipe counts as down): the cluster
             // must stay able to make progress.
-            let down = nodes.filter { !$0.alive || $0.lostState || $0.core?.stopping == true || $0.crashAgainAt != nil }.count
-            if down < (nodes.count - 1) / 2 {
+            if nodesDown < (nodes.count - 1) / 2 {
                 // Half the time, a node waiting on a forward to a slow disk: its reply will reach the next process.
                 let waiting = alive.filter { n in
                     guard let f = lastForward[n.id], now - f.at < 4 * ClusterSimulation.unitsPerTick else { return false }
