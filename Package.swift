@@ -86,9 +86,13 @@ let package = Package(
         ], path: "Sources/Node"),
         .executableTarget(name: "NodeMain", dependencies: ["Node"], path: "Sources/NodeMain"),
 
+        // Online backup files and restore (issue 14): the manifest, the verifying reader, and the writer of a new
+        // cluster's data directories from a backup.
+        .target(name: "Backup", dependencies: ["Node", "Shard", "WAL", "Raft", "Codec"], path: "Sources/Backup"),
+
         // The `sutra` command line: local clusters, status, data commands, the load generator.
         .executableTarget(name: "CLI", dependencies: [
-            "HTTP", "SutraClient", "UV", "ChaosRunner", "ChaosLab", "Raft", "TLS", "Auth", "Release",
+            "HTTP", "SutraClient", "UV", "ChaosRunner", "ChaosLab", "Raft", "TLS", "Auth", "Release", "Backup", "Shard", "Codec", "NodeCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/CLI"),
 

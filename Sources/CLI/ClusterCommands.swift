@@ -1,4 +1,5 @@
 import ArgumentParser
+import Backup
 import ChaosLab
 import Foundation
 import HTTP
@@ -142,10 +143,10 @@ struct ClusterCommand: ParsableCommand {
     struct Up: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Start a local cluster on loopback, in the background, and wait until it is ready.")
         @Option(help: "Number of nodes (1…7).") var nodes = 3
-        @Option(help: "Number of shards (1…64), fixed for the cluster's life.") var shards = 8
+        @Option(help: "Number of shards (1…64), fixed for the cluster's life (default 8, or what the data directory records).") var shards: Int?
         @Option(help: "Data directory (one subdirectory per node).") var data = "./sutra-cluster"
         @Option(help: "Base port: node i uses P+i (binary clients), P+100+i (HTTP), P+200+i (peers).") var basePort = 7100
-        @Option(help: "Embedding dimension (0…2048).") var dimension = 768
+        @Option(help: "Embedding dimension (0…2048; default 768, or what the data directory records).") var dimension: Int?
         @Option(help: "Path of the sutra-node binary (default: next to this one).") var nodeBinary: String?
         @Option(help: "Seconds to wait for every node to be ready.") var timeout = 30.0
         @Flag(help: "Start the nodes without a tokens file: clients are not authenticated.") var noAuth = false
@@ -154,9 +155,29 @@ struct ClusterCommand: ParsableCommand {
 
         func run() throws {
             guard (1...7).contains(nodes) else { throw ValidationError("--nodes is \(nodes); allowed: 1…7") }
-            guard (1...64).contains(shards) else { throw ValidationError("--shards is \(shards); allowed: 1…64") }
             guard (1024...65000).contains(basePort) else { throw ValidationError("--base-port is \(basePort); allowed: 1024…65000") }
             let dir = URL(fileURLWithPath: data).standardizedFileURL.path
+            // A directory with data (an earlier `cluster up`, or `sutra restore`) says what it was created for.
+            var nodeFlags = self.nodeFlags
+            var shards = self.shards ?? 8, dimension = self.dimension ?? 768
+            let recorded = try (1...7).compactMap { i -> (Int, RecordedIdentity)? in
+                do { return try RecordedIdentity.of(dataDir: "\(dir)/node\(i)").map { (i, $0) } } catch { throw CLIError("\(error)") }
+            }
+            if let (_, first) = recorded.first {
+                guard recorded.map(\.0) == Array(1...nodes) else {
+                    throw CLIError("\(dir) holds the data of nodes \(recorded.map { String($0.0) }.joined(separator: ", ")); start it with --nodes \(recorded.count) (a cluster's nodes are fixed when it is created or restored)")
+                }
+                if let s = self.shards, s != first.shards { throw CLIError("--shards \(s) but \(dir) was created with \(first.shards) shards") }
+                if let d = self.dimension, d != first.dimension { throw CLIError("--dimension \(d) but \(dir) was created with dimension \(first.dimension)") }
+                shards = first.shards
+                dimension = first.dimension
+                if let i = nodeFlags.firstIndex(of: "--cluster-id"), i + 1 < nodeFlags.count {
+                    if nodeFlags[i + 1] != first.clusterID { throw CLIError("--cluster-id \(nodeFlags[i + 1]) but \(dir) holds cluster '\(first.clusterID)'") }
+                } else if first.clusterID != "sutra" {
+                    nodeFlags += ["--cluster-id", first.clusterID]
+                }
+            }
+            guard (1...64).contains(shards) else { throw ValidationError("--shards is \(shards); allowed: 1…64") }
             if let existing = try? LocalCluster.load(dir), existing.nodes.contains(where: \.isRunning) {
                 throw CLIError("a cluster from \(dir) is already running (pids \(existing.nodes.map(\.pid))); stop it with `sutra cluster down --data \(data)`")
             }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Backup
 import Foundation
 import HTTP
 
@@ -8,11 +9,13 @@ import HTTP
 struct DigestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "digest", abstract: "Print a content digest per shard and one of all the data (admin).",
-        discussion: "Exit status: 0 when every node answered the same digest; 3 when nodes disagree (writes in flight, or a replica that diverged); 1 when no node answered.")
+        discussion: "With --backup DIR, the digest of a backup's files (each checked against its manifest). Exit status: 0 when every node answered the same digest (or the backup checks out); 3 when nodes disagree (writes in flight, or a replica that diverged); 1 when no node answered or the backup is refused.")
     @OptionGroup var target: Target
     @Option(help: "table or json.") var output: OutputFormat = .table
+    @Option(help: "Digest a backup directory (offline) instead of a live cluster.") var backup: String?
 
     func run() throws {
+        if let backup { try digestBackup(URL(fileURLWithPath: backup).standardizedFileURL.path); return }
         let auth = try target.authHeaders()
         let tls = try target.tlsContext()
         var answers: [(endpoint: String, view: [String: Any])] = []
@@ -44,5 +47,27 @@ struct DigestCommand: ParsableCommand {
             print(first.view["digest"] as? String ?? "?")
         }
         if digests.count > 1 { throw ExitCode(3) }
+    }
+
+    /// The backup's digests, recomputed from its files (every check of a restore), in the live command's shape.
+    private func digestBackup(_ dir: String) throws {
+        let m: BackupManifest
+        do {
+            m = try BackupReader.manifest(in: dir)
+            _ = try BackupReader.verifiedShards(of: m, in: dir)
+        } catch {
+            throw CLIError("backup refused: \(error)")
+        }
+        if output == .json {
+            let o: [String: Any] = ["backup": dir, "backup_id": m.backupID, "cluster_id": m.clusterID, "digest": m.digest,
+                                    "shards": m.shards.map { ["shard": $0.shard, "applied_index": $0.appliedIndex, "concepts": $0.concepts, "edges": $0.edges, "digest": $0.digest] as [String: Any] }]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            print("shards of backup \(m.backupID) of cluster '\(m.clusterID)' (\(dir)), every file checked:")
+            print(renderTable(["shard", "applied", "concepts", "edges", "digest"], m.shards.map { s in
+                ["\(s.shard)", "\(s.appliedIndex)", "\(s.concepts)", "\(s.edges)", s.digest]
+            }))
+            print(m.digest)
+        }
     }
 }

@@ -41,6 +41,12 @@ package final class NodeMetrics {
     package var snapshots: UInt64 = 0
     package var flushes: UInt64 = 0
     package var crossShardAssociations: UInt64 = 0
+    /// Online backups begun and taken through this node, cross-shard writes held back by a fence, and
+    /// fences this node lifted as leader because their backup never did.
+    package var backupsStarted: UInt64 = 0
+    package var backupsTaken: UInt64 = 0
+    package var heldForBackup: UInt64 = 0
+    package var fencesExpired: UInt64 = 0
     /// Leaderships handed away because this node's disk was slow.
     package var slowDiskTransfers: UInt64 = 0
     /// Leaderships peers tried to hand to this node while it was stopping (refused by `RaftNode.retiring`).

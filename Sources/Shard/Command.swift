@@ -28,6 +28,14 @@ public enum ShardCommand: Sendable, Equatable {
     /// On the record shard: drop decided records every participant has resolved.
     case txnForget([TxnID])
 
+    // Backup fences (driven by `NodeCore+Backup`): while a shard holds one, it begins no cross-shard
+    // transaction, so an online backup can wait for the ones already begun and then find none half done.
+    /// Raise fence `id`. A leader that has held it for `ttlTicks` of its own ticks lifts it (a backup whose
+    /// taker died never pauses cross-shard writes for longer than that).
+    case backupFence(id: UInt64, ttlTicks: UInt32)
+    /// Lift fence `id` (a no-op if it is not raised).
+    case liftBackupFence(id: UInt64)
+
     /// Whether this is a plain data command (allowed inside a batch or a transaction part).
     public var isPlain: Bool {
         switch self {
@@ -58,7 +66,9 @@ public struct ShardRequest: Sendable, Equatable {
 
     /// Log-entry encoding version. A replica refuses entries of any version it does not know rather than
     /// skipping them. Version 2 added `ackedBelow` (no version-1 log was ever released); version 3 added
-    /// conditional puts and the transaction commands. Version 2 entries still decode (a rolling upgrade
+    /// conditional puts and the transaction commands; tags 12 and 13 (backup fences, release 0.2) came
+    /// later within version 3: a 0.1 node refuses them as an unknown command, so backups are refused while
+    /// such a node is connected. Version 2 entries still decode (a rolling upgrade
     /// replays an older node's log); a version-2 node refuses version 3 (it stops rather than skip).
     public static let version: UInt8 = 3
 
@@ -141,6 +151,13 @@ public struct ShardRequest: Sendable, Equatable {
             w.u8(11)
             w.u32(UInt32(ids.count))
             for id in ids { txn(id, &w) }
+        case .backupFence(let id, let ttl):
+            w.u8(12)
+            w.u64(id)
+            w.u32(ttl)
+        case .liftBackupFence(let id):
+            w.u8(13)
+            w.u64(id)
         }
     }
 
@@ -324,6 +341,11 @@ public struct ShardRequest: Sendable, Equatable {
             var ids: [TxnID] = []
             for _ in 0..<n { ids.append(try txn(&r)) }
             return .txnForget(ids)
+        case 12 where !nested:
+            let id = try read { try r.u64() }
+            return .backupFence(id: id, ttlTicks: try read { try r.u32() })
+        case 13 where !nested:
+            return .liftBackupFence(id: try read { try r.u64() })
         default:
             throw .unknownCommand(tag)
         }

@@ -1,7 +1,7 @@
 import CLibCrypto
 import Codec
 
-/// One shard's data as it stood at `appliedIndex`: concepts and both edge tables, shared copy-on-write with the
+/// One shard's data as it stood at `appliedIndex`: concepts and both edge tables (and how many transactions were open), shared copy-on-write with the
 /// live state (taking it costs nothing; the state's next write copies what it changes). Sendable, so the digest
 /// can be computed off the loop.
 public struct ShardContentImage: Sendable {
@@ -11,13 +11,19 @@ public struct ShardContentImage: Sendable {
     let concepts: [ConceptID: Concept]
     let outEdges: [ConceptID: Set<Edge>]
     let inEdges: [ConceptID: Set<Edge>]
+    /// Transaction records kept and intents held when the image was taken (an online backup waits for a
+    /// moment with none on any shard).
+    public let openRecords: Int
+    public let openIntents: Int
+
+    public var conceptCount: Int { concepts.count }
 }
 
 extension ShardState {
     /// This replica's data now, for `ShardDigest`.
     public func contentImage(shard: Int) -> ShardContentImage {
         ShardContentImage(shard: shard, appliedIndex: lastApplied, dimension: limits.dimension, concepts: concepts,
-                          outEdges: outEdges, inEdges: inEdges)
+                          outEdges: outEdges, inEdges: inEdges, openRecords: txns.records.count, openIntents: txns.intents.count)
     }
 }
 
@@ -76,6 +82,13 @@ public struct ShardDigest: Sendable, Equatable {
     }
 
     public var hex: String { lowerHex(digest) }
+
+    /// SHA-256 of `bytes` (a backup file's checksum).
+    public static func sha256(_ bytes: [UInt8]) -> [UInt8] {
+        let h = SHA256Stream()
+        h.update(bytes)
+        return h.finish()
+    }
 }
 
 /// Streaming SHA-256 through OpenSSL's EVP interface (libcrypto). The context is freed with the stream.

@@ -12,18 +12,23 @@ public enum ShardSnapshotError: Error, Equatable, Sendable {
 /// The shard's state-machine image — what the seeds call `storage.dat` — as bytes for a Raft snapshot.
 ///
 /// Layout (little-endian): `"SUTRASHD"`, version u32, dimension u32, lastApplied u64, then concepts, out-edges,
-/// in-edges, client sessions, and (version 3) transaction records, intents and recently resolved transactions,
-/// each as a count followed by records sorted by key, and a CRC32C of everything before it. Version 2
-/// snapshots (no transaction tables) still load. Sorting makes the bytes a function of the state alone, so replicas at the same index produce
+/// in-edges, client sessions, (version 3) transaction records, intents and recently resolved transactions, and
+/// (version 4) the raised backup fences, each as a count followed by records sorted by key, and a CRC32C of
+/// everything before it. Version 4 is written only while a backup fence is raised (for seconds), so a
+/// directory stays readable by a release that knows version 3 at every other moment; versions 2 (no
+/// transaction tables) and 3 still load. Sorting makes the bytes a function of the state alone, so replicas at the same index produce
 /// identical snapshots. (The HNSW index will be saved beside it, not inside.)
 extension ShardState {
     static let snapshotMagic: [UInt8] = Array("SUTRASHD".utf8)
+    /// The version written when no backup fence is raised (what a data directory's identity records).
     public static let snapshotVersion: UInt32 = 3
+    /// The version written while a backup fence is raised: version 3 and the fences.
+    public static let fencedSnapshotVersion: UInt32 = 4
 
     public func snapshotData() -> [UInt8] {
         var w = ByteWriter(capacity: 64 + concepts.count * 160)
         w.raw(ShardState.snapshotMagic)
-        w.u32(ShardState.snapshotVersion)
+        w.u32(backupFences.isEmpty ? ShardState.snapshotVersion : ShardState.fencedSnapshotVersion)
         w.u32(UInt32(limits.dimension))
         w.u64(lastApplied)
         w.u64(UInt64(concepts.count))
@@ -49,6 +54,10 @@ extension ShardState {
             }
         }
         writeTxns(&w)
+        if !backupFences.isEmpty {
+            w.u32(UInt32(backupFences.count))
+            for id in backupFences.keys.sorted() { w.u64(id); w.u32(backupFences[id]!) }
+        }
         w.u32(CRC32C.checksum(w.bytes))
         return w.bytes
     }
@@ -61,7 +70,7 @@ extension ShardState {
             var r = ByteReader(buf, from: 8, to: buf.count - 4)
             do {
                 let version = try r.u32()
-                guard version == snapshotVersion || version == 2 else { result = .failure(.unsupportedVersion(version)); return }
+                guard (2...fencedSnapshotVersion).contains(version) else { result = .failure(.unsupportedVersion(version)); return }
                 let stored = UInt32(littleEndian: buf.loadUnaligned(fromByteOffset: buf.count - 4, as: UInt32.self))
                 guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buf[0..<(buf.count - 4)])) == stored else {
                     result = .failure(.checksumMismatch); return
@@ -118,6 +127,11 @@ extension ShardState {
                     do throws(ShardRequest.DecodeError) { try s.readTxns(&r) } catch {
                         result = .failure(.invalid("transaction tables: \(error)")); return
                     }
+                }
+                if version >= 4 {
+                    let n = try r.u32()
+                    guard n >= 1, n <= ShardState.maxBackupFences else { result = .failure(.invalid("\(n) backup fences")); return }
+                    for _ in 0..<n { s.backupFences[try r.u64()] = try r.u32() }
                 }
                 guard r.remaining == 0 else { result = .failure(.invalid("\(r.remaining) unexpected bytes")); return }
                 result = .success(s)

@@ -7,6 +7,10 @@ extension ShardState {
     func begin(_ id: TxnID, recordShard: Int, parts: [TxnPart], at index: UInt64) -> ApplyResult {
         if let r = txns.records[id] { return outcome(of: r) }
         if txns.finished[id] != nil { return forgottenAnswer(id) }
+        if let fence = backupFences.keys.min() {
+            // Not remembered: nothing was applied, and a retry after the fence is lifted must be able to begin.
+            return .rejected(Rejection.conflict + Rejection.backupFence + "a backup is being taken (fence \(fence)): no cross-shard transaction begins on this shard until it ends; retry")
+        }
         let own = parts.first { $0.shard == recordShard }?.commands ?? []
         if let problem = validatePart(own, txn: id) {
             let result = ApplyResult.rejected(problem)

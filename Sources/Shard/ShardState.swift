@@ -55,6 +55,12 @@ public final class ShardState {
     /// Per client: the outcomes of its requests that may still be retried (answers retries after a failover).
     var sessions: [UInt64: ClientSession] = [:]
     public internal(set) var lastApplied: UInt64 = 0
+    /// Backup fences raised here (id → ticks a leader holds it before lifting it itself). While any is raised,
+    /// no cross-shard transaction begins with its record here (`begin` refuses it, and the node holds new ones
+    /// back); the ones already begun go on to their end.
+    public internal(set) var backupFences: [UInt64: UInt32] = [:]
+    /// At most this many fences at once (each backup raises one).
+    public static let maxBackupFences = 16
     /// Two-phase commit state: records (on a record shard), intents and their locks (on participants).
     public internal(set) var txns = TxnTables()
     /// Called after a concept is written (with its new value) or deleted (nil), in log order — how the
@@ -94,6 +100,15 @@ public final class ShardState {
             return .applied(version: index)
         case .txnForget(let ids):
             for id in ids where txns.records[id]?.status != .pending { txns.records[id] = nil }
+            return .applied(version: index)
+        case .backupFence(let id, let ttl):
+            guard backupFences[id] != nil || backupFences.count < ShardState.maxBackupFences else {
+                return .rejected("\(backupFences.count) backup fences are already raised on this shard; the limit is \(ShardState.maxBackupFences)")
+            }
+            backupFences[id] = ttl
+            return .applied(version: index)
+        case .liftBackupFence(let id):
+            backupFences[id] = nil
             return .applied(version: index)
         default:
             break
@@ -162,7 +177,7 @@ public final class ShardState {
                 return Rejection.preconditionFailed + unmet
             }
             return validate(.putConcept(k), topLevel: false, txn: txn, created: &created, deleted: &deleted)
-        case .txnBegin, .txnPrepare, .txnDecide, .txnResolve, .txnForget:
+        case .txnBegin, .txnPrepare, .txnDecide, .txnResolve, .txnForget, .backupFence, .liftBackupFence:
             return "a transaction command inside a batch"
         case .putConcept(let k):
             if k.content.count > limits.maxContentBytes {
@@ -204,7 +219,7 @@ public final class ShardState {
         switch c {
         case .putConceptIf(let k, _):
             execute(.putConcept(k), at: index)
-        case .txnBegin, .txnPrepare, .txnDecide, .txnResolve, .txnForget:
+        case .txnBegin, .txnPrepare, .txnDecide, .txnResolve, .txnForget, .backupFence, .liftBackupFence:
             preconditionFailure("transaction commands are applied by apply(_:at:), never executed as data")
         case .putConcept(var k):
             k.createdAt = concepts[k.id]?.createdAt ?? index

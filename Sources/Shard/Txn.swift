@@ -76,4 +76,7 @@ public enum Rejection {
     /// applied the decision first) and the client's session no longer holds the outcome. Not a claim about
     /// the decision: the shard no longer knows it, and says so rather than guess.
     public static let forgotten = "transaction forgotten: "
+    /// A transaction's begin met a raised backup fence on its record shard: nothing was applied, nothing
+    /// remembered; the node holds the transaction back and begins it again once the fence is lifted.
+    public static let backupFence = "backup fence: "
 }

@@ -55,6 +55,16 @@ public enum DataIdentityFile {
         return false
     }
 
+    /// The identity recorded in `dataDir` (nil: none recorded yet). Throws on an unreadable or damaged file.
+    public static func read(dataDir: String) throws -> DataIdentity? {
+        let p = path(in: dataDir)
+        guard let bytes = try readFile(p) else { return nil }
+        switch DataIdentity.decode(bytes) {
+        case .success(let id): return id
+        case .failure(let e): throw NodeStartError("data directory identity file \(p) is damaged at byte offset \(e.offset): \(e.reason)")
+        }
+    }
+
     /// The file's bytes, nil if it does not exist. At most `DataIdentity.maxFileBytes + 1` bytes are read.
     static func readFile(_ p: String) throws -> [UInt8]? {
         let fd = open(p, O_RDONLY | O_CLOEXEC)

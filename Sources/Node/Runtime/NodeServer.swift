@@ -48,6 +48,10 @@ public final class NodeServer {
     var fsyncDelayMs = 0
     /// A content digest is being hashed on the thread pool (one at a time per node: each costs O(n log n)).
     var digestInFlight = false
+    /// The online backup this node took and is serving to its taker (`NodeServer+Backup.swift`).
+    var heldBackup: HeldBackup?
+    var backupEncodingInFlight = false
+    var backupTaking = false
 
     public init(config: NodeConfig, logger: Logger, auth: ClientAuthSettings = ClientAuthSettings(),
                 clientLimits: ClientLimits = ClientLimits()) throws {

@@ -1,5 +1,6 @@
 import NodeCore
 import Foundation
+import Codec
 import HTTP
 import Raft
 import Shard
@@ -124,6 +125,10 @@ final class HTTPFrontEnd {
         case decode(@Sendable () throws -> ClientOp)
         /// `GET /v1/digest`: not a client operation of the core, the driver hashes the shards off the loop.
         case digest
+        /// The online backup routes (`NodeServer+Backup.swift`), served by the driver like the digest.
+        case backupTake(fenceSeconds: Int, waitSeconds: Int)
+        case backupShard(id: UInt64, shard: Int)
+        case backupRelease(id: UInt64)
     }
 
     private func handle(_ req: HTTPRequest, from peer: String, flow: ClientFlow, _ respond: @escaping (HTTPResponse) -> Void) {
@@ -138,6 +143,26 @@ final class HTTPFrontEnd {
                 case .success(let digests): respond(.json(body: JSONReply.digests(digests, node: self.node.config.nodeID)))
                 case .failure(let e): respond(HTTPFrontEnd.response(for: e))
                 }
+            }
+        case .backupTake(let fence, let wait):
+            node.takeBackup(fenceSeconds: fence, waitSeconds: wait) { result in
+                switch result {
+                case .success(let manifest): respond(.json(body: manifest))
+                case .failure(let e): respond(HTTPFrontEnd.response(for: e))
+                }
+            }
+        case .backupShard(let id, let shard):
+            node.backupShard(id: id, shard: shard) { result in
+                switch result {
+                case .success(let file):
+                    respond(HTTPResponse(status: 200, headers: ["Content-Type": "application/octet-stream", "X-Sutra-Sha256": lowerHex(file.sha256)], body: file.bytes))
+                case .failure(let e): respond(HTTPFrontEnd.response(for: e))
+                }
+            }
+        case .backupRelease(let id):
+            switch node.releaseBackup(id: id) {
+            case .success: respond(.json(body: Array(#"{"released":true}"#.utf8)))
+            case .failure(let e): respond(HTTPFrontEnd.response(for: e))
             }
         case .decode(let decode):
             guard req.body.count >= node.clientPorts.limits.offLoopDecodeBytes else {
@@ -251,6 +276,22 @@ final class HTTPFrontEnd {
                 return .op(.cluster)
             case ("GET", "digest"):
                 return .digest
+            case ("POST", "backup"):
+                func seconds(_ name: String, _ fallback: Int) throws -> Int {
+                    guard let t = req.query[name] else { return fallback }
+                    guard let v = Int(t), (1...3600).contains(v) else { throw RequestProblem("\(name) must be a number of seconds in 1…3600, not '\(t)'") }
+                    return v
+                }
+                return .backupTake(fenceSeconds: try seconds("fence_seconds", 60), waitSeconds: try seconds("wait_seconds", 30))
+            case ("GET", "backup-shard"):
+                let p = param.split(separator: "/").map(String.init)
+                guard p.count == 2, p[0].count == 16, let id = UInt64(p[0], radix: 16), let shard = Int(p[1]) else {
+                    throw RequestProblem("a backup shard is /v1/admin/backup/{16 hex digits}/shards/{number}")
+                }
+                return .backupShard(id: id, shard: shard)
+            case ("DELETE", "backup-release"):
+                guard param.count == 16, let id = UInt64(param, radix: 16) else { throw RequestProblem("a backup id is 16 hex digits, not '\(param)'") }
+                return .backupRelease(id: id)
             case (_, .some):
                 return .answer(HTTPFrontEnd.errorResponse(status: 405, code: "METHOD_NOT_ALLOWED", "\(req.method) is not allowed on \(req.path)"))
             default:
@@ -268,6 +309,9 @@ final class HTTPFrontEnd {
         case 2 where p[0] == "v1" && p[1] == "concepts": return ("concepts", "")
         case 2 where p[0] == "v1" && ["associations", "path", "search", "batch", "flush", "cluster", "digest"].contains(p[1]): return (p[1], "")
         case 3 where p[0] == "v1" && p[1] == "admin" && p[2] == "transfer-leader": return ("transfer-leader", "")
+        case 3 where p[0] == "v1" && p[1] == "admin" && p[2] == "backup": return ("backup", "")
+        case 4 where p[0] == "v1" && p[1] == "admin" && p[2] == "backup": return ("backup-release", p[3])
+        case 6 where p[0] == "v1" && p[1] == "admin" && p[2] == "backup" && p[4] == "shards": return ("backup-shard", p[3] + "/" + p[5])
         case 4 where p[0] == "v1" && p[1] == "admin" && p[2] == "fault" && p[3] == "fsync-delay": return ("fsync-delay", "")
         case 3 where p[0] == "v1" && p[1] == "concepts": return ("concept", p[2])
         case 4 where p[0] == "v1" && p[1] == "concepts" && p[3] == "neighbors": return ("neighbors", p[2])

@@ -68,6 +68,7 @@ public struct NodeConfig: Sendable {
 
     /// The first problem found, as one line naming the setting and its allowed range; nil if valid.
     public func validate() -> String? {
+        if let p = NodeConfig.clusterIDProblem(clusterID) { return "cluster id (--cluster-id / SUTRA_CLUSTER_ID) \(p)" }
         if !(1...64).contains(numShards) { return "shards (--shards / SUTRA_NUM_SHARDS) is \(numShards); allowed: 1…64" }
         if !(0...ShardLimits.maxDimension).contains(dimension) {
             return "dimension (--dimension / VECTOR_DIMENSION) is \(dimension); allowed: 0…\(ShardLimits.maxDimension)"
@@ -103,6 +104,16 @@ public struct NodeConfig: Sendable {
         if compactMargin < 0 { return "compact margin (--compact-margin) is \(compactMargin); allowed: ≥ 0" }
         if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) {
             return "log level (--log-level) is \(logLevel); allowed: trace, debug, info, notice, warning, error, critical"
+        }
+        return nil
+    }
+
+    /// Why `id` cannot name a cluster (nil: it can): 1…128 characters of letters, digits, `.`, `_` and `-` —
+    /// it is written into certificates, hellos, identity files and log lines.
+    public static func clusterIDProblem(_ id: String) -> String? {
+        if id.isEmpty || id.utf8.count > 128 { return "is \(id.utf8.count) bytes long; allowed: 1…128" }
+        if let bad = id.unicodeScalars.first(where: { !($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0))) }) {
+            return "'\(id)' contains '\(bad)'; allowed: letters, digits, '.', '_' and '-'"
         }
         return nil
     }

@@ -16,6 +16,10 @@ extension NodeCore: TxnHost {
     /// requests (no client id) get a transaction id from the node's own client identity.
     func transaction(_ parts: [TxnPart], recordShard: Int, session: ClientSession, _ done: @escaping ClientCompletion) {
         guard replicas[recordShard].isLeader else { done(.failure(notLeader(recordShard))); return }
+        if !replicas[recordShard].state.backupFences.isEmpty {
+            hold(parts, recordShard: recordShard, session: session, done)
+            return
+        }
         let id: TxnID
         var acked = session.ackedBelow
         if session.clientID == 0 {
@@ -31,6 +35,10 @@ extension NodeCore: TxnHost {
             self.metrics.recordTxn(nanos: self.now - started)
             switch outcome {
             case .committed(let v): done(.success(.write(version: v)))
+            case .aborted(let why) where why.contains(Rejection.backupFence):
+                // The fence was raised between the check above and the begin: nothing was applied or
+                // remembered, so the same transaction begins again once the fence is lifted.
+                self.hold(parts, recordShard: recordShard, session: session, done)
             case .aborted(let why): done(.failure(self.txnError(why)))
             case .unknown(let e): done(.failure(self.clientError(e, shard: recordShard)))
             }

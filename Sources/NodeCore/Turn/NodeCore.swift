@@ -66,6 +66,12 @@ package final class NodeCore {
     /// so two processes of this node never reuse a transaction id.
     let txnClientID: UInt64
     var nextTxnSequence: UInt64 = 0
+    /// Online backups (`NodeCore+Backup.swift`): the one this node is taking, cross-shard transactions held
+    /// back by a raised fence, when this node (as leader) first saw each fence, and timers in ticks.
+    var backupInProgress = false
+    var heldTransactions: [HeldTransaction] = []
+    var fenceSeenAt: [Int: [UInt64: UInt64]] = [:]
+    var tickTimers: [(at: UInt64, run: () -> Void)] = []
 
     /// How long a forwarded request may wait for the leader's answer.
     static let forwardTimeoutTicks: UInt64 = 150
@@ -147,6 +153,9 @@ package final class NodeCore {
         for w in waiters.expireIntentWaiters(ticks: ticks) {
             w.done(.failure(ClientError(.unavailable, "a transaction touching this read on shard \(w.shard) is still unresolved; retry")))
         }
+        if !heldTransactions.isEmpty { releaseHeldTransactions() }
+        if !tickTimers.isEmpty { runDueTimers() }
+        if ticks % 10 == 0 { liftExpiredFences() }
         if ticks % 5 == 0 { expireForwards() }
         if ticks % 50 == 0 { rebalanceLeaders() }
         if ticks % 25 == 0 { moveLeadershipOffASlowDisk() }

@@ -38,6 +38,9 @@ package enum PeerFrame: Equatable {
     /// the older node does not know.
     package static let minVersion: UInt32 = 1
     package static let maxVersion: UInt32 = 5
+    /// The first wire version whose nodes apply backup fences (release 0.2): a backup is refused while a
+    /// connected peer speaks an older one.
+    package static let backupFenceVersion: UInt32 = 5
     /// Largest frame accepted on a connection before its hello (and configuration) are accepted: a hello with
     /// strings at their 64 KiB limit is refused anyway, a real one is under 200 bytes.
     package static let maxHandshakeFrameBytes = 4096
