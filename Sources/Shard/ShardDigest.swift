@@ -17,6 +17,9 @@ public struct ShardContentImage: Sendable {
     public let openIntents: Int
 
     public var conceptCount: Int { concepts.count }
+
+    /// One of the image's edge tables, by owner.
+    public func edges(_ direction: EdgeDirection) -> [ConceptID: Set<Edge>] { direction == .outgoing ? outEdges : inEdges }
 }
 
 extension ShardState {

@@ -131,6 +131,7 @@ extension SutraSim {
               operations ok \(s.opsOK), failed \(s.opsFailed), unknown \(s.opsUnknown); batches ok \(s.batchesOK)
               reads checked \(s.readsChecked), searches checked \(s.searchesChecked), forward answers checked \(s.forwardAnswersChecked)
               transactions committed \(s.txnsCommitted), aborted \(s.txnsAborted); stale forward replies dropped \(s.unmatchedForwardReplies)
+              backups begun \(s.backupsBegun), taken and checked \(s.backupsTaken) (\(s.backupEdgesChecked) edges), refused or abandoned \(s.backupsFailed); fences lifted after their life \(s.fencesExpired)
             """)
         if !outcome.failures.isEmpty {
             print("failing seeds: \(outcome.failures.map(\.seed).prefix(50).map(String.init).joined(separator: " "))")

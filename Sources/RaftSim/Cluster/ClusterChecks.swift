@@ -14,7 +14,10 @@ import Shard
 /// - every hop of a found path is an association some client attempted;
 /// - no client was told "committed" for a transaction decided abort;
 /// - edges are atomic: on every replica an out-edge exists exactly when its in-edge does, with the same confidence;
-/// - every replica of a shard holds the same state.
+/// - every replica of a shard holds the same state;
+/// - every online backup taken holds no half transaction: across its shard images, an out-edge exists exactly
+///   when its in-edge does, with the same confidence (every association spans two shards: one transaction);
+/// - no backup fence is left raised once settled.
 struct ClusterChecks {
     /// Decisions seen applied (true: commit).
     private(set) var decisions: [TxnID: Bool] = [:]
@@ -56,6 +59,29 @@ struct ClusterChecks {
         return nil
     }
 
+    /// A backup's images, one per shard in order, must pair every out-edge with its in-edge.
+    func checkBackup(_ images: [ShardContentImage], edges checked: inout Int) -> String? {
+        guard images.map(\.shard) == Array(0..<images.count) else { return "images of shards \(images.map(\.shard)), not one per shard" }
+        if let open = images.first(where: { $0.openRecords + $0.openIntents > 0 }) {
+            return "the image of shard \(open.shard) holds \(open.openRecords) records and \(open.openIntents) intents"
+        }
+        struct Side: Hashable { var source: ConceptID; var target: ConceptID; var type: AssociationType; var confidence: Float }
+        var outs = Set<Side>(), ins = Set<Side>()
+        for image in images {
+            for (owner, edges) in image.edges(.outgoing) { for e in edges { outs.insert(Side(source: owner, target: e.other, type: e.type, confidence: e.confidence)) } }
+            for (owner, edges) in image.edges(.incoming) { for e in edges { ins.insert(Side(source: e.other, target: owner, type: e.type, confidence: e.confidence)) } }
+        }
+        checked += outs.count + ins.count
+        let at = images.map { "shard \($0.shard) at \($0.appliedIndex)" }.joined(separator: ", ")
+        if let half = outs.subtracting(ins).first {
+            return "half a transaction in the backup (\(at)): out-edge \(half.source)→\(half.target) (confidence \(half.confidence)) without its in-edge"
+        }
+        if let half = ins.subtracting(outs).first {
+            return "half a transaction in the backup (\(at)): in-edge \(half.source)→\(half.target) (confidence \(half.confidence)) without its out-edge"
+        }
+        return nil
+    }
+
     private func brief(_ c: ShardCommand) -> String {
         let d = String(describing: c)
         return d.count <= 120 ? d : String(d.prefix(120)) + "…"
@@ -88,6 +114,9 @@ struct ClusterChecks {
             case .rejected: return decided(id, false, who + " decide")
             case .pending: return "\(who): a decide of \(id) answered pending"
             }
+        case .txnBegin(_, _, _) where { if case .rejected(let why) = result { return why.contains(Rejection.backupFence) }; return false }():
+            // Refused by a backup fence: nothing applied or remembered, no decision — it begins again later.
+            return nil
         case .txnBegin(let id, _, _):
             switch result {
             case .applied: return decided(id, true, who + " begin (retry of a committed one)")

@@ -23,6 +23,10 @@ public struct ClusterSimConfig: Sendable {
     /// stopping and ends leading nothing.
     public var gracefulStops = true
     public var slowDisks = true
+    /// Online backups (`NodeCore.captureBackup`) taken through a random node under the faults: every one that
+    /// succeeds is checked to hold no half transaction (each out-edge with its in-edge, same confidence), and
+    /// the fences they raise must all be lifted (by the backup, or by a leader after their life) once settled.
+    public var backups = true
     /// Known-bad switch (production's `--unsafe-local-reads`): the checkers must catch the stale reads.
     public var unsafeLocalReads = false
     /// Print every trace line as it happens (replaying one seed).
@@ -68,6 +72,14 @@ public struct ClusterSimStats: Sendable, Equatable {
     public var unmatchedForwardReplies: UInt64 = 0
     /// Forward answers checked to be the answer to the very request they were handed to.
     public var forwardAnswersChecked = 0
+    /// Online backups begun, taken (and checked consistent), and refused or abandoned.
+    public var backupsBegun = 0
+    public var backupsTaken = 0
+    public var backupsFailed = 0
+    /// Edges (both sides) checked in backup images.
+    public var backupEdgesChecked = 0
+    /// Fences lifted by a leader after their life (their backup was abandoned), counted on the final processes.
+    public var fencesExpired = 0
 
     public init() {}
 
@@ -79,6 +91,8 @@ public struct ClusterSimStats: Sendable, Equatable {
         readsChecked += o.readsChecked; searchesChecked += o.searchesChecked; batchesOK += o.batchesOK
         txnsCommitted += o.txnsCommitted; txnsAborted += o.txnsAborted; unmatchedForwardReplies += o.unmatchedForwardReplies
         forwardAnswersChecked += o.forwardAnswersChecked
+        backupsBegun += o.backupsBegun; backupsTaken += o.backupsTaken; backupsFailed += o.backupsFailed
+        backupEdgesChecked += o.backupEdgesChecked; fencesExpired += o.fencesExpired
     }
 }
 

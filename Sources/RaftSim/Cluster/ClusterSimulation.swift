@@ -40,6 +40,10 @@ public final class ClusterSimulation {
     private var slowDiskRate = 0.0
     private var replyRaceRate = 0.0
     private var gracefulStopRate = 0.0
+    private var backupRate = 0.0
+    /// The backup being taken: through which node, and that process's incarnation (a crash abandons it).
+    private var backupTaker: (node: NodeID, incarnation: UInt64)?
+    static let backupFenceTicks: UInt32 = 150
     /// The graceful stop in progress: which node, the fault count when it began (other faults make the checks
     /// moot), whether everything else was healthy then, how many shards it led at the last step, and the shards
     /// whose election it was already running (it may still win those).
@@ -119,7 +123,10 @@ public final class ClusterSimulation {
                                               faultTicks: config.faultTicks))
         }
         stats.seeds = 1
-        for n in nodes { stats.unmatchedForwardReplies += n.core?.unmatchedForwardReplies ?? 0 }
+        for n in nodes {
+            stats.unmatchedForwardReplies += n.core?.unmatchedForwardReplies ?? 0
+            stats.fencesExpired += Int(n.core?.metrics.fencesExpired ?? 0)
+        }
         return .success(stats)
     }
 
@@ -138,6 +145,8 @@ public final class ClusterSimulation {
         slowDiskRate = config.slowDisks ? [0.0, 0.005, 0.012][rng.below(3)] : 0
         replyRaceRate = config.crashes && config.slowDisks ? [0.0, 0.012][rng.below(2)] : 0
         gracefulStopRate = config.gracefulStops ? [0.0, 0.004, 0.01][rng.below(3)] : 0
+        backupRate = config.backups ? [0.0, 0.004, 0.012][rng.below(3)] : 0
+        note("backups=\(backupRate)")
         note("nodes=\(config.nodes) shards=\(config.shards) drop=\(dropRate) dup=\(duplicateRate) delay=\(maxDelay) crash=\(crashRate) partition=\(partitionRate) slowDisk=\(slowDiskRate) replyRace=\(replyRaceRate) gracefulStop=\(gracefulStopRate)")
     }
 
@@ -172,6 +181,7 @@ public final class ClusterSimulation {
                 let t = r.state.txns
                 if !t.intents.isEmpty { left.append("node \(n.id) shard \(r.shard): intents \(t.intents.keys.sorted())") }
                 if t.pendingRecords > 0 { left.append("node \(n.id) shard \(r.shard): \(t.pendingRecords) pending records") }
+                if !r.state.backupFences.isEmpty { left.append("node \(n.id) shard \(r.shard): backup fences \(r.state.backupFences.keys.sorted()) still raised") }
             }
         }
         for s in 0..<config.shards where leader(of: s) == nil {
@@ -197,6 +207,7 @@ public final class ClusterSimulation {
                 guard let r = n.core?.replicas[s] else { return false }
                 if r.appliedIndex < l.raft.commitIndex || r.raft.leader != l.raft.id { return false }
                 if !r.state.txns.intents.isEmpty || r.state.txns.pendingRecords > 0 { return false }
+                if !r.state.backupFences.isEmpty { return false }
             }
             if l.raft.commitIndex < l.raft.lastIndex { return false }
         }
@@ -230,6 +241,35 @@ public final class ClusterSimulation {
         }
         checkGracefulStop()
         now += 1
+    }
+
+    // MARK: online backups
+
+    /// Asks a random live node for a backup; a successful one's images are checked to hold no half transaction.
+    private func beginBackup() {
+        if let t = backupTaker, node(t.node).alive, node(t.node).incarnation == t.incarnation { return }
+        let alive = nodes.filter { $0.core != nil }
+        guard !alive.isEmpty else { return }
+        let n = alive[rng.below(alive.count)]
+        let id = rng.next() | 1, incarnation = n.incarnation
+        backupTaker = (n.id, incarnation)
+        stats.backupsBegun += 1
+        note("backup \(String(id, radix: 16)) through node \(n.id)")
+        n.core!.captureBackup(id: id, fenceTicks: ClusterSimulation.backupFenceTicks, waitTicks: 120) { [unowned self, unowned n] result in
+            guard n.incarnation == incarnation else { return }
+            self.backupTaker = nil
+            switch result {
+            case .success(let images):
+                self.stats.backupsTaken += 1
+                self.note("backup \(String(id, radix: 16)) taken at indexes \(images.map(\.appliedIndex))")
+                if let why = self.checks.checkBackup(images, edges: &self.stats.backupEdgesChecked) {
+                    self.fail("backup \(String(id, radix: 16)) through node \(n.id): \(why)")
+                }
+            case .failure(let e):
+                self.stats.backupsFailed += 1
+                self.note("backup \(String(id, radix: 16)) not taken: \(e.message)")
+            }
+        }
     }
 
     // MARK: graceful stops
@@ -372,6 +412,7 @@ public final class ClusterSimulation {
         // the node taking over a stopping node's shard must not hand it straight back.
         let rebalanceSoon = nodes.contains { $0.core.map { $0.ticks % 50 >= 47 } == true }
         if rng.chance(rebalanceSoon ? gracefulStopRate * 8 : gracefulStopRate / 2) { beginGracefulStop() }
+        if rng.chance(backupRate) { beginBackup() }
         if partitionHealAt == nil, rng.chance(partitionRate) {
             let ids = nodes.map(\.id)
             let isolated = ids[rng.below(ids.count)]
