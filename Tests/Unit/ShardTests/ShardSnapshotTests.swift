@@ -53,8 +53,8 @@ final class ShardSnapshotTests: XCTestCase {
             }
         }
         XCTAssertThrowsError(try ShardState.restore(from: Array(good.dropLast(7)), limits: ShardLimits(dimension: 2)))
-        var v4 = good; v4[8] = 4
-        XCTAssertThrowsError(try ShardState.restore(from: v4, limits: ShardLimits(dimension: 2))) { XCTAssertEqual($0 as? ShardSnapshotError, .unsupportedVersion(4)) }
+        var v5 = good; v5[8] = 5
+        XCTAssertThrowsError(try ShardState.restore(from: v5, limits: ShardLimits(dimension: 2))) { XCTAssertEqual($0 as? ShardSnapshotError, .unsupportedVersion(5)) }
         XCTAssertThrowsError(try ShardState.restore(from: good, limits: ShardLimits(dimension: 3))) {
             XCTAssertEqual($0 as? ShardSnapshotError, .invalid("snapshot dimension 2, cluster dimension 3"))
         }
