@@ -33,14 +33,19 @@ final class ClusterCLITests: XCTestCase {
 
     /// A port in use is named before anything starts; nothing is left running.
     func testUpNamesABusyPortAndStartsNothing() throws {
-        let dir = newDir(), base = 10_000 + Int.random(in: 0..<70) * 300
+        let dir = newDir()
         let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(holder) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(base + 102).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        // A base whose node-2 HTTP port this test can hold (another test's socket may still be on a random one).
+        var base = 0, bound: Int32 = -1
+        for _ in 0..<20 where bound != 0 {
+            base = 10_000 + Int.random(in: 0..<70) * 300
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = in_port_t(UInt16(base + 102).bigEndian)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
         XCTAssertEqual(bound, 0)
         XCTAssertEqual(listen(holder, 1), 0)
         let up = try runSutraCLI(["cluster", "up", "--data", dir, "--base-port", "\(base)", "--no-auth", "--shards", "2", "--dimension", "4"])
