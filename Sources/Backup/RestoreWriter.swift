@@ -18,43 +18,50 @@ public enum RestoreWriter {
     /// every machine restoring the same backup agrees without being told.
     public static func defaultClusterID(_ m: BackupManifest) -> String { "restored-" + String(m.backupID.prefix(12)) }
 
-    /// The index built once from the images (nil for dimension 0), shared by every node directory written.
-    public static func vectorIndex(_ states: [ShardState], dimension: Int) -> ConceptVectors? {
-        guard dimension > 0 else { return nil }
-        let v = ConceptVectors(dimension: dimension)
-        for (s, st) in states.enumerated() { v.rebuild(shard: s, shardCount: states.count, from: st) }
-        v.processAll()
-        return v
-    }
+    /// What every node directory of a restore holds, computed once: each shard's snapshot bytes and index, and
+    /// the vector index (nil for dimension 0).
+    public struct Prepared {
+        let backup: BackupManifest
+        let snapshots: [(index: UInt64, data: [UInt8])]
+        let vectors: ConceptVectors?
 
-    public static func write(_ states: [ShardState], backup m: BackupManifest, clusterID: String, voters: [NodeID],
-                             node: NodeID, dataDir: String, vectors: ConceptVectors?) throws {
-        precondition(states.count == m.shardCount && voters.contains(node), "a node of the new cluster, every shard")
-        let fm = FileManager.default
-        if fm.fileExists(atPath: dataDir) {
-            let entries = (try? fm.contentsOfDirectory(atPath: dataDir)) ?? ["?"]
-            guard entries.isEmpty else {
-                throw BackupError(file: dataDir, "exists and is not empty (\(entries.count) entries): a restore writes only into a new or empty directory")
+        public init(_ states: [ShardState], backup m: BackupManifest) {
+            precondition(states.count == m.shardCount, "every shard")
+            backup = m
+            snapshots = states.enumerated().map { s, state in
+                precondition(state.lastApplied == m.shards[s].appliedIndex && state.lastApplied > 0, "a verified image at its manifest index")
+                return (state.lastApplied, state.snapshotData())
+            }
+            if m.dimension > 0 {
+                let v = ConceptVectors(dimension: m.dimension)
+                for (s, st) in states.enumerated() { v.rebuild(shard: s, shardCount: states.count, from: st) }
+                v.processAll()
+                vectors = v
+            } else {
+                vectors = nil
             }
         }
-        try fm.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    }
+
+    public static func write(_ p: Prepared, clusterID: String, voters: [NodeID], node: NodeID, dataDir: String) throws {
+        precondition(voters.contains(node), "a node of the new cluster")
+        if let refusal = BackupDirectory.refusal(dataDir) { throw refusal }
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         chmod(dataDir, 0o700)
+        let m = p.backup
         try DataIdentityFile.write(DataIdentity(clusterID: clusterID, nodeID: node, shards: m.shardCount, dimension: m.dimension), dataDir: dataDir)
         let engine = try LogEngine(directory: dataDir + "/wal")
         defer { engine.close() }
         var batch = WriteBatch()
         let members = ConfState(voters: voters.sorted())
-        for (s, state) in states.enumerated() {
-            let index = state.lastApplied
-            precondition(index == m.shards[s].appliedIndex && index > 0, "a verified image at its manifest index")
-            let snap = Snapshot(metadata: SnapshotMetadata(index: index, term: 1, confState: members), data: state.snapshotData())
-            batch.installSnapshot(group: UInt64(s), snap)
-            batch.setHardState(group: UInt64(s), HardState(term: 1, vote: noNode, commit: index))
+        for (s, snap) in p.snapshots.enumerated() {
+            batch.installSnapshot(group: UInt64(s), Snapshot(metadata: SnapshotMetadata(index: snap.index, term: 1, confState: members), data: snap.data))
+            batch.setHardState(group: UInt64(s), HardState(term: 1, vote: noNode, commit: snap.index))
         }
         try engine.write(batch)
-        if let vectors {
+        if let vectors = p.vectors {
             var positions: [Int: UInt64] = [:]
-            for (s, st) in states.enumerated() { positions[s] = st.lastApplied }
+            for (s, snap) in p.snapshots.enumerated() { positions[s] = snap.index }
             try vectors.save(to: dataDir + "/vectors", positions: positions, shardCount: m.shardCount)
         }
     }

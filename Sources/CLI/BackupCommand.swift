@@ -25,12 +25,9 @@ struct BackupCommand: ParsableCommand {
     @Option(help: "table or json (the manifest).") var output: OutputFormat = .table
 
     func run() throws {
-        let fm = FileManager.default
         let dir = URL(fileURLWithPath: to).standardizedFileURL.path
-        if fm.fileExists(atPath: dir), let entries = try? fm.contentsOfDirectory(atPath: dir), !entries.isEmpty {
-            throw CLIError("\(dir) exists and is not empty: a backup goes into a new or empty directory")
-        }
-        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        if let refusal = BackupDirectory.refusal(dir) { throw CLIError("\(refusal)") }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let auth = try target.authHeaders()
         let tls = try target.tlsContext()
         let takenAt = ISO8601DateFormatter().string(from: Date())
@@ -85,7 +82,7 @@ struct BackupCommand: ParsableCommand {
                 throw CLIError("shard \(i): the file arrived damaged or cut short (\(reply.body.count) bytes, SHA-256 \(sha), the node sent \(reply.headers["x-sutra-sha256"] ?? "none")); retry the backup")
             }
             let name = BackupManifest.fileName(shard: i)
-            try BackupFiles.writeDurably(reply.body, to: dir + "/" + name)
+            try BackupDirectory.write(reply.body, dir: dir, name: name)
             totalBytes += reply.body.count
             entries.append(.init(shard: i, appliedIndex: index, concepts: concepts, edges: edges, digest: shardDigest,
                                  file: name, bytes: reply.body.count, sha256: sha))
@@ -99,7 +96,7 @@ struct BackupCommand: ParsableCommand {
                                       snapshotFormat: UInt32(v["snapshot_format"] as? Int ?? 0), takenAt: takenAt,
                                       consistentAfterMs: consistentAfter, digest: digest, shards: entries)
         if let p = manifest.problem() { throw CLIError("the backup would not be restorable: \(p)") }
-        try BackupFiles.writeDurably([UInt8](try manifest.encoded()), to: dir + "/" + BackupManifest.fileName)
+        try BackupDirectory.write([UInt8](try manifest.encoded()), dir: dir, name: BackupManifest.fileName)
         let secs = Date().timeIntervalSince(started)
         if output == .json {
             print(String(decoding: try manifest.encoded(), as: UTF8.self))
@@ -111,28 +108,8 @@ struct BackupCommand: ParsableCommand {
     }
 }
 
-/// Writing a backup's files: temporary name, fsync, rename, directory fsync — a crash leaves the file whole or
-/// absent.
+/// Sizes as the backup command prints them.
 enum BackupFiles {
-    static func writeDurably(_ bytes: [UInt8], to path: String) throws {
-        let tmp = path + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw CLIError("cannot create \(tmp): \(String(cString: strerror(errno)))") }
-        var written = 0
-        while written < bytes.count {
-            let n = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { let e = errno; close(fd); throw CLIError("cannot write \(tmp): \(String(cString: strerror(e)))") }
-            written += n
-        }
-        guard fsync(fd) == 0 else { let e = errno; close(fd); throw CLIError("cannot fsync \(tmp): \(String(cString: strerror(e)))") }
-        close(fd)
-        guard rename(tmp, path) == 0 else { throw CLIError("cannot rename \(tmp): \(String(cString: strerror(errno)))") }
-        let dir = (path as NSString).deletingLastPathComponent
-        let dfd = open(dir, O_RDONLY | O_DIRECTORY)
-        if dfd >= 0 { fsync(dfd); close(dfd) }
-    }
-
     static func size(_ n: Int) -> String {
         if n >= 1 << 30 { return String(format: "%.2f GiB", Double(n) / Double(1 << 30)) }
         if n >= 1 << 20 { return String(format: "%.1f MiB", Double(n) / Double(1 << 20)) }

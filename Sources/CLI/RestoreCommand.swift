@@ -41,15 +41,12 @@ struct RestoreCommand: ParsableCommand {
         if let problem = NodeConfig.clusterIDProblem(cluster) { throw ValidationError("--cluster-id \(problem)") }
         let voters = (1...nodes).map { NodeID($0) }
         let targets: [(NodeID, String)] = node.map { [(NodeID($0), dst)] } ?? voters.map { ($0, "\(dst)/node\($0)") }
-        for (_, dir) in targets where FileManager.default.fileExists(atPath: dir) {
-            if let e = try? FileManager.default.contentsOfDirectory(atPath: dir), !e.isEmpty {
-                throw CLIError("\(dir) exists and is not empty: a restore writes only into new or empty directories")
-            }
-        }
-        let vectors = RestoreWriter.vectorIndex(states, dimension: m.dimension)
+        // Every target checked before any is written.
+        if let refusal = targets.lazy.compactMap({ BackupDirectory.refusal($0.1) }).first { throw CLIError("\(refusal)") }
+        let prepared = RestoreWriter.Prepared(states, backup: m)
         for (id, dir) in targets {
             do {
-                try RestoreWriter.write(states, backup: m, clusterID: cluster, voters: voters, node: id, dataDir: dir, vectors: vectors)
+                try RestoreWriter.write(prepared, clusterID: cluster, voters: voters, node: id, dataDir: dir)
             } catch {
                 throw CLIError("node \(id): \(error)")
             }

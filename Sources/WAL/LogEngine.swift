@@ -156,7 +156,7 @@ public final class LogEngine {
         if let a = active {
             activeFile = a
         } else {
-            let seg = Segment(id: 1, path: directory + "/" + hex(1) + ".wal", size: WALFormat.segmentHeaderSize,
+            let seg = Segment(id: 1, path: directory + "/" + fixedHex(1) + ".wal", size: WALFormat.segmentHeaderSize,
                               allocated: max(chunk, WALFormat.segmentHeaderSize))
             let f = try RawFile(path: seg.path, create: true)
             try f.pwriteAll(LogEngine.segmentHeader(chunk: chunk) + [UInt8](repeating: 0, count: seg.allocated - WALFormat.segmentHeaderSize), at: 0)
@@ -272,7 +272,7 @@ public final class LogEngine {
             bytes.append(contentsOf: frame)
             let id = active.id + 1
             inFlight = true
-            return PreparedWrite(file: nil, newSegment: (directory + "/" + hex(id) + ".wal", directory), offset: 0,
+            return PreparedWrite(file: nil, newSegment: (directory + "/" + fixedHex(id) + ".wal", directory), offset: 0,
                                  bytes: bytes, records: records, snapshotFiles: batch.snapshotFiles,
                                  snapshots: snapshots, frameSeqs: nextSeq...(nextSeq + 1),
                                  allocate: preallocation(dataEnd: bytes.count, allocated: 0))

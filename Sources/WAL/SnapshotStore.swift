@@ -20,7 +20,7 @@ struct SnapshotStore {
     }
 
     func path(group: UInt64, index: LogIndex) -> String {
-        directory + "/" + hex(group) + "-" + hex(index) + ".snap"
+        directory + "/" + fixedHex(group) + "-" + fixedHex(index) + ".snap"
     }
 
     func write(group: UInt64, metadata m: SnapshotMetadata, data: [UInt8]) throws(WALError) {
@@ -70,15 +70,10 @@ struct SnapshotStore {
 
     /// Removes this group's snapshot files older than `keep`.
     func removeOlder(group: UInt64, than keep: LogIndex) throws(WALError) {
-        let prefix = hex(group) + "-"
+        let prefix = fixedHex(group) + "-"
         for name in try FS.list(directory) where name.hasPrefix(prefix) && name.hasSuffix(".snap") {
             let idxHex = name.dropFirst(prefix.count).dropLast(5)
             if let idx = UInt64(idxHex, radix: 16), idx < keep { try FS.remove(directory + "/" + name) }
         }
     }
-}
-
-func hex(_ v: UInt64) -> String {
-    let s = String(v, radix: 16)
-    return String(repeating: "0", count: 16 - s.count) + s
 }

@@ -88,31 +88,8 @@ public enum DataIdentityFile {
         return Array(buf[0..<n])
     }
 
-    /// Records `identity` atomically: `identity.tmp` (0600) written and fsynced, renamed, directory fsynced.
+    /// Records `identity` atomically (`DurableFile`: a 0600 temporary file fsynced, renamed, directory fsynced).
     public static func write(_ identity: DataIdentity, dataDir: String) throws {
-        let final = path(in: dataDir), tmp = final + ".tmp"
-        func fail(_ op: String, _ p: String) -> NodeStartError {
-            NodeStartError("cannot \(op) \(p): \(String(cString: strerror(errno)))")
-        }
-        unlink(tmp)
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        if fd < 0 { throw fail("create", tmp) }
-        let bytes = identity.encode()
-        var done = 0
-        while done < bytes.count {
-            let r = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
-            if r < 0 {
-                if errno == EINTR { continue }
-                let e = fail("write", tmp); close(fd); throw e
-            }
-            done += r
-        }
-        if fsync(fd) != 0 { let e = fail("fsync", tmp); close(fd); throw e }
-        close(fd)
-        if rename(tmp, final) != 0 { throw fail("rename to \(final)", tmp) }
-        let dfd = open(dataDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dfd < 0 { throw fail("open directory", dataDir) }
-        defer { close(dfd) }
-        if fsync(dfd) != 0 { throw fail("fsync directory", dataDir) }
+        do { try DurableFile.write(identity.encode(), to: path(in: dataDir)) } catch { throw NodeStartError(error.description) }
     }
 }

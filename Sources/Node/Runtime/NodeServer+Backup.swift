@@ -29,9 +29,8 @@ extension NodeServer {
     static let heldBackupIdleMs: UInt64 = 10 * 60 * 1000
 
     func takeBackup(fenceSeconds: Int, waitSeconds: Int, _ done: @escaping (Result<[UInt8], ClientError>) -> Void) {
-        dropIdleBackup()
         if let held = heldBackup {
-            done(.failure(ClientError(.unavailable, "backup \(hex16(held.id)) is held on this node for its taker; DELETE /v1/admin/backup/\(hex16(held.id)) or wait until it has been idle \(NodeServer.heldBackupIdleMs / 60_000) minutes")))
+            done(.failure(ClientError(.unavailable, "backup \(fixedHex(held.id)) is held on this node for its taker; DELETE /v1/admin/backup/\(fixedHex(held.id)) or wait until it has been idle \(NodeServer.heldBackupIdleMs / 60_000) minutes")))
             return
         }
         guard !backupTaking else { done(.failure(ClientError(.unavailable, "a backup is already being taken through this node; retry when it ends"))); return }
@@ -45,7 +44,7 @@ extension NodeServer {
             switch result {
             case .failure(let e):
                 self.backupTaking = false
-                self.logger.warning("backup \(hex16(id)) not taken: \(e.message)")
+                self.logger.warning("backup \(fixedHex(id)) not taken: \(e.message)")
                 done(.failure(e))
             case .success(let images):
                 let consistentAfterMs = self.loop.now - started
@@ -53,7 +52,7 @@ extension NodeServer {
                     try self.loop.queueWork({ images.map(ShardDigest.compute) }, completion: { [unowned self] digests in
                         self.backupTaking = false
                         self.heldBackup = HeldBackup(id: id, images: images, digests: digests, lastUsedMs: self.loop.now)
-                        self.logger.notice("backup \(hex16(id)) taken: \(images.reduce(0) { $0 + $1.conceptCount }) concepts in \(images.count) shards, consistent after \(consistentAfterMs) ms; held for its taker")
+                        self.logger.notice("backup \(fixedHex(id)) taken: \(images.reduce(0) { $0 + $1.conceptCount }) concepts in \(images.count) shards, consistent after \(consistentAfterMs) ms; held for its taker")
                         done(.success(JSONReply.backupManifest(id: id, digests: digests, config: self.config, consistentAfterMs: consistentAfterMs)))
                     })
                 } catch {
@@ -66,9 +65,8 @@ extension NodeServer {
 
     /// One shard's backup file and its SHA-256.
     func backupShard(id: UInt64, shard: Int, _ done: @escaping (Result<(bytes: [UInt8], sha256: [UInt8]), ClientError>) -> Void) {
-        dropIdleBackup()
         guard let held = heldBackup, held.id == id else {
-            done(.failure(ClientError(.notFound, "no backup \(hex16(id)) is held on this node (it was released, sat idle \(NodeServer.heldBackupIdleMs / 60_000) minutes, or the node restarted); take a new one")))
+            done(.failure(ClientError(.notFound, "no backup \(fixedHex(id)) is held on this node (it was released, sat idle \(NodeServer.heldBackupIdleMs / 60_000) minutes, or the node restarted); take a new one")))
             return
         }
         guard held.images.indices.contains(shard) else {
@@ -97,32 +95,27 @@ extension NodeServer {
 
     func releaseBackup(id: UInt64) -> Result<Void, ClientError> {
         guard let held = heldBackup, held.id == id else {
-            return .failure(ClientError(.notFound, "no backup \(hex16(id)) is held on this node"))
+            return .failure(ClientError(.notFound, "no backup \(fixedHex(id)) is held on this node"))
         }
         heldBackup = nil
-        logger.info("backup \(hex16(held.id)) released by its taker")
+        logger.info("backup \(fixedHex(held.id)) released by its taker")
         return .success(())
     }
 
-    private func dropIdleBackup() {
+    /// Releases held images idle for `heldBackupIdleMs` (called on every tick while some are held).
+    func dropIdleBackup() {
         if let held = heldBackup, loop.now >= held.lastUsedMs + NodeServer.heldBackupIdleMs {
-            logger.warning("backup \(hex16(held.id)) sat idle \(NodeServer.heldBackupIdleMs / 60_000) minutes; its images are released")
+            logger.warning("backup \(fixedHex(held.id)) sat idle \(NodeServer.heldBackupIdleMs / 60_000) minutes; its images are released")
             heldBackup = nil
         }
     }
-}
-
-/// A backup id as it appears in routes and manifests: 16 lower-case hex digits.
-func hex16(_ v: UInt64) -> String {
-    let s = String(v, radix: 16)
-    return String(repeating: "0", count: 16 - s.count) + s
 }
 
 extension JSONReply {
     /// `POST /v1/admin/backup`: what the backup holds, before its files are fetched.
     static func backupManifest(id: UInt64, digests: [ShardDigest], config: NodeConfig, consistentAfterMs: UInt64) -> [UInt8] {
         serialize([
-            "backup_id": hex16(id),
+            "backup_id": fixedHex(id),
             "cluster_id": config.clusterID,
             "node": config.nodeID,
             "shard_count": config.numShards,

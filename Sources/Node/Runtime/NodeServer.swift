@@ -169,6 +169,7 @@ public final class NodeServer {
             self.lastTickMs = nowMs
             self.core.tick(now: self.nanos)
             self.transport.keepAlive()
+            if self.heldBackup != nil { self.dropIdleBackup() }
         }
         turnHook = try LoopCheck(loop: loop) { [unowned self] in self.endOfTurn() }
         for sig in [SIGTERM, SIGINT] {

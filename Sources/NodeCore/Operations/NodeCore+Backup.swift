@@ -67,18 +67,8 @@ extension NodeCore {
     /// Proposes `command` on every shard (at its leader, wherever it is); `done(nil)` once every shard applied
     /// it, else with the first failure.
     private func forEachShard(_ command: ShardCommand, _ done: @escaping (ClientError?) -> Void) {
-        var remaining = replicas.count
-        var failure: ClientError?
-        for r in replicas {
-            proposeAnywhere(shard: r.shard, ShardRequest(clientID: 0, sequence: 0, command: command)) { [weak self] result in
-                if case .failure(let e) = result, failure == nil {
-                    failure = self?.clientError(e, shard: r.shard) ?? ClientError(.unavailable, "the node is stopping")
-                    if failure!.code == .notLeader { failure!.code = .unavailable }
-                }
-                remaining -= 1
-                if remaining == 0 { done(failure) }
-            }
-        }
+        let req = ShardRequest(clientID: 0, sequence: 0, command: command)
+        onEveryShard({ s, answered in self.proposeAnywhere(shard: s, req) { answered($0.map { _ in () }) } }, done)
     }
 
     private func backupPass(recordsCleared: Bool, deadline: UInt64,

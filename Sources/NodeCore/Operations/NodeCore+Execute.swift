@@ -241,18 +241,24 @@ extension NodeCore {
     /// first pass a read barrier on every shard (ReadIndex at each leader, wherever it is).
     private func allShards(_ consistency: ReadConsistency, _ body: @escaping () -> Void, failed: @escaping (ClientError) -> Void) {
         if consistency == .stale { body(); return }
+        onEveryShard({ s, done in self.readBarrier(shard: s, done) }) { failure in
+            if let f = failure { failed(f) } else { body() }
+        }
+    }
+
+    /// Runs `step` on every shard at once; `done` once all have answered, with the first failure (as a client
+    /// error: not-leader becomes unavailable — the caller cannot be redirected for a step on every shard).
+    func onEveryShard(_ step: (Int, @escaping (Result<Void, ReplicaError>) -> Void) -> Void, _ done: @escaping (ClientError?) -> Void) {
         var remaining = replicas.count
         var failure: ClientError?
         for r in replicas {
-            readBarrier(shard: r.shard) { [weak self] result in
+            step(r.shard) { [weak self] result in
                 if case .failure(let e) = result, failure == nil {
                     failure = self?.clientError(e, shard: r.shard) ?? ClientError(.unavailable, "the node is stopping")
                     if failure!.code == .notLeader { failure!.code = .unavailable }
                 }
                 remaining -= 1
-                if remaining == 0 {
-                    if let f = failure { failed(f) } else { body() }
-                }
+                if remaining == 0 { done(failure) }
             }
         }
     }
