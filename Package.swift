@@ -144,6 +144,7 @@ let package = Package(
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"], path: "Tests/Unit/HTTPTests"),
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"], path: "Tests/Unit/VectorIndexTests"),
         .testTarget(name: "ShardTests", dependencies: ["Shard"], path: "Tests/Unit/ShardTests"),
+        .testTarget(name: "BackupTests", dependencies: ["Backup", "Node", "Shard", "WAL", "Raft", "Codec"], path: "Tests/Unit/BackupTests"),
         .testTarget(name: "ClusterMapTests", dependencies: ["ClusterMap"], path: "Tests/Unit/ClusterMapTests"),
         .testTarget(name: "ClientProtoTests", dependencies: [
             "ClientProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),

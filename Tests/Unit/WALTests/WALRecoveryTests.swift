@@ -1,3 +1,4 @@
+import Codec
 import Foundation
 import Raft
 @testable import WAL
@@ -355,7 +356,7 @@ final class WALRecoveryTests: WALTestCase {
         b.saveSnapshot(group: 3, Snapshot(metadata: SnapshotMetadata(index: 5, term: 1, confState: ConfState(voters: [1])), data: [1, 2, 3, 4]))
         try e.write(b)
         e.close()
-        let snapPath = dir + "/snap/" + hex(3) + "-" + hex(5) + ".snap"
+        let snapPath = dir + "/snap/" + fixedHex(3) + "-" + fixedHex(5) + ".snap"
         try flipBit(snapPath, at: SnapshotStore.headerSize + 1)
         XCTAssertThrowsError(try SnapshotStore(walDirectory: dir).read(group: 3, metadata: SnapshotMetadata(index: 5, term: 1))) { error in
             guard case WALError.badSnapshot(let p, _) = error else { return XCTFail("\(error)") }
