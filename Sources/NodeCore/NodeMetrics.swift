@@ -47,6 +47,11 @@ package final class NodeMetrics {
     package var backupsTaken: UInt64 = 0
     package var heldForBackup: UInt64 = 0
     package var fencesExpired: UInt64 = 0
+    /// Free bytes last measured on the data directory's file system; WAL write attempts that found no space;
+    /// client writes refused for a full disk.
+    package var diskFreeBytes: UInt64 = 0
+    package var walWriteStalls: UInt64 = 0
+    package var writesRefusedDiskFull: UInt64 = 0
     /// Leaderships handed away because this node's disk was slow.
     package var slowDiskTransfers: UInt64 = 0
     /// Leaderships peers tried to hand to this node while it was stopping (refused by `RaftNode.retiring`).

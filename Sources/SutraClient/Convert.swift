@@ -138,6 +138,7 @@ extension SutraError {
         case .preconditionFailed: self = .preconditionFailed(e.message)
         case .unauthenticated: self = .unauthenticated(e.message)
         case .permissionDenied: self = .permissionDenied(e.message)
+        case .diskFull: self = .diskFull(e.message)
         case .ok: self = .internalError("error with code OK: \(e.message)")
         case .UNRECOGNIZED(let v): self = .internalError("unknown error code \(v): \(e.message)")
         }

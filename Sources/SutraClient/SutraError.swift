@@ -3,7 +3,7 @@
 /// Final answers of a node — `invalidArgument`, `notFound`, `tooLarge`, `unsupportedVersion`, `conflict`,
 /// `preconditionFailed`, `unauthenticated`, `permissionDenied` — are thrown at once,
 /// without retrying, and carry the node's message. Transient conditions (`notLeader`, `unavailable`,
-/// `nodeTimeout`, `internalError`, `connectionFailed`, `noResponse`) are retried until the request's deadline and
+/// `nodeTimeout`, `diskFull`, `internalError`, `connectionFailed`, `noResponse`) are retried until the request's deadline and
 /// are then reported as the `lastError` of `timeout`; they are never thrown on their own.
 public enum SutraError: Error, Sendable, Hashable, CustomStringConvertible {
     // MARK: final answers (thrown at once)
@@ -56,6 +56,9 @@ public enum SutraError: Error, Sendable, Hashable, CustomStringConvertible {
     case unavailable(String)
     /// The node itself timed out (e.g. waiting for a commit).
     case nodeTimeout(String)
+    /// The node's disk is full or below its free-space floor: the write was refused (reads are still served).
+    /// Retried, as writes resume once space returns or the shard's leadership moves to a node with space.
+    case diskFull(String)
     /// The node reported an internal error (or an error code this SDK does not know).
     case internalError(String)
     /// The TCP connection to `endpoint` could not be made or broke.
@@ -66,7 +69,7 @@ public enum SutraError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Whether the SDK retries after this error.
     var isRetryable: Bool {
         switch self {
-        case .notLeader, .unavailable, .nodeTimeout, .internalError, .connectionFailed, .noResponse: return true
+        case .notLeader, .unavailable, .nodeTimeout, .diskFull, .internalError, .connectionFailed, .noResponse: return true
         default: return false
         }
     }
@@ -91,6 +94,7 @@ public enum SutraError: Error, Sendable, Hashable, CustomStringConvertible {
             return "not leader (leader: \(leader == 0 ? "unknown" : "node \(leader) at \(address)")): \(m)"
         case .unavailable(let m): return "unavailable: \(m)"
         case .nodeTimeout(let m): return "the node timed out: \(m)"
+        case .diskFull(let m): return "disk full: \(m)"
         case .internalError(let m): return "internal error on the node: \(m)"
         case .connectionFailed(let e, let r): return "connection to \(e) failed: \(r)"
         case .noResponse(let e, let ms): return "no response from \(e) within \(ms) ms"

@@ -10,6 +10,13 @@ public enum WALError: Error, CustomStringConvertible, Equatable, Sendable {
     /// A snapshot file that fails its checksum or does not match its record.
     case badSnapshot(path: String, detail: String)
 
+    /// The file system is out of space (or the user's quota): the write can be tried again, unchanged, once
+    /// space returns (`PreparedWrite.perform` may be repeated after it throws this; see there).
+    public var isOutOfSpace: Bool {
+        if case .io(_, _, let e) = self { return e == ENOSPC || e == EDQUOT }
+        return false
+    }
+
     public var description: String {
         switch self {
         case .io(let op, let path, let e): return "WAL: \(op) \(path) failed: \(String(cString: strerror(e))) (errno \(e))"

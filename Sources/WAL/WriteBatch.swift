@@ -89,6 +89,8 @@ public final class PreparedWrite: @unchecked Sendable {
     /// Preallocation: zeros written and made durable here *before* the data, if set (docs/WAL.md).
     let allocate: Range<Int>?
     var createdFile: RawFile?
+    /// A rotation's segment file was created by an earlier attempt of `perform` (which then failed).
+    private var attemptedSegment = false
 
     init(file: RawFile?, newSegment: (path: String, directory: String)?, offset: Int, bytes: [UInt8],
          records: [WALRecord], snapshotFiles: [(group: UInt64, snapshot: Snapshot)], snapshots: SnapshotStore,
@@ -108,11 +110,23 @@ public final class PreparedWrite: @unchecked Sendable {
     public var byteCount: Int { bytes.count }
 
     /// Makes the write durable. Returns only after fdatasync: this is the acknowledgement point.
+    ///
+    /// After it throws an out-of-space error (`WALError.isOutOfSpace`) it may be called again, unchanged, as often
+    /// as needed: every attempt writes the same bytes at the same offsets (snapshot files are replaced whole, a
+    /// new segment left half-made by the failed attempt is removed first), so a partial earlier attempt is
+    /// overwritten and nothing is acknowledged before one attempt's fdatasync succeeds. Any other error leaves
+    /// the log in an unknown state: the engine must be abandoned (`LogEngine.abandon`).
     public func perform() throws(WALError) {
         for (g, s) in snapshotFiles where s.metadata.index > 0 {
             try snapshots.write(group: g, metadata: s.metadata, data: s.data)
         }
         if let seg = newSegment {
+            if attemptedSegment {
+                // A failed earlier attempt of this very write may have left the new segment behind: it holds
+                // nothing acknowledged (the engine still counts the previous segment as the active one).
+                try FS.remove(seg.path)
+            }
+            attemptedSegment = true
             let f = try RawFile(path: seg.path, create: true)
             if allocate != nil {
                 // The header and the whole allocation first, durably; then the data.

@@ -55,6 +55,8 @@ public struct NodeCommand: ParsableCommand {
     var txnPrepareTimeoutMs: Int = 2000
     @Option(name: .long, help: "Hand leaderships away while this node's recent WAL writes take this long (median, ms) and a peer acknowledges appends 3x faster; 0 disables, ≤ 60000.")
     var slowDiskMs: Int = 50
+    @Option(name: .long, help: "Refuse client writes (HTTP 507, DISK_FULL) while the data directory's file system has less than this many bytes free; reads are still served and writes resume once space returns. 0 disables, ≤ 1099511627776 (env SUTRA_MIN_FREE_DISK_BYTES).")
+    var minFreeDiskBytes: UInt64?
     @Option(name: .long, help: "This node's certificate chain for peer links, PEM (env SUTRA_TLS_CERT; `sutra certs init` makes it).")
     var tlsCert: String?
     @Option(name: .long, help: "This node's private key, PEM (env SUTRA_TLS_KEY).")
@@ -133,6 +135,12 @@ public struct NodeCommand: ParsableCommand {
         c.txnIntentTimeoutMs = txnIntentTimeoutMs
         c.txnPrepareTimeoutMs = txnPrepareTimeoutMs
         c.slowDiskMs = slowDiskMs
+        if let v = minFreeDiskBytes {
+            c.minFreeDiskBytes = v
+        } else if let raw = env["SUTRA_MIN_FREE_DISK_BYTES"] {
+            guard let v = UInt64(raw) else { throw fail("free-disk floor (SUTRA_MIN_FREE_DISK_BYTES) '\(raw)' is not a number of bytes") }
+            c.minFreeDiskBytes = v
+        }
         c.snapshotEntries = snapshotEntries
         c.snapshotBytes = snapshotBytes
         c.compactMargin = compactMargin

@@ -14,8 +14,9 @@ import Release
 /// Everything runs on the loop thread except the WAL's fsync, which runs on libuv's thread pool. At the end of
 /// each loop turn (`LoopCheck`) the driver runs a slice of vector indexing and the core's `endOfTurn`; the write
 /// the core asks for (`startWrite`) is encoded here, made durable on the thread pool, applied to the group logs,
-/// and reported back (`writeCompleted`). A failed fsync stops the process: the log's state is unknown, and
-/// recovery on restart is the only safe path.
+/// and reported back (`writeCompleted`). A write that finds no space waits and is retried (`NodeCore+DiskSpace`);
+/// any other failed write or fsync stops the process: the log's state is unknown, and recovery on restart is the
+/// only safe path.
 public final class NodeServer {
     public let config: NodeConfig
     let loop: EventLoop
@@ -46,6 +47,8 @@ public final class NodeServer {
     static let indexingSliceMs = 5
     /// Test-only slow disk (`--enable-fault-injection`): each WAL write sleeps this long before its fdatasync.
     var fsyncDelayMs = 0
+    /// The WAL write that found no space, kept (with when it started) until the core asks for it again.
+    var stalledWrite: (PreparedWrite, UInt64)?
     /// A content digest is being hashed on the thread pool (one at a time per node: each costs O(n log n)).
     var digestInFlight = false
     /// The online backup this node took and is serving to its taker (`NodeServer+Backup.swift`).
@@ -161,6 +164,7 @@ public final class NodeServer {
         }
         try transport.start(listenHost: config.listenHost, port: config.peerPort)
         try startFrontEnds()
+        measureDiskSpace()
         tickTimer = try UV.Timer(loop: loop)
         lastTickMs = loop.now
         tickTimer!.start(timeout: UInt64(config.tickMs), repeat: UInt64(config.tickMs)) { [unowned self] in
@@ -168,6 +172,7 @@ public final class NodeServer {
             self.maxTickGapMs = max(self.maxTickGapMs, nowMs - self.lastTickMs)
             self.lastTickMs = nowMs
             self.core.tick(now: self.nanos)
+            if self.core.ticks % self.core.stalledWriteRetryTicks == 0 { self.measureDiskSpace() }
             self.transport.keepAlive()
             if self.heldBackup != nil { self.dropIdleBackup() }
         }
@@ -262,7 +267,19 @@ extension NodeServer: NodeIO {
         } catch {
             fatalStop("preparing a WAL write failed: \(error)")
         }
-        let started = nanos
+        perform(prepared, started: nanos)
+    }
+
+    /// The write in flight found no space: the same prepared write, again (`PreparedWrite.perform` may repeat).
+    package func retryWrite() {
+        guard let (prepared, started) = stalledWrite else { preconditionFailure("retryWrite without a stalled write") }
+        stalledWrite = nil
+        perform(prepared, started: started)
+    }
+
+    /// Runs `prepared` on the thread pool. Out of space: kept for `retryWrite` and reported (`writeStalled`); any
+    /// other failure stops the process (the log's state is unknown; recovery on restart is the only safe path).
+    private func perform(_ prepared: PreparedWrite, started: UInt64) {
         let bytes = prepared.byteCount
         let delayMicros = useconds_t(fsyncDelayMs * 1000)
         do {
@@ -271,6 +288,12 @@ extension NodeServer: NodeIO {
                 do throws(WALError) { try prepared.perform(); return .success(()) } catch { return .failure(error) }
             }, completion: { [unowned self] result in
                 if case .failure(let e) = result {
+                    if e.isOutOfSpace {
+                        self.stalledWrite = (prepared, started)
+                        self.measureDiskSpace()
+                        self.core.writeStalled(now: self.nanos, error: "\(e)")
+                        return
+                    }
                     self.engine.abandon(prepared, error: e)
                     self.fatalStop("WAL write failed, stopping rather than acknowledging anything: \(e)")
                 }
@@ -283,6 +306,14 @@ extension NodeServer: NodeIO {
         } catch {
             fatalStop("cannot queue the WAL write: \(error)")
         }
+    }
+
+    /// Measures the space left for this node on its data directory's file system (statvfs: one system call)
+    /// and tells the core, which refuses client writes below the floor.
+    func measureDiskSpace() {
+        var st = statvfs()
+        guard statvfs(config.dataDir, &st) == 0 else { return }
+        core.diskSpace(freeBytes: UInt64(st.f_bavail) &* UInt64(st.f_frsize))
     }
 
     /// Saves the vector index beside the snapshots (flush, graceful shutdown). Blocks the loop while writing.

@@ -318,6 +318,7 @@ final class BinaryFrontEnd {
             case .internal: r.error.code = .internal
             case .conflict: r.error.code = .conflict
             case .preconditionFailed: r.error.code = .preconditionFailed
+            case .diskFull: r.error.code = .diskFull
             }
             r.error.message = e.message
             r.error.leaderNode = UInt32(clamping: e.leader)

@@ -341,6 +341,7 @@ final class HTTPFrontEnd {
         case .internal: status = 500; code = "INTERNAL"
         case .conflict: status = 409; code = "CONFLICT"
         case .preconditionFailed: status = 412; code = "PRECONDITION_FAILED"
+        case .diskFull: status = 507; code = "DISK_FULL"
         }
         var err: [String: Any] = ["code": code, "message": e.message]
         if e.leader != noNode {

@@ -51,6 +51,10 @@ public struct NodeConfig: Sendable {
     /// times faster hands its leaderships to that peer, and leaders do not hand shards to such a node (see
     /// `DiskHealth`). 0 disables.
     public var slowDiskMs = 50
+    /// Client writes are refused (`ClientError.Code.diskFull`, HTTP 507) while the data directory's file system has
+    /// less than this many bytes free for this user, and again accepted once it has this much; reads go on being
+    /// served. 0 disables the check (a WAL write that finds no space still waits and retries, never crashes).
+    public var minFreeDiskBytes: UInt64 = 64 << 20
     /// Peer-link TLS (PEM paths): this node's certificate chain and key, and the cluster CA bundle.
     public var tlsCert: String?
     public var tlsKey: String?
@@ -89,6 +93,9 @@ public struct NodeConfig: Sendable {
         }
         if !(0...60_000).contains(slowDiskMs) {
             return "slow-disk threshold (--slow-disk-ms) is \(slowDiskMs); allowed: 0 (off)…60000"
+        }
+        if minFreeDiskBytes > 1 << 40 {
+            return "free-disk floor (--min-free-disk-bytes) is \(minFreeDiskBytes); allowed: 0 (off)…\(UInt64(1) << 40)"
         }
         if !(100...600_000).contains(txnPrepareTimeoutMs) {
             return "prepare timeout (--txn-prepare-timeout-ms) is \(txnPrepareTimeoutMs); allowed: 100…600000"

@@ -155,6 +155,9 @@ public struct ClientError: Error, Sendable {
         case conflict
         /// A conditional put's condition did not hold; nothing changed.
         case preconditionFailed
+        /// This node's disk is full or below its free-space floor: the write was refused (nothing was applied
+        /// by this attempt). Reads are served; writes resume once space returns (or leadership moves away).
+        case diskFull
     }
     public var code: Code
     public var message: String
@@ -168,7 +171,7 @@ public struct ClientError: Error, Sendable {
     }
 
     /// Whether the same request may succeed if retried (possibly at another node).
-    public var isRetryable: Bool { code == .notLeader || code == .unavailable || code == .timeout || code == .conflict }
+    public var isRetryable: Bool { code == .notLeader || code == .unavailable || code == .timeout || code == .conflict || code == .diskFull }
 }
 
 public typealias ClientCompletion = (Result<ClientReply, ClientError>) -> Void

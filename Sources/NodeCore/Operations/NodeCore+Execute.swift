@@ -10,6 +10,11 @@ extension NodeCore {
             return
         }
         metrics.requests += 1
+        if op.isWrite, let full = diskFullRefusal {
+            metrics.writesRefusedDiskFull += 1
+            done(.failure(full))
+            return
+        }
         if let problem = validate(op) { done(.failure(problem)); return }
         switch op {
         case .put(let c):

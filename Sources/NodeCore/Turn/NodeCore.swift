@@ -72,6 +72,10 @@ package final class NodeCore {
     var heldTransactions: [HeldTransaction] = []
     var fenceSeenAt: [Int: [UInt64: UInt64]] = [:]
     var tickTimers: [(at: UInt64, run: () -> Void)] = []
+    /// Disk space (`NodeCore+DiskSpace.swift`): the data directory's file system is below its free-space floor;
+    /// the write in flight found no space (when, and how many attempts so far).
+    package internal(set) var diskLow = false
+    package internal(set) var stalledWrite: (since: UInt64, attempts: Int)?
 
     /// How long a forwarded request may wait for the leader's answer.
     static let forwardTimeoutTicks: UInt64 = 150
@@ -188,6 +192,7 @@ package final class NodeCore {
     package func writeCompleted(now: UInt64, tookNanos: UInt64) {
         advanceClock(to: now)
         let done = commit.completed()
+        stalledWriteWentThrough()
         diskHealth.wrote(nanos: tookNanos)
         metrics.recordWALWrite(nanos: tookNanos, snapshots: done.snapshots)
         finish(done.readies)

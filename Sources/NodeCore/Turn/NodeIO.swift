@@ -23,8 +23,12 @@ package protocol NodeIO: AnyObject {
     /// Where `peer`'s clients connect, as it said in its hello (nil: not heard yet).
     func clientAddresses(of peer: NodeID) -> (client: String, http: String)?
     /// Starts making `batch` durable. Exactly one write is in flight at a time; when it is durable the driver
-    /// applies it to the group logs and calls `NodeCore.writeCompleted(tookNanos:)`.
+    /// applies it to the group logs and calls `NodeCore.writeCompleted(tookNanos:)`; when it finds no space (and
+    /// nothing else went wrong) it calls `NodeCore.writeStalled` instead and keeps the write for `retryWrite`.
     func startWrite(_ batch: WriteBatch)
+    /// The write in flight failed for lack of space and the driver reported it (`NodeCore.writeStalled`): try
+    /// the same write again, unchanged; it reports back as `startWrite` does.
+    func retryWrite()
     /// Saves the vector index beside the snapshots (flush, graceful shutdown); may block.
     func saveVectorIndex()
     /// Graceful shutdown has handed its leaderships away (or given up): close every handle.

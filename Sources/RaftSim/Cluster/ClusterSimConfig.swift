@@ -56,6 +56,11 @@ public struct ClusterSimStats: Sendable, Equatable {
     public var incarnations = 0
     public var partitions = 0
     public var slowDisks = 0
+    /// Disks that filled up (writes stall and are retried) or fell below the free-space floor (writes refused);
+    /// WAL write attempts that found no space; client write attempts refused for a full disk.
+    public var fullDisks = 0
+    public var stalledWrites = 0
+    public var writesRefusedDiskFull = 0
     /// Graceful stops begun, and those that ran under healthy conditions (checked to end leading nothing).
     public var gracefulStops = 0
     public var gracefulStopsChecked = 0
@@ -93,6 +98,7 @@ public struct ClusterSimStats: Sendable, Equatable {
         forwardAnswersChecked += o.forwardAnswersChecked
         backupsBegun += o.backupsBegun; backupsTaken += o.backupsTaken; backupsFailed += o.backupsFailed
         backupEdgesChecked += o.backupEdgesChecked; fencesExpired += o.fencesExpired
+        fullDisks += o.fullDisks; stalledWrites += o.stalledWrites; writesRefusedDiskFull += o.writesRefusedDiskFull
     }
 }
 

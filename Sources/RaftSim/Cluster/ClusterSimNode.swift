@@ -22,6 +22,9 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
     /// Units one write takes now (slow disks take longer than an election timeout).
     var diskDelay: UInt64 = 1
     var slowUntil: UInt64?
+    /// The disk is below the free-space floor until `until` (free space reads 0); with `writesFail` it is full
+    /// too: a due write finds no space, the core is told (`writeStalled`) and retries it (`retryWrite`).
+    var diskFull: (until: UInt64, writesFail: Bool)?
     var restartAt: UInt64?
     /// A crash loop: this process dies again at this time.
     var crashAgainAt: UInt64?
@@ -101,7 +104,14 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
 
     /// Completes the write in flight if the disk has finished it.
     func completeWriteIfDue() {
-        guard let w = write, w.dueAt <= sim.now, let core else { return }
+        guard var w = write, w.dueAt <= sim.now, let core else { return }
+        if diskFull?.writesFail == true {
+            w.dueAt = .max   // until the core asks again
+            write = w
+            sim.stats.stalledWrites += 1
+            core.writeStalled(now: sim.nanos, error: "simulated: no space left on device")
+            return
+        }
         write = nil
         store.complete(w.prepared)
         sim.stats.durableWrites += 1
@@ -128,6 +138,16 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
     func startWrite(_ batch: WriteBatch) {
         precondition(write == nil, "node \(id): a second write while one is in flight")
         write = (store.prepare(batch), sim.now + diskDelay, sim.now)
+    }
+
+    func retryWrite() {
+        guard let w = write, w.dueAt == .max else { preconditionFailure("node \(id): retryWrite without a stalled write") }
+        write!.dueAt = sim.now + diskDelay
+    }
+
+    /// What the driver measures about once a second: the space left on the data directory's file system.
+    func reportDiskSpace() {
+        core?.diskSpace(freeBytes: diskFull == nil ? 1 << 40 : 0)
     }
 
     // MARK: ForwardProbe

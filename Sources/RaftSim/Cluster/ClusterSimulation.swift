@@ -160,6 +160,8 @@ public final class ClusterSimulation {
             n.crashAgainAt = nil
             n.diskDelay = 1
             n.slowUntil = nil
+            n.diskFull = nil
+            n.reportDiskSpace()
             if !n.alive { n.start(incarnation: newIncarnation()); note("restart \(n.id) (heal)") }
         }
     }
@@ -221,7 +223,11 @@ public final class ClusterSimulation {
     func step(faults: Bool) {
         stats.steps += 1
         if now % ClusterSimulation.unitsPerTick == 0 {
-            for n in nodes { n.core?.tick(now: nanos) }
+            for n in nodes {
+                if n.diskFull.map({ $0.until <= now }) == true { n.diskFull = nil; note("disk of \(n.id) has space again") }
+                n.reportDiskSpace()
+                n.core?.tick(now: nanos)
+            }
             if faults { injectFaults() }
             for n in nodes where !n.alive {
                 if let at = n.restartAt, at <= now { n.start(incarnation: newIncarnation()); note("restart \(n.id) incarnation \(String(n.incarnation, radix: 16))") }
@@ -274,7 +280,7 @@ public final class ClusterSimulation {
 
     // MARK: graceful stops
 
-    private var faultCount: Int { stats.crashes + stats.partitions + stats.slowDisks }
+    private var faultCount: Int { stats.crashes + stats.partitions + stats.slowDisks + stats.fullDisks }
 
     /// Nodes that count as down for the fault budget: not running, catching up after a wipe, stopping, or in a
     /// crash loop (up now, down again soon).
@@ -288,7 +294,7 @@ public final class ClusterSimulation {
         let alive = nodes.filter(\.alive)
         let leaders = alive.filter { $0.core!.replicas.contains(where: \.isLeader) }
         let n = !leaders.isEmpty && rng.chance(0.8) ? leaders[rng.below(leaders.count)] : alive[rng.below(alive.count)]
-        let healthy = down == 0 && partitionHealAt == nil && nodes.allSatisfy { $0.slowUntil == nil && $0.crashAgainAt == nil }
+        let healthy = down == 0 && partitionHealAt == nil && nodes.allSatisfy { $0.slowUntil == nil && $0.diskFull == nil && $0.crashAgainAt == nil }
         let led = n.core!.replicas.filter(\.isLeader).count
         // An election already past its pre-vote may still be won; every other gain is a leadership taken back.
         let campaigning = Set(n.core!.replicas.filter { $0.raft.role == .candidate }.map(\.shard))
@@ -429,7 +435,13 @@ public final class ClusterSimulation {
             // Mostly a leader's disk: that is where a slow write delays acknowledgements and forward replies.
             let leaders = nodes.filter { $0.core?.replicas.contains(where: \.isLeader) == true }
             let n = !leaders.isEmpty && rng.chance(0.7) ? leaders[rng.below(leaders.count)] : nodes[rng.below(nodes.count)]
-            if n.slowUntil == nil {
+            if n.diskFull == nil, rng.chance(0.3) {
+                // A full disk (writes stall and are retried), or one below the free-space floor only.
+                let writesFail = rng.chance(0.6)
+                n.diskFull = (now + UInt64(30 + rng.below(200)) * ClusterSimulation.unitsPerTick, writesFail)
+                stats.fullDisks += 1
+                note("disk of \(n.id) \(writesFail ? "full" : "below the free-space floor")")
+            } else if n.slowUntil == nil {
                 // Beyond the election timeout (10 ticks) half of the time.
                 n.diskDelay = UInt64([8, 20, 60, 120, 400][rng.below(5)])
                 n.slowUntil = now + UInt64(30 + rng.below(150)) * ClusterSimulation.unitsPerTick

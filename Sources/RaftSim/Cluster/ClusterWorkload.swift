@@ -263,7 +263,8 @@ final class ClusterWorkload {
             switch e.code {
             case .notFound where isGet(p):
                 complete(c, p, .ok, nil)
-            case .notLeader, .unavailable, .timeout:
+            case .notLeader, .unavailable, .timeout, .diskFull:
+                if e.code == .diskFull { sim.stats.writesRefusedDiskFull += 1 }
                 if e.leader != noNode, p.shard >= 0 { c.leaderHints[p.shard] = e.leader }
                 p.attempts += 1
                 c.pending = p

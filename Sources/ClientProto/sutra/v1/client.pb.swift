@@ -188,6 +188,11 @@ public nonisolated enum Sutra_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
 
   /// The connection's token is valid but its role (read < write < admin) is too low for the request. Final.
   case permissionDenied // = 12
+
+  /// The node's disk is full or below its free-space floor (--min-free-disk-bytes): the write was refused, this
+  /// attempt applied nothing. Reads are served; writes resume once space returns (or leadership moves to a node
+  /// with space): retry with backoff. An older SDK sees an unknown code and retries it as an internal error.
+  case diskFull // = 13
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -209,6 +214,7 @@ public nonisolated enum Sutra_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     case 10: self = .preconditionFailed
     case 11: self = .unauthenticated
     case 12: self = .permissionDenied
+    case 13: self = .diskFull
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -228,6 +234,7 @@ public nonisolated enum Sutra_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     case .preconditionFailed: return 10
     case .unauthenticated: return 11
     case .permissionDenied: return 12
+    case .diskFull: return 13
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -247,6 +254,7 @@ public nonisolated enum Sutra_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIterab
     .preconditionFailed,
     .unauthenticated,
     .permissionDenied,
+    .diskFull,
   ]
 
 }
@@ -1055,7 +1063,7 @@ nonisolated extension Sutra_V1_Direction: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Sutra_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OK\0\u{1}NOT_LEADER\0\u{1}INVALID_ARGUMENT\0\u{1}NOT_FOUND\0\u{1}TOO_LARGE\0\u{1}UNAVAILABLE\0\u{1}TIMEOUT\0\u{1}INTERNAL\0\u{1}UNSUPPORTED_VERSION\0\u{1}CONFLICT\0\u{1}PRECONDITION_FAILED\0\u{1}UNAUTHENTICATED\0\u{1}PERMISSION_DENIED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OK\0\u{1}NOT_LEADER\0\u{1}INVALID_ARGUMENT\0\u{1}NOT_FOUND\0\u{1}TOO_LARGE\0\u{1}UNAVAILABLE\0\u{1}TIMEOUT\0\u{1}INTERNAL\0\u{1}UNSUPPORTED_VERSION\0\u{1}CONFLICT\0\u{1}PRECONDITION_FAILED\0\u{1}UNAUTHENTICATED\0\u{1}PERMISSION_DENIED\0\u{1}DISK_FULL\0")
 }
 
 nonisolated extension Sutra_V1_Concept: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
