@@ -98,6 +98,18 @@ extension RaftNode {
         return out
     }
 
+    /// Linearizable reads confirmed or dropped since the last `Ready`, taken now instead of with the next one. A
+    /// read state needs no persistence (it says only "serve once applied ≥ `index`"), so a node may take them
+    /// while a `Ready`'s fsync is in flight — or stalled on a full disk — and go on serving reads. Calling it is
+    /// optional: whatever is not taken here is in the next `Ready`.
+    public func takeReadStates() -> (confirmed: [ReadState], dropped: [UInt64]) {
+        flushReads()
+        let out = (readStates, droppedReads)
+        readStates = []
+        droppedReads = []
+        return out
+    }
+
     /// The application finished the last `Ready`: its entries are durable and its committed entries applied.
     public func advance() {
         guard let p = readyInFlight else { preconditionFailure("advance() without ready()") }

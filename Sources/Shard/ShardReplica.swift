@@ -144,12 +144,7 @@ public final class ShardReplica {
     public func finish(_ rd: Ready) {
         if let snap = rd.snapshot, !snap.isEmpty { install(snap) }
         for e in rd.committedEntries { apply(e) }
-        for r in rd.readStates {
-            if let waiters = readsInFlight.removeValue(forKey: r.requestID) { readsConfirmed.append((r.index, waiters)) }
-        }
-        for d in rd.droppedReads {
-            for w in readsInFlight.removeValue(forKey: d) ?? [] { w(.failure(.unavailable("read dropped by a leadership change; retry"))) }
-        }
+        settleReads(rd.readStates, dropped: rd.droppedReads)
         raft.advance()
         serveConfirmedReads()
         if let ss = rd.softState {
@@ -196,6 +191,28 @@ public final class ShardReplica {
         for (i, p) in proposals where i <= snap.metadata.index {
             p.done(.failure(.unavailable("replaced by a snapshot; retry")))
             proposals[i] = nil
+        }
+    }
+
+    /// Takes the reads Raft confirmed (or dropped) since the last turn without waiting for the next `Ready`
+    /// (the node calls it every turn), and serves those already applied: reads go on while a WAL write is in
+    /// flight or stalled on a full disk. A read confirmed at an index not yet applied waits, as always.
+    public func takeConfirmedReads() {
+        let (confirmed, dropped) = raft.takeReadStates()
+        guard !confirmed.isEmpty || !dropped.isEmpty else { return }
+        settleReads(confirmed, dropped: dropped)
+        serveConfirmedReads()
+    }
+
+    private func settleReads(_ confirmed: [ReadState], dropped: [UInt64]) {
+        for r in confirmed {
+            if let waiters = readsInFlight.removeValue(forKey: r.requestID) {
+                assert(readsConfirmed.last.map { $0.index <= r.index } ?? true, "read states confirmed out of index order")
+                readsConfirmed.append((r.index, waiters))
+            }
+        }
+        for d in dropped {
+            for w in readsInFlight.removeValue(forKey: d) ?? [] { w(.failure(.unavailable("read dropped by a leadership change; retry"))) }
         }
     }
 

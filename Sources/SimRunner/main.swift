@@ -127,7 +127,7 @@ extension SutraSim {
             in \(String(format: "%.1f", seconds)) s (\(String(format: "%.1f", Double(outcome.seedsRun) / max(seconds, 0.001))) seeds/s)
               steps \(s.steps), frames delivered \(s.messagesDelivered), dropped \(s.messagesDropped), durable writes \(s.durableWrites)
               crashes \(s.crashes) (wipes \(s.wipes)), incarnations \(s.incarnations), partitions \(s.partitions), slow disks \(s.slowDisks)
-              full disks \(s.fullDisks): WAL write attempts without space \(s.stalledWrites), client writes refused DISK_FULL \(s.writesRefusedDiskFull)
+              full disks \(s.fullDisks): WAL write attempts without space \(s.stalledWrites), client writes refused DISK_FULL \(s.writesRefusedDiskFull); every disk full at once \(s.allDisksFullWindows) times (reads checked served)
               graceful stops \(s.gracefulStops) (\(s.gracefulStopsChecked) under healthy conditions, checked to end leading nothing)
               operations ok \(s.opsOK), failed \(s.opsFailed), unknown \(s.opsUnknown); batches ok \(s.batchesOK)
               reads checked \(s.readsChecked), searches checked \(s.searchesChecked), forward answers checked \(s.forwardAnswersChecked)

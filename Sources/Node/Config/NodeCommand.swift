@@ -97,6 +97,10 @@ public struct NodeCommand: ParsableCommand {
     var reservedDescriptors: Int = ClientLimits().reservedDescriptors
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
+    @Option(name: .long, help: "Log format: auto (journald when stderr is the journal, else text), text (UTC timestamp, level, one line per event) or journald (syslog priority prefix, no timestamp) (env SUTRA_LOG_FORMAT).")
+    var logFormat: String?
+    @Option(name: .long, help: "Append log lines to this file (created 0600) instead of stderr; reopened on SIGHUP for logrotate (env SUTRA_LOG_FILE).")
+    var logFile: String?
     @Flag(help: ArgumentHelp("Known-bad test switch: serve linearizable reads from local state without confirming leadership.", visibility: .hidden))
     var unsafeLocalReads = false
     @Flag(help: ArgumentHelp("Test-only switch: accept fault-injection requests (POST /v1/admin/fault/fsync-delay?ms=N, a slow disk).", visibility: .hidden))
@@ -206,11 +210,15 @@ public struct NodeCommand: ParsableCommand {
         // created 0600 / 0700 explicitly.
         umask(0o077)
         let level = Logger.Level(rawValue: c.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
+        let formatName = logFormat ?? nonEmpty(env["SUTRA_LOG_FORMAT"]) ?? "auto"
+        guard let format = LogOutput.Format(rawValue: formatName) else {
+            throw fail("log format (--log-format / SUTRA_LOG_FORMAT) is '\(formatName)'; allowed: auto, text, journald")
         }
+        let output: LogOutput
+        do { output = try LogOutput(format: format, path: logFile ?? nonEmpty(env["SUTRA_LOG_FILE"]), environment: env) } catch {
+            throw fail("log file (--log-file / SUTRA_LOG_FILE): \(error)")
+        }
+        LoggingSystem.bootstrap { label in output.handler(label: label, level: level) }
         var logger = Logger(label: "sutra.node\(c.nodeID)")
         logger.logLevel = level
         let server: NodeServer
@@ -223,6 +231,9 @@ public struct NodeCommand: ParsableCommand {
         } catch {
             FileHandle.standardError.write(Data("sutra-node: cannot start: \(error)\n".utf8))
             throw ExitCode(1)
+        }
+        server.onReload = { [logger] in
+            if let problem = output.reopen() { logger.error("SIGHUP: \(problem); still writing to the old file") }
         }
         let code = try server.run()
         throw ExitCode(code)

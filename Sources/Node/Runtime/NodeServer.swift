@@ -47,6 +47,8 @@ public final class NodeServer {
     static let indexingSliceMs = 5
     /// Test-only slow disk (`--enable-fault-injection`): each WAL write sleeps this long before its fdatasync.
     var fsyncDelayMs = 0
+    /// Runs first on SIGHUP (the executable reopens its log file here).
+    public var onReload: (() -> Void)?
     /// The WAL write that found no space, kept (with when it started) until the core asks for it again.
     var stalledWrite: (PreparedWrite, UInt64)?
     /// A content digest is being hashed on the thread pool (one at a time per node: each costs O(n log n)).
@@ -185,6 +187,7 @@ public final class NodeServer {
             })
         }
         signals.append(try SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in
+            self.onReload?()
             self.clientAuth.reload()
             self.clientTLS.reload()
             self.transport.reloadCertificates()

@@ -41,7 +41,10 @@ extension NodeCore {
         stalledWrite!.attempts += 1
         metrics.walWriteStalls += 1
         // The write has been in flight this long: a disk that slow hands its leaderships to a peer that keeps up.
-        diskHealth.wrote(nanos: now &- stalledWrite!.since + UInt64(config.slowDiskMs) * 1_000_000)
+        // Capped like a peer's unanswered append (`DiskHealth.sampleCapMs`), so among nodes whose disks are all
+        // full nobody looks faster and leadership does not move to a node that cannot write either.
+        let stalledMs = min(Double(now &- stalledWrite!.since) / 1e6 + Double(config.slowDiskMs), DiskHealth.sampleCapMs)
+        diskHealth.wrote(nanos: UInt64(stalledMs * 1e6))
         let incarnationOfStall = stalledWrite!.since
         after(ticks: stalledWriteRetryTicks) { [weak self] in
             guard let self, let s = self.stalledWrite, s.since == incarnationOfStall else { return }

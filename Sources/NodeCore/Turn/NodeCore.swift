@@ -179,6 +179,7 @@ package final class NodeCore {
         for r in replicas {
             r.startReads()
             queue(r.raft.takeImmediateMessages(), shard: r.shard)
+            r.takeConfirmedReads()
             if r.entriesSinceSnapshot >= UInt64(config.snapshotEntries) || r.bytesSinceSnapshot >= config.snapshotBytes,
                let snap = r.takeSnapshot() {
                 commit.saveSnapshot(shard: r.shard, snap)

@@ -59,6 +59,8 @@ public struct ClusterSimStats: Sendable, Equatable {
     /// Disks that filled up (writes stall and are retried) or fell below the free-space floor (writes refused);
     /// WAL write attempts that found no space; client write attempts refused for a full disk.
     public var fullDisks = 0
+    /// Windows in which every disk was full at once (checked: linearizable reads were still served).
+    public var allDisksFullWindows = 0
     public var stalledWrites = 0
     public var writesRefusedDiskFull = 0
     /// Graceful stops begun, and those that ran under healthy conditions (checked to end leading nothing).
@@ -98,7 +100,7 @@ public struct ClusterSimStats: Sendable, Equatable {
         forwardAnswersChecked += o.forwardAnswersChecked
         backupsBegun += o.backupsBegun; backupsTaken += o.backupsTaken; backupsFailed += o.backupsFailed
         backupEdgesChecked += o.backupEdgesChecked; fencesExpired += o.fencesExpired
-        fullDisks += o.fullDisks; stalledWrites += o.stalledWrites; writesRefusedDiskFull += o.writesRefusedDiskFull
+        fullDisks += o.fullDisks; allDisksFullWindows += o.allDisksFullWindows; stalledWrites += o.stalledWrites; writesRefusedDiskFull += o.writesRefusedDiskFull
     }
 }
 

@@ -22,9 +22,10 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
     /// Units one write takes now (slow disks take longer than an election timeout).
     var diskDelay: UInt64 = 1
     var slowUntil: UInt64?
-    /// The disk is below the free-space floor until `until` (free space reads 0); with `writesFail` it is full
-    /// too: a due write finds no space, the core is told (`writeStalled`) and retries it (`retryWrite`).
-    var diskFull: (until: UInt64, writesFail: Bool)?
+    /// Until `until`: with `writesFail` the disk is full — a due write finds no space, the core is told
+    /// (`writeStalled`) and retries it (`retryWrite`); with `readsLow` the measured free space is below the floor
+    /// (0). Full but not read low is a disk that filled between two measurements, or a node without a floor.
+    var diskFull: (until: UInt64, writesFail: Bool, readsLow: Bool)?
     var restartAt: UInt64?
     /// A crash loop: this process dies again at this time.
     var crashAgainAt: UInt64?
@@ -147,7 +148,7 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
 
     /// What the driver measures about once a second: the space left on the data directory's file system.
     func reportDiskSpace() {
-        core?.diskSpace(freeBytes: diskFull == nil ? 1 << 40 : 0)
+        core?.diskSpace(freeBytes: diskFull?.readsLow == true ? 0 : 1 << 40)
     }
 
     // MARK: ForwardProbe

@@ -47,6 +47,10 @@ public final class ClusterSimulation {
     /// The graceful stop in progress: which node, the fault count when it began (other faults make the checks
     /// moot), whether everything else was healthy then, how many shards it led at the last step, and the shards
     /// whose election it was already running (it may still win those).
+    /// Every disk full at once (no other fault begins meanwhile): linearizable reads must still be served, as
+    /// they need no WAL write. Probe gets issued and served during the window.
+    private var allDisksFull: (end: UInt64, start: UInt64, issued: Int, served: Int)?
+    private var allDisksFullRate = 0.0
     private var gracefulStop: (node: NodeID, faultsAtStart: Int, healthyAtStart: Bool, led: Int, campaigning: Set<Int>)?
     private var failure: String?
     private var trace: [String] = []
@@ -144,6 +148,7 @@ public final class ClusterSimulation {
         partitionRate = config.partitions ? [0.0, 0.006, 0.015][rng.below(3)] : 0
         slowDiskRate = config.slowDisks ? [0.0, 0.005, 0.012][rng.below(3)] : 0
         replyRaceRate = config.crashes && config.slowDisks ? [0.0, 0.012][rng.below(2)] : 0
+        allDisksFullRate = config.slowDisks ? [0.0, 0.008][rng.below(2)] : 0
         gracefulStopRate = config.gracefulStops ? [0.0, 0.004, 0.01][rng.below(3)] : 0
         backupRate = config.backups ? [0.0, 0.004, 0.012][rng.below(3)] : 0
         note("backups=\(backupRate)")
@@ -152,6 +157,7 @@ public final class ClusterSimulation {
 
     /// Every link restored, every node up, disks healthy, the network reliable.
     private func heal() {
+        closeFullDiskWindow()
         blocked = []
         partitionHealAt = nil
         dropRate = 0
@@ -360,7 +366,59 @@ public final class ClusterSimulation {
 
     // MARK: faults
 
+    /// While every disk is full, every 5 ticks: a linearizable get of a random id at its shard's leader (the
+    /// workload's clients are mostly stuck behind stalled writes). Served means answered: found or not found.
+    private func probeReadWhileDisksFull() {
+        guard allDisksFull != nil, now % (5 * ClusterSimulation.unitsPerTick) == 0 else { return }
+        let id = ConceptID(hi: rng.next(), lo: rng.next())
+        guard let l = leader(of: id.shard(of: config.shards)), let core = l.core else { return }
+        allDisksFull!.issued += 1
+        let window = allDisksFull!.start
+        core.execute(.get(id, .linearizable), session: ClientSession()) { [weak self] result in
+            guard let self, self.allDisksFull?.start == window else { return }
+            switch result {
+            case .success: self.allDisksFull!.served += 1
+            case .failure(let e) where e.code == .notFound: self.allDisksFull!.served += 1
+            case .failure: break
+            }
+        }
+    }
+
+    /// Fills every disk at once, when the cluster is whole and every shard has a leader; at the window's end,
+    /// fails the seed if gets were issued throughout it and none was served. Returns whether a window is open
+    /// (no other fault begins during one).
+    private func fillEveryDisk() -> Bool {
+        if let w = allDisksFull {
+            guard now >= w.end else { probeReadWhileDisksFull(); return true }
+            closeFullDiskWindow()
+            return false
+        }
+        guard rng.chance(allDisksFullRate), partitionHealAt == nil, gracefulStop == nil,
+              nodes.allSatisfy({ $0.alive && !$0.lostState && $0.slowUntil == nil && $0.diskFull == nil && $0.crashAgainAt == nil && $0.core?.stopping != true }),
+              (0..<config.shards).allSatisfy({ leader(of: $0) != nil }) else { return false }
+        let end = now + UInt64(60 + rng.below(60)) * ClusterSimulation.unitsPerTick
+        // Mostly as a node without a floor sees it: the space still reads fine, so writes run into the full disk.
+        let readsLow = rng.chance(0.25)
+        for n in nodes { n.diskFull = (end, true, readsLow) }
+        stats.fullDisks += nodes.count
+        allDisksFull = (end, now, 0, 0)
+        note("every disk full until \(end)")
+        return true
+    }
+
+    /// The every-disk-full window ends (at its time, or cut short by the heal): checks it.
+    private func closeFullDiskWindow() {
+        guard let w = allDisksFull else { return }
+        allDisksFull = nil
+        stats.allDisksFullWindows += 1
+        note("every disk has space again (\(w.issued) gets issued, \(w.served) served while full)")
+        if w.issued >= 3 && w.served == 0 && now - w.start >= 30 * ClusterSimulation.unitsPerTick {
+            fail("no linearizable read served in \((now - w.start) / ClusterSimulation.unitsPerTick) ticks while every disk was full (\(w.issued) gets issued): reads must not wait for a stalled WAL write")
+        }
+    }
+
     private func injectFaults() {
+        if fillEveryDisk() { return }
         // A reply race (the shape of a real bug): a leader's disk turns very slow while another node, which forwards
         // to it, crash-loops with short lives — each new process reuses the forward ids of the last one while the
         // slow leader is still answering the old ones.
@@ -437,10 +495,10 @@ public final class ClusterSimulation {
             let n = !leaders.isEmpty && rng.chance(0.7) ? leaders[rng.below(leaders.count)] : nodes[rng.below(nodes.count)]
             if n.diskFull == nil, rng.chance(0.3) {
                 // A full disk (writes stall and are retried), or one below the free-space floor only.
-                let writesFail = rng.chance(0.6)
-                n.diskFull = (now + UInt64(30 + rng.below(200)) * ClusterSimulation.unitsPerTick, writesFail)
+                let writesFail = rng.chance(0.6), readsLow = !writesFail || rng.chance(0.5)
+                n.diskFull = (now + UInt64(30 + rng.below(200)) * ClusterSimulation.unitsPerTick, writesFail, readsLow)
                 stats.fullDisks += 1
-                note("disk of \(n.id) \(writesFail ? "full" : "below the free-space floor")")
+                note("disk of \(n.id) \(writesFail ? "full" : "below the free-space floor")\(writesFail && !readsLow ? " (not yet measured)" : "")")
             } else if n.slowUntil == nil {
                 // Beyond the election timeout (10 ticks) half of the time.
                 n.diskDelay = UInt64([8, 20, 60, 120, 400][rng.below(5)])
