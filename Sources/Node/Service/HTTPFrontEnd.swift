@@ -285,8 +285,8 @@ final class HTTPFrontEnd {
                 return .backupTake(fenceSeconds: try seconds("fence_seconds", 60), waitSeconds: try seconds("wait_seconds", 30))
             case ("GET", "backup-shard"):
                 let p = param.split(separator: "/").map(String.init)
-                guard p.count == 2, p[0].count == 16, let id = UInt64(p[0], radix: 16), let shard = Int(p[1]) else {
-                    throw RequestProblem("a backup shard is /v1/admin/backup/{16 hex digits}/shards/{number}")
+                guard p.count == 2, p[0].count == 16, let id = UInt64(p[0], radix: 16), let shard = Int(p[1]), shard >= 0 else {
+                    throw RequestProblem("a backup shard is /v1/admin/backup/{16 hex digits}/shards/{shard number, 0 or more}")
                 }
                 return .backupShard(id: id, shard: shard)
             case ("DELETE", "backup-release"):
