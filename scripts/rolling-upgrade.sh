@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A rolling upgrade between two real releases, under load, checked: starts a 3-node cluster on the OLD release's
-# binaries, writes through the SDK without pause (one `sutra put` after another, each retried by the SDK as an
-# application's would be), and meanwhile
+# binaries, writes through both releases' SDKs without pause (one `sutra put` after another in each, retried by
+# the SDK as an application's would be: an SDK of N against nodes of N-1 and of N+1), and meanwhile
 #   1. upgrades the nodes one at a time to the NEW binaries with peer TLS in transition (--peer-tls=permissive),
 #   2. downgrades them one at a time back to the OLD binaries (the on-disk formats allow it: CHANGELOG.md),
 #   3. upgrades them again, and
@@ -36,6 +36,7 @@ old_node=$OLD_BIN/sutra-node; new_node=$NEW_BIN/sutra-node; cli=$NEW_BIN/sutra
 data=$work/cluster
 cleanup() {
   [ -n "${load_pid:-}" ] && kill "$load_pid" 2>/dev/null || true
+  [ -n "${old_load_pid:-}" ] && kill "$old_load_pid" 2>/dev/null || true
   "$cli" cluster down --data "$data" --timeout 5 >/dev/null 2>&1 || true
   "$cli" cluster down --data "$work/fresh" --timeout 5 >/dev/null 2>&1 || true
   [ -d "$work/old-src" ] && git worktree remove --force "$work/old-src" >/dev/null 2>&1 || true
@@ -47,17 +48,28 @@ say "old release: $("$old_node" --version 2>/dev/null || echo "$old_commit (no -
 "$cli" certs init --out "$data/certs" --nodes 3 >/dev/null
 endpoints="127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2)),127.0.0.1:$((base + 3))"
 
-# The load: concept i gets content "v<i>"; each acknowledged id goes to acked.txt, each failure to failed.txt.
+# The load, through two SDKs at once: the NEW release's (`sutra put` of this tree: an SDK of release N against
+# nodes of N-1 while old nodes remain) and the OLD release's (an SDK of N-1 against nodes of N once upgraded).
+# Each writes its own concepts: new i gets id %032x and content "v<i>", old i gets id a%031x and content "o<i>".
+# Each acknowledged write goes to acked.txt ("id content"), each failure to failed.txt, and each write's start
+# and end (ns) to times-<sdk>.txt: the longest write and the longest gap between acknowledgements bound the
+# longest time any shard was unavailable to a client.
 : > "$work/acked.txt"; : > "$work/failed.txt"
-(
-  i=0
+load() {  # sdk name, its CLI, id format, content prefix
+  local name=$1 bin=$2 fmt=$3 prefix=$4 i=0 id t0 t1 out
+  : > "$work/times-$name.txt"
   while [ ! -e "$work/stop" ]; do
-    i=$((i + 1)); id=$(printf '%032x' "$i")
-    if out=$("$cli" put --endpoints "$endpoints" --id "$id" --content "v$i" 2>&1); then echo "$id" >> "$work/acked.txt"
-    else echo "$id $out" >> "$work/failed.txt"; fi
+    i=$((i + 1)); id=$(printf "$fmt" "$i")
+    t0=$(date +%s%N)
+    if out=$("$bin" put --endpoints "$endpoints" --id "$id" --content "$prefix$i" 2>&1); then
+      t1=$(date +%s%N); echo "$id $prefix$i" >> "$work/acked.txt"; echo "$t0 $t1" >> "$work/times-$name.txt"
+    else echo "$name $id $out" >> "$work/failed.txt"; fi
   done
-) &
+}
+load new "$cli" '%032x' v &
 load_pid=$!
+load old "$OLD_BIN/sutra" 'a%031x' o &
+old_load_pid=$!
 sleep "$settle"
 
 restart() {  # node, binary, extra args for `sutra node restart`
@@ -76,9 +88,13 @@ for n in 1 2 3; do restart "$n" "$new_node" $(tls "$n"); done
 say "4. mutual TLS required: restart each node without --peer-tls=permissive"
 for n in 1 2 3; do restart "$n" "$new_node" --drop-flag peer-tls; done
 
-touch "$work/stop"; wait "$load_pid"; load_pid=
+touch "$work/stop"; wait "$load_pid" "$old_load_pid"; load_pid=; old_load_pid=
 acked=$(wc -l < "$work/acked.txt"); failed=$(wc -l < "$work/failed.txt")
-say "load: $acked writes acknowledged, $failed failed"
+say "load: $acked writes acknowledged ($(wc -l < "$work/times-new.txt") through the new SDK, $(wc -l < "$work/times-old.txt") through the old), $failed failed"
+for sdk in new old; do
+  awk -v sdk="$sdk" 'NR > 1 { gap = ($2 - prev) / 1e6; if (gap > maxgap) maxgap = gap } { d = ($2 - $1) / 1e6; if (d > maxd) maxd = d; sum += d; prev = $2 }
+    END { printf "%s SDK: longest write %.0f ms, longest gap between acknowledgements %.0f ms, mean write %.0f ms\n", sdk, maxd, maxgap, sum / NR }' "$work/times-$sdk.txt"
+done
 status=0
 if [ "$failed" -ne 0 ]; then head -5 "$work/failed.txt"; status=1; fi
 tls_links=$(curl -s "http://127.0.0.1:$((base + 101))/metrics" | grep -c '^sutra_peer_link_tls{.*} 1$' || true)
@@ -86,8 +102,8 @@ echo "node 1's peer links over TLS: $tls_links of 2"
 [ "$tls_links" -eq 2 ] || status=1
 
 missing=0
-while read -r id; do
-  "$cli" get --endpoints "$endpoints" "$id" >/dev/null 2>&1 || { missing=$((missing + 1)); echo "acknowledged but not readable: $id"; }
+while read -r id content; do
+  "$cli" get --endpoints "$endpoints" "$id" 2>/dev/null | grep -q "\"$content\"" || { missing=$((missing + 1)); echo "acknowledged but not readable: $id ($content)"; }
 done < "$work/acked.txt"
 echo "acknowledged writes readable: $((acked - missing)) of $acked"
 [ "$missing" -eq 0 ] || status=1
@@ -96,8 +112,8 @@ say "digest of the upgraded cluster against a fresh new cluster given exactly th
 got=$("$cli" digest --data "$data" | tail -1)
 "$cli" cluster up --data "$work/fresh" --base-port $((base + 30)) --shards 4 --dimension 4 --no-auth >/dev/null
 fresh="127.0.0.1:$((base + 31)),127.0.0.1:$((base + 32)),127.0.0.1:$((base + 33))"
-while read -r id; do
-  i=$((16#$id)); "$cli" put --endpoints "$fresh" --id "$id" --content "v$i" >/dev/null
+while read -r id content; do
+  "$cli" put --endpoints "$fresh" --id "$id" --content "$content" >/dev/null
 done < "$work/acked.txt"
 want=$("$cli" digest --data "$work/fresh" | tail -1)
 echo "upgraded: $got"; echo "expected: $want"
