@@ -6,7 +6,8 @@ import TLS
 /// A minimal blocking HTTP/1.1 client for operator tools and cluster tests (readiness, status, curl-like
 /// calls): one request per connection, IPv4 hosts, a send/receive timeout, and HTTPS when given a client
 /// `TLSContext` (the server's certificate must verify against its CA and name `host`). Returns (status, body),
-/// or nil if the node is unreachable, fails the TLS handshake or answers something that is not HTTP. Not for
+/// or nil if the node is unreachable, fails the TLS handshake, answers something that is not HTTP, or sends
+/// less body than its `Content-Length` says. Not for
 /// load: the SDK is.
 public enum BlockingHTTPClient {
     /// `headers` are added as given (e.g. `Authorization: Bearer …`); names and values must not hold CR or LF.
@@ -65,7 +66,10 @@ public enum BlockingHTTPClient {
             let value = String(line[line.index(after: colon)...].drop(while: { $0 == " " || $0 == "\t" }))
             fields[name] = fields[name].map { $0 + ", " + value } ?? value
         }
-        return Reply(status: status, headers: fields, body: Array(out[headerEnd.upperBound...]))
+        let body = Array(out[headerEnd.upperBound...])
+        // An answer cut short (the connection ended early, or the receive timed out) is no answer.
+        if let declared = fields["content-length"].flatMap({ Int($0) }), body.count < declared { return nil }
+        return Reply(status: status, headers: fields, body: body)
     }
 
     /// Writes all of `bytes`; false if the connection stopped taking them.
@@ -83,8 +87,11 @@ public enum BlockingHTTPClient {
     /// The next bytes from the socket; nil at its end (or on a timeout).
     private static func receive(_ fd: Int32) -> [UInt8]? {
         var buf = [UInt8](repeating: 0, count: 65536)
-        let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        return n > 0 ? Array(buf[0..<n]) : nil
+        while true {
+            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
+            return n > 0 ? Array(buf[0..<n]) : nil
+        }
     }
 
     /// The request over TLS: handshake (the server's certificate verified for `host`), the request, then every

@@ -63,7 +63,15 @@ final class HTTPFrontEnd {
             if why == .request {
                 var r = HTTPFrontEnd.errorResponse(status: 408, code: "REQUEST_TIMEOUT", "the request did not arrive within \(self.node.clientPorts.limits.requestTimeoutMs) ms")
                 r.keepAlive = false
-                if !state.conn.isClosing { state.conn.write(r.serialize()) }
+                if !state.conn.isClosing {
+                    state.flow.close()
+                    state.conn.pauseReading()
+                    state.conn.write(r.serialize()) { [weak self, weak state] _ in
+                        guard let self, let state else { return }
+                        self.drop(state)
+                    }
+                    return
+                }
             }
             self.drop(state)
         }
@@ -407,11 +415,15 @@ final class HTTPConnectionState {
             nextToWrite += 1
             heldBytes -= resp.body.count
             guard !closed, !conn.isClosing else { continue }
-            // When the kernel has taken it, a connection paused for unsent answers may read again.
-            conn.write(resp.serialize()) { [weak flow] _ in flow?.pump() }
             if close {
+                // The connection ends with this answer: read nothing more, and close only once the kernel has
+                // taken all of it (closing with the write still queued would cut a big answer short).
                 closed = true
-                onClose()
+                conn.pauseReading()
+                conn.write(resp.serialize()) { [weak self] _ in self?.onClose() }
+            } else {
+                // When the kernel has taken it, a connection paused for unsent answers may read again.
+                conn.write(resp.serialize()) { [weak flow] _ in flow?.pump() }
             }
         }
     }
