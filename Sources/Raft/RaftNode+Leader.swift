@@ -28,7 +28,19 @@ extension RaftNode {
 
     func checkCanPropose() throws(RaftError) {
         guard role == .leader else { throw .notLeader(leader: leader) }
-        guard leadTransferee == noNode else { throw .transferInProgress }
+        // A leader removed from the membership only hands its leadership on (`handOffAfterRemoval`).
+        guard leadTransferee == noNode, conf.isVoter(id) else { throw .transferInProgress }
+    }
+
+    /// A leader that is no longer a voter transfers its leadership to the remaining voter whose log matches
+    /// its own furthest (ties: the lowest id), once no transfer is under way. The transfer brings the target's
+    /// log up to this one before its election, so the remaining voters learn every entry — the removal's
+    /// commit included — and the target's log is at least as up to date as any voter's.
+    func handOffAfterRemoval() {
+        guard role == .leader, !conf.isVoter(id), leadTransferee == noNode else { return }
+        let targets = conf.voters.filter { $0 != id && progress[$0].map { !$0.abstaining } == true }
+        guard let best = targets.max(by: { (progress[$0]!.match, $1) < (progress[$1]!.match, $0) }) else { return }
+        try? transferLeadership(to: best)
     }
 
     /// Proposes a single membership change. It takes effect on every replica when the entry is applied.

@@ -29,6 +29,7 @@ extension RaftNode {
             }
             if leadTransferee != noNode { leadTransferee = noNode }   // the transfer timed out
         }
+        if !conf.isVoter(id) { handOffAfterRemoval() }
         // Rounds sent an election timeout ago or earlier can support no lease any more.
         if tickCount > UInt64(config.electionTick) { reads.forgetRounds(sentBefore: tickCount - UInt64(config.electionTick)) }
         if heartbeatElapsed >= config.heartbeatTick {

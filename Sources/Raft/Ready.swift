@@ -145,11 +145,13 @@ extension RaftNode {
         for n in Array(progress.keys) where !conf.contains(n) { progress[n] = nil }
         for n in conf.members { progress[n]!.isLearner = conf.isLearner(n) }
         guard role == .leader else { return }
-        if !conf.isVoter(id) {
-            becomeFollower(term: term, leader: noNode)
-            return
-        }
         if leadTransferee != noNode && !conf.isVoter(leadTransferee) { leadTransferee = noNode }
+        // Removed while leading: stepping down now could leave the remaining voters unable to elect anyone —
+        // they may not know yet that the removal is committed (so they still count this node), and this node's
+        // longer log makes it refuse their votes (Raft simulation seeds 1674, 15123, 23816, 30902). It goes on
+        // leading, no longer counted in any quorum and taking no proposals, until the most caught-up remaining
+        // voter takes over (`handOffAfterRemoval`, retried every tick).
+        if !conf.isVoter(id) { handOffAfterRemoval() }
         maybeCommit()
         releaseConfirmedReads()
     }

@@ -569,9 +569,12 @@ public final class Simulation {
     }
 
     /// A leader recognized by a quorum of its voters.
+    /// A leader recognized by a quorum of its voters — and one of them: a leader removed from the membership
+    /// only hands its leadership on (it takes no proposals), so it is not stable.
     func stableLeader() -> SimNode? {
         for l in leaderNodes() {
             let voters = l.raft!.confState.voters
+            guard voters.contains(l.id) else { continue }
             let followers = voters.filter { v in v == l.id || node(v)?.raft?.leader == l.id }
             if followers.count >= voters.count / 2 + 1 { return l }
         }

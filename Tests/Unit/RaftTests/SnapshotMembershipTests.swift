@@ -58,14 +58,44 @@ final class SnapshotMembershipTests: XCTestCase {
         c.settle()
         c.tickAll(2)
         XCTAssertEqual(c[1].confState.voters, [1, 2, 4])
-        // Removing the leader: it steps down once the change applies.
+        // Removing the leader: once the change applies it takes no proposals and hands its leadership to the
+        // remaining voter whose log matches its own furthest; it does not just step down (the remaining voters
+        // might not know the removal is committed, and its longer log would make it refuse their votes).
+        c.cut = [[1, 2], [2, 1]]   // node 2 falls behind: node 4 is the one to take over
         try! c[1].proposeConfChange(.remove(1))
         c.settle()
-        c.tickAll(2)
+        XCTAssertEqual(c[1].confState.voters, [2, 4])
+        XCTAssertThrowsError(try c[1].propose([7])) { XCTAssertEqual($0 as? RaftError, .transferInProgress) }
+        c.tickAll(3)
+        XCTAssertEqual(c[4].role, .leader, "the most caught-up remaining voter takes over")
         XCTAssertEqual(c[1].role, .follower)
-        c.tickAll(60)
+        c.cut = []
+        try! c[4].propose([8])
+        c.settle()
+        c.tickAll(2)
+        XCTAssertEqual(c[2].confState.voters, [2, 4], "node 2 applied the removal too")
+        XCTAssertEqual(c.appliedData(2).last, [8])
+    }
+
+    /// With one remaining voter down, the removed leader still hands over: it leads on (the deadlock it avoids,
+    /// where the others still count it and it refuses their votes, is reproduced by the Raft simulation's seeds
+    /// 1674, 15123, 23816 and 30902, which failed before).
+    func testARemovedLeaderLeadsOnUntilARemainingVoterTakesOver() {
+        let c = TestCluster([1, 2, 3, 4])
+        c.elect(1)
+        c.isolate(3)
+        try! c[1].proposeConfChange(.remove(1))
+        c.settle()
+        XCTAssertEqual(c[1].confState.voters, [2, 3, 4])
+        c.tickAll(30)
+        XCTAssertNotEqual(c[1].role, .leader, "the removed leader handed over")
         let leaders = [2, 4].filter { c[NodeID($0)].role == .leader }
-        XCTAssertEqual(leaders.count, 1, "the remaining voters elect a leader")
+        XCTAssertEqual(leaders.count, 1, "a remaining voter leads, with node 3 still down")
+        if let l = leaders.first {
+            try! c[NodeID(l)].propose([9])
+            c.settle()
+            XCTAssertEqual(c[NodeID(l)].commitIndex, c[NodeID(l)].lastIndex, "and commits")
+        }
     }
 
     func testConfChangeIsRefusedWhilePendingAndBeforeTheLeadersFirstEntryApplies() {
