@@ -73,17 +73,8 @@ final class ClusterDeployFilesTests: XCTestCase {
             throw XCTSkip("promtool is not installed (Debian: apt-get install prometheus): the rule checks did not run")
         }
         for args in [["check", "rules", "sutra-alerts.yml"], ["test", "rules", "sutra-alerts.test.yml"]] {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: promtool)
-            p.arguments = args
-            p.currentDirectoryURL = URL(fileURLWithPath: deploy + "/prometheus")
-            let out = Pipe()
-            p.standardOutput = out
-            p.standardError = out
-            try p.run()
-            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            XCTAssertEqual(p.terminationStatus, 0, "promtool \(args.joined(separator: " ")):\n\(text)")
+            let r = try runProgram(promtool, args, directory: deploy + "/prometheus")
+            XCTAssertEqual(r.status, 0, "promtool \(args.joined(separator: " ")):\n\(r.output)")
         }
     }
 }

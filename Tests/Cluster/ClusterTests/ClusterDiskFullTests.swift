@@ -21,17 +21,10 @@ final class ClusterDiskFullTests: XCTestCase {
         cluster = nil
     }
 
-    /// Runs a command, returning its exit status.
+    /// Runs a command (mount, umount), returning its exit status.
     @discardableResult
     private func shell(_ args: String...) -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = args
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        do { try p.run() } catch { return -1 }
-        p.waitUntilExit()
-        return p.terminationStatus
+        (try? runProgram("/usr/bin/env", args))?.status ?? -1
     }
 
     /// Mounts a `size` tmpfs as every node's data directory, or skips the test when mounting is not allowed.

@@ -272,10 +272,18 @@ func conceptID(_ n: Int) -> ConceptID { ConceptID(hi: UInt64(n) &* 0x9E37_79B9_7
 /// Runs the `sutra` CLI built beside the node binary (with `environment` added to this process's) and returns its
 /// exit status and output (stdout and stderr).
 func runSutraCLI(_ args: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+    let cli = URL(fileURLWithPath: LocalTestCluster.nodeBinary).deletingLastPathComponent().appendingPathComponent("sutra").path
+    return try runProgram(cli, args, environment: environment)
+}
+
+/// Runs `program` to its end (with `environment` added to this process's, in `directory` if given) and returns
+/// its exit status and output (stdout and stderr).
+func runProgram(_ program: String, _ args: [String], environment: [String: String] = [:], directory: String? = nil) throws -> (status: Int32, output: String) {
     let p = Process()
-    p.executableURL = URL(fileURLWithPath: LocalTestCluster.nodeBinary).deletingLastPathComponent().appendingPathComponent("sutra")
+    p.executableURL = URL(fileURLWithPath: program)
     p.arguments = args
     p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
     let out = Pipe()
     p.standardOutput = out
     p.standardError = out
