@@ -150,7 +150,7 @@ let package = Package(
             "ClientProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Tests/Unit/ClientProtoTests"),
         .testTarget(name: "NodeTests", dependencies: ["Node", "NodeCore", "Raft", "Shard", .product(name: "Logging", package: "swift-log")], path: "Tests/Unit/NodeTests"),
-        .testTarget(name: "ClusterTests", dependencies: ["Backup", "HTTP", "Shard", "SutraClient", "UV", "NodeCore", "Raft", "Auth", "TLS", "Release"], path: "Tests/Cluster/ClusterTests"),
+        .testTarget(name: "ClusterTests", dependencies: ["Backup", "HTTP", "Shard", "WAL", "SutraClient", "UV", "NodeCore", "Raft", "Auth", "TLS", "Release"], path: "Tests/Cluster/ClusterTests"),
         .testTarget(name: "ChaosTests", dependencies: ["ChaosLab", "ChaosRunner", "ChaosCheck", "SutraClient", "Raft", "UV"], path: "Tests/Chaos", exclude: ["README.md"]),
         .testTarget(name: "SutraClientTests", dependencies: [
             "SutraClient", "ClientProto", "UV", .product(name: "SwiftProtobuf", package: "swift-protobuf"),

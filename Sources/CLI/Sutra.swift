@@ -9,6 +9,6 @@ struct Sutra: AsyncParsableCommand {
         abstract: "Operate a Sutra cluster: start a local one, inspect it, read and write data, load-test it.",
         version: SutraRelease.version,
         subcommands: [ClusterCommand.self, NodeOpsCommand.self, CertsCommand.self, TokensCommand.self, StatusCommand.self, DigestCommand.self, BackupCommand.self, RestoreCommand.self, PutCommand.self, GetCommand.self, DeleteCommand.self, AssociateCommand.self,
-                      NeighborsCommand.self, PathCommand.self, SearchCommand.self, FlushCommand.self,
+                      NeighborsCommand.self, PathCommand.self, SearchCommand.self, FlushCommand.self, CompactLogCommand.self,
                       BenchCommand.self, FailoverBenchCommand.self, VectorBenchCommand.self, TxnBenchCommand.self, TxnRecoveryBenchCommand.self, ChaosCommand.self])
 }

@@ -297,7 +297,7 @@ final class BinaryFrontEnd {
                 case nil: throw RequestProblem("item \(i) is empty")
                 }
             })
-        case .flush?: return .flush
+        case .flush?: return .flush(compactLog: false)
         case .clusterInfo?: return .cluster
         case .hello?, nil: throw RequestProblem("the request names no operation")
         }

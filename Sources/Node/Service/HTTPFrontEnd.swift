@@ -267,7 +267,11 @@ final class HTTPFrontEnd {
             case ("POST", "batch"):
                 return .decode { .batch(try JSONBody(body).batchItems(dimension: dimension)) }
             case ("POST", "flush"):
-                return .op(.flush)
+                switch req.query["compact"] {
+                case nil: return .op(.flush(compactLog: false))
+                case "log"?: return .op(.flush(compactLog: true))
+                case let other?: throw RequestProblem("compact must be 'log' (keep no log entry behind the snapshots), not '\(other)'")
+                }
             case ("POST", "transfer-leader"):
                 guard let s = req.query["shard"].flatMap({ Int($0) }) else { throw RequestProblem("shard (a number) is required") }
                 var to: NodeID?

@@ -34,7 +34,10 @@ public enum ClientOp: Sendable {
     case path(from: ConceptID, to: ConceptID, maxDepth: Int, ReadConsistency)
     case search(vector: [Float], k: Int, ef: Int, ReadConsistency)
     case batch([BatchItem])
-    case flush
+    /// Snapshots every shard that applied something since its last one and compacts the log behind them. With
+    /// `compactLog` the log keeps nothing the snapshots cover (no margin for lagging followers): before a
+    /// downgrade to a release that cannot read entries this one wrote (backup fences), so no such entry is left.
+    case flush(compactLog: Bool)
     case cluster
     /// Operator / chaos tool: this node, which must lead `shard`, hands the leadership to `to` (nil: the most
     /// caught-up connected peer).

@@ -73,8 +73,13 @@ extension NodeCore {
             } failed: { done(.failure($0)) }
         case .batch(let items):
             batch(items, session: session, done)
-        case .flush:
-            let n = requestSnapshots()
+        case .flush(let compactLog):
+            if compactLog, let s = replicas.first(where: { !$0.state.backupFences.isEmpty }) {
+                // A snapshot taken now would hold the fence (format 4), which the older release cannot read.
+                done(.failure(ClientError(.unavailable, "shard \(s.shard) has a backup fence raised (a backup is being taken); compact the log once it ends")))
+                return
+            }
+            let n = requestSnapshots(compactLog: compactLog)
             afterNextDurableWrite { [weak self] in
                 self?.io.saveVectorIndex()
                 self?.metrics.flushes += 1

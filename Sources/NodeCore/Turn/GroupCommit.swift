@@ -20,7 +20,10 @@ struct GroupCommit {
     /// The term and vote last handed to the WAL per shard.
     private var persistedVotes: [Int: (term: Term, vote: NodeID)] = [:]
     /// Snapshots taken this turn, saved (and the log compacted behind them) by the next write.
-    private var snapshotsToSave: [(shard: Int, snapshot: Snapshot)] = []
+    private var snapshotsToSave: [(shard: Int, snapshot: Snapshot, keepNoMargin: Bool)] = []
+    /// Compactions asked for without a new snapshot (`flush?compact=log` on a shard with nothing new), each up to
+    /// a snapshot already saved.
+    private var compactionsToWrite: [(shard: Int, upTo: LogIndex)] = []
     private var afterNextWrite: [() -> Void] = []
     /// What waits for the write in flight.
     private var waiting: (readies: [(shard: Int, ready: Ready)], callbacks: [() -> Void], snapshots: Int) = ([], [], 0)
@@ -40,11 +43,17 @@ struct GroupCommit {
         var snapshots = 0
     }
 
-    mutating func saveSnapshot(shard: Int, _ snapshot: Snapshot) {
-        snapshotsToSave.append((shard, snapshot))
+    /// `keepNoMargin`: compact the log up to the snapshot itself, not `compactMargin` behind it.
+    mutating func saveSnapshot(shard: Int, _ snapshot: Snapshot, keepNoMargin: Bool = false) {
+        snapshotsToSave.append((shard, snapshot, keepNoMargin))
     }
 
-    var hasSnapshotsToSave: Bool { !snapshotsToSave.isEmpty }
+    /// Drops shard `shard`'s log entries up to `upTo`, which a saved snapshot covers, with the next write.
+    mutating func compactFully(shard: Int, upTo: LogIndex) {
+        compactionsToWrite.append((shard, upTo))
+    }
+
+    var hasSnapshotsToSave: Bool { !snapshotsToSave.isEmpty || !compactionsToWrite.isEmpty }
 
     /// Runs `done` after the next write is durable (or at once with the next plan if nothing needs writing).
     mutating func afterNextDurableWrite(_ done: @escaping () -> Void) {
@@ -67,7 +76,7 @@ struct GroupCommit {
         }
         let callbacks = afterNextWrite
         afterNextWrite = []
-        guard !synced.isEmpty || !snapshotsToSave.isEmpty else {
+        guard !synced.isEmpty || !snapshotsToSave.isEmpty || !compactionsToWrite.isEmpty else {
             plan.callbacksNow = callbacks
             return plan
         }
@@ -78,14 +87,25 @@ struct GroupCommit {
             batch.add(rd, group: UInt64(s))
             if let hs = rd.hardState { persistedVotes[s] = (hs.term, hs.vote) }
         }
-        for (s, snap) in snapshotsToSave {
+        for (s, snap, keepNoMargin) in snapshotsToSave {
             batch.saveSnapshot(group: UInt64(s), snap)
-            let upTo = snap.metadata.index > compactMargin ? snap.metadata.index - compactMargin : 0
+            let margin = keepNoMargin ? 0 : compactMargin
+            let upTo = snap.metadata.index > margin ? snap.metadata.index - margin : 0
+            if upTo > log(s).compactIndex { batch.compact(group: UInt64(s), upTo: upTo) }
+        }
+        for (s, wanted) in compactionsToWrite {
+            // Never past the snapshot already durable (one taken since may still be in flight).
+            let upTo = min(wanted, log(s).snapshotMetadata.index)
             if upTo > log(s).compactIndex { batch.compact(group: UInt64(s), upTo: upTo) }
         }
         plan.snapshots = snapshotsToSave.count
         snapshotsToSave = []
-        precondition(!batch.isEmpty, "a synced Ready or a snapshot always writes something")
+        compactionsToWrite = []
+        if batch.isEmpty {
+            // Only compactions that turned out to move nothing: no write.
+            plan.callbacksNow = callbacks
+            return plan
+        }
         plan.batch = batch
         writeInFlight = true
         waiting = (synced, callbacks, plan.snapshots)

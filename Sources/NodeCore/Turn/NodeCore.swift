@@ -252,10 +252,17 @@ package final class NodeCore {
     }
 
     /// Takes a snapshot of every shard that applied something since its last one; the next write saves them.
-    func requestSnapshots() -> Int {
+    /// With `compactLog`, that write also drops every log entry the shard's newest snapshot covers (a shard with
+    /// nothing new is compacted to the snapshot it has).
+    func requestSnapshots(compactLog: Bool = false) -> Int {
         var n = 0
         for r in replicas {
-            if let snap = r.takeSnapshot() { commit.saveSnapshot(shard: r.shard, snap); n += 1 }
+            if let snap = r.takeSnapshot() {
+                commit.saveSnapshot(shard: r.shard, snap, keepNoMargin: compactLog)
+                n += 1
+            } else if compactLog, r.snapshotIndex > logs[r.shard].compactIndex {
+                commit.compactFully(shard: r.shard, upTo: r.snapshotIndex)
+            }
         }
         return n
     }

@@ -1,7 +1,9 @@
 import Backup
 import Foundation
 import HTTP
+import Raft
 import Shard
+import WAL
 import XCTest
 
 /// Online backup and restore on real processes, following docs/OPERATIONS.md ("Backup and restore") literally:
@@ -90,6 +92,61 @@ final class ClusterBackupTests: XCTestCase {
         // The restored cluster takes writes.
         _ = try run(["put", "--data", restored, "--id", "000000000000000000000000000000f1", "--content", "after restore"], "a write after restore")
         XCTAssertNotEqual(lastLine(try run(["digest", "--data", restored], "digest")), backupDigest)
+    }
+
+    /// What a 0.1 node would meet in a stopped node's data: backup fence commands left in the shards' logs, and
+    /// snapshots in a format above 3.
+    private func fenceEntriesAndSnapshotFormats(_ nodeDir: String) throws -> (fences: Int, formats: Set<UInt32>) {
+        let engine = try LogEngine(directory: nodeDir + "/wal")
+        defer { engine.close() }
+        var fences = 0
+        var formats = Set<UInt32>()
+        for gid in engine.groupIDs {
+            let g = engine.group(gid)
+            if g.lastIndex() > g.compactIndex {
+                for e in try g.entries(g.compactIndex + 1, g.lastIndex() + 1, maxBytes: .max) where e.kind == .normal && !e.data.isEmpty {
+                    guard let request = try? ShardRequest.decode(e.data) else { continue }
+                    switch request.command {
+                    case .backupFence, .liftBackupFence: fences += 1
+                    default: break
+                    }
+                }
+            }
+            if g.snapshotMetadata.index > 0 {
+                let data = try g.snapshot().data
+                if data.count >= 12 { formats.insert(UInt32(data[8]) | UInt32(data[9]) << 8 | UInt32(data[10]) << 16 | UInt32(data[11]) << 24) }
+            }
+        }
+        return (fences, formats)
+    }
+
+    /// The downgrade procedure after a backup (`CHANGELOG.md`): `sutra compact-log` leaves no backup fence in any
+    /// node's log and only format-3 snapshots, so a 0.1 node would never meet what it cannot read. Before it, the
+    /// fences are there.
+    func testCompactLogLeavesNoBackupFenceInAnyLog() throws {
+        let base = 10_000 + Int.random(in: 0..<70) * 300
+        let live = newDir(), backup = newDir()
+        _ = try run(["cluster", "up", "--data", live, "--base-port", "\(base)", "--shards", "2", "--dimension", "2"], "cluster up")
+        for i in 1...10 { _ = try run(["put", "--data", live, "--id", String(format: "%032x", i), "--content", "c\(i)"], "put") }
+        _ = try run(["backup", "--data", live, "--to", backup], "backup")
+        _ = try run(["cluster", "down", "--data", live], "cluster down")
+        let before = try (1...3).map { try fenceEntriesAndSnapshotFormats(live + "/node\($0)") }
+        XCTAssertTrue(before.allSatisfy { $0.fences > 0 }, "every node's log should hold the backup's fence entries: \(before)")
+
+        _ = try run(["cluster", "up", "--data", live, "--base-port", "\(base)"], "cluster up again")
+        for i in 11...15 { _ = try run(["put", "--data", live, "--id", String(format: "%032x", i), "--content", "c\(i)"], "put") }
+        let compacted = try run(["compact-log", "--data", live], "compact-log")
+        XCTAssertEqual(compacted.split(separator: "\n").filter { $0.contains("\"snapshots\"") }.count, 3, compacted)
+        _ = try run(["cluster", "down", "--data", live], "cluster down")
+        for id in 1...3 {
+            let after = try fenceEntriesAndSnapshotFormats(live + "/node\(id)")
+            XCTAssertEqual(after.fences, 0, "node \(id)'s log still holds backup fence entries")
+            XCTAssertEqual(after.formats, [ShardState.snapshotVersion], "node \(id)'s snapshots")
+        }
+        // Everything is still there.
+        _ = try run(["cluster", "up", "--data", live, "--base-port", "\(base)"], "cluster up after compaction")
+        XCTAssertTrue(try run(["get", "--data", live, String(format: "%032x", 3)], "get").contains("\"c3\""))
+        XCTAssertTrue(try run(["get", "--data", live, String(format: "%032x", 14)], "get").contains("\"c14\""))
     }
 
     func testADamagedBackupIsRefusedNamingTheFileAndTheRoutesRefuseMalformedRequests() throws {
