@@ -64,9 +64,10 @@ extension NodeServer {
         nodeWide("sutra_client_connection_cap", "gauge", "Most client connections open at once (--client-max-connections, fitted under the descriptor limit).", ports.connectionCap)
         nodeWide("sutra_client_connections_refused_total", "counter", "Client connections refused because the cap was reached.", ports.refusedAtCap)
         nodeWide("sutra_client_accept_failures_total", "counter", "Client accepts that failed (out of descriptors, say); the node kept serving.", ports.acceptFailures)
-        family("sutra_client_timeouts_total", "counter", "Client connections ended by a timeout: a request not received in time (408), or idle.")
+        family("sutra_client_timeouts_total", "counter", "Client connections ended by a timeout: a request not received in time (408), idle, or answers left unread (send_stall) for the idle timeout.")
         o += "sutra_client_timeouts_total{node=\"\(id)\",kind=\"request\"} \(ports.requestTimeouts)\n"
         o += "sutra_client_timeouts_total{node=\"\(id)\",kind=\"idle\"} \(ports.idleCloses)\n"
+        o += "sutra_client_timeouts_total{node=\"\(id)\",kind=\"send_stall\"} \(ports.sendStalls)\n"
         family("sutra_client_read_pauses_total", "counter", "Times a client connection stopped being read, by reason (requests in flight at the cap, unsent answers over budget, the node's budget for partly received requests spent, pipelined requests waiting for the next turn's slice).")
         o += "sutra_client_read_pauses_total{node=\"\(id)\",reason=\"in_flight\"} \(ports.pausedForInFlight)\n"
         o += "sutra_client_read_pauses_total{node=\"\(id)\",reason=\"unsent\"} \(ports.pausedForUnsent)\n"

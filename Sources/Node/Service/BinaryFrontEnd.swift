@@ -52,7 +52,7 @@ final class BinaryFrontEnd {
         for c in dirty where !c.outbox.isEmpty {
             if !c.conn.isClosing {
                 // When the kernel has taken it, a connection paused for unsent answers may read again.
-                c.conn.write(vectored: c.outbox) { [weak c] _ in c?.flow.pump() }
+                c.conn.write(vectored: c.outbox) { [weak c] _ in c?.flow.wrote() }
             }
             c.outbox = []
             c.outboxBytes = 0

@@ -427,7 +427,7 @@ final class HTTPConnectionState {
                 conn.write(resp.serialize()) { [weak self] _ in self?.onClose() }
             } else {
                 // When the kernel has taken it, a connection paused for unsent answers may read again.
-                conn.write(resp.serialize()) { [weak flow] _ in flow?.pump() }
+                conn.write(resp.serialize()) { [weak flow] _ in flow?.wrote() }
             }
         }
     }

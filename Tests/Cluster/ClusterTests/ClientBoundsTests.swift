@@ -240,6 +240,48 @@ final class ClientBoundsTests: XCTestCase {
         XCTAssertTrue(putEmbedded(100, dim: 768))
     }
 
+    /// A client that stops reading its answers is ended once they have waited unread for the idle timeout
+    /// (`kind="send_stall"`): before, it was never idle while answers waited, and held its connection and up to
+    /// its unsent budget of memory for good. A client that reads slowly but steadily is not cut.
+    func testAClientThatStopsReadingIsEndedAfterTheIdleTimeout() throws {
+        cluster = try LocalTestCluster(nodes: 1, shards: 1, dimension: 768,
+                                       flags: ["--insecure-peers", "--client-idle-timeout-ms", "2000", "--client-max-unsent-bytes", "1048576"])
+        try cluster.startAll()
+        try cluster.waitReady()
+        XCTAssertTrue(putEmbedded(0, dim: 768))
+        guard let fd = rawConnect(cluster.httpPort(1)) else { return XCTFail("cannot connect") }
+        defer { close(fd) }
+        var small: Int32 = 4096
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        var tv = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let one = Array("GET /v1/concepts/\(conceptID(0))?consistency=stale HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        var batch: [UInt8] = []
+        for _ in 0..<500 { batch += one }
+        for _ in 0..<20 { guard Self.sendAll(fd, batch) else { break } }
+        let stalledAt = Date()
+        let deadline = stalledAt.addingTimeInterval(10)
+        var ended = false
+        while Date() < deadline {
+            if metric(1, "sutra_client_timeouts_total{node=\"1\",kind=\"send_stall\"}") >= 1 { ended = true; break }
+            usleep(200_000)
+        }
+        XCTAssertTrue(ended, "a connection whose answers wait unread was not ended within 10 s (idle timeout 2 s)")
+        print("a client that stopped reading was ended \(String(format: "%.1f", Date().timeIntervalSince(stalledAt))) s after it stopped")
+        // Reading now finds the end of the connection (after whatever had been sent).
+        var buf = [UInt8](repeating: 0, count: 65536)
+        var rtv = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rtv, socklen_t(MemoryLayout<timeval>.size))
+        var sawEnd = false
+        for _ in 0..<100_000 {
+            let n = recv(fd, &buf, buf.count, 0)
+            if n <= 0 { sawEnd = n == 0 || errno == ECONNRESET; break }
+        }
+        XCTAssertTrue(sawEnd, "the node did not close the stalled connection")
+        XCTAssertEqual(cluster.http(1, "GET", "/health").status, 200)
+        XCTAssertEqual(metric(1, "sutra_client_timeouts_total{node=\"1\",kind=\"idle\"}"), 0, "it was not idle")
+    }
+
     /// 330 connections to a node whose descriptor limit is 300: the cap (limit minus the reserve) refuses the
     /// excess with a clear 503, the node keeps serving and can still flush (snapshots need descriptors).
     func testConnectionsBeyondTheDescriptorLimitAreRefusedAndTheNodeKeepsServing() throws {

@@ -17,7 +17,8 @@ final class ClientFlow {
     /// connection is gone by then, and its flow with it).
     typealias Start = () -> Void
     enum PauseReason { case backlog, inFlight, unsent, budget }
-    enum Timeout { case request, idle }
+    /// `sendStall`: answers have waited unsent for the idle timeout while the client read none of them.
+    enum Timeout { case request, idle, sendStall }
 
     unowned let ports: ClientPorts
     let stream: SecureStream
@@ -41,6 +42,11 @@ final class ClientFlow {
     private(set) var lastActivityMs: UInt64
     private(set) var partialSinceMs: UInt64?
     private(set) var partialBytes = 0
+    /// Since when answers have waited unsent with no write completing (nil: none waits, or one just completed);
+    /// set by the ports' sweep, cleared by `wrote()`.
+    var unsentSinceMs: UInt64?
+    /// `unsentBytes` at the last sweep.
+    var unsentAtSweep = 0
 
     init(ports: ClientPorts, stream: SecureStream) {
         self.ports = ports
@@ -172,6 +178,13 @@ final class ClientFlow {
     }
 
     func timedOut(_ why: Timeout) { onTimeout(why) }
+
+    /// A write of answers to the socket completed (the client is reading): the send-stall clock restarts, and
+    /// requests held back by the unsent budget may start.
+    func wrote() {
+        unsentSinceMs = nil
+        pump()
+    }
 
     /// The connection ended: nothing more starts; its partly received bytes leave the budget.
     func close() {

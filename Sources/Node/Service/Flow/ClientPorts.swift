@@ -35,6 +35,8 @@ final class ClientPorts {
     private(set) var acceptFailures: UInt64 = 0
     private(set) var requestTimeouts: UInt64 = 0
     private(set) var idleCloses: UInt64 = 0
+    /// Connections ended because their answers waited unsent, unread, for the idle timeout.
+    private(set) var sendStalls: UInt64 = 0
     private(set) var pausedForInFlight: UInt64 = 0
     private(set) var pausedForUnsent: UInt64 = 0
     private(set) var pausedForBudget: UInt64 = 0
@@ -151,16 +153,26 @@ final class ClientPorts {
         }
     }
 
-    /// Once a second: request and idle timeouts.
+    /// Once a second: request, idle and send-stall timeouts. A client that stops reading its answers is ended
+    /// once they have waited the idle timeout with no write completing: it would otherwise hold its connection
+    /// and up to its unsent budget of memory for good (it is never idle while answers wait).
     private func sweep() {
         let now = nowMs
         for f in Array(flows.values) {
+            // Progress is a write completing (`wrote()`) or fewer bytes waiting than at the last sweep (the kernel
+            // took part of a big answer): a slow reader is not a stalled one.
+            let unsent = f.unsentBytes
+            if unsent == 0 { f.unsentSinceMs = nil } else if f.unsentSinceMs == nil || unsent < f.unsentAtSweep { f.unsentSinceMs = now }
+            f.unsentAtSweep = unsent
             if let since = f.partialSinceMs, now >= since + UInt64(limits.requestTimeoutMs) {
                 requestTimeouts += 1
                 f.timedOut(.request)
             } else if limits.idleTimeoutMs > 0, f.isIdle, now >= f.lastActivityMs + UInt64(limits.idleTimeoutMs) {
                 idleCloses += 1
                 f.timedOut(.idle)
+            } else if limits.idleTimeoutMs > 0, let since = f.unsentSinceMs, now >= since + UInt64(limits.idleTimeoutMs) {
+                sendStalls += 1
+                f.timedOut(.sendStall)
             }
         }
     }
