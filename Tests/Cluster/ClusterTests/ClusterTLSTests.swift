@@ -25,7 +25,15 @@ final class ClusterTLSTests: XCTestCase {
     /// Writes `n` concepts through node `via` (following NOT_LEADER) and reads each back from every running node.
     private func writeAndRead(_ c: LocalTestCluster, via: Int, from: [Int], first: Int, count n: Int) throws {
         for i in first..<(first + n) {
-            let r = c.httpToLeader(via: via, "POST", "/v1/concepts", "{\"id\":\"\(conceptID(i))\",\"content\":\"tls \(i)\"}")
+            let body = "{\"id\":\"\(conceptID(i))\",\"content\":\"tls \(i)\"}"
+            var r = c.httpToLeader(via: via, "POST", "/v1/concepts", body)
+            // "No leader right now" is refused before anything is proposed (a node just restarted or reconnected
+            // may set off an election): retry, as a client would.
+            let deadline = Date().addingTimeInterval(10)
+            while r.status == 503 && r.text.contains("no leader right now") && Date() < deadline {
+                usleep(100_000)
+                r = c.httpToLeader(via: via, "POST", "/v1/concepts", body)
+            }
             XCTAssertEqual(r.status, 200, "put \(i): \(r.text)")
             if r.status != 200 { return }
         }
