@@ -45,9 +45,10 @@ extension NodeCore {
         // full nobody looks faster and leadership does not move to a node that cannot write either.
         let stalledMs = min(Double(now &- stalledWrite!.since) / 1e6 + Double(config.slowDiskMs), DiskHealth.sampleCapMs)
         diskHealth.wrote(nanos: UInt64(stalledMs * 1e6))
-        let incarnationOfStall = stalledWrite!.since
+        let stallStarted = stalledWrite!.since
         after(ticks: stalledWriteRetryTicks) { [weak self] in
-            guard let self, let s = self.stalledWrite, s.since == incarnationOfStall else { return }
+            // Only for this stall: the write may have gone through (and another stalled) meanwhile.
+            guard let self, let s = self.stalledWrite, s.since == stallStarted else { return }
             self.io.retryWrite()
         }
         moveLeadershipOffASlowDisk()

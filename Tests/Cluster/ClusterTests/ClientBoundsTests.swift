@@ -1,4 +1,5 @@
 import Foundation
+import Shard
 import HTTP
 import UV
 import XCTest
@@ -60,6 +61,26 @@ final class ClientBoundsTests: XCTestCase {
     }
 
     private func allTerms() -> [[UInt64]] { (1...cluster.nodeCount).map { terms($0) } }
+
+    /// A connection that will not read: a tiny receive buffer, and sends that give up after 2 s once the node
+    /// stops taking bytes.
+    private func nonReadingConnection(_ port: Int) -> Int32? {
+        guard let fd = rawConnect(port) else { return nil }
+        var small: Int32 = 4096
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        var tv = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        return fd
+    }
+
+    /// `count` pipelined stale GETs of one concept.
+    static func pipelinedGets(of id: ConceptID, count: Int) -> [UInt8] {
+        let one = Array("GET /v1/concepts/\(id)?consistency=stale HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        var batch: [UInt8] = []
+        batch.reserveCapacity(one.count * count)
+        for _ in 0..<count { batch += one }
+        return batch
+    }
 
     private func metric(_ node: Int, _ prefix: String) -> Double { metricSum(cluster.http(node, "GET", "/metrics"), prefix) }
 
@@ -212,15 +233,9 @@ final class ClientBoundsTests: XCTestCase {
         let target = leaderOf(0)
         let pid = cluster.pids[target]!
         let rssBefore = rssBytes(pid)
-        guard let fd = rawConnect(cluster.httpPort(target)) else { return XCTFail("cannot connect") }
+        guard let fd = nonReadingConnection(cluster.httpPort(target)) else { return XCTFail("cannot connect") }
         defer { close(fd) }
-        var small: Int32 = 4096
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
-        var tv = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        let one = Array("GET /v1/concepts/\(conceptID(0))?consistency=stale HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
-        var batch: [UInt8] = []
-        for _ in 0..<1000 { batch += one }
+        let batch = Self.pipelinedGets(of: conceptID(0), count: 1000)
         var sentRequests = 0
         let deadline = Date().addingTimeInterval(20)
         // Keep pushing until the node stops taking bytes (its read is paused and the socket buffers are full).
@@ -249,15 +264,9 @@ final class ClientBoundsTests: XCTestCase {
         try cluster.startAll()
         try cluster.waitReady()
         XCTAssertTrue(putEmbedded(0, dim: 768))
-        guard let fd = rawConnect(cluster.httpPort(1)) else { return XCTFail("cannot connect") }
+        guard let fd = nonReadingConnection(cluster.httpPort(1)) else { return XCTFail("cannot connect") }
         defer { close(fd) }
-        var small: Int32 = 4096
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
-        var tv = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        let one = Array("GET /v1/concepts/\(conceptID(0))?consistency=stale HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
-        var batch: [UInt8] = []
-        for _ in 0..<500 { batch += one }
+        let batch = Self.pipelinedGets(of: conceptID(0), count: 500)
         for _ in 0..<20 { guard Self.sendAll(fd, batch) else { break } }
         let stalledAt = Date()
         let deadline = stalledAt.addingTimeInterval(10)
