@@ -88,4 +88,10 @@ public struct Message: Sendable, Equatable {
     /// holds the leader's log up to the leader's last index as of the replica's first abstaining answer (and so
     /// every entry ever committed): accepted, it ends the abstention (RaftNode+LostState.swift).
     public static let rejoinContext: UInt64 = 4
+    /// Context value of an append that carries no entries, only a new commit index, to a follower whose match
+    /// point the leader already knows is exactly this append's `index`: its acceptance would tell the leader
+    /// nothing, so a follower that accepts it and does not abstain sends no answer (a rejection is always
+    /// answered). It saves one message per follower per commit; a lost one only delays the commit to the next
+    /// append or heartbeat. A replica that does not know the value answers it as any append (harmless).
+    public static let commitOnlyContext: UInt64 = 5
 }

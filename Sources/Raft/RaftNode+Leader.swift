@@ -211,8 +211,11 @@ extension RaftNode {
         let commit = log.committed
         // An abstaining replica that holds everything to its floor, and this append's prefix reaches it: rejoin.
         let rejoin = p.mayRejoin && prevIndex >= p.rejoinFloor!
+        // Only the commit index is new, and the follower is known to hold exactly up to prevIndex: no answer needed.
+        let commitOnly = ents.isEmpty && p.state == .replicate && p.match == prevIndex && !p.abstaining
+            && !p.resendWanted
         send(Message(type: .append, to: to, logTerm: prevTerm!, index: prevIndex, entries: ents, commit: commit,
-                     context: rejoin ? Message.rejoinContext : 0))
+                     context: rejoin ? Message.rejoinContext : commitOnly ? Message.commitOnlyContext : 0))
         p.sentEntries(last: prevIndex + LogIndex(ents.count), count: ents.count)
         p.sentCommit = commit
         p.resendWanted = false

@@ -223,4 +223,33 @@ final class ImmediateMessageTests: XCTestCase {
         }
         XCTAssertFalse(Message(type: .appendResponse, reject: false).canSendBeforePersisting)
     }
+    /// Once an entry commits, the leader tells each follower the commit index in an append without entries. A
+    /// follower whose match the leader already knows is exactly that append's index is sent it marked
+    /// commit-only and does not answer it (the answer would say nothing new); it still applies the entry. A
+    /// marked append the follower cannot accept is always answered.
+    func testCommitOnlyAppendsAreNotAnswered() {
+        let c = TestCluster([1, 2, 3], configure: classic)
+        c.elect(1)
+        c.delivered = []
+        let idx = try! c[1].propose(Array("x".utf8))
+        c.settle()
+        let commitOnly = c.delivered.filter { $0.type == .append && $0.entries.isEmpty }
+        XCTAssertEqual(Set(commitOnly.map(\.to)), [2, 3], "both followers are told the commit")
+        XCTAssertTrue(commitOnly.allSatisfy { $0.context == Message.commitOnlyContext && $0.commit == idx })
+        let answers = c.delivered.filter { $0.type == .appendResponse }
+        XCTAssertEqual(answers.count, 2, "one answer per follower, for the entry; none for the commit-only appends")
+        XCTAssertEqual(c[2].commitIndex, idx)
+        XCTAssertEqual(c[3].commitIndex, idx)
+        XCTAssertEqual(c.appliedData(3), [Array("x".utf8)])
+
+        // A follower that lost the entry (wiped) rejects a marked append: the rejection is sent.
+        let s = MemoryStorage(confState: ConfState(voters: [1, 2, 3]))
+        var cfg = RaftConfig(id: 3, seed: 5)
+        classic(&cfg)
+        let blank = RaftNode(config: cfg, storage: s)
+        blank.step(Message(type: .append, to: 3, from: 1, term: c[1].term, logTerm: c[1].term, index: idx,
+                           commit: idx, context: Message.commitOnlyContext))
+        let out = blank.takeImmediateMessages() + blank.ready().messages
+        XCTAssertEqual(out.filter { $0.type == .appendResponse && $0.reject }.count, 1)
+    }
 }
