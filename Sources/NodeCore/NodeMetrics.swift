@@ -41,6 +41,8 @@ package final class NodeMetrics {
     package var snapshots: UInt64 = 0
     package var flushes: UInt64 = 0
     package var crossShardAssociations: UInt64 = 0
+    /// Client requests for a shard this node does not lead, forwarded to the leader's node and answered here.
+    package var clientRequestsForwarded: UInt64 = 0
     /// Online backups begun and taken through this node, cross-shard writes held back by a fence, and
     /// fences this node lifted as leader because their backup never did.
     package var backupsStarted: UInt64 = 0

@@ -246,6 +246,8 @@ final class Engine: @unchecked Sendable {
         let wid = nextWireID
         nextWireID += 1
         call.spec.request.id = wid
+        // The SDK routes by its shard map and follows NOT_LEADER hints: no forwarding by the node it reaches.
+        call.spec.request.noForward = true
         if call.started { call.spec.request.ackedBelow = outstanding.min() ?? nextSequence }
         let bytes: [UInt8]
         do {

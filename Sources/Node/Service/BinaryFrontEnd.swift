@@ -223,7 +223,7 @@ final class BinaryFrontEnd {
             answer(failure(req.id, code, message), on: c)
             return
         }
-        let session = ClientSession(clientID: req.clientID, sequence: req.sequence, ackedBelow: req.ackedBelow)
+        let session = ClientSession(clientID: req.clientID, sequence: req.sequence, ackedBelow: req.ackedBelow, mayForward: !req.noForward)
         let id = req.id
         node.execute(op, session: session) { [weak self, weak c] result in
             guard let self, let c else { return }

@@ -55,15 +55,20 @@ public enum ClientOp: Sendable {
     }
 }
 
-/// Identity that makes a retried write apply once (see `ShardRequest`).
+/// Identity that makes a retried write apply once (see `ShardRequest`), and how the client routes.
 public struct ClientSession: Sendable {
     public var clientID: UInt64
     public var sequence: UInt64
     public var ackedBelow: UInt64
-    public init(clientID: UInt64 = 0, sequence: UInt64 = 0, ackedBelow: UInt64 = 0) {
+    /// True (the default, and always over HTTP): a request for a shard this node does not lead is forwarded to
+    /// the leader over the peer link and answered here. False: the client routes by itself (the SDK) and wants
+    /// NOT_LEADER with the leader's address instead.
+    public var mayForward: Bool
+    public init(clientID: UInt64 = 0, sequence: UInt64 = 0, ackedBelow: UInt64 = 0, mayForward: Bool = true) {
         self.clientID = clientID
         self.sequence = sequence
         self.ackedBelow = ackedBelow
+        self.mayForward = mayForward
     }
 }
 

@@ -6,7 +6,7 @@ struct HeldTransaction {
     var parts: [TxnPart]
     var recordShard: Int
     var session: ClientSession
-    var done: ClientCompletion
+    var done: NodeCore.TxnCompletion
     /// Past this tick it is answered `unavailable` instead (a fence is never lifted only by a crashed taker's
     /// TTL for this long).
     var until: UInt64
@@ -97,9 +97,9 @@ extension NodeCore {
 
     // MARK: holding cross-shard writes back
 
-    func hold(_ parts: [TxnPart], recordShard: Int, session: ClientSession, _ done: @escaping ClientCompletion) {
+    func hold(_ parts: [TxnPart], recordShard: Int, session: ClientSession, _ done: @escaping TxnCompletion) {
         guard heldTransactions.count < NodeCore.maxHeldTransactions else {
-            done(.failure(ClientError(.unavailable, "a backup is being taken and \(NodeCore.maxHeldTransactions) cross-shard writes already wait for it; retry")))
+            done(.failure(.unavailable("a backup is being taken and \(NodeCore.maxHeldTransactions) cross-shard writes already wait for it; retry")))
             return
         }
         metrics.heldForBackup += 1
@@ -114,9 +114,9 @@ extension NodeCore {
         heldTransactions = []
         for h in held {
             if replicas[h.recordShard].state.backupFences.isEmpty || !replicas[h.recordShard].isLeader {
-                transaction(h.parts, recordShard: h.recordShard, session: h.session, h.done)
+                coordinate(h.parts, recordShard: h.recordShard, session: h.session, h.done)
             } else if ticks > h.until {
-                h.done(.failure(ClientError(.unavailable, "a backup fence on shard \(h.recordShard) held this cross-shard write back too long; retry")))
+                h.done(.failure(.unavailable("a backup fence on shard \(h.recordShard) held this cross-shard write back too long; retry")))
             } else {
                 heldTransactions.append(h)
             }

@@ -28,12 +28,12 @@ extension NodeCore {
         case .get(let id, let consistency):
             // `settling`: a put of this concept may still be an intent of a transaction already acknowledged
             // (a cross-shard batch); a linearizable get waits for it like a neighbours read does.
-            read(shard: shard(of: id), consistency, settling: id) { r in
+            read(shard: shard(of: id), consistency, session: session, settling: id) { r in
                 guard let c = r.state.concept(id) else { return .failure(ClientError(.notFound, "concept \(id) not found")) }
                 return .success(.concept(c))
             } done: { done($0) }
         case .neighbors(let id, let direction, let type, let consistency):
-            read(shard: shard(of: id), consistency, settling: id) { r in
+            read(shard: shard(of: id), consistency, session: session, settling: id) { r in
                 var out: [NeighborEdge] = []
                 if direction != .incoming {
                     out += r.state.neighbors(of: id, direction: .outgoing, type: type).map { NeighborEdge(edge: $0, direction: .outgoing) }
@@ -157,15 +157,18 @@ extension NodeCore {
         ShardRequest(clientID: s.clientID, sequence: s.sequence, ackedBelow: s.ackedBelow, command: c)
     }
 
-    /// A single-shard write: served only by the shard's leader (others answer NOT_LEADER with a hint).
+    /// A single-shard write, proposed by the shard's leader: this node, or the leader's node, to which it is
+    /// forwarded (a client that routes by itself gets NOT_LEADER with a hint instead).
     private func write(_ c: ShardCommand, shard s: Int, session: ClientSession, _ done: @escaping ClientCompletion) {
         let r = replicas[s]
-        guard r.isLeader else { done(.failure(notLeader(s))); return }
+        guard r.isLeader || session.mayForward else { done(.failure(notLeader(s))); return }
         let started = now
-        r.propose(request(c, session)) { [weak self] result in
+        let forwarded = !r.isLeader
+        if forwarded { metrics.clientRequestsForwarded += 1 }
+        proposeAnywhere(shard: s, request(c, session)) { [weak self] result in
             guard let self else { return }
             self.metrics.recordWrite(shard: s, nanos: self.now - started)
-            done(result.map { .write(version: $0) }.mapError { self.clientError($0, shard: s) })
+            done(result.map { .write(version: $0) }.mapError { self.clientError($0, shard: s, forwarded: forwarded) })
         }
     }
 
@@ -177,7 +180,7 @@ extension NodeCore {
         let s1 = shard(of: source), s2 = shard(of: target)
         let out = ShardCommand.putEdge(.outgoing, owner: source, Edge(other: target, type: type, confidence: confidence))
         let inc = ShardCommand.putEdge(.incoming, owner: target, Edge(other: source, type: type, confidence: confidence))
-        guard replicas[s1].isLeader else { done(.failure(notLeader(s1))); return }
+        guard replicas[s1].isLeader || session.mayForward else { done(.failure(notLeader(s1))); return }
         if s1 == s2 { write(.batch([out, inc]), shard: s1, session: session, done); return }
         metrics.crossShardAssociations += 1
         transaction([TxnPart(shard: s1, commands: [out]), TxnPart(shard: s2, commands: [inc])], recordShard: s1, session: session, done)
@@ -204,9 +207,11 @@ extension NodeCore {
             }
         }
         if parts.count == 1, let (s, cmds) = parts.first {
+            let forwarded = !replicas[s].isLeader
+            if forwarded { metrics.clientRequestsForwarded += 1 }
             proposeAnywhere(shard: s, request(.batch(cmds), session)) { [weak self] result in
                 guard let self else { return }
-                done(result.map { .write(version: $0) }.mapError { self.clientError($0, shard: s) })
+                done(result.map { .write(version: $0) }.mapError { self.clientError($0, shard: s, forwarded: forwarded) })
             }
             return
         }
@@ -217,10 +222,12 @@ extension NodeCore {
 
     // MARK: reads
 
-    /// A read of one shard. Linearizable: only on its leader, after a ReadIndex round. Stale: this replica.
+    /// A read of one shard. Linearizable: after a ReadIndex round at the shard's leader — here, or on the
+    /// leader's node, this replica then waiting until it has applied that far (a client that routes by itself
+    /// gets NOT_LEADER instead). Stale: this replica as it is.
     /// With `settling`, a linearizable read first waits for the transactions holding intents on that concept
     /// to resolve here, so it never shows half of one (an edge whose twin is already committed elsewhere).
-    private func read(shard s: Int, _ consistency: ReadConsistency, settling: ConceptID? = nil,
+    private func read(shard s: Int, _ consistency: ReadConsistency, session: ClientSession, settling: ConceptID? = nil,
                       _ body: @escaping (ShardReplica) -> Result<ClientReply, ClientError>, done: @escaping ClientCompletion) {
         let r = replicas[s]
         switch consistency {
@@ -229,8 +236,10 @@ extension NodeCore {
         case .linearizable where config.unsafeLocalReads:
             done(body(r))
         case .linearizable:
-            guard r.isLeader else { done(.failure(notLeader(s))); return }
-            r.linearizableRead { [weak self] result in
+            guard r.isLeader || session.mayForward else { done(.failure(notLeader(s))); return }
+            let forwarded = !r.isLeader
+            if forwarded { metrics.clientRequestsForwarded += 1 }
+            readBarrier(shard: s) { [weak self] result in
                 guard let self else { return }
                 switch result {
                 case .success:
@@ -241,7 +250,7 @@ extension NodeCore {
                         case .failure(let e): done(.failure(e))
                         }
                     }
-                case .failure(let e): done(.failure(self.clientError(e, shard: s)))
+                case .failure(let e): done(.failure(self.clientError(e, shard: s, forwarded: forwarded)))
                 }
             }
         }
@@ -340,8 +349,12 @@ extension NodeCore {
         return e
     }
 
-    func clientError(_ e: ReplicaError, shard s: Int) -> ClientError {
+    /// The client's error for a shard's refusal. `forwarded`: the request went to the leader's node, which no
+    /// longer leads — the client did nothing wrong and is not redirected (it asked to be served here): retry.
+    func clientError(_ e: ReplicaError, shard s: Int, forwarded: Bool = false) -> ClientError {
         switch e {
+        case .notLeader where forwarded:
+            return ClientError(.unavailable, "the leadership of shard \(s) moved while the request was forwarded to its leader; retry")
         case .notLeader: return notLeader(s)
         case .unavailable(let why): return ClientError(.unavailable, why)
         case .rejected(let why):

@@ -12,10 +12,31 @@ extension NodeCore: TxnHost {
         replicas[shard].proposeForResult(request, done)
     }
 
+    /// The outcome of a cross-shard write as the record shard's leader gives it: the version, or why not (a
+    /// rejection's text is the abort's reason, told to clients by `txnError`). It crosses the peer link as is.
+    typealias TxnCompletion = (Result<UInt64, ReplicaError>) -> Void
+
+    /// A client's cross-shard write: coordinated by the record shard's leader — this node, or the leader's
+    /// node, to which the whole transaction is forwarded (unless the client routes itself: then NOT_LEADER).
+    func transaction(_ parts: [TxnPart], recordShard: Int, session: ClientSession, _ done: @escaping ClientCompletion) {
+        precondition(parts.count >= 2 && parts.contains { $0.shard == recordShard }, "a transaction spans its record shard and another")
+        let forwarded = !replicas[recordShard].isLeader && session.mayForward
+        let finish: TxnCompletion = { [weak self] result in
+            guard let self else { return }
+            done(result.map { .write(version: $0) }.mapError { self.clientError($0, shard: recordShard, forwarded: forwarded) })
+        }
+        if !forwarded {
+            coordinate(parts, recordShard: recordShard, session: session, finish)
+        } else {
+            metrics.clientRequestsForwarded += 1
+            forwardTransaction(parts, recordShard: recordShard, session: session, finish)
+        }
+    }
+
     /// Runs one cross-shard transaction coordinated here (this node must lead `recordShard`). Anonymous
     /// requests (no client id) get a transaction id from the node's own client identity.
-    func transaction(_ parts: [TxnPart], recordShard: Int, session: ClientSession, _ done: @escaping ClientCompletion) {
-        guard replicas[recordShard].isLeader else { done(.failure(notLeader(recordShard))); return }
+    func coordinate(_ parts: [TxnPart], recordShard: Int, session: ClientSession, _ done: @escaping TxnCompletion) {
+        guard replicas[recordShard].isLeader else { done(.failure(.notLeader(leader: replicas[recordShard].raft.leader))); return }
         if !replicas[recordShard].state.backupFences.isEmpty {
             hold(parts, recordShard: recordShard, session: session, done)
             return
@@ -34,13 +55,13 @@ extension NodeCore: TxnHost {
             guard let self else { return }
             self.metrics.recordTxn(nanos: self.now - started)
             switch outcome {
-            case .committed(let v): done(.success(.write(version: v)))
+            case .committed(let v): done(.success(v))
             case .aborted(let why) where why.contains(Rejection.backupFence):
                 // The fence was raised between the check above and the begin: nothing was applied or
                 // remembered, so the same transaction begins again once the fence is lifted.
                 self.hold(parts, recordShard: recordShard, session: session, done)
-            case .aborted(let why): done(.failure(self.txnError(why)))
-            case .unknown(let e): done(.failure(self.clientError(e, shard: recordShard)))
+            case .aborted(let why): done(.failure(.rejected(why)))
+            case .unknown(let e): done(.failure(e))
             }
         }
     }

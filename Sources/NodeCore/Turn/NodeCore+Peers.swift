@@ -93,6 +93,38 @@ extension NodeCore {
                 case .failure(let e): reply(.failed(e))
                 }
             }
+        case .transaction(let t):
+            if let why = t.problem(recordShard: Int(shard), shardCount: replicas.count, maxCommands: 2 * limits.maxBatch) {
+                refused(.malformedForward(why), shard: shard, from: peer, detail: "a forwarded transaction")
+                reply(.failed(.rejected("malformed forwarded transaction: \(why)")))
+                return
+            }
+            let session = ClientSession(clientID: t.clientID, sequence: t.sequence, ackedBelow: t.ackedBelow)
+            coordinate(t.parts, recordShard: Int(shard), session: session) { result in
+                switch result {
+                case .success(let v): reply(.ok(v))
+                case .failure(let e): reply(.failed(e))
+                }
+            }
+        }
+    }
+
+    /// Hands a client's cross-shard write to the leader of its record shard (this node does not lead it).
+    /// A leader of an older release cannot take one (a rolling upgrade): refused, naming the node to send it to.
+    func forwardTransaction(_ parts: [TxnPart], recordShard s: Int, session: ClientSession, _ done: @escaping TxnCompletion) {
+        let leader = replicas[s].raft.leader
+        let version = leader == noNode || leader == config.nodeID ? 0 : io.wireVersion(of: leader)
+        // 0: no link to it now (the forward below says so); 1…5: a link to an older release.
+        if version > 0, version < PeerFrame.forwardTransactionVersion {
+            done(.failure(.unavailable("shard \(s)'s leader, node \(leader), runs an older release that takes no forwarded transaction; send this write to node \(leader) or retry once it is upgraded")))
+            return
+        }
+        let t = ForwardedTransaction(parts: parts, clientID: session.clientID, sequence: session.sequence, ackedBelow: session.ackedBelow)
+        forward(.transaction(t), shard: s) { result in
+            switch result {
+            case .ok(let v): done(.success(v))
+            case .failed(let e): done(.failure(e))
+            }
         }
     }
 

@@ -14,6 +14,8 @@ package enum PeerRejection: Hashable, CustomStringConvertible {
     case undecodableSnapshot(index: LogIndex)
     /// The Raft core's own refusal (a term or index out of bounds, malformed entries or snapshot).
     case raft(MessageRejection)
+    /// A forwarded request no honest node builds (a transaction without two parts on distinct shards, …).
+    case malformedForward(String)
 
     /// The metric label.
     package var reason: String {
@@ -23,6 +25,7 @@ package enum PeerRejection: Hashable, CustomStringConvertible {
         case .undecodableConfChange: return "undecodable_conf_change"
         case .undecodableSnapshot: return "undecodable_snapshot"
         case .raft(let r): return r.rawValue
+        case .malformedForward: return "malformed_forward"
         }
     }
 
@@ -33,6 +36,7 @@ package enum PeerRejection: Hashable, CustomStringConvertible {
         case .undecodableConfChange(let i): return "entry \(i) holds no membership change this node can decode"
         case .undecodableSnapshot(let i): return "the snapshot at \(i) does not restore"
         case .raft(let r): return "refused by the Raft core: \(r.rawValue)"
+        case .malformedForward(let why): return "malformed forward: \(why)"
         }
     }
 }

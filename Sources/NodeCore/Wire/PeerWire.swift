@@ -33,14 +33,18 @@ package enum PeerFrame: Equatable {
     /// Versions of this wire format this build speaks. 1: hello, raft, forward, forward reply. 2: + heartbeats.
     /// 3: forwards and their replies carry the asking process's incarnation (kinds 6 and 7; kinds 3 and 4 are
     /// still read and sent to older peers, with incarnation 0). 4: + the configuration frame (kind 8).
-    /// 5: + the draining announcement (kind 9).
+    /// 5: + the draining announcement (kind 9). 6: + forwarded cross-shard writes (forward op 3), so any node
+    /// answers a client's transaction.
     /// A link speaks the lower of the two ends' maximum versions, so a rolling upgrade never sends a frame
     /// the older node does not know.
     package static let minVersion: UInt32 = 1
-    package static let maxVersion: UInt32 = 5
+    package static let maxVersion: UInt32 = 6
     /// The first wire version whose nodes apply backup fences (release 0.2): a backup is refused while a
     /// connected peer speaks an older one.
     package static let backupFenceVersion: UInt32 = 5
+    /// The first wire version that takes a forwarded transaction: an older leader is not sent one (the client
+    /// gets NOT_LEADER, as before).
+    package static let forwardTransactionVersion: UInt32 = 6
     /// Largest frame accepted on a connection before its hello (and configuration) are accepted: a hello with
     /// strings at their 64 KiB limit is refused anyway, a real one is under 200 bytes.
     package static let maxHandshakeFrameBytes = 4096
@@ -142,6 +146,39 @@ package enum ForwardOp: Equatable {
     case propose(ShardRequest)
     /// Confirm leadership and return the read index (a linearizable read served by the asking node).
     case readIndex
+    /// Version 6: coordinate a client's cross-shard write whose record shard is the frame's shard (the asking
+    /// node does not lead it); the reply is the transaction's outcome.
+    case transaction(ForwardedTransaction)
+}
+
+/// A client's cross-shard write, forwarded to the leader of its record shard: the parts (plain commands per
+/// shard) and the client's session, so a retry through any node is the same transaction.
+package struct ForwardedTransaction: Equatable {
+    package var parts: [TxnPart]
+    package var clientID: UInt64
+    package var sequence: UInt64
+    package var ackedBelow: UInt64
+
+    package init(parts: [TxnPart], clientID: UInt64, sequence: UInt64, ackedBelow: UInt64) {
+        self.parts = parts
+        self.clientID = clientID
+        self.sequence = sequence
+        self.ackedBelow = ackedBelow
+    }
+
+    /// Why the leader of `recordShard` cannot coordinate this (nil when it can): at least two parts on distinct
+    /// shards of `shardCount`, one of them the record shard, each non-empty with plain commands only, at most
+    /// `maxCommands` in all. The asking node built it the same way; a peer that sends anything else is refused.
+    package func problem(recordShard: Int, shardCount: Int, maxCommands: Int) -> String? {
+        guard parts.count >= 2 else { return "a transaction of \(parts.count) part(s)" }
+        guard Set(parts.map(\.shard)).count == parts.count else { return "two parts on one shard" }
+        guard parts.allSatisfy({ $0.shard >= 0 && $0.shard < shardCount }) else { return "a part on a shard this cluster does not have" }
+        guard parts.contains(where: { $0.shard == recordShard }) else { return "no part on the record shard \(recordShard)" }
+        guard parts.allSatisfy({ !$0.commands.isEmpty && $0.commands.allSatisfy(\.isPlain) }) else { return "an empty part or a command that is not plain" }
+        let total = parts.reduce(0) { $0 + $1.commands.count }
+        guard total <= maxCommands else { return "\(total) commands; the limit is \(maxCommands)" }
+        return nil
+    }
 }
 
 package enum ForwardResult: Equatable {
@@ -180,6 +217,15 @@ extension PeerFrame {
                 w.u32(UInt32(b.count)); w.raw(b)
             case .readIndex:
                 w.u8(2)
+            case .transaction(let t):
+                w.u8(3)
+                w.u64(t.clientID); w.u64(t.sequence); w.u64(t.ackedBelow)
+                w.u32(UInt32(t.parts.count))
+                for part in t.parts {
+                    w.u32(UInt32(part.shard))
+                    let b = ShardRequest(clientID: 0, sequence: 0, command: .batch(part.commands)).encode()
+                    w.u32(UInt32(b.count)); w.raw(b)
+                }
             }
         case .heartbeats(let hbs):
             w.u8(5)
@@ -272,6 +318,24 @@ extension PeerFrame {
                         throw PeerWireError(description: "forwarded write: \(error)")
                     }
                 case 2: frame = .forward(incarnation: incarnation, id: id, shard: shard, op: .readIndex)
+                case 3:
+                    let client = try r.u64(), sequence = try r.u64(), acked = try r.u64()
+                    let n = Int(try r.u32())
+                    // Each part takes at least 8 bytes: a count beyond that cannot be true (and is not reserved).
+                    guard n <= r.remaining / 8 else { throw PeerWireError(description: "part count \(n) exceeds the frame") }
+                    var parts: [TxnPart] = []
+                    for _ in 0..<n {
+                        let partShard = try r.u32()
+                        let b = try r.bytes(Int(try r.u32()))
+                        let req: ShardRequest
+                        do { req = try ShardRequest.decode(b) } catch { throw PeerWireError(description: "forwarded transaction part: \(error)") }
+                        guard case .batch(let commands) = req.command else {
+                            throw PeerWireError(description: "forwarded transaction part of shard \(partShard) is not a list of commands")
+                        }
+                        parts.append(TxnPart(shard: Int(partShard), commands: commands))
+                    }
+                    frame = .forward(incarnation: incarnation, id: id, shard: shard,
+                                     op: .transaction(ForwardedTransaction(parts: parts, clientID: client, sequence: sequence, ackedBelow: acked)))
                 case let t: throw PeerWireError(description: "unknown forward op \(t)")
                 }
             case 4, 7:

@@ -55,6 +55,13 @@ struct ClusterChecks {
             if let floor, value < floor {
                 return "\(who): a forwarded read of shard \(shard) was given index \(value), below the commit index \(floor) known when it was sent"
             }
+        case .transaction(let t):
+            // Committed: the record shard must have decided this very transaction (its session's id) to commit.
+            guard t.clientID != 0 else { break }
+            let id = TxnID(client: t.clientID, sequence: t.sequence)
+            if decisions[id] != true {
+                return "\(who): a forwarded transaction \(id) (record shard \(shard)) was answered ok(\(value)) but no commit decision of it was applied"
+            }
         }
         return nil
     }

@@ -65,8 +65,11 @@ final class ClusterWorkload {
         var pending: Pending?
         var nextToken = 0
         var leaderHints: [Int: NodeID] = [:]
-        /// An HTTP-style client bound to one node: every first attempt goes there, whoever leads.
+        /// An HTTP-style client bound to one node: every first attempt goes there, whoever leads, and that node
+        /// forwards what it does not lead. The others route by themselves like the SDK (NOT_LEADER hints),
+        /// except every third one, which lets any node it reaches forward.
         var home: NodeID?
+        var routesItself: Bool { home == nil && id % 3 != 0 }
         init(id: UInt64, process: Int) { self.id = id; self.process = process }
     }
 
@@ -224,6 +227,7 @@ final class ClusterWorkload {
             session = ClientSession(clientID: c.id, sequence: c.nextSequence, ackedBelow: c.nextSequence)
             c.nextSequence += 1
         }
+        session.mayForward = !c.routesItself
         var rec = record
         if case .associate(let k, let v, _) = record {
             // Every pair spans two shards: one transaction, whose id is the client's session.

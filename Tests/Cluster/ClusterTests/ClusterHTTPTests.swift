@@ -78,6 +78,91 @@ final class ClusterHTTPTests: XCTestCase {
         }
     }
 
+    /// Any node answers any request (issue 15 item 1): writes, compare-and-set, deletes, linearizable reads,
+    /// cross-shard associations and batches sent straight to a node that does not lead the shard (or, for a
+    /// transaction, leads none of its shards) are answered 200 by that node — never 421 — with what the leader's
+    /// node answers; every node then reads every write back. Each node counts what it forwarded.
+    func testEveryNodeAnswersEveryRequestWithoutRedirects() throws {
+        cluster = try LocalTestCluster(nodes: 3, shards: 4)
+        try cluster.startAll()
+        try cluster.waitLeadersPlaced()
+        let leaderOf = { (s: Int) in s % 3 + 1 }     // placed: shard s led by node s % 3 + 1
+        func send(_ node: Int, _ method: String, _ path: String, _ body: String = "") -> LocalTestCluster.Reply {
+            var r = cluster.http(node, method, path, body)
+            let deadline = Date().addingTimeInterval(10)
+            while r.status == 503 && Date() < deadline {   // an election in between: retry, as a client would
+                usleep(100_000)
+                r = cluster.http(node, method, path, body)
+            }
+            return r
+        }
+        // A concept per (shard, node that does not lead it), written through that node.
+        var ids: [(n: Int, shard: Int)] = []
+        var n = 0
+        while ids.count < 8 {
+            n += 1
+            let s = conceptID(n).shard(of: 4)
+            if ids.filter({ $0.shard == s }).count < 2 { ids.append((n, s)) }
+        }
+        for (n, s) in ids {
+            let via = leaderOf(s) % 3 + 1                  // a node that does not lead shard s
+            XCTAssertNotEqual(via, leaderOf(s))
+            let r = send(via, "POST", "/v1/concepts", "{\"id\":\"\(conceptID(n))\",\"content\":\"v\(n)\"}")
+            XCTAssertEqual(r.status, 200, "put of \(n) (shard \(s)) through node \(via): \(r.text)")
+            XCTAssertNotNil(r.json?["version"], r.text)
+            // Compare-and-set through the third node: the condition is checked by the leader.
+            let third = 6 - via - leaderOf(s)
+            let cas = send(third, "POST", "/v1/concepts", "{\"id\":\"\(conceptID(n))\",\"content\":\"w\(n)\",\"if_content\":\"v\(n)\"}")
+            XCTAssertEqual(cas.status, 200, "conditional put of \(n) through node \(third): \(cas.text)")
+            let failed = send(third, "POST", "/v1/concepts", "{\"id\":\"\(conceptID(n))\",\"content\":\"x\(n)\",\"if_content\":\"v\(n)\"}")
+            XCTAssertEqual(failed.status, 412, "a forwarded condition that does not hold: \(failed.text)")
+        }
+        for (n, _) in ids {
+            for node in 1...3 {
+                let r = send(node, "GET", "/v1/concepts/\(conceptID(n))")
+                XCTAssertEqual(r.status, 200, "get of \(n) through node \(node): \(r.text)")
+                XCTAssertEqual(r.json?["content"] as? String, "w\(n)", "node \(node) reads the acknowledged write")
+            }
+        }
+        // Cross-shard associations through a node that leads neither end's shard, when there is one.
+        var pairs = 0
+        for (a, sa) in ids {
+            for (b, sb) in ids where sa != sb {
+                guard let via = (1...3).first(where: { $0 != leaderOf(sa) && $0 != leaderOf(sb) }) else { continue }
+                let r = send(via, "POST", "/v1/associations",
+                             "{\"source\":\"\(conceptID(a))\",\"target\":\"\(conceptID(b))\",\"type\":\"causal\",\"confidence\":0.5}")
+                XCTAssertEqual(r.status, 200, "association \(a) → \(b) through node \(via): \(r.text)")
+                pairs += 1
+                for node in 1...3 {
+                    let out = send(node, "GET", "/v1/concepts/\(conceptID(a))/neighbors?direction=out")
+                    let ins = send(node, "GET", "/v1/concepts/\(conceptID(b))/neighbors?direction=in")
+                    let outIDs = (out.json?["neighbors"] as? [[String: Any]])?.compactMap { $0["id"] as? String } ?? []
+                    let inIDs = (ins.json?["neighbors"] as? [[String: Any]])?.compactMap { $0["id"] as? String } ?? []
+                    XCTAssertTrue(outIDs.contains(conceptID(b).description), "node \(node): out-edge \(a) → \(b): \(out.text)")
+                    XCTAssertTrue(inIDs.contains(conceptID(a).description), "node \(node): in-edge \(a) → \(b): \(ins.text)")
+                }
+                break
+            }
+        }
+        XCTAssertGreaterThan(pairs, 0, "no pair of shards led by two nodes with a third to ask")
+        // A batch across every shard through every node, then a delete through a node that does not lead it.
+        for node in 1...3 {
+            let items = ids.map { "{\"op\":\"put\",\"id\":\"\(conceptID($0.n))\",\"content\":\"b\(node)-\($0.n)\"}" }
+            let r = send(node, "POST", "/v1/batch", "{\"items\":[\(items.joined(separator: ","))]}")
+            XCTAssertEqual(r.status, 200, "cross-shard batch through node \(node): \(r.text)")
+            for (n, _) in ids {
+                XCTAssertEqual(send(node % 3 + 1, "GET", "/v1/concepts/\(conceptID(n))").json?["content"] as? String, "b\(node)-\(n)")
+            }
+        }
+        let (gone, s) = ids[0]
+        let del = send(leaderOf(s) % 3 + 1, "DELETE", "/v1/concepts/\(conceptID(gone))")
+        XCTAssertEqual(del.status, 200, del.text)
+        for node in 1...3 { XCTAssertEqual(send(node, "GET", "/v1/concepts/\(conceptID(gone))").status, 404, "node \(node)") }
+        for node in 1...3 {
+            XCTAssertGreaterThan(metricSum(cluster.http(node, "GET", "/metrics"), "sutra_client_requests_forwarded_total"), 0, "node \(node) forwarded")
+        }
+    }
+
     /// Every binary prints the release with --version; /metrics names the release and the formats it speaks
     /// (`sutra_build_info`) and reports the process's own resources (`process_*`, as Prometheus clients do).
     func testVersionBuildInfoAndProcessMetrics() throws {
@@ -97,7 +182,7 @@ final class ClusterHTTPTests: XCTestCase {
         cluster = try LocalTestCluster(nodes: 3, shards: 2)
         try cluster.startAll()
         let text = String(decoding: cluster.http(2, "GET", "/metrics").body, as: UTF8.self)
-        XCTAssertTrue(text.contains("sutra_build_info{node=\"2\",version=\"\(SutraRelease.version)\",peer_wire_max=\"5\",client_protocol_max=\"1\","), text)
+        XCTAssertTrue(text.contains("sutra_build_info{node=\"2\",version=\"\(SutraRelease.version)\",peer_wire_max=\"6\",client_protocol_max=\"1\","), text)
         func value(_ name: String) -> Double {
             text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) } ?? -1
         }

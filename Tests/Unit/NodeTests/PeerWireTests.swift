@@ -23,6 +23,11 @@ final class PeerWireTests: XCTestCase {
         .forward(incarnation: 0, id: 77, shard: 2, op: .propose(ShardRequest(clientID: 9, sequence: 4, ackedBelow: 2, command: .deleteConcept(ConceptID(hi: 1, lo: 2))))),
         .forward(incarnation: 0x1234_5678_9ABC_DEF0, id: 78, shard: 3, op: .readIndex),
         .forward(incarnation: 5, id: 81, shard: 1, op: .propose(ShardRequest(clientID: 1, sequence: 1, command: .deleteConcept(ConceptID(hi: 3, lo: 4))))),
+        .forward(incarnation: 6, id: 82, shard: 1, op: .transaction(ForwardedTransaction(parts: [
+            TxnPart(shard: 1, commands: [.putEdge(.outgoing, owner: ConceptID(hi: 1, lo: 1), Edge(other: ConceptID(hi: 2, lo: 2), type: .causal, confidence: 0.5))]),
+            TxnPart(shard: 3, commands: [.putEdge(.incoming, owner: ConceptID(hi: 2, lo: 2), Edge(other: ConceptID(hi: 1, lo: 1), type: .causal, confidence: 0.5)),
+                                         .deleteConcept(ConceptID(hi: 5, lo: 5))]),
+        ], clientID: 9, sequence: 12, ackedBelow: 11))),
         .forwardReply(incarnation: 0, id: 77, .ok(12)),
         .forwardReply(incarnation: 5, id: 78, .failed(.notLeader(leader: 2))),
         .forwardReply(incarnation: 0, id: 79, .failed(.unavailable("no leader"))),
@@ -140,5 +145,24 @@ final class PeerWireTests: XCTestCase {
         var small = LengthPrefixedFrames(maxFrame: 10)
         small.append(frames[1].encode())
         XCTAssertThrowsError(try small.drain { _ in })
+    }
+
+    /// A forwarded transaction is coordinated only when it is one an honest node builds: two or more parts on
+    /// distinct shards of the cluster, one of them the record shard, plain commands, within the command limit.
+    func testForwardedTransactionsAreCheckedBeforeTheyAreCoordinated() {
+        let a = ConceptID(hi: 1, lo: 1), b = ConceptID(hi: 2, lo: 2)
+        let out = ShardCommand.putEdge(.outgoing, owner: a, Edge(other: b, type: .causal, confidence: 1))
+        let inc = ShardCommand.putEdge(.incoming, owner: b, Edge(other: a, type: .causal, confidence: 1))
+        func t(_ parts: [TxnPart]) -> ForwardedTransaction { ForwardedTransaction(parts: parts, clientID: 1, sequence: 1, ackedBelow: 0) }
+        let good = t([TxnPart(shard: 0, commands: [out]), TxnPart(shard: 2, commands: [inc])])
+        XCTAssertNil(good.problem(recordShard: 0, shardCount: 4, maxCommands: 10))
+        XCTAssertNotNil(good.problem(recordShard: 1, shardCount: 4, maxCommands: 10), "the record shard has no part")
+        XCTAssertNotNil(good.problem(recordShard: 0, shardCount: 2, maxCommands: 10), "shard 2 of a 2-shard cluster")
+        XCTAssertNotNil(good.problem(recordShard: 0, shardCount: 4, maxCommands: 1), "over the command limit")
+        XCTAssertNotNil(t([TxnPart(shard: 0, commands: [out])]).problem(recordShard: 0, shardCount: 4, maxCommands: 10), "one part")
+        XCTAssertNotNil(t([TxnPart(shard: 0, commands: [out]), TxnPart(shard: 0, commands: [inc])]).problem(recordShard: 0, shardCount: 4, maxCommands: 10), "one shard twice")
+        XCTAssertNotNil(t([TxnPart(shard: 0, commands: [out]), TxnPart(shard: 1, commands: [])]).problem(recordShard: 0, shardCount: 4, maxCommands: 10), "an empty part")
+        XCTAssertNotNil(t([TxnPart(shard: 0, commands: [out]), TxnPart(shard: 1, commands: [.txnForget([])])]).problem(recordShard: 0, shardCount: 4, maxCommands: 10), "a transaction step")
+        XCTAssertNotNil(t([TxnPart(shard: -1, commands: [out]), TxnPart(shard: 0, commands: [inc])]).problem(recordShard: 0, shardCount: 4, maxCommands: 10), "a negative shard")
     }
 }

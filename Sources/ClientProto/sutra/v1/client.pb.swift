@@ -608,6 +608,11 @@ public nonisolated struct Sutra_V1_Request: Sendable {
   /// forget those outcomes (lets one client keep many writes in flight).
   public var ackedBelow: UInt64 = 0
 
+  /// The client routes by itself (the SDK, by its shard map): a node that does not lead the request's shard
+  /// answers NOT_LEADER with the leader it knows. False (the default): the node forwards the request to the
+  /// shard's leader over its peer link and answers it itself.
+  public var noForward: Bool = false
+
   public var op: Sutra_V1_Request.OneOf_Op? = nil
 
   public var hello: Sutra_V1_Hello {
@@ -1656,7 +1661,7 @@ nonisolated extension Sutra_V1_ClusterInfo: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Sutra_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}client_id\0\u{1}sequence\0\u{1}consistency\0\u{3}acked_below\0\u{2}\u{5}hello\0\u{3}put_concept\0\u{3}get_concept\0\u{3}delete_concept\0\u{1}associate\0\u{1}neighbors\0\u{3}find_path\0\u{1}search\0\u{1}batch\0\u{1}flush\0\u{3}cluster_info\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}client_id\0\u{1}sequence\0\u{1}consistency\0\u{3}acked_below\0\u{3}no_forward\0\u{2}\u{4}hello\0\u{3}put_concept\0\u{3}get_concept\0\u{3}delete_concept\0\u{1}associate\0\u{1}neighbors\0\u{3}find_path\0\u{1}search\0\u{1}batch\0\u{1}flush\0\u{3}cluster_info\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1669,6 +1674,7 @@ nonisolated extension Sutra_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.sequence) }()
       case 4: try { try decoder.decodeSingularEnumField(value: &self.consistency) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.ackedBelow) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.noForward) }()
       case 10: try {
         var v: Sutra_V1_Hello?
         var hadOneofValue = false
@@ -1837,6 +1843,9 @@ nonisolated extension Sutra_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.ackedBelow != 0 {
       try visitor.visitSingularUInt64Field(value: self.ackedBelow, fieldNumber: 5)
     }
+    if self.noForward != false {
+      try visitor.visitSingularBoolField(value: self.noForward, fieldNumber: 6)
+    }
     switch self.op {
     case .hello?: try {
       guard case .hello(let v)? = self.op else { preconditionFailure() }
@@ -1893,6 +1902,7 @@ nonisolated extension Sutra_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.sequence != rhs.sequence {return false}
     if lhs.consistency != rhs.consistency {return false}
     if lhs.ackedBelow != rhs.ackedBelow {return false}
+    if lhs.noForward != rhs.noForward {return false}
     if lhs.op != rhs.op {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
