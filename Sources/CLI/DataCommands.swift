@@ -77,6 +77,22 @@ struct AssociateCommand: AsyncParsableCommand {
     }
 }
 
+struct DissociateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "dissociate", abstract: "Remove one association (both sides, atomically).")
+    @OptionGroup var target: SDKTarget
+    @Argument(help: "Source concept id.") var source: String
+    @Argument(help: "Target concept id.") var targetID: String
+    @Option(help: "semantic, causal, temporal, hierarchical or compositional.") var type = "semantic"
+
+    func run() async throws {
+        let s = try parseID(source), t = try parseID(targetID)
+        guard let ty = AssociationType.allCases.first(where: { "\($0)" == type }) else {
+            throw ValidationError("--type must be one of \(AssociationType.allCases.map { "\($0)" }.joined(separator: ", "))")
+        }
+        printJSON(["version": try await withClient(target) { try await $0.dissociate(source: s, target: t, type: ty) }])
+    }
+}
+
 struct NeighborsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "neighbors", abstract: "List a concept's associations.")
     @OptionGroup var target: SDKTarget

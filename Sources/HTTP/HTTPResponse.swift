@@ -9,6 +9,8 @@ public struct HTTPResponse: Sendable {
     public var body: [UInt8]
     /// Sends `Connection: keep-alive` when true, `Connection: close` when false (then the server closes).
     public var keepAlive: Bool
+    /// The answer to a HEAD request: the head as for GET (its Content-Length that of `body`), no body.
+    public var headOnly = false
 
     public init(status: Int, headers: HTTPHeaders = [:], body: [UInt8] = [], keepAlive: Bool = true) {
         self.status = status
@@ -51,7 +53,7 @@ public struct HTTPResponse: Sendable {
 
     /// The whole message: `head()` followed by the body (when the status allows one).
     public func serialize() -> [UInt8] {
-        allowsBody ? head() + body : head()
+        allowsBody && !headOnly ? head() + body : head()
     }
 
     private static func oneLine(_ s: String) -> String {

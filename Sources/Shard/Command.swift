@@ -36,10 +36,21 @@ public enum ShardCommand: Sendable, Equatable {
     /// Lift fence `id` (a no-op if it is not raised).
     case liftBackupFence(id: UInt64)
 
+    // Graph integrity (release 0.2, wire 6: proposed only while every connected peer reads them).
+    /// A guard that changes nothing: refused (`Rejection.conflict`) unless `owner` exists and the edges stored
+    /// with it on this shard are exactly `outgoing` and `incoming`, as (other end, type) — as of before the
+    /// batch or part holding it. A cascading delete reads a concept's edges, then deletes it and every twin of
+    /// them in one transaction whose own-shard part starts with this guard: an edge that appeared or vanished
+    /// in between aborts it instead of leaving a dangling twin.
+    case expectEdges(owner: ConceptID, outgoing: [EdgeRef], incoming: [EdgeRef])
+    /// Removes one stored edge record if it is there; never refused for a missing edge or owner (an edge whose
+    /// other end is already gone — left dangling by an older release — can still be removed).
+    case dropEdge(EdgeDirection, owner: ConceptID, other: ConceptID, type: AssociationType)
+
     /// Whether this is a plain data command (allowed inside a batch or a transaction part).
     public var isPlain: Bool {
         switch self {
-        case .putConcept, .deleteConcept, .putEdge, .deleteEdge, .putConceptIf: return true
+        case .putConcept, .deleteConcept, .putEdge, .deleteEdge, .putConceptIf, .expectEdges, .dropEdge: return true
         default: return false
         }
     }
@@ -158,6 +169,19 @@ public struct ShardRequest: Sendable, Equatable {
         case .liftBackupFence(let id):
             w.u8(13)
             w.u64(id)
+        case .expectEdges(let owner, let outgoing, let incoming):
+            w.u8(14)
+            w.conceptID(owner)
+            for refs in [outgoing, incoming] {
+                w.u32(UInt32(refs.count))
+                for e in refs { w.conceptID(e.other); w.u8(e.type.rawValue) }
+            }
+        case .dropEdge(let dir, let owner, let other, let type):
+            w.u8(15)
+            w.u8(dir.rawValue)
+            w.conceptID(owner)
+            w.conceptID(other)
+            w.u8(type.rawValue)
         }
     }
 
@@ -346,6 +370,22 @@ public struct ShardRequest: Sendable, Equatable {
             return .backupFence(id: id, ttlTicks: try read { try r.u32() })
         case 13 where !nested:
             return .liftBackupFence(id: try read { try r.u64() })
+        case 14 where !inCondition:
+            let owner = try id(&r)
+            var lists: [[EdgeRef]] = []
+            for _ in 0..<2 {
+                let n = Int(try read { try r.u32() })
+                guard n * 17 <= r.remaining else { throw .truncated }
+                var refs: [EdgeRef] = []
+                refs.reserveCapacity(n)
+                for _ in 0..<n { refs.append(EdgeRef(other: try id(&r), type: try type(&r))) }
+                lists.append(refs)
+            }
+            return .expectEdges(owner: owner, outgoing: lists[0], incoming: lists[1])
+        case 15 where !inCondition:
+            let d = try direction(&r)
+            let owner = try id(&r), other = try id(&r)
+            return .dropEdge(d, owner: owner, other: other, type: try type(&r))
         default:
             throw .unknownCommand(tag)
         }

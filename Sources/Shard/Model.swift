@@ -40,6 +40,17 @@ public struct Edge: Sendable, Equatable, Hashable {
     }
 }
 
+/// An edge record's identity within its owner's list: the other end and the type (`expectEdges`).
+public struct EdgeRef: Sendable, Equatable, Hashable {
+    public var other: ConceptID
+    public var type: AssociationType
+
+    public init(other: ConceptID, type: AssociationType) {
+        self.other = other
+        self.type = type
+    }
+}
+
 /// Which side of an association an edge record is.
 public enum EdgeDirection: UInt8, Sendable {
     /// Stored on the source's shard, pointing at the target.

@@ -203,6 +203,16 @@ public final class ShardState {
         case .deleteEdge(_, let owner, _, _):
             guard exists(owner, created, deleted) else { return "concept \(owner) not found" }
             return nil
+        case .dropEdge:
+            return nil
+        case .expectEdges(let owner, let outgoing, let incoming):
+            guard exists(owner, created, deleted) else { return "concept \(owner) not found" }
+            func refs(_ set: Set<Edge>?) -> Set<EdgeRef> { Set((set ?? []).map { EdgeRef(other: $0.other, type: $0.type) }) }
+            guard refs(outEdges[owner]) == Set(outgoing), refs(inEdges[owner]) == Set(incoming),
+                  outgoing.count == Set(outgoing).count, incoming.count == Set(incoming).count else {
+                return Rejection.conflict + "the associations of concept \(owner) changed since they were read; retry"
+            }
+            return nil
         case .batch(let cs):
             guard topLevel else { return "nested batch" }
             guard cs.count <= limits.maxBatch else { return "batch of \(cs.count) items; the limit is \(limits.maxBatch)" }
@@ -236,10 +246,12 @@ public final class ShardState {
                 if let old = set.first(where: { $0.other == e.other && $0.type == e.type }) { set.remove(old) }
                 set.insert(e)
             }
-        case .deleteEdge(let dir, let owner, let other, let type):
+        case .deleteEdge(let dir, let owner, let other, let type), .dropEdge(let dir, let owner, let other, let type):
             update(dir, owner) { set in
                 if let old = set.first(where: { $0.other == other && $0.type == type }) { set.remove(old) }
             }
+        case .expectEdges:
+            break
         case .batch(let cs):
             for sub in cs { execute(sub, at: index) }
         }

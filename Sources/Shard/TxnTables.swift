@@ -47,7 +47,9 @@ public struct TxnTables: Sendable, Equatable {
         case .putConcept(let k), .putConceptIf(let k, _):
             if let t = other(exclusive[k.id]) { return "concept \(k.id) is being written by transaction \(t); retry" }
         case .deleteConcept(let id):
-            if let t = (touching[id] ?? []).first(where: { $0 != txn }) {
+            // The lowest holder, not `first`: a Set's order differs between replicas, and this text is remembered
+            // in the replicated session table (the cluster simulation caught replicas diverging on it, seed 958).
+            if let t = (touching[id] ?? []).filter({ $0 != txn }).min() {
                 return "concept \(id) is locked by transaction \(t); retry"
             }
         case .putEdge(let dir, let owner, let e):
@@ -55,7 +57,7 @@ public struct TxnTables: Sendable, Equatable {
             if let t = other(edgeKeys[key]) ?? other(exclusive[owner]) {
                 return "the association \(dir == .outgoing ? "\(owner)→\(e.other)" : "\(e.other)→\(owner)") is locked by transaction \(t); retry"
             }
-        case .deleteEdge(let dir, let owner, let otherID, let type):
+        case .deleteEdge(let dir, let owner, let otherID, let type), .dropEdge(let dir, let owner, let otherID, let type):
             let key = EdgeKey(direction: dir, owner: owner, other: otherID, type: type)
             if let t = other(edgeKeys[key]) ?? other(exclusive[owner]) {
                 return "the association \(dir == .outgoing ? "\(owner)→\(otherID)" : "\(otherID)→\(owner)") is locked by transaction \(t); retry"
@@ -78,9 +80,11 @@ public struct TxnTables: Sendable, Equatable {
             case .putEdge(let dir, let owner, let e):
                 edgeKeys[EdgeKey(direction: dir, owner: owner, other: e.other, type: e.type)] = id
                 touching[owner, default: []].insert(id)
-            case .deleteEdge(let dir, let owner, let otherID, let type):
+            case .deleteEdge(let dir, let owner, let otherID, let type), .dropEdge(let dir, let owner, let otherID, let type):
                 edgeKeys[EdgeKey(direction: dir, owner: owner, other: otherID, type: type)] = id
                 touching[owner, default: []].insert(id)
+            case .expectEdges:
+                break   // a guard checked when the intent is taken; the part's delete of the owner locks it
             default:
                 preconditionFailure("only plain commands take locks")
             }
@@ -104,7 +108,7 @@ public struct TxnTables: Sendable, Equatable {
                 let key = EdgeKey(direction: dir, owner: owner, other: e.other, type: e.type)
                 if edgeKeys[key] == id { edgeKeys[key] = nil }
                 release(owner)
-            case .deleteEdge(let dir, let owner, let otherID, let type):
+            case .deleteEdge(let dir, let owner, let otherID, let type), .dropEdge(let dir, let owner, let otherID, let type):
                 let key = EdgeKey(direction: dir, owner: owner, other: otherID, type: type)
                 if edgeKeys[key] == id { edgeKeys[key] = nil }
                 release(owner)

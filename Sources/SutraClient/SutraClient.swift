@@ -252,8 +252,9 @@ public final class SutraClient: Sendable {
         return try Concept(proto: c)
     }
 
-    /// Deletes a concept and its associations. Returns the write's version; throws `notFound` if it does not
-    /// exist.
+    /// Deletes a concept and every association that touches it, on every shard, atomically. Returns the write's
+    /// version; throws `notFound` if it does not exist, `tooLarge` when it has more associations than one delete
+    /// removes (remove some with `dissociate` first).
     @discardableResult
     public func delete(_ id: ConceptID) async throws -> UInt64 {
         var r = Sutra_V1_Request()
@@ -271,6 +272,19 @@ public final class SutraClient: Sendable {
         r.associate.association = Association(source: source, target: target, type: type, confidence: confidence).proto
         return try writeVersion(await perform(
             CallSpec(operation: "associate", request: r, route: .leader(key: source), writeKeys: [source, target])))
+    }
+
+    /// Removes the association `source → target` of `type`: both of its edge records, at once (one transaction
+    /// when the two concepts live on different shards). Removing one that is not there succeeds. Returns the
+    /// write's version. Against a 0.1 node: `invalidArgument` (it does not know the request).
+    @discardableResult
+    public func dissociate(source: ConceptID, target: ConceptID, type: AssociationType) async throws -> UInt64 {
+        var r = Sutra_V1_Request()
+        r.deleteAssociation.source = Data(source.bytes)
+        r.deleteAssociation.target = Data(target.bytes)
+        r.deleteAssociation.type = type.proto
+        return try writeVersion(await perform(
+            CallSpec(operation: "dissociate", request: r, route: .leader(key: source), writeKeys: [source, target])))
     }
 
     /// Lists a concept's associations in `direction`, of one `type` or (nil) all.

@@ -269,6 +269,8 @@ final class BinaryFrontEnd {
         case .associate(let a)?:
             let x = a.association
             return .associate(source: try id(x.source, "source"), target: try id(x.target, "target"), type: try type(x.type), confidence: x.confidence)
+        case .deleteAssociation(let d)?:
+            return .dissociate(source: try id(d.source, "source"), target: try id(d.target, "target"), type: try type(d.type))
         case .neighbors(let n)?:
             let dir: NeighborDirection
             switch n.direction {

@@ -140,8 +140,21 @@ final class HTTPFrontEnd {
     }
 
     private func handle(_ req: HTTPRequest, from peer: String, flow: ClientFlow, _ respond: @escaping (HTTPResponse) -> Void) {
+        if req.method == "HEAD" {
+            // As GET (same authorization, same status and headers), without the body.
+            var get = req
+            get.method = "GET"
+            handle(get, from: peer, flow: flow) { r in
+                var head = r
+                head.headOnly = true
+                respond(head)
+            }
+            return
+        }
         let session = ClientSession(clientID: UInt64(req.headers["x-sutra-client-id"] ?? "") ?? 0,
                                     sequence: UInt64(req.headers["x-sutra-sequence"] ?? "") ?? 0)
+        // An id-less create under an Idempotency-Key is a put-if-absent whose refusal is a retry's replay.
+        let idempotent = req.method == "POST" && req.path.hasSuffix("/v1/concepts") && req.headers["idempotency-key"] != nil
         switch plan(req, from: peer) {
         case .answer(let r): respond(r)
         case .op(let op): run(op, session, respond)
@@ -174,7 +187,7 @@ final class HTTPFrontEnd {
             }
         case .decode(let decode):
             guard req.body.count >= node.clientPorts.limits.offLoopDecodeBytes else {
-                do { run(try decode(), session, respond) } catch { respond(HTTPFrontEnd.problemResponse(error)) }
+                do { run(try decode(), session, idempotent: idempotent, respond) } catch { respond(HTTPFrontEnd.problemResponse(error)) }
                 return
             }
             // A big body (a bulk batch of vectors) is parsed on the thread pool so the loop keeps its heartbeats;
@@ -187,7 +200,7 @@ final class HTTPFrontEnd {
                 }, completion: { [weak self, weak flow] result in
                     guard let self else { return }
                     switch result {
-                    case .success(let op): self.run(op, session, respond)
+                    case .success(let op): self.run(op, session, idempotent: idempotent, respond)
                     case .failure(let p): respond(HTTPFrontEnd.problemResponse(p))
                     }
                     flow?.releaseOrder()
@@ -210,6 +223,7 @@ final class HTTPFrontEnd {
         let parts = req.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         let (route, param) = HTTPFrontEnd.route(parts)
         if let refusal = authorizationRefusal(req, route: route, parts: parts, source: peer) { return .answer(refusal) }
+        if let route, let unknown = HTTPFrontEnd.unknownQueryParameter(req, route: route) { return .answer(unknown) }
         let consistency: ReadConsistency = req.query["consistency"] == "stale" ? .stale : .linearizable
         if let c = req.query["consistency"], c != "stale", c != "linearizable" {
             return .answer(HTTPFrontEnd.errorResponse(status: 400, code: "INVALID_ARGUMENT", "consistency must be linearizable or stale, not '\(c)'"))
@@ -228,8 +242,16 @@ final class HTTPFrontEnd {
                 r.headers = ["Content-Type": "text/plain; version=0.0.4"]
                 return .answer(r)
             case ("POST", "concepts"):
+                let key = try IdempotencyKey(header: req.headers["idempotency-key"], authorization: req.headers["authorization"])
                 return .decode {
                     let obj = try JSONBody(body)
+                    try obj.onlyFields(JSONBody.conceptFields + JSONBody.conditionFields, in: "a concept")
+                    if let key, obj.object["id"] == nil {
+                        // An id-less create under a key: the key names the concept; only the first attempt writes
+                        // it (a retry finds it there and is answered with it: HTTPFrontEnd.replayCreate).
+                        guard try obj.putCondition() == nil else { throw RequestProblem("a create under an Idempotency-Key takes no if_* condition") }
+                        return .putIf(try obj.concept(dimension: dimension, idWhenAbsent: key.conceptID()), .absent)
+                    }
                     let concept = try obj.concept(dimension: dimension)
                     if let condition = try obj.putCondition() { return .putIf(concept, condition) }
                     return .put(concept)
@@ -250,9 +272,17 @@ final class HTTPFrontEnd {
                 return .op(.neighbors(try JSONBody.id(param, "id"), dir, type, consistency))
             case ("POST", "associations"):
                 return .decode {
-                    let a = try JSONBody(body).association()
+                    let obj = try JSONBody(body)
+                    try obj.onlyFields(JSONBody.associationFields, in: "an association")
+                    let a = try obj.association()
                     return .associate(source: a.0, target: a.1, type: a.2, confidence: a.3)
                 }
+            case ("DELETE", "associations"):
+                guard let src = req.query["source"], let dst = req.query["target"] else {
+                    throw RequestProblem("source and target (query parameters) are required: DELETE /v1/associations?source=ID&target=ID[&type=T]")
+                }
+                let type = try req.query["type"].map { try JSONBody.associationType($0) } ?? .semantic
+                return .op(.dissociate(source: try JSONBody.id(src, "source"), target: try JSONBody.id(dst, "target"), type: type))
             case ("GET", "path"):
                 guard let f = req.query["from"], let t = req.query["to"] else { throw RequestProblem("from and to are required") }
                 let depthText = req.query["max_depth"] ?? "6"
@@ -261,11 +291,13 @@ final class HTTPFrontEnd {
             case ("POST", "search"):
                 return .decode {
                     let obj = try JSONBody(body)
+                    try obj.onlyFields(JSONBody.searchFields, in: "a search")
                     let v = try obj.floats("vector") ?? { throw RequestProblem("vector is required") }()
                     return .search(vector: v, k: try obj.int("k") ?? 10, ef: try obj.int("ef") ?? 0, consistency)
                 }
             case ("POST", "batch"):
-                return .decode { .batch(try JSONBody(body).batchItems(dimension: dimension)) }
+                let key = try IdempotencyKey(header: req.headers["idempotency-key"], authorization: req.headers["authorization"])
+                return .decode { .batch(try JSONBody(body).batchItems(dimension: dimension, idempotency: key)) }
             case ("POST", "flush"):
                 switch req.query["compact"] {
                 case nil: return .op(.flush(compactLog: false))
@@ -304,14 +336,41 @@ final class HTTPFrontEnd {
             case ("DELETE", "backup-release"):
                 guard param.count == 16, let id = UInt64(param, radix: 16) else { throw RequestProblem("a backup id is 16 hex digits, not '\(param)'") }
                 return .backupRelease(id: id)
-            case (_, .some):
-                return .answer(HTTPFrontEnd.errorResponse(status: 405, code: "METHOD_NOT_ALLOWED", "\(req.method) is not allowed on \(req.path)"))
+            case (_, .some(let r)):
+                let allowed = HTTPFrontEnd.methods[r] ?? []
+                var answer = HTTPFrontEnd.errorResponse(status: 405, code: "METHOD_NOT_ALLOWED", "\(req.method) is not allowed on \(req.path); allowed: \(allowed.joined(separator: ", "))")
+                answer.headers.add("Allow", allowed.joined(separator: ", "))
+                return .answer(answer)
             default:
                 return .answer(HTTPFrontEnd.errorResponse(status: 404, code: "NOT_FOUND", "no route \(req.method) \(req.path)"))
             }
         } catch {
             return .answer(HTTPFrontEnd.problemResponse(error))
         }
+    }
+
+    /// The methods each route answers (the `Allow` header of a 405). HEAD goes wherever GET does.
+    static let methods: [String: [String]] = [
+        "health": ["GET", "HEAD"], "ready": ["GET", "HEAD"], "metrics": ["GET", "HEAD"], "concepts": ["POST"],
+        "concept": ["GET", "HEAD", "DELETE"], "neighbors": ["GET", "HEAD"], "associations": ["POST", "DELETE"],
+        "path": ["GET", "HEAD"], "search": ["POST"], "batch": ["POST"], "flush": ["POST"], "cluster": ["GET", "HEAD"],
+        "digest": ["GET", "HEAD"], "transfer-leader": ["POST"], "backup": ["POST"], "fsync-delay": ["POST"],
+        "backup-shard": ["GET", "HEAD"], "backup-release": ["DELETE"],
+    ]
+
+    /// The query parameters each route reads; any other is refused (a misspelt one would be silently ignored).
+    static let queryParameters: [String: [String]] = [
+        "concept": ["consistency"], "neighbors": ["direction", "type", "consistency"],
+        "path": ["from", "to", "max_depth", "consistency"], "search": ["consistency"], "flush": ["compact"],
+        "transfer-leader": ["shard", "to"], "associations": ["source", "target", "type"], "fsync-delay": ["ms"], "backup": ["fence_seconds", "wait_seconds"],
+    ]
+
+    /// A 400 naming the first query parameter `route` does not read (sorted, so the answer is stable).
+    static func unknownQueryParameter(_ req: HTTPRequest, route: String) -> HTTPResponse? {
+        let known = queryParameters[route] ?? []
+        guard let bad = req.query.keys.sorted().first(where: { !known.contains($0) }) else { return nil }
+        let what = known.isEmpty ? "\(req.method) \(req.path) (it takes no query parameters)" : "\(req.method) \(req.path)"
+        return errorResponse(status: 400, code: "INVALID_ARGUMENT", FieldNames.unknown(bad, kind: "query parameter", in: what, known: known))
     }
 
     /// The route a path names, and its id parameter (concept routes).
@@ -331,10 +390,34 @@ final class HTTPFrontEnd {
         }
     }
 
-    private func run(_ op: ClientOp, _ session: ClientSession, _ respond: @escaping (HTTPResponse) -> Void) {
-        node.execute(op, session: session) { result in
+    private func run(_ op: ClientOp, _ session: ClientSession, idempotent: Bool = false, _ respond: @escaping (HTTPResponse) -> Void) {
+        node.execute(op, session: session) { [weak self] result in
             switch result {
-            case .success(let reply): respond(.json(body: JSONReply.encode(reply)))
+            case .success(let reply): respond(.json(body: JSONReply.encode(reply, for: op)))
+            case .failure(let e) where idempotent && e.code == .preconditionFailed:
+                guard case .putIf(let c, .absent) = op, let self else { respond(HTTPFrontEnd.response(for: e)); return }
+                self.replayCreate(c.id, respond)
+            case .failure(let e): respond(HTTPFrontEnd.response(for: e))
+            }
+        }
+    }
+
+    /// A create retried under the same Idempotency-Key: the concept its key names exists (the first attempt made
+    /// it), so the answer is the first one's — its id and the version that created it — marked as a replay.
+    private func replayCreate(_ id: ConceptID, _ respond: @escaping (HTTPResponse) -> Void) {
+        node.execute(.get(id, .linearizable), session: ClientSession()) { result in
+            switch result {
+            case .success(.concept(let c)):
+                var w = JSONWriter()
+                w.beginObject(); w.key("id"); w.string(id.description); w.key("version"); w.uint(c.createdAt); w.endObject()
+                var r = HTTPResponse.json(body: w.bytes)
+                r.headers.add("Idempotent-Replayed", "true")
+                respond(r)
+            case .success:
+                respond(HTTPFrontEnd.errorResponse(status: 500, code: "INTERNAL", "a concept read answered something else"))
+            case .failure(let e) where e.code == .notFound:
+                // Deleted between the two steps: the retry may go ahead as a first attempt would.
+                respond(HTTPFrontEnd.errorResponse(status: 409, code: "CONFLICT", "the concept this Idempotency-Key names was deleted while the create was retried; retry"))
             case .failure(let e): respond(HTTPFrontEnd.response(for: e))
             }
         }

@@ -23,6 +23,19 @@ struct JSONBody {
 
     init(object: [String: Any]) { self.object = object }
 
+    static let conceptFields = ["id", "content", "content_base64", "embedding", "strength", "confidence"]
+    static let conditionFields = ["if_absent", "if_content", "if_content_base64", "if_version"]
+    static let associationFields = ["source", "target", "type", "confidence"]
+    static let searchFields = ["vector", "k", "ef"]
+
+    /// Refuses a field outside `known` (a misspelt one would otherwise be silently ignored), naming it and the
+    /// closest known field when one is near.
+    func onlyFields(_ known: [String], in what: String) throws {
+        for key in object.keys.sorted() where !known.contains(key) {
+            throw RequestProblem(FieldNames.unknown(key, kind: "field", in: what, known: known))
+        }
+    }
+
     /// JSON true/false (Foundation bridges them to NSNumber too, so `is Bool` cannot tell; on Linux they
     /// arrive as the `__NSCFBoolean` subclass, numbers as plain `NSNumber`).
     static func isBool(_ v: Any) -> Bool {
@@ -67,8 +80,11 @@ struct JSONBody {
         return out
     }
 
-    func concept(dimension: Int) throws -> Concept {
-        let id = try string("id").map { try JSONBody.id($0, "id") } ?? ConceptID(hi: UInt64.random(in: 1...UInt64.max), lo: UInt64.random(in: 0...UInt64.max))
+    /// The concept a body describes. Without an `id`: `idWhenAbsent` (derived from an idempotency key), else a
+    /// random one.
+    func concept(dimension: Int, idWhenAbsent: ConceptID? = nil) throws -> Concept {
+        let id = try string("id").map { try JSONBody.id($0, "id") } ?? idWhenAbsent
+            ?? ConceptID(hi: UInt64.random(in: 1...UInt64.max), lo: UInt64.random(in: 0...UInt64.max))
         var content: [UInt8] = []
         if let b64 = try string("content_base64") {
             guard let d = Data(base64Encoded: b64) else { throw RequestProblem("content_base64 is not valid base64") }
@@ -119,7 +135,8 @@ struct JSONBody {
         return (try JSONBody.id(s, "source"), try JSONBody.id(t, "target"), type, Float(try number("confidence") ?? 1))
     }
 
-    func batchItems(dimension: Int) throws -> [BatchItem] {
+    func batchItems(dimension: Int, idempotency: IdempotencyKey? = nil) throws -> [BatchItem] {
+        try onlyFields(["items"], in: "a batch")
         guard let arr = object["items"] as? [Any] else { throw RequestProblem("items must be an array") }
         if arr.count > 1000 { throw RequestProblem("batch of \(arr.count) items; the limit is 1000", tooLarge: true) }
         return try arr.enumerated().map { i, raw in
@@ -127,11 +144,15 @@ struct JSONBody {
             let item = JSONBody(object: o)
             do {
                 switch try item.string("op") ?? "put" {
-                case "put": return .put(try item.concept(dimension: dimension))
+                case "put":
+                    try item.onlyFields(["op"] + JSONBody.conceptFields, in: "a put item")
+                    return .put(try item.concept(dimension: dimension, idWhenAbsent: idempotency?.conceptID(item: i)))
                 case "delete":
+                    try item.onlyFields(["op", "id"], in: "a delete item")
                     guard let id = try item.string("id") else { throw RequestProblem("id is required") }
                     return .delete(try JSONBody.id(id, "id"))
                 case "associate":
+                    try item.onlyFields(["op"] + JSONBody.associationFields, in: "an associate item")
                     let a = try item.association()
                     return .associate(source: a.0, target: a.1, type: a.2, confidence: a.3)
                 case let op: throw RequestProblem("op '\(op)' is not put, delete or associate")
@@ -140,6 +161,69 @@ struct JSONBody {
                 throw RequestProblem("item \(i): \(p.message)", tooLarge: p.tooLarge)
             }
         }
+    }
+}
+
+/// An `Idempotency-Key` header: the ids of the concepts an id-less create makes are derived from it (and from the
+/// credential that sent it), so a retry with the same key names the same concepts instead of new ones.
+struct IdempotencyKey: Sendable {
+    /// Keys are opaque text of 1…255 visible ASCII characters (a UUID, a request hash…).
+    static let maxLength = 255
+    let seed: [UInt8]
+
+    /// Nil without the header; throws for a malformed one.
+    init?(header: String?, authorization: String?) throws {
+        guard let key = header else { return nil }
+        guard (1...IdempotencyKey.maxLength).contains(key.utf8.count), key.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            throw RequestProblem("Idempotency-Key must be 1…\(IdempotencyKey.maxLength) visible ASCII characters")
+        }
+        // Scoped by the credential: two clients' equal keys name different concepts.
+        seed = Array("sutra idempotency v1\u{0}".utf8) + Array((authorization ?? "").utf8) + [0] + Array(key.utf8)
+    }
+
+    /// The id of the concept the create (or the batch's item `item`) makes: 16 bytes of a SHA-256.
+    func conceptID(item: Int? = nil) -> ConceptID {
+        var input = seed
+        if let item { input += Array("\u{0}item \(item)".utf8) }
+        let h = ShardDigest.sha256(input)
+        return ConceptID(bytes: Array(h[0..<16]))!
+    }
+}
+
+/// The message for an unknown field or query parameter, with the nearest known name as a suggestion.
+enum FieldNames {
+    static func unknown(_ name: String, kind: String, in what: String, known: [String]) -> String {
+        let shown = String(name.prefix(64))
+        var message = "unknown \(kind) '\(shown)' in \(what)"
+        if let near = nearest(to: name, among: known) { message += " (did you mean '\(near)'?)" }
+        return message + "; known: \(known.joined(separator: ", "))"
+    }
+
+    /// The known name within edit distance 2 of `name` (case-insensitive), or whose words it rearranges; nil if
+    /// none is that close.
+    static func nearest(to name: String, among known: [String]) -> String? {
+        let n = Array(name.lowercased().prefix(64))
+        var best: (String, Int)?
+        for k in known {
+            let d = distance(n, Array(k.lowercased()))
+            if d <= 2, d < (best?.1 ?? Int.max) { best = (k, d) }
+        }
+        return best?.0
+    }
+
+    /// Levenshtein distance (both sides short: field names).
+    static func distance(_ a: [Character], _ b: [Character]) -> Int {
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var prev = Array(0...b.count)
+        for i in 1...a.count {
+            var cur = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...b.count {
+                cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            prev = cur
+        }
+        return prev[b.count]
     }
 }
 
@@ -184,6 +268,41 @@ enum JSONReply {
         w.key("strength"); w.float(c.strength)
         w.key("updated_version"); w.uint(c.updatedAt)
         w.endObject()
+    }
+
+    /// A write's answer names what it wrote: a put its concept's id (made up by the node when the request had
+    /// none), a batch every item (`items`, in request order), so a created id is never lost.
+    static func encode(_ r: ClientReply, for op: ClientOp) -> [UInt8] {
+        guard case .write(let v) = r else { return encode(r) }
+        var w = JSONWriter()
+        w.beginObject()
+        switch op {
+        case .put(let c), .putIf(let c, _):
+            w.key("id"); w.string(c.id.description)
+        case .delete(let id):
+            w.key("id"); w.string(id.description)
+        case .associate(let source, let target, _, _):
+            w.key("source"); w.string(source.description)
+            w.key("target"); w.string(target.description)
+        case .batch(let items):
+            w.key("items"); w.beginArray()
+            for item in items {
+                w.beginObject()
+                switch item {
+                case .put(let c): w.key("id"); w.string(c.id.description); w.key("op"); w.string("put")
+                case .delete(let id): w.key("id"); w.string(id.description); w.key("op"); w.string("delete")
+                case .associate(let s, let t, _, _):
+                    w.key("op"); w.string("associate"); w.key("source"); w.string(s.description); w.key("target"); w.string(t.description)
+                }
+                w.endObject()
+            }
+            w.endArray()
+        default:
+            break
+        }
+        w.key("version"); w.uint(v)
+        w.endObject()
+        return w.bytes
     }
 
     static func encode(_ r: ClientReply) -> [UInt8] {

@@ -30,6 +30,8 @@ public enum ClientOp: Sendable {
     case get(ConceptID, ReadConsistency)
     case delete(ConceptID)
     case associate(source: ConceptID, target: ConceptID, type: AssociationType, confidence: Float)
+    /// Removes one association — both edge records, in one transaction when its ends live on different shards.
+    case dissociate(source: ConceptID, target: ConceptID, type: AssociationType)
     case neighbors(ConceptID, NeighborDirection, AssociationType?, ReadConsistency)
     case path(from: ConceptID, to: ConceptID, maxDepth: Int, ReadConsistency)
     case search(vector: [Float], k: Int, ef: Int, ReadConsistency)
@@ -49,7 +51,7 @@ public enum ClientOp: Sendable {
     /// Whether a retry may apply it again without the client sequence (reads, flush, cluster).
     var isWrite: Bool {
         switch self {
-        case .put, .putIf, .delete, .associate, .batch: return true
+        case .put, .putIf, .delete, .associate, .dissociate, .batch: return true
         default: return false
         }
     }

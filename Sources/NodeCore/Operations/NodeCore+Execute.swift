@@ -22,9 +22,11 @@ extension NodeCore {
         case .putIf(let c, let condition):
             write(.putConceptIf(c, condition), shard: shard(of: c.id), session: session, done)
         case .delete(let id):
-            write(.deleteConcept(id), shard: shard(of: id), session: session, done)
+            deleteConcept(id, session: session, done)
         case .associate(let source, let target, let type, let confidence):
             associate(source, target, type, confidence, session: session, done)
+        case .dissociate(let source, let target, let type):
+            dissociate(source, target, type, session: session, done)
         case .get(let id, let consistency):
             // `settling`: a put of this concept may still be an intent of a transaction already acknowledged
             // (a cross-shard batch); a linearizable get waits for it like a neighbours read does.
@@ -113,14 +115,19 @@ extension NodeCore {
                 }
                 if e.contains(where: { !$0.isFinite }) { return ClientError(.invalidArgument, "embedding contains a non-finite value") }
             }
-            if !c.strength.isFinite || !c.confidence.isFinite { return ClientError(.invalidArgument, "strength and confidence must be finite") }
-            return nil
+            return unitInterval(c.strength, "strength") ?? unitInterval(c.confidence, "confidence")
+        }
+        /// Strengths and confidences (of concepts and associations) are weights in [0, 1].
+        func unitInterval(_ v: Float, _ name: String) -> ClientError? {
+            v.isFinite && v >= 0 && v <= 1 ? nil : ClientError(.invalidArgument, "\(name) is \(v); it must lie in [0, 1]")
         }
         switch op {
         case .put(let c), .putIf(let c, _): return concept(c)
         case .associate(let source, let target, _, let conf):
             if source == target { return ClientError(.invalidArgument, "an association from a concept to itself is not allowed (\(source))") }
-            return conf.isFinite ? nil : ClientError(.invalidArgument, "confidence must be finite")
+            return unitInterval(conf, "confidence")
+        case .dissociate(let source, let target, _):
+            if source == target { return ClientError(.invalidArgument, "there is no association from a concept to itself (\(source))") }
         case .path(_, _, let depth, _):
             if depth > PathSearch.maxDepthLimit { return ClientError(.tooLarge, "max_depth is \(depth); the limit is \(PathSearch.maxDepthLimit)") }
             if depth < 1 { return ClientError(.invalidArgument, "max_depth is \(depth); allowed: 1…\(PathSearch.maxDepthLimit)") }
@@ -139,7 +146,7 @@ extension NodeCore {
                 var problem: ClientError?
                 switch item {
                 case .put(let c): problem = concept(c)
-                case .associate(_, _, _, let conf) where !conf.isFinite: problem = ClientError(.invalidArgument, "confidence must be finite")
+                case .associate(_, _, _, let conf) where unitInterval(conf, "confidence") != nil: problem = unitInterval(conf, "confidence")
                 case .associate(let source, let target, _, _) where source == target:
                     problem = ClientError(.invalidArgument, "an association from a concept to itself is not allowed (\(source))")
                 default: break
@@ -159,7 +166,7 @@ extension NodeCore {
 
     /// A single-shard write, proposed by the shard's leader: this node, or the leader's node, to which it is
     /// forwarded (a client that routes by itself gets NOT_LEADER with a hint instead).
-    private func write(_ c: ShardCommand, shard s: Int, session: ClientSession, _ done: @escaping ClientCompletion) {
+    func write(_ c: ShardCommand, shard s: Int, session: ClientSession, _ done: @escaping ClientCompletion) {
         let r = replicas[s]
         guard r.isLeader || session.mayForward else { done(.failure(notLeader(s))); return }
         let started = now

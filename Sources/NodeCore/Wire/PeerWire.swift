@@ -45,6 +45,9 @@ package enum PeerFrame: Equatable {
     /// The first wire version that takes a forwarded transaction: an older leader is not sent one (the client
     /// gets NOT_LEADER, as before).
     package static let forwardTransactionVersion: UInt32 = 6
+    /// The first wire version whose nodes read the graph-integrity commands (`expectEdges`, `dropEdge`): a
+    /// cascading delete or a lenient dissociation is proposed only while no connected peer speaks an older one.
+    package static let graphIntegrityVersion: UInt32 = 6
     /// Largest frame accepted on a connection before its hello (and configuration) are accepted: a hello with
     /// strings at their 64 KiB limit is refused anyway, a real one is under 200 bytes.
     package static let maxHandshakeFrameBytes = 4096

@@ -30,7 +30,10 @@ final class ClusterWorkload {
     var acknowledgedTxns: [TxnID] = []
     var finals: [String: String?] = [:]
     private var nextValue = 1
-    private var nextSignature: Float = 1
+    /// The next association's unique confidence, as a count of `signatureUnit`s (confidences lie in [0, 1]; a
+    /// Float holds every multiple of 2⁻²⁰ up to 1 exactly).
+    private var nextSignature = 1
+    static let signatureUnit: Float = 1.0 / 1_048_576
 
     /// An operation as the workload runs it: the request, what it writes or reads in the history, its attempts.
     struct Pending {
@@ -56,6 +59,8 @@ final class ClusterWorkload {
         case search
         case path
         case final(key: String)
+        /// Changes nothing the history tracks (an anchor put back).
+        case untracked
     }
 
     final class Client {
@@ -166,8 +171,18 @@ final class ClusterWorkload {
             let v = value(c)
             let cond: PutCondition = expected.map { .content(Array($0.utf8)) } ?? .absent
             start(c, .putIf(concept(reg, v), cond), shard: shard(reg), record: .write(f: .cas, key: key(reg), value: v, expected: expected), write: true)
-        case 44..<49:
+        case 44..<47:
             start(c, .delete(reg), shard: shard(reg), record: .write(f: .put, key: key(reg), value: nil, expected: nil), write: true)
+        case 47:
+            // A cascading delete of an anchor: it and every association touching it go at once — every edge key
+            // it is an end of reads absent afterwards (a dangling twin on another shard would read present).
+            let a = anchorIDs[sim.rng.below(anchorIDs.count)]
+            let keys = pairs.filter { $0.0 == a || $0.1 == a }.map { (key: edgeKey($0.0, $0.1), value: String?.none) }
+            start(c, .delete(a), shard: shard(a), record: .batch(keys), write: true)
+        case 48:
+            // Anchors come back after a delete (no edges), so associations can go on.
+            let a = anchorIDs[sim.rng.below(anchorIDs.count)]
+            start(c, .putIf(Concept(id: a, content: [1]), .absent), shard: shard(a), record: .untracked, write: true)
         case 49..<62:
             // A cross-shard batch: puts (and sometimes a delete) of registers on at least two shards.
             var items: [BatchItem] = []
@@ -192,14 +207,21 @@ final class ClusterWorkload {
             }
             let s = shard(used[0])
             start(c, .batch(items), shard: s, record: .batch(rec), write: true)
-        case 62..<72:
+        case 69..<72:
+            // Removing one association: both edge records at once, or neither.
+            guard !pairs.isEmpty else { return }
+            let (a, b) = pairs[sim.rng.below(pairs.count)]
+            start(c, .dissociate(source: a, target: b, type: .semantic), shard: shard(a),
+                  record: .write(f: .put, key: edgeKey(a, b), value: nil, expected: nil), write: true)
+        case 62..<69:
             guard !pairs.isEmpty else { return }
             let (a, b) = pairs[sim.rng.below(pairs.count)]
             let sig = nextSignature
+            precondition(sig < 1 << 20, "out of association signatures")
             nextSignature += 1
             attemptedEdges.insert([a, b])
-            start(c, .associate(source: a, target: b, type: .semantic, confidence: sig), shard: shard(a),
-                  record: .associate(key: edgeKey(a, b), value: String(Int(sig)), txn: nil), write: true)
+            start(c, .associate(source: a, target: b, type: .semantic, confidence: Float(sig) * Self.signatureUnit), shard: shard(a),
+                  record: .associate(key: edgeKey(a, b), value: String(sig), txn: nil), write: true)
         case 72..<84:
             let a = anchorIDs[sim.rng.below(anchorIDs.count)]
             start(c, .neighbors(a, .both, nil, .linearizable), shard: shard(a), record: .neighbors(a), write: false)
@@ -342,7 +364,7 @@ final class ClusterWorkload {
                 let dir: EdgeDirection = a == anchor ? .outgoing : .incoming
                 let other = a == anchor ? b : a
                 let e = edges.first { $0.direction == dir && $0.edge.other == other && $0.edge.type == .semantic }
-                add(c.process * 100 + 50, .get, edgeKey(a, b), e.map { String(Int($0.edge.confidence)) }, nil, .ok)
+                add(c.process * 100 + 50, .get, edgeKey(a, b), e.map { String(Int($0.edge.confidence / Self.signatureUnit)) }, nil, .ok)
             }
         case .search:
             guard outcome == .ok, case .search(let hits)? = reply else { return }
@@ -351,6 +373,8 @@ final class ClusterWorkload {
         case .path:
             guard outcome == .ok, case .path(let found, let ids, _)? = reply, found else { return }
             paths.append(ids)
+        case .untracked:
+            break
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import HTTP
 import Release
 import Shard
 import XCTest
@@ -17,9 +18,10 @@ final class ClusterHTTPTests: XCTestCase {
         if let e = embedding { body += ",\"embedding\":[\(e.map { "\($0)" }.joined(separator: ","))]" }
         body += "}"
         var r = cluster.httpToLeader(via: node, "POST", "/v1/concepts", body)
-        // "No leader right now" is refused before anything is proposed: retry, as a client would.
+        // 503 (no leader right now, or the leader this node knows is unreachable — it was just killed): retry,
+        // as a client would; a put of the same id applies the same concept.
         let deadline = Date().addingTimeInterval(10)
-        while r.status == 503 && r.text.contains("no leader right now") && Date() < deadline {
+        while r.status == 503 && Date() < deadline {
             usleep(100_000)
             r = cluster.httpToLeader(via: node, "POST", "/v1/concepts", body)
         }
@@ -161,6 +163,127 @@ final class ClusterHTTPTests: XCTestCase {
         for node in 1...3 {
             XCTAssertGreaterThan(metricSum(cluster.http(node, "GET", "/metrics"), "sutra_client_requests_forwarded_total"), 0, "node \(node) forwarded")
         }
+    }
+
+    /// Issue 15 items 2–4 over HTTP: creates name what they made (an id-less create's id, every batch item's);
+    /// an Idempotency-Key makes an id-less create or batch name the same concepts when retried; unknown fields and
+    /// query parameters are refused naming them (with the near one), strength and confidence outside [0, 1] too;
+    /// HEAD answers GET's head; a 405 says what is allowed.
+    func testWritesNameWhatTheyMadeAndStrictInputIsRefusedClearly() throws {
+        cluster = try LocalTestCluster(nodes: 3, shards: 4)
+        try cluster.startAll()
+        try cluster.waitLeadersPlaced()
+        func post(_ path: String, _ body: String, key: String? = nil, node: Int = 1) -> LocalTestCluster.Reply {
+            let r = BlockingHTTPClient.exchange("POST", host: "127.0.0.1", port: cluster.httpPort(node), path: path, body: Array(body.utf8),
+                                                timeout: 5, headers: key.map { [("Idempotency-Key", $0)] } ?? [])
+            return r.map { LocalTestCluster.Reply(status: $0.status, body: $0.body, headers: $0.headers) } ?? LocalTestCluster.Reply(status: 0, body: [])
+        }
+        let made = post("/v1/concepts", #"{"content":"no id given"}"#)
+        XCTAssertEqual(made.status, 200, made.text)
+        let id = try XCTUnwrap(made.json?["id"] as? String, "the made-up id comes back: \(made.text)")
+        XCTAssertNotNil(made.json?["version"])
+        XCTAssertEqual(cluster.http(2, "GET", "/v1/concepts/\(id)").json?["content"] as? String, "no id given")
+
+        // The same key, retried (through another node too): one concept, the first answer again.
+        let first = post("/v1/concepts", #"{"content":"once"}"#, key: "order-7781")
+        let again = post("/v1/concepts", #"{"content":"once"}"#, key: "order-7781", node: 3)
+        XCTAssertEqual(first.status, 200, first.text)
+        XCTAssertEqual(again.status, 200, again.text)
+        XCTAssertEqual(first.json?["id"] as? String, again.json?["id"] as? String, "a retry names the same concept")
+        XCTAssertEqual((first.json?["version"] as? NSNumber)?.intValue, (again.json?["version"] as? NSNumber)?.intValue)
+        XCTAssertEqual(again.headers["idempotent-replayed"], "true")
+        XCTAssertNotEqual(post("/v1/concepts", #"{"content":"once"}"#, key: "order-7782").json?["id"] as? String, first.json?["id"] as? String)
+        let batch = #"{"items":[{"op":"put","content":"b1"},{"op":"put","content":"b2"}]}"#
+        let b1 = post("/v1/batch", batch, key: "batch-1"), b2 = post("/v1/batch", batch, key: "batch-1", node: 2)
+        let ids1 = (b1.json?["items"] as? [[String: Any]])?.compactMap { $0["id"] as? String } ?? []
+        let ids2 = (b2.json?["items"] as? [[String: Any]])?.compactMap { $0["id"] as? String } ?? []
+        XCTAssertEqual(ids1.count, 2, b1.text)
+        XCTAssertEqual(ids1, ids2, "a retried batch names the same concepts")
+        XCTAssertEqual(Set(ids1).count, 2)
+        XCTAssertEqual(post("/v1/concepts", #"{"content":"x"}"#, key: "bad key with spaces").status, 400)
+
+        // Strict input.
+        func refused(_ r: LocalTestCluster.Reply, _ needles: [String], file: StaticString = #filePath, line: UInt = #line) {
+            XCTAssertEqual(r.status, 400, r.text, file: file, line: line)
+            XCTAssertEqual(r.errorCode, "INVALID_ARGUMENT", r.text, file: file, line: line)
+            for n in needles { XCTAssertTrue(r.text.contains(n), "\(r.text) should say \(n)", file: file, line: line) }
+        }
+        refused(post("/v1/concepts", #"{"contnet":"typo"}"#), ["unknown field 'contnet'", "did you mean 'content'"])
+        refused(post("/v1/search", #"{"vector":[1,2,3,4],"filter":{}}"#), ["unknown field 'filter'"])
+        refused(post("/v1/associations", #"{"source":"\#(id)","target":"\#(id)","confidense":1}"#), ["'confidense'", "did you mean 'confidence'"])
+        refused(post("/v1/batch", #"{"items":[{"op":"put","contetn":"x"}]}"#), ["item 0", "'contetn'"])
+        refused(cluster.http(1, "GET", "/v1/concepts/\(id)?consistancy=stale"), ["query parameter 'consistancy'", "did you mean 'consistency'"])
+        refused(post("/v1/concepts", #"{"content":"x","strength":5}"#), ["strength", "[0, 1]"])
+        refused(post("/v1/concepts", #"{"content":"x","confidence":-1}"#), ["confidence", "[0, 1]"])
+
+        // HEAD: GET's status and Content-Length, no body. 405: Allow.
+        let get = cluster.http(1, "GET", "/v1/concepts/\(id)")
+        let raw = try RawConnection(port: cluster.httpPort(1))
+        try raw.sendRaw(Array("HEAD /v1/concepts/\(id) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        let head = String(decoding: raw.receiveUntilClosed(), as: UTF8.self)
+        XCTAssertTrue(head.hasPrefix("HTTP/1.1 200"), head)
+        XCTAssertTrue(head.contains("Content-Length: \(get.body.count)\r\n"), head)
+        XCTAssertTrue(head.hasSuffix("\r\n\r\n"), "no body after the head: \(head)")
+        let put = cluster.http(1, "PUT", "/v1/concepts", "{}")
+        XCTAssertEqual(put.status, 405)
+        XCTAssertEqual(put.headers["allow"], "POST")
+        XCTAssertEqual(cluster.http(1, "PATCH", "/v1/associations").headers["allow"], "POST, DELETE")
+    }
+
+    /// Issue 15 item 3: removing an association removes both edge records (across shards, through any node);
+    /// deleting a concept removes every edge that touches it on every shard in the same transaction — none is
+    /// left dangling, on any node.
+    func testDissociateAndCascadingDeleteLeaveNoDanglingEdge() throws {
+        cluster = try LocalTestCluster(nodes: 3, shards: 4)
+        try cluster.startAll()
+        try cluster.waitLeadersPlaced()
+        // x on one shard; y, z and w spread over the others.
+        let x = 1
+        var others: [Int] = []
+        var n = 2
+        while others.count < 3 {
+            if conceptID(n).shard(of: 4) != conceptID(x).shard(of: 4) { others.append(n) }
+            n += 1
+        }
+        for c in [x] + others {
+            XCTAssertEqual(cluster.http(c % 3 + 1, "POST", "/v1/concepts", "{\"id\":\"\(conceptID(c))\",\"content\":\"c\(c)\"}").status, 200)
+        }
+        let (y, z, w) = (others[0], others[1], others[2])
+        func associate(_ a: Int, _ b: Int, _ type: String = "causal") {
+            let r = cluster.http(2, "POST", "/v1/associations", "{\"source\":\"\(conceptID(a))\",\"target\":\"\(conceptID(b))\",\"type\":\"\(type)\"}")
+            XCTAssertEqual(r.status, 200, r.text)
+        }
+        func neighbors(_ c: Int, _ dir: String, via node: Int) -> [String] {
+            let r = cluster.http(node, "GET", "/v1/concepts/\(conceptID(c))/neighbors?direction=\(dir)")
+            return (r.json?["neighbors"] as? [[String: Any]])?.compactMap { $0["id"] as? String } ?? []
+        }
+        associate(x, y); associate(x, z); associate(w, x); associate(y, z)
+        associate(x, y, "temporal")
+
+        // One association of two between x and y goes; the other stays.
+        let d = cluster.http(3, "DELETE", "/v1/associations?source=\(conceptID(x))&target=\(conceptID(y))&type=temporal")
+        XCTAssertEqual(d.status, 200, d.text)
+        for node in 1...3 {
+            let outs = cluster.http(node, "GET", "/v1/concepts/\(conceptID(x))/neighbors?direction=out").json?["neighbors"] as? [[String: Any]] ?? []
+            XCTAssertEqual(outs.filter { ($0["id"] as? String) == conceptID(y).description }.compactMap { $0["type"] as? String }, ["causal"], "node \(node)")
+            let ins = cluster.http(node, "GET", "/v1/concepts/\(conceptID(y))/neighbors?direction=in").json?["neighbors"] as? [[String: Any]] ?? []
+            XCTAssertEqual(ins.filter { ($0["id"] as? String) == conceptID(x).description }.compactMap { $0["type"] as? String }, ["causal"], "node \(node)")
+        }
+        XCTAssertEqual(cluster.http(1, "DELETE", "/v1/associations?source=\(conceptID(x))&target=\(conceptID(y))&type=temporal").status, 200,
+                       "removing an association that is not there is no error")
+
+        // Deleting x takes x → y, x → z and w → x with it, on y's, z's and w's shards; y → z stays.
+        let del = cluster.http(3, "DELETE", "/v1/concepts/\(conceptID(x))")
+        XCTAssertEqual(del.status, 200, del.text)
+        let gone = conceptID(x).description
+        for node in 1...3 {
+            XCTAssertFalse(neighbors(y, "in", via: node).contains(gone), "node \(node): y keeps no in-edge from x")
+            XCTAssertFalse(neighbors(z, "in", via: node).contains(gone), "node \(node): z keeps no in-edge from x")
+            XCTAssertFalse(neighbors(w, "out", via: node).contains(gone), "node \(node): w keeps no out-edge to x")
+            XCTAssertTrue(neighbors(y, "out", via: node).contains(conceptID(z).description), "node \(node): y → z stays")
+            XCTAssertEqual(cluster.http(node, "GET", "/v1/concepts/\(gone)").status, 404)
+        }
+        XCTAssertEqual(cluster.http(1, "DELETE", "/v1/concepts/\(gone)").status, 404)
     }
 
     /// Every binary prints the release with --version; /metrics names the release and the formats it speaks
@@ -388,6 +511,17 @@ final class RawConnection {
             got += n
         }
         return out
+    }
+
+    /// Every byte until the node closes the connection (or 5 s of silence).
+    func receiveUntilClosed() -> [UInt8] {
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { return out }
+            out += buf[0..<n]
+        }
     }
 
     func receiveFrame() throws -> [UInt8] {

@@ -49,6 +49,9 @@ final class ShardStateTests: XCTestCase {
             .putEdge(.outgoing, owner: a, Edge(other: b, type: .causal, confidence: 0.7)),
             .deleteEdge(.incoming, owner: b, other: a, type: .temporal),
             .batch([.putConcept(concept(c)), .putEdge(.incoming, owner: c, Edge(other: a, type: .semantic, confidence: 1))]),
+            .expectEdges(owner: a, outgoing: [EdgeRef(other: b, type: .causal)], incoming: []),
+            .dropEdge(.outgoing, owner: b, other: c, type: .hierarchical),
+            .batch([.expectEdges(owner: a, outgoing: [], incoming: [EdgeRef(other: c, type: .semantic)]), .deleteConcept(a)]),
         ]
         for cmd in commands {
             let r = ShardRequest(clientID: 77, sequence: 9, command: cmd)
@@ -91,6 +94,41 @@ final class ShardStateTests: XCTestCase {
         XCTAssertEqual(s.apply(req(.deleteConcept(a)), at: 10), .applied(version: 10))
         XCTAssertNil(s.concept(a))
         XCTAssertEqual(s.apply(req(.deleteConcept(a)), at: 11), .rejected("concept \(a) not found"))
+    }
+
+    /// `expectEdges` passes only while the owner's edges are exactly the ones named (either direction, any
+    /// order) and changes nothing; `dropEdge` removes an edge record, and is never refused for one that is not
+    /// there or whose owner is gone (a twin left dangling can still be removed).
+    func testEdgeGuardAndLenientEdgeRemoval() {
+        let s = ShardState(limits: ShardLimits(dimension: 0))
+        s.apply(req(.putConcept(concept(a))), at: 1)
+        s.apply(req(.putEdge(.outgoing, owner: a, Edge(other: b, type: .causal, confidence: 1))), at: 2)
+        s.apply(req(.putEdge(.incoming, owner: a, Edge(other: c, type: .semantic, confidence: 0.5))), at: 3)
+        let seen = ShardCommand.expectEdges(owner: a, outgoing: [EdgeRef(other: b, type: .causal)], incoming: [EdgeRef(other: c, type: .semantic)])
+        XCTAssertEqual(s.apply(req(.batch([seen, .deleteConcept(a)])), at: 4), .applied(version: 4))
+        XCTAssertNil(s.concept(a))
+        XCTAssertTrue(s.neighbors(of: a, direction: .outgoing).isEmpty)
+
+        s.apply(req(.putConcept(concept(a))), at: 5)
+        s.apply(req(.putEdge(.outgoing, owner: a, Edge(other: b, type: .causal, confidence: 1))), at: 6)
+        var at: UInt64 = 6
+        for stale in [ShardCommand.expectEdges(owner: a, outgoing: [], incoming: []),                                    // one appeared
+                      .expectEdges(owner: a, outgoing: [EdgeRef(other: b, type: .temporal)], incoming: []),              // another type
+                      .expectEdges(owner: a, outgoing: [EdgeRef(other: b, type: .causal)], incoming: [EdgeRef(other: c, type: .semantic)]), // one vanished
+                      .expectEdges(owner: a, outgoing: [EdgeRef(other: b, type: .causal), EdgeRef(other: b, type: .causal)], incoming: [])] {
+            at += 1
+            guard case .rejected(let why) = s.apply(req(.batch([stale, .deleteConcept(a)])), at: at) else { return XCTFail("\(stale) passed") }
+            XCTAssertTrue(why.hasPrefix(Rejection.conflict), why)
+            XCTAssertNotNil(s.concept(a), "nothing of the batch applied")
+        }
+        guard case .rejected = s.apply(req(.expectEdges(owner: b, outgoing: [], incoming: [])), at: 20) else { return XCTFail("no owner b") }
+
+        // dropEdge: the edge goes; a missing edge or owner is no refusal.
+        XCTAssertEqual(s.apply(req(.dropEdge(.outgoing, owner: a, other: b, type: .causal)), at: 21), .applied(version: 21))
+        XCTAssertTrue(s.neighbors(of: a, direction: .outgoing).isEmpty)
+        XCTAssertEqual(s.apply(req(.dropEdge(.outgoing, owner: a, other: b, type: .causal)), at: 22), .applied(version: 22))
+        XCTAssertEqual(s.apply(req(.dropEdge(.incoming, owner: b, other: a, type: .causal)), at: 23), .applied(version: 23))
+        XCTAssertEqual(s.apply(req(.deleteEdge(.incoming, owner: b, other: a, type: .causal)), at: 24), .rejected("concept \(b) not found"))
     }
 
     func testEdgesNeedTheirOwnerAndAreListedDeterministically() {
@@ -161,6 +199,8 @@ final class ShardStateTests: XCTestCase {
             .txnDecide(txn, commit: false, reason: "a reason"),
             .txnResolve([txn], commit: true),
             .txnForget([txn]),
+            .expectEdges(owner: a, outgoing: [EdgeRef(other: b, type: .causal), EdgeRef(other: c, type: .temporal)], incoming: [EdgeRef(other: c, type: .semantic)]),
+            .dropEdge(.incoming, owner: c, other: a, type: .compositional),
         ]
         func outcome(_ bytes: [UInt8]) -> (decode: ShardRequest.DecodeError?, check: ShardRequest.DecodeError?) {
             var d: ShardRequest.DecodeError?, k: ShardRequest.DecodeError?

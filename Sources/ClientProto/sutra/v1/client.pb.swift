@@ -452,6 +452,23 @@ public nonisolated struct Sutra_V1_Associate: Sendable {
   fileprivate var _association: Sutra_V1_Association? = nil
 }
 
+/// Removes one association (both edge records, atomically across shards); absent already: OK.
+public nonisolated struct Sutra_V1_DeleteAssociation: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var source: Data = Data()
+
+  public var target: Data = Data()
+
+  public var type: Sutra_V1_AssociationType = .semantic
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Sutra_V1_Neighbors: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -703,6 +720,15 @@ public nonisolated struct Sutra_V1_Request: Sendable {
     set {op = .clusterInfo(newValue)}
   }
 
+  /// 0.2
+  public var deleteAssociation: Sutra_V1_DeleteAssociation {
+    get {
+      if case .deleteAssociation(let v)? = op {return v}
+      return Sutra_V1_DeleteAssociation()
+    }
+    set {op = .deleteAssociation(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Op: Equatable, Sendable {
@@ -717,6 +743,8 @@ public nonisolated struct Sutra_V1_Request: Sendable {
     case batch(Sutra_V1_Batch)
     case flush(Sutra_V1_Flush)
     case clusterInfo(Sutra_V1_ClusterInfo)
+    /// 0.2
+    case deleteAssociation(Sutra_V1_DeleteAssociation)
 
   }
 
@@ -1388,6 +1416,46 @@ nonisolated extension Sutra_V1_Associate: SwiftProtobuf.Message, SwiftProtobuf._
   }
 }
 
+nonisolated extension Sutra_V1_DeleteAssociation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeleteAssociation"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}source\0\u{1}target\0\u{1}type\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.source) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.target) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.type) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.source.isEmpty {
+      try visitor.visitSingularBytesField(value: self.source, fieldNumber: 1)
+    }
+    if !self.target.isEmpty {
+      try visitor.visitSingularBytesField(value: self.target, fieldNumber: 2)
+    }
+    if self.type != .semantic {
+      try visitor.visitSingularEnumField(value: self.type, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sutra_V1_DeleteAssociation, rhs: Sutra_V1_DeleteAssociation) -> Bool {
+    if lhs.source != rhs.source {return false}
+    if lhs.target != rhs.target {return false}
+    if lhs.type != rhs.type {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Sutra_V1_Neighbors: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Neighbors"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}direction\0\u{1}type\0")
@@ -1661,7 +1729,7 @@ nonisolated extension Sutra_V1_ClusterInfo: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Sutra_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}client_id\0\u{1}sequence\0\u{1}consistency\0\u{3}acked_below\0\u{3}no_forward\0\u{2}\u{4}hello\0\u{3}put_concept\0\u{3}get_concept\0\u{3}delete_concept\0\u{1}associate\0\u{1}neighbors\0\u{3}find_path\0\u{1}search\0\u{1}batch\0\u{1}flush\0\u{3}cluster_info\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}client_id\0\u{1}sequence\0\u{1}consistency\0\u{3}acked_below\0\u{3}no_forward\0\u{2}\u{4}hello\0\u{3}put_concept\0\u{3}get_concept\0\u{3}delete_concept\0\u{1}associate\0\u{1}neighbors\0\u{3}find_path\0\u{1}search\0\u{1}batch\0\u{1}flush\0\u{3}cluster_info\0\u{3}delete_association\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1818,6 +1886,19 @@ nonisolated extension Sutra_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._Me
           self.op = .clusterInfo(v)
         }
       }()
+      case 21: try {
+        var v: Sutra_V1_DeleteAssociation?
+        var hadOneofValue = false
+        if let current = self.op {
+          hadOneofValue = true
+          if case .deleteAssociation(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.op = .deleteAssociation(v)
+        }
+      }()
       default: break
       }
     }
@@ -1890,6 +1971,10 @@ nonisolated extension Sutra_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._Me
     case .clusterInfo?: try {
       guard case .clusterInfo(let v)? = self.op else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+    }()
+    case .deleteAssociation?: try {
+      guard case .deleteAssociation(let v)? = self.op else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
     }()
     case nil: break
     }

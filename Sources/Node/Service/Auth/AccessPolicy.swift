@@ -4,20 +4,20 @@ import NodeCore
 /// Which role each request needs: the single table both front ends consult.
 ///
 /// Reads (concepts, neighbours, paths, search, the cluster view) need `read`; writes (put, conditional put,
-/// delete, associate, batch) `write`; flush, leadership transfer and every `/v1/admin/...` route `admin`.
+/// delete, associate, dissociate, batch) `write`; flush, leadership transfer and every `/v1/admin/...` route `admin`.
 /// `/health` and `/ready` are open; `/metrics` is open unless `metricsNeedToken` (then `read`).
 enum AccessPolicy {
     static func role(for op: ClientOp) -> Role {
         switch op {
         case .get, .neighbors, .path, .search, .cluster: return .read
-        case .put, .putIf, .delete, .associate, .batch: return .write
+        case .put, .putIf, .delete, .associate, .dissociate, .batch: return .write
         case .flush, .transferLeader, .fsyncDelay: return .admin
         }
     }
 
     /// The role an HTTP request needs before its body is even decoded; nil: open. `route` is
-    /// `HTTPFrontEnd.route`'s name (nil for an unknown path, which still needs `read`, so a stranger cannot map
-    /// the API).
+    /// `HTTPFrontEnd.route`'s name (nil for an unknown path, which still needs a token — `read` for GET and HEAD,
+    /// `write` otherwise — so a stranger cannot map the API).
     /// `parts` are the path's non-empty segments.
     static func role(httpMethod method: String, route: String?, parts: [String], metricsNeedToken: Bool) -> Role? {
         if parts.count >= 2 && parts[0] == "v1" && parts[1] == "admin" { return .admin }
@@ -25,8 +25,8 @@ enum AccessPolicy {
         case (_, "health"), (_, "ready"): return nil
         case (_, "metrics"): return metricsNeedToken ? .read : nil
         case (_, "flush"), (_, "transfer-leader"), (_, "fsync-delay"), (_, "digest"): return .admin
-        case ("POST", "concepts"), ("DELETE", "concept"), ("POST", "associations"), ("POST", "batch"): return .write
-        default: return .read
+        case ("GET", _), ("HEAD", _), ("POST", "search"): return .read
+        default: return .write   // every other method on a data route changes data
         }
     }
 }

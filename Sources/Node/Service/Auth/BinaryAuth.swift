@@ -73,6 +73,7 @@ extension ClientOp {
         case .get: return "get"
         case .delete: return "delete"
         case .associate: return "associate"
+        case .dissociate: return "dissociate"
         case .neighbors: return "neighbors"
         case .path: return "path"
         case .search: return "search"
