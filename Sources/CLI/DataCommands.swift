@@ -23,6 +23,28 @@ struct PutCommand: AsyncParsableCommand {
     }
 }
 
+struct PatchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "patch", abstract: "Change only the given fields of a concept.")
+    @OptionGroup var target: SDKTarget
+    @Argument(help: "Concept id (32 hex digits).") var id: String
+    @Option(help: "New content (UTF-8 text).") var content: String?
+    @Option(help: "New embedding: comma-separated numbers (the cluster's dimension).") var embedding: String?
+    @Flag(help: "Remove the embedding.") var removeEmbedding = false
+    @Option(help: "New strength, in [0, 1].") var strength: Float?
+    @Option(help: "New confidence, in [0, 1].") var confidence: Float?
+    @Option(help: "Only if the concept is at this version (its updated_version).") var ifVersion: UInt64?
+
+    func run() async throws {
+        let cid = try parseID(id)
+        let e = try embedding.map(parseVector)
+        let v = try await withClient(target) {
+            try await $0.patch(cid, content: content.map { Array($0.utf8) }, embedding: e, removeEmbedding: removeEmbedding,
+                               strength: strength, confidence: confidence, if: ifVersion.map { .version($0) })
+        }
+        printJSON(["id": cid.description, "version": v])
+    }
+}
+
 struct GetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "get", abstract: "Read a concept.")
     @OptionGroup var target: SDKTarget
@@ -60,6 +82,14 @@ struct DeleteCommand: AsyncParsableCommand {
     }
 }
 
+/// `--type`'s value as an association type, or a clear refusal naming the allowed ones.
+func parseAssociationType(_ name: String) throws -> AssociationType {
+    guard let t = AssociationType.allCases.first(where: { "\($0)" == name }) else {
+        throw ValidationError("--type must be one of \(AssociationType.allCases.map { "\($0)" }.joined(separator: ", "))")
+    }
+    return t
+}
+
 struct AssociateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "associate", abstract: "Associate two concepts.")
     @OptionGroup var target: SDKTarget
@@ -69,10 +99,7 @@ struct AssociateCommand: AsyncParsableCommand {
     @Option(help: "Confidence (weight).") var confidence: Float = 1
 
     func run() async throws {
-        let s = try parseID(source), t = try parseID(targetID)
-        guard let ty = AssociationType.allCases.first(where: { "\($0)" == type }) else {
-            throw ValidationError("--type must be one of \(AssociationType.allCases.map { "\($0)" }.joined(separator: ", "))")
-        }
+        let s = try parseID(source), t = try parseID(targetID), ty = try parseAssociationType(type)
         printJSON(["version": try await withClient(target) { try await $0.associate(source: s, target: t, type: ty, confidence: confidence) }])
     }
 }
@@ -85,10 +112,7 @@ struct DissociateCommand: AsyncParsableCommand {
     @Option(help: "semantic, causal, temporal, hierarchical or compositional.") var type = "semantic"
 
     func run() async throws {
-        let s = try parseID(source), t = try parseID(targetID)
-        guard let ty = AssociationType.allCases.first(where: { "\($0)" == type }) else {
-            throw ValidationError("--type must be one of \(AssociationType.allCases.map { "\($0)" }.joined(separator: ", "))")
-        }
+        let s = try parseID(source), t = try parseID(targetID), ty = try parseAssociationType(type)
         printJSON(["version": try await withClient(target) { try await $0.dissociate(source: s, target: t, type: ty) }])
     }
 }

@@ -43,6 +43,10 @@ public enum ShardCommand: Sendable, Equatable {
     /// them in one transaction whose own-shard part starts with this guard: an edge that appeared or vanished
     /// in between aborts it instead of leaving a dangling twin.
     case expectEdges(owner: ConceptID, outgoing: [EdgeRef], incoming: [EdgeRef])
+    /// Changes only the given fields of an existing concept (refused "not found" when there is none), if
+    /// `condition` (content or version; never `absent`) holds — atomically at apply, so no concurrent write is
+    /// lost between a read and the write. Release 0.2, wire 6, like the two below.
+    case patchConcept(ConceptID, ConceptPatch, PutCondition?)
     /// Removes one stored edge record if it is there; never refused for a missing edge or owner (an edge whose
     /// other end is already gone — left dangling by an older release — can still be removed).
     case dropEdge(EdgeDirection, owner: ConceptID, other: ConceptID, type: AssociationType)
@@ -119,8 +123,24 @@ public struct ShardRequest: Sendable, Equatable {
             w.conceptID(e.other)
             w.u8(e.type.rawValue)
             w.f32(e.confidence)
-        case .deleteEdge(let dir, let owner, let other, let type):
-            w.u8(4)
+        case .patchConcept(let id, let p, let cond):
+            w.u8(16)
+            w.conceptID(id)
+            let mask: UInt8 = (p.content != nil ? 1 : 0) | (p.embedding != nil ? 2 : 0) | (p.strength != nil ? 4 : 0) | (p.confidence != nil ? 8 : 0)
+            w.u8(mask)
+            if let b = p.content { w.u32(UInt32(b.count)); w.raw(b) }
+            if let e = p.embedding { w.u32(UInt32(e.count)); w.f32s(e) }
+            if let v = p.strength { w.f32(v) }
+            if let v = p.confidence { w.f32(v) }
+            switch cond {
+            case nil: w.u8(0)
+            case .content(let b)?: w.u8(1); w.u32(UInt32(b.count)); w.raw(b)
+            case .version(let v)?: w.u8(2); w.u64(v)
+            case .absent?: preconditionFailure("a patch changes an existing concept: no 'absent' condition")
+            }
+        case .deleteEdge(let dir, let owner, let other, let type), .dropEdge(let dir, let owner, let other, let type):
+            // The same layout under two tags: 4 (the owner must exist) and 15 (never refused).
+            if case .deleteEdge = c { w.u8(4) } else { w.u8(15) }
             w.u8(dir.rawValue)
             w.conceptID(owner)
             w.conceptID(other)
@@ -176,12 +196,6 @@ public struct ShardRequest: Sendable, Equatable {
                 w.u32(UInt32(refs.count))
                 for e in refs { w.conceptID(e.other); w.u8(e.type.rawValue) }
             }
-        case .dropEdge(let dir, let owner, let other, let type):
-            w.u8(15)
-            w.u8(dir.rawValue)
-            w.conceptID(owner)
-            w.conceptID(other)
-            w.u8(type.rawValue)
         }
     }
 
@@ -382,6 +396,26 @@ public struct ShardRequest: Sendable, Equatable {
                 lists.append(refs)
             }
             return .expectEdges(owner: owner, outgoing: lists[0], incoming: lists[1])
+        case 16 where !nested:
+            let cid = try id(&r)
+            let mask = try read { try r.u8() }
+            guard mask & ~0x0F == 0 else { throw .unknownValue("patch field mask \(mask)") }
+            var p = ConceptPatch()
+            if mask & 1 != 0 { p.content = try payload(&r, Int(try read { try r.u32() }), keep: keep) }
+            if mask & 2 != 0 {
+                let dim = Int(try read { try r.u32() })
+                guard dim <= ShardLimits.maxDimension, dim * 4 <= r.remaining else { throw .truncated }
+                if keep { p.embedding = try read { try r.f32s(dim) } } else { try read { try r.skip(dim * 4) }; p.embedding = [] }
+            }
+            if mask & 4 != 0 { p.strength = try read { try r.f32() } }
+            if mask & 8 != 0 { p.confidence = try read { try r.f32() } }
+            let kind = try read { try r.u8() }
+            switch kind {
+            case 0: return .patchConcept(cid, p, nil)
+            case 1: return .patchConcept(cid, p, .content(try payload(&r, Int(try read { try r.u32() }), keep: keep)))
+            case 2: return .patchConcept(cid, p, .version(try read { try r.u64() }))
+            default: throw .unknownValue("patch condition \(kind)")
+            }
         case 15 where !inCondition:
             let d = try direction(&r)
             let owner = try id(&r), other = try id(&r)

@@ -40,6 +40,33 @@ public struct Edge: Sendable, Equatable, Hashable {
     }
 }
 
+/// The fields a partial update (`patchConcept`) changes; nil: kept as it is. `embedding` empty: removed.
+public struct ConceptPatch: Sendable, Equatable {
+    public var content: [UInt8]?
+    public var embedding: [Float]?
+    public var strength: Float?
+    public var confidence: Float?
+
+    public init(content: [UInt8]? = nil, embedding: [Float]? = nil, strength: Float? = nil, confidence: Float? = nil) {
+        self.content = content
+        self.embedding = embedding
+        self.strength = strength
+        self.confidence = confidence
+    }
+
+    public var isEmpty: Bool { content == nil && embedding == nil && strength == nil && confidence == nil }
+
+    /// `current` with the patch's fields in place (its id and versions kept; the apply sets the versions).
+    public func applied(to current: Concept) -> Concept {
+        var c = current
+        if let v = content { c.content = v }
+        if let e = embedding { c.embedding = e.isEmpty ? nil : e }
+        if let v = strength { c.strength = v }
+        if let v = confidence { c.confidence = v }
+        return c
+    }
+}
+
 /// An edge record's identity within its owner's list: the other end and the type (`expectEdges`).
 public struct EdgeRef: Sendable, Equatable, Hashable {
     public var other: ConceptID

@@ -205,6 +205,13 @@ public final class ShardState {
             return nil
         case .dropEdge:
             return nil
+        case .patchConcept(let id, let patch, let condition):
+            guard topLevel else { return "a partial update inside a batch" }
+            guard let current = concepts[id] else { return "concept \(id) not found" }
+            if let condition, let unmet = PutConditionCheck.unmet(condition, current: current) {
+                return Rejection.preconditionFailed + unmet
+            }
+            return validate(.putConcept(patch.applied(to: current)), topLevel: false, txn: txn, created: &created, deleted: &deleted)
         case .expectEdges(let owner, let outgoing, let incoming):
             guard exists(owner, created, deleted) else { return "concept \(owner) not found" }
             func refs(_ set: Set<Edge>?) -> Set<EdgeRef> { Set((set ?? []).map { EdgeRef(other: $0.other, type: $0.type) }) }
@@ -252,6 +259,9 @@ public final class ShardState {
             }
         case .expectEdges:
             break
+        case .patchConcept(let id, let patch, _):
+            guard let current = concepts[id] else { preconditionFailure("a patch of \(id) passed validation without the concept") }
+            execute(.putConcept(patch.applied(to: current)), at: index)
         case .batch(let cs):
             for sub in cs { execute(sub, at: index) }
         }

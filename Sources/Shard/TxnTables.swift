@@ -46,6 +46,8 @@ public struct TxnTables: Sendable, Equatable {
         switch c {
         case .putConcept(let k), .putConceptIf(let k, _):
             if let t = other(exclusive[k.id]) { return "concept \(k.id) is being written by transaction \(t); retry" }
+        case .patchConcept(let id, _, _):
+            if let t = other(exclusive[id]) { return "concept \(id) is being written by transaction \(t); retry" }
         case .deleteConcept(let id):
             // The lowest holder, not `first`: a Set's order differs between replicas, and this text is remembered
             // in the replicated session table (the cluster simulation caught replicas diverging on it, seed 958).

@@ -274,6 +274,29 @@ public final class SutraClient: Sendable {
             CallSpec(operation: "associate", request: r, route: .leader(key: source), writeKeys: [source, target])))
     }
 
+    /// Changes only the given fields of concept `id` (nil: kept; `removeEmbedding`: it keeps none), atomically at
+    /// its shard, if `condition` (`.content` or `.version`) holds — else `preconditionFailed`; `notFound` when it
+    /// does not exist. Returns the write's version. Needs every node on release 0.2.
+    @discardableResult
+    public func patch(_ id: ConceptID, content: [UInt8]? = nil, embedding: [Float]? = nil, removeEmbedding: Bool = false,
+                      strength: Float? = nil, confidence: Float? = nil, if condition: PutCondition? = nil) async throws -> UInt64 {
+        var r = Sutra_V1_Request()
+        r.patchConcept.id = Data(id.bytes)
+        if let content { r.patchConcept.content = Data(content) }
+        if let embedding { r.patchConcept.embedding = embedding }
+        r.patchConcept.removeEmbedding = removeEmbedding
+        if let strength { r.patchConcept.strength = strength }
+        if let confidence { r.patchConcept.confidence = confidence }
+        switch condition {
+        case nil: break
+        case .content(let b)?: r.patchConcept.expectContent = Data(b)
+        case .version(let v)?: r.patchConcept.expectVersion = v
+        case .absent?: throw SutraError.invalidArgument("a patch changes an existing concept: .absent does not apply")
+        }
+        return try writeVersion(await perform(
+            CallSpec(operation: "patch", request: r, route: .leader(key: id), writeKeys: [id])))
+    }
+
     /// Removes the association `source → target` of `type`: both of its edge records, at once (one transaction
     /// when the two concepts live on different shards). Removing one that is not there succeeds. Returns the
     /// write's version. Against a 0.1 node: `invalidArgument` (it does not know the request).

@@ -269,6 +269,21 @@ final class BinaryFrontEnd {
         case .associate(let a)?:
             let x = a.association
             return .associate(source: try id(x.source, "source"), target: try id(x.target, "target"), type: try type(x.type), confidence: x.confidence)
+        case .patchConcept(let p)?:
+            if p.embedding.count > ShardLimits.maxDimension {
+                throw RequestProblem("embedding has \(p.embedding.count) dimensions; the limit is \(ShardLimits.maxDimension)", tooLarge: true)
+            }
+            if p.removeEmbedding && !p.embedding.isEmpty { throw RequestProblem("give an embedding or remove_embedding, not both") }
+            let patch = ConceptPatch(content: p.hasContent ? Array(p.content) : nil,
+                                     embedding: p.removeEmbedding ? [] : (p.embedding.isEmpty ? nil : p.embedding),
+                                     strength: p.hasStrength ? p.strength : nil, confidence: p.hasConfidence ? p.confidence : nil)
+            let condition: PutCondition?
+            switch p.condition {
+            case nil: condition = nil
+            case .expectContent(let b)?: condition = .content(Array(b))
+            case .expectVersion(let v)?: condition = .version(v)
+            }
+            return .patch(try id(p.id, "id"), patch, condition)
         case .deleteAssociation(let d)?:
             return .dissociate(source: try id(d.source, "source"), target: try id(d.target, "target"), type: try type(d.type))
         case .neighbors(let n)?:

@@ -260,6 +260,13 @@ final class HTTPFrontEnd {
                 return .op(.get(try JSONBody.id(param, "id"), consistency))
             case ("DELETE", "concept"):
                 return .op(.delete(try JSONBody.id(param, "id")))
+            case ("PATCH", "concept"):
+                let id = try JSONBody.id(param, "id")
+                return .decode {
+                    let obj = try JSONBody(body)
+                    try obj.onlyFields(Array(JSONBody.conceptFields.dropFirst()) + JSONBody.conditionFields, in: "a partial update")
+                    return .patch(id, try obj.conceptPatch(), try obj.putCondition())
+                }
             case ("GET", "neighbors"):
                 let dir: NeighborDirection
                 switch req.query["direction"] ?? "both" {
@@ -352,7 +359,7 @@ final class HTTPFrontEnd {
     /// The methods each route answers (the `Allow` header of a 405). HEAD goes wherever GET does.
     static let methods: [String: [String]] = [
         "health": ["GET", "HEAD"], "ready": ["GET", "HEAD"], "metrics": ["GET", "HEAD"], "concepts": ["POST"],
-        "concept": ["GET", "HEAD", "DELETE"], "neighbors": ["GET", "HEAD"], "associations": ["POST", "DELETE"],
+        "concept": ["GET", "HEAD", "PATCH", "DELETE"], "neighbors": ["GET", "HEAD"], "associations": ["POST", "DELETE"],
         "path": ["GET", "HEAD"], "search": ["POST"], "batch": ["POST"], "flush": ["POST"], "cluster": ["GET", "HEAD"],
         "digest": ["GET", "HEAD"], "transfer-leader": ["POST"], "backup": ["POST"], "fsync-delay": ["POST"],
         "backup-shard": ["GET", "HEAD"], "backup-release": ["DELETE"],

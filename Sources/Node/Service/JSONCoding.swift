@@ -97,6 +97,21 @@ struct JSONBody {
                        strength: Float(try number("strength") ?? 1), confidence: Float(try number("confidence") ?? 1))
     }
 
+    /// The fields a partial update gives (absent: kept). `"embedding": null` or `[]` removes the embedding.
+    func conceptPatch() throws -> ConceptPatch {
+        var p = ConceptPatch()
+        if let b64 = try string("content_base64") {
+            guard let d = Data(base64Encoded: b64) else { throw RequestProblem("content_base64 is not valid base64") }
+            p.content = Array(d)
+        } else if let s = try string("content") {
+            p.content = Array(s.utf8)
+        }
+        if object["embedding"] is NSNull { p.embedding = [] } else { p.embedding = try floats("embedding") }
+        p.strength = try number("strength").map(Float.init)
+        p.confidence = try number("confidence").map(Float.init)
+        return p
+    }
+
     /// A put's compare-and-set condition: `if_absent: true`, `if_content` (text) / `if_content_base64`, or
     /// `if_version` (the concept's `updated_version`). At most one; nil when none is given.
     func putCondition() throws -> PutCondition? {
@@ -279,9 +294,9 @@ enum JSONReply {
         switch op {
         case .put(let c), .putIf(let c, _):
             w.key("id"); w.string(c.id.description)
-        case .delete(let id):
+        case .delete(let id), .patch(let id, _, _):
             w.key("id"); w.string(id.description)
-        case .associate(let source, let target, _, _):
+        case .associate(let source, let target, _, _), .dissociate(let source, let target, _):
             w.key("source"); w.string(source.description)
             w.key("target"); w.string(target.description)
         case .batch(let items):

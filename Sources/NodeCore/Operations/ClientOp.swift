@@ -27,6 +27,8 @@ public enum ClientOp: Sendable {
     case put(Concept)
     /// Compare-and-set: put only if the concept's current state meets the condition.
     case putIf(Concept, PutCondition)
+    /// Partial update: only the patch's fields change, if the condition (content or version) holds.
+    case patch(ConceptID, ConceptPatch, PutCondition?)
     case get(ConceptID, ReadConsistency)
     case delete(ConceptID)
     case associate(source: ConceptID, target: ConceptID, type: AssociationType, confidence: Float)
@@ -51,7 +53,7 @@ public enum ClientOp: Sendable {
     /// Whether a retry may apply it again without the client sequence (reads, flush, cluster).
     var isWrite: Bool {
         switch self {
-        case .put, .putIf, .delete, .associate, .dissociate, .batch: return true
+        case .put, .putIf, .patch, .delete, .associate, .dissociate, .batch: return true
         default: return false
         }
     }

@@ -21,6 +21,12 @@ extension NodeCore {
             write(.putConcept(c), shard: shard(of: c.id), session: session, done)
         case .putIf(let c, let condition):
             write(.putConceptIf(c, condition), shard: shard(of: c.id), session: session, done)
+        case .patch(let id, let patch, let condition):
+            guard peersReadGraphIntegrity else {
+                done(.failure(ClientError(.unavailable, "a partial update needs every node on peer wire \(PeerFrame.graphIntegrityVersion) (release 0.2) or later; finish the upgrade, or put the whole concept")))
+                return
+            }
+            write(.patchConcept(id, patch, condition), shard: shard(of: id), session: session, done)
         case .delete(let id):
             deleteConcept(id, session: session, done)
         case .associate(let source, let target, let type, let confidence):
@@ -123,6 +129,12 @@ extension NodeCore {
         }
         switch op {
         case .put(let c), .putIf(let c, _): return concept(c)
+        case .patch(let id, let p, let condition):
+            if p.isEmpty { return ClientError(.invalidArgument, "a partial update of \(id) changes no field (give content, embedding, strength or confidence)") }
+            if case .absent? = condition { return ClientError(.invalidArgument, "a partial update changes an existing concept: if_absent does not apply") }
+            // The fields as a whole concept would carry them (the kept ones were checked when written).
+            return concept(Concept(id: id, content: p.content ?? [], embedding: (p.embedding?.isEmpty ?? true) ? nil : p.embedding,
+                                   strength: p.strength ?? 1, confidence: p.confidence ?? 1))
         case .associate(let source, let target, _, let conf):
             if source == target { return ClientError(.invalidArgument, "an association from a concept to itself is not allowed (\(source))") }
             return unitInterval(conf, "confidence")

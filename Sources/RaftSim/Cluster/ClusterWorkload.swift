@@ -160,8 +160,19 @@ final class ClusterWorkload {
         let roll = sim.rng.below(100)
         let reg = registerIDs[sim.rng.below(registerIDs.count)]
         switch roll {
-        case 0..<22:
+        case 0..<20:
             start(c, .get(reg, .linearizable), shard: shard(reg), record: .get(key: key(reg)), write: false)
+        case 20..<22:
+            // A partial update of the content alone (the embedding stays), half of them conditional on the value
+            // last seen: a put of the value, or a compare-and-set, for the history; "not found" when absent.
+            let v = value(c)
+            let patch = ConceptPatch(content: Array(v.utf8))
+            if let expected = lastValue(key(reg)), sim.rng.chance(0.5) {
+                start(c, .patch(reg, patch, .content(Array(expected.utf8))), shard: shard(reg),
+                      record: .write(f: .cas, key: key(reg), value: v, expected: expected), write: true)
+            } else {
+                start(c, .patch(reg, patch, nil), shard: shard(reg), record: .write(f: .put, key: key(reg), value: v, expected: nil), write: true)
+            }
         case 22..<36:
             let v = value(c)
             start(c, .put(concept(reg, v)), shard: shard(reg), record: .write(f: .put, key: key(reg), value: v, expected: nil), write: true)

@@ -230,6 +230,47 @@ final class ClusterHTTPTests: XCTestCase {
         XCTAssertEqual(cluster.http(1, "PATCH", "/v1/associations").headers["allow"], "POST, DELETE")
     }
 
+    /// PATCH changes only the fields it gives (through any node), under the same conditions as a put: the
+    /// untouched fields keep their values, an unmet condition is a 412 that changes nothing, a missing concept a
+    /// 404, an empty patch and `if_absent` 400s; `"embedding": null` removes the embedding.
+    func testPatchChangesOnlyTheGivenFields() throws {
+        cluster = try LocalTestCluster(nodes: 3, shards: 4, dimension: 4)
+        try cluster.startAll()
+        try cluster.waitLeadersPlaced()
+        let id = conceptID(5).description
+        XCTAssertEqual(cluster.http(1, "POST", "/v1/concepts", #"{"id":"\#(id)","content":"first","embedding":[1,2,3,4],"strength":0.5,"confidence":0.25}"#).status, 200)
+        for node in 1...3 {
+            let r = cluster.http(node, "PATCH", "/v1/concepts/\(id)", #"{"strength":0.75}"#)
+            XCTAssertEqual(r.status, 200, "node \(node): \(r.text)")
+            XCTAssertEqual(r.json?["id"] as? String, id)
+        }
+        var got = cluster.http(2, "GET", "/v1/concepts/\(id)").json ?? [:]
+        XCTAssertEqual(got["content"] as? String, "first", "content untouched")
+        XCTAssertEqual((got["embedding"] as? [NSNumber])?.map(\.floatValue), [1, 2, 3, 4], "embedding untouched")
+        XCTAssertEqual((got["strength"] as? NSNumber)?.floatValue, 0.75)
+        XCTAssertEqual((got["confidence"] as? NSNumber)?.floatValue, 0.25, "confidence untouched")
+        let version = (got["updated_version"] as? NSNumber)?.intValue ?? 0
+
+        let stale = cluster.http(3, "PATCH", "/v1/concepts/\(id)", #"{"content":"second","if_version":\#(version - 1)}"#)
+        XCTAssertEqual(stale.status, 412, stale.text)
+        XCTAssertEqual(cluster.http(1, "GET", "/v1/concepts/\(id)").json?["content"] as? String, "first", "nothing changed")
+        let cas = cluster.http(3, "PATCH", "/v1/concepts/\(id)", #"{"content":"second","embedding":null,"if_version":\#(version)}"#)
+        XCTAssertEqual(cas.status, 200, cas.text)
+        got = cluster.http(1, "GET", "/v1/concepts/\(id)").json ?? [:]
+        XCTAssertEqual(got["content"] as? String, "second")
+        XCTAssertNil(got["embedding"], "the embedding was removed: \(got)")
+        XCTAssertEqual((got["strength"] as? NSNumber)?.floatValue, 0.75)
+        XCTAssertEqual(cluster.http(1, "PATCH", "/v1/concepts/\(id)", #"{"content":"third","if_content":"second"}"#).status, 200)
+
+        XCTAssertEqual(cluster.http(2, "PATCH", "/v1/concepts/\(conceptID(6))", #"{"strength":0.5}"#).status, 404)
+        XCTAssertEqual(cluster.http(2, "PATCH", "/v1/concepts/\(id)", "{}").status, 400)
+        XCTAssertEqual(cluster.http(2, "PATCH", "/v1/concepts/\(id)", #"{"strength":0.5,"if_absent":true}"#).status, 400)
+        XCTAssertEqual(cluster.http(2, "PATCH", "/v1/concepts/\(id)", #"{"id":"\#(id)","strength":0.5}"#).status, 400, "the id is the path's")
+        XCTAssertEqual(cluster.http(2, "PATCH", "/v1/concepts/\(id)", #"{"strength":1.5}"#).status, 400)
+        XCTAssertEqual(cluster.http(2, "PATCH", "/v1/concepts/\(id)", #"{"embedding":[1,2]}"#).status, 400, "another dimension")
+        XCTAssertEqual(cluster.http(1, "GET", "/v1/concepts/\(id)").json?["content"] as? String, "third")
+    }
+
     /// Issue 15 item 3: removing an association removes both edge records (across shards, through any node);
     /// deleting a concept removes every edge that touches it on every shard in the same transaction — none is
     /// left dangling, on any node.

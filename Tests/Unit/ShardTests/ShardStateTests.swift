@@ -51,6 +51,9 @@ final class ShardStateTests: XCTestCase {
             .batch([.putConcept(concept(c)), .putEdge(.incoming, owner: c, Edge(other: a, type: .semantic, confidence: 1))]),
             .expectEdges(owner: a, outgoing: [EdgeRef(other: b, type: .causal)], incoming: []),
             .dropEdge(.outgoing, owner: b, other: c, type: .hierarchical),
+            .patchConcept(a, ConceptPatch(strength: 0.5), nil),
+            .patchConcept(b, ConceptPatch(content: [1, 2], embedding: [], confidence: 0), .version(7)),
+            .patchConcept(c, ConceptPatch(embedding: [1, 2, 3, 4], strength: 1), .content([9])),
             .batch([.expectEdges(owner: a, outgoing: [], incoming: [EdgeRef(other: c, type: .semantic)]), .deleteConcept(a)]),
         ]
         for cmd in commands {
@@ -131,6 +134,28 @@ final class ShardStateTests: XCTestCase {
         XCTAssertEqual(s.apply(req(.deleteEdge(.incoming, owner: b, other: a, type: .causal)), at: 24), .rejected("concept \(b) not found"))
     }
 
+    /// A partial update changes only its fields, under its condition, and only an existing concept; what it
+    /// would make must be a valid concept; it never goes inside a batch.
+    func testPatchChangesOnlyItsFields() {
+        let s = ShardState(limits: ShardLimits(dimension: 4))
+        s.apply(req(.putConcept(Concept(id: a, content: [1], embedding: [1, 2, 3, 4], strength: 0.5, confidence: 0.25))), at: 1)
+        XCTAssertEqual(s.apply(req(.patchConcept(a, ConceptPatch(strength: 0.75), nil)), at: 2), .applied(version: 2))
+        var got = s.concept(a)!
+        XCTAssertEqual([got.content, got.embedding.map { $0.map { UInt8($0) } }], [[1], [1, 2, 3, 4]])
+        XCTAssertEqual([got.strength, got.confidence], [0.75, 0.25])
+        XCTAssertEqual([got.createdAt, got.updatedAt], [1, 2])
+        guard case .rejected(let why) = s.apply(req(.patchConcept(a, ConceptPatch(content: [2]), .version(1))), at: 3) else { return XCTFail() }
+        XCTAssertTrue(why.hasPrefix(Rejection.preconditionFailed), why)
+        XCTAssertEqual(s.apply(req(.patchConcept(a, ConceptPatch(content: [2], embedding: []), .content([1]))), at: 4), .applied(version: 4))
+        got = s.concept(a)!
+        XCTAssertEqual(got.content, [2])
+        XCTAssertNil(got.embedding, "an empty embedding removes it")
+        XCTAssertEqual(s.apply(req(.patchConcept(b, ConceptPatch(strength: 1), nil)), at: 5), .rejected("concept \(b) not found"))
+        guard case .rejected = s.apply(req(.patchConcept(a, ConceptPatch(embedding: [1, 2]), nil)), at: 6) else { return XCTFail("another dimension") }
+        guard case .rejected = s.apply(req(.batch([.patchConcept(a, ConceptPatch(strength: 1), nil)])), at: 7) else { return XCTFail("inside a batch") }
+        XCTAssertEqual(s.concept(a)!.updatedAt, 4)
+    }
+
     func testEdgesNeedTheirOwnerAndAreListedDeterministically() {
         let s = ShardState(limits: ShardLimits(dimension: 0))
         XCTAssertEqual(s.apply(req(.putEdge(.outgoing, owner: a, Edge(other: b, type: .causal, confidence: 1))), at: 1),
@@ -201,6 +226,8 @@ final class ShardStateTests: XCTestCase {
             .txnForget([txn]),
             .expectEdges(owner: a, outgoing: [EdgeRef(other: b, type: .causal), EdgeRef(other: c, type: .temporal)], incoming: [EdgeRef(other: c, type: .semantic)]),
             .dropEdge(.incoming, owner: c, other: a, type: .compositional),
+            .patchConcept(b, ConceptPatch(content: Array("patched".utf8), embedding: [0.5, 1], strength: 0.25, confidence: 0.75), .content(Array("was".utf8))),
+            .patchConcept(a, ConceptPatch(embedding: []), .version(3)),
         ]
         func outcome(_ bytes: [UInt8]) -> (decode: ShardRequest.DecodeError?, check: ShardRequest.DecodeError?) {
             var d: ShardRequest.DecodeError?, k: ShardRequest.DecodeError?

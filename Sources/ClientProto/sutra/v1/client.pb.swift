@@ -452,6 +452,86 @@ public nonisolated struct Sutra_V1_Associate: Sendable {
   fileprivate var _association: Sutra_V1_Association? = nil
 }
 
+/// Changes only the fields given of an existing concept (0.2), if the condition holds.
+public nonisolated struct Sutra_V1_PatchConcept: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: Data = Data()
+
+  public var content: Data {
+    get {_content ?? Data()}
+    set {_content = newValue}
+  }
+  /// Returns true if `content` has been explicitly set.
+  public var hasContent: Bool {self._content != nil}
+  /// Clears the value of `content`. Subsequent reads from it will return its default value.
+  public mutating func clearContent() {self._content = nil}
+
+  /// non-empty: the new embedding (the cluster's dimension)
+  public var embedding: [Float] = []
+
+  /// true: the concept keeps no embedding
+  public var removeEmbedding: Bool = false
+
+  /// [0, 1]
+  public var strength: Float {
+    get {_strength ?? 0}
+    set {_strength = newValue}
+  }
+  /// Returns true if `strength` has been explicitly set.
+  public var hasStrength: Bool {self._strength != nil}
+  /// Clears the value of `strength`. Subsequent reads from it will return its default value.
+  public mutating func clearStrength() {self._strength = nil}
+
+  /// [0, 1]
+  public var confidence: Float {
+    get {_confidence ?? 0}
+    set {_confidence = newValue}
+  }
+  /// Returns true if `confidence` has been explicitly set.
+  public var hasConfidence: Bool {self._confidence != nil}
+  /// Clears the value of `confidence`. Subsequent reads from it will return its default value.
+  public mutating func clearConfidence() {self._confidence = nil}
+
+  public var condition: Sutra_V1_PatchConcept.OneOf_Condition? = nil
+
+  /// …exists with exactly this content
+  public var expectContent: Data {
+    get {
+      if case .expectContent(let v)? = condition {return v}
+      return Data()
+    }
+    set {condition = .expectContent(newValue)}
+  }
+
+  /// …exists at this version (its updated_version)
+  public var expectVersion: UInt64 {
+    get {
+      if case .expectVersion(let v)? = condition {return v}
+      return 0
+    }
+    set {condition = .expectVersion(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Condition: Equatable, Sendable {
+    /// …exists with exactly this content
+    case expectContent(Data)
+    /// …exists at this version (its updated_version)
+    case expectVersion(UInt64)
+
+  }
+
+  public init() {}
+
+  fileprivate var _content: Data? = nil
+  fileprivate var _strength: Float? = nil
+  fileprivate var _confidence: Float? = nil
+}
+
 /// Removes one association (both edge records, atomically across shards); absent already: OK.
 public nonisolated struct Sutra_V1_DeleteAssociation: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -729,6 +809,15 @@ public nonisolated struct Sutra_V1_Request: Sendable {
     set {op = .deleteAssociation(newValue)}
   }
 
+  /// 0.2
+  public var patchConcept: Sutra_V1_PatchConcept {
+    get {
+      if case .patchConcept(let v)? = op {return v}
+      return Sutra_V1_PatchConcept()
+    }
+    set {op = .patchConcept(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Op: Equatable, Sendable {
@@ -745,6 +834,8 @@ public nonisolated struct Sutra_V1_Request: Sendable {
     case clusterInfo(Sutra_V1_ClusterInfo)
     /// 0.2
     case deleteAssociation(Sutra_V1_DeleteAssociation)
+    /// 0.2
+    case patchConcept(Sutra_V1_PatchConcept)
 
   }
 
@@ -1416,6 +1507,93 @@ nonisolated extension Sutra_V1_Associate: SwiftProtobuf.Message, SwiftProtobuf._
   }
 }
 
+nonisolated extension Sutra_V1_PatchConcept: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PatchConcept"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}content\0\u{1}embedding\0\u{3}remove_embedding\0\u{1}strength\0\u{1}confidence\0\u{3}expect_content\0\u{3}expect_version\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self._content) }()
+      case 3: try { try decoder.decodeRepeatedFloatField(value: &self.embedding) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.removeEmbedding) }()
+      case 5: try { try decoder.decodeSingularFloatField(value: &self._strength) }()
+      case 6: try { try decoder.decodeSingularFloatField(value: &self._confidence) }()
+      case 7: try {
+        var v: Data?
+        try decoder.decodeSingularBytesField(value: &v)
+        if let v = v {
+          if self.condition != nil {try decoder.handleConflictingOneOf()}
+          self.condition = .expectContent(v)
+        }
+      }()
+      case 8: try {
+        var v: UInt64?
+        try decoder.decodeSingularUInt64Field(value: &v)
+        if let v = v {
+          if self.condition != nil {try decoder.handleConflictingOneOf()}
+          self.condition = .expectVersion(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.id.isEmpty {
+      try visitor.visitSingularBytesField(value: self.id, fieldNumber: 1)
+    }
+    try { if let v = self._content {
+      try visitor.visitSingularBytesField(value: v, fieldNumber: 2)
+    } }()
+    if !self.embedding.isEmpty {
+      try visitor.visitPackedFloatField(value: self.embedding, fieldNumber: 3)
+    }
+    if self.removeEmbedding != false {
+      try visitor.visitSingularBoolField(value: self.removeEmbedding, fieldNumber: 4)
+    }
+    try { if let v = self._strength {
+      try visitor.visitSingularFloatField(value: v, fieldNumber: 5)
+    } }()
+    try { if let v = self._confidence {
+      try visitor.visitSingularFloatField(value: v, fieldNumber: 6)
+    } }()
+    switch self.condition {
+    case .expectContent?: try {
+      guard case .expectContent(let v)? = self.condition else { preconditionFailure() }
+      try visitor.visitSingularBytesField(value: v, fieldNumber: 7)
+    }()
+    case .expectVersion?: try {
+      guard case .expectVersion(let v)? = self.condition else { preconditionFailure() }
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 8)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sutra_V1_PatchConcept, rhs: Sutra_V1_PatchConcept) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs._content != rhs._content {return false}
+    if lhs.embedding != rhs.embedding {return false}
+    if lhs.removeEmbedding != rhs.removeEmbedding {return false}
+    if lhs._strength != rhs._strength {return false}
+    if lhs._confidence != rhs._confidence {return false}
+    if lhs.condition != rhs.condition {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Sutra_V1_DeleteAssociation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DeleteAssociation"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}source\0\u{1}target\0\u{1}type\0")
@@ -1729,7 +1907,7 @@ nonisolated extension Sutra_V1_ClusterInfo: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Sutra_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}client_id\0\u{1}sequence\0\u{1}consistency\0\u{3}acked_below\0\u{3}no_forward\0\u{2}\u{4}hello\0\u{3}put_concept\0\u{3}get_concept\0\u{3}delete_concept\0\u{1}associate\0\u{1}neighbors\0\u{3}find_path\0\u{1}search\0\u{1}batch\0\u{1}flush\0\u{3}cluster_info\0\u{3}delete_association\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}client_id\0\u{1}sequence\0\u{1}consistency\0\u{3}acked_below\0\u{3}no_forward\0\u{2}\u{4}hello\0\u{3}put_concept\0\u{3}get_concept\0\u{3}delete_concept\0\u{1}associate\0\u{1}neighbors\0\u{3}find_path\0\u{1}search\0\u{1}batch\0\u{1}flush\0\u{3}cluster_info\0\u{3}delete_association\0\u{3}patch_concept\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1899,6 +2077,19 @@ nonisolated extension Sutra_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._Me
           self.op = .deleteAssociation(v)
         }
       }()
+      case 22: try {
+        var v: Sutra_V1_PatchConcept?
+        var hadOneofValue = false
+        if let current = self.op {
+          hadOneofValue = true
+          if case .patchConcept(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.op = .patchConcept(v)
+        }
+      }()
       default: break
       }
     }
@@ -1975,6 +2166,10 @@ nonisolated extension Sutra_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._Me
     case .deleteAssociation?: try {
       guard case .deleteAssociation(let v)? = self.op else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+    }()
+    case .patchConcept?: try {
+      guard case .patchConcept(let v)? = self.op else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
     }()
     case nil: break
     }

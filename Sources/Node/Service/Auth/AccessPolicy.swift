@@ -10,7 +10,7 @@ enum AccessPolicy {
     static func role(for op: ClientOp) -> Role {
         switch op {
         case .get, .neighbors, .path, .search, .cluster: return .read
-        case .put, .putIf, .delete, .associate, .dissociate, .batch: return .write
+        case .put, .putIf, .patch, .delete, .associate, .dissociate, .batch: return .write
         case .flush, .transferLeader, .fsyncDelay: return .admin
         }
     }

@@ -70,6 +70,7 @@ extension ClientOp {
         switch self {
         case .put: return "put"
         case .putIf: return "conditional put"
+        case .patch: return "partial update"
         case .get: return "get"
         case .delete: return "delete"
         case .associate: return "associate"
