@@ -62,13 +62,19 @@ let package = Package(
         ], path: "Sources/WAL"),
 
         // hnswlib (Debian libhnswlib-dev, header-only C++) behind a C API, and its Swift wrapper.
-        // -mavx2 -mfma: hnswlib's distance kernels use AVX (measured 1.2–1.4× faster searches on 768-d than SSE); needs an x86-64-v3 CPU
-        // (Haswell, 2013, or newer), which docs/OPERATIONS.md states as the requirement.
-        .target(name: "CHNSW", path: "Sources/CHNSW", cxxSettings: [.define("NDEBUG"), .unsafeFlags(["-mavx2", "-mfma"])]),
+        // hnswlib's distance kernels use AVX2/FMA (measured 1.2–1.4× faster searches on 768-d than SSE); chnsw.cpp
+        // sets that target for itself (no -mavx2 unsafe flags: SwiftPM refuses them in a package that others depend
+        // on by version, and the SDK must be one). Needs an x86-64-v3 CPU (Haswell, 2013, or newer) for the server,
+        // which docs/OPERATIONS.md states as the requirement; the SDK never builds this target.
+        .target(name: "CHNSW", path: "Sources/CHNSW", cxxSettings: [.define("NDEBUG")]),
         .target(name: "VectorIndex", dependencies: ["CHNSW"], path: "Sources/VectorIndex"),
 
+        // The model both the server and the SDK speak — `ConceptID` and the shard function (part of the on-disk
+        // contract) — as a leaf: no dependency, so an app depending on the SDK builds no server code.
+        .target(name: "SutraModel", path: "Sources/SutraModel"),
+
         // One shard replica's state machine: concepts, associations, per-client de-duplication (pure).
-        .target(name: "Shard", dependencies: ["Codec", "Raft", "WAL", "VectorIndex", "CLibCrypto"], path: "Sources/Shard"),
+        .target(name: "Shard", dependencies: ["SutraModel", "Codec", "Raft", "WAL", "VectorIndex", "CLibCrypto"], path: "Sources/Shard"),
 
         // The node's turn logic as pure code (no libuv, sockets, files or clock): shard replicas, group commit,
         // forwards, read waiters, placement, the 2PC host. The production driver and the cluster simulation run it.
@@ -109,7 +115,7 @@ let package = Package(
         // The client SDK (docs/SDK.md): async/await over one private libuv loop thread; routing by shard,
         // leader hints, retries with backoff, de-duplicated writes.
         .target(name: "SutraClient", dependencies: [
-            "ClientProto", "UV", "Shard", "TLS", "SecureStream", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            "ClientProto", "UV", "SutraModel", "TLS", "SecureStream", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Sources/SutraClient"),
 
         // Deterministic simulation of Raft clusters: seeded network, crashes, partitions, invariant checks.

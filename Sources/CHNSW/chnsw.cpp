@@ -1,5 +1,18 @@
 // C API over hnswlib. C++ exceptions never cross into Swift: each entry point catches and reports them.
 #include "chnsw.h"
+// hnswlib chooses its AVX kernels when __AVX__ is defined (and checks the CPU at run time). The AVX2/FMA target
+// is set here, for this file's functions only, instead of -mavx2 -mfma on the command line: SwiftPM refuses such
+// unsafe flags in a package that another depends on by version (the SDK's package is this one).
+#if defined(__x86_64__) && defined(__clang__)
+#pragma clang attribute push (__attribute__((target("avx2,fma"))), apply_to = function)
+#define SUTRA_HNSW_TARGET_PUSHED 1
+#ifndef __AVX__
+#define __AVX__ 1
+#endif
+#ifndef __SSE__
+#define __SSE__ 1
+#endif
+#endif
 #include <hnswlib/hnswlib.h>
 #include <cmath>
 #include <cstring>
@@ -160,3 +173,7 @@ size_t sutra_hnsw_deleted(const sutra_hnsw *h) { return h->index->num_deleted_; 
 size_t sutra_hnsw_capacity(const sutra_hnsw *h) { return h->index->max_elements_; }
 
 }  // extern "C"
+
+#ifdef SUTRA_HNSW_TARGET_PUSHED
+#pragma clang attribute pop
+#endif

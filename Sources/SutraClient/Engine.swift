@@ -1,5 +1,5 @@
 import ClientProto
-import Shard
+import SutraModel
 import SwiftProtobuf
 import TLS
 import UV

@@ -1,8 +1,8 @@
-import Shard
+import SutraModel
 
 /// A concept's 16-byte identifier (the storage layer's type). A concept lives on shard
 /// `id.shard(of: numShards)`; the SDK routes every keyed request by it.
-public typealias ConceptID = Shard.ConceptID
+public typealias ConceptID = SutraModel.ConceptID
 
 extension ConceptID {
     /// A random identifier (128 bits from the system generator), for new concepts.
