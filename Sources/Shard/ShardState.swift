@@ -70,6 +70,8 @@ public final class ShardState {
     public init(limits: ShardLimits) { self.limits = limits }
 
     public var conceptCount: Int { concepts.count }
+    /// Associations whose source lives on this shard (their out-edge records).
+    public var associationCount: Int { outEdges.values.reduce(0) { $0 + $1.count } }
     public var edgeCount: Int { outEdges.values.reduce(0) { $0 + $1.count } + inEdges.values.reduce(0) { $0 + $1.count } }
 
     // MARK: writes

@@ -155,9 +155,11 @@ final class HTTPFrontEnd {
                                     sequence: UInt64(req.headers["x-sutra-sequence"] ?? "") ?? 0)
         // An id-less create under an Idempotency-Key is a put-if-absent whose refusal is a retry's replay.
         let idempotent = req.method == "POST" && req.path.hasSuffix("/v1/concepts") && req.headers["idempotency-key"] != nil
+        let segments = req.path.split(separator: "/", omittingEmptySubsequences: true)
+        let seedRoute = segments.count == 1 ? SeedRoutes.route(String(segments[0])) : nil
         switch plan(req, from: peer) {
         case .answer(let r): respond(r)
-        case .op(let op): run(op, session, respond)
+        case .op(let op): run(op, session, seedRoute: seedRoute, respond)
         case .digest:
             node.contentDigests { result in
                 switch result {
@@ -187,7 +189,7 @@ final class HTTPFrontEnd {
             }
         case .decode(let decode):
             guard req.body.count >= node.clientPorts.limits.offLoopDecodeBytes else {
-                do { run(try decode(), session, idempotent: idempotent, respond) } catch { respond(HTTPFrontEnd.problemResponse(error)) }
+                do { run(try decode(), session, idempotent: idempotent, seedRoute: seedRoute, respond) } catch { respond(HTTPFrontEnd.problemResponse(error)) }
                 return
             }
             // A big body (a bulk batch of vectors) is parsed on the thread pool so the loop keeps its heartbeats;
@@ -200,7 +202,7 @@ final class HTTPFrontEnd {
                 }, completion: { [weak self, weak flow] result in
                     guard let self else { return }
                     switch result {
-                    case .success(let op): self.run(op, session, idempotent: idempotent, respond)
+                    case .success(let op): self.run(op, session, idempotent: idempotent, seedRoute: seedRoute, respond)
                     case .failure(let p): respond(HTTPFrontEnd.problemResponse(p))
                     }
                     flow?.releaseOrder()
@@ -213,6 +215,7 @@ final class HTTPFrontEnd {
     }
 
     static func problemResponse(_ error: Error) -> HTTPResponse {
+        if let u = error as? SeedRouteUnavailable { return errorResponse(status: 503, code: "UNAVAILABLE", u.message) }
         if let p = error as? RequestProblem {
             return errorResponse(status: p.tooLarge ? 413 : 400, code: p.tooLarge ? "TOO_LARGE" : "INVALID_ARGUMENT", p.message)
         }
@@ -233,7 +236,8 @@ final class HTTPFrontEnd {
         do {
             switch (req.method, route) {
             case ("GET", "health"):
-                return .answer(.json(body: Array(#"{"status":"ok"}"#.utf8)))
+                // `healthy`: the seed documents' checks read it (`jq .healthy`); the process answers, so it is.
+                return .answer(.json(body: Array(#"{"healthy":true,"status":"ok"}"#.utf8)))
             case ("GET", "ready"):
                 let ready = node.isReady
                 return .answer(.json(status: ready ? 200 : 503, body: Array((ready ? #"{"ready":true}"# : #"{"ready":false}"#).utf8)))
@@ -323,8 +327,17 @@ final class HTTPFrontEnd {
                 let text = req.query["ms"] ?? ""
                 guard let ms = Int(text) else { throw RequestProblem("ms (a number of milliseconds) is required, not '\(text)'") }
                 return .op(.fsyncDelay(ms: ms))
-            case ("GET", "cluster"):
+            case ("GET", "cluster"), ("GET", "stats"), ("GET", "transaction-stats"):
                 return .op(.cluster)
+            case ("POST", "seed-flush"):
+                return .op(.flush(compactLog: false))
+            case ("POST", "learn"):
+                let key = try IdempotencyKey(header: req.headers["idempotency-key"], authorization: req.headers["authorization"])
+                return .decode { try SeedRoutes.learn(body, dimension: dimension, key: key) }
+            case ("POST", "query"):
+                return .decode { try SeedRoutes.query(body, consistency: consistency) }
+            case ("POST", "seed-search"):
+                return .decode { try SeedRoutes.search(body, consistency: consistency) }
             case ("GET", "digest"):
                 return .digest
             case ("POST", "backup"):
@@ -363,13 +376,13 @@ final class HTTPFrontEnd {
         "path": ["GET", "HEAD"], "search": ["POST"], "batch": ["POST"], "flush": ["POST"], "cluster": ["GET", "HEAD"],
         "digest": ["GET", "HEAD"], "transfer-leader": ["POST"], "backup": ["POST"], "fsync-delay": ["POST"],
         "backup-shard": ["GET", "HEAD"], "backup-release": ["DELETE"],
-    ]
+    ].merging(SeedRoutes.methods) { a, _ in a }
 
     /// The query parameters each route reads; any other is refused (a misspelt one would be silently ignored).
     static let queryParameters: [String: [String]] = [
         "concept": ["consistency"], "neighbors": ["direction", "type", "consistency"],
         "path": ["from", "to", "max_depth", "consistency"], "search": ["consistency"], "flush": ["compact"],
-        "transfer-leader": ["shard", "to"], "associations": ["source", "target", "type"], "fsync-delay": ["ms"], "backup": ["fence_seconds", "wait_seconds"],
+        "transfer-leader": ["shard", "to"], "associations": ["source", "target", "type"], "query": ["consistency"], "seed-search": ["consistency"], "fsync-delay": ["ms"], "backup": ["fence_seconds", "wait_seconds"],
     ]
 
     /// A 400 naming the first query parameter `route` does not read (sorted, so the answer is stable).
@@ -384,6 +397,7 @@ final class HTTPFrontEnd {
     static func route(_ p: [String]) -> (String?, String) {
         switch p.count {
         case 1 where ["health", "ready", "metrics"].contains(p[0]): return (p[0], "")
+        case 1 where SeedRoutes.route(p[0]) != nil: return (SeedRoutes.route(p[0]), "")
         case 2 where p[0] == "v1" && p[1] == "concepts": return ("concepts", "")
         case 2 where p[0] == "v1" && ["associations", "path", "search", "batch", "flush", "cluster", "digest"].contains(p[1]): return (p[1], "")
         case 3 where p[0] == "v1" && p[1] == "admin" && p[2] == "transfer-leader": return ("transfer-leader", "")
@@ -397,8 +411,13 @@ final class HTTPFrontEnd {
         }
     }
 
-    private func run(_ op: ClientOp, _ session: ClientSession, idempotent: Bool = false, _ respond: @escaping (HTTPResponse) -> Void) {
+    private func run(_ op: ClientOp, _ session: ClientSession, idempotent: Bool = false, seedRoute: String? = nil,
+                     _ respond: @escaping (HTTPResponse) -> Void) {
         node.execute(op, session: session) { [weak self] result in
+            if let route = seedRoute, let answer = SeedRoutes.answer(route: route, op: op, result, uptimeSeconds: Date().timeIntervalSince1970 - ProcessStats.startTime) {
+                respond(answer)
+                return
+            }
             switch result {
             case .success(let reply): respond(.json(body: JSONReply.encode(reply, for: op)))
             case .failure(let e) where idempotent && e.code == .preconditionFailed:

@@ -93,6 +93,8 @@ public struct ShardStatus: Sendable {
     public var lastIndex: LogIndex
     public var snapshotIndex: LogIndex
     public var concepts: Int
+    /// Associations whose source lives on this shard, in this node's replica.
+    public var associations: Int = 0
     /// Filled when this node leads the shard: each follower's match index and lag behind the leader's log.
     public var replicas: [(node: NodeID, match: LogIndex, lag: UInt64)]
 }
@@ -114,6 +116,10 @@ public struct ClusterStatus: Sendable {
     public var nodes: [NodeStatus]
     public var shards: [ShardStatus]
     public var transactions: TransactionStats
+    /// Embeddings in this node's vector index (every local replica's).
+    public var vectors: Int = 0
+    /// Client writes this node proposed or forwarded since it started.
+    public var writes: UInt64 = 0
     /// How this node's peer links are protected (filled in by the node process).
     public var peerSecurity: PeerSecurityStatus?
 }

@@ -23,12 +23,17 @@ extension NodeCore {
                     reps.append((id, match, r.raft.lastIndex - min(match, r.raft.lastIndex)))
                 }
             }
-            return ShardStatus(shard: r.shard, leader: r.raft.leader, term: r.raft.term, role: "\(r.raft.role)",
-                               commitIndex: r.raft.commitIndex, appliedIndex: r.appliedIndex, lastIndex: r.raft.lastIndex,
-                               snapshotIndex: r.snapshotIndex, concepts: r.state.conceptCount, replicas: reps)
+            var status = ShardStatus(shard: r.shard, leader: r.raft.leader, term: r.raft.term, role: "\(r.raft.role)",
+                                     commitIndex: r.raft.commitIndex, appliedIndex: r.appliedIndex, lastIndex: r.raft.lastIndex,
+                                     snapshotIndex: r.snapshotIndex, concepts: r.state.conceptCount, replicas: reps)
+            status.associations = r.state.associationCount
+            return status
         }
-        return ClusterStatus(clusterID: config.clusterID, nodeID: config.nodeID, numShards: config.numShards,
-                             dimension: config.dimension, nodes: nodes, shards: shards, transactions: transactionStats())
+        var status = ClusterStatus(clusterID: config.clusterID, nodeID: config.nodeID, numShards: config.numShards,
+                                   dimension: config.dimension, nodes: nodes, shards: shards, transactions: transactionStats())
+        status.vectors = vectors.count
+        status.writes = metrics.writes.reduce(0, +)
+        return status
     }
 
     package func transactionStats() -> TransactionStats {

@@ -230,6 +230,52 @@ final class ClusterHTTPTests: XCTestCase {
         XCTAssertEqual(cluster.http(1, "PATCH", "/v1/associations").headers["allow"], "POST, DELETE")
     }
 
+    /// The seed documents' smoke tests, run literally with curl (their port replaced by a node's, and not its
+    /// leader's): learn answers a sequence, query finds what was learned (and says found: false for an unknown
+    /// id), search by vector answers results, a text query is a clear 503, stats count what is there, health says
+    /// healthy, transaction-stats has active_count, flush answers.
+    func testTheSeedDocumentsSmokeTestsPass() throws {
+        cluster = try LocalTestCluster(nodes: 3, shards: 4, dimension: 4)
+        try cluster.startAll()
+        try cluster.waitLeadersPlaced()
+        let base = "http://127.0.0.1:\(cluster.httpPort(2))"
+        func curl(_ args: [String]) throws -> [String: Any] {
+            let r = try runProgram("/usr/bin/env", ["curl", "-s"] + args)
+            XCTAssertEqual(r.status, 0, r.output)
+            return (try? JSONSerialization.jsonObject(with: Data(r.output.utf8))) as? [String: Any] ?? ["unparsed": r.output]
+        }
+        let json = ["-H", "Content-Type: application/json"]
+        let learned = try curl(["-X", "POST", "\(base)/learn"] + json + ["-d", #"{"content": "Test concept", "strength": 1.0, "confidence": 0.9}"#])
+        XCTAssertNotNil(learned["sequence"] as? NSNumber, "\(learned)")
+        let id = try XCTUnwrap(learned["concept_id"] as? String, "\(learned)")
+        let found = try curl(["-X", "POST", "\(base)/query"] + json + ["-d", "{\"concept_id\": \"\(id)\"}"])
+        XCTAssertEqual(found["found"] as? Bool, true, "\(found)")
+        XCTAssertEqual(found["content"] as? String, "Test concept")
+        XCTAssertEqual((found["confidence"] as? NSNumber)?.floatValue, 0.9)
+        let missing = try curl(["-X", "POST", "\(base)/query"] + json + ["-d", "{\"concept_id\": \"\(conceptID(999))\"}"])
+        XCTAssertEqual(missing["found"] as? Bool, false, "\(missing)")
+        XCTAssertEqual(try curl(["-X", "POST", "\(base)/learn"] + json + ["-d", #"{"content": "with a vector", "embedding": [1, 0, 0, 0]}"#])["sequence"] != nil, true)
+        let results = try curl(["-X", "POST", "\(base)/search"] + json + ["-d", #"{"vector": [1, 0, 0, 0], "top_k": 10}"#])
+        XCTAssertEqual((results["results"] as? [[String: Any]])?.count, 1, "\(results)")
+        let text = try runProgram("/usr/bin/env", ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "\(base)/search"] + json + ["-d", #"{"query": "test", "top_k": 10}"#])
+        XCTAssertEqual(text.output, "503", "a text query without an embedding service")
+        let health = try curl(["\(base)/health"])
+        XCTAssertEqual(health["healthy"] as? Bool, true)
+        XCTAssertEqual(health["status"] as? String, "ok")
+        // Stats are this node's replicas: every write is applied here shortly.
+        var stats: [String: Any] = [:]
+        let deadline = Date().addingTimeInterval(10)
+        repeat { stats = try curl(["\(base)/stats"]); usleep(50_000) } while (stats["concepts"] as? NSNumber)?.intValue != 2 && Date() < deadline
+        XCTAssertEqual((stats["concepts"] as? NSNumber)?.intValue, 2, "\(stats)")
+        XCTAssertEqual((stats["edges"] as? NSNumber)?.intValue, 0)
+        XCTAssertNotNil(stats["uptime_seconds"] as? NSNumber)
+        XCTAssertNotNil(stats["vectors"] as? NSNumber)
+        XCTAssertNotNil(try curl(["\(base)/transaction-stats"])["active_count"] as? NSNumber)
+        XCTAssertEqual(try curl(["-X", "POST", "\(base)/flush"])["flushed"] as? Bool, true)
+        let typo = try curl(["-X", "POST", "\(base)/learn"] + json + ["-d", #"{"contnet": "x"}"#])
+        XCTAssertTrue(((typo["error"] as? [String: Any])?["message"] as? String ?? "").contains("did you mean 'content'"), "\(typo)")
+    }
+
     /// PATCH changes only the fields it gives (through any node), under the same conditions as a put: the
     /// untouched fields keep their values, an unmet condition is a 412 that changes nothing, a missing concept a
     /// 404, an empty patch and `if_absent` 400s; `"embedding": null` removes the embedding.

@@ -24,8 +24,8 @@ enum AccessPolicy {
         switch (method, route) {
         case (_, "health"), (_, "ready"): return nil
         case (_, "metrics"): return metricsNeedToken ? .read : nil
-        case (_, "flush"), (_, "transfer-leader"), (_, "fsync-delay"), (_, "digest"): return .admin
-        case ("GET", _), ("HEAD", _), ("POST", "search"): return .read
+        case (_, "flush"), (_, "seed-flush"), (_, "transfer-leader"), (_, "fsync-delay"), (_, "digest"): return .admin
+        case ("GET", _), ("HEAD", _), ("POST", "search"), ("POST", "seed-search"), ("POST", "query"): return .read
         default: return .write   // every other method on a data route changes data
         }
     }
