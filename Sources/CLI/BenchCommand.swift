@@ -16,13 +16,15 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "write | read | mixed (50/50) | assoc-same (associations within a shard) | assoc-cross (across shards: 2PC).") var mix = "write"
     @Option(help: "Distinct keys written and read.") var keys = 100_000
     @Option(help: "SDK clients (each: a loop thread and one connection per node) the tasks share.") var clients = 1
+    @Flag(help: "Gateway mode: every request to the first endpoint, which forwards what it does not lead (measures forwarding).") var viaGateway = false
     @Flag(help: "Print the result as one JSON object.") var json = false
 
     func run() async throws {
         guard BenchLoad.mixes.contains(mix) else { throw ValidationError("--mix must be one of \(BenchLoad.mixes.joined(separator: ", "))") }
         guard concurrency >= 1, duration > 0, valueSize >= 0, keys >= 1, clients >= 1 else { throw ValidationError("counts must be positive") }
         let endpoints = try target.resolve()
-        let options = try target.options()
+        var options = try target.options()
+        options.viaGateway = viaGateway
         let sdks = try (0..<clients).map { _ in try SutraClient(endpoints: endpoints, options: options) }
         defer { Task { for c in sdks { await c.close() } } }
         let load = try await BenchLoad.prepare(sdks[0], keys: keys, valueSize: valueSize, preload: mix != "write", quiet: json)

@@ -45,6 +45,8 @@ struct EngineConfig: Sendable {
     /// Consecutive `NOT_LEADER` redirects followed at once before backing off (stops ping-pong between two
     /// nodes that each believe the other leads).
     var maxImmediateRedirects = 3
+    /// Every request to the first endpoint that answers, which forwards it (`SutraClient.Options.viaGateway`).
+    var viaGateway = false
 }
 
 /// What the client knows of the cluster: the shard count and who leads what.
@@ -246,8 +248,9 @@ final class Engine: @unchecked Sendable {
         let wid = nextWireID
         nextWireID += 1
         call.spec.request.id = wid
-        // The SDK routes by its shard map and follows NOT_LEADER hints: no forwarding by the node it reaches.
-        call.spec.request.noForward = true
+        // The SDK routes by its shard map and follows NOT_LEADER hints: no forwarding by the node it reaches
+        // (unless it is in gateway mode).
+        call.spec.request.noForward = !config.viaGateway
         if call.started { call.spec.request.ackedBelow = outstanding.min() ?? nextSequence }
         let bytes: [UInt8]
         do {
@@ -286,6 +289,10 @@ final class Engine: @unchecked Sendable {
     }
 
     private func pickTarget(_ call: Call) -> Endpoint? {
+        if config.viaGateway {
+            // The configured endpoints in order, the first that is not suspect (then any node the map names).
+            return (seeds + candidates).first { !isSuspect($0) } ?? seeds.first
+        }
         if let t = call.redirectTarget {
             call.redirectTarget = nil
             if !isSuspect(t) { return t }

@@ -54,6 +54,10 @@ public final class SutraClient: Sendable {
         /// TLS to the nodes' client ports (nil: plaintext). The client verifies every node's certificate
         /// against `caFile` and checks it names the endpoint's address (an IP SAN for IP endpoints).
         public var tls: TLSOptions?
+        /// Gateway mode (default off): every request goes to the first endpoint that answers, which forwards what
+        /// it does not lead to the shard's leader over its peer link — one address to open in a firewall, at the
+        /// cost of a hop. Off: the client routes each request to its shard's leader by itself.
+        public var viaGateway = false
 
         public init(requestTimeout: Duration = .seconds(5), attemptTimeout: Duration = .seconds(2),
                     retryBaseDelay: Duration = .milliseconds(10), retryMaxDelay: Duration = .milliseconds(500),
@@ -119,6 +123,7 @@ public final class SutraClient: Sendable {
                                   backoffBaseMs: UInt64(base), backoffCapMs: UInt64(cap),
                                   maxFrameSize: options.maxFrameSize, probeAfterMs: UInt64(probeAfter),
                                   probeTimeoutMs: UInt64(probeTimeout), token: options.token ?? "")
+        config.viaGateway = options.viaGateway
         if let tls = options.tls {
             do {
                 config.tlsContext = try TLSContext(TLSContext.Configuration(

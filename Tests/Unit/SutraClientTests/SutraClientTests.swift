@@ -71,6 +71,37 @@ final class SutraClientTests: XCTestCase {
         }
     }
 
+    /// By default every request says `no_forward` (the client routes itself); in gateway mode every request goes
+    /// to the first endpoint without it, even when the map names another leader, and the node forwards.
+    func testGatewayModeSendsEverythingToTheFirstEndpointForForwarding() async throws {
+        let a = try FakeNode(id: 1)
+        let b = try FakeNode(id: 2)
+        defer { a.stop(); b.stop() }
+        let cluster = Reply.cluster(nodes: [a, b], leader: 2)
+        for n in [a, b] {
+            n.setHandler { r in
+                switch r.op {
+                case .clusterInfo?: return .respond(cluster)
+                case .putConcept?: return .respond(Reply.write(7))
+                default: return .respond(Reply.error(.internal, "unexpected"))
+                }
+            }
+        }
+        try await withClient([a.address]) { client in
+            try await client.put(NewConcept(id: Self.x, text: "routed"))
+            XCTAssertEqual(b.puts.count, 1, "routed to the leader the map names")
+            XCTAssertEqual(b.puts.first?.noForward, true)
+        }
+        var gateway = SutraClient.Options(requestTimeout: .seconds(3))
+        gateway.viaGateway = true
+        try await withClient([a.address, b.address], gateway) { client in
+            for k in 0..<3 { try await client.put(NewConcept(id: ConceptID(hi: 9, lo: UInt64(k)), text: "via gateway")) }
+            XCTAssertEqual(a.puts.count, 3, "every write through the first endpoint")
+            XCTAssertEqual(b.puts.count, 1, "none more to the leader itself")
+            XCTAssertTrue(a.puts.allSatisfy { !$0.noForward }, "the gateway may forward them")
+        }
+    }
+
     func testUnavailableTwiceThenSuccessRetriesWithTheSameClientIDAndSequence() async throws {
         let a = try FakeNode(id: 1)
         defer { a.stop() }
