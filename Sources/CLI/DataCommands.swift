@@ -90,30 +90,37 @@ func parseAssociationType(_ name: String) throws -> AssociationType {
     return t
 }
 
-struct AssociateCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "associate", abstract: "Associate two concepts.")
-    @OptionGroup var target: SDKTarget
+/// An association's identity on the command line: source, target and type.
+struct AssociationArguments: ParsableArguments {
     @Argument(help: "Source concept id.") var source: String
     @Argument(help: "Target concept id.") var targetID: String
     @Option(help: "semantic, causal, temporal, hierarchical or compositional.") var type = "semantic"
-    @Option(help: "Confidence (weight).") var confidence: Float = 1
+
+    func parsed() throws -> (source: ConceptID, target: ConceptID, type: AssociationType) {
+        (try parseID(source), try parseID(targetID), try parseAssociationType(type))
+    }
+}
+
+struct AssociateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "associate", abstract: "Associate two concepts.")
+    @OptionGroup var target: SDKTarget
+    @OptionGroup var edge: AssociationArguments
+    @Option(help: "Confidence (weight), in [0, 1].") var confidence: Float = 1
 
     func run() async throws {
-        let s = try parseID(source), t = try parseID(targetID), ty = try parseAssociationType(type)
-        printJSON(["version": try await withClient(target) { try await $0.associate(source: s, target: t, type: ty, confidence: confidence) }])
+        let e = try edge.parsed()
+        printJSON(["version": try await withClient(target) { try await $0.associate(source: e.source, target: e.target, type: e.type, confidence: confidence) }])
     }
 }
 
 struct DissociateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "dissociate", abstract: "Remove one association (both sides, atomically).")
     @OptionGroup var target: SDKTarget
-    @Argument(help: "Source concept id.") var source: String
-    @Argument(help: "Target concept id.") var targetID: String
-    @Option(help: "semantic, causal, temporal, hierarchical or compositional.") var type = "semantic"
+    @OptionGroup var edge: AssociationArguments
 
     func run() async throws {
-        let s = try parseID(source), t = try parseID(targetID), ty = try parseAssociationType(type)
-        printJSON(["version": try await withClient(target) { try await $0.dissociate(source: s, target: t, type: ty) }])
+        let e = try edge.parsed()
+        printJSON(["version": try await withClient(target) { try await $0.dissociate(source: e.source, target: e.target, type: e.type) }])
     }
 }
 
