@@ -253,8 +253,7 @@ extension RaftNode {
             // past every entry ever committed (see rejoinContext): stop abstaining, the leader as this term's vote.
             if m.context == Message.rejoinContext && isAbstaining { vote = m.from }
             // The leader already knows we hold exactly this much: a commit-only append needs no answer.
-            if m.context == Message.commitOnlyContext && m.entries.isEmpty && !isAbstaining && lastNew == m.index
-                && log.lastIndex == m.index { return }
+            if m.context == Message.commitOnlyContext && m.entries.isEmpty && !isAbstaining && log.lastIndex == m.index { return }
             send(Message(type: .appendResponse, to: m.from, index: lastNew))
         } else {
             let (hintIndex, hintTerm) = log.findConflictByTerm(index: min(m.index, log.lastIndex), term: m.logTerm)

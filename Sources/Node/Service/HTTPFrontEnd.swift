@@ -153,10 +153,10 @@ final class HTTPFrontEnd {
         }
         let session = ClientSession(clientID: UInt64(req.headers["x-sutra-client-id"] ?? "") ?? 0,
                                     sequence: UInt64(req.headers["x-sutra-sequence"] ?? "") ?? 0)
+        let route = HTTPFrontEnd.route(req.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)).0
         // An id-less create under an Idempotency-Key is a put-if-absent whose refusal is a retry's replay.
-        let idempotent = req.method == "POST" && req.path.hasSuffix("/v1/concepts") && req.headers["idempotency-key"] != nil
-        let segments = req.path.split(separator: "/", omittingEmptySubsequences: true)
-        let seedRoute = segments.count == 1 ? SeedRoutes.route(String(segments[0])) : nil
+        let idempotent = req.method == "POST" && route == "concepts" && req.headers["idempotency-key"] != nil
+        let seedRoute = route.flatMap { SeedRoutes.methods[$0] != nil ? $0 : nil }
         switch plan(req, from: peer) {
         case .answer(let r): respond(r)
         case .op(let op): run(op, session, seedRoute: seedRoute, respond)
@@ -246,7 +246,7 @@ final class HTTPFrontEnd {
                 r.headers = ["Content-Type": "text/plain; version=0.0.4"]
                 return .answer(r)
             case ("POST", "concepts"):
-                let key = try IdempotencyKey(header: req.headers["idempotency-key"], authorization: req.headers["authorization"])
+                let key = try IdempotencyKey(req)
                 return .decode {
                     let obj = try JSONBody(body)
                     try obj.onlyFields(JSONBody.conceptFields + JSONBody.conditionFields, in: "a concept")
@@ -307,7 +307,7 @@ final class HTTPFrontEnd {
                     return .search(vector: v, k: try obj.int("k") ?? 10, ef: try obj.int("ef") ?? 0, consistency)
                 }
             case ("POST", "batch"):
-                let key = try IdempotencyKey(header: req.headers["idempotency-key"], authorization: req.headers["authorization"])
+                let key = try IdempotencyKey(req)
                 return .decode { .batch(try JSONBody(body).batchItems(dimension: dimension, idempotency: key)) }
             case ("POST", "flush"):
                 switch req.query["compact"] {
@@ -332,7 +332,7 @@ final class HTTPFrontEnd {
             case ("POST", "seed-flush"):
                 return .op(.flush(compactLog: false))
             case ("POST", "learn"):
-                let key = try IdempotencyKey(header: req.headers["idempotency-key"], authorization: req.headers["authorization"])
+                let key = try IdempotencyKey(req)
                 return .decode { try SeedRoutes.learn(body, dimension: dimension, key: key) }
             case ("POST", "query"):
                 return .decode { try SeedRoutes.query(body, consistency: consistency) }

@@ -85,27 +85,25 @@ struct JSONBody {
     func concept(dimension: Int, idWhenAbsent: ConceptID? = nil) throws -> Concept {
         let id = try string("id").map { try JSONBody.id($0, "id") } ?? idWhenAbsent
             ?? ConceptID(hi: UInt64.random(in: 1...UInt64.max), lo: UInt64.random(in: 0...UInt64.max))
-        var content: [UInt8] = []
-        if let b64 = try string("content_base64") {
-            guard let d = Data(base64Encoded: b64) else { throw RequestProblem("content_base64 is not valid base64") }
-            content = Array(d)
-        } else if let s = try string("content") {
-            content = Array(s.utf8)
-        }
+        let content = try contentField() ?? []
         let embedding = try floats("embedding")
         return Concept(id: id, content: content, embedding: (embedding?.isEmpty ?? true) ? nil : embedding,
                        strength: Float(try number("strength") ?? 1), confidence: Float(try number("confidence") ?? 1))
     }
 
+    /// `content_base64` (bytes) or `content` (UTF-8 text); nil when neither is given.
+    func contentField() throws -> [UInt8]? {
+        if let b64 = try string("content_base64") {
+            guard let d = Data(base64Encoded: b64) else { throw RequestProblem("content_base64 is not valid base64") }
+            return Array(d)
+        }
+        return try string("content").map { Array($0.utf8) }
+    }
+
     /// The fields a partial update gives (absent: kept). `"embedding": null` or `[]` removes the embedding.
     func conceptPatch() throws -> ConceptPatch {
         var p = ConceptPatch()
-        if let b64 = try string("content_base64") {
-            guard let d = Data(base64Encoded: b64) else { throw RequestProblem("content_base64 is not valid base64") }
-            p.content = Array(d)
-        } else if let s = try string("content") {
-            p.content = Array(s.utf8)
-        }
+        p.content = try contentField()
         if object["embedding"] is NSNull { p.embedding = [] } else { p.embedding = try floats("embedding") }
         p.strength = try number("strength").map(Float.init)
         p.confidence = try number("confidence").map(Float.init)
@@ -185,6 +183,11 @@ struct IdempotencyKey: Sendable {
     /// Keys are opaque text of 1…255 visible ASCII characters (a UUID, a request hash…).
     static let maxLength = 255
     let seed: [UInt8]
+
+    /// The request's `Idempotency-Key`, scoped by its `Authorization`; nil without one, throws for a malformed one.
+    init?(_ req: HTTPRequest) throws {
+        try self.init(header: req.headers["idempotency-key"], authorization: req.headers["authorization"])
+    }
 
     /// Nil without the header; throws for a malformed one.
     init?(header: String?, authorization: String?) throws {

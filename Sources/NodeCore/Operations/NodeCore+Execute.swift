@@ -182,8 +182,7 @@ extension NodeCore {
         let r = replicas[s]
         guard r.isLeader || session.mayForward else { done(.failure(notLeader(s))); return }
         let started = now
-        let forwarded = !r.isLeader
-        if forwarded { metrics.clientRequestsForwarded += 1 }
+        let forwarded = forwardsClientRequest(shard: s)
         proposeAnywhere(shard: s, request(c, session)) { [weak self] result in
             guard let self else { return }
             self.metrics.recordWrite(shard: s, nanos: self.now - started)
@@ -199,7 +198,7 @@ extension NodeCore {
         let s1 = shard(of: source), s2 = shard(of: target)
         let out = ShardCommand.putEdge(.outgoing, owner: source, Edge(other: target, type: type, confidence: confidence))
         let inc = ShardCommand.putEdge(.incoming, owner: target, Edge(other: source, type: type, confidence: confidence))
-        guard replicas[s1].isLeader || session.mayForward else { done(.failure(notLeader(s1))); return }
+        // `write` and `transaction` route it: here, forwarded, or NOT_LEADER for a client that routes itself.
         if s1 == s2 { write(.batch([out, inc]), shard: s1, session: session, done); return }
         metrics.crossShardAssociations += 1
         transaction([TxnPart(shard: s1, commands: [out]), TxnPart(shard: s2, commands: [inc])], recordShard: s1, session: session, done)
@@ -226,8 +225,7 @@ extension NodeCore {
             }
         }
         if parts.count == 1, let (s, cmds) = parts.first {
-            let forwarded = !replicas[s].isLeader
-            if forwarded { metrics.clientRequestsForwarded += 1 }
+            let forwarded = forwardsClientRequest(shard: s)
             proposeAnywhere(shard: s, request(.batch(cmds), session)) { [weak self] result in
                 guard let self else { return }
                 done(result.map { .write(version: $0) }.mapError { self.clientError($0, shard: s, forwarded: forwarded) })
@@ -256,8 +254,7 @@ extension NodeCore {
             done(body(r))
         case .linearizable:
             guard r.isLeader || session.mayForward else { done(.failure(notLeader(s))); return }
-            let forwarded = !r.isLeader
-            if forwarded { metrics.clientRequestsForwarded += 1 }
+            let forwarded = forwardsClientRequest(shard: s)
             readBarrier(shard: s) { [weak self] result in
                 guard let self else { return }
                 switch result {

@@ -15,9 +15,7 @@ import Shard
 /// exist — as that release did.
 extension NodeCore {
     /// Whether the graph-integrity commands may be proposed: no connected peer speaks a wire version without them.
-    var peersReadGraphIntegrity: Bool {
-        otherNodes.allSatisfy { let v = io.wireVersion(of: $0); return v == 0 || v >= PeerFrame.graphIntegrityVersion }
-    }
+    var peersReadGraphIntegrity: Bool { connectedPeer(below: PeerFrame.graphIntegrityVersion) == nil }
 
     /// One association's two edge records: one entry on a shared shard, else one transaction recorded on the
     /// source's shard. Removing an association that is not there succeeds (DELETE is idempotent).
@@ -29,7 +27,7 @@ extension NodeCore {
                                         : .deleteEdge(.outgoing, owner: source, other: target, type: type)
         let inc: ShardCommand = lenient ? .dropEdge(.incoming, owner: target, other: source, type: type)
                                         : .deleteEdge(.incoming, owner: target, other: source, type: type)
-        guard replicas[s1].isLeader || session.mayForward else { done(.failure(notLeader(s1))); return }
+        // `write` and `transaction` route it: here, forwarded, or NOT_LEADER for a client that routes itself.
         if s1 == s2 { write(.batch([out, inc]), shard: s1, session: session, done); return }
         transaction([TxnPart(shard: s1, commands: [out]), TxnPart(shard: s2, commands: [inc])], recordShard: s1,
                     session: session, done)

@@ -109,6 +109,25 @@ extension NodeCore {
         }
     }
 
+    /// A connected peer whose link speaks a wire version below `version` (a rolling upgrade is under way), with
+    /// that version; nil when every connected peer speaks `version` or later. Commands and frames a version
+    /// introduced are proposed or sent only while this is nil.
+    func connectedPeer(below version: UInt32) -> (NodeID, UInt32)? {
+        for peer in otherNodes {
+            let v = io.wireVersion(of: peer)
+            if v != 0 && v < version { return (peer, v) }
+        }
+        return nil
+    }
+
+    /// Whether a client's request for shard `s` goes to its leader's node (counted in
+    /// `sutra_client_requests_forwarded_total`) rather than being served here.
+    func forwardsClientRequest(shard s: Int) -> Bool {
+        let forwarded = !replicas[s].isLeader
+        if forwarded { metrics.clientRequestsForwarded += 1 }
+        return forwarded
+    }
+
     /// Hands a client's cross-shard write to the leader of its record shard (this node does not lead it).
     /// A leader of an older release cannot take one (a rolling upgrade): refused, naming the node to send it to.
     func forwardTransaction(_ parts: [TxnPart], recordShard s: Int, session: ClientSession, _ done: @escaping TxnCompletion) {

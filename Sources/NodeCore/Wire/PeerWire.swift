@@ -43,7 +43,7 @@ package enum PeerFrame: Equatable {
     /// connected peer speaks an older one.
     package static let backupFenceVersion: UInt32 = 5
     /// The first wire version that takes a forwarded transaction: an older leader is not sent one (the client
-    /// gets NOT_LEADER, as before).
+    /// gets a 503 naming the leader to send it to).
     package static let forwardTransactionVersion: UInt32 = 6
     /// The first wire version whose nodes read the graph-integrity commands (`expectEdges`, `dropEdge`): a
     /// cascading delete or a lenient dissociation is proposed only while no connected peer speaks an older one.
