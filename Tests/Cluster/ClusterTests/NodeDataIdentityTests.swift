@@ -13,7 +13,15 @@ final class NodeDataIdentityTests: XCTestCase {
 
     private func put(_ c: LocalTestCluster, _ n: Int, _ embedding: [Float]) -> Int {
         let body = "{\"id\":\"\(conceptID(n))\",\"content\":\"concept \(n)\",\"embedding\":[\(embedding.map { "\($0)" }.joined(separator: ","))]}"
-        return c.httpToLeader(via: 1, "POST", "/v1/concepts", body).status
+        // 503 (a leadership being handed to its preferred node right after start, a leader just killed): retry,
+        // as a client would — a put of the same id writes the same concept.
+        var status = c.httpToLeader(via: 1, "POST", "/v1/concepts", body).status
+        let deadline = Date().addingTimeInterval(10)
+        while status == 503 && Date() < deadline {
+            usleep(100_000)
+            status = c.httpToLeader(via: 1, "POST", "/v1/concepts", body).status
+        }
+        return status
     }
 
     private func readAll(_ c: LocalTestCluster, _ count: Int) -> Int {
