@@ -16,7 +16,9 @@
 #include <hnswlib/hnswlib.h>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
+#include <queue>
 #include <string>
 #include <vector>
 
@@ -135,6 +137,135 @@ int sutra_hnsw_search(sutra_hnsw *h, const float *query, size_t k, size_t ef, ui
             distances[i - 1] = result.top().first;
             result.pop();
         }
+        return 0;
+    } catch (const std::exception &e) {
+        set_err(err, errlen, e.what());
+    } catch (...) {
+        set_err(err, errlen, "unknown C++ exception");
+    }
+    return 1;
+}
+
+// A max-heap of (distance, internal id): its top is the farthest result held.
+using ResultHeap = std::priority_queue<std::pair<float, hnswlib::tableint>>;
+
+static void emit(ResultHeap &results, hnswlib::HierarchicalNSW<float> *ix, uint64_t *labels, float *distances,
+                 size_t *found) {
+    size_t n = results.size();
+    *found = n;
+    for (size_t i = n; i > 0; i--) {
+        labels[i - 1] = static_cast<uint64_t>(ix->getExternalLabel(results.top().second));
+        distances[i - 1] = results.top().first;
+        results.pop();
+    }
+}
+
+static bool allowed(hnswlib::HierarchicalNSW<float> *ix, hnswlib::tableint id, sutra_hnsw_filter filter, void *ctx) {
+    if (ix->isMarkedDeleted(id)) return false;
+    return filter == nullptr || filter(ctx, static_cast<uint64_t>(ix->getExternalLabel(id))) != 0;
+}
+
+int sutra_hnsw_search_exact(sutra_hnsw *h, const float *query, size_t k, sutra_hnsw_filter filter, void *ctx,
+                            uint64_t *labels, float *distances, size_t *found, char *err, size_t errlen) {
+    try {
+        auto *ix = h->index.get();
+        const float *q = prepare(h, query);
+        ResultHeap results;
+        size_t count = ix->cur_element_count;
+        for (size_t i = 0; i < count && k > 0; i++) {
+            auto id = static_cast<hnswlib::tableint>(i);
+            if (!allowed(ix, id, filter, ctx)) continue;
+            float d = ix->fstdistfunc_(q, ix->getDataByInternalId(id), ix->dist_func_param_);
+            if (results.size() < k) {
+                results.emplace(d, id);
+            } else if (d < results.top().first) {
+                results.pop();
+                results.emplace(d, id);
+            }
+        }
+        emit(results, ix, labels, distances, found);
+        return 0;
+    } catch (const std::exception &e) {
+        set_err(err, errlen, e.what());
+    } catch (...) {
+        set_err(err, errlen, "unknown C++ exception");
+    }
+    return 1;
+}
+
+int sutra_hnsw_search_filtered(sutra_hnsw *h, const float *query, size_t k, size_t ef, sutra_hnsw_filter filter,
+                               void *ctx, uint64_t *labels, float *distances, size_t *found, char *err,
+                               size_t errlen) {
+    try {
+        auto *ix = h->index.get();
+        *found = 0;
+        if (ix->cur_element_count == 0 || k == 0) return 0;
+        if (ef < k) ef = k;
+        const float *q = prepare(h, query);
+        // Upper layers: greedy descent to the base layer's entry point (no filter: they only route).
+        hnswlib::tableint current = ix->enterpoint_node_;
+        float currentDistance = ix->fstdistfunc_(q, ix->getDataByInternalId(current), ix->dist_func_param_);
+        for (int level = ix->maxlevel_; level > 0; level--) {
+            bool moved = true;
+            while (moved) {
+                moved = false;
+                unsigned int *list = reinterpret_cast<unsigned int *>(ix->get_linklist(current, level));
+                int size = ix->getListCount(list);
+                auto *neighbours = reinterpret_cast<hnswlib::tableint *>(list + 1);
+                for (int i = 0; i < size; i++) {
+                    hnswlib::tableint n = neighbours[i];
+                    if (n >= ix->cur_element_count) throw std::runtime_error("a link points past the elements");
+                    float d = ix->fstdistfunc_(q, ix->getDataByInternalId(n), ix->dist_func_param_);
+                    if (d < currentDistance) {
+                        currentDistance = d;
+                        current = n;
+                        moved = true;
+                    }
+                }
+            }
+        }
+        // Base layer: a beam search whose frontier holds every vector, and whose results only allowed ones.
+        hnswlib::VisitedList *visited = ix->visited_list_pool_->getFreeVisitedList();
+        hnswlib::vl_type *mark = visited->mass;
+        hnswlib::vl_type tag = visited->curV;
+        std::priority_queue<std::pair<float, hnswlib::tableint>> frontier;  // (-distance): nearest on top
+        ResultHeap results;
+        float bound = std::numeric_limits<float>::max();
+        frontier.emplace(-currentDistance, current);
+        mark[current] = tag;
+        if (allowed(ix, current, filter, ctx)) {
+            results.emplace(currentDistance, current);
+            if (results.size() == ef) bound = results.top().first;
+        }
+        while (!frontier.empty()) {
+            auto [negative, node] = frontier.top();
+            if (-negative > bound && results.size() >= ef) break;
+            frontier.pop();
+            auto *list = ix->get_linklist0(node);
+            size_t size = ix->getListCount(list);
+            auto *neighbours = reinterpret_cast<hnswlib::tableint *>(list + 1);
+            for (size_t j = 0; j < size; j++) {
+                hnswlib::tableint n = neighbours[j];
+                if (n >= ix->cur_element_count) {
+                    ix->visited_list_pool_->releaseVisitedList(visited);
+                    throw std::runtime_error("a link points past the elements");
+                }
+                if (mark[n] == tag) continue;
+                mark[n] = tag;
+                float d = ix->fstdistfunc_(q, ix->getDataByInternalId(n), ix->dist_func_param_);
+                if (results.size() < ef || d < bound) {
+                    frontier.emplace(-d, n);
+                    if (allowed(ix, n, filter, ctx)) {
+                        results.emplace(d, n);
+                        if (results.size() > ef) results.pop();
+                        if (results.size() == ef) bound = results.top().first;
+                    }
+                }
+            }
+        }
+        ix->visited_list_pool_->releaseVisitedList(visited);
+        while (results.size() > k) results.pop();
+        emit(results, ix, labels, distances, found);
         return 0;
     } catch (const std::exception &e) {
         set_err(err, errlen, e.what());

@@ -176,12 +176,20 @@ struct SearchCommand: AsyncParsableCommand {
     @OptionGroup var target: SDKTarget
     @Argument(help: "Query vector: comma-separated numbers.") var vector: String
     @Option(help: "Neighbours, 1…1000.") var k = 10
-    @Option(help: "Search breadth (0: the node's default).") var ef = 0
+    @Option(help: "Search breadth (0: the node's default for k).") var ef = 0
+    @Flag(help: "Compare with every vector (recall 1, cost linear in the number of vectors).") var exact = false
+    @Option(help: "Only concepts whose strength is at least this (0…1).") var minStrength: Float?
+    @Option(help: "Only concepts whose confidence is at least this (0…1).") var minConfidence: Float?
+    @Option(help: "Only concepts with an association of this type (either direction).") var associationType: String?
     @Option(help: "json or table.") var output: OutputFormat = .json
 
     func run() async throws {
         let v = try parseVector(vector)
-        let hits = try await withClient(target) { try await $0.search(vector: v, k: k, ef: ef) }
+        let filter = SearchFilter(minStrength: minStrength, minConfidence: minConfidence,
+                                  associationType: try associationType.map(parseAssociationType))
+        let hits = try await withClient(target) {
+            try await $0.search(vector: v, k: k, ef: ef, exact: exact, filter: filter.isEmpty ? nil : filter)
+        }
         if output == .table {
             print(renderTable(["rank", "distance", "id"], hits.enumerated().map { ["\($0.offset + 1)", "\($0.element.distance)", $0.element.id.description] }))
             return

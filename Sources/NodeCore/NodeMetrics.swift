@@ -1,3 +1,4 @@
+import Shard
 
 /// A Prometheus histogram with fixed buckets (seconds).
 package struct Histogram {
@@ -43,6 +44,8 @@ package final class NodeMetrics {
     package var crossShardAssociations: UInt64 = 0
     /// Client requests for a shard this node does not lead, forwarded to the leader's node and answered here.
     package var clientRequestsForwarded: UInt64 = 0
+    /// Vector searches answered here, by the way they were answered (exact scan, graph, filtered graph).
+    package var vectorSearches: [SearchMethod: UInt64] = [:]
     /// Online backups begun and taken through this node, cross-shard writes held back by a fence, and
     /// fences this node lifted as leader because their backup never did.
     package var backupsStarted: UInt64 = 0

@@ -105,14 +105,6 @@ public final class ConceptVectors {
         try? index?.remove(label: label)
     }
 
-    /// The `k` nearest concepts to `query` by cosine distance, nearest first.
-    public func search(_ query: [Float], k: Int, ef: Int) throws(VectorIndexError) -> [(id: ConceptID, distance: Float)] {
-        guard let index, !labelOf.isEmpty else { return [] }
-        return try index.search(query, k: min(k, labelOf.count), ef: max(ef, k)).compactMap { hit in
-            idOf[hit.label].map { (id: $0, distance: hit.distance) }
-        }
-    }
-
     /// Whether the loaded index already reflects shard `shard` at its snapshot `index` or later (the log tail
     /// after the snapshot is replayed on top of it; replays are idempotent upserts and removals).
     public func covers(shard: Int, snapshotIndex: UInt64) -> Bool {

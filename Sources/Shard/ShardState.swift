@@ -286,6 +286,11 @@ public final class ShardState {
 
     public func concept(_ id: ConceptID) -> Concept? { concepts[id] }
 
+    /// Whether `id` has an association of `type` in either direction (a search filter's test: no sorting, no copy).
+    public func hasAssociation(_ id: ConceptID, type: AssociationType) -> Bool {
+        outEdges[id]?.contains { $0.type == type } == true || inEdges[id]?.contains { $0.type == type } == true
+    }
+
     /// The edges stored with `id` in one direction, optionally of one type, sorted by (other, type) so every
     /// replica answers identically.
     public func neighbors(of id: ConceptID, direction: EdgeDirection, type: AssociationType? = nil) -> [Edge] {

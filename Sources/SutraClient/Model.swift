@@ -137,6 +137,25 @@ public struct PathResult: Sendable, Hashable {
     }
 }
 
+/// Which concepts a vector search may answer; every condition given must hold. Applied inside the search, so
+/// it returns k answers whenever k concepts pass.
+public struct SearchFilter: Sendable, Hashable {
+    /// Strength at least this (0…1).
+    public var minStrength: Float?
+    /// Confidence at least this (0…1).
+    public var minConfidence: Float?
+    /// Has an association of this type, in either direction.
+    public var associationType: AssociationType?
+
+    public init(minStrength: Float? = nil, minConfidence: Float? = nil, associationType: AssociationType? = nil) {
+        self.minStrength = minStrength
+        self.minConfidence = minConfidence
+        self.associationType = associationType
+    }
+
+    public var isEmpty: Bool { minStrength == nil && minConfidence == nil && associationType == nil }
+}
+
 /// One result of a vector search: a concept and its distance to the query (smaller is closer).
 public struct SearchHit: Sendable, Hashable {
     public var id: ConceptID

@@ -348,14 +348,25 @@ public final class SutraClient: Sendable {
     }
 
     /// The `k` (1…1000) concepts whose embeddings are nearest to `vector` (the cluster's dimension), nearest
-    /// first. `ef` is the search breadth (0: the node's default; larger is slower and more exact).
-    public func search(vector: [Float], k: Int = 10, ef: Int = 0,
+    /// first. `ef` is the search breadth (0: the node's default for k; larger is slower and more exact).
+    /// `exact`: compare with every vector (recall 1). `filter`: only concepts passing it are answers (applied
+    /// inside the search: k answers whenever k concepts pass). `exact` and `filter` need release 0.2 on the node
+    /// that answers; a 0.1 node refuses them (`invalidArgument`) rather than ignoring them.
+    public func search(vector: [Float], k: Int = 10, ef: Int = 0, exact: Bool = false, filter: SearchFilter? = nil,
                        consistency: Consistency = .linearizable) async throws -> [SearchHit] {
         var r = Sutra_V1_Request()
         r.consistency = consistency.proto
-        r.search.vector = vector
-        r.search.k = try uint32(k, "k")
-        r.search.ef = try uint32(ef, "ef")
+        var s = Sutra_V1_Search()
+        s.vector = vector
+        s.k = try uint32(k, "k")
+        s.ef = try uint32(ef, "ef")
+        s.exact = exact
+        if let filter, !filter.isEmpty {
+            if let v = filter.minStrength { s.filter.minStrength = v }
+            if let v = filter.minConfidence { s.filter.minConfidence = v }
+            if let t = filter.associationType { s.filter.associationType = t.proto }
+        }
+        if exact || s.hasFilter { r.searchV2 = s } else { r.search = s }
         let response = try await perform(CallSpec(operation: "search", request: r, route: .anyNode, writeKeys: nil))
         guard case .search(let s)? = response.result else {
             throw SutraError.invalidResponse("search was answered without a search result")

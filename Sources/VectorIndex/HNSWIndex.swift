@@ -107,6 +107,56 @@ public final class HNSWIndex {
         return (0..<found).map { (labels[$0], dists[$0]) }
     }
 
+    /// The k nearest live vectors to `query` by comparing every one of them (exact), nearest first; with
+    /// `allowing`, only among the labels it accepts.
+    public func exactSearch(_ query: [Float], k: Int, allowing: ((UInt64) -> Bool)? = nil) throws(VectorIndexError) -> [(label: UInt64, distance: Float)] {
+        try check(query, "query")
+        return try run(k: k, allowing: allowing) { l, d, found, err, filter, ctx in
+            query.withUnsafeBufferPointer { q in
+                sutra_hnsw_search_exact(handle, q.baseAddress, k, filter, ctx, l, d, found, err, 256)
+            }
+        }
+    }
+
+    /// The k nearest live vectors to `query` among those `allowing` accepts, walking the graph through every
+    /// vector but keeping only accepted ones as results (the filter is applied inside the search, so a selective
+    /// filter does not leave fewer than k of a top-k that happened to hold rejected vectors). May return fewer
+    /// than k when few are accepted; `ef` (≥ k) counts accepted results held during the walk.
+    public func search(_ query: [Float], k: Int, ef: Int, allowing: @escaping (UInt64) -> Bool) throws(VectorIndexError) -> [(label: UInt64, distance: Float)] {
+        try check(query, "query")
+        return try run(k: k, allowing: allowing) { l, d, found, err, filter, ctx in
+            query.withUnsafeBufferPointer { q in
+                sutra_hnsw_search_filtered(handle, q.baseAddress, k, max(ef, k), filter, ctx, l, d, found, err, 256)
+            }
+        }
+    }
+
+    /// Calls `body` with result buffers for k hits and, when `allowing` is set, a C filter that asks it.
+    private func run(k: Int, allowing: ((UInt64) -> Bool)?,
+                     _ body: (UnsafeMutablePointer<UInt64>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Int>, UnsafeMutablePointer<CChar>?,
+                              sutra_hnsw_filter?, UnsafeMutableRawPointer?) -> Int32) throws(VectorIndexError) -> [(label: UInt64, distance: Float)] {
+        guard k > 0 else { return [] }
+        var labels = [UInt64](repeating: 0, count: k)
+        var dists = [Float](repeating: 0, count: k)
+        var found = 0
+        var err = [CChar](repeating: 0, count: 256)
+        let box = allowing.map(FilterBox.init)
+        let ctx = box.map { Unmanaged.passUnretained($0).toOpaque() }
+        let filter: sutra_hnsw_filter? = box == nil ? nil : { ctx, label in
+            Unmanaged<FilterBox>.fromOpaque(ctx!).takeUnretainedValue().allow(label) ? 1 : 0
+        }
+        let rc = labels.withUnsafeMutableBufferPointer { l in
+            dists.withUnsafeMutableBufferPointer { d in
+                err.withUnsafeMutableBufferPointer { e in
+                    withExtendedLifetime(box) { body(l.baseAddress, d.baseAddress, &found, e.baseAddress, filter, ctx) }
+                }
+            }
+        }
+        if rc != 0 { throw VectorIndexError(message: text(err)) }
+        precondition(found <= k, "hnswlib returned \(found) hits for k = \(k)")
+        return (0..<found).map { (labels[$0], dists[$0]) }
+    }
+
     public func resize(to newCapacity: Int) throws(VectorIndexError) {
         var err = [CChar](repeating: 0, count: 256)
         if sutra_hnsw_resize(handle, newCapacity, &err, err.count) != 0 { throw VectorIndexError(message: text(err)) }
@@ -118,4 +168,10 @@ public final class HNSWIndex {
             throw VectorIndexError(message: "saving \(path): \(text(err))")
         }
     }
+}
+
+/// A Swift filter handed to C as an opaque context pointer (alive for the call only).
+private final class FilterBox {
+    let allow: (UInt64) -> Bool
+    init(_ allow: @escaping (UInt64) -> Bool) { self.allow = allow }
 }

@@ -24,6 +24,18 @@ int sutra_hnsw_delete(sutra_hnsw *index, uint64_t label, char *err, size_t errle
 /// Up to k nearest, nearest first, into labels/distances; *found receives how many.
 int sutra_hnsw_search(sutra_hnsw *index, const float *query, size_t k, size_t ef, uint64_t *labels, float *distances,
                       size_t *found, char *err, size_t errlen);
+/// Decides whether the vector under `label` may be a result (non-zero: yes). `ctx` is passed through unchanged.
+typedef int (*sutra_hnsw_filter)(void *ctx, uint64_t label);
+/// Exact k nearest: every live vector (those `filter` allows, when it is not NULL) is compared with the query;
+/// nearest first into labels/distances, *found receives how many (min(k, allowed live vectors)).
+int sutra_hnsw_search_exact(sutra_hnsw *index, const float *query, size_t k, sutra_hnsw_filter filter, void *ctx,
+                            uint64_t *labels, float *distances, size_t *found, char *err, size_t errlen);
+/// Approximate k nearest among the vectors `filter` allows: the graph is walked through every vector (so it stays
+/// connected), but only allowed ones become results, and the walk goes on until `ef` allowed ones are held or
+/// nothing nearer is reachable. Nearest first; *found receives how many (it may be below k when few are allowed).
+int sutra_hnsw_search_filtered(sutra_hnsw *index, const float *query, size_t k, size_t ef, sutra_hnsw_filter filter,
+                               void *ctx, uint64_t *labels, float *distances, size_t *found, char *err,
+                               size_t errlen);
 int sutra_hnsw_resize(sutra_hnsw *index, size_t capacity, char *err, size_t errlen);
 int sutra_hnsw_save(sutra_hnsw *index, const char *path, char *err, size_t errlen);
 size_t sutra_hnsw_count(const sutra_hnsw *index);      // elements ever added (deleted ones included)

@@ -124,6 +124,8 @@ extension NodeServer {
         nodeWide("sutra_txn_recovered_total", "counter", "Transactions finished by recovery: records adopted from a previous leader, intents resolved after their timeout.", t.recovered)
         nodeWide("sutra_txn_oldest_pending_seconds", "gauge", "Age of the oldest transaction or intent in flight on this node.", Double(t.oldestPendingMs) / 1000)
         nodeWide("sutra_cross_shard_associations_total", "counter", "Associations between concepts on different shards received by this node.", m.crossShardAssociations)
+        family("sutra_vector_searches_total", "counter", "Vector searches answered by this node, by method: exact (a scan: small index, exact: true, or a filter passing few), graph (HNSW), filtered_graph (HNSW walking every vector, holding only those the filter passes).")
+        for method in SearchMethod.allCases { o += "sutra_vector_searches_total{node=\"\(id)\",method=\"\(method.rawValue)\"} \(m.vectorSearches[method] ?? 0)\n" }
         nodeWide("sutra_client_requests_forwarded_total", "counter", "Client requests for shards this node does not lead, forwarded to the leader's node and answered here.", m.clientRequestsForwarded)
         nodeWide("sutra_backups_started_total", "counter", "Online backups begun through this node.", m.backupsStarted)
         nodeWide("sutra_backups_taken_total", "counter", "Online backups whose images this node took (consistent: no cross-shard transaction half in them).", m.backupsTaken)

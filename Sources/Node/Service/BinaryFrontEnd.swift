@@ -297,11 +297,18 @@ final class BinaryFrontEnd {
             return .neighbors(try id(n.id, "id"), dir, n.hasType ? try type(n.type) : nil, consistency)
         case .findPath(let p)?:
             return .path(from: try id(p.from, "from"), to: try id(p.to, "to"), maxDepth: Int(p.maxDepth), consistency)
-        case .search(let s)?:
+        case .search(let s)?, .searchV2(let s)?:
             if s.vector.count > ShardLimits.maxDimension {
                 throw RequestProblem("query has \(s.vector.count) dimensions; the limit is \(ShardLimits.maxDimension)", tooLarge: true)
             }
-            return .search(vector: s.vector, k: Int(s.k), ef: Int(s.ef), consistency)
+            var query = VectorQuery(k: Int(s.k), ef: Int(s.ef), exact: s.exact)
+            if s.hasFilter {
+                let f = SearchFilter(minStrength: s.filter.hasMinStrength ? s.filter.minStrength : nil,
+                                     minConfidence: s.filter.hasMinConfidence ? s.filter.minConfidence : nil,
+                                     associationType: s.filter.hasAssociationType ? try type(s.filter.associationType) : nil)
+                query.filter = f.isEmpty ? nil : f
+            }
+            return .search(vector: s.vector, query, consistency)
         case .batch(let b)?:
             if b.items.count > 1000 { throw RequestProblem("batch of \(b.items.count) items; the limit is 1000", tooLarge: true) }
             return .batch(try b.items.enumerated().map { i, item in

@@ -304,7 +304,7 @@ final class HTTPFrontEnd {
                     let obj = try JSONBody(body)
                     try obj.onlyFields(JSONBody.searchFields, in: "a search")
                     let v = try obj.floats("vector") ?? { throw RequestProblem("vector is required") }()
-                    return .search(vector: v, k: try obj.int("k") ?? 10, ef: try obj.int("ef") ?? 0, consistency)
+                    return .search(vector: v, try obj.vectorQuery(), consistency)
                 }
             case ("POST", "batch"):
                 let key = try IdempotencyKey(req)

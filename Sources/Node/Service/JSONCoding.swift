@@ -26,7 +26,8 @@ struct JSONBody {
     static let conceptFields = ["id", "content", "content_base64", "embedding", "strength", "confidence"]
     static let conditionFields = ["if_absent", "if_content", "if_content_base64", "if_version"]
     static let associationFields = ["source", "target", "type", "confidence"]
-    static let searchFields = ["vector", "k", "ef"]
+    static let searchFields = ["vector", "k", "ef", "exact", "filter"]
+    static let searchFilterFields = ["min_strength", "min_confidence", "association_type"]
 
     /// Refuses a field outside `known` (a misspelt one would otherwise be silently ignored), naming it and the
     /// closest known field when one is near.
@@ -78,6 +79,28 @@ struct JSONBody {
             out.append(n.floatValue)
         }
         return out
+    }
+
+    func bool(_ key: String) throws -> Bool? {
+        guard let v = object[key], !(v is NSNull) else { return nil }
+        guard JSONBody.isBool(v), let b = v as? Bool else { throw RequestProblem("\(key) must be true or false") }
+        return b
+    }
+
+    /// A search's options: `k` (under `kField`), `ef`, `exact`, and `filter` {min_strength, min_confidence,
+    /// association_type} — unknown filter fields refused like unknown body fields.
+    func vectorQuery(kField: String = "k") throws -> VectorQuery {
+        var q = VectorQuery(k: try int(kField) ?? int("k") ?? 10, ef: try int("ef") ?? 0, exact: try bool("exact") ?? false)
+        if let raw = object["filter"], !(raw is NSNull) {
+            guard let o = raw as? [String: Any] else { throw RequestProblem("filter must be an object with min_strength, min_confidence or association_type") }
+            let f = JSONBody(object: o)
+            try f.onlyFields(JSONBody.searchFilterFields, in: "a search filter")
+            let filter = SearchFilter(minStrength: try f.number("min_strength").map(Float.init),
+                                      minConfidence: try f.number("min_confidence").map(Float.init),
+                                      associationType: try f.string("association_type").map { try JSONBody.associationType($0) })
+            q.filter = filter.isEmpty ? nil : filter
+        }
+        return q
     }
 
     /// The concept a body describes. Without an `id`: `idWhenAbsent` (derived from an idempotency key), else a

@@ -25,7 +25,7 @@ enum SeedRoutes {
     }
 
     static let learnFields = ["id", "content", "content_base64", "embedding", "strength", "confidence"]
-    static let searchFields = ["query", "vector", "top_k", "k", "ef"]
+    static let searchFields = ["query", "vector", "top_k", "k", "ef", "exact", "filter"]
 
     /// `POST /learn {"content", "strength"?, "confidence"?, "embedding"?, "id"?}`: a put (an id-less one takes
     /// its id from an `Idempotency-Key`, else a random one).
@@ -52,8 +52,7 @@ enum SeedRoutes {
             throw SeedRouteUnavailable("a text query needs an embedding service, and this node has none configured; send \"vector\" instead")
         }
         guard let v = try obj.floats("vector") else { throw RequestProblem("query (text) or vector is required") }
-        let k = try obj.int("top_k") ?? obj.int("k") ?? 10
-        return .search(vector: v, k: k, ef: try obj.int("ef") ?? 0, consistency)
+        return .search(vector: v, try obj.vectorQuery(kField: "top_k"), consistency)
     }
 
     /// The answer in the seed documents' shape, for a reply of the operation the route mapped to.

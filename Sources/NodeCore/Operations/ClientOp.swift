@@ -36,7 +36,8 @@ public enum ClientOp: Sendable {
     case dissociate(source: ConceptID, target: ConceptID, type: AssociationType)
     case neighbors(ConceptID, NeighborDirection, AssociationType?, ReadConsistency)
     case path(from: ConceptID, to: ConceptID, maxDepth: Int, ReadConsistency)
-    case search(vector: [Float], k: Int, ef: Int, ReadConsistency)
+    /// k nearest concepts to `vector` (cosine), exactly or through the HNSW graph, optionally filtered.
+    case search(vector: [Float], VectorQuery, ReadConsistency)
     case batch([BatchItem])
     /// Snapshots every shard that applied something since its last one and compacts the log behind them. With
     /// `compactLog` the log keeps nothing the snapshots cover (no margin for lagging followers): before a

@@ -65,16 +65,16 @@ extension NodeCore {
                     }
                 }
             } failed: { done(.failure($0)) }
-        case .search(let vector, let k, let ef, let consistency):
+        case .search(let vector, let query, let consistency):
             allShards(consistency) { [weak self] in
                 guard let self else { return }
                 // A linearizable search needs every acknowledged write in the graph: first the intents of
                 // transactions present now (a cross-shard batch's puts), then the queued index work. A stale one
                 // is served from the graph as it is (it may lag the state).
-                if consistency == .stale { done(self.search(vector, k: k, ef: ef)); return }
+                if consistency == .stale { done(self.search(vector, query)); return }
                 self.settleAllIntents { settled in
                     switch settled {
-                    case .success: self.whenVectorsCurrent { done(self.search(vector, k: k, ef: ef)) }
+                    case .success: self.whenVectorsCurrent { done(self.search(vector, query)) }
                     case .failure(let e): done(.failure(e))
                     }
                 }
@@ -143,7 +143,12 @@ extension NodeCore {
         case .path(_, _, let depth, _):
             if depth > PathSearch.maxDepthLimit { return ClientError(.tooLarge, "max_depth is \(depth); the limit is \(PathSearch.maxDepthLimit)") }
             if depth < 1 { return ClientError(.invalidArgument, "max_depth is \(depth); allowed: 1…\(PathSearch.maxDepthLimit)") }
-        case .search(let v, let k, let ef, _):
+        case .search(let v, let query, _):
+            let k = query.k, ef = query.ef
+            if let f = query.filter {
+                if let m = f.minStrength, let e = unitInterval(m, "filter.min_strength") { return e }
+                if let m = f.minConfidence, let e = unitInterval(m, "filter.min_confidence") { return e }
+            }
             if k > 1000 { return ClientError(.tooLarge, "k is \(k); the limit is 1000") }
             if k < 1 { return ClientError(.invalidArgument, "k is \(k); allowed: 1…1000") }
             if ef < 0 || ef > 10_000 { return ClientError(.invalidArgument, "ef is \(ef); allowed: 0…10000") }
@@ -340,9 +345,20 @@ extension NodeCore {
         }
     }
 
-    private func search(_ vector: [Float], k: Int, ef: Int) -> Result<ClientReply, ClientError> {
+    private func search(_ vector: [Float], _ query: VectorQuery) -> Result<ClientReply, ClientError> {
+        // The filter reads each candidate's own replica here: the node hosts every shard's replica, and a
+        // linearizable search has waited for every one to apply what was acknowledged before it began.
+        let admits: ((ConceptID) -> Bool)? = query.filter.flatMap { f in
+            f.isEmpty ? nil : { [replicas, shardCount = config.numShards] id in
+                let state = replicas[id.shard(of: shardCount)].state
+                guard let c = state.concept(id) else { return false }
+                return f.admits(c) { state.hasAssociation(id, type: $0) }
+            }
+        }
         do {
-            return .success(.search(try vectors.search(vector, k: k, ef: ef == 0 ? max(64, k) : ef)))
+            let (hits, method) = try vectors.search(vector, query, admits: admits)
+            metrics.vectorSearches[method, default: 0] += 1
+            return .success(.search(hits))
         } catch {
             return .failure(ClientError(.internal, "\(error)"))
         }

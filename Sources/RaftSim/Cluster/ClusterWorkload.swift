@@ -238,7 +238,7 @@ final class ClusterWorkload {
             start(c, .neighbors(a, .both, nil, .linearizable), shard: shard(a), record: .neighbors(a), write: false)
         case 84..<94:
             let q = concept(reg, value(c)).embedding!
-            start(c, .search(vector: q, k: 1000, ef: 0, .linearizable), shard: -1, record: .search, write: false)
+            start(c, .search(vector: q, VectorQuery(k: 1000), .linearizable), shard: -1, record: .search, write: false)
         default:
             let a = anchorIDs[sim.rng.below(anchorIDs.count)], b = anchorIDs[sim.rng.below(anchorIDs.count)]
             guard a != b else { return }

@@ -209,7 +209,7 @@ final class ClusterHTTPTests: XCTestCase {
             for n in needles { XCTAssertTrue(r.text.contains(n), "\(r.text) should say \(n)", file: file, line: line) }
         }
         refused(post("/v1/concepts", #"{"contnet":"typo"}"#), ["unknown field 'contnet'", "did you mean 'content'"])
-        refused(post("/v1/search", #"{"vector":[1,2,3,4],"filter":{}}"#), ["unknown field 'filter'"])
+        refused(post("/v1/search", #"{"vector":[1,2,3,4],"filter":{"min_strenght":0.5}}"#), ["unknown field 'min_strenght'", "did you mean 'min_strength'"])
         refused(post("/v1/associations", #"{"source":"\#(id)","target":"\#(id)","confidense":1}"#), ["'confidense'", "did you mean 'confidence'"])
         refused(post("/v1/batch", #"{"items":[{"op":"put","contetn":"x"}]}"#), ["item 0", "'contetn'"])
         refused(cluster.http(1, "GET", "/v1/concepts/\(id)?consistancy=stale"), ["query parameter 'consistancy'", "did you mean 'consistency'"])

@@ -18,7 +18,7 @@ final class ConceptVectorsTests: XCTestCase {
         v.processAll()
         XCTAssertEqual(v.pendingCount, 0)
         XCTAssertEqual(v.count, 299)
-        XCTAssertEqual(try v.search(vec(42), k: 1, ef: 64).first?.id, ids[42])
+        XCTAssertEqual(try v.search(vec(42), VectorQuery(k: 1, ef: 64)).hits.first?.id, ids[42])
     }
 
     func testSaveLoadCoversAndRebuild() throws {
@@ -31,14 +31,14 @@ final class ConceptVectorsTests: XCTestCase {
         v.remove(ids[0], shard: ids[0].shard(of: shards))
         XCTAssertEqual(v.count, 199)
         XCTAssertEqual((0..<shards).map { v.count(shard: $0) }.reduce(0, +), 199)
-        let before = try v.search(vec(42), k: 5, ef: 64)
+        let before = try v.search(vec(42), VectorQuery(k: 5, ef: 64)).hits
         XCTAssertEqual(before.first?.id, ids[42])
         try v.save(to: dir, positions: [0: 10, 1: 20, 2: 30, 3: 40], shardCount: shards)
 
         let w = ConceptVectors(dimension: 4)
         XCTAssertNil(w.load(from: dir, shardCount: shards))
         XCTAssertEqual(w.count, 199)
-        XCTAssertEqual(try w.search(vec(42), k: 5, ef: 64).map(\.id), before.map(\.id))
+        XCTAssertEqual(try w.search(vec(42), VectorQuery(k: 5, ef: 64)).hits.map(\.id), before.map(\.id))
         XCTAssertTrue(w.covers(shard: 1, snapshotIndex: 20))
         XCTAssertFalse(w.covers(shard: 1, snapshotIndex: 21), "a newer snapshot than the saved index: rebuild that shard")
         // Rebuilding shard 1 from an empty state drops exactly that shard's vectors.
@@ -59,5 +59,41 @@ final class ConceptVectorsTests: XCTestCase {
         XCTAssertEqual(x.load(from: dir, shardCount: shards), "\(dir)/vectors.meta: checksum mismatch")
         XCTAssertEqual(x.count, 0, "nothing loaded from a damaged file")
         XCTAssertEqual(ConceptVectors(dimension: 4).load(from: dir + "-missing", shardCount: shards), "no saved vector index")
+    }
+
+    /// The policy that makes the default right: small indexes (and few filtered candidates) are scanned exactly,
+    /// larger ones walk the graph with a beam that grows with k.
+    func testSearchPolicyChoosesExactBelowTheThresholdAndTiesEfToK() {
+        XCTAssertEqual(SearchPolicy.method(exact: false, live: 20_000, dimension: 128, passing: nil), .exact, "20K × 128-d: a 10 MiB scan")
+        XCTAssertEqual(SearchPolicy.method(exact: false, live: 100_000, dimension: 768, passing: nil), .graph)
+        XCTAssertEqual(SearchPolicy.method(exact: true, live: 100_000, dimension: 768, passing: nil), .exact, "asked for")
+        XCTAssertEqual(SearchPolicy.method(exact: false, live: 100_000, dimension: 768, passing: 2_000), .exact, "a filter passing few")
+        XCTAssertEqual(SearchPolicy.method(exact: false, live: 100_000, dimension: 768, passing: 50_000), .filteredGraph)
+        XCTAssertEqual(SearchPolicy.method(exact: false, live: Int.max / 2, dimension: 2048, passing: nil), .graph, "no overflow")
+        XCTAssertEqual(SearchPolicy.defaultEf(k: 10), SearchPolicy.defaultEfFloor)
+        XCTAssertEqual(SearchPolicy.defaultEf(k: 1000), 1000 * SearchPolicy.defaultEfPerAnswer)
+    }
+
+    /// A filtered search answers only admitted concepts and all k of them when k pass, nearest first; the
+    /// estimate of how many pass is close.
+    func testFilteredSearchAnswersKAdmittedConcepts() throws {
+        let v = ConceptVectors(dimension: 4)
+        let ids = (0..<1000).map { ConceptID(hi: UInt64($0) + 1, lo: 3) }
+        for (i, id) in ids.enumerated() { v.set(id, shard: 0, embedding: vec(i)) }
+        let admitted = Set(ids.enumerated().filter { $0.offset % 50 == 7 }.map(\.element))
+        let (hits, method) = try v.search(vec(7), VectorQuery(k: 10), admits: { admitted.contains($0) })
+        XCTAssertEqual(method, .exact)
+        XCTAssertEqual(hits.count, 10)
+        XCTAssertTrue(hits.allSatisfy { admitted.contains($0.id) })
+        XCTAssertEqual(hits.first?.id, ids[7])
+        XCTAssertEqual(hits.map(\.distance), hits.map(\.distance).sorted())
+        XCTAssertEqual(try v.search(vec(7), VectorQuery(k: 50), admits: { admitted.contains($0) }).hits.count, 20, "all 20 that pass")
+        XCTAssertEqual(try v.search(vec(7), VectorQuery(k: 5), admits: { _ in false }).hits.count, 0)
+        let estimate = v.estimatePassing({ admitted.contains($0) }, live: v.count)
+        XCTAssertTrue((5...60).contains(estimate), "estimated \(estimate) of 20")
+        // Unfiltered at this size: exact, so the answer is brute force's.
+        let (all, m) = try v.search(vec(500), VectorQuery(k: 3))
+        XCTAssertEqual(m, .exact)
+        XCTAssertEqual(all.first?.id, ids[500])
     }
 }

@@ -80,6 +80,49 @@ final class HNSWIndexTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(recall, 0.95, "recall@10 = \(recall)")
     }
 
+    /// The exact scan returns brute force's answer (in order), skips removed vectors, and with a filter only
+    /// accepted ones — all min(k, accepted) of them.
+    func testExactSearchIsBruteForceAndHonoursRemovalsAndFilters() throws {
+        let data = randomVectors(2000, 24, seed: 5)
+        let idx = try HNSWIndex(dimension: 24, metric: .cosine, capacity: 64)
+        for (i, v) in data.enumerated() { try idx.upsert(label: UInt64(i), vector: v) }
+        try idx.remove(label: 17)
+        for q in randomVectors(20, 24, seed: 8) {
+            let truth = bruteForce(data, q, k: 11, cosine: true).filter { $0 != 17 }.prefix(10)
+            XCTAssertEqual(try idx.exactSearch(q, k: 10).map(\.label), Array(truth))
+            let odd = try idx.exactSearch(q, k: 10, allowing: { $0 % 2 == 1 })
+            XCTAssertEqual(odd.count, 10)
+            XCTAssertTrue(odd.allSatisfy { $0.label % 2 == 1 && $0.label != 17 })
+            XCTAssertEqual(odd.map(\.distance), odd.map(\.distance).sorted(), "nearest first")
+        }
+        XCTAssertEqual(try idx.exactSearch(data[3], k: 10, allowing: { $0 < 4 }).map(\.label).sorted(), [0, 1, 2, 3],
+                       "fewer accepted than k: all of them")
+        XCTAssertEqual(try idx.exactSearch(data[3], k: 5, allowing: { _ in false }).count, 0)
+    }
+
+    /// The filtered graph walk keeps only accepted vectors yet finds the true nearest accepted ones (recall ≥ 0.95
+    /// at a selectivity of 10%), where searching first and filtering after would leave about one of ten.
+    func testFilteredGraphSearchFindsTheNearestAcceptedOnes() throws {
+        let data = randomVectors(3000, 32, seed: 7)
+        let idx = try HNSWIndex(dimension: 32, metric: .cosine, capacity: 3000)
+        for (i, v) in data.enumerated() { try idx.upsert(label: UInt64(i), vector: v) }
+        let accepted: (UInt64) -> Bool = { $0 % 10 == 3 }
+        var hits = 0, afterwards = 0
+        let queries = randomVectors(50, 32, seed: 99)
+        for q in queries {
+            let truth = Set(bruteForce(data, q, k: 3000, cosine: true).filter(accepted).prefix(10))
+            let found = try idx.search(q, k: 10, ef: 100, allowing: accepted)
+            XCTAssertTrue(found.allSatisfy { accepted($0.label) })
+            XCTAssertEqual(found.count, 10)
+            hits += found.filter { truth.contains($0.label) }.count
+            afterwards += try idx.search(q, k: 10, ef: 100).filter { accepted($0.label) }.count
+        }
+        let recall = Double(hits) / Double(queries.count * 10)
+        XCTAssertGreaterThanOrEqual(recall, 0.95, "filtered recall@10 = \(recall)")
+        XCTAssertLessThan(afterwards, queries.count * 10 / 3, "filtering a plain top-10 afterwards leaves few: \(afterwards)")
+        XCTAssertEqual(try idx.search(data[0], k: 10, ef: 50, allowing: { _ in false }).count, 0)
+    }
+
     func testSaveAndLoadGiveTheSameAnswers() throws {
         let data = randomVectors(500, 16, seed: 3)
         let idx = try HNSWIndex(dimension: 16, metric: .cosine, capacity: 500)

@@ -603,12 +603,73 @@ public nonisolated struct Sutra_V1_Search: Sendable {
   /// 1…1000
   public var k: UInt32 = 0
 
-  /// 0: the node's default
+  /// 0: the node's default for k
   public var ef: UInt32 = 0
+
+  /// 0.2: compare with every vector (recall 1) instead of walking the graph
+  public var exact: Bool = false
+
+  /// 0.2: only concepts passing it are answers
+  public var filter: Sutra_V1_SearchFilter {
+    get {_filter ?? Sutra_V1_SearchFilter()}
+    set {_filter = newValue}
+  }
+  /// Returns true if `filter` has been explicitly set.
+  public var hasFilter: Bool {self._filter != nil}
+  /// Clears the value of `filter`. Subsequent reads from it will return its default value.
+  public mutating func clearFilter() {self._filter = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _filter: Sutra_V1_SearchFilter? = nil
+}
+
+/// Which concepts a search may answer (0.2); every field set must hold. Applied inside the search, so k answers
+/// come back whenever k concepts pass.
+public nonisolated struct Sutra_V1_SearchFilter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// [0, 1]
+  public var minStrength: Float {
+    get {_minStrength ?? 0}
+    set {_minStrength = newValue}
+  }
+  /// Returns true if `minStrength` has been explicitly set.
+  public var hasMinStrength: Bool {self._minStrength != nil}
+  /// Clears the value of `minStrength`. Subsequent reads from it will return its default value.
+  public mutating func clearMinStrength() {self._minStrength = nil}
+
+  /// [0, 1]
+  public var minConfidence: Float {
+    get {_minConfidence ?? 0}
+    set {_minConfidence = newValue}
+  }
+  /// Returns true if `minConfidence` has been explicitly set.
+  public var hasMinConfidence: Bool {self._minConfidence != nil}
+  /// Clears the value of `minConfidence`. Subsequent reads from it will return its default value.
+  public mutating func clearMinConfidence() {self._minConfidence = nil}
+
+  /// has an association of this type, in either direction
+  public var associationType: Sutra_V1_AssociationType {
+    get {_associationType ?? .semantic}
+    set {_associationType = newValue}
+  }
+  /// Returns true if `associationType` has been explicitly set.
+  public var hasAssociationType: Bool {self._associationType != nil}
+  /// Clears the value of `associationType`. Subsequent reads from it will return its default value.
+  public mutating func clearAssociationType() {self._associationType = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _minStrength: Float? = nil
+  fileprivate var _minConfidence: Float? = nil
+  fileprivate var _associationType: Sutra_V1_AssociationType? = nil
 }
 
 public nonisolated struct Sutra_V1_BatchItem: Sendable {
@@ -818,6 +879,16 @@ public nonisolated struct Sutra_V1_Request: Sendable {
     set {op = .patchConcept(newValue)}
   }
 
+  /// 0.2: a search with `exact` or `filter` set is sent under this tag, so a 0.1 node (which would ignore
+  /// those fields and answer an unfiltered approximate search) refuses it instead.
+  public var searchV2: Sutra_V1_Search {
+    get {
+      if case .searchV2(let v)? = op {return v}
+      return Sutra_V1_Search()
+    }
+    set {op = .searchV2(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Op: Equatable, Sendable {
@@ -836,6 +907,9 @@ public nonisolated struct Sutra_V1_Request: Sendable {
     case deleteAssociation(Sutra_V1_DeleteAssociation)
     /// 0.2
     case patchConcept(Sutra_V1_PatchConcept)
+    /// 0.2: a search with `exact` or `filter` set is sent under this tag, so a 0.1 node (which would ignore
+    /// those fields and answer an unfiltered approximate search) refuses it instead.
+    case searchV2(Sutra_V1_Search)
 
   }
 
@@ -1720,7 +1794,7 @@ nonisolated extension Sutra_V1_FindPath: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Sutra_V1_Search: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Search"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vector\0\u{1}k\0\u{1}ef\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vector\0\u{1}k\0\u{1}ef\0\u{1}exact\0\u{1}filter\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1731,12 +1805,18 @@ nonisolated extension Sutra_V1_Search: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 1: try { try decoder.decodeRepeatedFloatField(value: &self.vector) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.k) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.ef) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.exact) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._filter) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.vector.isEmpty {
       try visitor.visitPackedFloatField(value: self.vector, fieldNumber: 1)
     }
@@ -1746,6 +1826,12 @@ nonisolated extension Sutra_V1_Search: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if self.ef != 0 {
       try visitor.visitSingularUInt32Field(value: self.ef, fieldNumber: 3)
     }
+    if self.exact != false {
+      try visitor.visitSingularBoolField(value: self.exact, fieldNumber: 4)
+    }
+    try { if let v = self._filter {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1753,6 +1839,52 @@ nonisolated extension Sutra_V1_Search: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.vector != rhs.vector {return false}
     if lhs.k != rhs.k {return false}
     if lhs.ef != rhs.ef {return false}
+    if lhs.exact != rhs.exact {return false}
+    if lhs._filter != rhs._filter {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sutra_V1_SearchFilter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SearchFilter"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}min_strength\0\u{3}min_confidence\0\u{3}association_type\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularFloatField(value: &self._minStrength) }()
+      case 2: try { try decoder.decodeSingularFloatField(value: &self._minConfidence) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self._associationType) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._minStrength {
+      try visitor.visitSingularFloatField(value: v, fieldNumber: 1)
+    } }()
+    try { if let v = self._minConfidence {
+      try visitor.visitSingularFloatField(value: v, fieldNumber: 2)
+    } }()
+    try { if let v = self._associationType {
+      try visitor.visitSingularEnumField(value: v, fieldNumber: 3)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sutra_V1_SearchFilter, rhs: Sutra_V1_SearchFilter) -> Bool {
+    if lhs._minStrength != rhs._minStrength {return false}
+    if lhs._minConfidence != rhs._minConfidence {return false}
+    if lhs._associationType != rhs._associationType {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1907,7 +2039,7 @@ nonisolated extension Sutra_V1_ClusterInfo: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Sutra_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}client_id\0\u{1}sequence\0\u{1}consistency\0\u{3}acked_below\0\u{3}no_forward\0\u{2}\u{4}hello\0\u{3}put_concept\0\u{3}get_concept\0\u{3}delete_concept\0\u{1}associate\0\u{1}neighbors\0\u{3}find_path\0\u{1}search\0\u{1}batch\0\u{1}flush\0\u{3}cluster_info\0\u{3}delete_association\0\u{3}patch_concept\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}client_id\0\u{1}sequence\0\u{1}consistency\0\u{3}acked_below\0\u{3}no_forward\0\u{2}\u{4}hello\0\u{3}put_concept\0\u{3}get_concept\0\u{3}delete_concept\0\u{1}associate\0\u{1}neighbors\0\u{3}find_path\0\u{1}search\0\u{1}batch\0\u{1}flush\0\u{3}cluster_info\0\u{3}delete_association\0\u{3}patch_concept\0\u{3}search_v2\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2090,6 +2222,19 @@ nonisolated extension Sutra_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._Me
           self.op = .patchConcept(v)
         }
       }()
+      case 23: try {
+        var v: Sutra_V1_Search?
+        var hadOneofValue = false
+        if let current = self.op {
+          hadOneofValue = true
+          if case .searchV2(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.op = .searchV2(v)
+        }
+      }()
       default: break
       }
     }
@@ -2170,6 +2315,10 @@ nonisolated extension Sutra_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._Me
     case .patchConcept?: try {
       guard case .patchConcept(let v)? = self.op else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+    }()
+    case .searchV2?: try {
+      guard case .searchV2(let v)? = self.op else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
     }()
     case nil: break
     }
