@@ -98,7 +98,7 @@ let package = Package(
 
         // The `sutra` command line: local clusters, status, data commands, the load generator.
         .executableTarget(name: "CLI", dependencies: [
-            "HTTP", "SutraClient", "UV", "ChaosRunner", "ChaosLab", "Raft", "TLS", "Auth", "Release", "Backup", "Shard", "Codec", "NodeCore",
+            "HTTP", "SutraClient", "UV", "ChaosRunner", "ChaosLab", "Raft", "TLS", "Auth", "Release", "Backup", "Shard", "Codec", "NodeCore", "VectorIndex",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/CLI"),
 

@@ -174,7 +174,8 @@ struct PathCommand: AsyncParsableCommand {
 struct SearchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "search", abstract: "k nearest concepts to a vector.")
     @OptionGroup var target: SDKTarget
-    @Argument(help: "Query vector: comma-separated numbers.") var vector: String
+    @Argument(help: "Query vector: comma-separated numbers (or --text).") var vector: String?
+    @Option(help: "Search by this text instead (the node embeds it through its embedding service).") var text: String?
     @Option(help: "Neighbours, 1…1000.") var k = 10
     @Option(help: "Search breadth (0: the node's default for k).") var ef = 0
     @Flag(help: "Compare with every vector (recall 1, cost linear in the number of vectors).") var exact = false
@@ -184,11 +185,13 @@ struct SearchCommand: AsyncParsableCommand {
     @Option(help: "json or table.") var output: OutputFormat = .json
 
     func run() async throws {
-        let v = try parseVector(vector)
+        guard (vector == nil) != (text == nil) else { throw ValidationError("give a query vector or --text, one of them") }
+        let v = try vector.map(parseVector)
         let filter = SearchFilter(minStrength: minStrength, minConfidence: minConfidence,
                                   associationType: try associationType.map(parseAssociationType))
-        let hits = try await withClient(target) {
-            try await $0.search(vector: v, k: k, ef: ef, exact: exact, filter: filter.isEmpty ? nil : filter)
+        let hits = try await withClient(target) { client in
+            if let text { return try await client.search(text: text, k: k, ef: ef, exact: exact, filter: filter.isEmpty ? nil : filter) }
+            return try await client.search(vector: v!, k: k, ef: ef, exact: exact, filter: filter.isEmpty ? nil : filter)
         }
         if output == .table {
             print(renderTable(["rank", "distance", "id"], hits.enumerated().map { ["\($0.offset + 1)", "\($0.element.distance)", $0.element.id.description] }))

@@ -12,12 +12,16 @@ public struct VectorQuery: Sendable, Equatable {
     public var exact: Bool
     /// Only concepts passing this filter are answers; nil: all.
     public var filter: SearchFilter?
+    /// A text to search by instead of a vector: the node's front end embeds it through the embedding service
+    /// before the search runs (the core never sees it set: a search still holding text is refused).
+    public var text: String?
 
-    public init(k: Int, ef: Int = 0, exact: Bool = false, filter: SearchFilter? = nil) {
+    public init(k: Int, ef: Int = 0, exact: Bool = false, filter: SearchFilter? = nil, text: String? = nil) {
         self.k = k
         self.ef = ef
         self.exact = exact
         self.filter = filter
+        self.text = text
     }
 }
 

@@ -354,10 +354,24 @@ public final class SutraClient: Sendable {
     /// that answers; a 0.1 node refuses them (`invalidArgument`) rather than ignoring them.
     public func search(vector: [Float], k: Int = 10, ef: Int = 0, exact: Bool = false, filter: SearchFilter? = nil,
                        consistency: Consistency = .linearizable) async throws -> [SearchHit] {
+        try await search(vector: vector, text: "", k: k, ef: ef, exact: exact, filter: filter, consistency: consistency)
+    }
+
+    /// Like `search(vector:)`, by a text the node embeds through its embedding service (`--embedding-service`;
+    /// without one: `unavailable`). Needs release 0.2 on the node that answers.
+    public func search(text: String, k: Int = 10, ef: Int = 0, exact: Bool = false, filter: SearchFilter? = nil,
+                       consistency: Consistency = .linearizable) async throws -> [SearchHit] {
+        guard !text.isEmpty else { throw SutraError.invalidArgument("the search text is empty") }
+        return try await search(vector: [], text: text, k: k, ef: ef, exact: exact, filter: filter, consistency: consistency)
+    }
+
+    private func search(vector: [Float], text: String, k: Int, ef: Int, exact: Bool, filter: SearchFilter?,
+                        consistency: Consistency) async throws -> [SearchHit] {
         var r = Sutra_V1_Request()
         r.consistency = consistency.proto
         var s = Sutra_V1_Search()
         s.vector = vector
+        s.text = text
         s.k = try uint32(k, "k")
         s.ef = try uint32(ef, "ef")
         s.exact = exact
@@ -366,7 +380,7 @@ public final class SutraClient: Sendable {
             if let v = filter.minConfidence { s.filter.minConfidence = v }
             if let t = filter.associationType { s.filter.associationType = t.proto }
         }
-        if exact || s.hasFilter { r.searchV2 = s } else { r.search = s }
+        if exact || s.hasFilter || !text.isEmpty { r.searchV2 = s } else { r.search = s }
         let response = try await perform(CallSpec(operation: "search", request: r, route: .anyNode, writeKeys: nil))
         guard case .search(let s)? = response.result else {
             throw SutraError.invalidResponse("search was answered without a search result")

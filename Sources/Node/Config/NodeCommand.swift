@@ -95,6 +95,12 @@ public struct NodeCommand: ParsableCommand {
     var clientIdleTimeoutMs: Int = ClientLimits().idleTimeoutMs
     @Option(name: .long, help: "File descriptors kept free of client connections for the WAL, snapshots and peers, 16…100000.")
     var reservedDescriptors: Int = ClientLimits().reservedDescriptors
+    @Option(name: .long, help: "OpenAI-compatible embeddings endpoint (http://host:port[/v1]; Ollama, text-embeddings-inference, vLLM, tools/embedding-service): concepts written with text and no embedding, and searches by text, are embedded through it (env SUTRA_EMBEDDING_SERVICE_URL).")
+    var embeddingService: String?
+    @Option(name: .long, help: "The model name sent to the embedding service (env SUTRA_EMBEDDING_MODEL).")
+    var embeddingModel: String?
+    @Option(name: .long, help: "How long one call to the embedding service may take, ms (then the requests waiting on it get 503), 1…600000.")
+    var embeddingTimeoutMs: Int = 10_000
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
     @Option(name: .long, help: "Log format: auto (journald when stderr is the journal, else text), text (UTC timestamp, level, one line per event) or journald (syslog priority prefix, no timestamp) (env SUTRA_LOG_FORMAT).")
@@ -202,6 +208,14 @@ public struct NodeCommand: ParsableCommand {
         limits.reservedDescriptors = reservedDescriptors
         if let problem = limits.problem(maxFrameBytes: c.maxFrameBytes) { throw fail(problem) }
         if auth.metricsNeedToken && auth.tokensFile == nil { throw fail("--metrics-auth needs --tokens-file (without tokens no client is authenticated)") }
+        var embedding: EmbeddingServiceConfig?
+        if let url = embeddingService ?? nonEmpty(env["SUTRA_EMBEDDING_SERVICE_URL"]) {
+            do {
+                embedding = try EmbeddingServiceConfig(url: url, model: embeddingModel ?? env["SUTRA_EMBEDDING_MODEL"] ?? "",
+                                                       timeoutSeconds: Double(embeddingTimeoutMs) / 1000)
+            } catch { throw fail("\(error)") }
+            if c.dimension == 0 { throw fail("--embedding-service needs a cluster with embeddings (--dimension > 0)") }
+        }
         prepareProcessSignals()
         // libuv's thread pool runs the group commit's fsync and the decoding of big client requests: enough
         // threads that a bulk load's decoding never queues the fsync behind it (read at the pool's first use).
@@ -223,7 +237,7 @@ public struct NodeCommand: ParsableCommand {
         logger.logLevel = level
         let server: NodeServer
         do {
-            server = try NodeServer(config: c, logger: logger, auth: auth, clientLimits: limits)
+            server = try NodeServer(config: c, logger: logger, auth: auth, clientLimits: limits, embedding: embedding)
         } catch let refusal as ConfigurationRefusal {
             // One line, and an exit code the service manager does not restart on (restarting cannot help).
             FileHandle.standardError.write(Data("sutra-node: \(refusal)\n".utf8))

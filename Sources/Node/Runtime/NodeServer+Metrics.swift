@@ -126,6 +126,12 @@ extension NodeServer {
         nodeWide("sutra_cross_shard_associations_total", "counter", "Associations between concepts on different shards received by this node.", m.crossShardAssociations)
         family("sutra_vector_searches_total", "counter", "Vector searches answered by this node, by method: exact (a scan: small index, exact: true, or a filter passing few), graph (HNSW), filtered_graph (HNSW walking every vector, holding only those the filter passes).")
         for method in SearchMethod.allCases { o += "sutra_vector_searches_total{node=\"\(id)\",method=\"\(method.rawValue)\"} \(m.vectorSearches[method] ?? 0)\n" }
+        if let e = embedder {
+            nodeWide("sutra_embedding_calls_total", "counter", "Calls made to the embedding service (--embedding-service).", e.calls)
+            nodeWide("sutra_embedding_texts_total", "counter", "Texts embedded by the embedding service.", e.textsEmbedded)
+            nodeWide("sutra_embedding_failures_total", "counter", "Calls to the embedding service that failed (down, slow, a wrong answer): their requests got 503.", e.failures)
+            nodeWide("sutra_embedding_call_seconds_total", "counter", "Seconds spent in calls to the embedding service.", e.callSeconds)
+        }
         nodeWide("sutra_client_requests_forwarded_total", "counter", "Client requests for shards this node does not lead, forwarded to the leader's node and answered here.", m.clientRequestsForwarded)
         nodeWide("sutra_backups_started_total", "counter", "Online backups begun through this node.", m.backupsStarted)
         nodeWide("sutra_backups_taken_total", "counter", "Online backups whose images this node took (consistent: no cross-shard transaction half in them).", m.backupsTaken)

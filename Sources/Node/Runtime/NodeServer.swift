@@ -38,6 +38,8 @@ public final class NodeServer {
     var clientTLS: ClientTLS!
     /// Node-wide client flow control: connection cap, partial-request budget, per-turn slices, timeouts.
     var clientPorts: ClientPorts!
+    /// The embedding service's client (`--embedding-service`), nil without one.
+    var embedder: EmbeddingClient?
     /// The longest gap between two Raft ticks since the node started (ms): how long the loop was held.
     private(set) var maxTickGapMs: UInt64 = 0
     private var lastTickMs: UInt64 = 0
@@ -59,11 +61,16 @@ public final class NodeServer {
     var backupTaking = false
 
     public init(config: NodeConfig, logger: Logger, auth: ClientAuthSettings = ClientAuthSettings(),
-                clientLimits: ClientLimits = ClientLimits()) throws {
+                clientLimits: ClientLimits = ClientLimits(), embedding: EmbeddingServiceConfig? = nil) throws {
         self.config = config
         self.logger = logger
         _ = ProcessStats.startTime   // fixed now: process_start_time_seconds
         self.loop = try EventLoop()
+        if let embedding {
+            guard config.dimension > 0 else { throw ConfigurationRefusal("--embedding-service needs a cluster with embeddings (--dimension > 0)") }
+            embedder = try EmbeddingClient(config: embedding, dimension: config.dimension, loop: loop, logger: logger)
+            logger.info("texts are embedded by \(embedding.url)\(embedding.model.isEmpty ? "" : " (model \(embedding.model))"), timeout \(embedding.timeoutSeconds) s")
+        }
         clientPorts = ClientPorts(limits: clientLimits, loop: loop, logger: logger)
         if let cert = config.tlsCert, let key = config.tlsKey, let ca = config.tlsCA, !config.insecurePeers {
             do {
@@ -210,6 +217,19 @@ public final class NodeServer {
     /// Serves one client request (both front ends call this). `done` runs exactly once, on the loop thread.
     public func execute(_ op: ClientOp, session: ClientSession, _ done: @escaping ClientCompletion) {
         if case .fsyncDelay(let ms) = op { done(setFsyncDelay(ms: ms)); return }
+        if let embedder {
+            let texts = TextEmbedding.texts(for: op, maxBytes: embedder.config.maxTextBytes)
+            if !texts.isEmpty {
+                // Embedded before the write is proposed: the vector is in the log entry, the same on every replica.
+                embedder.embed(texts) { [unowned self] result in
+                    switch result {
+                    case .success(let vectors): self.execute(TextEmbedding.filled(op, with: vectors), session: session, done)
+                    case .failure(let e): done(.failure(e))
+                    }
+                }
+                return
+            }
+        }
         core.advanceClock(to: nanos)
         if case .cluster = op {
             core.execute(op, session: session) { [unowned self] result in
@@ -241,6 +261,7 @@ public final class NodeServer {
         indexingTimer?.close()
         tickTimer?.close()
         turnHook?.close()
+        embedder?.close()
         for s in signals { s.close() }
         signals = []
     }

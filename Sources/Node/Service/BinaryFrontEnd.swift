@@ -301,7 +301,8 @@ final class BinaryFrontEnd {
             if s.vector.count > ShardLimits.maxDimension {
                 throw RequestProblem("query has \(s.vector.count) dimensions; the limit is \(ShardLimits.maxDimension)", tooLarge: true)
             }
-            var query = VectorQuery(k: Int(s.k), ef: Int(s.ef), exact: s.exact)
+            var query = VectorQuery(k: Int(s.k), ef: Int(s.ef), exact: s.exact, text: s.text.isEmpty ? nil : s.text)
+            if query.text != nil && !s.vector.isEmpty { throw RequestProblem("give vector or text, not both") }
             if s.hasFilter {
                 let f = SearchFilter(minStrength: s.filter.hasMinStrength ? s.filter.minStrength : nil,
                                      minConfidence: s.filter.hasMinConfidence ? s.filter.minConfidence : nil,

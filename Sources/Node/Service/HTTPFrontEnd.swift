@@ -215,7 +215,6 @@ final class HTTPFrontEnd {
     }
 
     static func problemResponse(_ error: Error) -> HTTPResponse {
-        if let u = error as? SeedRouteUnavailable { return errorResponse(status: 503, code: "UNAVAILABLE", u.message) }
         if let p = error as? RequestProblem {
             return errorResponse(status: p.tooLarge ? 413 : 400, code: p.tooLarge ? "TOO_LARGE" : "INVALID_ARGUMENT", p.message)
         }
@@ -303,8 +302,8 @@ final class HTTPFrontEnd {
                 return .decode {
                     let obj = try JSONBody(body)
                     try obj.onlyFields(JSONBody.searchFields, in: "a search")
-                    let v = try obj.floats("vector") ?? { throw RequestProblem("vector is required") }()
-                    return .search(vector: v, try obj.vectorQuery(), consistency)
+                    let q = try obj.vectorQuery()
+                    return .search(vector: try obj.floats("vector") ?? [], q, consistency)
                 }
             case ("POST", "batch"):
                 let key = try IdempotencyKey(req)

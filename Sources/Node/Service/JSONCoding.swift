@@ -26,7 +26,7 @@ struct JSONBody {
     static let conceptFields = ["id", "content", "content_base64", "embedding", "strength", "confidence"]
     static let conditionFields = ["if_absent", "if_content", "if_content_base64", "if_version"]
     static let associationFields = ["source", "target", "type", "confidence"]
-    static let searchFields = ["vector", "k", "ef", "exact", "filter"]
+    static let searchFields = ["vector", "text", "k", "ef", "exact", "filter"]
     static let searchFilterFields = ["min_strength", "min_confidence", "association_type"]
 
     /// Refuses a field outside `known` (a misspelt one would otherwise be silently ignored), naming it and the
@@ -89,8 +89,12 @@ struct JSONBody {
 
     /// A search's options: `k` (under `kField`), `ef`, `exact`, and `filter` {min_strength, min_confidence,
     /// association_type} — unknown filter fields refused like unknown body fields.
-    func vectorQuery(kField: String = "k") throws -> VectorQuery {
+    func vectorQuery(kField: String = "k", textField: String = "text") throws -> VectorQuery {
         var q = VectorQuery(k: try int(kField) ?? int("k") ?? 10, ef: try int("ef") ?? 0, exact: try bool("exact") ?? false)
+        q.text = try string(textField)
+        if let t = q.text, t.isEmpty { throw RequestProblem("\(textField) is empty") }
+        if q.text != nil, object["vector"] != nil, !(object["vector"] is NSNull) { throw RequestProblem("give vector or \(textField), not both") }
+        if q.text == nil, object["vector"] == nil || object["vector"] is NSNull { throw RequestProblem("vector (or \(textField), with an embedding service) is required") }
         if let raw = object["filter"], !(raw is NSNull) {
             guard let o = raw as? [String: Any] else { throw RequestProblem("filter must be an object with min_strength, min_confidence or association_type") }
             let f = JSONBody(object: o)

@@ -43,16 +43,13 @@ enum SeedRoutes {
         return .get(try JSONBody.id(id, "concept_id"), consistency)
     }
 
-    /// `POST /search {"query": "text" | "vector": […], "top_k"?: 10}`. A text query needs the embedding
-    /// service, which this node does not have configured: refused naming what to do (503).
+    /// `POST /search {"query": "text" | "vector": […], "top_k"?: 10}`. A text query is embedded through the
+    /// embedding service (`--embedding-service`); without one it is refused naming what to do (503).
     static func search(_ body: [UInt8], consistency: ReadConsistency) throws -> ClientOp {
         let obj = try JSONBody(body)
         try obj.onlyFields(searchFields, in: "a search request")
-        if try obj.string("query") != nil, obj.object["vector"] == nil {
-            throw SeedRouteUnavailable("a text query needs an embedding service, and this node has none configured; send \"vector\" instead")
-        }
-        guard let v = try obj.floats("vector") else { throw RequestProblem("query (text) or vector is required") }
-        return .search(vector: v, try obj.vectorQuery(kField: "top_k"), consistency)
+        let q = try obj.vectorQuery(kField: "top_k", textField: "query")
+        return .search(vector: try obj.floats("vector") ?? [], q, consistency)
     }
 
     /// The answer in the seed documents' shape, for a reply of the operation the route mapped to.
@@ -94,8 +91,3 @@ enum SeedRoutes {
     }
 }
 
-/// A seed call this node cannot serve as configured (503, naming what is missing).
-struct SeedRouteUnavailable: Error {
-    let message: String
-    init(_ message: String) { self.message = message }
-}

@@ -145,6 +145,7 @@ extension NodeCore {
             if depth < 1 { return ClientError(.invalidArgument, "max_depth is \(depth); allowed: 1…\(PathSearch.maxDepthLimit)") }
         case .search(let v, let query, _):
             let k = query.k, ef = query.ef
+            if query.text != nil { return ClientError(.unavailable, "a text query needs an embedding service (--embedding-service), and this node has none configured; send a vector instead") }
             if let f = query.filter {
                 if let m = f.minStrength, let e = unitInterval(m, "filter.min_strength") { return e }
                 if let m = f.minConfidence, let e = unitInterval(m, "filter.min_confidence") { return e }

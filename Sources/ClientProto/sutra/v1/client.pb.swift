@@ -619,6 +619,9 @@ public nonisolated struct Sutra_V1_Search: Sendable {
   /// Clears the value of `filter`. Subsequent reads from it will return its default value.
   public mutating func clearFilter() {self._filter = nil}
 
+  /// 0.2: search by this text instead of `vector` (the node embeds it through
+  public var text: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -879,7 +882,7 @@ public nonisolated struct Sutra_V1_Request: Sendable {
     set {op = .patchConcept(newValue)}
   }
 
-  /// 0.2: a search with `exact` or `filter` set is sent under this tag, so a 0.1 node (which would ignore
+  /// 0.2: a search with `exact`, `filter` or `text` set is sent under this tag, so a 0.1 node (which would ignore
   /// those fields and answer an unfiltered approximate search) refuses it instead.
   public var searchV2: Sutra_V1_Search {
     get {
@@ -907,7 +910,7 @@ public nonisolated struct Sutra_V1_Request: Sendable {
     case deleteAssociation(Sutra_V1_DeleteAssociation)
     /// 0.2
     case patchConcept(Sutra_V1_PatchConcept)
-    /// 0.2: a search with `exact` or `filter` set is sent under this tag, so a 0.1 node (which would ignore
+    /// 0.2: a search with `exact`, `filter` or `text` set is sent under this tag, so a 0.1 node (which would ignore
     /// those fields and answer an unfiltered approximate search) refuses it instead.
     case searchV2(Sutra_V1_Search)
 
@@ -1794,7 +1797,7 @@ nonisolated extension Sutra_V1_FindPath: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Sutra_V1_Search: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Search"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vector\0\u{1}k\0\u{1}ef\0\u{1}exact\0\u{1}filter\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vector\0\u{1}k\0\u{1}ef\0\u{1}exact\0\u{1}filter\0\u{1}text\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1807,6 +1810,7 @@ nonisolated extension Sutra_V1_Search: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.ef) }()
       case 4: try { try decoder.decodeSingularBoolField(value: &self.exact) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._filter) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.text) }()
       default: break
       }
     }
@@ -1832,6 +1836,9 @@ nonisolated extension Sutra_V1_Search: SwiftProtobuf.Message, SwiftProtobuf._Mes
     try { if let v = self._filter {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     } }()
+    if !self.text.isEmpty {
+      try visitor.visitSingularStringField(value: self.text, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1841,6 +1848,7 @@ nonisolated extension Sutra_V1_Search: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.ef != rhs.ef {return false}
     if lhs.exact != rhs.exact {return false}
     if lhs._filter != rhs._filter {return false}
+    if lhs.text != rhs.text {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
