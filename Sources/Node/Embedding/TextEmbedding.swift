@@ -6,8 +6,8 @@ import Shard
 ///
 /// A concept written without an embedding whose content is UTF-8 text gets the embedding of that text (a put,
 /// a batch's puts, a partial update that changes the content and gives no embedding); a search by `text`
-/// gets the embedding of its text as its vector. Binary content (not UTF-8) and empty content are stored
-/// without one, as before.
+/// gets the embedding of its text as its vector. Binary content (not UTF-8, or holding control bytes) and empty
+/// content are stored without one, as before.
 enum TextEmbedding {
     /// The texts `op` needs embedded, in the order `filled` consumes them (each cut to `maxBytes` on a character
     /// boundary); empty when it needs none.
@@ -59,9 +59,11 @@ enum TextEmbedding {
         return result
     }
 
-    /// `content` as text to embed: non-empty UTF-8, cut to `maxBytes`; nil for binary or empty content.
+    /// `content` as text to embed: non-empty UTF-8 without control bytes (tab and line breaks aside), cut to
+    /// `maxBytes`; nil for binary or empty content.
     private static func text(_ content: [UInt8], _ maxBytes: Int) -> String? {
-        guard !content.isEmpty, let s = String(validating: content, as: UTF8.self) else { return nil }
+        guard !content.isEmpty, !content.contains(where: { ($0 < 0x20 && $0 != 9 && $0 != 10 && $0 != 13) || $0 == 0x7F }),
+              let s = String(validating: content, as: UTF8.self) else { return nil }
         return cut(s, maxBytes)
     }
 

@@ -15,7 +15,7 @@ final class LocalTestCluster {
     let nodeCount: Int
     let shards: Int
     let dimension: Int
-    let extraFlags: [String]
+    var extraFlags: [String]
     /// Per-node flags replacing that node's TLS flags (a wrong certificate, a plaintext node).
     var peerTLSOverride: [Int: [String]] = [:]
     /// The cluster's certificates (`dir/certs`), made unless the flags say `--insecure-peers`.
