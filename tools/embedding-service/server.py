@@ -6,7 +6,7 @@ The model is all-MiniLM-L6-v2 (384 dimensions) in numpy (`minilm.py`), loaded on
 a time (the model is the bottleneck; the node batches texts into each call). Bounded: a body over 4 MiB, more
 than 256 inputs or a non-string input is refused with 400/413, never crashes the service.
 
-    python3 server.py --host 127.0.0.1 --port 7300
+    python3 server.py --host 127.0.0.1 --port 7400
 """
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ class Handler(BaseHTTPRequestHandler):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=7300)
+    parser.add_argument("--port", type=int, default=7400)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     Handler.model = minilm.MiniLM()
