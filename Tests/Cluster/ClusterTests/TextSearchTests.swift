@@ -116,6 +116,11 @@ final class TextSearchTests: XCTestCase {
         let seed = cluster.http(3, "POST", "/search", #"{"query":"stars and galaxies in space","top_k":4}"#)
         let seedIDs = Set(((seed.json?["results"] as? [[String: Any]]) ?? []).compactMap { $0["id"] as? String })
         XCTAssertGreaterThanOrEqual(seedIDs.intersection(topics[1].1.compactMap { idOf[$0] }).count, 3, seed.text)
+        // The seed document's search smoke test, literally (its port replaced by a node's): results.
+        let smoke = try runProgram("/usr/bin/env", ["curl", "-s", "-X", "POST", "http://127.0.0.1:\(cluster.httpPort(2))/search",
+                                                    "-H", "Content-Type: application/json", "-d", #"{"query": "test", "top_k": 10}"#])
+        let smokeResults = (try? JSONSerialization.jsonObject(with: Data(smoke.output.utf8)) as? [String: Any])?["results"] as? [Any]
+        XCTAssertEqual(smokeResults?.count, 10, smoke.output)
         let metrics = cluster.http(1, "GET", "/metrics").text
         XCTAssertTrue(metrics.contains("sutra_embedding_texts_total{node=\"1\"}"), "counted")
 
