@@ -10,5 +10,5 @@ struct Sutra: AsyncParsableCommand {
         version: SutraRelease.version,
         subcommands: [ClusterCommand.self, NodeOpsCommand.self, CertsCommand.self, TokensCommand.self, StatusCommand.self, DigestCommand.self, BackupCommand.self, RestoreCommand.self, PutCommand.self, PatchCommand.self, GetCommand.self, DeleteCommand.self, AssociateCommand.self, DissociateCommand.self,
                       NeighborsCommand.self, PathCommand.self, SearchCommand.self, FlushCommand.self, CompactLogCommand.self,
-                      BenchCommand.self, FailoverBenchCommand.self, VectorBenchCommand.self, TxnBenchCommand.self, TxnRecoveryBenchCommand.self, ChaosCommand.self])
+                      BenchCommand.self, FailoverBenchCommand.self, VectorBenchCommand.self, TextBenchCommand.self, TxnBenchCommand.self, TxnRecoveryBenchCommand.self, ChaosCommand.self])
 }
