@@ -48,8 +48,9 @@ static const float *prepare(sutra_hnsw *h, const float *v) {
     double norm = 0;
     for (int32_t i = 0; i < h->dim; i++) norm += double(v[i]) * double(v[i]);
     norm = std::sqrt(norm);
-    float inv = norm > 0 ? float(1.0 / norm) : 0.0f;
-    for (int32_t i = 0; i < h->dim; i++) h->scratch[i] = v[i] * inv;
+    // In double: 1/norm of a subnormal vector (norm < ~2.9e-39) overflows a float to inf, and inf × 0 is NaN.
+    double inv = norm > 0 ? 1.0 / norm : 0.0;
+    for (int32_t i = 0; i < h->dim; i++) h->scratch[i] = float(double(v[i]) * inv);
     return h->scratch.data();
 }
 

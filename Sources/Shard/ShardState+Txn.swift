@@ -5,7 +5,14 @@ extension ShardState {
     /// record awaits its decision (also for a retried begin), the decision once there is one, or a rejection
     /// if the own part is invalid (then no record is kept and the client's outcome is that rejection).
     func begin(_ id: TxnID, recordShard: Int, parts: [TxnPart], at index: UInt64) -> ApplyResult {
-        if let r = txns.records[id] { return outcome(of: r) }
+        if let r = txns.records[id] {
+            // The same id with other writes is not a retry: the client reused a sequence. Answering the first
+            // transaction's outcome would acknowledge writes that were never made.
+            guard r.parts == parts else {
+                return .rejected("sequence \(id.sequence) of client \(id.client) was already used by another transaction (other writes): a new write needs a new sequence")
+            }
+            return outcome(of: r)
+        }
         if txns.finished[id] != nil { return forgottenAnswer(id) }
         if let fence = backupFences.keys.min() {
             // Not remembered: nothing was applied, and a retry after the fence is lifted must be able to begin.

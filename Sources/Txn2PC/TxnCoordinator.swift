@@ -36,6 +36,9 @@ public final class TxnCoordinator {
         var unresolved: Set<Int> = []
         var commit = false
         var waiters: [(Outcome) -> Void] = []
+        /// The outcome once answered: a retry arriving while the transaction is still being resolved gets it
+        /// at once (its waiters were answered already and will not be again).
+        var outcome: Outcome?
 
         init(id: TxnID, recordShard: Int, parts: [TxnPart], now: UInt64) {
             self.id = id
@@ -83,7 +86,15 @@ public final class TxnCoordinator {
     /// this node must lead. `ackedBelow` is the client's session acknowledgement, as for any write.
     public func start(_ id: TxnID, recordShard: Int, parts: [TxnPart], ackedBelow: UInt64, _ done: @escaping (Outcome) -> Void) {
         precondition(parts.contains { $0.shard == recordShard }, "the record shard must be a participant")
-        if let a = active[id] { a.waiters.append(done); return }
+        if let a = active[id] {
+            if a.parts != parts && a.recordShard == recordShard {
+                // Not a retry: the client reused a sequence for other writes while the first is still here.
+                done(.aborted("sequence \(id.sequence) of client \(id.client) was already used by another transaction (other writes): a new write needs a new sequence"))
+                return
+            }
+            if let o = a.outcome { done(o) } else { a.waiters.append(done) }
+            return
+        }
         let a = Active(id: id, recordShard: recordShard, parts: parts, now: now)
         a.waiters.append(done)
         active[id] = a
@@ -250,6 +261,7 @@ public final class TxnCoordinator {
     }
 
     private func answer(_ a: Active, _ o: Outcome) {
+        a.outcome = o
         let ws = a.waiters
         a.waiters = []
         for w in ws { w(o) }

@@ -72,7 +72,10 @@ extension NodeCore: TxnHost {
         if why.contains(Rejection.preconditionFailed) { return ClientError(.preconditionFailed, why) }
         if why.hasSuffix("not found") { return ClientError(.notFound, why) }
         if why.hasPrefix(Rejection.forgotten) {
-            return ClientError(.internal, why + "; the outcome of this request can no longer be told")
+            // A retry that came after the outcome stopped being kept (or a sequence reused for other writes, which
+            // cannot be told apart any more): the outcome is unknown — never called a failure, which a retry
+            // whose first attempt committed would make a lie.
+            return ClientError(.internal, why + "; the outcome of this request can no longer be told (read to see whether it applied; a new write needs a new sequence)")
         }
         if why.hasPrefix(Rejection.aborted) {
             return ClientError(.conflict, why + "; nothing was applied, retry")

@@ -79,6 +79,10 @@ public struct ClusterSimStats: Sendable, Equatable {
     public var unmatchedForwardReplies: UInt64 = 0
     /// Forward answers checked to be the answer to the very request they were handed to.
     public var forwardAnswersChecked = 0
+    /// Cross-shard writes sent again, same session, right after their answer (a retry racing its answer), and
+    /// those answered with the first outcome.
+    public var duplicatesSent = 0
+    public var duplicatesMatched = 0
     /// Online backups begun, taken (and checked consistent), and refused or abandoned.
     public var backupsBegun = 0
     public var backupsTaken = 0
@@ -98,6 +102,7 @@ public struct ClusterSimStats: Sendable, Equatable {
         readsChecked += o.readsChecked; searchesChecked += o.searchesChecked; batchesOK += o.batchesOK
         txnsCommitted += o.txnsCommitted; txnsAborted += o.txnsAborted; unmatchedForwardReplies += o.unmatchedForwardReplies
         forwardAnswersChecked += o.forwardAnswersChecked
+        duplicatesSent += o.duplicatesSent; duplicatesMatched += o.duplicatesMatched
         backupsBegun += o.backupsBegun; backupsTaken += o.backupsTaken; backupsFailed += o.backupsFailed
         backupEdgesChecked += o.backupEdgesChecked; fencesExpired += o.fencesExpired
         fullDisks += o.fullDisks; allDisksFullWindows += o.allDisksFullWindows; stalledWrites += o.stalledWrites; writesRefusedDiskFull += o.writesRefusedDiskFull

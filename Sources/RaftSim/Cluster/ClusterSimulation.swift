@@ -124,6 +124,7 @@ public final class ClusterSimulation {
         phase("heal") { heal() }
         phase("settle") { settle() }
         phase("final reads") { workload.finalReads() }
+        phase("duplicates") { workload.checkDuplicatesAnswered() }
         phase("checks") { checks.checkAll(self) }
         if let f = failure {
             return .failure(ClusterSimFailure(seed: config.seed, tick: tick, reason: f, trace: Array(trace.suffix(60)),

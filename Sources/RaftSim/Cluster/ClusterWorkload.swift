@@ -28,6 +28,9 @@ final class ClusterWorkload {
     var attemptedEdges: Set<[ConceptID]> = []
     /// Transactions a client was told committed.
     var acknowledgedTxns: [TxnID] = []
+    /// Duplicates in flight: the node and incarnation each was sent to (checked answered once settled).
+    var duplicatesInFlight: [Int: (node: NodeID, incarnation: UInt64, txn: TxnID)] = [:]
+    private var nextDuplicate = 0
     var finals: [String: String?] = [:]
     private var nextValue = 1
     /// The next association's unique confidence, as a count of `signatureUnit`s (confidences lie in [0, 1]; a
@@ -366,7 +369,10 @@ final class ClusterWorkload {
             for (i, item) in items.enumerated() { add(c.process * 100 + i + 1, .put, item.key, item.value, nil, outcome) }
         case .associate(let key, let value, let txn):
             add(c.process, .put, key, value, nil, outcome)
-            if outcome == .ok, let txn { acknowledgedTxns.append(txn) }
+            if outcome == .ok, let txn {
+                acknowledgedTxns.append(txn)
+                if case .write(let version)? = reply, sim.rng.below(4) == 0 { sendDuplicate(p, txn: txn, version: version) }
+            }
         case .neighbors(let anchor):
             guard outcome == .ok, case .neighbors(let edges)? = reply else { return }
             sim.stats.readsChecked += 1
@@ -386,6 +392,44 @@ final class ClusterWorkload {
             paths.append(ids)
         case .untracked:
             break
+        }
+    }
+
+    // MARK: duplicates
+
+    /// Sends an acknowledged cross-shard write again with its session, to the node that answered it (a client's
+    /// retry that raced the answer, or a duplicated request): it must be answered, with the first outcome or an
+    /// unknown or retryable error — never another version, never a refusal saying it was not applied.
+    private func sendDuplicate(_ p: Pending, txn: TxnID, version: UInt64) {
+        let target = sim.node(p.target)
+        guard target.alive, let core = target.core else { return }
+        nextDuplicate += 1
+        let n = nextDuplicate, incarnation = target.incarnation
+        duplicatesInFlight[n] = (target.id, incarnation, txn)
+        sim.stats.duplicatesSent += 1
+        core.execute(p.op, session: p.session) { [unowned self, unowned target] result in
+            guard target.incarnation == incarnation, self.duplicatesInFlight.removeValue(forKey: n) != nil else { return }
+            switch result {
+            case .success(.write(let v)) where v == version:
+                self.sim.stats.duplicatesMatched += 1
+            case .success(let other):
+                self.sim.fail("transaction \(txn) sent again was answered \(other); its first answer was version \(version)")
+            case .failure(let e):
+                switch e.code {
+                case .notLeader, .unavailable, .timeout, .diskFull, .internal: break
+                default: self.sim.fail("transaction \(txn), committed at version \(version), sent again was refused as not applied: \(e.code) \(e.message)")
+                }
+            }
+        }
+    }
+
+    /// After settling: every duplicate sent to a process still running was answered.
+    func checkDuplicatesAnswered() {
+        for (_, d) in duplicatesInFlight.sorted(by: { $0.key < $1.key }) where !sim.failed {
+            let node = sim.node(d.node)
+            if node.alive, node.incarnation == d.incarnation {
+                sim.fail("transaction \(d.txn) sent again to node \(d.node) was never answered (the node still runs)")
+            }
         }
     }
 

@@ -215,6 +215,23 @@ final class ClusterHTTPTests: XCTestCase {
         refused(cluster.http(1, "GET", "/v1/concepts/\(id)?consistancy=stale"), ["query parameter 'consistancy'", "did you mean 'consistency'"])
         refused(post("/v1/concepts", #"{"content":"x","strength":5}"#), ["strength", "[0, 1]"])
         refused(post("/v1/concepts", #"{"content":"x","confidence":-1}"#), ["confidence", "[0, 1]"])
+        // A client session's sequence reused for another cross-shard write while the first one's record is still
+        // kept: refused with a 400 that says so — never an acknowledgment of writes not made, never a hang (a
+        // retry arriving while the first was being resolved waited for an answer already given).
+        let ends = (1..<200).map { conceptID($0) }
+        let a = ends[0], b = ends.first { $0.shard(of: 4) != a.shard(of: 4) }!
+        let c = ends.first { $0 != a && $0 != b && $0.shard(of: 4) == a.shard(of: 4) }!, d = ends.first { $0 != b && $0.shard(of: 4) == b.shard(of: 4) }!
+        func associate(_ s: ConceptID, _ t: ConceptID) -> LocalTestCluster.Reply {
+            let r = BlockingHTTPClient.exchange("POST", host: "127.0.0.1", port: cluster.httpPort(1), path: "/v1/associations",
+                                                body: Array(#"{"source":"\#(s)","target":"\#(t)"}"#.utf8), timeout: 5,
+                                                headers: [("X-Sutra-Client-Id", "4242"), ("X-Sutra-Sequence", "1")])
+            return r.map { LocalTestCluster.Reply(status: $0.status, body: $0.body, headers: $0.headers) } ?? LocalTestCluster.Reply(status: 0, body: [])
+        }
+        for x in [a, b, c, d] { XCTAssertEqual(post("/v1/concepts", #"{"id":"\#(x)","content":"end"}"#).status, 200) }
+        XCTAssertEqual(associate(a, b).status, 200)
+        var reused = associate(c, d)
+        for _ in 0..<50 where reused.status == 409 { usleep(100_000); reused = associate(c, d) }
+        refused(reused, ["was already used by another transaction", "new sequence"])
 
         // HEAD: GET's status and Content-Length, no body. 405: Allow.
         let get = cluster.http(1, "GET", "/v1/concepts/\(id)")

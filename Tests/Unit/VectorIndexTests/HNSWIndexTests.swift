@@ -123,6 +123,20 @@ final class HNSWIndexTests: XCTestCase {
         XCTAssertEqual(try idx.search(data[0], k: 10, ef: 50, allowing: { _ in false }).count, 0)
     }
 
+    /// A subnormal vector (norm below ~2.9e-39, where 1/norm overflows a float) normalises like any other: finite
+    /// distances, never NaN (found by schemathesis: `"distance": null` in a search answer).
+    func testSubnormalVectorsGiveFiniteDistances() throws {
+        let idx = try HNSWIndex(dimension: 4, metric: .cosine, capacity: 8)
+        try idx.upsert(label: 1, vector: [1e-40, 0, 0, 0])
+        try idx.upsert(label: 2, vector: [0, 1, 0, 0])
+        for q: [Float] in [[1e-40, 0, 0, 0], [1, 0, 0, 0]] {
+            let hits = try idx.search(q, k: 2) + idx.exactSearch(q, k: 2)
+            XCTAssertTrue(hits.allSatisfy { $0.distance.isFinite }, "\(hits)")
+            XCTAssertEqual(hits.first?.label, 1)
+            XCTAssertEqual(hits.first?.distance ?? 1, 0, accuracy: 1e-5)
+        }
+    }
+
     func testSaveAndLoadGiveTheSameAnswers() throws {
         let data = randomVectors(500, 16, seed: 3)
         let idx = try HNSWIndex(dimension: 16, metric: .cosine, capacity: 500)
