@@ -18,14 +18,16 @@
 # Not fuzzed: POST /v1/admin/transfer-leader (it hands a shard's leadership away on purpose; the writes that meet
 # the handover are answered 503 "retry", as documented, which the no-5xx check would count).
 # The session headers X-Sutra-Client-Id/X-Sutra-Sequence are sent as 0 (anonymous) unless OPENAPI_FUZZ_SESSIONS=1:
-# a (client, sequence) pair reused for a different cross-shard write is answered 500 INTERNAL ("transaction
-# forgotten") — a server bug; once it answers a 4xx, drop the override.
+# a (client, sequence) pair reused for a different cross-shard write after the first one's record was forgotten is
+# answered 500 INTERNAL with "the outcome of this request can no longer be told" — on purpose: a late retry of a
+# write that committed looks the same, and calling it a failure would be a lie. (Reused while the first record is
+# still kept: 400, "already used by another transaction".)
 #
 # Usage: scripts/test-openapi.sh
 #   env: SUTRA_BIN          directory holding sutra and sutra-node (default .build/debug)
 #        OPENAPI_BASE_PORT  first base port to try (default 17400; node i uses P+i, P+100+i, P+200+i)
 #        OPENAPI_EXAMPLES   cases per operation and phase (default 50)
-#        OPENAPI_SEED       schemathesis seed (default: a random one, printed)
+#        OPENAPI_SEED       schemathesis seed (default 20261207, so CI runs repeat; "random": a new one, printed)
 #        OPENAPI_BUDGET     hard wall-time bound in seconds (default 230)
 #        OPENAPI_SPEC       the description to check (default docs/openapi.json)
 #        OPENAPI_FUZZ_SESSIONS=1  fuzz the session headers too
@@ -44,7 +46,8 @@ ST_VERSION=4.32.5
 bin=${SUTRA_BIN:-$repo/.build/debug}
 spec=$(realpath "${OPENAPI_SPEC:-$repo/docs/openapi.json}")
 examples=${OPENAPI_EXAMPLES:-50}
-seed=${OPENAPI_SEED:-$(( (RANDOM << 15) | RANDOM ))}
+seed=${OPENAPI_SEED:-20261207}
+if [ "$seed" = random ]; then seed=$(( (RANDOM << 15) | RANDOM )); fi
 start=$SECONDS
 left() { echo $(( budget - 25 - (SECONDS - start) )); }   # 25 s kept for stopping the cluster
 say() { printf '==> openapi: %s\n' "$*"; }
