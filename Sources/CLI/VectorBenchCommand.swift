@@ -16,7 +16,7 @@ struct VectorBenchCommand: AsyncParsableCommand {
     @OptionGroup var target: SDKTarget
     @Option(help: "Concepts to load.") var count = 100_000
     @Option(help: "Embedding dimension (must be the cluster's).") var dimension = 768
-    @Option(help: "clustered or uniform.") var data = "clustered"
+    @Option(help: "Vectors: clustered or uniform.") var distribution = "clustered"
     @Option(help: "Gaussian clusters in clustered data.") var clusters = 1000
     @Option(help: "Neighbours per query.") var k = 10
     @Option(help: "Queries per row.") var queries = 200
@@ -28,10 +28,10 @@ struct VectorBenchCommand: AsyncParsableCommand {
     @Flag(help: "Skip raw hnswlib (building it in this process takes as long as one node's indexing).") var noRaw = false
 
     func run() async throws {
-        guard data == "clustered" || data == "uniform" else { throw ValidationError("--data: clustered or uniform") }
+        guard distribution == "clustered" || distribution == "uniform" else { throw ValidationError("--distribution: clustered or uniform") }
         let efs = ef.split(separator: ",").compactMap { Int($0) }
         let sdk = try SutraClient(endpoints: try target.resolve(), options: try target.options(.init(requestTimeout: .seconds(600), attemptTimeout: .seconds(300))))
-        let gen = BlobGenerator(dimension: dimension, clusters: data == "uniform" ? 0 : clusters, seed: 42)
+        let gen = BlobGenerator(dimension: dimension, clusters: distribution == "uniform" ? 0 : clusters, seed: 42)
         let vectors = (0..<count).map { _ in gen.point() }
         let ids = (0..<count).map { ConceptID(hi: 0x7EC7_0000_0000_0000 | UInt64($0), lo: UInt64($0) &* 0x9E37_79B9_7F4A_7C15) }
         let strong: @Sendable (Int) -> Bool = { $0 % 10 == 0 }
@@ -82,7 +82,7 @@ struct VectorBenchCommand: AsyncParsableCommand {
             truth.append(Set(scored.prefix(k).map { ids[$0.1] }))
             strongTruth.append(Set(scored.lazy.filter { strong($0.1) }.prefix(k).map { ids[$0.1] }))
         }
-        print("\(count) × \(dimension)-d \(data) vectors, k=\(k), \(queries) queries per row, one client")
+        print("\(count) × \(dimension)-d \(distribution) vectors, k=\(k), \(queries) queries per row, one client")
         print("through the cluster (\(linearizable ? "linearizable" : "stale, node-local") reads):")
         func row(_ label: String, _ expected: [Set<ConceptID>], _ search: ([Float]) async throws -> [ConceptID]) async throws {
             var lat: [Double] = []
@@ -94,10 +94,12 @@ struct VectorBenchCommand: AsyncParsableCommand {
                 hits += r.filter { expected[qi].contains($0) }.count
             }
             lat.sort()
-            print(String(format: "  %-28@ recall@%d %.3f   latency ms p50 %.2f  p99 %.2f", label as NSString, k,
+            print(String(format: "  %@ recall@%d %.3f   latency ms p50 %.2f  p99 %.2f", label.padding(toLength: 32, withPad: " ", startingAt: 0) as NSString, k,
                          Double(hits) / Double(queries * k), lat[lat.count / 2], lat[min(lat.count - 1, Int(Double(lat.count) * 0.99))]))
         }
         let consistency: Consistency = linearizable ? .linearizable : .stale
+        // Warm up (connections to every node, caches) so the first row is not charged for it.
+        for q in qs.prefix(30) { _ = try await sdk.search(vector: q, k: k, consistency: consistency) }
         for e in efs {
             try await row(e == 0 ? "default" : "ef \(e)", truth) { q in try await sdk.search(vector: q, k: k, ef: e, consistency: consistency).map(\.id) }
         }

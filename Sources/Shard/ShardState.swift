@@ -85,7 +85,7 @@ public final class ShardState {
         lastApplied = index
         if req.clientID != 0, let s = sessions[req.clientID] {
             if req.sequence < s.ackedBelow {
-                return .rejected("stale retry: sequence \(req.sequence) is below the acknowledged \(s.ackedBelow)")
+                return .rejected(Rejection.staleRetry + "sequence \(req.sequence) is below the acknowledged \(s.ackedBelow)")
             }
             if let first = s.results[req.sequence] { return first }
         }
@@ -138,6 +138,11 @@ public final class ShardState {
     func acknowledge(_ req: ShardRequest) {
         // In place: this runs for every write, and a copy of the session would copy its whole results table.
         sessions[req.clientID, default: ClientSession()].acknowledge(below: req.ackedBelow)
+    }
+
+    /// The outcome remembered for a client's write (client, sequence), while it is still kept.
+    public func rememberedOutcome(client: UInt64, sequence: UInt64) -> ApplyResult? {
+        sessions[client]?.results[sequence]
     }
 
     /// Records the outcome of (client, sequence) for retries, unless the client already acknowledged it.

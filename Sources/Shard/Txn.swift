@@ -79,4 +79,7 @@ public enum Rejection {
     /// A transaction's begin met a raised backup fence on its record shard: nothing was applied, nothing
     /// remembered; the node holds the transaction back and begins it again once the fence is lifted.
     public static let backupFence = "backup fence: "
+    /// A retry of a write the client has since acknowledged having the answer to (its sequence is below the
+    /// session's acknowledged mark): its outcome is no longer kept. Not a claim about the write.
+    public static let staleRetry = "stale retry: "
 }

@@ -131,7 +131,7 @@ extension SutraSim {
               graceful stops \(s.gracefulStops) (\(s.gracefulStopsChecked) under healthy conditions, checked to end leading nothing)
               operations ok \(s.opsOK), failed \(s.opsFailed), unknown \(s.opsUnknown); batches ok \(s.batchesOK)
               reads checked \(s.readsChecked), searches checked \(s.searchesChecked), forward answers checked \(s.forwardAnswersChecked)
-              cross-shard writes sent again at once \(s.duplicatesSent) (\(s.duplicatesMatched) answered with the first outcome, the rest unknown or retryable)
+              acknowledged writes sent again at once \(s.duplicatesSent) (\(s.duplicatesMatched) answered with the first outcome, the rest retryable or already acknowledged)
               transactions committed \(s.txnsCommitted), aborted \(s.txnsAborted); stale forward replies dropped \(s.unmatchedForwardReplies)
               backups begun \(s.backupsBegun), taken and checked \(s.backupsTaken) (\(s.backupEdgesChecked) edges), refused or abandoned \(s.backupsFailed); fences lifted after their life \(s.fencesExpired)
             """)

@@ -108,8 +108,9 @@ public final class TxnCoordinator {
                 // A retry of a transaction that already committed (and was forgotten).
                 self.answer(a, .committed(version: v))
                 self.active[id] = nil
-            case .success(.rejected(let why)) where why.hasPrefix(Rejection.forgotten):
-                // Decided long ago and forgotten: the outcome is not known here any more; never call it an abort.
+            case .success(.rejected(let why)) where why.hasPrefix(Rejection.forgotten) || why.hasPrefix(Rejection.staleRetry):
+                // Decided long ago and forgotten, or a retry the client had already acknowledged: the outcome is
+                // not known here any more; never call it an abort.
                 self.answer(a, .unknown(.rejected(why)))
                 self.active[id] = nil
             case .success(.rejected(let why)):

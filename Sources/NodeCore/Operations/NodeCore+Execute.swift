@@ -350,11 +350,7 @@ extension NodeCore {
         // The filter reads each candidate's own replica here: the node hosts every shard's replica, and a
         // linearizable search has waited for every one to apply what was acknowledged before it began.
         let admits: ((ConceptID) -> Bool)? = query.filter.flatMap { f in
-            f.isEmpty ? nil : { [replicas, shardCount = config.numShards] id in
-                let state = replicas[id.shard(of: shardCount)].state
-                guard let c = state.concept(id) else { return false }
-                return f.admits(c) { state.hasAssociation(id, type: $0) }
-            }
+            f.isEmpty ? nil : { [replicas, shardCount = config.numShards] id in replicas[id.shard(of: shardCount)].admits(id, f) }
         }
         do {
             let (hits, method) = try vectors.search(vector, query, admits: admits)

@@ -60,7 +60,14 @@ extension NodeCore {
                         return
                     }
                     if state.txns.finished[txn] != nil {
-                        done(.failure(ClientError(.internal, "the delete of \(id) (transaction \(txn)) was decided long ago; its outcome can no longer be told")))
+                        // Its record is forgotten, but the record shard still remembers the client's outcome (as
+                        // it does for every write it applied) until the client acknowledges it: answer that.
+                        switch state.rememberedOutcome(client: txn.client, sequence: txn.sequence) {
+                        case .applied(let v)?: done(.success(.write(version: v)))
+                        case .rejected(let why)?: done(.failure(self.txnError(why)))
+                        case .pending?, nil:
+                            done(.failure(ClientError(.internal, "the delete of \(id) (transaction \(txn)) was decided long ago; its outcome can no longer be told")))
+                        }
                         return
                     }
                 }

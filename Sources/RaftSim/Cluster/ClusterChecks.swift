@@ -121,13 +121,14 @@ struct ClusterChecks {
             case .rejected: return decided(id, false, who + " decide")
             case .pending: return "\(who): a decide of \(id) answered pending"
             }
-        case .txnBegin(_, _, _) where { if case .rejected(let why) = result { return why.contains(Rejection.backupFence) }; return false }():
-            // Refused by a backup fence: nothing applied or remembered, no decision — it begins again later.
+        case .txnBegin(_, _, _) where { if case .rejected(let why) = result { return why.contains(Rejection.backupFence) || why.hasPrefix(Rejection.staleRetry) || why.contains("already used by another transaction") }; return false }():
+            // Refused by a backup fence (nothing applied or remembered: it begins again later), as a retry the
+            // client had already acknowledged, or as another request reusing the id: no decision about this id.
             return nil
         case .txnBegin(let id, _, _):
             switch result {
             case .applied: return decided(id, true, who + " begin (retry of a committed one)")
-            case .rejected: return decided(id, false, who + " begin")
+            case .rejected(let why): return decided(id, false, who + " begin: " + why)
             case .pending: return nil
             }
         case .txnResolve(let ids, let commit):

@@ -79,8 +79,9 @@ public struct ClusterSimStats: Sendable, Equatable {
     public var unmatchedForwardReplies: UInt64 = 0
     /// Forward answers checked to be the answer to the very request they were handed to.
     public var forwardAnswersChecked = 0
-    /// Cross-shard writes sent again, same session, right after their answer (a retry racing its answer), and
-    /// those answered with the first outcome.
+    /// Acknowledged writes (cross-shard ones, batches, cascading deletes, single-shard writes) sent again with
+    /// their session right after their answer (a retry racing its answer), and those answered with the first
+    /// outcome.
     public var duplicatesSent = 0
     public var duplicatesMatched = 0
     /// Online backups begun, taken (and checked consistent), and refused or abandoned.

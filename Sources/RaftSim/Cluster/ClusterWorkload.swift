@@ -364,8 +364,17 @@ final class ClusterWorkload {
             if case .final = p.record { finals.updateValue(v, forKey: key) } else { add(c.process, .get, key, v, nil, .ok) }
         case .write(let f, let key, let value, let expected):
             add(c.process, f, key, value, expected, outcome)
+            if outcome == .ok, p.session.clientID != 0, case .write(let version)? = reply, sim.rng.below(8) == 0 {
+                sendDuplicate(p, txn: TxnID(client: p.session.clientID, sequence: p.session.sequence), version: version)
+            }
         case .batch(let items):
             if outcome == .ok { sim.stats.batchesOK += 1 }
+            // Batches and cascading deletes (an anchor with its edges on other shards) sent again at once.
+            var cascade = false
+            if case .delete = p.op { cascade = true }
+            if outcome == .ok, p.session.clientID != 0, case .write(let version)? = reply, sim.rng.below(cascade ? 2 : 8) == 0 {
+                sendDuplicate(p, txn: TxnID(client: p.session.clientID, sequence: p.session.sequence), version: version)
+            }
             for (i, item) in items.enumerated() { add(c.process * 100 + i + 1, .put, item.key, item.value, nil, outcome) }
         case .associate(let key, let value, let txn):
             add(c.process, .put, key, value, nil, outcome)
@@ -397,9 +406,10 @@ final class ClusterWorkload {
 
     // MARK: duplicates
 
-    /// Sends an acknowledged cross-shard write again with its session, to the node that answered it (a client's
-    /// retry that raced the answer, or a duplicated request): it must be answered, with the first outcome or an
-    /// unknown or retryable error — never another version, never a refusal saying it was not applied.
+    /// Sends an acknowledged write (cross-shard ones, and single-shard writes and cascading deletes) again with its
+    /// session, to the node that answered it (a client's retry that raced the answer, or a duplicated request): it
+    /// must be answered, with the first outcome or an unknown or retryable error — never another version, never a
+    /// refusal saying it was not applied (but "stale retry": the client's next write may have acknowledged it).
     private func sendDuplicate(_ p: Pending, txn: TxnID, version: UInt64) {
         let target = sim.node(p.target)
         guard target.alive, let core = target.core else { return }
@@ -407,24 +417,31 @@ final class ClusterWorkload {
         let n = nextDuplicate, incarnation = target.incarnation
         duplicatesInFlight[n] = (target.id, incarnation, txn)
         sim.stats.duplicatesSent += 1
+        sim.note("client \(txn.client) sends \(p.record) (\(txn)) again to node \(target.id)")
         core.execute(p.op, session: p.session) { [unowned self, unowned target] result in
             guard target.incarnation == incarnation, self.duplicatesInFlight.removeValue(forKey: n) != nil else { return }
             switch result {
             case .success(.write(let v)) where v == version:
                 self.sim.stats.duplicatesMatched += 1
             case .success(let other):
-                self.sim.fail("transaction \(txn) sent again was answered \(other); its first answer was version \(version)")
+                self.sim.fail("write \(txn) (client:sequence) sent again was answered \(other); its first answer was version \(version)")
             case .failure(let e):
                 switch e.code {
-                case .notLeader, .unavailable, .timeout, .diskFull, .internal: break
-                default: self.sim.fail("transaction \(txn), committed at version \(version), sent again was refused as not applied: \(e.code) \(e.message)")
+                // Not `.internal` ("its outcome can no longer be told"): sent right after its answer, before the
+                // client acknowledged it, the write's outcome is still remembered by its shard.
+                case .notLeader, .unavailable, .timeout, .diskFull: break
+                case _ where e.message.contains(Rejection.staleRetry): break
+                default: self.sim.fail("write \(txn) (client:sequence), applied at version \(version), sent again was refused as not applied: \(e.code) \(e.message)")
                 }
             }
         }
     }
 
-    /// After settling: every duplicate sent to a process still running was answered.
+    /// After settling: every duplicate sent to a process still running is answered — waiting, without faults,
+    /// long enough for any forward it made to time out (`NodeCore.forwardTimeoutTicks`) and more.
     func checkDuplicatesAnswered() {
+        let until = sim.tick + 250
+        while !duplicatesInFlight.isEmpty, sim.tick < until, !sim.failed { sim.step(faults: false) }
         for (_, d) in duplicatesInFlight.sorted(by: { $0.key < $1.key }) where !sim.failed {
             let node = sim.node(d.node)
             if node.alive, node.incarnation == d.incarnation {
