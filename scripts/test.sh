@@ -6,6 +6,12 @@ cd "$(dirname "$0")/.."
 scripts/install.sh
 echo "==> swift test"
 swift test --disable-swift-testing 2>&1 | tee .build/test-output.txt
+# The HTTP API against docs/openapi.json (schemathesis, PyPI) on a live cluster, and the Python client's tests
+# against a real cluster; both bounded, both stop the nodes they start.
+echo "==> schemathesis (docs/openapi.json against a live cluster)"
+scripts/test-openapi.sh
+echo "==> Python client (clients/python)"
+scripts/test-python-client.sh
 # Coverage-guided fuzzing of every network/disk decoder: 10 s per target (plus the instrumented build).
 # Long campaigns: scripts/fuzz.sh TARGET SECONDS (docs/ARCHITECTURE.md, "How it is tested").
 echo "==> fuzz (libFuzzer, 10 s per target)"
