@@ -85,15 +85,30 @@ public enum SearchMethod: String, Sendable, CaseIterable {
 
 extension ConceptVectors {
     /// The `query.k` nearest concepts to `vector` by cosine distance, nearest first, among those `admits` accepts
-    /// (nil: every concept); `method` says how they were found.
+    /// (nil: every concept); `method` says how they were found. `admits` is the authoritative test of
+    /// `query.filter`; the strength and confidence thresholds are first read from the indexed attributes, so
+    /// `admits` runs only for candidates passing them when an association type is asked for (or whose
+    /// attributes are unknown).
     public func search(_ vector: [Float], _ query: VectorQuery,
                        admits: ((ConceptID) -> Bool)? = nil) throws(VectorIndexError) -> (hits: [(id: ConceptID, distance: Float)], method: SearchMethod) {
         precondition(query.k > 0, "k is checked at the edge")
         guard let index, !labelOf.isEmpty else { return ([], .exact) }
         let live = labelOf.count
         let k = min(query.k, live)
-        let allowLabel: ((UInt64) -> Bool)? = admits.map { admits in { [idOf] label in idOf[label].map(admits) ?? false } }
-        let passing = admits.map { estimatePassing($0, live: live) }
+        let allowLabel: ((UInt64) -> Bool)? = admits.map { admits in
+            let f = query.filter ?? SearchFilter()
+            let byAttributes = f.associationType == nil
+            return { [idOf, attributes] label in
+                let a = attributes[Int(label)]
+                if a.known {
+                    if let m = f.minStrength, a.strength < m { return false }
+                    if let m = f.minConfidence, a.confidence < m { return false }
+                    if byAttributes { return true }
+                }
+                return idOf[label].map(admits) ?? false
+            }
+        }
+        let passing = allowLabel.map { estimatePassing($0, live: live) }
         let method = SearchPolicy.method(exact: query.exact, live: live, dimension: dimension, passing: passing)
         let ef = query.ef == 0 ? SearchPolicy.defaultEf(k: k) : max(query.ef, k)
         let hits: [(label: UInt64, distance: Float)]
@@ -114,16 +129,16 @@ extension ConceptVectors {
         hits.compactMap { hit in idOf[hit.label].map { (id: $0, distance: hit.distance) } }
     }
 
-    /// How many of the `live` concepts `admits` accepts, estimated from an evenly spread sample of labels.
-    func estimatePassing(_ admits: (ConceptID) -> Bool, live: Int) -> Int {
+    /// How many of the `live` concepts `allows` accepts (by label), estimated from an evenly spread sample.
+    func estimatePassing(_ allows: (UInt64) -> Bool, live: Int) -> Int {
         guard nextLabel > 0 else { return 0 }
         let step = max(1, nextLabel / UInt64(SearchPolicy.filterSample))
         var seen = 0, passed = 0
         var label: UInt64 = 0
         while label < nextLabel {
-            if let id = idOf[label] {
+            if idOf[label] != nil {
                 seen += 1
-                if admits(id) { passed += 1 }
+                if allows(label) { passed += 1 }
             }
             label += step
         }

@@ -76,13 +76,17 @@ public final class ShardReplica {
         raft = RaftNode(config: cfg, storage: log)
         if !vectors.covers(shard: shard, snapshotIndex: snap.metadata.index) {
             vectors.rebuild(shard: shard, shardCount: shardCount, from: state)
+        } else {
+            vectors.refreshAttributes(shard: shard, from: state)
         }
         attachIndexes()
     }
 
     private func attachIndexes() {
         let v = vectors, s = shard
-        state.onConceptChange = { id, concept in v.enqueue(id, shard: s, embedding: concept?.embedding) }
+        state.onConceptChange = { id, concept in
+            v.enqueue(id, shard: s, embedding: concept?.embedding, attributes: concept.map(FilterAttributes.init) ?? .unknown)
+        }
     }
 
     public var isLeader: Bool { raft.role == .leader }
@@ -93,6 +97,9 @@ public final class ShardReplica {
         guard let c = state.concepts[id] else { return false }
         return filter.admits(c) { state.hasAssociation(id, type: $0) }
     }
+
+    /// Whether concept `id` (of this shard) has an association of `type`, in either direction.
+    public func hasAssociation(_ id: ConceptID, type: AssociationType) -> Bool { state.hasAssociation(id, type: type) }
 
     // MARK: writes
 

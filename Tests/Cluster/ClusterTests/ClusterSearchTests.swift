@@ -94,6 +94,15 @@ final class ClusterSearchTests: XCTestCase {
         XCTAssertEqual(exactSDK.map(\.id.description), expected(4) { _ in true })
         await sdk.close()
 
+        // After a restart from the saved vector index (vectors only: the filter's strength and confidence are
+        // read again from the shards' state), node 2 filters as before.
+        XCTAssertEqual(cluster.http(2, "POST", "/v1/flush").status, 200, "snapshots and the saved index")
+        XCTAssertEqual(cluster.terminate(2), 0)
+        try cluster.start(2)
+        try cluster.waitReady()
+        let again = cluster.http(2, "POST", "/v1/search", #"{"vector":[\#(qs)],"k":50,"filter":{"min_strength":0.5,"min_confidence":0.9}}"#)
+        XCTAssertEqual(ids(again), expected(50) { $0 % 2 == 0 && $0 < 30 }, "after a restart: \(again.text)")
+
         // Counted by method.
         let metrics = cluster.http(1, "GET", "/metrics").text
         let exactCount = metrics.split(separator: "\n").first { $0.hasPrefix("sutra_vector_searches_total{") && $0.contains("method=\"exact\"") }

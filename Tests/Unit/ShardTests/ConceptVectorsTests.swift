@@ -89,11 +89,35 @@ final class ConceptVectorsTests: XCTestCase {
         XCTAssertEqual(hits.map(\.distance), hits.map(\.distance).sorted())
         XCTAssertEqual(try v.search(vec(7), VectorQuery(k: 50), admits: { admitted.contains($0) }).hits.count, 20, "all 20 that pass")
         XCTAssertEqual(try v.search(vec(7), VectorQuery(k: 5), admits: { _ in false }).hits.count, 0)
-        let estimate = v.estimatePassing({ admitted.contains($0) }, live: v.count)
+        let estimate = v.estimatePassing({ label in v.idOf[label].map { admitted.contains($0) } ?? false }, live: v.count)
         XCTAssertTrue((5...60).contains(estimate), "estimated \(estimate) of 20")
         // Unfiltered at this size: exact, so the answer is brute force's.
         let (all, m) = try v.search(vec(500), VectorQuery(k: 3))
         XCTAssertEqual(m, .exact)
         XCTAssertEqual(all.first?.id, ids[500])
+    }
+
+    /// Strength and confidence thresholds are read from the attributes indexed with each vector (the
+    /// authoritative test runs only for what they cannot say: an association type, or unknown attributes), and
+    /// the answers are the same either way.
+    func testThresholdsAreReadFromTheIndexedAttributes() throws {
+        let v = ConceptVectors(dimension: 4)
+        let ids = (0..<400).map { ConceptID(hi: UInt64($0) + 1, lo: 5) }
+        for (i, id) in ids.enumerated() {
+            v.enqueue(id, shard: 0, embedding: vec(i), attributes: FilterAttributes(strength: i % 4 == 0 ? 0.9 : 0.1, confidence: 1))
+        }
+        v.processAll()
+        var lookups = 0
+        let strong = Set(ids.enumerated().filter { $0.offset % 4 == 0 }.map(\.element))
+        let filter = SearchFilter(minStrength: 0.5)
+        let hits = try v.search(vec(8), VectorQuery(k: 10, filter: filter), admits: { lookups += 1; return strong.contains($0) }).hits
+        XCTAssertEqual(hits.count, 10)
+        XCTAssertTrue(hits.allSatisfy { strong.contains($0.id) })
+        XCTAssertEqual(hits.first?.id, ids[8])
+        XCTAssertEqual(lookups, 0, "thresholds alone: answered from the attributes")
+        let typed = try v.search(vec(8), VectorQuery(k: 10, filter: SearchFilter(minStrength: 0.5, associationType: .causal)),
+                                 admits: { lookups += 1; return strong.contains($0) }).hits
+        XCTAssertEqual(typed.map(\.id), hits.map(\.id))
+        XCTAssertLessThanOrEqual(lookups, 100 + SearchPolicy.filterSample, "looked up only past the thresholds: \(lookups) of 400")
     }
 }
