@@ -37,6 +37,20 @@ static void set_err(char *err, size_t errlen, const char *msg) {
     }
 }
 
+// Runs `body`, turning any C++ exception into a message in `err` and a non-zero return (they never cross into
+// Swift).
+template <typename Body> static int guarded(char *err, size_t errlen, Body body) {
+    try {
+        body();
+        return 0;
+    } catch (const std::exception &e) {
+        set_err(err, errlen, e.what());
+    } catch (...) {
+        set_err(err, errlen, "unknown C++ exception");
+    }
+    return 1;
+}
+
 static hnswlib::SpaceInterface<float> *make_space(int32_t dim, int32_t metric) {
     if (metric == 1) return new hnswlib::InnerProductSpace(static_cast<size_t>(dim));
     return new hnswlib::L2Space(static_cast<size_t>(dim));
@@ -102,32 +116,20 @@ sutra_hnsw *sutra_hnsw_load(const char *path, int32_t dim, int32_t metric, size_
 void sutra_hnsw_free(sutra_hnsw *index) { delete index; }
 
 int sutra_hnsw_upsert(sutra_hnsw *h, uint64_t label, const float *vector, char *err, size_t errlen) {
-    try {
+    return guarded(err, errlen, [&] {
         h->index->addPoint(prepare(h, vector), static_cast<hnswlib::labeltype>(label));
-        return 0;
-    } catch (const std::exception &e) {
-        set_err(err, errlen, e.what());
-    } catch (...) {
-        set_err(err, errlen, "unknown C++ exception");
-    }
-    return 1;
+    });
 }
 
 int sutra_hnsw_delete(sutra_hnsw *h, uint64_t label, char *err, size_t errlen) {
-    try {
+    return guarded(err, errlen, [&] {
         h->index->markDelete(static_cast<hnswlib::labeltype>(label));
-        return 0;
-    } catch (const std::exception &e) {
-        set_err(err, errlen, e.what());
-    } catch (...) {
-        set_err(err, errlen, "unknown C++ exception");
-    }
-    return 1;
+    });
 }
 
 int sutra_hnsw_search(sutra_hnsw *h, const float *query, size_t k, size_t ef, uint64_t *labels, float *distances,
                       size_t *found, char *err, size_t errlen) {
-    try {
+    return guarded(err, errlen, [&] {
         h->index->setEf(ef < k ? k : ef);
         auto result = h->index->searchKnn(prepare(h, query), k);
         size_t n = result.size();
@@ -138,13 +140,7 @@ int sutra_hnsw_search(sutra_hnsw *h, const float *query, size_t k, size_t ef, ui
             distances[i - 1] = result.top().first;
             result.pop();
         }
-        return 0;
-    } catch (const std::exception &e) {
-        set_err(err, errlen, e.what());
-    } catch (...) {
-        set_err(err, errlen, "unknown C++ exception");
-    }
-    return 1;
+    });
 }
 
 // A max-heap of (distance, internal id): its top is the farthest result held.
@@ -168,7 +164,7 @@ static bool allowed(hnswlib::HierarchicalNSW<float> *ix, hnswlib::tableint id, s
 
 int sutra_hnsw_search_exact(sutra_hnsw *h, const float *query, size_t k, sutra_hnsw_filter filter, void *ctx,
                             uint64_t *labels, float *distances, size_t *found, char *err, size_t errlen) {
-    try {
+    return guarded(err, errlen, [&] {
         auto *ix = h->index.get();
         const float *q = prepare(h, query);
         ResultHeap results;
@@ -185,22 +181,16 @@ int sutra_hnsw_search_exact(sutra_hnsw *h, const float *query, size_t k, sutra_h
             }
         }
         emit(results, ix, labels, distances, found);
-        return 0;
-    } catch (const std::exception &e) {
-        set_err(err, errlen, e.what());
-    } catch (...) {
-        set_err(err, errlen, "unknown C++ exception");
-    }
-    return 1;
+    });
 }
 
 int sutra_hnsw_search_filtered(sutra_hnsw *h, const float *query, size_t k, size_t ef, sutra_hnsw_filter filter,
                                void *ctx, uint64_t *labels, float *distances, size_t *found, char *err,
                                size_t errlen) {
-    try {
+    return guarded(err, errlen, [&] {
         auto *ix = h->index.get();
         *found = 0;
-        if (ix->cur_element_count == 0 || k == 0) return 0;
+        if (ix->cur_element_count == 0 || k == 0) return;
         if (ef < k) ef = k;
         const float *q = prepare(h, query);
         // Upper layers: greedy descent to the base layer's entry point (no filter: they only route).
@@ -267,37 +257,19 @@ int sutra_hnsw_search_filtered(sutra_hnsw *h, const float *query, size_t k, size
         ix->visited_list_pool_->releaseVisitedList(visited);
         while (results.size() > k) results.pop();
         emit(results, ix, labels, distances, found);
-        return 0;
-    } catch (const std::exception &e) {
-        set_err(err, errlen, e.what());
-    } catch (...) {
-        set_err(err, errlen, "unknown C++ exception");
-    }
-    return 1;
+    });
 }
 
 int sutra_hnsw_resize(sutra_hnsw *h, size_t capacity, char *err, size_t errlen) {
-    try {
+    return guarded(err, errlen, [&] {
         h->index->resizeIndex(capacity);
-        return 0;
-    } catch (const std::exception &e) {
-        set_err(err, errlen, e.what());
-    } catch (...) {
-        set_err(err, errlen, "unknown C++ exception");
-    }
-    return 1;
+    });
 }
 
 int sutra_hnsw_save(sutra_hnsw *h, const char *path, char *err, size_t errlen) {
-    try {
+    return guarded(err, errlen, [&] {
         h->index->saveIndex(std::string(path));
-        return 0;
-    } catch (const std::exception &e) {
-        set_err(err, errlen, e.what());
-    } catch (...) {
-        set_err(err, errlen, "unknown C++ exception");
-    }
-    return 1;
+    });
 }
 
 size_t sutra_hnsw_count(const sutra_hnsw *h) { return h->index->cur_element_count; }
