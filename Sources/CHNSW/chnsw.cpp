@@ -184,6 +184,27 @@ int sutra_hnsw_search_exact(sutra_hnsw *h, const float *query, size_t k, sutra_h
     });
 }
 
+int sutra_hnsw_search_labels(sutra_hnsw *h, const float *query, size_t k, const uint64_t *candidates, size_t count,
+                             uint64_t *labels, float *distances, size_t *found, char *err, size_t errlen) {
+    return guarded(err, errlen, [&] {
+        auto *ix = h->index.get();
+        const float *q = prepare(h, query);
+        ResultHeap results;
+        for (size_t i = 0; i < count && k > 0; i++) {
+            auto at = ix->label_lookup_.find(static_cast<hnswlib::labeltype>(candidates[i]));
+            if (at == ix->label_lookup_.end() || ix->isMarkedDeleted(at->second)) continue;
+            float d = ix->fstdistfunc_(q, ix->getDataByInternalId(at->second), ix->dist_func_param_);
+            if (results.size() < k) {
+                results.emplace(d, at->second);
+            } else if (d < results.top().first) {
+                results.pop();
+                results.emplace(d, at->second);
+            }
+        }
+        emit(results, ix, labels, distances, found);
+    });
+}
+
 int sutra_hnsw_search_filtered(sutra_hnsw *h, const float *query, size_t k, size_t ef, sutra_hnsw_filter filter,
                                void *ctx, uint64_t *labels, float *distances, size_t *found, char *err,
                                size_t errlen) {

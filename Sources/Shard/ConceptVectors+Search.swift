@@ -64,17 +64,21 @@ public enum SearchPolicy {
     public static func defaultEf(k: Int) -> Int { max(defaultEfFloor, defaultEfPerAnswer * k) }
     public static let defaultEfFloor = 256
     public static let defaultEfPerAnswer = 16
-    /// Concepts sampled to estimate how many a filter passes.
-    public static let filterSample = 256
 
-    /// The method for a search over `live` vectors of `dimension`, of which an estimated `passing` pass the
-    /// filter (nil: no filter).
-    public static func method(exact: Bool, live: Int, dimension: Int, passing: Int?) -> SearchMethod {
+    /// The method for a search over `live` vectors of `dimension` with beam `ef`, of which `passing` pass the
+    /// filter (nil: no filter). A filtered graph walk holds `ef` passing vectors, so it reads about ef / (passing /
+    /// live) of them and their neighbours (32 each at the base layer): when that is more than the passing ones
+    /// themselves, scanning those is cheaper (and exact).
+    public static func method(exact: Bool, live: Int, dimension: Int, passing: Int?, ef: Int = defaultEfFloor) -> SearchMethod {
         if exact { return .exact }
         let candidates = passing ?? live
         let (floats, overflow) = candidates.multipliedReportingOverflow(by: dimension)
         if !overflow && floats <= exactScanFloats { return .exact }
-        return passing == nil ? .graph : .filteredGraph
+        guard let passing else { return .graph }
+        let (square, o1) = passing.multipliedReportingOverflow(by: passing)
+        let (walk, o2) = (32 * max(ef, 1)).multipliedReportingOverflow(by: live)
+        if !o1 && !o2 && square <= walk { return .exact }
+        return .filteredGraph
     }
 }
 
@@ -86,65 +90,51 @@ public enum SearchMethod: String, Sendable, CaseIterable {
 extension ConceptVectors {
     /// The `query.k` nearest concepts to `vector` by cosine distance, nearest first, among those `admits` accepts
     /// (nil: every concept); `method` says how they were found. `admits` is the authoritative test of
-    /// `query.filter`; the strength and confidence thresholds are first read from the indexed attributes, so
-    /// `admits` runs only for candidates passing them when an association type is asked for (or whose
-    /// attributes are unknown).
+    /// `query.filter`: the concepts passing are listed first — strength and confidence read from the attributes
+    /// indexed with each vector, `admits` asked only past them when an association type is wanted (or for
+    /// unknown attributes) — then either scanned exactly (only their vectors are read) or found by a graph walk
+    /// that holds only them.
     public func search(_ vector: [Float], _ query: VectorQuery,
                        admits: ((ConceptID) -> Bool)? = nil) throws(VectorIndexError) -> (hits: [(id: ConceptID, distance: Float)], method: SearchMethod) {
         precondition(query.k > 0, "k is checked at the edge")
         guard let index, !labelOf.isEmpty else { return ([], .exact) }
         let live = labelOf.count
         let k = min(query.k, live)
-        let allowLabel: ((UInt64) -> Bool)? = admits.map { admits in
-            let f = query.filter ?? SearchFilter()
-            let byAttributes = f.associationType == nil
-            return { [idOf, attributes] label in
-                let a = attributes[Int(label)]
-                if a.known {
-                    if let m = f.minStrength, a.strength < m { return false }
-                    if let m = f.minConfidence, a.confidence < m { return false }
-                    if byAttributes { return true }
-                }
-                return idOf[label].map(admits) ?? false
-            }
-        }
-        let passing = allowLabel.map { estimatePassing($0, live: live) }
-        let method = SearchPolicy.method(exact: query.exact, live: live, dimension: dimension, passing: passing)
         let ef = query.ef == 0 ? SearchPolicy.defaultEf(k: k) : max(query.ef, k)
-        let hits: [(label: UInt64, distance: Float)]
-        switch method {
-        case .exact:
-            hits = try index.exactSearch(vector, k: k, allowing: allowLabel)
-        case .graph:
-            hits = try index.search(vector, k: k, ef: ef)
-        case .filteredGraph:
-            hits = try index.search(vector, k: k, ef: ef, allowing: allowLabel!)
-            // The walk can run out of reachable accepted vectors before k; the exact scan cannot.
-            if hits.count < k { return (try mapped(index.exactSearch(vector, k: k, allowing: allowLabel)), .exact) }
+        guard let admits else {
+            let method = SearchPolicy.method(exact: query.exact, live: live, dimension: dimension, passing: nil, ef: ef)
+            let hits = method == .exact ? try index.exactSearch(vector, k: k) : try index.search(vector, k: k, ef: ef)
+            return (mapped(hits), method)
         }
+        let candidates = passing(query.filter ?? SearchFilter(), admits)
+        let method = SearchPolicy.method(exact: query.exact, live: live, dimension: dimension, passing: candidates.count, ef: ef)
+        if method == .exact { return (mapped(try index.exactSearch(vector, k: k, among: candidates)), .exact) }
+        var allowed = [Bool](repeating: false, count: Int(nextLabel))
+        for label in candidates { allowed[Int(label)] = true }
+        let hits = try index.search(vector, k: k, ef: ef) { label in label < allowed.count && allowed[Int(label)] }
+        // The walk can run out of reachable passing vectors before k; the scan of the candidates cannot.
+        if hits.count < min(k, candidates.count) { return (mapped(try index.exactSearch(vector, k: k, among: candidates)), .exact) }
         return (mapped(hits), method)
+    }
+
+    /// The labels of the indexed concepts passing `filter`, by one pass over the attributes; `admits` decides what
+    /// they cannot (an association type, unknown attributes).
+    func passing(_ filter: SearchFilter, _ admits: (ConceptID) -> Bool) -> [UInt64] {
+        var out: [UInt64] = []
+        let byAttributes = filter.associationType == nil
+        for label in 0..<nextLabel {
+            let a = attributes[Int(label)]
+            if a.known {
+                if let m = filter.minStrength, a.strength < m { continue }
+                if let m = filter.minConfidence, a.confidence < m { continue }
+                if byAttributes { out.append(label); continue }
+            }
+            if let id = idOf[label], admits(id) { out.append(label) }
+        }
+        return out
     }
 
     private func mapped(_ hits: [(label: UInt64, distance: Float)]) -> [(id: ConceptID, distance: Float)] {
         hits.compactMap { hit in idOf[hit.label].map { (id: $0, distance: hit.distance) } }
-    }
-
-    /// How many of the `live` concepts `allows` accepts (by label), estimated from an evenly spread sample.
-    func estimatePassing(_ allows: (UInt64) -> Bool, live: Int) -> Int {
-        guard nextLabel > 0 else { return 0 }
-        let step = max(1, nextLabel / UInt64(SearchPolicy.filterSample))
-        var seen = 0, passed = 0
-        var label: UInt64 = 0
-        while label < nextLabel {
-            if idOf[label] != nil {
-                seen += 1
-                if allows(label) { passed += 1 }
-            }
-            label += step
-        }
-        guard seen > 0 else { return live }
-        // At least one, unless none was seen passing in a sample that covered everything.
-        let estimate = live * passed / seen
-        return seen >= live ? estimate : max(estimate, passed > 0 ? 1 : 0)
     }
 }

@@ -107,6 +107,7 @@ public final class ConceptVectors {
     public func remove(_ id: ConceptID, shard: Int) {
         guard let label = labelOf.removeValue(forKey: id) else { return }
         idOf[label] = nil
+        attributes[Int(label)] = .unknown
         perShard[shard, default: 1] -= 1
         try? index?.remove(label: label)
     }

@@ -118,6 +118,19 @@ public final class HNSWIndex {
         }
     }
 
+    /// The k nearest live vectors to `query` among `candidates` (labels; unknown or removed ones skipped), by
+    /// comparing each of them (exact): reads only those vectors.
+    public func exactSearch(_ query: [Float], k: Int, among candidates: [UInt64]) throws(VectorIndexError) -> [(label: UInt64, distance: Float)] {
+        try check(query, "query")
+        return try run(k: k, allowing: nil) { l, d, found, err, _, _ in
+            query.withUnsafeBufferPointer { q in
+                candidates.withUnsafeBufferPointer { c in
+                    sutra_hnsw_search_labels(handle, q.baseAddress, k, c.baseAddress, c.count, l, d, found, err, 256)
+                }
+            }
+        }
+    }
+
     /// The k nearest live vectors to `query` among those `allowing` accepts, walking the graph through every
     /// vector but keeping only accepted ones as results (the filter is applied inside the search, so a selective
     /// filter does not leave fewer than k of a top-k that happened to hold rejected vectors). May return fewer

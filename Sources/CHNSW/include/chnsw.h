@@ -30,6 +30,10 @@ typedef int (*sutra_hnsw_filter)(void *ctx, uint64_t label);
 /// nearest first into labels/distances, *found receives how many (min(k, allowed live vectors)).
 int sutra_hnsw_search_exact(sutra_hnsw *index, const float *query, size_t k, sutra_hnsw_filter filter, void *ctx,
                             uint64_t *labels, float *distances, size_t *found, char *err, size_t errlen);
+/// Exact k nearest among the `count` labels in `candidates` (unknown or removed ones skipped): only those vectors
+/// are read, so a filter that passes few costs what it passes. Nearest first; *found receives how many.
+int sutra_hnsw_search_labels(sutra_hnsw *index, const float *query, size_t k, const uint64_t *candidates, size_t count,
+                             uint64_t *labels, float *distances, size_t *found, char *err, size_t errlen);
 /// Approximate k nearest among the vectors `filter` allows: the graph is walked through every vector (so it stays
 /// connected), but only allowed ones become results, and the walk goes on until `ef` allowed ones are held or
 /// nothing nearer is reachable. Nearest first; *found receives how many (it may be below k when few are allowed).

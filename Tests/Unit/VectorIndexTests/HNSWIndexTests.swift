@@ -98,6 +98,13 @@ final class HNSWIndexTests: XCTestCase {
         XCTAssertEqual(try idx.exactSearch(data[3], k: 10, allowing: { $0 < 4 }).map(\.label).sorted(), [0, 1, 2, 3],
                        "fewer accepted than k: all of them")
         XCTAssertEqual(try idx.exactSearch(data[3], k: 5, allowing: { _ in false }).count, 0)
+        // Among listed labels only (unknown and removed ones skipped), brute force's order.
+        let listed: [UInt64] = Array(stride(from: 1, to: 2000, by: 3)) + [17, 999_999]
+        for q in randomVectors(5, 24, seed: 12) {
+            let truth = bruteForce(data, q, k: 2000, cosine: true).filter { $0 % 3 == 1 && $0 != 17 }.prefix(10)
+            XCTAssertEqual(try idx.exactSearch(q, k: 10, among: listed).map(\.label), Array(truth))
+        }
+        XCTAssertEqual(try idx.exactSearch(data[3], k: 5, among: []).count, 0)
     }
 
     /// The filtered graph walk keeps only accepted vectors yet finds the true nearest accepted ones (recall ≥ 0.95
