@@ -78,10 +78,14 @@ trap 'say "stopped (timeout or signal)"; exit 124' TERM INT
 # A long step runs in the background so the TERM trap can act at once.
 run() { "$@" & child=$!; local rc=0; wait "$child" || rc=$?; child=""; return "$rc"; }
 
-# 1. schemathesis, pinned (works with Python 3.11).
-if ! python3 -c "import sys, importlib.metadata as m; sys.exit(m.version('schemathesis') != '$ST_VERSION')" 2>/dev/null; then
-  say "installing schemathesis $ST_VERSION"
-  run timeout "$(( $(left) < 120 ? $(left) : 120 ))" python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "schemathesis==$ST_VERSION"
+# 1. schemathesis, pinned (works with Python 3.11), in its own virtual environment (.build-openapi/, kept between
+# runs): a system Python may refuse packages installed beside its own (PEP 668, Debian's python3).
+venv="$repo/.build-openapi/venv"
+if ! "$venv/bin/python" -c "import sys, importlib.metadata as m; sys.exit(m.version('schemathesis') != '$ST_VERSION')" 2>/dev/null; then
+  say "installing schemathesis $ST_VERSION into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  run timeout "$(( $(left) < 150 ? $(left) : 150 ))" "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION"
 fi
 
 # 2. The binaries, copied: a rebuild during the run cannot change them under the cluster.
@@ -143,7 +147,7 @@ st_time=$(left)
 say "schemathesis $ST_VERSION: $examples cases per operation, seed $seed, at most ${st_time} s"
 cd "$work"
 rc=0
-run timeout --kill-after=5 "$st_time" python3 -m schemathesis.cli --config-file "$work/schemathesis.toml" run "$spec" \
+run timeout --kill-after=5 "$st_time" "$venv/bin/python" -m schemathesis.cli --config-file "$work/schemathesis.toml" run "$spec" \
   --url "$url" -H "Authorization: Bearer $token" "${session[@]}" \
   --checks not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance,response_headers_conformance \
   --exclude-path /v1/admin/transfer-leader \
