@@ -69,9 +69,12 @@ public enum BlockingHTTPClient {
         } else {
             _ = sendAll(fd, req)  // a short send: the server may have answered already (413): read what it said
             var got: [UInt8] = []
+            // The timeout bounds each receive; this bounds the whole answer (a server trickling a byte at a time).
+            let deadline = monotonicSeconds() + timeout
             while let chunk = receive(fd) {
                 got += chunk
                 if got.count > maxResponseBytes { return failed("the answer is over \(maxResponseBytes) bytes") }
+                if monotonicSeconds() > deadline { return failed("no whole answer within \(timeout) s") }
             }
             if got.isEmpty {
                 return failed(errno == EAGAIN || errno == EWOULDBLOCK ? "no answer within \(timeout) s" : "the connection closed without an answer")
@@ -117,6 +120,12 @@ public enum BlockingHTTPClient {
             out += raw[i..<(i + size)]
             i += size + 2
         }
+    }
+
+    private static func monotonicSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
     /// Writes all of `bytes`; false if the connection stopped taking them.
