@@ -142,7 +142,10 @@ public final class ShardState {
 
     /// The outcome remembered for a client's write (client, sequence), while it is still kept.
     public func rememberedOutcome(client: UInt64, sequence: UInt64) -> ApplyResult? {
-        sessions[client]?.results[sequence]
+        guard let s = sessions[client] else { return nil }
+        // Below the client's acknowledged mark: it said it has the answer; a retry of it is stale (as `apply` says).
+        if sequence < s.ackedBelow { return .rejected(Rejection.staleRetry + "sequence \(sequence) is below the acknowledged \(s.ackedBelow)") }
+        return s.results[sequence]
     }
 
     /// Records the outcome of (client, sequence) for retries, unless the client already acknowledged it.
