@@ -25,22 +25,7 @@ public struct VectorQuery: Sendable, Equatable {
     }
 }
 
-/// Which concepts a search may answer: thresholds on strength and confidence, and "has an association of this
-/// type" (in either direction). Applied inside the search — rejected vectors are walked through but never held
-/// as results — so a filtered search still returns k answers whenever k concepts pass.
-public struct SearchFilter: Sendable, Equatable {
-    public var minStrength: Float?
-    public var minConfidence: Float?
-    public var associationType: AssociationType?
-
-    public init(minStrength: Float? = nil, minConfidence: Float? = nil, associationType: AssociationType? = nil) {
-        self.minStrength = minStrength
-        self.minConfidence = minConfidence
-        self.associationType = associationType
-    }
-
-    public var isEmpty: Bool { minStrength == nil && minConfidence == nil && associationType == nil }
-
+extension SearchFilter {
     /// Whether `concept` (with `hasAssociation` telling whether it has an edge of a type) passes.
     public func admits(_ concept: Concept, hasAssociation: (AssociationType) -> Bool) -> Bool {
         if let m = minStrength, concept.strength < m { return false }

@@ -1,7 +1,3 @@
-/// The kinds of association Sutra knows. Stored as one byte; an unknown value is refused, never guessed.
-public enum AssociationType: UInt8, Sendable, CaseIterable, Codable {
-    case semantic = 0, causal = 1, temporal = 2, hierarchical = 3, compositional = 4
-}
 
 /// A stored concept. `createdAt` / `updatedAt` are the Raft log indexes of the writes (its versions).
 public struct Concept: Sendable, Equatable {

@@ -21,10 +21,8 @@ public enum Consistency: Sendable, Hashable {
     case stale
 }
 
-/// The kinds of association Sutra knows.
-public enum AssociationType: Sendable, Hashable, CaseIterable {
-    case semantic, causal, temporal, hierarchical, compositional
-}
+/// The kinds of association Sutra knows (`SutraModel.AssociationType`, shared with the server).
+public typealias AssociationType = SutraModel.AssociationType
 
 /// Which associations of a concept to list.
 public enum Direction: Sendable, Hashable {
@@ -137,24 +135,8 @@ public struct PathResult: Sendable, Hashable {
     }
 }
 
-/// Which concepts a vector search may answer; every condition given must hold. Applied inside the search, so
-/// it returns k answers whenever k concepts pass.
-public struct SearchFilter: Sendable, Hashable {
-    /// Strength at least this (0…1).
-    public var minStrength: Float?
-    /// Confidence at least this (0…1).
-    public var minConfidence: Float?
-    /// Has an association of this type, in either direction.
-    public var associationType: AssociationType?
-
-    public init(minStrength: Float? = nil, minConfidence: Float? = nil, associationType: AssociationType? = nil) {
-        self.minStrength = minStrength
-        self.minConfidence = minConfidence
-        self.associationType = associationType
-    }
-
-    public var isEmpty: Bool { minStrength == nil && minConfidence == nil && associationType == nil }
-}
+/// Which concepts a vector search may answer (`SutraModel.SearchFilter`, shared with the server).
+public typealias SearchFilter = SutraModel.SearchFilter
 
 /// One result of a vector search: a concept and its distance to the query (smaller is closer).
 public struct SearchHit: Sendable, Hashable {
