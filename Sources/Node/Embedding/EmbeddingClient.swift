@@ -23,7 +23,6 @@ final class EmbeddingClient: @unchecked Sendable {
     private let workers = DispatchQueue(label: "sutra.embedding", attributes: .concurrent)
     private var waiting: [(texts: [String], done: (Result<[[Float]], ClientError>) -> Void)] = []
     private var waitingTexts = 0
-    private var inFlight = 0
     private var nextCallID: UInt64 = 0
     /// Per call in flight, its requests: how many texts each gave, and whom to answer.
     private var callsInFlight: [UInt64: [(count: Int, done: (Result<[[Float]], ClientError>) -> Void)]] = [:]
@@ -60,7 +59,7 @@ final class EmbeddingClient: @unchecked Sendable {
     /// Starts calls while slots are free: each takes waiting requests, whole, up to `maxBatch` texts (a
     /// request larger than that goes alone and is sent in several calls by its worker).
     private func pump() {
-        while inFlight < config.maxConcurrentCalls, !waiting.isEmpty {
+        while callsInFlight.count < config.maxConcurrentCalls, !waiting.isEmpty {
             var taken: [(texts: [String], done: (Result<[[Float]], ClientError>) -> Void)] = [waiting.removeFirst()]
             var count = taken[0].texts.count
             while let next = waiting.first, count + next.texts.count <= config.maxBatch {
@@ -68,7 +67,6 @@ final class EmbeddingClient: @unchecked Sendable {
                 count += next.texts.count
             }
             waitingTexts -= count
-            inFlight += 1
             let texts = taken.flatMap(\.texts)
             let config = self.config, dimension = self.dimension
             let id = nextCallID
@@ -86,7 +84,6 @@ final class EmbeddingClient: @unchecked Sendable {
     private func finished(_ id: UInt64, _ result: Result<[[Float]], EmbeddingFailure>, seconds: Double) {
         guard let owners = callsInFlight.removeValue(forKey: id) else { preconditionFailure("call \(id) finished twice") }
         let sizes = owners.map(\.count), dones = owners.map(\.done)
-        inFlight -= 1
         calls += 1
         callSeconds += seconds
         switch result {
