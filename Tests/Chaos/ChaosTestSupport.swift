@@ -33,12 +33,24 @@ enum ChaosTestSupport {
 
     /// Writes a concept through whichever node leads its shard; true on 200.
     static func put(_ c: LabCluster, via: Int, id: String, content: String) -> Bool {
-        c.httpToLeader(via: via, "POST", "/v1/concepts", body: "{\"id\":\"\(id)\",\"content\":\"\(content)\"}", timeout: 3).status == 200
+        request(c, via: via, "POST", "/v1/concepts", body: "{\"id\":\"\(id)\",\"content\":\"\(content)\"}").status == 200
+    }
+
+    /// One request through node `via`; a 503 (a leadership being handed to its preferred node, a leader just
+    /// restarted) is retried for up to 5 s, as a client does — a put of the same id writes the same concept.
+    static func request(_ c: LabCluster, via: Int, _ method: String, _ path: String, body: String = "") -> HTTPReply {
+        var reply = c.httpToLeader(via: via, method, path, body: body, timeout: 3)
+        let deadline = Date().addingTimeInterval(5)
+        while reply.status == 503 && Date() < deadline {
+            usleep(50_000)
+            reply = c.httpToLeader(via: via, method, path, body: body, timeout: 3)
+        }
+        return reply
     }
 
     /// Reads a concept's content (linearizable, at its leader); nil if not found or no answer.
     static func get(_ c: LabCluster, via: Int, id: String) -> String? {
-        let r = c.httpToLeader(via: via, "GET", "/v1/concepts/\(id)", timeout: 3)
+        let r = request(c, via: via, "GET", "/v1/concepts/\(id)")
         guard r.status == 200, let o = (try? JSONSerialization.jsonObject(with: Data(r.body))) as? [String: Any] else { return nil }
         return o["content"] as? String
     }

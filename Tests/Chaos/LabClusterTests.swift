@@ -119,15 +119,10 @@ final class LabClusterTests: ChaosTestCase {
         var failures: [String] = []
         func write() {
             n += 1
-            // A leader handing its shard away refuses new writes for the moment of the handoff (503, retry): a
-            // client retries, and so does this one, for a bounded time. A write failing past that is a failure.
+            // A leader handing its shard away refuses new writes for the moment of the handoff (503): `request`
+            // retries for a bounded time, as a client does. A write failing past that is a failure.
             let body = "{\"id\":\"\(ChaosTestSupport.conceptID(0x5D00 + n))\",\"content\":\"w\(n)\"}"
-            var reply = c.httpToLeader(via: 1 + Int(n % 3), "POST", "/v1/concepts", body: body, timeout: 3)
-            let deadline = Monotonic.seconds() + 5
-            while reply.status == 503 && Monotonic.seconds() < deadline {
-                usleep(50_000)
-                reply = c.httpToLeader(via: 1 + Int(n % 3), "POST", "/v1/concepts", body: body, timeout: 3)
-            }
+            let reply = ChaosTestSupport.request(c, via: 1 + Int(n % 3), "POST", "/v1/concepts", body: body)
             if reply.status != 200 { failures.append("write \(n): HTTP \(reply.status) \(reply.text)") }
         }
         func ledBy(_ node: Int) -> [Int] { c.view(of: node)?.ledShards ?? [] }
