@@ -5,7 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
 echo "==> swift test"
-swift test --disable-swift-testing 2>&1 | tee .build/test-output.txt
+if ! swift test --disable-swift-testing 2>&1 | tee .build/test-output.txt; then
+    # The failures again, last, where a reader of a long log looks first (each with its assertion's message).
+    echo "==> swift test FAILED; the failures:"
+    grep -E ": error: |^Test Case .* failed \(" .build/test-output.txt | tail -60 || true
+    exit 1
+fi
 # The HTTP API against docs/openapi.json (schemathesis, PyPI) on a live cluster, and the Python client's tests
 # against a real cluster; both bounded, both stop the nodes they start.
 echo "==> schemathesis (docs/openapi.json against a live cluster)"

@@ -44,6 +44,9 @@ package final class NodeMetrics {
     package var crossShardAssociations: UInt64 = 0
     /// Client requests for a shard this node does not lead, forwarded to the leader's node and answered here.
     package var clientRequestsForwarded: UInt64 = 0
+    /// Requests tried again because the shard's leadership was in flux (no leader known, a handoff under way, the
+    /// node asked no longer leading) — each a 503 its client did not see.
+    package var leaderWaitRetries: UInt64 = 0
     /// Vector searches answered here, by the way they were answered (exact scan, graph, filtered graph).
     package var vectorSearches: [SearchMethod: UInt64] = [:]
     /// Online backups begun and taken through this node, cross-shard writes held back by a fence, and

@@ -12,6 +12,12 @@ public enum ReplicaError: Error, Equatable, Sendable {
     case rejected(String)
 }
 
+extension ReplicaError {
+    /// A leader handing its leadership to another replica refuses proposals until the handoff ends: nothing was
+    /// proposed, so the request may be sent again (to the new leader) without applying twice.
+    public static let transferringLeadership = ReplicaError.unavailable("the shard is transferring its leadership; retry")
+}
+
 /// One shard replica: its Raft group (consensus core), its durable log (a view of the node's shared WAL), its
 /// state machine and its vector index, plus the bookkeeping that answers clients.
 ///
@@ -122,7 +128,7 @@ public final class ShardReplica {
             let index = try raft.propose(request.encode())
             proposals[index] = (raft.term, done)
         } catch {
-            done(.failure(error == .transferInProgress ? .unavailable("the shard is transferring its leadership; retry") : .notLeader(leader: raft.leader)))
+            done(.failure(error == .transferInProgress ? .transferringLeadership : .notLeader(leader: raft.leader)))
         }
     }
 

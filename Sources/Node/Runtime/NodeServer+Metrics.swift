@@ -133,6 +133,7 @@ extension NodeServer {
             nodeWide("sutra_embedding_call_seconds_total", "counter", "Seconds spent in calls to the embedding service.", e.callSeconds)
         }
         nodeWide("sutra_client_requests_forwarded_total", "counter", "Client requests for shards this node does not lead, forwarded to the leader's node and answered here.", m.clientRequestsForwarded)
+        nodeWide("sutra_leader_wait_retries_total", "counter", "Requests tried again because their shard's leadership was in flux (an election, a handoff, a leader that just stepped down): a 503 the client did not see.", m.leaderWaitRetries)
         nodeWide("sutra_backups_started_total", "counter", "Online backups begun through this node.", m.backupsStarted)
         nodeWide("sutra_backups_taken_total", "counter", "Online backups whose images this node took (consistent: no cross-shard transaction half in them).", m.backupsTaken)
         nodeWide("sutra_backup_held_transactions_total", "counter", "Cross-shard writes this node held back while a backup fence was raised on their record shard.", m.heldForBackup)

@@ -18,18 +18,23 @@ extension NodeCore: TxnHost {
 
     /// A client's cross-shard write: coordinated by the record shard's leader — this node, or the leader's
     /// node, to which the whole transaction is forwarded (unless the client routes itself: then NOT_LEADER).
+    /// Refused while the record shard's leadership is in flux (its begin never proposed), it is sent again
+    /// (`untilLeaderSettles`) — unless the client routes itself, which is told NOT_LEADER at once.
     func transaction(_ parts: [TxnPart], recordShard: Int, session: ClientSession, _ done: @escaping ClientCompletion) {
         precondition(parts.count >= 2 && parts.contains { $0.shard == recordShard }, "a transaction spans its record shard and another")
-        let forwarded = !replicas[recordShard].isLeader && session.mayForward
-        let finish: TxnCompletion = { [weak self] result in
+        var forwarded = false
+        let retryable: (ReplicaError) -> Bool = { [unowned self] e in session.mayForward && self.refusedInFlux(e, shard: recordShard) }
+        untilLeaderSettles(retryable, { [unowned self] (tried: @escaping TxnCompletion) in
+            forwarded = !self.replicas[recordShard].isLeader && session.mayForward
+            if !forwarded {
+                self.coordinate(parts, recordShard: recordShard, session: session, tried)
+            } else {
+                self.metrics.clientRequestsForwarded += 1
+                self.forwardTransaction(parts, recordShard: recordShard, session: session, tried)
+            }
+        }) { [weak self] result in
             guard let self else { return }
             done(result.map { .write(version: $0) }.mapError { self.clientError($0, shard: recordShard, forwarded: forwarded) })
-        }
-        if !forwarded {
-            coordinate(parts, recordShard: recordShard, session: session, finish)
-        } else {
-            metrics.clientRequestsForwarded += 1
-            forwardTransaction(parts, recordShard: recordShard, session: session, finish)
         }
     }
 

@@ -7,7 +7,13 @@ import Shard
 extension NodeCore {
     /// Connected peers that may take a leadership now (not draining), in id order.
     var transferCandidates: [NodeID] {
-        config.peers.keys.filter { $0 != config.nodeID && io.isConnected($0) && !drainingPeers.contains($0) }.sorted()
+        config.peers.keys.filter { $0 != config.nodeID && io.isConnected($0) && !isDraining($0) }.sorted()
+    }
+
+    /// Whether `peer` said it is shutting down, on its current link, within the last `drainingMemoryTicks`.
+    package func isDraining(_ peer: NodeID) -> Bool {
+        guard let heard = drainingHeard[peer] else { return false }
+        return ticks - heard <= NodeCore.drainingMemoryTicks
     }
 
     /// Called every 50 ticks: at most one transfer per call, so leadership moves calmly.
@@ -15,7 +21,7 @@ extension NodeCore {
         guard !stopping else { return }
         for r in replicas where r.isLeader {
             let preferred = preferredLeader(of: r.shard)
-            guard preferred != config.nodeID, io.isConnected(preferred), !drainingPeers.contains(preferred),
+            guard preferred != config.nodeID, io.isConnected(preferred), !isDraining(preferred),
                   !diskHealth.isSlow(peer: preferred, now: now),
                   let p = r.raft.progressState(of: preferred), p.match == r.raft.lastIndex else { continue }
             try? r.raft.transferLeadership(to: preferred)
@@ -55,7 +61,7 @@ extension NodeCore {
         guard target != config.nodeID, config.peers[target] != nil else {
             return .failure(ClientError(.invalidArgument, "node \(target) is not another member of this cluster"))
         }
-        guard !drainingPeers.contains(target) else {
+        guard !isDraining(target) else {
             return .failure(ClientError(.unavailable, "node \(target) is shutting down; choose another node"))
         }
         do {

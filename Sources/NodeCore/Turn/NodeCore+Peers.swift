@@ -51,7 +51,8 @@ extension NodeCore {
                 logger.debug("node \(peer) answered forward \(id) of incarnation \(incarnation), which nothing here waits for; dropped")
             }
         case .draining:
-            if drainingPeers.insert(peer).inserted {
+            guard io.isConnected(peer) else { break }   // from a link already down: its process is gone
+            if drainingHeard.updateValue(ticks, forKey: peer) == nil {
                 logger.info("node \(peer) is shutting down: no leadership is handed to it")
             }
         case .hello, .config:
@@ -147,28 +148,81 @@ extension NodeCore {
         }
     }
 
-    /// Runs a write on shard `s` wherever its leader is: here, or forwarded to the leader's node.
-    package func proposeAnywhere(shard s: Int, _ req: ShardRequest, _ done: @escaping (Result<UInt64, ReplicaError>) -> Void) {
-        let r = replicas[s]
-        if r.isLeader { r.propose(req, done); return }
-        forward(.propose(req), shard: s) { result in
-            switch result {
-            case .ok(let v): done(.success(v))
-            case .failed(let e): done(.failure(e))
+    // MARK: leadership in flux
+
+    /// How long a request bound for a shard's leader waits out leadership in flux — no leader known, the leader
+    /// handing its leadership on, the node asked no longer leading — before its client is told to retry: three
+    /// election timeouts and a little more (an election after a leader's crash takes one or two).
+    var leaderWaitTicks: UInt64 { 3 * UInt64(config.electionTicks) + 10 }
+
+    /// Whether `e` refused a request before anything was proposed, because shard `s`'s leadership is in flux:
+    /// sending it again cannot apply it twice. (A write whose outcome is unknown — leadership lost after it was
+    /// proposed, a forward unanswered — is not one: only its client, with its sequence, may retry it.)
+    func refusedInFlux(_ e: ReplicaError, shard s: Int) -> Bool {
+        switch e {
+        case .notLeader: return true
+        case .transferringLeadership, NodeCore.noLeader(s): return true
+        case .unavailable(let why): return why.hasPrefix(NodeCore.unreachableLeaderPrefix(s))
+        case .rejected: return false
+        }
+    }
+
+    /// Runs `attempt` until it succeeds, fails for a reason `retryable` does not admit, or `leaderWaitTicks`
+    /// pass — trying again every tick — so a request that meets an election or a leadership handoff waits for
+    /// the new leader instead of failing. Each try is a fresh one (routed anew to the leader known then).
+    func untilLeaderSettles<T>(_ retryable: @escaping (ReplicaError) -> Bool,
+                               _ attempt: @escaping (@escaping (Result<T, ReplicaError>) -> Void) -> Void,
+                               _ done: @escaping (Result<T, ReplicaError>) -> Void) {
+        let deadline = ticks + leaderWaitTicks
+        func run() {
+            attempt { [weak self] result in
+                guard let self, case .failure(let e) = result, retryable(e), !self.stopping, self.ticks < deadline else {
+                    done(result)
+                    return
+                }
+                self.metrics.leaderWaitRetries += 1
+                self.after(ticks: 1, run)
             }
         }
+        run()
+    }
+
+    static func noLeader(_ s: Int) -> ReplicaError { .unavailable("shard \(s) has no leader right now; retry") }
+    static func unreachableLeaderPrefix(_ s: Int) -> String { "the leader of shard \(s) " }
+
+    /// Runs a write on shard `s` wherever its leader is: here, or forwarded to the leader's node.
+    /// Refused while the leadership is in flux, it is sent again (`untilLeaderSettles`).
+    package func proposeAnywhere(shard s: Int, _ req: ShardRequest, _ done: @escaping (Result<UInt64, ReplicaError>) -> Void) {
+        untilLeaderSettles({ [unowned self] in self.refusedInFlux($0, shard: s) }, { [unowned self] (tried: @escaping (Result<UInt64, ReplicaError>) -> Void) in
+            let r = self.replicas[s]
+            if r.isLeader { r.propose(req, tried); return }
+            self.forward(.propose(req), shard: s) { result in
+                switch result {
+                case .ok(let v): tried(.success(v))
+                case .failed(let e): tried(.failure(e))
+                }
+            }
+        }, done)
     }
 
     /// Makes this node's replica of shard `s` safe for a linearizable read: confirms the index with the
     /// shard's leader (here or on its node), then waits until this replica has applied that far.
+    /// A read has no effect: refused or dropped for any reason, it is tried again while the leadership settles.
     func readBarrier(shard s: Int, _ done: @escaping (Result<Void, ReplicaError>) -> Void) {
-        let r = replicas[s]
-        if r.isLeader { r.linearizableRead(done); return }
-        forward(.readIndex, shard: s) { [weak self] result in
+        untilLeaderSettles({ _ in true }, { [unowned self] (tried: @escaping (Result<LogIndex, ReplicaError>) -> Void) in
+            let r = self.replicas[s]
+            if r.isLeader { r.linearizableRead { tried($0.map { LogIndex(0) }) }; return }
+            self.forward(.readIndex, shard: s) { result in
+                switch result {
+                case .failed(let e): tried(.failure(e))
+                case .ok(let index): tried(.success(index))
+                }
+            }
+        }) { [weak self] result in
             guard let self else { return }
             switch result {
-            case .failed(let e): done(.failure(e))
-            case .ok(let index):
+            case .failure(let e): done(.failure(e))
+            case .success(let index):
                 if self.replicas[s].appliedIndex >= index { done(.success(())) }
                 else { self.waiters.waitApplied(shard: s, index: index) { done(.success(())) } }
             }
@@ -178,14 +232,14 @@ extension NodeCore {
     private func forward(_ op: ForwardOp, shard s: Int, _ done: @escaping (ForwardResult) -> Void) {
         let leader = replicas[s].raft.leader
         guard leader != noNode, leader != config.nodeID else {
-            done(.failed(.unavailable("shard \(s) has no leader right now; retry")))
+            done(.failed(NodeCore.noLeader(s)))
             return
         }
         let id = forwards.nextForwardID()
         // A peer of wire version 3 or later echoes the incarnation; an older one only the id (incarnation 0).
         let stamp = io.wireVersion(of: leader) >= 3 ? incarnation : 0
         guard io.send(.forward(incarnation: stamp, id: id, shard: UInt32(s), op: op), to: leader) else {
-            done(.failed(.unavailable("the leader of shard \(s) (node \(leader)) is unreachable from here; retry")))
+            done(.failed(.unavailable(NodeCore.unreachableLeaderPrefix(s) + "(node \(leader)) is unreachable from here; retry")))
             return
         }
         if let probe = forwardProbe {
@@ -207,7 +261,7 @@ extension NodeCore {
 
     /// The link to `peer` went down: its forwards will not be answered.
     package func linkDown(_ peer: NodeID) {
-        drainingPeers.remove(peer)
+        drainingHeard[peer] = nil
         for f in forwards.fail(peer: peer) {
             f.done(.failed(.unavailable("the link to node \(peer) went down; retry")))
         }

@@ -53,9 +53,12 @@ package final class NodeCore {
     package internal(set) var stopping = false
     var shutdownStartedAt: UInt64 = 0
     var shutdownDeadline: UInt64 = 0
-    /// Peers that announced a graceful shutdown (`PeerFrame.draining`) on their current link: no leadership is
-    /// handed to them. Forgotten when the link goes down (the next process of that node starts afresh).
-    package internal(set) var drainingPeers: Set<NodeID> = []
+    /// Peers that announced a graceful shutdown (`PeerFrame.draining`) on their current link, with the tick each
+    /// last said so: no leadership is handed to them (`isDraining`). Forgotten when the link goes down (the next
+    /// process of that node starts afresh) and when not repeated for `drainingMemoryTicks` (a draining node says
+    /// it every 10 ticks): an announcement that arrives late cannot bar a healthy peer from leading for good.
+    var drainingHeard: [NodeID: UInt64] = [:]
+    static let drainingMemoryTicks: UInt64 = 40
     /// Ticks until each shard this node should lead may start an election early (spreads leaders at start).
     var startupCampaign: [Int: Int] = [:]
     /// Cross-shard transactions this node coordinates (as leader of their record shards).

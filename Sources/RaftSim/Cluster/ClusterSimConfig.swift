@@ -92,6 +92,8 @@ public struct ClusterSimStats: Sendable, Equatable {
     public var backupEdgesChecked = 0
     /// Fences lifted by a leader after their life (their backup was abandoned), counted on the final processes.
     public var fencesExpired = 0
+    /// Requests tried again while their shard's leadership was in flux, instead of failing (final processes).
+    public var leaderWaitRetries: UInt64 = 0
 
     public init() {}
 
@@ -105,7 +107,7 @@ public struct ClusterSimStats: Sendable, Equatable {
         forwardAnswersChecked += o.forwardAnswersChecked
         duplicatesSent += o.duplicatesSent; duplicatesMatched += o.duplicatesMatched
         backupsBegun += o.backupsBegun; backupsTaken += o.backupsTaken; backupsFailed += o.backupsFailed
-        backupEdgesChecked += o.backupEdgesChecked; fencesExpired += o.fencesExpired
+        backupEdgesChecked += o.backupEdgesChecked; fencesExpired += o.fencesExpired; leaderWaitRetries += o.leaderWaitRetries
         fullDisks += o.fullDisks; allDisksFullWindows += o.allDisksFullWindows; stalledWrites += o.stalledWrites; writesRefusedDiskFull += o.writesRefusedDiskFull
     }
 }

@@ -56,7 +56,7 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
         let logs = (0..<sim.config.shards).map { store.group(UInt64($0)) }
         do {
             core = try NodeCore(config: sim.nodeConfig(id), logs: logs, vectors: ConceptVectors(dimension: ClusterSimulation.dimension),
-                                io: self, incarnation: incarnation, logger: sim.logger)
+                                io: self, incarnation: incarnation, logger: sim.logger(node: id))
         } catch {
             sim.fail("node \(id) could not restart from its durable state: \(error)")
             return

@@ -28,7 +28,12 @@ public final class ClusterSimulation {
     var now: UInt64 = 0
     var nodes: [ClusterSimNode] = []
     var stats = ClusterSimStats()
-    let logger = Logger(label: "sim", factory: { _ in SwiftLogNoOpLogHandler() })
+    /// The log of node `id`'s core: its lines join the trace when every trace line is printed (`--trace`),
+    /// stamped with the simulated tick; silent otherwise.
+    func logger(node id: NodeID) -> Logger {
+        guard config.traceAll else { return Logger(label: "sim", factory: { _ in SwiftLogNoOpLogHandler() }) }
+        return Logger(label: "node \(id)", factory: { [unowned self] label in SimTraceLogHandler(label: label) { self.tick } })
+    }
     private var queue = SimQueue<(from: NodeID, to: NodeID, frame: PeerFrame)>()
     private var blocked: Set<SimNetwork.Link> = []
     private var partitionHealAt: UInt64?
@@ -134,6 +139,7 @@ public final class ClusterSimulation {
         for n in nodes {
             stats.unmatchedForwardReplies += n.core?.unmatchedForwardReplies ?? 0
             stats.fencesExpired += Int(n.core?.metrics.fencesExpired ?? 0)
+            stats.leaderWaitRetries += n.core?.metrics.leaderWaitRetries ?? 0
         }
         return .success(stats)
     }

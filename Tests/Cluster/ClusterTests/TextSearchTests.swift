@@ -109,7 +109,8 @@ final class TextSearchTests: XCTestCase {
         for (i, (query, expected)) in paraphrases.enumerated() {
             let found = top(query, node: 1 + i % 3)
             if found.first == idOf[expected] { firsts += 1 }
-            XCTAssertTrue(found.prefix(3).contains(idOf[expected]!), "'\(query)' finds '\(expected)' among its first three")
+            let named = found.map { id in idOf.first { $0.value == id }?.key ?? id }
+            XCTAssertTrue(found.prefix(3).contains(idOf[expected]!), "'\(query)' finds '\(expected)' among its first three: \(named)")
         }
         XCTAssertGreaterThanOrEqual(firsts, 5, "the paraphrased sentence comes first for nearly every query")
         // The seed route's text query, and a filtered text search.
@@ -122,7 +123,8 @@ final class TextSearchTests: XCTestCase {
         let smokeResults = (try? JSONSerialization.jsonObject(with: Data(smoke.output.utf8)) as? [String: Any])?["results"] as? [Any]
         XCTAssertEqual(smokeResults?.count, 10, smoke.output)
         let metrics = cluster.http(1, "GET", "/metrics").text
-        XCTAssertTrue(metrics.contains("sutra_embedding_texts_total{node=\"1\"}"), "counted")
+        XCTAssertTrue(metrics.contains("sutra_embedding_texts_total{node=\"1\"}"),
+                      "counted: \(metrics.split(separator: "\n").filter { $0.contains("embedding") })")
 
         // The service down: a clear 503 naming it, for writes with text and for text searches; vectors still work.
         stopService()
@@ -134,7 +136,9 @@ final class TextSearchTests: XCTestCase {
         XCTAssertEqual(search.status, 503, search.text)
         XCTAssertTrue(search.text.contains("embedding service"), search.text)
         let vector = Array(repeating: "0.05", count: 384).joined(separator: ",")
-        XCTAssertEqual(cluster.http(1, "POST", "/v1/search", #"{"vector":[\#(vector)],"k":2}"#).status, 200)
-        XCTAssertEqual(cluster.http(1, "POST", "/v1/concepts", #"{"content_base64":"AAEC/w=="}"#).status, 200, "binary content needs no embedding")
+        let byVector = cluster.http(1, "POST", "/v1/search", #"{"vector":[\#(vector)],"k":2}"#)
+        XCTAssertEqual(byVector.status, 200, byVector.text)
+        let binary = cluster.http(1, "POST", "/v1/concepts", #"{"content_base64":"AAEC/w=="}"#)
+        XCTAssertEqual(binary.status, 200, "binary content needs no embedding: \(binary.text)")
     }
 }

@@ -29,6 +29,7 @@ final class ClusterSimulationTests: XCTestCase {
         XCTAssertGreaterThan(s.forwardAnswersChecked, n * 30)
         XCTAssertGreaterThan(s.txnsCommitted, n * 5)
         XCTAssertGreaterThan(s.opsUnknown, 0)
+        XCTAssertGreaterThan(s.leaderWaitRetries, UInt64(n), "requests met elections and handoffs and waited them out")
     }
 
     func testSameSeedReplaysExactly() throws {
