@@ -47,6 +47,14 @@ package final class NodeMetrics {
     /// Requests tried again because the shard's leadership was in flux (no leader known, a handoff under way, the
     /// node asked no longer leading) — each a 503 its client did not see.
     package var leaderWaitRetries: UInt64 = 0
+    /// Snapshots streamed in chunks (wire version 7): started, delivered whole, abandoned (link down, no progress),
+    /// received whole; chunk bytes sent and received.
+    package var snapshotStreamsStarted: UInt64 = 0
+    package var snapshotStreamsSent: UInt64 = 0
+    package var snapshotStreamsFailed: UInt64 = 0
+    package var snapshotStreamsReceived: UInt64 = 0
+    package var snapshotBytesStreamedOut: UInt64 = 0
+    package var snapshotBytesStreamedIn: UInt64 = 0
     /// Vector searches answered here, by the way they were answered (exact scan, graph, filtered graph).
     package var vectorSearches: [SearchMethod: UInt64] = [:]
     /// Online backups begun and taken through this node, cross-shard writes held back by a fence, and

@@ -133,6 +133,7 @@ extension SutraSim {
               reads checked \(s.readsChecked), searches checked \(s.searchesChecked), forward answers checked \(s.forwardAnswersChecked)
               acknowledged writes sent again at once \(s.duplicatesSent) (\(s.duplicatesMatched) answered with the first outcome, the rest retryable or already acknowledged)
               transactions committed \(s.txnsCommitted), aborted \(s.txnsAborted); stale forward replies dropped \(s.unmatchedForwardReplies)
+              snapshots streamed in chunks and installed \(s.snapshotStreamsReceived), streams abandoned (link down, no progress) \(s.snapshotStreamsFailed)
               backups begun \(s.backupsBegun), taken and checked \(s.backupsTaken) (\(s.backupEdgesChecked) edges), refused or abandoned \(s.backupsFailed); fences lifted after their life \(s.fencesExpired)
             """)
         if !outcome.failures.isEmpty {

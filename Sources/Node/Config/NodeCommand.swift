@@ -47,8 +47,12 @@ public struct NodeCommand: ParsableCommand {
     var compactMargin: Int = 2_000
     @Option(name: .long, help: "Largest client frame or HTTP body in bytes, 1024…104857600.")
     var maxFrameBytes: Int = 100 << 20
-    @Option(name: .long, help: "Largest frame on a peer link, sent or accepted, 1048576…1073741824 (a shard snapshot is one frame: set it above the largest shard image, the same on every node).")
+    @Option(name: .long, help: "Largest frame on a peer link, sent or accepted, 1048576…1073741824 (a snapshot to a peer of an older release is one frame: set it above the largest shard image while one runs).")
     var peerMaxFrameBytes: Int = 1 << 30
+    @Option(name: .long, help: "A shard snapshot bigger than this is streamed to a peer in chunks of this many bytes, 4096…16777216 and below --peer-max-frame-bytes.")
+    var snapshotChunkBytes: Int = 512 << 10
+    @Option(name: .long, help: "Largest shard snapshot image accepted from a peer (streamed in chunks), 1048576…1099511627776.")
+    var maxSnapshotBytes: UInt64 = 16 << 30
     @Option(name: .long, help: "Ask the record shard for a transaction's decision (aborting it if undecided) after its intent waited this long, 100…600000 ms.")
     var txnIntentTimeoutMs: Int = 1000
     @Option(name: .long, help: "Abort a transaction whose participants have not all prepared after this long, 100…600000 ms.")
@@ -156,6 +160,8 @@ public struct NodeCommand: ParsableCommand {
         c.compactMargin = compactMargin
         c.maxFrameBytes = maxFrameBytes
         c.maxPeerFrameBytes = peerMaxFrameBytes
+        c.snapshotChunkBytes = snapshotChunkBytes
+        c.maxSnapshotBytes = maxSnapshotBytes
         c.logLevel = logLevel
         c.unsafeLocalReads = unsafeLocalReads
         c.faultInjection = enableFaultInjection

@@ -133,6 +133,12 @@ extension NodeServer {
             nodeWide("sutra_embedding_call_seconds_total", "counter", "Seconds spent in calls to the embedding service.", e.callSeconds)
         }
         nodeWide("sutra_client_requests_forwarded_total", "counter", "Client requests for shards this node does not lead, forwarded to the leader's node and answered here.", m.clientRequestsForwarded)
+        nodeWide("sutra_snapshot_streams_started_total", "counter", "Snapshots streamed to a peer in chunks (bigger than --snapshot-chunk-bytes).", m.snapshotStreamsStarted)
+        nodeWide("sutra_snapshot_streams_sent_total", "counter", "Streamed snapshots the peer acknowledged whole.", m.snapshotStreamsSent)
+        nodeWide("sutra_snapshot_streams_failed_total", "counter", "Streamed snapshots abandoned (link down, no progress for 500 ticks); Raft sends them again, and the peer resumes where it stopped.", m.snapshotStreamsFailed)
+        nodeWide("sutra_snapshot_streams_received_total", "counter", "Streamed snapshots received whole from a peer.", m.snapshotStreamsReceived)
+        nodeWide("sutra_snapshot_stream_bytes_sent_total", "counter", "Snapshot chunk bytes sent to peers.", m.snapshotBytesStreamedOut)
+        nodeWide("sutra_snapshot_stream_bytes_received_total", "counter", "Snapshot chunk bytes received from peers.", m.snapshotBytesStreamedIn)
         nodeWide("sutra_leader_wait_retries_total", "counter", "Requests tried again because their shard's leadership was in flux (an election, a handoff, a leader that just stepped down): a 503 the client did not see.", m.leaderWaitRetries)
         nodeWide("sutra_backups_started_total", "counter", "Online backups begun through this node.", m.backupsStarted)
         nodeWide("sutra_backups_taken_total", "counter", "Online backups whose images this node took (consistent: no cross-shard transaction half in them).", m.backupsTaken)

@@ -31,9 +31,13 @@ public struct NodeConfig: Sendable {
     /// Entries kept behind a snapshot for followers that are only a little behind.
     public var compactMargin = 2_000
     public var maxFrameBytes = 100 << 20
-    /// Largest frame on an established peer link, sent or accepted (a shard snapshot travels in one frame:
-    /// a snapshot above it cannot be sent — raise it on every node for bigger shards).
+    /// Largest frame on an established peer link, sent or accepted. A snapshot to a peer of wire version 7 or
+    /// later is streamed in chunks; to an older peer it travels in one frame, which this bounds.
     public var maxPeerFrameBytes = 1 << 30
+    /// A snapshot image bigger than this is streamed to a peer in chunks of this size (`SnapshotSender`).
+    public var snapshotChunkBytes = 512 << 10
+    /// Largest snapshot image accepted from a peer's stream (`SnapshotAssembler`): the receiving end holds it.
+    public var maxSnapshotBytes: UInt64 = 16 << 30
     public var logLevel = "info"
     /// KNOWN-BAD, for testing the chaos checkers only: answer linearizable reads from this replica's own state
     /// without confirming leadership — a deposed or partitioned leader (or a lagging follower) then serves
@@ -102,6 +106,12 @@ public struct NodeConfig: Sendable {
         }
         if !((1 << 20)...(1 << 30)).contains(maxPeerFrameBytes) {
             return "peer frame limit (--peer-max-frame-bytes) is \(maxPeerFrameBytes); allowed: \(1 << 20)…\(1 << 30)"
+        }
+        if !(4096...(16 << 20)).contains(snapshotChunkBytes) || snapshotChunkBytes + 64 > maxPeerFrameBytes {
+            return "snapshot chunk (--snapshot-chunk-bytes) is \(snapshotChunkBytes); allowed: 4096…\(16 << 20), and 64 bytes below --peer-max-frame-bytes"
+        }
+        if !((1 << 20)...(1 << 40)).contains(maxSnapshotBytes) {
+            return "snapshot limit (--max-snapshot-bytes) is \(maxSnapshotBytes); allowed: \(1 << 20)…\(UInt64(1) << 40)"
         }
         if !(1024...(1 << 30)).contains(maxFrameBytes) || maxFrameBytes > 100 << 20 {
             return "max frame (--max-frame-bytes) is \(maxFrameBytes); allowed: 1024…\(100 << 20)"

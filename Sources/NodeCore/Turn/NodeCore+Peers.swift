@@ -8,29 +8,20 @@ extension NodeCore {
         advanceClock(to: now)
         switch frame {
         case .raft(let msgs):
-            for m in msgs {
-                guard Int(m.shard) < replicas.count, m.message.from == peer, m.message.to == config.nodeID else {
-                    refused(.misaddressed, shard: m.shard, from: peer,
-                            detail: "a message for shard \(m.shard) from \(m.message.from) to \(m.message.to)")
-                    continue
-                }
-                // Nothing this node could not apply enters its log: check every entry and snapshot first.
-                if let why = PeerMessageCheck.check(m.message, limits: limits) {
-                    refused(why, shard: m.shard, from: peer, detail: "\(m.message.type) at term \(m.message.term)")
-                    continue
-                }
-                // Draining: a peer's rebalancer (an older one, or one that has not heard yet) may hand a shard
-                // back. The retiring Raft core ignores it (its transfer times out); counted and said here.
-                if stopping, m.message.type == .timeoutNow {
-                    metrics.transfersRefusedWhileStopping += 1
-                    logger.info("shard \(m.shard): node \(peer) hands leadership here, but this node is stopping; refused")
-                }
-                if m.message.type == .appendResponse, !m.message.reject {
-                    diskHealth.acknowledged(by: peer, shard: Int(m.shard), index: m.message.index, now: now)
-                }
-                if let why = replicas[Int(m.shard)].raft.step(m.message) {
-                    refused(.raft(why), shard: m.shard, from: peer, detail: "\(m.message.type) at term \(m.message.term)")
-                }
+            for m in msgs { step(m, from: peer) }
+        case .snapshotBegin(let id, let message, let total):
+            guard Int(id.shard) < replicas.count, message.from == peer, message.to == config.nodeID else {
+                refused(.misaddressed, shard: id.shard, from: peer, detail: "a snapshot stream from \(message.from) to \(message.to)")
+                break
+            }
+            assembled(id, snapshotAssembler.begin(id, message: message, total: total, from: peer, now: ticks), from: peer)
+        case .snapshotChunk(let id, let offset, let bytes):
+            metrics.snapshotBytesStreamedIn += UInt64(bytes.count)
+            assembled(id, snapshotAssembler.chunk(id, offset: offset, bytes: bytes, from: peer, now: ticks), from: peer)
+        case .snapshotAck(let id, let received):
+            if snapshotSender.ack(id, received: received, from: peer, now: ticks) == .complete, Int(id.shard) < replicas.count {
+                metrics.snapshotStreamsSent += 1
+                replicas[Int(id.shard)].raft.reportSnapshot(to: peer, failed: false)
             }
         case .heartbeats(let beats):
             for h in beats {
@@ -57,6 +48,51 @@ extension NodeCore {
             }
         case .hello, .config:
             break   // the transport's handshake
+        }
+    }
+
+    /// One Raft message from `peer`: checked (addressed here, every entry and snapshot image applicable), then
+    /// stepped into its shard's core.
+    private func step(_ m: ShardMessage, from peer: NodeID) {
+        guard Int(m.shard) < replicas.count, m.message.from == peer, m.message.to == config.nodeID else {
+            refused(.misaddressed, shard: m.shard, from: peer,
+                    detail: "a message for shard \(m.shard) from \(m.message.from) to \(m.message.to)")
+            return
+        }
+        // Nothing this node could not apply enters its log: check every entry and snapshot first.
+        if let why = PeerMessageCheck.check(m.message, limits: limits) {
+            refused(why, shard: m.shard, from: peer, detail: "\(m.message.type) at term \(m.message.term)")
+            return
+        }
+        // Draining: a peer's rebalancer (an older one, or one that has not heard yet) may hand a shard
+        // back. The retiring Raft core ignores it (its transfer times out); counted and said here.
+        if stopping, m.message.type == .timeoutNow {
+            metrics.transfersRefusedWhileStopping += 1
+            logger.info("shard \(m.shard): node \(peer) hands leadership here, but this node is stopping; refused")
+        }
+        if m.message.type == .appendResponse, !m.message.reject {
+            diskHealth.acknowledged(by: peer, shard: Int(m.shard), index: m.message.index, now: now)
+        }
+        if let why = replicas[Int(m.shard)].raft.step(m.message) {
+            refused(.raft(why), shard: m.shard, from: peer, detail: "\(m.message.type) at term \(m.message.term)")
+        }
+    }
+
+    /// What the assembler made of a streamed snapshot's frame: an answer to its sender, and once whole, the
+    /// snapshot message stepped like one that came in a single frame.
+    private func assembled(_ id: SnapshotStreamID, _ outcome: SnapshotAssembler.Outcome, from peer: NodeID) {
+        switch outcome {
+        case .ack(let received):
+            _ = io.send(.snapshotAck(id, received: received), to: peer)
+        case .complete(let m):
+            _ = io.send(.snapshotAck(id, received: UInt64(m.snapshot!.data.count)), to: peer)
+            metrics.snapshotStreamsReceived += 1
+            logger.info("\(id): received whole from node \(peer) (\(m.snapshot!.data.count) bytes)")
+            step(ShardMessage(shard: id.shard, message: m), from: peer)
+        case .unknown:
+            break
+        case .refused(let why):
+            refused(.malformedSnapshotStream(why), shard: id.shard, from: peer, detail: "\(id)")
         }
     }
 
@@ -262,6 +298,7 @@ extension NodeCore {
     /// The link to `peer` went down: its forwards will not be answered.
     package func linkDown(_ peer: NodeID) {
         drainingHeard[peer] = nil
+        snapshotStreamsEnded(to: peer)
         for f in forwards.fail(peer: peer) {
             f.done(.failed(.unavailable("the link to node \(peer) went down; retry")))
         }

@@ -37,6 +37,9 @@ package final class NodeCore {
     var commit: GroupCommit
     var forwards: ForwardTable
     var waiters: ReadWaiters
+    /// Snapshots streamed to peers in chunks, and images being assembled from peers' chunks (`SnapshotStreams`).
+    var snapshotSender: SnapshotSender
+    var snapshotAssembler: SnapshotAssembler
     /// This node's write speed and its peers' acknowledgement speed: moves leadership off a slow disk.
     var diskHealth: DiskHealth
     private var outgoing: [NodeID: [ShardMessage]] = [:]
@@ -108,6 +111,8 @@ package final class NodeCore {
         commit = GroupCommit(compactMargin: LogIndex(config.compactMargin))
         forwards = ForwardTable(incarnation: incarnation)
         waiters = ReadWaiters(shards: config.numShards)
+        snapshotSender = SnapshotSender(chunkBytes: config.snapshotChunkBytes)
+        snapshotAssembler = SnapshotAssembler(maxBytes: config.maxSnapshotBytes)
         for s in 0..<config.numShards {
             var rc = RaftConfig(id: config.nodeID, seed: config.nodeID &* 0x9E37_79B9 &+ UInt64(s) &+ incarnation &* 0x2545_F491)
             rc.electionTick = config.electionTicks
@@ -164,6 +169,7 @@ package final class NodeCore {
         if !tickTimers.isEmpty { runDueTimers() }
         if ticks % 10 == 0 { liftExpiredFences() }
         if ticks % 5 == 0 { expireForwards() }
+        tickSnapshotStreams()
         if ticks % 50 == 0 { rebalanceLeaders() }
         if ticks % 25 == 0 { moveLeadershipOffASlowDisk() }
         if stopping { continueShutdown() }
@@ -283,7 +289,18 @@ package final class NodeCore {
 
     private func flushOutgoing() {
         for peer in outgoing.keys.sorted() {
-            guard let all = outgoing[peer], !all.isEmpty else { continue }
+            guard var all = outgoing[peer], !all.isEmpty else { continue }
+            if io.wireVersion(of: peer) >= PeerFrame.snapshotStreamVersion {
+                // A snapshot bigger than a chunk is streamed (`SnapshotSender`), not sealed into one frame.
+                all.removeAll { m in
+                    guard m.message.type == .snapshot, snapshotSender.streams(m.message) else { return false }
+                    if !snapshotSender.start(m.message, shard: m.shard, to: peer, now: ticks) {
+                        logger.info("shard \(m.shard): streaming the snapshot at \(m.message.snapshot!.metadata.index) (\(m.message.snapshot!.data.count) bytes) to node \(peer) in chunks of \(snapshotSender.chunkBytes) bytes")
+                    }
+                    metrics.snapshotStreamsStarted += 1
+                    return true
+                }
+            }
             var msgs = all
             if io.wireVersion(of: peer) >= 2 {
                 // Every shard's heartbeats of this turn travel as one compact list (wire version 2).
@@ -307,7 +324,44 @@ package final class NodeCore {
             }
         }
         outgoing.removeAll(keepingCapacity: true)
+        sendSnapshotChunks()
         io.flushPeers()
+    }
+
+    /// The streamed snapshots' frames due now (begins, chunks within each stream's window).
+    private func sendSnapshotChunks() {
+        guard snapshotSender.count > 0 else { return }
+        var unreachable: Set<NodeID> = []
+        for (peer, frame) in snapshotSender.due(now: ticks) where !unreachable.contains(peer) {
+            if io.send(frame, to: peer) {
+                if case .snapshotChunk(_, _, let bytes) = frame { metrics.snapshotBytesStreamedOut += UInt64(bytes.count) }
+            } else {
+                unreachable.insert(peer)
+            }
+        }
+        for peer in unreachable.sorted() { snapshotStreamsEnded(to: peer) }
+    }
+
+    /// The streams to `peer` cannot go on (its link is down): each shard's Raft learns its snapshot failed.
+    func snapshotStreamsEnded(to peer: NodeID) {
+        for s in snapshotSender.cancel(peer: peer) {
+            metrics.snapshotStreamsFailed += 1
+            replicas[Int(s)].raft.reportSnapshot(to: peer, failed: true)
+        }
+    }
+
+    /// Once a tick: streams without progress for too long are abandoned (their snapshot failed), streams of
+    /// shards this node no longer leads are dropped, images not added to for long are forgotten.
+    func tickSnapshotStreams() {
+        for k in snapshotSender.expire(now: ticks) {
+            metrics.snapshotStreamsFailed += 1
+            logger.warning("shard \(k.shard): the snapshot streamed to node \(k.peer) made no progress for \(SnapshotSender.giveUpTicks) ticks; abandoned (Raft sends it again)")
+            replicas[Int(k.shard)].raft.reportSnapshot(to: k.peer, failed: true)
+        }
+        _ = snapshotSender.cancel { [unowned self] s in self.replicas[Int(s)].isLeader }
+        for id in snapshotAssembler.expire(now: ticks) {
+            logger.info("\(id): the stream stopped long ago; the part received is dropped")
+        }
     }
 
     /// Splits a turn's messages to `peer` into frames no larger than the peer frame limit (the receiver closes a

@@ -16,6 +16,8 @@ package enum PeerRejection: Hashable, CustomStringConvertible {
     case raft(MessageRejection)
     /// A forwarded request no honest node builds (a transaction without two parts on distinct shards, …).
     case malformedForward(String)
+    /// A streamed snapshot's frame no honest node sends (over the size limit, a chunk past the image's end, …).
+    case malformedSnapshotStream(String)
 
     /// The metric label.
     package var reason: String {
@@ -26,6 +28,7 @@ package enum PeerRejection: Hashable, CustomStringConvertible {
         case .undecodableSnapshot: return "undecodable_snapshot"
         case .raft(let r): return r.rawValue
         case .malformedForward: return "malformed_forward"
+        case .malformedSnapshotStream: return "malformed_snapshot_stream"
         }
     }
 
@@ -37,6 +40,7 @@ package enum PeerRejection: Hashable, CustomStringConvertible {
         case .undecodableSnapshot(let i): return "the snapshot at \(i) does not restore"
         case .raft(let r): return "refused by the Raft core: \(r.rawValue)"
         case .malformedForward(let why): return "malformed forward: \(why)"
+        case .malformedSnapshotStream(let why): return "malformed snapshot stream: \(why)"
         }
     }
 }

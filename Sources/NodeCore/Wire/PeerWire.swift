@@ -29,16 +29,26 @@ package enum PeerFrame: Equatable {
     /// none (no rebalancing onto it, no transfer to it) until the link goes down. Sent again every few ticks
     /// while it drains, so a link that comes up meanwhile learns it too.
     case draining
+    /// Version 7: a snapshot too big for one frame (over `--snapshot-chunk-bytes`) is streamed in chunks
+    /// (`SnapshotStreams`). `begin` carries the Raft message with its image left out and the image's size; the
+    /// receiver answers with an `ack` of the bytes it already holds of that very image (0, or where an earlier
+    /// stream of it stopped: resumption), the sender then sends `chunk`s from there, a window at a time, each
+    /// acknowledged. The completed message enters Raft as if it had come in one frame.
+    case snapshotBegin(SnapshotStreamID, message: Message, total: UInt64)
+    case snapshotChunk(SnapshotStreamID, offset: UInt64, bytes: [UInt8])
+    case snapshotAck(SnapshotStreamID, received: UInt64)
 
     /// Versions of this wire format this build speaks. 1: hello, raft, forward, forward reply. 2: + heartbeats.
     /// 3: forwards and their replies carry the asking process's incarnation (kinds 6 and 7; kinds 3 and 4 are
     /// still read and sent to older peers, with incarnation 0). 4: + the configuration frame (kind 8).
     /// 5: + the draining announcement (kind 9). 6: + forwarded cross-shard writes (forward op 3), so any node
-    /// answers a client's transaction.
+    /// answers a client's transaction. 7: + streamed snapshots (kinds 10–12).
     /// A link speaks the lower of the two ends' maximum versions, so a rolling upgrade never sends a frame
     /// the older node does not know.
     package static let minVersion: UInt32 = 1
-    package static let maxVersion: UInt32 = 6
+    package static let maxVersion: UInt32 = 7
+    /// The first wire version that streams big snapshots in chunks; an older peer gets them in one frame.
+    package static let snapshotStreamVersion: UInt32 = 7
     /// The first wire version whose nodes apply backup fences (release 0.2): a backup is refused while a
     /// connected peer speaks an older one.
     package static let backupFenceVersion: UInt32 = 5
@@ -133,6 +143,22 @@ package struct CoalescedHeartbeat: Equatable {
     package func message(from: NodeID, to: NodeID) -> Message {
         Message(type: isResponse ? .heartbeatResponse : .heartbeat, to: to, from: from, term: term, commit: commit, context: context)
     }
+}
+
+/// Names one streamed snapshot image: the shard, and the index and term the image was taken at. A resumed stream
+/// continues only an image of the same name, size and sender (`SnapshotStreams`).
+package struct SnapshotStreamID: Hashable, CustomStringConvertible {
+    package var shard: UInt32
+    package var index: LogIndex
+    package var term: Term
+
+    package init(shard: UInt32, index: LogIndex, term: Term) {
+        self.shard = shard
+        self.index = index
+        self.term = term
+    }
+
+    package var description: String { "shard \(shard)'s snapshot at \(index) (term \(term))" }
 }
 
 package struct ShardMessage: Equatable {
@@ -239,6 +265,20 @@ extension PeerFrame {
             w.u32(c.shardCount); w.u32(c.dimension); w.u32(c.walFormat); w.u32(c.snapshotFormat); w.u32(c.entryFormat)
         case .draining:
             w.u8(9)
+        case .snapshotBegin(let id, let m, let total):
+            w.u8(10)
+            PeerFrame.encode(id, &w)
+            w.u64(total)
+            PeerFrame.encode(m, &w)
+        case .snapshotChunk(let id, let offset, let bytes):
+            w.u8(11)
+            PeerFrame.encode(id, &w)
+            w.u64(offset)
+            w.u32(UInt32(bytes.count)); w.raw(bytes)
+        case .snapshotAck(let id, let received):
+            w.u8(12)
+            PeerFrame.encode(id, &w)
+            w.u64(received)
         case .forwardReply(let incarnation, let id, let result):
             if incarnation == 0 { w.u8(4) } else { w.u8(7); w.u64(incarnation) }
             w.u64(id)
@@ -260,6 +300,14 @@ extension PeerFrame {
         for e in m.entries { n += 21 + e.data.count }
         if let s = m.snapshot { n += 28 + 8 * (s.metadata.confState.voters.count + s.metadata.confState.learners.count) + s.data.count }
         return n
+    }
+
+    private static func encode(_ id: SnapshotStreamID, _ w: inout ByteWriter) {
+        w.u32(id.shard); w.u64(id.index); w.u64(id.term)
+    }
+
+    private static func decodeStreamID(_ r: inout ByteReader) throws -> SnapshotStreamID {
+        SnapshotStreamID(shard: try r.u32(), index: try r.u64(), term: try r.u64())
     }
 
     private static func encode(_ m: Message, _ w: inout ByteWriter) {
@@ -369,6 +417,19 @@ extension PeerFrame {
                                            snapshotFormat: try r.u32(), entryFormat: try r.u32()))
             case 9:
                 frame = .draining
+            case 10:
+                let id = try decodeStreamID(&r), total = try r.u64()
+                let m = try decodeMessage(&r)
+                // The message of a stream: a snapshot of that very image, its bytes left out.
+                guard m.type == .snapshot, let s = m.snapshot, s.data.isEmpty, s.metadata.index == id.index, s.metadata.term == id.term else {
+                    throw PeerWireError(description: "a snapshot stream's message is not the snapshot it names")
+                }
+                frame = .snapshotBegin(id, message: m, total: total)
+            case 11:
+                let id = try decodeStreamID(&r), offset = try r.u64()
+                frame = .snapshotChunk(id, offset: offset, bytes: try r.bytes(Int(try r.u32())))
+            case 12:
+                frame = .snapshotAck(try decodeStreamID(&r), received: try r.u64())
             case let k:
                 throw PeerWireError(description: "unknown frame kind \(k)")
             }

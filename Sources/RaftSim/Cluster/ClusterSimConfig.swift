@@ -90,10 +90,13 @@ public struct ClusterSimStats: Sendable, Equatable {
     public var backupsFailed = 0
     /// Edges (both sides) checked in backup images.
     public var backupEdgesChecked = 0
-    /// Fences lifted by a leader after their life (their backup was abandoned), counted on the final processes.
+    /// Fences lifted by a leader after their life (their backup was abandoned), over every process.
     public var fencesExpired = 0
-    /// Requests tried again while their shard's leadership was in flux, instead of failing (final processes).
+    /// Requests tried again while their shard's leadership was in flux, instead of failing (every process).
     public var leaderWaitRetries: UInt64 = 0
+    /// Snapshots streamed in chunks: received whole, and streams abandoned (every process).
+    public var snapshotStreamsReceived: UInt64 = 0
+    public var snapshotStreamsFailed: UInt64 = 0
 
     public init() {}
 
@@ -108,6 +111,7 @@ public struct ClusterSimStats: Sendable, Equatable {
         duplicatesSent += o.duplicatesSent; duplicatesMatched += o.duplicatesMatched
         backupsBegun += o.backupsBegun; backupsTaken += o.backupsTaken; backupsFailed += o.backupsFailed
         backupEdgesChecked += o.backupEdgesChecked; fencesExpired += o.fencesExpired; leaderWaitRetries += o.leaderWaitRetries
+        snapshotStreamsReceived += o.snapshotStreamsReceived; snapshotStreamsFailed += o.snapshotStreamsFailed
         fullDisks += o.fullDisks; allDisksFullWindows += o.allDisksFullWindows; stalledWrites += o.stalledWrites; writesRefusedDiskFull += o.writesRefusedDiskFull
     }
 }

@@ -75,6 +75,7 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
 
     /// kill -9: everything not completed on the store is gone; no callback of the process ever runs again.
     func crash() {
+        if let core { sim.countProcess(core) }
         core = nil
         write = nil
         store.crash()
@@ -170,6 +171,7 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
             sim.stats.durableWrites += 1
         }
         write = nil
+        sim.countProcess(core)
         self.core = nil
     }
 }

@@ -90,6 +90,9 @@ public final class ClusterSimulation {
         // Half the seeds run with slow-disk detection off (`--slow-disk-ms 0`): a slow leader then keeps leading,
         // and its writes (and the replies to writes forwarded to it) take as long as its disk.
         c.slowDiskMs = config.seed % 2 == 1 ? 0 : 50
+        // Snapshots (a few KiB here) are streamed in many small chunks on two seeds of three, through the lossy,
+        // reordering network and the crashes; on the third they travel in one frame, as to an older peer.
+        c.snapshotChunkBytes = [96, 512, 1 << 20][Int(config.seed / 2 % 3)]
         return c
     }
 
@@ -136,12 +139,17 @@ public final class ClusterSimulation {
                                               faultTicks: config.faultTicks))
         }
         stats.seeds = 1
-        for n in nodes {
-            stats.unmatchedForwardReplies += n.core?.unmatchedForwardReplies ?? 0
-            stats.fencesExpired += Int(n.core?.metrics.fencesExpired ?? 0)
-            stats.leaderWaitRetries += n.core?.metrics.leaderWaitRetries ?? 0
-        }
+        for n in nodes { if let core = n.core { countProcess(core) } }
         return .success(stats)
+    }
+
+    /// Adds a process's own counters to the run's (when it crashes or stops, and for the last processes).
+    func countProcess(_ core: NodeCore) {
+        stats.unmatchedForwardReplies += core.unmatchedForwardReplies
+        stats.fencesExpired += Int(core.metrics.fencesExpired)
+        stats.leaderWaitRetries += core.metrics.leaderWaitRetries
+        stats.snapshotStreamsReceived += core.metrics.snapshotStreamsReceived
+        stats.snapshotStreamsFailed += core.metrics.snapshotStreamsFailed
     }
 
     private func phase(_ name: String, _ body: () -> Void) {

@@ -585,7 +585,9 @@ final class ClusterHTTPTests: XCTestCase {
 
     /// A follower that is down while the leaders snapshot and compact their logs catches up through a snapshot.
     func testFollowerCatchesUpThroughSnapshot() throws {
-        cluster = try LocalTestCluster(nodes: 3, shards: 2, dimension: 4, flags: ["--snapshot-entries", "100", "--compact-margin", "0"])
+        // Chunks of 4 KiB: each shard's image (tens of KiB) is streamed in many chunks, a window at a time.
+        cluster = try LocalTestCluster(nodes: 3, shards: 2, dimension: 4,
+                                       flags: ["--snapshot-entries", "100", "--compact-margin", "0", "--snapshot-chunk-bytes", "4096"])
         try cluster.startAll()
         put(0)
         cluster.kill9(3)
@@ -602,6 +604,11 @@ final class ClusterHTTPTests: XCTestCase {
         XCTAssertEqual(missing, [], "every concept is on node 3")
         XCTAssertGreaterThan(metricSum(cluster.http(3, "GET", "/metrics"), "sutra_snapshots_installed_total{"), 0,
                              "node 3 caught up by installing snapshots")
+        let node3 = cluster.http(3, "GET", "/metrics")
+        XCTAssertGreaterThan(metricSum(node3, "sutra_snapshot_streams_received_total{"), 0, "streamed in chunks")
+        XCTAssertGreaterThan(metricSum(node3, "sutra_snapshot_stream_bytes_received_total{"), 8192, "more than two chunks")
+        let sent = (1...2).map { metricSum(cluster.http($0, "GET", "/metrics"), "sutra_snapshot_streams_sent_total{") }.reduce(0, +)
+        XCTAssertGreaterThan(sent, 0, "a leader saw its stream acknowledged whole")
     }
 }
 

@@ -36,6 +36,12 @@ final class PeerWireTests: XCTestCase {
                      CoalescedHeartbeat(shard: 7, isResponse: true, term: 4, commit: 0, context: 3)]),
         .config(PeerConfig(shardCount: 8, dimension: 768, walFormat: 1, snapshotFormat: 3, entryFormat: 3)),
         .draining,
+        .snapshotBegin(SnapshotStreamID(shard: 3, index: 120, term: 4),
+                       message: { var m = Message(type: .snapshot, to: 2, from: 1, term: 5)
+                                  m.snapshot = Snapshot(metadata: SnapshotMetadata(index: 120, term: 4, confState: ConfState(voters: [1, 2, 3])))
+                                  return m }(), total: 1 << 33),
+        .snapshotChunk(SnapshotStreamID(shard: 3, index: 120, term: 4), offset: 4096, bytes: Array(repeating: 9, count: 100)),
+        .snapshotAck(SnapshotStreamID(shard: 3, index: 120, term: 4), received: 4196),
     ] }
 
     /// The size NodeCore splits frames by is the size encoded.
@@ -103,7 +109,7 @@ final class PeerWireTests: XCTestCase {
             }
             XCTAssertThrowsError(try decode(bytes + [0]), "\(f) with a trailing byte")
         }
-        XCTAssertThrowsError(try decode([1, 0, 0, 0, 10])) { XCTAssertEqual(($0 as? PeerWireError)?.description, "unknown frame kind 10") }
+        XCTAssertThrowsError(try decode([1, 0, 0, 0, 13])) { XCTAssertEqual(($0 as? PeerWireError)?.description, "unknown frame kind 13") }
         var badHeartbeat = PeerFrame.heartbeats([CoalescedHeartbeat(shard: 0, isResponse: false, term: 1, commit: 1, context: 0)]).encode()
         badHeartbeat[13] = 2
         XCTAssertThrowsError(try decode(badHeartbeat)) { XCTAssertEqual(($0 as? PeerWireError)?.description, "unknown heartbeat kind 2") }

@@ -30,6 +30,7 @@ final class ClusterSimulationTests: XCTestCase {
         XCTAssertGreaterThan(s.txnsCommitted, n * 5)
         XCTAssertGreaterThan(s.opsUnknown, 0)
         XCTAssertGreaterThan(s.leaderWaitRetries, UInt64(n), "requests met elections and handoffs and waited them out")
+        XCTAssertGreaterThan(s.snapshotStreamsReceived, UInt64(n / 100), "snapshots were streamed in chunks and installed")
     }
 
     func testSameSeedReplaysExactly() throws {

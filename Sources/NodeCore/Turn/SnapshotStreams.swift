@@ -1,0 +1,232 @@
+import Raft
+
+/// The sending end of streamed snapshots (wire version 7): a Raft snapshot message whose image is bigger than one
+/// chunk leaves as a `snapshotBegin` (the message without its image, and the image's size), then `snapshotChunk`s
+/// of at most `chunkBytes`, at most `windowChunks` of them unacknowledged at a time — flow control: a slow
+/// receiver holds the sender back instead of filling its socket buffers, and no loop turn seals more than a window.
+///
+/// Resumption: the receiver answers a begin with the bytes it already holds of that very image from this sender
+/// (`SnapshotAssembler`), so a stream cut by a dropped link or a lost frame continues where it stopped. Lost
+/// frames: a stream that made no progress for `resendTicks` sends its begin again (the answer says where to go on
+/// from); one that made none for `giveUpTicks` is abandoned, and the caller tells Raft the snapshot failed.
+///
+/// Owns only its streams: one per (peer, shard); a new snapshot for the same pair replaces the old stream. Pure:
+/// ticks in, frames out.
+struct SnapshotSender {
+    struct Key: Hashable {
+        var peer: NodeID
+        var shard: UInt32
+    }
+
+    private struct Outgoing {
+        let id: SnapshotStreamID
+        /// The whole Raft message, image included (the log's copy-on-write bytes: never copied whole here).
+        let message: Message
+        let total: UInt64
+        /// Bytes the receiver said it holds; bytes sent so far (acknowledged or not).
+        var acked: UInt64 = 0
+        var sent: UInt64 = 0
+        /// Whether the receiver answered the begin (chunks go only after it says where to start).
+        var answered = false
+        var lastProgress: UInt64
+        var beginSentAt: UInt64?
+    }
+
+    /// The outcome of an acknowledgement.
+    enum AckOutcome: Equatable {
+        /// The receiver holds the whole image: the stream is over (tell Raft the snapshot went).
+        case complete
+        case progress
+        /// For no stream of this sender (finished, replaced, abandoned): dropped.
+        case stale
+    }
+
+    let chunkBytes: Int
+    let windowChunks = 4
+    static let resendTicks: UInt64 = 25
+    static let giveUpTicks: UInt64 = 500
+    private var streams: [Key: Outgoing] = [:]
+
+    init(chunkBytes: Int) {
+        precondition(chunkBytes > 0, "a chunk holds at least a byte")
+        self.chunkBytes = chunkBytes
+    }
+
+    var count: Int { streams.count }
+
+    /// Whether `m` (a snapshot message for shard `shard`) is streamed rather than sent in one frame.
+    func streams(_ m: Message) -> Bool { (m.snapshot?.data.count ?? 0) > chunkBytes }
+
+    /// Starts streaming snapshot message `m` of `shard` to `peer`; returns whether it replaced a stream to that
+    /// peer for that shard (abandoned: its snapshot failed).
+    mutating func start(_ m: Message, shard: UInt32, to peer: NodeID, now: UInt64) -> Bool {
+        guard let snap = m.snapshot else { preconditionFailure("only a snapshot message is streamed") }
+        precondition(m.to == peer, "a stream goes to the message's recipient")
+        let id = SnapshotStreamID(shard: shard, index: snap.metadata.index, term: snap.metadata.term)
+        let replaced = streams.updateValue(Outgoing(id: id, message: m, total: UInt64(snap.data.count), lastProgress: now),
+                                           forKey: Key(peer: peer, shard: shard)) != nil
+        return replaced
+    }
+
+    /// The frames due now, by peer: a begin not answered yet (again every `resendTicks`), then chunks up to the
+    /// window. A stream stuck for `resendTicks` asks again where to go on from (its begin, once more).
+    mutating func due(now: UInt64) -> [(peer: NodeID, frame: PeerFrame)] {
+        var out: [(peer: NodeID, frame: PeerFrame)] = []
+        for key in streams.keys.sorted(by: { ($0.peer, $0.shard) < ($1.peer, $1.shard) }) {
+            var s = streams[key]!
+            if s.answered, now >= s.lastProgress + SnapshotSender.resendTicks, now >= (s.beginSentAt ?? 0) + SnapshotSender.resendTicks {
+                s.answered = false   // a chunk or an ack was lost, or the receiver restarted: ask again
+            }
+            if !s.answered {
+                if s.beginSentAt.map({ now >= $0 + SnapshotSender.resendTicks }) ?? true {
+                    var header = s.message
+                    header.snapshot!.data = []
+                    out.append((key.peer, .snapshotBegin(s.id, message: header, total: s.total)))
+                    s.beginSentAt = now
+                }
+                streams[key] = s
+                continue
+            }
+            let window = UInt64(windowChunks * chunkBytes)
+            while s.sent < s.total, s.sent - s.acked < window {
+                let end = min(s.sent + UInt64(chunkBytes), s.total)
+                let bytes = Array(s.message.snapshot!.data[Int(s.sent)..<Int(end)])
+                out.append((key.peer, .snapshotChunk(s.id, offset: s.sent, bytes: bytes)))
+                s.sent = end
+            }
+            streams[key] = s
+        }
+        return out
+    }
+
+    /// `peer` holds `received` bytes of image `id`.
+    mutating func ack(_ id: SnapshotStreamID, received: UInt64, from peer: NodeID, now: UInt64) -> AckOutcome {
+        let key = Key(peer: peer, shard: id.shard)
+        guard var s = streams[key], s.id == id, received <= s.total else { return .stale }
+        if received == s.total {
+            streams[key] = nil
+            return .complete
+        }
+        if !s.answered {
+            // The answer to a begin: go on from what the receiver holds (less than was sent, if chunks were lost).
+            s.answered = true
+            s.acked = received
+            s.sent = received
+            s.lastProgress = now
+        } else if received > s.acked {
+            s.acked = received
+            s.sent = max(s.sent, received)
+            s.lastProgress = now
+        }
+        streams[key] = s
+        return .progress
+    }
+
+    /// Removes every stream to `peer` (its link went down); returns their shards.
+    mutating func cancel(peer: NodeID) -> [UInt32] {
+        let gone = streams.keys.filter { $0.peer == peer }.map(\.shard).sorted()
+        for s in gone { streams[Key(peer: peer, shard: s)] = nil }
+        return gone
+    }
+
+    /// Removes the streams of shards `keep` rejects (this node no longer leads them); returns them.
+    mutating func cancel(unless keep: (UInt32) -> Bool) -> [Key] {
+        let gone = streams.keys.filter { !keep($0.shard) }.sorted { ($0.peer, $0.shard) < ($1.peer, $1.shard) }
+        for k in gone { streams[k] = nil }
+        return gone
+    }
+
+    /// Removes and returns the streams without progress for `giveUpTicks`.
+    mutating func expire(now: UInt64) -> [Key] {
+        let gone = streams.filter { now >= $0.value.lastProgress + SnapshotSender.giveUpTicks }.map(\.key)
+            .sorted { ($0.peer, $0.shard) < ($1.peer, $1.shard) }
+        for k in gone { streams[k] = nil }
+        return gone
+    }
+}
+
+/// The receiving end of streamed snapshots: assembles each image from its chunks, in order, and hands back the
+/// whole Raft message once the last byte is in. At most one image per shard at a time (a begin for another image
+/// replaces it); each bounded by `maxBytes`, grown only as bytes arrive (a claimed size reserves nothing), and
+/// forgotten `keepTicks` after its last chunk — kept that long across a dropped link, so a stream resumes.
+/// A chunk out of place (duplicated, reordered, after a restart) changes nothing: the answer says where the
+/// image stands. Pure: ticks in, acknowledgements and messages out.
+struct SnapshotAssembler {
+    private struct Incoming {
+        let peer: NodeID
+        let id: SnapshotStreamID
+        let header: Message
+        let total: UInt64
+        var data: [UInt8]
+        var touched: UInt64
+    }
+
+    enum Outcome: Equatable {
+        /// Answer the sender: this many bytes of the image are here.
+        case ack(UInt64)
+        /// The image is whole: the message to step (and answer the sender with the total).
+        case complete(Message)
+        /// Nothing here for such a chunk (no begin seen, or forgotten): no answer; the sender asks again.
+        case unknown
+        /// A protocol violation, said in words; the image is dropped.
+        case refused(String)
+    }
+
+    let maxBytes: UInt64
+    static let keepTicks: UInt64 = 3000
+    /// Images being assembled, by shard. A completed image is not remembered: a begin for it again means its
+    /// sender wants it again (its final answer was lost, or Raft did not take it), so it starts over.
+    private var incoming: [UInt32: Incoming] = [:]
+    /// Bytes held across every image being assembled.
+    private(set) var bytesHeld = 0
+
+    init(maxBytes: UInt64) { self.maxBytes = maxBytes }
+
+    mutating func begin(_ id: SnapshotStreamID, message: Message, total: UInt64, from peer: NodeID, now: UInt64) -> Outcome {
+        guard total > 0 else { return .refused("an empty snapshot image streamed") }
+        guard total <= maxBytes else {
+            return .refused("a snapshot image of \(total) bytes, over the limit of \(maxBytes) (--max-snapshot-bytes)")
+        }
+        if var cur = incoming[id.shard], cur.peer == peer, cur.id == id, cur.total == total {
+            cur.touched = now
+            incoming[id.shard] = cur
+            return .ack(UInt64(cur.data.count))
+        }
+        drop(shard: id.shard)
+        incoming[id.shard] = Incoming(peer: peer, id: id, header: message, total: total, data: [], touched: now)
+        return .ack(0)
+    }
+
+    mutating func chunk(_ id: SnapshotStreamID, offset: UInt64, bytes: [UInt8], from peer: NodeID, now: UInt64) -> Outcome {
+        guard var cur = incoming[id.shard], cur.peer == peer, cur.id == id else { return .unknown }
+        let have = UInt64(cur.data.count)
+        guard offset == have else { return .ack(have) }
+        guard !bytes.isEmpty, offset + UInt64(bytes.count) <= cur.total else {
+            drop(shard: id.shard)
+            return .refused("a chunk of \(bytes.count) bytes at \(offset) of an image of \(cur.total)")
+        }
+        incoming[id.shard] = nil   // keeps `data` uniquely referenced while it grows
+        cur.data.append(contentsOf: bytes)
+        bytesHeld += bytes.count
+        cur.touched = now
+        if UInt64(cur.data.count) == cur.total {
+            bytesHeld -= cur.data.count
+            var m = cur.header
+            m.snapshot!.data = cur.data
+            return .complete(m)
+        }
+        incoming[id.shard] = cur
+        return .ack(UInt64(cur.data.count))
+    }
+
+    /// Forgets images not added to for `keepTicks`; returns their names.
+    mutating func expire(now: UInt64) -> [SnapshotStreamID] {
+        let old = incoming.values.filter { now >= $0.touched + SnapshotAssembler.keepTicks }.map(\.id)
+        for id in old { drop(shard: id.shard) }
+        return old
+    }
+
+    private mutating func drop(shard: UInt32) {
+        if let cur = incoming.removeValue(forKey: shard) { bytesHeld -= cur.data.count }
+    }
+}
