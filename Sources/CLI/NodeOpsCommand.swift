@@ -36,6 +36,8 @@ struct NodeOpsCommand: ParsableCommand {
         @Option(help: "Seconds to wait for the restarted node to be ready.") var readyTimeout = 30.0
         @Option(help: "Remove this flag (its name with or without the dashes: peer-tls) and its value from the node's command line; repeatable.")
         var dropFlag: [String] = []
+        @Flag(help: "Delete the node's data directory before starting it: it rejoins empty and catches up from its peers (snapshots, then the log) — a machine whose disk died, replaced. Refused unless every other node is ready.")
+        var wipeData = false
         @Argument(parsing: .postTerminator, help: "Flags to set on the node's command line (after --): each replaces the same flag's value, or is added. Recorded for later restarts.")
         var setFlags: [String] = []
 
@@ -46,6 +48,16 @@ struct NodeOpsCommand: ParsableCommand {
                 throw CLIError("no node \(id) in \(dir) (its nodes: \(cluster.nodes.map { String($0.id) }.joined(separator: ", ")))")
             }
             var n = cluster.nodes[i]
+            if wipeData {
+                // Its replicas can come back only from the others: each shard needs them to hold a majority.
+                let notReady = cluster.nodes.filter { $0.id != id }.filter { other in
+                    if case .ready = other.startState(tls: cluster.clientTLS) { return false }
+                    return true
+                }
+                if !notReady.isEmpty {
+                    throw CLIError("node(s) \(notReady.map { String($0.id) }.joined(separator: ", ")) not ready: node \(id)'s data would have nowhere to come back from; not wiped")
+                }
+            }
             let binary = nodeBinary.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
             if let binary, !FileManager.default.isExecutableFile(atPath: binary) { throw CLIError("sutra-node not found at \(binary)") }
             switch n.stop(timeout: timeout) {
@@ -62,6 +74,11 @@ struct NodeOpsCommand: ParsableCommand {
             if !dropFlag.isEmpty || !setFlags.isEmpty {
                 guard let args = n.args else { throw CLIError("\(LocalCluster.path(dir)) records no command line for node \(id)") }
                 cluster.nodes[i].args = NodeOpsCommand.edit(args, drop: dropFlag.map { $0.hasPrefix("--") ? $0 : "--" + $0 }, set: setFlags)
+            }
+            if wipeData {
+                let nodeDir = "\(dir)/node\(id)"
+                do { try FileManager.default.removeItem(atPath: nodeDir) } catch { throw CLIError("cannot delete \(nodeDir): \(error)") }
+                print("node \(id): data directory \(nodeDir) deleted; it rejoins empty")
             }
             let started = Date()
             try cluster.respawn(i, binary: binary, dir: dir)
