@@ -15,6 +15,8 @@ struct ChaosCommand: AsyncParsableCommand {
         Partitions cut node-to-node links: with root, in network namespaces the runner creates and removes; without, through a
         fault-injecting TCP proxy between the nodes on loopback (--network picks one; auto prefers namespaces).
         slow-disk makes one node's WAL writes sleep before each fdatasync (its nodes run with --enable-fault-injection).
+        replace-disk kills a node, deletes its data directory and starts it empty when the fault heals: it rejoins and
+        catches up (streamed snapshots, then the log) before the next fault.
         The workload: 8 processes of get/put/compare-and-set on the registers, cross-shard associations (10%), and
         cross-shard batches (--batch-share, default 15%: 2–3 puts and deletes of registers on at least two shards in one
         batch, each acknowledged one read back at once by its process at a participant shard — read-your-writes).

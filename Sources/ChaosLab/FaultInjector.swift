@@ -89,6 +89,7 @@ public final class FaultInjector: @unchecked Sendable {
         do {
             switch step.kind {
             case .kill, .pause: try processFault(step, &rec, until: until)
+            case .replaceDisk: try replaceDisk(step, &rec, until: until)
             case .partitionSymmetric, .partitionAsymmetric, .partitionLeader, .partitionRing: try partitionFault(step, &rec, until: until)
             case .transfer: try transferStorm(step, &rec, until: until)
             case .rollingRestart: try rollingRestart(step, &rec)
@@ -129,6 +130,26 @@ public final class FaultInjector: @unchecked Sendable {
         }
         markHealed(&rec)
         awaitRecovery([n], &rec)
+    }
+
+    /// kill -9, the data directory deleted, an empty start when the fault heals; recovered once caught up.
+    private func replaceDisk(_ step: FaultStep, _ rec: inout FaultRecord, until: UInt64) throws {
+        let n = resolve(step.target)
+        rec.nodes = [n]
+        log("injecting #\(step.index) replace-disk on node \(n)")
+        rec.detail = "kill -9 node \(n): \(try cluster.kill9(n).map { "\($0)" } ?? "was not running")"
+        lock.withLock { _ = stopped.insert(n) }
+        try cluster.wipeData(n)
+        rec.detail += "; data directory deleted"
+        hold(until: until)
+        try cluster.restart(n)
+        lock.withLock { _ = stopped.remove(n) }
+        rec.detail += "; started empty"
+        markHealed(&rec)
+        awaitRecovery([n], &rec)
+        let deadline = clock() + UInt64(max(options.recoveryTimeout, 5) * 1e9)
+        while !cluster.caughtUp(n), clock() < deadline, !isCancelled { usleep(100_000) }
+        rec.detail += cluster.caughtUp(n) ? "; caught up" : "; not caught up within \(Int(max(options.recoveryTimeout, 5))) s"
     }
 
     private func partitionFault(_ step: FaultStep, _ rec: inout FaultRecord, until: UInt64) throws {

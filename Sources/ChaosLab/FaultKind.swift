@@ -23,6 +23,10 @@ public enum FaultKind: String, Codable, Sendable, CaseIterable, CustomStringConv
     /// A slow disk on one node: every WAL write sleeps the step's `delayMs` before its fdatasync (the node's
     /// test-only `POST /v1/admin/fault/fsync-delay`; nodes must run with `--enable-fault-injection`).
     case slowDisk = "slow-disk"
+    /// A disk replaced: kill -9 a node, delete its data directory, and start it empty (same id, same flags) when
+    /// the fault heals; it rejoins, abstaining from votes, and catches up from the others (streamed snapshots,
+    /// then the log). Recovery waits until it has applied what every shard's leader committed.
+    case replaceDisk = "replace-disk"
 
     /// Whether it cuts links between nodes (through network namespaces or the fault-injecting proxy); a cluster
     /// with neither records such steps as skipped.
@@ -34,7 +38,7 @@ public enum FaultKind: String, Codable, Sendable, CaseIterable, CustomStringConv
     /// The four partition kinds (what `partition` means in a fault list).
     public static let partitions: [FaultKind] = [.partitionSymmetric, .partitionAsymmetric, .partitionLeader, .partitionRing]
 
-    /// Parses a comma-separated list (`kill,pause,partition,transfer,restart-rolling,slow-disk`); `partition`
+    /// Parses a comma-separated list (`kill,pause,partition,transfer,restart-rolling,slow-disk,replace-disk`); `partition`
     /// expands to the four partition kinds and `all` to every kind. Unknown names throw `LabError.invalid`
     /// naming what is accepted. Duplicates are dropped, order kept.
     public static func parse(_ list: String) throws -> [FaultKind] {

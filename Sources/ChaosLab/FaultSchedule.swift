@@ -73,7 +73,7 @@ public struct FaultSchedule: Codable, Sendable, Equatable, CustomStringConvertib
             case .slowDisk:
                 target = byLeader ? .leaderOf(shard: shard, fallback: someNode) : .node(someNode)
                 delayMs = rng.inRange(o.slowDiskDelayMs)
-            case .kill, .pause:
+            case .kill, .pause, .replaceDisk:
                 target = byLeader ? .leaderOf(shard: shard, fallback: someNode) : .node(someNode)
             case .partitionAsymmetric:
                 target = byLeader ? .leaderOf(shard: shard, fallback: someNode) : .node(someNode)

@@ -151,6 +151,39 @@ public final class LabCluster: @unchecked Sendable {
         if waitReady { try self.waitReady([id], timeout: timeout) }
     }
 
+    /// Deletes node `id`'s data directory (it must not run): its disk replaced by an empty one.
+    public func wipeData(_ id: Int) throws {
+        let p = try node(id)
+        guard p.state == .stopped else { throw LabError.invalid("node \(id) runs: its data is not deleted under it") }
+        if FileManager.default.fileExists(atPath: p.spec.dataDir) { try FileManager.default.removeItem(atPath: p.spec.dataDir) }
+    }
+
+    /// Whether node `id` has applied, on every shard, what the shard's leader (as the node's own view names it)
+    /// had committed: a rejoining node has caught up.
+    /// Under load the leaders' commit indexes move on meanwhile: they are read first, the node's applied indexes
+    /// after, so a node that keeps up passes.
+    public func caughtUp(_ id: Int) -> Bool {
+        guard let first = shardView(id) else { return false }
+        var commits: [Int: Int] = [:]
+        for s in first {
+            guard let shard = s["shard"] as? Int, let leader = s["leader"] as? Int, leader != 0,
+                  let theirs = shardView(leader), shard < theirs.count, let commit = theirs[shard]["commit_index"] as? Int else { return false }
+            commits[shard] = commit
+        }
+        guard let now = shardView(id) else { return false }
+        for s in now {
+            guard let shard = s["shard"] as? Int, let applied = s["applied_index"] as? Int, let commit = commits[shard] else { return false }
+            if applied < commit { return false }
+        }
+        return true
+    }
+
+    private func shardView(_ id: Int) -> [[String: Any]]? {
+        let r = http(id, "GET", "/v1/cluster", timeout: 2)
+        guard r.status == 200, let obj = try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any] else { return nil }
+        return obj["shards"] as? [[String: Any]]
+    }
+
     /// SIGSTOP node `id`.
     public func pause(_ id: Int) throws { try node(id).pause() }
 
