@@ -78,8 +78,7 @@ final class ChaosRunnerTests: ChaosTestCase {
 
     /// Disks replaced: a node killed, its data directory deleted, started empty; with snapshots every 100 entries,
     /// no log kept behind them and 4 KiB chunks, it comes back through streamed snapshots where the log was
-    /// compacted — caught up before the next fault — and nothing
-    /// acknowledged is lost.
+    /// compacted — caught up before the next fault — and nothing acknowledged is lost.
     func testReplacedDisksKeepEveryCheckerGreen() async throws {
         let r = try await run("replace-disk", seconds: 14, seed: 18,
                               nodeFlags: ["--snapshot-entries", "100", "--compact-margin", "0", "--snapshot-chunk-bytes", "4096"])
