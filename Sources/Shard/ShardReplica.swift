@@ -47,6 +47,9 @@ public final class ShardReplica {
     public private(set) var snapshotIndex: LogIndex
 
     private var proposals: [LogIndex: (term: Term, done: ApplyCompletion)] = [:]
+    /// The state of the last snapshot image from a peer that `checkSnapshot` restored, kept for its install: a
+    /// big image is decoded once, not once to check it and again to install it. Dropped at the next install.
+    private var checkedSnapshot: (index: LogIndex, term: Term, state: ShardState)?
     private var readsWaiting: [ReadCompletion] = []
     private var readsInFlight: [UInt64: [ReadCompletion]] = [:]
     private var readsConfirmed: [(index: LogIndex, waiters: [ReadCompletion])] = []
@@ -196,12 +199,36 @@ public final class ShardReplica {
         p.done(.success(result))
     }
 
+    /// Whether a snapshot image received from a peer restores (checked before the message reaches Raft); the
+    /// restored state is kept for the install of that snapshot. The image of a snapshot (index, term) is the
+    /// state machine after that log prefix, the same on every replica: a state restored from it serves the
+    /// install of any copy of it.
+    public func checkSnapshot(_ snap: Snapshot) -> Bool {
+        guard let restored = try? ShardState.restore(from: snap.data, limits: limits) else { return false }
+        checkedSnapshot = (snap.metadata.index, snap.metadata.term, restored)
+        return true
+    }
+
+    /// Drops the state `checkSnapshot` kept unless Raft took that snapshot to install (a stale or duplicate
+    /// snapshot message is ignored by Raft: its restored state must not stay in memory). The node calls it after
+    /// stepping a snapshot message.
+    public func keepCheckedSnapshotOnlyIfPending() {
+        guard let c = checkedSnapshot else { return }
+        if let p = raft.pendingSnapshot, p.index == c.index, p.term == c.term { return }
+        checkedSnapshot = nil
+    }
+
     private func install(_ snap: Snapshot) {
-        do {
-            state = try ShardState.restore(from: snap.data, limits: limits)
-        } catch {
-            preconditionFailure("shard \(shard): snapshot at \(snap.metadata.index) from the leader is unreadable: \(error)")
+        if let c = checkedSnapshot, c.index == snap.metadata.index, c.term == snap.metadata.term {
+            state = c.state
+        } else {
+            do {
+                state = try ShardState.restore(from: snap.data, limits: limits)
+            } catch {
+                preconditionFailure("shard \(shard): snapshot at \(snap.metadata.index) from the leader is unreadable: \(error)")
+            }
         }
+        checkedSnapshot = nil
         attachIndexes()
         vectors.rebuild(shard: shard, shardCount: shardCount, from: state)
         appliedIndex = snap.metadata.index

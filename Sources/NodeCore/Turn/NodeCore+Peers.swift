@@ -60,7 +60,7 @@ extension NodeCore {
             return
         }
         // Nothing this node could not apply enters its log: check every entry and snapshot first.
-        if let why = PeerMessageCheck.check(m.message, limits: limits) {
+        if let why = PeerMessageCheck.check(m.message, limits: limits, restores: replicas[Int(m.shard)].checkSnapshot) {
             refused(why, shard: m.shard, from: peer, detail: "\(m.message.type) at term \(m.message.term)")
             return
         }
@@ -76,6 +76,7 @@ extension NodeCore {
         if let why = replicas[Int(m.shard)].raft.step(m.message) {
             refused(.raft(why), shard: m.shard, from: peer, detail: "\(m.message.type) at term \(m.message.term)")
         }
+        if m.message.snapshot != nil { replicas[Int(m.shard)].keepCheckedSnapshotOnlyIfPending() }
     }
 
     /// What the assembler made of a streamed snapshot's frame: an answer to its sender, and once whole, the

@@ -50,9 +50,10 @@ package enum PeerRejection: Hashable, CustomStringConvertible {
 /// when it applies is ever taken into its log. Pure; nil when the message may be stepped.
 ///
 /// It checks every entry's decoding (`ShardRequest.check`: the same refusals as applying, without copying
-/// contents and embeddings out) and restores every snapshot once more than applying it does: snapshots are rare.
+/// contents and embeddings out) and restores every snapshot's image — through `restores`, which the node points at
+/// `ShardReplica.checkSnapshot` so the restored state is kept for the install (a big image is decoded once).
 package enum PeerMessageCheck {
-    package static func check(_ m: Message, limits: ShardLimits) -> PeerRejection? {
+    package static func check(_ m: Message, limits: ShardLimits, restores: ((Snapshot) -> Bool)? = nil) -> PeerRejection? {
         for e in m.entries {
             switch e.kind {
             case .normal:
@@ -62,8 +63,9 @@ package enum PeerMessageCheck {
                 if ConfChange.decode(e.data) == nil { return .undecodableConfChange(index: e.index) }
             }
         }
-        if let s = m.snapshot, (try? ShardState.restore(from: s.data, limits: limits)) == nil {
-            return .undecodableSnapshot(index: s.metadata.index)
+        if let s = m.snapshot {
+            let ok = restores.map { $0(s) } ?? ((try? ShardState.restore(from: s.data, limits: limits)) != nil)
+            if !ok { return .undecodableSnapshot(index: s.metadata.index) }
         }
         return nil
     }
