@@ -7,6 +7,7 @@
 #
 #   scripts/bench-catchup.sh [BIN_DIR] [KEYS] [LOAD_SECONDS] [CHUNK_BYTES]
 #   defaults: .build/release 1000000 150 524288
+#   NODE_BIN=path/to/sutra-node runs the nodes from another build (A/B against an older one; the CLI stays BIN_DIR's).
 #
 # Loopback, its own data directory and ports (8400+); stops every node it started (cluster down) on exit.
 set -euo pipefail
@@ -20,7 +21,7 @@ DATA="$WORK/cluster"
 cleanup() { "$BIN/sutra" cluster down --data "$DATA" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-"$BIN/sutra" cluster up --data "$DATA" --base-port 8400 --no-auth --dimension 4 --shards 4 -- \
+"$BIN/sutra" cluster up --data "$DATA" --base-port 8400 --no-auth --dimension 4 --shards 4 --node-binary "${NODE_BIN:-$BIN/sutra-node}" -- \
     --snapshot-chunk-bytes "$CHUNK" >/dev/null
 HTTP1=8501; HTTP3=8503
 echo "==> load: $LOAD s of writes of 100 B over $KEYS keys (64 clients)"
