@@ -206,6 +206,11 @@ struct SnapshotAssembler {
             return .refused("a chunk of \(bytes.count) bytes at \(offset) of an image of \(cur.total)")
         }
         incoming[id.shard] = nil   // keeps `data` uniquely referenced while it grows
+        let needed = cur.data.count + bytes.count
+        if cur.data.capacity < needed {
+            // Doubling, but never past the image's size: an image of n bytes holds at most n.
+            cur.data.reserveCapacity(Int(min(cur.total, UInt64(max(needed, cur.data.capacity * 2)))))
+        }
         cur.data.append(contentsOf: bytes)
         bytesHeld += bytes.count
         cur.touched = now
