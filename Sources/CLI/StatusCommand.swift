@@ -101,11 +101,35 @@ struct StatusCommand: ParsableCommand {
         }
         let table = renderTable(["shard", "leader", "term", "commit", "applied", "concepts", "lag"], rows)
         print(table.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+        // Snapshots on their way to followers (a replica rebuilt, a follower behind the compacted log).
+        var streamLines: [String] = []
+        for s in shards {
+            let idx = (s["shard"] as? NSNumber)?.intValue ?? -1
+            guard let v = leaderViews[idx], let streams = v["snapshot_streams"] as? [[String: Any]] else { continue }
+            for st in streams { streamLines.append("  " + StatusCommand.streamLine(shard: idx, leader: v["leader"], st)) }
+        }
+        if !streamLines.isEmpty {
+            print("  snapshots streaming:")
+            for line in streamLines { print(line) }
+        }
         print("  transactions (records pending and intents held on the shards each node leads; counters since it started):")
         for line in txnLines.sorted() { print(line) }
         if !leaderless.isEmpty {
             print("NO LEADER for shard(s) \(leaderless.map(String.init).joined(separator: ", ")) (as seen by node \(o["node_id"] ?? "?")): their writes fail until one is elected")
             throw ExitCode(2)
         }
+    }
+
+    /// One snapshot stream as a line: `shard 2  node 1 → node 3  [########------------]  41%  28.6 of 70.1 MB  27.0 MB/s  1.5 s left`.
+    static func streamLine(shard: Int, leader: Any?, _ st: [String: Any]) -> String {
+        let done = (st["bytes_acknowledged"] as? NSNumber)?.doubleValue ?? 0
+        let total = max((st["bytes_total"] as? NSNumber)?.doubleValue ?? 0, 1)
+        let rate = (st["bytes_per_second"] as? NSNumber)?.doubleValue ?? 0
+        let fraction = min(done / total, 1)
+        let filled = Int((fraction * 20).rounded(.down))
+        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: 20 - filled)
+        let left = rate > 0 ? String(format: "%.1f s left", (total - done) / rate) : "starting"
+        let figures = String(format: "%3.0f%%  %.1f of %.1f MB  %.1f MB/s", fraction * 100, done / 1e6, total / 1e6, rate / 1e6)
+        return "shard \(shard)  node \(leader ?? "?") → node \(st["node"] ?? "?")  [\(bar)]  \(figures)  \(left)"
     }
 }

@@ -409,6 +409,11 @@ enum JSONReply {
                     "applied_index": sh.appliedIndex, "last_index": sh.lastIndex, "snapshot_index": sh.snapshotIndex,
                     "concepts": sh.concepts,
                     "replicas": sh.replicas.map { ["node": $0.node, "match_index": $0.match, "lag": $0.lag] as [String: Any] },
+                    "snapshot_streams": sh.snapshotStreams.map { st -> [String: Any] in
+                        let rate = st.seconds > 0 ? Double(st.bytesAcknowledged) / st.seconds : 0
+                        return ["node": st.node, "bytes_acknowledged": st.bytesAcknowledged, "bytes_total": st.bytesTotal,
+                                "seconds": st.seconds, "bytes_per_second": rate]
+                    },
                 ]
             },
             "transactions": [

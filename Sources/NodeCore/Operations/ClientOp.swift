@@ -98,6 +98,16 @@ public struct ShardStatus: Sendable {
     public var associations: Int = 0
     /// Filled when this node leads the shard: each follower's match index and lag behind the leader's log.
     public var replicas: [(node: NodeID, match: LogIndex, lag: UInt64)]
+    /// Snapshots this node (as leader) is streaming to followers of this shard, with their progress.
+    public var snapshotStreams: [SnapshotStreamStatus] = []
+}
+
+/// A snapshot on its way to a follower: bytes it acknowledged of the image, and for how long it has been sent.
+public struct SnapshotStreamStatus: Sendable {
+    public var node: NodeID
+    public var bytesAcknowledged: UInt64
+    public var bytesTotal: UInt64
+    public var seconds: Double
 }
 
 public struct NodeStatus: Sendable {

@@ -15,6 +15,7 @@ extension NodeCore {
                                         connected: io.isConnected(id), link: io.linkStatus(of: id)))
             }
         }
+        let streams = snapshotSender.progress()
         let shards = replicas.map { r -> ShardStatus in
             var reps: [(node: NodeID, match: LogIndex, lag: UInt64)] = []
             if r.isLeader {
@@ -27,6 +28,10 @@ extension NodeCore {
                                      commitIndex: r.raft.commitIndex, appliedIndex: r.appliedIndex, lastIndex: r.raft.lastIndex,
                                      snapshotIndex: r.snapshotIndex, concepts: r.state.conceptCount, replicas: reps)
             status.associations = r.state.associationCount
+            status.snapshotStreams = streams.filter { Int($0.shard) == r.shard }.map {
+                SnapshotStreamStatus(node: $0.peer, bytesAcknowledged: $0.acknowledged, bytesTotal: $0.total,
+                                     seconds: Double(ticks - $0.startedAt) * Double(config.tickMs) / 1000)
+            }
             return status
         }
         var status = ClusterStatus(clusterID: config.clusterID, nodeID: config.nodeID, numShards: config.numShards,

@@ -30,6 +30,16 @@ struct SnapshotSender {
         var answered = false
         var lastProgress: UInt64
         var beginSentAt: UInt64?
+        let startedAt: UInt64
+    }
+
+    /// One stream as `sutra status` shows it: bytes the receiver holds of how many, since which tick.
+    struct Progress: Equatable {
+        var peer: NodeID
+        var shard: UInt32
+        var acknowledged: UInt64
+        var total: UInt64
+        var startedAt: UInt64
     }
 
     /// The outcome of an acknowledgement.
@@ -63,9 +73,16 @@ struct SnapshotSender {
         guard let snap = m.snapshot else { preconditionFailure("only a snapshot message is streamed") }
         precondition(m.to == peer, "a stream goes to the message's recipient")
         let id = SnapshotStreamID(shard: shard, index: snap.metadata.index, term: snap.metadata.term)
-        let replaced = streams.updateValue(Outgoing(id: id, message: m, total: UInt64(snap.data.count), lastProgress: now),
+        let replaced = streams.updateValue(Outgoing(id: id, message: m, total: UInt64(snap.data.count), lastProgress: now, startedAt: now),
                                            forKey: Key(peer: peer, shard: shard)) != nil
         return replaced
+    }
+
+    /// Every stream in progress, by peer then shard.
+    func progress() -> [Progress] {
+        streams.sorted { ($0.key.peer, $0.key.shard) < ($1.key.peer, $1.key.shard) }.map {
+            Progress(peer: $0.key.peer, shard: $0.key.shard, acknowledged: $0.value.acked, total: $0.value.total, startedAt: $0.value.startedAt)
+        }
     }
 
     /// The frames due now, by peer: a begin not answered yet (again every `resendTicks`), then chunks up to the

@@ -114,6 +114,8 @@ final class SnapshotStreamsTests: XCTestCase {
         XCTAssertEqual(sender.due(now: 1).count, sender.windowChunks)
         XCTAssertEqual(sender.due(now: 1).count, 0, "the window is full until an ack")
         XCTAssertEqual(sender.ack(id, received: 2000, from: 2, now: 2), .progress)
+        XCTAssertEqual(sender.progress(), [SnapshotSender.Progress(peer: 2, shard: 0, acknowledged: 2000, total: 50_000, startedAt: 0)],
+                       "what `sutra status` shows")
         let next = sender.due(now: 2)
         XCTAssertEqual(next.count, 2)
         if case .snapshotChunk(_, let offset, _) = next.first?.frame { XCTAssertEqual(offset, 4000) } else { XCTFail() }
