@@ -104,6 +104,7 @@ struct SnapshotSender {
                 streams[key] = s
                 continue
             }
+            assert(s.acked <= s.sent && s.sent <= s.total, "stream of \(s.id): acknowledged \(s.acked), sent \(s.sent), image \(s.total)")
             let window = UInt64(windowChunks * chunkBytes)
             while s.sent < s.total, s.sent - s.acked < window {
                 let end = min(s.sent + UInt64(chunkBytes), s.total)
@@ -111,6 +112,7 @@ struct SnapshotSender {
                 out.append((key.peer, .snapshotChunk(s.id, offset: s.sent, bytes: bytes)))
                 s.sent = end
             }
+            assert(s.sent - s.acked <= UInt64(windowChunks * chunkBytes), "a stream sent past its window")
             streams[key] = s
         }
         return out
@@ -225,10 +227,11 @@ struct SnapshotAssembler {
         incoming[id.shard] = nil   // keeps `data` uniquely referenced while it grows
         let needed = cur.data.count + bytes.count
         if cur.data.capacity < needed {
-            // Doubling, but never past the image's size: an image of n bytes holds at most n.
+            // Doubling, but never asking for more than the image's size (the allocator may round it up a little).
             cur.data.reserveCapacity(Int(min(cur.total, UInt64(max(needed, cur.data.capacity * 2)))))
         }
         cur.data.append(contentsOf: bytes)
+        assert(UInt64(cur.data.count) <= cur.total, "an image grew past its size")
         bytesHeld += bytes.count
         cur.touched = now
         if UInt64(cur.data.count) == cur.total {
