@@ -355,9 +355,12 @@ final class ClientBoundsTests: XCTestCase {
     }
 
     /// Bulk loads of 768-d vectors in 1,000-item batches from several clients: the batch bodies are decoded
-    /// off the loop and no shard changes leader.
+    /// off the loop and no shard changes leader. The nodes here are debug builds, whose loop stalls while a
+    /// 1,000-vector batch applies were 134–340 ms across four full runs on 2026-12-07 — at the edge of the default
+    /// election timeout (10–20 ticks of 20 ms), where one run saw two elections. A debug build is several times
+    /// slower than the release build production runs: the nodes get 25–50 ticks; a stall past that still fails.
     func testBulkVectorLoadChangesNoLeader() throws {
-        cluster = try LocalTestCluster(nodes: 3, shards: 4, dimension: 768)
+        cluster = try LocalTestCluster(nodes: 3, shards: 4, dimension: 768, flags: ["--election-ticks", "25"])
         try cluster.startAll()
         try cluster.waitLeadersPlaced()
         let before = allTerms()
