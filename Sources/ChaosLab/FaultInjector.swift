@@ -149,7 +149,13 @@ public final class FaultInjector: @unchecked Sendable {
         awaitRecovery([n], &rec)
         let deadline = clock() + UInt64(max(options.recoveryTimeout, 5) * 1e9)
         while !cluster.caughtUp(n), clock() < deadline, !isCancelled { usleep(100_000) }
-        rec.detail += cluster.caughtUp(n) ? "; caught up" : "; not caught up within \(Int(max(options.recoveryTimeout, 5))) s"
+        if cluster.caughtUp(n) {
+            rec.detail += "; caught up"
+        } else if isCancelled {
+            rec.detail += "; the run ended before it caught up"
+        } else {
+            rec.detail += "; not caught up within \(Int(max(options.recoveryTimeout, 5))) s"
+        }
     }
 
     private func partitionFault(_ step: FaultStep, _ rec: inout FaultRecord, until: UInt64) throws {
