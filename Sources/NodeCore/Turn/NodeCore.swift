@@ -293,7 +293,7 @@ package final class NodeCore {
             if io.wireVersion(of: peer) >= PeerFrame.snapshotStreamVersion {
                 // A snapshot bigger than a chunk is streamed (`SnapshotSender`), not sealed into one frame.
                 all.removeAll { m in
-                    guard m.message.type == .snapshot, snapshotSender.streams(m.message) else { return false }
+                    guard m.message.type == .snapshot, snapshotSender.shouldStream(m.message) else { return false }
                     if !snapshotSender.start(m.message, shard: m.shard, to: peer, now: ticks) {
                         logger.info("shard \(m.shard): streaming the snapshot at \(m.message.snapshot!.metadata.index) (\(m.message.snapshot!.data.count) bytes) to node \(peer) in chunks of \(snapshotSender.chunkBytes) bytes")
                     }
@@ -358,7 +358,7 @@ package final class NodeCore {
             logger.warning("shard \(k.shard): the snapshot streamed to node \(k.peer) made no progress for \(SnapshotSender.giveUpTicks) ticks; abandoned (Raft sends it again)")
             replicas[Int(k.shard)].raft.reportSnapshot(to: k.peer, failed: true)
         }
-        _ = snapshotSender.cancel { [unowned self] s in self.replicas[Int(s)].isLeader }
+        _ = snapshotSender.cancel { s in replicas[Int(s)].isLeader }
         for id in snapshotAssembler.expire(now: ticks) {
             logger.info("\(id): the stream stopped long ago; the part received is dropped")
         }

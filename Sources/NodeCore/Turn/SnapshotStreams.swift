@@ -22,7 +22,7 @@ struct SnapshotSender {
         let id: SnapshotStreamID
         /// The whole Raft message, image included (the log's copy-on-write bytes: never copied whole here).
         let message: Message
-        let total: UInt64
+        var total: UInt64 { UInt64(message.snapshot!.data.count) }
         /// Bytes the receiver said it holds; bytes sent so far (acknowledged or not).
         var acked: UInt64 = 0
         var sent: UInt64 = 0
@@ -65,7 +65,7 @@ struct SnapshotSender {
     var count: Int { streams.count }
 
     /// Whether `m` (a snapshot message for shard `shard`) is streamed rather than sent in one frame.
-    func streams(_ m: Message) -> Bool { (m.snapshot?.data.count ?? 0) > chunkBytes }
+    func shouldStream(_ m: Message) -> Bool { (m.snapshot?.data.count ?? 0) > chunkBytes }
 
     /// Starts streaming snapshot message `m` of `shard` to `peer`; returns whether it replaced a stream to that
     /// peer for that shard (abandoned: its snapshot failed).
@@ -73,7 +73,7 @@ struct SnapshotSender {
         guard let snap = m.snapshot else { preconditionFailure("only a snapshot message is streamed") }
         precondition(m.to == peer, "a stream goes to the message's recipient")
         let id = SnapshotStreamID(shard: shard, index: snap.metadata.index, term: snap.metadata.term)
-        let replaced = streams.updateValue(Outgoing(id: id, message: m, total: UInt64(snap.data.count), lastProgress: now, startedAt: now),
+        let replaced = streams.updateValue(Outgoing(id: id, message: m, lastProgress: now, startedAt: now),
                                            forKey: Key(peer: peer, shard: shard)) != nil
         return replaced
     }
@@ -197,7 +197,7 @@ struct SnapshotAssembler {
     /// sender wants it again (its final answer was lost, or Raft did not take it), so it starts over.
     private var incoming: [UInt32: Incoming] = [:]
     /// Bytes held across every image being assembled.
-    private(set) var bytesHeld = 0
+    var bytesHeld: Int { incoming.values.reduce(0) { $0 + $1.data.count } }
 
     init(maxBytes: UInt64) { self.maxBytes = maxBytes }
 
@@ -211,7 +211,6 @@ struct SnapshotAssembler {
             incoming[id.shard] = cur
             return .ack(UInt64(cur.data.count))
         }
-        drop(shard: id.shard)
         incoming[id.shard] = Incoming(peer: peer, id: id, header: message, total: total, data: [], touched: now)
         return .ack(0)
     }
@@ -221,7 +220,7 @@ struct SnapshotAssembler {
         let have = UInt64(cur.data.count)
         guard offset == have else { return .ack(have) }
         guard !bytes.isEmpty, offset + UInt64(bytes.count) <= cur.total else {
-            drop(shard: id.shard)
+            incoming[id.shard] = nil
             return .refused("a chunk of \(bytes.count) bytes at \(offset) of an image of \(cur.total)")
         }
         incoming[id.shard] = nil   // keeps `data` uniquely referenced while it grows
@@ -232,10 +231,8 @@ struct SnapshotAssembler {
         }
         cur.data.append(contentsOf: bytes)
         assert(UInt64(cur.data.count) <= cur.total, "an image grew past its size")
-        bytesHeld += bytes.count
         cur.touched = now
         if UInt64(cur.data.count) == cur.total {
-            bytesHeld -= cur.data.count
             var m = cur.header
             m.snapshot!.data = cur.data
             return .complete(m)
@@ -247,11 +244,7 @@ struct SnapshotAssembler {
     /// Forgets images not added to for `keepTicks`; returns their names.
     mutating func expire(now: UInt64) -> [SnapshotStreamID] {
         let old = incoming.values.filter { now >= $0.touched + SnapshotAssembler.keepTicks }.map(\.id)
-        for id in old { drop(shard: id.shard) }
+        for id in old { incoming[id.shard] = nil }
         return old
-    }
-
-    private mutating func drop(shard: UInt32) {
-        if let cur = incoming.removeValue(forKey: shard) { bytesHeld -= cur.data.count }
     }
 }

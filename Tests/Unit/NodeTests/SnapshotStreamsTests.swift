@@ -22,7 +22,7 @@ final class SnapshotStreamsTests: XCTestCase {
         func chance(_ p: Double) -> Bool { Double(rng.next() % 1_000_000) / 1_000_000 < p }
         var sender = SnapshotSender(chunkBytes: chunk)
         var receiver = SnapshotAssembler(maxBytes: 1 << 30)
-        XCTAssertTrue(sender.streams(m))
+        XCTAssertTrue(sender.shouldStream(m))
         _ = sender.start(m, shard: 0, to: 2, now: 0)
         var toReceiver: [PeerFrame] = []
         var toSender: [PeerFrame] = []
