@@ -79,7 +79,7 @@ let package = Package(
         // The node's turn logic as pure code (no libuv, sockets, files or clock): shard replicas, group commit,
         // forwards, read waiters, placement, the 2PC host. The production driver and the cluster simulation run it.
         .target(name: "NodeCore", dependencies: [
-            "Raft", "WAL", "Shard", "Txn2PC", "Codec", .product(name: "Logging", package: "swift-log"),
+            "Raft", "WAL", "Shard", "Txn2PC", "Codec", "ClusterMap", .product(name: "Logging", package: "swift-log"),
         ], path: "Sources/NodeCore"),
 
         // The node process: the libuv driver around NodeCore (loop, WAL writes on the thread pool, timers, signals),
@@ -125,7 +125,7 @@ let package = Package(
         // The release number every binary prints with --version (CHANGELOG.md lists the releases).
         .target(name: "Release", path: "Sources/Release"),
         .target(name: "RaftSim", dependencies: [
-            "Raft", "Shard", "Txn2PC", "WAL", "NodeCore", "ChaosCheck", .product(name: "Logging", package: "swift-log"),
+            "Raft", "Shard", "Txn2PC", "WAL", "NodeCore", "ChaosCheck", "ClusterMap", .product(name: "Logging", package: "swift-log"),
         ], path: "Sources/RaftSim"),
         .executableTarget(name: "SimRunner", dependencies: [
             "RaftSim", "Release", .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -169,6 +169,12 @@ extension ClusterMapChange {
         case .abortMove(let s): w.u8(6); w.u16(UInt16(s))
         case .removeReplica(let s, let n): w.u8(7); w.u16(UInt16(s)); w.u64(n)
         case .setLeaderHint(let s, let n): w.u8(8); w.u16(UInt16(s)); w.u64(n)
+        case .setAddresses(let id, let peer, let client, let http):
+            w.u8(9); w.u64(id)
+            for a in [peer, client, http] {
+                let b = Array(a.utf8.prefix(ClusterMap.maxAddressBytes))
+                w.u8(UInt8(b.count)); w.raw(b)
+            }
         }
         return w.bytes
     }
@@ -194,6 +200,11 @@ extension ClusterMapChange {
                 case 6: change = .abortMove(shard: Int(try r.u16()))
                 case 7: change = .removeReplica(shard: Int(try r.u16()), node: try r.u64())
                 case 8: change = .setLeaderHint(shard: Int(try r.u16()), node: try r.u64())
+                case 9:
+                    let id = try r.u64()
+                    let peer = try ClusterMap.string(&r, max: ClusterMap.maxAddressBytes)
+                    let client = try ClusterMap.string(&r, max: ClusterMap.maxAddressBytes)
+                    change = .setAddresses(node: id, peer: peer, client: client, http: try ClusterMap.string(&r, max: ClusterMap.maxAddressBytes))
                 case let k: return .failure(.invalid("unknown change kind \(k) (written by a newer release?)"))
                 }
                 guard r.remaining == 0 else { return .failure(.invalid("\(r.remaining) unexpected bytes")) }

@@ -34,6 +34,14 @@ extension ClusterMap {
         return .success(map)
     }
 
+    /// The map a cluster of today's shape starts from, computed alike by every node from what they must agree
+    /// on (the cluster id, the node ids, the shard count): every node holds every shard (replication = the node
+    /// count), addresses not yet announced (`ClusterMapChange.setAddresses` fills them in).
+    public static func bootstrap(clusterID: String, nodeIDs: [UInt64], shardCount: Int) -> Result<ClusterMap, ClusterMapRefusal> {
+        create(clusterID: clusterID, nodes: nodeIDs.map { Node(id: $0, peerAddress: "", clientAddress: "", httpAddress: "") },
+               shardCount: shardCount, replication: nodeIDs.count)
+    }
+
     /// One replica move a rebalancer may start now.
     public struct PlannedMove: Sendable, Equatable, CustomStringConvertible {
         public var shard: Int

@@ -51,6 +51,9 @@ public struct ClusterMap: Sendable, Equatable {
             self.httpAddress = httpAddress
             self.state = state
         }
+
+        /// Whether the node has not announced where it listens yet (every address empty).
+        public var addressesUnknown: Bool { peerAddress.isEmpty && clientAddress.isEmpty && httpAddress.isEmpty }
     }
 
     /// A replica move in flight for one shard: `to` joins as a learner, catches up, is promoted, then `from` (if

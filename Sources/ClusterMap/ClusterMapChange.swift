@@ -24,6 +24,9 @@ public enum ClusterMapChange: Sendable, Equatable {
     case removeReplica(shard: Int, node: UInt64)
     /// Who leads the shard now, as a routing hint.
     case setLeaderHint(shard: Int, node: UInt64)
+    /// Where a member node listens (`host:port` each), as it announces itself: a cluster's first map knows
+    /// its nodes' ids only, and a node that moved to another address says so. Refused for a removed node.
+    case setAddresses(node: UInt64, peer: String, client: String, http: String)
 }
 
 /// Why a change (or a new map) was refused; the map is unchanged. `reason` is for the operator, e.g.
@@ -57,6 +60,7 @@ extension ClusterMap {
                 return nodes[n.id]!.state == .removed ? "node id \(n.id) belonged to a removed node; ids are never reused" : "node \(n.id) is already a member"
             }
             guard nodes.count < ClusterMap.maxNodes else { return "the cluster already has \(ClusterMap.maxNodes) nodes" }
+            guard !n.addressesUnknown else { return "node \(n.id) needs its peer, client and HTTP addresses" }
             if let why = ClusterMap.addressProblem(n) { return why }
             var joining = n
             joining.state = .joining
@@ -158,6 +162,15 @@ extension ClusterMap {
             shards[s] = p
             return nil
 
+        case .setAddresses(let id, let peer, let client, let http):
+            guard let n = nodes[id] else { return "node \(id) is not a member" }
+            guard n.state != .removed else { return "node \(id) was removed" }
+            let announced = Node(id: id, peerAddress: peer, clientAddress: client, httpAddress: http, state: n.state)
+            guard !announced.addressesUnknown else { return "node \(id) announces no address" }
+            if let why = ClusterMap.addressProblem(announced) { return why }
+            nodes[id] = announced
+            return nil
+
         case .setLeaderHint(let s, let node):
             if let why = shardIndexProblem(s) { return why }
             guard shards[s].voters.contains(node) else { return "node \(node) holds no voting replica of shard \(s)" }
@@ -166,7 +179,10 @@ extension ClusterMap {
         }
     }
 
+    /// Why `n`'s addresses are unusable, or nil. A node whose three addresses are all empty has not announced
+    /// them yet (a new cluster's map knows ids only) and passes.
     static func addressProblem(_ n: Node) -> String? {
+        if n.addressesUnknown { return nil }
         for (name, a) in [("peer", n.peerAddress), ("client", n.clientAddress), ("HTTP", n.httpAddress)] {
             let b = a.utf8
             guard !b.isEmpty, b.count <= maxAddressBytes else { return "node \(n.id)'s \(name) address is empty or longer than \(maxAddressBytes) bytes" }

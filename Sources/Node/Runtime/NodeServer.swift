@@ -133,21 +133,23 @@ public final class NodeServer {
         logger.info("opened \(config.numShards) shards from \(config.dataDir) (\(restored) concepts from snapshots)")
     }
 
-    /// Every shard's log from the WAL; a shard seen for the first time gets the cluster's membership.
+    /// Every shard's log from the WAL, and the meta group's (WAL group = the shard count); a group seen for the
+    /// first time gets the cluster's membership (a directory of a release before the meta group gets the meta
+    /// group's here, like a new one).
     private func openLogs() throws -> [GroupLog] {
-        let existing = engine.groupIDs
+        let existing = engine.groupIDs.filter { $0 != UInt64(config.numShards) }
         if !existing.isEmpty && existing != (0..<UInt64(config.numShards)).map({ $0 }) {
             throw ConfigurationRefusal("--shards \(config.numShards) but data directory \(config.dataDir) holds shards \(existing.first!)…\(existing.last!) (\(existing.count)); the shard count is fixed when a cluster is created")
         }
         var initial = WriteBatch()
-        for s in 0..<config.numShards {
-            let log = engine.group(UInt64(s))
+        for g in 0...config.numShards {
+            let log = engine.group(UInt64(g))
             if log.snapshotMetadata.confState.isEmpty && log.lastIndex() == 0 {
-                initial.setInitialMembership(group: UInt64(s), NodeCore.initialMembership(config))
+                initial.setInitialMembership(group: UInt64(g), NodeCore.initialMembership(config))
             }
         }
         if !initial.isEmpty { try engine.write(initial) }
-        return (0..<config.numShards).map { engine.group(UInt64($0)) }
+        return (0...config.numShards).map { engine.group(UInt64($0)) }
     }
 
     var vectorDirectory: String { config.dataDir + "/vectors" }

@@ -96,8 +96,18 @@ extension NodeCore {
             let best = candidates.max { (r.raft.progressState(of: $0)?.match ?? 0) < (r.raft.progressState(of: $1)?.match ?? 0) }
             if let best { try? r.raft.transferLeadership(to: best) }
         }
+        // The meta group's leadership too (no peer of an older release runs the meta group).
+        // Waited for only while a peer can take it.
+        let metaCandidates = candidates.filter { io.wireVersion(of: $0) >= PeerFrame.metaGroupVersion }
+        if meta.isLeader, !metaCandidates.isEmpty {
+            leading += 1
+            if meta.raft.leadTransferee == noNode,
+               let best = metaCandidates.max(by: { (meta.raft.progressState(of: $0)?.match ?? 0) < (meta.raft.progressState(of: $1)?.match ?? 0) }) {
+                try? meta.raft.transferLeadership(to: best)
+            }
+        }
         if leading == 0 || ticks >= shutdownDeadline {
-            if leading > 0 { logger.warning("stopping while still leading \(leading) shard(s): no peer took over in time") }
+            if leading > 0 { logger.warning("stopping while still leading \(leading) group(s): no peer took over in time") }
             finalStop()
         }
     }

@@ -25,11 +25,11 @@ extension NodeCore {
             }
         case .heartbeats(let beats):
             for h in beats {
-                guard Int(h.shard) < replicas.count else {
+                guard Int(h.shard) <= metaGroup else {
                     refused(.misaddressed, shard: h.shard, from: peer, detail: "a heartbeat")
                     continue
                 }
-                if let why = replicas[Int(h.shard)].raft.step(h.message(from: peer, to: config.nodeID)) {
+                if let why = groupRaft(Int(h.shard)).step(h.message(from: peer, to: config.nodeID)) {
                     refused(.raft(why), shard: h.shard, from: peer, detail: "a heartbeat at term \(h.term)")
                 }
             }
@@ -54,9 +54,17 @@ extension NodeCore {
     /// One Raft message from `peer`: checked (addressed here, every entry and snapshot image applicable), then
     /// stepped into its shard's core.
     private func step(_ m: ShardMessage, from peer: NodeID) {
-        guard Int(m.shard) < replicas.count, m.message.from == peer, m.message.to == config.nodeID else {
+        guard Int(m.shard) <= metaGroup, m.message.from == peer, m.message.to == config.nodeID else {
             refused(.misaddressed, shard: m.shard, from: peer,
                     detail: "a message for shard \(m.shard) from \(m.message.from) to \(m.message.to)")
+            return
+        }
+        if Int(m.shard) == metaGroup {
+            if let why = meta.check(m.message) {
+                refused(why, shard: m.shard, from: peer, detail: "meta-group \(m.message.type) at term \(m.message.term)")
+            } else if let why = meta.raft.step(m.message) {
+                refused(.raft(why), shard: m.shard, from: peer, detail: "meta-group \(m.message.type) at term \(m.message.term)")
+            }
             return
         }
         // Nothing this node could not apply enters its log: check every entry and snapshot first.
@@ -114,9 +122,20 @@ extension NodeCore {
         let reply: (ForwardResult) -> Void = { [weak self] result in
             _ = self?.io.send(.forwardReply(incarnation: incarnation, id: id, result), to: peer)
         }
+        if case .mapChange(let change) = op {
+            guard Int(shard) == metaGroup else {
+                refused(.malformedForward("a map change for shard \(shard)"), shard: shard, from: peer, detail: "a forwarded map change")
+                reply(.failed(.rejected("a map change goes to the meta group (\(metaGroup)), not shard \(shard)")))
+                return
+            }
+            serveMapChange(change, reply: reply)
+            return
+        }
         guard Int(shard) < replicas.count else { reply(.failed(.rejected("no shard \(shard)"))); return }
         let r = replicas[Int(shard)]
         switch op {
+        case .mapChange:
+            preconditionFailure("served above")
         case .propose(let req):
             r.propose(req) { result in
                 switch result {
@@ -266,8 +285,8 @@ extension NodeCore {
         }
     }
 
-    private func forward(_ op: ForwardOp, shard s: Int, _ done: @escaping (ForwardResult) -> Void) {
-        let leader = replicas[s].raft.leader
+    func forward(_ op: ForwardOp, shard s: Int, _ done: @escaping (ForwardResult) -> Void) {
+        let leader = groupRaft(s).leader
         guard leader != noNode, leader != config.nodeID else {
             done(.failed(NodeCore.noLeader(s)))
             return

@@ -1,3 +1,4 @@
+import ClusterMap
 import Logging
 import Raft
 import Shard
@@ -25,7 +26,10 @@ package final class NodeCore {
     package let logger: Logger
     let io: NodeIO
     package private(set) var replicas: [ShardReplica] = []
-    /// The durable logs the replicas read (the driver applies each completed write to them).
+    /// This node's replica of the meta group, whose state is the cluster map (`MetaReplica`).
+    package private(set) var meta: MetaReplica!
+    /// The durable logs the replicas read, shard `s` at `s` and the meta group's last (the driver applies each
+    /// completed write to them).
     let logs: [GroupLog]
     package let metrics: NodeMetrics
     let limits: ShardLimits
@@ -62,6 +66,9 @@ package final class NodeCore {
     /// it every 10 ticks): an announcement that arrives late cannot bar a healthy peer from leading for good.
     var drainingHeard: [NodeID: UInt64] = [:]
     static let drainingMemoryTicks: UInt64 = 40
+    /// A map change this node proposed by itself (`tellTheMap`) is in flight; when it last said it leads each shard.
+    var mapChangeInFlight = false
+    var leaderHintToldAt: [Int: UInt64] = [:]
     /// Ticks until each shard this node should lead may start an election early (spreads leaders at start).
     var startupCampaign: [Int: Int] = [:]
     /// Cross-shard transactions this node coordinates (as leader of their record shards).
@@ -88,11 +95,12 @@ package final class NodeCore {
     /// How long a linearizable read waits for the transactions holding intents on what it reads.
     static let txnReadWaitTicks: UInt64 = 250
 
-    /// Opens every shard over its durable log. `logs[s]` is shard `s`'s log (the WAL's view in production, a
-    /// memory store in the simulation); a shard seen for the first time must already hold the cluster's
-    /// initial membership. `incarnation` must differ from every earlier process of this node (nonzero).
+    /// Opens every shard and the meta group over its durable log. `logs[s]` is shard `s`'s log (the WAL's view
+    /// in production, a memory store in the simulation) and `logs[numShards]` the meta group's; a group seen for
+    /// the first time must already hold the cluster's initial membership. `incarnation` must differ from every
+    /// earlier process of this node (nonzero).
     package init(config: NodeConfig, logs: [GroupLog], vectors: ConceptVectors, io: NodeIO, incarnation: UInt64, logger: Logger) throws {
-        precondition(logs.count == config.numShards, "one log per shard")
+        precondition(logs.count == config.numShards + 1, "one log per shard, and the meta group's")
         precondition(incarnation != 0, "incarnation 0 is reserved")
         self.config = config
         self.logger = logger
@@ -123,6 +131,13 @@ package final class NodeCore {
             replicas.append(replica)
             if preferredLeader(of: s) == config.nodeID { startupCampaign[s] = 2 }
         }
+        var mc = RaftConfig(id: config.nodeID, seed: config.nodeID &* 0x9E37_79B9 &+ 0x4D45_5441 &+ incarnation &* 0x2545_F491)
+        mc.electionTick = config.electionTicks
+        mc.heartbeatTick = 1
+        meta = try MetaReplica(group: config.numShards, raftConfig: mc, log: logs[config.numShards], bootstrap: NodeCore.bootstrapMap(config))
+        // Like a shard's preferred leader, the lowest node id campaigns for the meta group early: every node then
+        // takes part in its first election (a blank replica that first hears a leader must abstain until rejoined).
+        if config.peers.keys.min() == config.nodeID { startupCampaign[config.numShards] = 2 }
         var t = TxnTimeouts()
         t.intentTicks = max(1, config.txnIntentTimeoutMs / config.tickMs)
         t.prepareTicks = max(1, config.txnPrepareTimeoutMs / config.tickMs)
@@ -160,6 +175,13 @@ package final class NodeCore {
                 else { startupCampaign[r.shard] = left - 1 }
             }
         }
+        meta.raft.tick()
+        if let left = startupCampaign[metaGroup] {
+            if meta.raft.leader != noNode { startupCampaign[metaGroup] = nil }
+            else if left <= 0 { meta.raft.campaign(); startupCampaign[metaGroup] = nil }
+            else { startupCampaign[metaGroup] = left - 1 }
+        }
+        if ticks % 25 == 0 { tellTheMap() }
         coordinator.tick()
         recovery.tick()
         for w in waiters.expireIntentWaiters(ticks: ticks) {
@@ -194,6 +216,8 @@ package final class NodeCore {
                 commit.saveSnapshot(shard: r.shard, snap)
             }
         }
+        queue(meta.raft.takeImmediateMessages(), shard: metaGroup)
+        if let snap = meta.takeSnapshotIfDue() { commit.saveSnapshot(shard: metaGroup, snap) }
         if !commit.writeInFlight { planWrite() }
         flushOutgoing()
     }
@@ -236,6 +260,7 @@ package final class NodeCore {
     private func planWrite() {
         var readies: [(shard: Int, ready: Ready)] = []
         for r in replicas where r.raft.hasReady() { readies.append((r.shard, r.raft.ready())) }
+        if meta.raft.hasReady() { readies.append((metaGroup, meta.raft.ready())) }
         let plan = commit.plan(readies, log: { self.logs[$0] })
         finish(plan.finishNow)
         for c in plan.callbacksNow { c() }
@@ -246,6 +271,7 @@ package final class NodeCore {
     private func finish(_ readies: [(shard: Int, ready: Ready)]) {
         for (s, rd) in readies {
             queue(rd.messages, shard: s)
+            if s == metaGroup { meta.finish(rd); continue }
             replicas[s].finish(rd)
             wakeAppliedWaiters(s)
             // Hot path: only gather the shard's intents when a read waits on them.
@@ -280,7 +306,7 @@ package final class NodeCore {
 
     private func queue(_ msgs: [Message], shard: Int) {
         for m in msgs {
-            if m.type == .append, !m.entries.isEmpty {
+            if m.type == .append, !m.entries.isEmpty, shard != metaGroup {
                 diskHealth.sentAppend(to: m.to, shard: shard, lastIndex: m.index + LogIndex(m.entries.count), now: now)
             }
             outgoing[m.to, default: []].append(ShardMessage(shard: UInt32(shard), message: m))
@@ -290,10 +316,16 @@ package final class NodeCore {
     private func flushOutgoing() {
         for peer in outgoing.keys.sorted() {
             guard var all = outgoing[peer], !all.isEmpty else { continue }
+            let version = io.wireVersion(of: peer)
+            if version > 0, version < PeerFrame.metaGroupVersion {
+                // A peer of an older release has no meta group: its messages are not sent (lost, to Raft).
+                all.removeAll { $0.shard == UInt32(metaGroup) }
+                if all.isEmpty { continue }
+            }
             if io.wireVersion(of: peer) >= PeerFrame.snapshotStreamVersion {
                 // A snapshot bigger than a chunk is streamed (`SnapshotSender`), not sealed into one frame.
                 all.removeAll { m in
-                    guard m.message.type == .snapshot, snapshotSender.shouldStream(m.message) else { return false }
+                    guard m.message.type == .snapshot, Int(m.shard) != metaGroup, snapshotSender.shouldStream(m.message) else { return false }
                     if !snapshotSender.start(m.message, shard: m.shard, to: peer, now: ticks) {
                         logger.info("shard \(m.shard): streaming the snapshot at \(m.message.snapshot!.metadata.index) (\(m.message.snapshot!.data.count) bytes) to node \(peer) in chunks of \(snapshotSender.chunkBytes) bytes")
                     }
@@ -311,16 +343,16 @@ package final class NodeCore {
                     return false
                 }
                 if !beats.isEmpty, !io.send(.heartbeats(beats), to: peer) {
-                    for s in Set(beats.map(\.shard)).sorted() { replicas[Int(s)].raft.reportUnreachable(peer) }
+                    for s in Set(beats.map(\.shard)).sorted() { groupRaft(Int(s)).reportUnreachable(peer) }
                 }
                 if msgs.isEmpty { continue }
             }
             for chunk in splitIntoFrames(msgs, peer: peer) {
                 let sent = io.send(.raft(chunk), to: peer)
                 for m in chunk where m.message.type == .snapshot {
-                    replicas[Int(m.shard)].raft.reportSnapshot(to: peer, failed: !sent)
+                    groupRaft(Int(m.shard)).reportSnapshot(to: peer, failed: !sent)
                 }
-                if !sent { for s in Set(chunk.map(\.shard)).sorted() { replicas[Int(s)].raft.reportUnreachable(peer) } }
+                if !sent { for s in Set(chunk.map(\.shard)).sorted() { groupRaft(Int(s)).reportUnreachable(peer) } }
             }
         }
         outgoing.removeAll(keepingCapacity: true)
@@ -384,7 +416,7 @@ package final class NodeCore {
             let n = PeerFrame.encodedSize(m.message)
             if n > budget {
                 metrics.peerOversizedMessages += 1
-                if m.message.type == .snapshot { replicas[Int(m.shard)].raft.reportSnapshot(to: peer, failed: true) }
+                if m.message.type == .snapshot { groupRaft(Int(m.shard)).reportSnapshot(to: peer, failed: true) }
                 if oversizeLog.shouldLog(peer: NodeID(m.shard), now: now).log {
                     logger.error("shard \(m.shard): a \(m.message.type) of \(n) bytes for node \(peer) exceeds the peer frame limit of \(config.maxPeerFrameBytes) bytes (--peer-max-frame-bytes) and is not sent; node \(peer) cannot catch up on this shard until the limit is raised on every node")
                 }
@@ -409,5 +441,6 @@ package final class NodeCore {
     /// Fails every pending proposal and read (the node is stopping).
     func failEverything(_ why: String) {
         for r in replicas { r.failAll(.unavailable(why)) }
+        meta.failAll(why)
     }
 }

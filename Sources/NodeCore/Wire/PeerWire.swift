@@ -1,3 +1,4 @@
+import ClusterMap
 import Codec
 import Raft
 import Shard
@@ -42,11 +43,15 @@ package enum PeerFrame: Equatable {
     /// 3: forwards and their replies carry the asking process's incarnation (kinds 6 and 7; kinds 3 and 4 are
     /// still read and sent to older peers, with incarnation 0). 4: + the configuration frame (kind 8).
     /// 5: + the draining announcement (kind 9). 6: + forwarded cross-shard writes (forward op 3), so any node
-    /// answers a client's transaction. 7: + streamed snapshots (kinds 10–12).
+    /// answers a client's transaction. 7: + streamed snapshots (kinds 10–12). 8: + the meta group (Raft
+    /// messages of "shard" = the shard count carry the cluster map's group) and forwarded map changes (forward
+    /// op 4).
     /// A link speaks the lower of the two ends' maximum versions, so a rolling upgrade never sends a frame
     /// the older node does not know.
     package static let minVersion: UInt32 = 1
-    package static let maxVersion: UInt32 = 7
+    package static let maxVersion: UInt32 = 8
+    /// The first wire version whose nodes run the meta group: its messages and map changes go to such peers only.
+    package static let metaGroupVersion: UInt32 = 8
     /// The first wire version that streams big snapshots in chunks; an older peer gets them in one frame.
     package static let snapshotStreamVersion: UInt32 = 7
     /// The first wire version whose nodes apply backup fences (release 0.2): a backup is refused while a
@@ -178,6 +183,9 @@ package enum ForwardOp: Equatable {
     /// Version 6: coordinate a client's cross-shard write whose record shard is the frame's shard (the asking
     /// node does not lead it); the reply is the transaction's outcome.
     case transaction(ForwardedTransaction)
+    /// Version 8: propose a change of the cluster map to the meta group's leader (the frame's shard is the
+    /// meta group's: the shard count); the reply's value is the map's version after it.
+    case mapChange(ClusterMapChange)
 }
 
 /// A client's cross-shard write, forwarded to the leader of its record shard: the parts (plain commands per
@@ -255,6 +263,10 @@ extension PeerFrame {
                     let b = ShardRequest(clientID: 0, sequence: 0, command: .batch(part.commands)).encode()
                     w.u32(UInt32(b.count)); w.raw(b)
                 }
+            case .mapChange(let c):
+                w.u8(4)
+                let b = c.encode()
+                w.u32(UInt32(b.count)); w.raw(b)
             }
         case .heartbeats(let hbs):
             w.u8(5)
@@ -387,6 +399,12 @@ extension PeerFrame {
                     }
                     frame = .forward(incarnation: incarnation, id: id, shard: shard,
                                      op: .transaction(ForwardedTransaction(parts: parts, clientID: client, sequence: sequence, ackedBelow: acked)))
+                case 4:
+                    let b = try r.bytes(Int(try r.u32()))
+                    switch ClusterMapChange.decode(b) {
+                    case .success(let c): frame = .forward(incarnation: incarnation, id: id, shard: shard, op: .mapChange(c))
+                    case .failure(let e): throw PeerWireError(description: "forwarded map change: \(e)")
+                    }
                 case let t: throw PeerWireError(description: "unknown forward op \(t)")
                 }
             case 4, 7:

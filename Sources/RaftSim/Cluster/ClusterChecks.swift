@@ -1,6 +1,7 @@
 import Dispatch
 import Synchronization
 import ChaosCheck
+import ClusterMap
 import NodeCore
 import Raft
 import Shard
@@ -17,8 +18,55 @@ import Shard
 /// - every replica of a shard holds the same state;
 /// - every online backup taken holds no half transaction: across its shard images, an out-edge exists exactly
 ///   when its in-edge does, with the same confidence (every association spans two shards: one transaction);
-/// - no backup fence is left raised once settled.
+/// - no backup fence is left raised once settled;
+/// - the meta group's state machine is safe: every replica that applied the cluster map to a version holds the
+///   same map at that version, and once settled every node holds the same map, naming every node's addresses.
 struct ClusterChecks {
+    /// The cluster map each version was first seen applied at, and the version each node last showed.
+    private var mapAt: [UInt64: ClusterMap] = [:]
+    private var mapVersionSeen: [NodeID: UInt64] = [:]
+
+    /// Compares the map `node` applied with the map any other replica applied at the same version (called after
+    /// every turn; cheap unless the version moved).
+    mutating func observeMap(_ map: ClusterMap, node: NodeID) -> String? {
+        guard mapVersionSeen[node] != map.version else { return nil }
+        mapVersionSeen[node] = map.version
+        if let first = mapAt[map.version] {
+            if first != map { return "node \(node) applied cluster map version \(map.version) as \(map), another replica as \(first)" }
+        } else {
+            mapAt[map.version] = map
+        }
+        return nil
+    }
+
+    /// Once settled: one map everywhere (within 300 ticks: a leader moved by the rebalancer since is told to the
+    /// map), every node's addresses announced in it, and every shard's leader hint naming its leader.
+    func checkMaps(_ sim: ClusterSimulation) {
+        func live() -> [(NodeID, ClusterMap)] { sim.nodes.compactMap { n in n.core.map { (n.id, $0.clusterMap) } } }
+        func agreed() -> Bool {
+            let maps = live().map(\.1)
+            guard let m = maps.first, maps.allSatisfy({ $0 == m }) else { return false }
+            return (0..<m.shardCount).allSatisfy { s in sim.leader(of: s).map { m.shards[s].leaderHint == $0.id } ?? false }
+        }
+        let end = sim.now + 300 * ClusterSimulation.unitsPerTick
+        while !agreed(), sim.now < end, !sim.failed { sim.step(faults: false) }
+        let maps = live()
+        guard let (_, first) = maps.first else { return }
+        for s in 0..<first.shardCount {
+            if let l = sim.leader(of: s), first.shards[s].leaderHint != l.id {
+                sim.fail("settled, but the cluster map (version \(first.version)) names node \(first.shards[s].leaderHint) as shard \(s)'s leader, not node \(l.id)")
+                return
+            }
+        }
+        for (id, m) in maps where m != first {
+            sim.fail("settled, but node \(id) holds cluster map version \(m.version) and node \(maps[0].0) version \(first.version)")
+            return
+        }
+        if let silent = first.nodes.values.first(where: \.addressesUnknown) {
+            sim.fail("settled, but node \(silent.id) never announced its addresses in the cluster map (version \(first.version))")
+        }
+    }
+
     /// Decisions seen applied (true: commit).
     private(set) var decisions: [TxnID: Bool] = [:]
 
@@ -55,6 +103,8 @@ struct ClusterChecks {
             if let floor, value < floor {
                 return "\(who): a forwarded read of shard \(shard) was given index \(value), below the commit index \(floor) known when it was sent"
             }
+        case .mapChange:
+            break   // the meta group's replicas are compared by `checkClusterMaps`
         case .transaction(let t):
             // Committed: the record shard must have decided this very transaction (its session's id) to commit.
             guard t.clientID != 0 else { break }
@@ -163,6 +213,8 @@ struct ClusterChecks {
         checkPaths(w, sim)
         guard !sim.failed else { return }
         checkReplicas(sim, w)
+        guard !sim.failed else { return }
+        checkMaps(sim)
         guard !sim.failed else { return }
         let result = Linearizability.checkWithFinalReads(w.operations, finals: w.finals, timeLimit: .seconds(20))
         switch result.verdict {

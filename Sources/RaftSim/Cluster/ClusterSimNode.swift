@@ -44,7 +44,8 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
     private func writeInitialMembership() {
         var initial = WriteBatch()
         let voters = ConfState(voters: (1...NodeID(sim.config.nodes)).map { $0 })
-        for s in 0..<sim.config.shards { initial.setInitialMembership(group: UInt64(s), voters) }
+        // The shards' groups and the meta group's (group = the shard count).
+        for g in 0...sim.config.shards { initial.setInitialMembership(group: UInt64(g), voters) }
         store.complete(store.prepare(initial))
     }
 
@@ -53,7 +54,7 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
         precondition(core == nil, "node \(id) is already running")
         precondition(incarnation != self.incarnation && incarnation != 0, "every process has a new incarnation")
         self.incarnation = incarnation
-        let logs = (0..<sim.config.shards).map { store.group(UInt64($0)) }
+        let logs = (0...sim.config.shards).map { store.group(UInt64($0)) }
         do {
             core = try NodeCore(config: sim.nodeConfig(id), logs: logs, vectors: ConceptVectors(dimension: ClusterSimulation.dimension),
                                 io: self, incarnation: incarnation, logger: sim.logger(node: id))
@@ -94,11 +95,11 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
     /// durable; a crash then finds it blank again, and the fault budget must still count it as down).
     func noticeCaughtUp() {
         guard lostState, let core else { return }
-        let durable = (0..<sim.config.shards).allSatisfy { s in
+        let durable = (0...sim.config.shards).allSatisfy { s in
             let g = store.group(UInt64(s))
             return g.hardState.term > 0 && g.hardState.vote != RaftNode.abstainVote && g.lastIndex() > 0
         }
-        if durable, core.replicas.allSatisfy(\.raft.hasCaughtUp) {
+        if durable, core.replicas.allSatisfy(\.raft.hasCaughtUp), core.meta.raft.hasCaughtUp {
             lostState = false
             sim.note("node \(id) caught up after its wipe")
         }

@@ -219,6 +219,15 @@ public final class ClusterSimulation {
                      + "last \(r.lastIndex) (term \(r.term(at: r.lastIndex) ?? 0)) committed \(r.commitIndex) leader \(r.leader)")
             }
         }
+        if !nodes.contains(where: { $0.core?.meta.isLeader == true }) {
+            left.append("the meta group has no leader")
+            for n in nodes {
+                guard let r = n.core?.meta.raft else { continue }
+                note("  meta node \(n.id): \(r.role) term \(r.term) vote \(r.isAbstaining ? "abstaining" : String(r.vote)) last \(r.lastIndex) committed \(r.commitIndex) leader \(r.leader)")
+            }
+        } else {
+            for n in nodes { if let c = n.core { left.append("meta node \(n.id): applied \(c.meta.appliedIndex) map v\(c.clusterMap.version) leader \(c.meta.raft.leader)") } }
+        }
         fail("not settled \(config.settleTicks) ticks after healing: " + left.prefix(6).joined(separator: "; "))
     }
 
@@ -237,6 +246,12 @@ public final class ClusterSimulation {
             }
             if l.raft.commitIndex < l.raft.lastIndex { return false }
         }
+        // The meta group too: a leader every replica caught up with, every node's addresses in the map.
+        guard let m = nodes.compactMap({ $0.core?.meta }).filter(\.isLeader).max(by: { $0.raft.term < $1.raft.term }) else { return false }
+        for n in nodes {
+            guard let r = n.core?.meta, r.appliedIndex >= m.raft.commitIndex, r.raft.leader == m.raft.id else { return false }
+        }
+        if m.raft.commitIndex < m.raft.lastIndex || m.map.nodes.values.contains(where: \.addressesUnknown) { return false }
         return nodes.allSatisfy { $0.core?.hasIndexWork == false }
     }
 
@@ -268,6 +283,7 @@ public final class ClusterSimulation {
             guard let core = n.core else { continue }
             core.indexVectors(until: .now + .seconds(3600))
             core.endOfTurn(now: nanos)
+            if let why = checks.observeMap(core.clusterMap, node: n.id) { fail(why) }
         }
         checkGracefulStop()
         now += 1
@@ -534,7 +550,7 @@ public final class ClusterSimulation {
     }
 
     func forwardSent(_ op: ForwardOp, shard: Int) -> UInt64 {
-        let highest = nodes.compactMap { $0.core?.replicas[shard].raft.hardState.commit }.max() ?? 0
+        let highest = nodes.compactMap { n in n.core.map { shard < $0.replicas.count ? $0.replicas[shard].raft.hardState.commit : $0.meta.raft.hardState.commit } }.max() ?? 0
         return checks.forwardSent(op, highestCommit: highest)
     }
 
