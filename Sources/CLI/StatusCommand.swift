@@ -68,8 +68,22 @@ struct StatusCommand: ParsableCommand {
             return
         }
         print("cluster \(o["cluster_id"] ?? "?"): \(nodes.count) nodes, \(o["num_shards"] ?? "?") shards, dimension \(o["dimension"] ?? "?") (as seen by node \(o["node_id"] ?? "?"))")
+        // The cluster map (the meta group's state), when the node runs one: node states and shard placement.
+        let map = o["map"] as? [String: Any]
+        var stateOf: [Int: String] = [:]
+        for n in map?["nodes"] as? [[String: Any]] ?? [] {
+            if let id = (n["id"] as? NSNumber)?.intValue, let st = n["state"] as? String { stateOf[id] = st }
+        }
+        var placement: [Int: [String: Any]] = [:]
+        for p in map?["shards"] as? [[String: Any]] ?? [] { if let i = (p["shard"] as? NSNumber)?.intValue { placement[i] = p } }
         for n in nodes {
-            print("  node \(n["id"] ?? "?")  sdk \(n["client_address"] ?? "")  http \(n["http_address"] ?? "")  \((n["connected"] as? Bool) == true ? "connected" : "UNREACHABLE")")
+            let id = (n["id"] as? NSNumber)?.intValue ?? 0
+            print("  node \(n["id"] ?? "?")  \(stateOf[id] ?? "")\(stateOf[id] == nil ? "" : "  ")sdk \(n["client_address"] ?? "")  http \(n["http_address"] ?? "")  \((n["connected"] as? Bool) == true ? "connected" : "UNREACHABLE")")
+        }
+        if let map {
+            let g = map["meta_group"] as? [String: Any]
+            let leader = (g?["leader"] as? NSNumber)?.intValue ?? 0
+            print("  cluster map version \(map["version"] ?? "?"), replication \(map["replication"] ?? "?"); meta group \(leader == 0 ? "WITHOUT A LEADER (the map cannot change)" : "led by node \(leader)") (term \(g?["term"] ?? "?"))")
         }
         // Each shard's replica lag is known by its leader: ask the leader's node for the shards it leads.
         var leaderViews: [Int: [String: Any]] = [:]
@@ -97,9 +111,9 @@ struct StatusCommand: ParsableCommand {
             let lag = (v["replicas"] as? [[String: Any]] ?? []).map { "n\($0["node"] ?? "?"):\($0["lag"] ?? "?")" }.joined(separator: " ")
             let leader = (v["leader"] as? NSNumber)?.intValue ?? 0
             rows.append(["\(idx)", leader == 0 ? "NONE" : "\(leader)", "\(v["term"] ?? "?")", "\(v["commit_index"] ?? "?")",
-                         "\(v["applied_index"] ?? "?")", "\(v["concepts"] ?? "?")", lag.isEmpty ? "?" : lag])
+                         "\(v["applied_index"] ?? "?")", "\(v["concepts"] ?? "?")", StatusCommand.replicas(placement[idx]), lag.isEmpty ? "?" : lag])
         }
-        let table = renderTable(["shard", "leader", "term", "commit", "applied", "concepts", "lag"], rows)
+        let table = renderTable(["shard", "leader", "term", "commit", "applied", "concepts", "replicas", "lag"], rows)
         print(table.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
         // Snapshots on their way to followers (a replica rebuilt, a follower behind the compacted log).
         var streamLines: [String] = []
@@ -118,6 +132,18 @@ struct StatusCommand: ParsableCommand {
             print("NO LEADER for shard(s) \(leaderless.map(String.init).joined(separator: ", ")) (as seen by node \(o["node_id"] ?? "?")): their writes fail until one is elected")
             throw ExitCode(2)
         }
+    }
+
+    /// A shard's replicas as the map places them: voters, learners marked `+N (learner)`, a move in flight
+    /// (`2,3,4 (moving 1→4: catching_up)`); `?` when the node runs no map.
+    static func replicas(_ p: [String: Any]?) -> String {
+        guard let p else { return "?" }
+        let ids = { (k: String) in ((p[k] as? [Any]) ?? []).map { "\($0)" } }
+        var text = (ids("voters") + ids("learners").map { "+\($0)" }).joined(separator: ",")
+        if let m = p["move"] as? [String: Any] {
+            text += " (moving \(m["from"].map { "\($0)" } ?? "new")→\(m["to"] ?? "?"): \(m["phase"] ?? "?"))"
+        }
+        return text
     }
 
     /// One snapshot stream as a line: `shard 2  node 1 → node 3  [########------------]  41%  28.6 of 70.1 MB  27.0 MB/s  1.5 s left`.

@@ -47,6 +47,23 @@ public struct WriteBatch {
         ops.append(.compact(group: group, upTo: index))
     }
 
+    /// The part of this batch for the groups `selected` admits, and the rest, in their order: a node that keeps
+    /// some groups in a log of their own writes each part to its log.
+    public func split(_ selected: (UInt64) -> Bool) -> (selected: WriteBatch, rest: WriteBatch) {
+        var a = WriteBatch(), b = WriteBatch()
+        for op in ops {
+            let g: UInt64
+            switch op {
+            case .compact(let group, _): g = group
+            case .record(.entries(let group, _)), .record(.hardState(let group, _)), .record(.snapshotSaved(let group, _)),
+                 .record(.snapshotInstalled(let group, _)), .record(.compact(let group, _, _)): g = group
+            }
+            if selected(g) { a.ops.append(op) } else { b.ops.append(op) }
+        }
+        for f in snapshotFiles { if selected(f.group) { a.snapshotFiles.append(f) } else { b.snapshotFiles.append(f) } }
+        return (a, b)
+    }
+
     /// The records this batch writes, with each compaction resolved against the groups as they are now: clamped
     /// to the group's last index and carrying that entry's term; a compaction that moves nothing is dropped.
     func records(group: (UInt64) -> GroupLog) -> [WALRecord] {

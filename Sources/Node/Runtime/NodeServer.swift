@@ -22,6 +22,10 @@ public final class NodeServer {
     let loop: EventLoop
     let logger: Logger
     let engine: LogEngine
+    /// The meta group's log (`meta/` in the data directory), apart from the shards' WAL so that a data directory
+    /// stays readable by releases before the meta group (they refuse a WAL holding a group they do not know; they
+    /// ignore this directory). A turn's write that holds meta-group records writes both logs before it completes.
+    let metaEngine: LogEngine
     var transport: PeerTransport!
     /// Peer-link TLS contexts and mode (loaded at start; `.insecure` with --insecure-peers or a single node).
     let peerSecurity: PeerSecurity
@@ -52,7 +56,7 @@ public final class NodeServer {
     /// Runs first on SIGHUP (the executable reopens its log file here).
     public var onReload: (() -> Void)?
     /// The WAL write that found no space, kept (with when it started) until the core asks for it again.
-    var stalledWrite: (PreparedWrite, UInt64)?
+    var stalledWrite: (TurnWrite, UInt64)?
     /// A content digest is being hashed on the thread pool (one at a time per node: each costs O(n log n)).
     var digestInFlight = false
     /// The online backup this node took and is serving to its taker (`NodeServer+Backup.swift`).
@@ -111,6 +115,19 @@ public final class NodeServer {
                 throw error
             }
         }
+        do {
+            var small = LogEngine.Options()
+            small.segmentSize = 4 << 20
+            small.preallocateBytes = 64 << 10
+            metaEngine = try LogEngine(directory: config.dataDir + "/meta", options: small, logger: logger)
+        } catch {
+            switch error {
+            case .corruption, .unsupportedVersion:
+                throw ConfigurationRefusal("the cluster map's log: \(error) (the node's data is damaged: wipe \(config.dataDir) and let it rejoin from its peers, see docs/OPERATIONS.md)")
+            default:
+                throw error
+            }
+        }
         let vectors = ConceptVectors(dimension: config.dimension)
         let logs = try openLogs()
         switch identity {
@@ -133,23 +150,33 @@ public final class NodeServer {
         logger.info("opened \(config.numShards) shards from \(config.dataDir) (\(restored) concepts from snapshots)")
     }
 
-    /// Every shard's log from the WAL, and the meta group's (WAL group = the shard count); a group seen for the
-    /// first time gets the cluster's membership (a directory of a release before the meta group gets the meta
-    /// group's here, like a new one).
+    /// Every shard's log from the WAL, and the meta group's (group = the shard count) from its own log; a group
+    /// seen for the first time gets the cluster's membership (a directory of a release before the meta group
+    /// gets the meta group's here, like a new one).
     private func openLogs() throws -> [GroupLog] {
-        let existing = engine.groupIDs.filter { $0 != UInt64(config.numShards) }
+        let existing = engine.groupIDs
         if !existing.isEmpty && existing != (0..<UInt64(config.numShards)).map({ $0 }) {
             throw ConfigurationRefusal("--shards \(config.numShards) but data directory \(config.dataDir) holds shards \(existing.first!)…\(existing.last!) (\(existing.count)); the shard count is fixed when a cluster is created")
         }
+        let metaGroup = UInt64(config.numShards)
+        if let other = metaEngine.groupIDs.first(where: { $0 != metaGroup }) {
+            throw ConfigurationRefusal("--shards \(config.numShards) but the cluster map's log in \(config.dataDir)/meta is group \(other); the shard count is fixed when a cluster is created")
+        }
         var initial = WriteBatch()
-        for g in 0...config.numShards {
-            let log = engine.group(UInt64(g))
+        for s in 0..<config.numShards {
+            let log = engine.group(UInt64(s))
             if log.snapshotMetadata.confState.isEmpty && log.lastIndex() == 0 {
-                initial.setInitialMembership(group: UInt64(g), NodeCore.initialMembership(config))
+                initial.setInitialMembership(group: UInt64(s), NodeCore.initialMembership(config))
             }
         }
         if !initial.isEmpty { try engine.write(initial) }
-        return (0...config.numShards).map { engine.group(UInt64($0)) }
+        let metaLog = metaEngine.group(metaGroup)
+        if metaLog.snapshotMetadata.confState.isEmpty && metaLog.lastIndex() == 0 {
+            var m = WriteBatch()
+            m.setInitialMembership(group: metaGroup, NodeCore.initialMembership(config))
+            try metaEngine.write(m)
+        }
+        return (0..<config.numShards).map { engine.group(UInt64($0)) } + [metaLog]
     }
 
     var vectorDirectory: String { config.dataDir + "/vectors" }
@@ -287,9 +314,12 @@ extension NodeServer: NodeIO {
 
     /// Encodes the batch on the loop, makes it durable on the thread pool, applies it to the group logs here.
     package func startWrite(_ batch: WriteBatch) {
-        let prepared: PreparedWrite
+        let metaGroup = UInt64(config.numShards)
+        let (metaPart, shardPart) = batch.split { $0 == metaGroup }
+        let prepared: TurnWrite
         do {
-            prepared = try engine.prepare(batch)
+            prepared = TurnWrite(shards: shardPart.isEmpty ? nil : try engine.prepare(shardPart),
+                                 meta: metaPart.isEmpty ? nil : try metaEngine.prepare(metaPart))
         } catch {
             fatalStop("preparing a WAL write failed: \(error)")
         }
@@ -305,7 +335,7 @@ extension NodeServer: NodeIO {
 
     /// Runs `prepared` on the thread pool. Out of space: kept for `retryWrite` and reported (`writeStalled`); any
     /// other failure stops the process (the log's state is unknown; recovery on restart is the only safe path).
-    private func perform(_ prepared: PreparedWrite, started: UInt64) {
+    private func perform(_ prepared: TurnWrite, started: UInt64) {
         let bytes = prepared.byteCount
         let delayMicros = useconds_t(fsyncDelayMs * 1000)
         do {
@@ -320,10 +350,12 @@ extension NodeServer: NodeIO {
                         self.core.writeStalled(now: self.nanos, error: "\(e)")
                         return
                     }
-                    self.engine.abandon(prepared, error: e)
+                    if let p = prepared.shards { self.engine.abandon(p, error: e) }
+                    if let p = prepared.meta { self.metaEngine.abandon(p, error: e) }
                     self.fatalStop("WAL write failed, stopping rather than acknowledging anything: \(e)")
                 }
-                self.engine.complete(prepared)
+                if let p = prepared.shards { self.engine.complete(p) }
+                if let p = prepared.meta { self.metaEngine.complete(p) }
                 let now = self.nanos
                 self.core.metrics.walBytes += UInt64(bytes)
                 self.core.writeCompleted(now: now, tookNanos: now - started)
@@ -367,4 +399,18 @@ extension NodeServer: NodeIO {
 public struct NodeStartError: Error, CustomStringConvertible {
     public var description: String
     public init(_ d: String) { description = d }
+}
+
+/// One turn's write: the shards' part in the WAL and the meta group's in its own log (either may be absent). It
+/// is durable once both are; `perform` may repeat (a write that found no space is tried again whole).
+struct TurnWrite: Sendable {
+    let shards: PreparedWrite?
+    let meta: PreparedWrite?
+
+    var byteCount: Int { (shards?.byteCount ?? 0) + (meta?.byteCount ?? 0) }
+
+    func perform() throws(WALError) {
+        try shards?.perform()
+        try meta?.perform()
+    }
 }

@@ -1,3 +1,4 @@
+import ClusterMap
 import NodeCore
 import Codec
 import Foundation
@@ -395,6 +396,33 @@ enum JSONReply {
         var out = clusterFields(s)
         if let p = s.peerSecurity {
             out["peer_security"] = ["mode": p.mode, "tls_peers": p.tlsPeers, "plaintext_peers": p.plaintextPeers] as [String: Any]
+        }
+        if let m = s.map { out["map"] = map(m, meta: s.metaGroup) }
+        return out
+    }
+
+    /// The cluster map (`/v1/cluster` `map`): its version, nodes, every shard's placement, the meta group.
+    static func map(_ m: ClusterMap, meta: MetaGroupStatus?) -> [String: Any] {
+        var out: [String: Any] = [
+            "version": m.version, "replication": m.replication,
+            "nodes": m.nodes.keys.sorted().map { id -> [String: Any] in
+                let n = m.nodes[id]!
+                return ["id": n.id, "state": "\(n.state)", "peer_address": n.peerAddress,
+                        "client_address": n.clientAddress, "http_address": n.httpAddress]
+            },
+            "shards": m.shards.enumerated().map { (s, p) -> [String: Any] in
+                var o: [String: Any] = ["shard": s, "voters": p.voters, "learners": p.learners, "leader_hint": p.leaderHint]
+                if let mv = p.move {
+                    var move: [String: Any] = ["to": mv.to, "phase": mv.phase == .catchingUp ? "catching_up" : "promoted"]
+                    if let f = mv.from { move["from"] = f }
+                    o["move"] = move
+                }
+                return o
+            },
+        ]
+        if let g = meta {
+            out["meta_group"] = ["leader": g.leader, "term": g.term, "role": g.role, "commit_index": g.commitIndex,
+                                 "applied_index": g.appliedIndex] as [String: Any]
         }
         return out
     }

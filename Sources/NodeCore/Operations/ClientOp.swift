@@ -1,3 +1,4 @@
+import ClusterMap
 import Raft
 import Shard
 
@@ -133,6 +134,18 @@ public struct ClusterStatus: Sendable {
     public var writes: UInt64 = 0
     /// How this node's peer links are protected (filled in by the node process).
     public var peerSecurity: PeerSecurityStatus?
+    /// The cluster map as this node applied it, and its view of the meta group that replicates it.
+    public var map: ClusterMap?
+    public var metaGroup: MetaGroupStatus?
+}
+
+/// This node's replica of the meta group (the Raft group whose state is the cluster map).
+public struct MetaGroupStatus: Sendable {
+    public var leader: NodeID
+    public var term: UInt64
+    public var role: String
+    public var commitIndex: UInt64
+    public var appliedIndex: UInt64
 }
 
 /// Peer-link protection as `/v1/cluster` shows it: the mode ("required", "permissive", "off" for

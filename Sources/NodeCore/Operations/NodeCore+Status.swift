@@ -36,6 +36,9 @@ extension NodeCore {
         }
         var status = ClusterStatus(clusterID: config.clusterID, nodeID: config.nodeID, numShards: config.numShards,
                                    dimension: config.dimension, nodes: nodes, shards: shards, transactions: transactionStats())
+        status.map = meta.map
+        status.metaGroup = MetaGroupStatus(leader: meta.raft.leader, term: meta.raft.term, role: "\(meta.raft.role)",
+                                           commitIndex: meta.raft.commitIndex, appliedIndex: meta.appliedIndex)
         status.vectors = vectors.count
         status.writes = metrics.writes.reduce(0, +)
         return status
