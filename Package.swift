@@ -155,7 +155,7 @@ let package = Package(
         .testTarget(name: "ClientProtoTests", dependencies: [
             "ClientProto", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], path: "Tests/Unit/ClientProtoTests"),
-        .testTarget(name: "NodeTests", dependencies: ["Node", "NodeCore", "Raft", "Shard", .product(name: "Logging", package: "swift-log")], path: "Tests/Unit/NodeTests"),
+        .testTarget(name: "NodeTests", dependencies: ["Node", "NodeCore", "ClusterMap", "Raft", "Shard", .product(name: "Logging", package: "swift-log")], path: "Tests/Unit/NodeTests"),
         .testTarget(name: "ClusterTests", dependencies: ["Backup", "HTTP", "Shard", "WAL", "SutraClient", "UV", "NodeCore", "Raft", "Auth", "TLS", "Release"], path: "Tests/Cluster/ClusterTests"),
         .testTarget(name: "ChaosTests", dependencies: ["ChaosLab", "ChaosRunner", "ChaosCheck", "SutraClient", "Raft", "UV"], path: "Tests/Chaos", exclude: ["README.md"]),
         .testTarget(name: "SutraClientTests", dependencies: [

@@ -96,6 +96,11 @@ extension NodeServer {
         nodeWide("sutra_snapshots_total", "counter", "Shard snapshots saved by this node (automatic and flush).", m.snapshots)
         nodeWide("sutra_flushes_total", "counter", "Explicit flushes (POST /v1/flush, sutra flush) completed on this node.", m.flushes)
         perShard("sutra_snapshots_installed_total", "counter", "Snapshots received from the leader and installed, per shard.") { $0.installedSnapshots }
+        nodeWide("sutra_cluster_map_version", "gauge", "Version of the cluster map this node applied (changes of the meta group's state so far).", node.clusterMap.version)
+        nodeWide("sutra_meta_group_leader", "gauge", "The node this node knows as the meta group's leader (0: none).", node.meta.raft.leader)
+        nodeWide("sutra_meta_group_term", "gauge", "Raft term of this node's meta-group replica.", node.meta.raft.term)
+        nodeWide("sutra_cluster_map_changes_refused_total", "counter", "Cluster-map changes applied here that the map refused (the same on every replica).", node.meta.refusedChanges)
+        nodeWide("sutra_meta_log_size_bytes", "gauge", "Bytes in the cluster map's log (the meta group's, in <data>/meta).", metaEngine.totalBytes)
         perShard("sutra_term", "gauge", "Raft term of each shard replica.") { $0.raft.term }
         perShard("sutra_is_leader", "gauge", "1 if this node leads the shard.") { $0.isLeader ? 1 : 0 }
         perShard("sutra_leader_changes_total", "counter", "Leader or role changes seen by each shard replica.") { $0.leaderChanges }

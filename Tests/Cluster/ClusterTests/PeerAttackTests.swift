@@ -41,6 +41,12 @@ final class PeerAttackTests: XCTestCase {
         }
     }
 
+    /// The meta group's term and last applied index on `node` (from `/v1/cluster` `map.meta_group`).
+    private func metaGroup(_ node: Int) -> (term: UInt64, last: UInt64) {
+        let g = (cluster.http(node, "GET", "/v1/cluster").json?["map"] as? [String: Any])?["meta_group"] as? [String: Any]
+        return ((g?["term"] as? NSNumber)?.uint64Value ?? 0, (g?["applied_index"] as? NSNumber)?.uint64Value ?? 0)
+    }
+
     /// Every shard's term on `node`.
     private func terms(_ node: Int) -> [UInt64] {
         cluster.clusterView(node).map { ($0["term"] as? NSNumber)?.uint64Value ?? 0 }
@@ -61,6 +67,7 @@ final class PeerAttackTests: XCTestCase {
             let t = terms(id)
             XCTAssertEqual(t.count, shards, "\(attack): node \(id) answers /v1/cluster")
             XCTAssertTrue(t.allSatisfy { $0 < 1000 }, "\(attack): node \(id) terms \(t)")
+            XCTAssertLessThan(metaGroup(id).term, 1000, "\(attack): node \(id)'s meta-group term")
         }
         for n in acked {
             let r = cluster.httpToLeader(via: running[n % running.count], "GET", "/v1/concepts/\(conceptID(n))")
@@ -118,8 +125,9 @@ final class PeerAttackTests: XCTestCase {
             let conn = try RawConnection(port: peerPort(id))
             XCTAssertNotNil(try handshake(conn, as: 1, to: id))
             let to = NodeID(id)
-            try conn.sendRaw(PeerFrame.heartbeats((0..<shards).map { CoalescedHeartbeat(shard: UInt32($0), isResponse: false, term: .max, commit: .max, context: 0) }).encode())
-            try conn.sendRaw(PeerFrame.raft((0..<shards).map { ShardMessage(shard: UInt32($0), message: Message(type: .heartbeat, to: to, from: 1, term: .max - 1, commit: 5)) }).encode())
+            // Every shard's group and the meta group's ("shard" = the shard count).
+            try conn.sendRaw(PeerFrame.heartbeats((0...shards).map { CoalescedHeartbeat(shard: UInt32($0), isResponse: false, term: .max, commit: .max, context: 0) }).encode())
+            try conn.sendRaw(PeerFrame.raft((0...shards).map { ShardMessage(shard: UInt32($0), message: Message(type: .heartbeat, to: to, from: 1, term: .max - 1, commit: 5)) }).encode())
             try conn.sendRaw(PeerFrame.raft([ShardMessage(shard: 0, message: Message(type: .vote, to: to, from: 1, term: .max, logTerm: .max, index: .max))]).encode())
             usleep(300_000)
         }
@@ -132,8 +140,9 @@ final class PeerAttackTests: XCTestCase {
             XCTAssertNotNil(try handshake(conn, as: 1, to: id))
             let to = NodeID(id)
             var msgs: [ShardMessage] = []
-            for (s, t) in terms(id).enumerated() {
-                let last = (cluster.clusterView(id)[s]["last_index"] as? NSNumber)?.uint64Value ?? 0
+            let meta = metaGroup(id)
+            for (s, t) in (terms(id) + [meta.term]).enumerated() {
+                let last = s == shards ? meta.last : (cluster.clusterView(id)[s]["last_index"] as? NSNumber)?.uint64Value ?? 0
                 msgs.append(ShardMessage(shard: UInt32(s), message: Message(type: .append, to: to, from: 1, term: t + 1, logTerm: 0, index: last,
                                                                             entries: [Entry(term: t + 1, index: last + 1, data: [0xFF, 0xEE, 1, 2, 3])], commit: last + 1)))
                 var garbage = [UInt8](repeating: 0, count: 4096)

@@ -250,6 +250,7 @@ final class ClusterMapTests: XCTestCase {
         let changes: [ClusterMapChange] = [
             .addNode(node(9)), .setNodeState(node: 3, .draining), .beginMove(shard: 2, from: nil, to: 7), .beginMove(shard: 63, from: 1, to: 2),
             .promoteMove(shard: 1), .finishMove(shard: 0), .abortMove(shard: 5), .removeReplica(shard: 3, node: 2), .setLeaderHint(shard: 4, node: 1),
+            .setAddresses(node: 3, peer: "10.0.0.3:7300", client: "db3.example:7100", http: "[::1]:7200"),
         ]
         for c in changes {
             let bytes = c.encode()
@@ -277,5 +278,34 @@ final class ClusterMapTests: XCTestCase {
         var m = map(nodes: 3, shards: 1, replication: 3)
         m.shards[0].voters = [1, 2, 7]
         XCTAssertEqual(ClusterMap.decode(m.encode()), .failure(.invalid("shard 0 has a replica on unknown node 7")))
+    }
+
+    // MARK: the map a running cluster starts from
+
+    /// Every node computes the same first map from the ids alone; nodes then announce their addresses, which
+    /// must be whole and well formed; a removed node announces nothing.
+    func testBootstrapKnowsIdsAndNodesAnnounceTheirAddresses() {
+        var m = try! ClusterMap.bootstrap(clusterID: "c", nodeIDs: [3, 1, 2], shardCount: 4).get()
+        XCTAssertEqual(m.version, 0)
+        XCTAssertEqual(m.replication, 3)
+        XCTAssertTrue(m.shards.allSatisfy { $0.voters == [1, 2, 3] })
+        XCTAssertEqual(m.shards.map(\.leaderHint), [1, 2, 3, 1], "shard s prefers the (s mod N)-th node, as before the map")
+        XCTAssertTrue(m.nodes.values.allSatisfy(\.addressesUnknown))
+        XCTAssertEqual(ClusterMap.decode(m.encode()), .success(m), "a map with addresses not yet announced round-trips")
+        XCTAssertEqual(try! ClusterMap.bootstrap(clusterID: "c", nodeIDs: [1, 2, 3], shardCount: 4).get(), m, "the order given does not matter")
+
+        apply(&m, .setAddresses(node: 2, peer: "10.0.0.2:7300", client: "10.0.0.2:7100", http: "10.0.0.2:7200"))
+        XCTAssertFalse(m.nodes[2]!.addressesUnknown)
+        XCTAssertEqual(m.nodes[2]!.state, .active, "announcing keeps the node's state")
+        XCTAssertEqual(refusal(m, .setAddresses(node: 9, peer: "a:1", client: "a:2", http: "a:3")), "node 9 is not a member")
+        XCTAssertEqual(refusal(m, .setAddresses(node: 1, peer: "", client: "", http: "")), "node 1 announces no address")
+        XCTAssertEqual(refusal(m, .setAddresses(node: 1, peer: "a:1", client: "", http: "a:3")), "node 1's client address is empty or longer than 255 bytes")
+        XCTAssertEqual(refusal(m, .setAddresses(node: 1, peer: "a:1", client: "a b:2", http: "a:3")), "node 1's client address has a space or a control character")
+        XCTAssertEqual(refusal(m, .setAddresses(node: 1, peer: "a:1", client: "a:2", http: "nohost")), "node 1's HTTP address nohost is not host:port")
+        XCTAssertEqual(refusal(m, .addNode(ClusterMap.Node(id: 7, peerAddress: "", clientAddress: "", httpAddress: ""))),
+                       "node 7 needs its peer, client and HTTP addresses")
+        // An address too long for the codec is refused by the map, never cut silently on its way.
+        let long = String(repeating: "a", count: 300) + ":1"
+        XCTAssertEqual(refusal(m, .setAddresses(node: 1, peer: long, client: "a:2", http: "a:3")), "node 1's peer address is empty or longer than 255 bytes")
     }
 }

@@ -1,3 +1,4 @@
+import ClusterMap
 @testable import NodeCore
 import Raft
 import Shard
@@ -28,6 +29,8 @@ final class PeerWireTests: XCTestCase {
             TxnPart(shard: 3, commands: [.putEdge(.incoming, owner: ConceptID(hi: 2, lo: 2), Edge(other: ConceptID(hi: 1, lo: 1), type: .causal, confidence: 0.5)),
                                          .deleteConcept(ConceptID(hi: 5, lo: 5))]),
         ], clientID: 9, sequence: 12, ackedBelow: 11))),
+        .forward(incarnation: 7, id: 83, shard: 8, op: .mapChange(.setAddresses(node: 2, peer: "10.0.0.2:7300", client: "10.0.0.2:7100", http: "db2.example:7200"))),
+        .forward(incarnation: 7, id: 84, shard: 8, op: .mapChange(.beginMove(shard: 3, from: nil, to: 4))),
         .forwardReply(incarnation: 0, id: 77, .ok(12)),
         .forwardReply(incarnation: 5, id: 78, .failed(.notLeader(leader: 2))),
         .forwardReply(incarnation: 0, id: 79, .failed(.unavailable("no leader"))),
