@@ -169,6 +169,8 @@ extension ClusterMapChange {
         case .abortMove(let s): w.u8(6); w.u16(UInt16(s))
         case .removeReplica(let s, let n): w.u8(7); w.u16(UInt16(s)); w.u64(n)
         case .setLeaderHint(let s, let n): w.u8(8); w.u16(UInt16(s)); w.u64(n)
+        case .create(let m):
+            w.u8(10); w.raw(m.encode())
         case .setAddresses(let id, let peer, let client, let http):
             w.u8(9); w.u64(id)
             for a in [peer, client, http] {
@@ -200,6 +202,12 @@ extension ClusterMapChange {
                 case 6: change = .abortMove(shard: Int(try r.u16()))
                 case 7: change = .removeReplica(shard: Int(try r.u16()), node: try r.u64())
                 case 8: change = .setLeaderHint(shard: Int(try r.u16()), node: try r.u64())
+                case 10:
+                    let rest = try r.bytes(r.remaining)
+                    switch ClusterMap.decode(rest) {
+                    case .success(let m): change = .create(m)
+                    case .failure(let e): return .failure(e)
+                    }
                 case 9:
                     let id = try r.u64()
                     let peer = try ClusterMap.string(&r, max: ClusterMap.maxAddressBytes)

@@ -6,6 +6,10 @@
 /// map records what was decided and how far each move got, so a move interrupted by a crash resumes from it (or
 /// `abortMove` rolls back one that has not promoted yet).
 public enum ClusterMapChange: Sendable, Equatable {
+    /// The cluster's first map: the meta group's first change, proposed by its first leader from its own flags
+    /// (every replica, a node that joins later too, then starts from the same map). Only a group without a map
+    /// applies it (`ClusterMap.creating`); `applying` refuses it.
+    case create(ClusterMap)
     /// A new node announces itself; it joins as `joining`. Its id must never have been used.
     case addNode(ClusterMap.Node)
     /// A node's life-cycle step: joining → active, active ⇄ draining, draining or joining → removed (holding
@@ -52,8 +56,18 @@ extension ClusterMap {
         (0..<shardCount).contains(s) ? nil : "shard \(s) does not exist (the cluster has \(shardCount) shards: 0–\(shardCount - 1))"
     }
 
+    /// The map a group without one holds after `change`, or why not: only `.create` of a valid map applies.
+    public static func creating(_ change: ClusterMapChange) -> Result<ClusterMap, ClusterMapRefusal> {
+        guard case .create(let m) = change else { return .failure(ClusterMapRefusal("the cluster map is not created yet")) }
+        if let why = m.checkInvariants() { return .failure(ClusterMapRefusal("the first map is invalid: \(why)")) }
+        return .success(m)
+    }
+
     private mutating func apply(_ change: ClusterMapChange) -> String? {
         switch change {
+        case .create:
+            return "the cluster map already exists (version \(version))"
+
         case .addNode(let n):
             guard n.id != 0 else { return "node id 0 is reserved" }
             guard nodes[n.id] == nil else {

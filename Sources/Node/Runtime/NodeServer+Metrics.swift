@@ -96,7 +96,7 @@ extension NodeServer {
         nodeWide("sutra_snapshots_total", "counter", "Shard snapshots saved by this node (automatic and flush).", m.snapshots)
         nodeWide("sutra_flushes_total", "counter", "Explicit flushes (POST /v1/flush, sutra flush) completed on this node.", m.flushes)
         perShard("sutra_snapshots_installed_total", "counter", "Snapshots received from the leader and installed, per shard.") { $0.installedSnapshots }
-        nodeWide("sutra_cluster_map_version", "gauge", "Version of the cluster map this node applied (changes of the meta group's state so far).", node.clusterMap.version)
+        nodeWide("sutra_cluster_map_version", "gauge", "Version of the cluster map this node applied (changes of the meta group's state so far).", node.clusterMap?.version ?? 0)
         nodeWide("sutra_meta_group_leader", "gauge", "The node this node knows as the meta group's leader (0: none).", node.meta.raft.leader)
         nodeWide("sutra_meta_group_term", "gauge", "Raft term of this node's meta-group replica.", node.meta.raft.term)
         nodeWide("sutra_cluster_map_changes_refused_total", "counter", "Cluster-map changes applied here that the map refused (the same on every replica).", node.meta.refusedChanges)

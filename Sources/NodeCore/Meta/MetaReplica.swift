@@ -10,6 +10,10 @@ import WAL
 /// installs a snapshot, applies committed changes in log order and answers their proposers. Its log is WAL
 /// group `group` (= the shard count) and travels on the peer wire as "shard" `group`.
 ///
+/// The group starts without a map: its first leader proposes `.create` with the map its flags describe, and every
+/// replica — a node that joins years later too — applies that same first entry. (A map computed by each node from
+/// its own flags would let two nodes given different flags diverge, and a joining node has no such flags.)
+///
 /// Guarantees: every replica that applied the same prefix of the log holds the same map (a change's outcome,
 /// refusals included, depends only on the map before it — `ClusterMap.applying`); a proposal is answered
 /// success only once its entry, proposed in this leader's term, is committed and applied; an entry already
@@ -22,8 +26,11 @@ package final class MetaReplica {
     package let group: Int
     package let raft: RaftNode
     let log: GroupLog
-    /// The map as of `appliedIndex`.
-    package private(set) var map: ClusterMap
+    /// The map as of `appliedIndex`; nil until the group's first change (`.create`) is applied.
+    package private(set) var map: ClusterMap?
+    /// The cluster this group belongs to: a created map, and a snapshot from a peer, must be of it.
+    package let clusterID: String
+    package let shardCount: Int
     package private(set) var appliedIndex: LogIndex
     package private(set) var snapshotIndex: LogIndex
     /// Changes applied (refused ones included) and refused, for metrics.
@@ -34,25 +41,24 @@ package final class MetaReplica {
     /// Take a snapshot of the map (and compact the log behind it) after this many applied entries.
     static let snapshotEntries: LogIndex = 1_000
 
-    /// Opens the meta replica over its durable log. `bootstrap` is the map as the cluster was created (version
-    /// 0), the state before the log's first entry; a saved snapshot replaces it. A snapshot that does not
-    /// decode, or names another cluster or shard count, stops the node.
-    package init(group: Int, raftConfig: RaftConfig, log: GroupLog, bootstrap: ClusterMap) throws {
-        precondition(bootstrap.version == 0, "the bootstrap map is the map at creation")
+    /// Opens the meta replica over its durable log: the newest snapshot's map (none: no map yet), then Raft
+    /// replays the committed tail. A snapshot that does not decode, or names another cluster or shard count, stops
+    /// the node.
+    package init(group: Int, raftConfig: RaftConfig, log: GroupLog, clusterID: String, shardCount: Int) throws {
         self.group = group
         self.log = log
+        self.clusterID = clusterID
+        self.shardCount = shardCount
         let snap = try log.snapshot()
-        if snap.isEmpty || snap.data.isEmpty {
-            map = bootstrap
-        } else {
+        if !snap.isEmpty && !snap.data.isEmpty {
             switch ClusterMap.decode(snap.data) {
             case .success(let m):
-                guard m.clusterID == bootstrap.clusterID, m.shardCount == bootstrap.shardCount else {
-                    throw MetaLogDamage(description: "the cluster map saved at index \(snap.metadata.index) is of cluster '\(m.clusterID)' with \(m.shardCount) shards, not '\(bootstrap.clusterID)' with \(bootstrap.shardCount)")
+                guard m.clusterID == clusterID, m.shardCount == shardCount else {
+                    throw MetaLogDamage(description: "the cluster map saved at index \(snap.metadata.index) is of cluster '\(m.clusterID)' with \(m.shardCount) shards, not '\(clusterID)' with \(shardCount)")
                 }
                 map = m
             case .failure(let e):
-                throw MetaLogDamage(description: "the cluster map snapshot at index \(snap.metadata.index) (WAL group \(group)) does not decode: \(e)")
+                throw MetaLogDamage(description: "the cluster map snapshot at index \(snap.metadata.index) (meta group \(group)) does not decode: \(e)")
             }
         }
         log.dropSnapshotCache()
@@ -64,6 +70,17 @@ package final class MetaReplica {
         raft = RaftNode(config: cfg, storage: log)
     }
 
+    /// What `change` makes of the map as it stands (nil: not created yet).
+    func outcome(of change: ClusterMapChange, on map: ClusterMap?) -> Result<ClusterMap, ClusterMapRefusal> {
+        guard let map else {
+            return ClusterMap.creating(change).flatMap { m in
+                m.clusterID == clusterID && m.shardCount == shardCount ? .success(m)
+                    : .failure(ClusterMapRefusal("a first map of cluster '\(m.clusterID)' with \(m.shardCount) shards, not '\(clusterID)' with \(shardCount)"))
+            }
+        }
+        return map.applying(change)
+    }
+
     package var isLeader: Bool { raft.role == .leader }
 
     /// Proposes `change`. `done` runs once: with the map after it, the refusal the map gave (`.refused`), or
@@ -72,7 +89,7 @@ package final class MetaReplica {
         guard raft.role == .leader else { done(.failure(.notLeader(raft.leader))); return }
         // Refused at once when it would be refused on apply against the map as it stands (a change that fits the
         // map as it will be after the entries in flight is still proposed: apply decides).
-        if proposals.isEmpty, case .failure(let why) = map.applying(change) { done(.failure(.refused(why.reason))); return }
+        if proposals.isEmpty, case .failure(let why) = outcome(of: change, on: map) { done(.failure(.refused(why.reason))); return }
         do {
             let index = try raft.propose(change.encode())
             proposals[index] = (raft.term, done)
@@ -102,17 +119,17 @@ package final class MetaReplica {
             preconditionFailure("meta group (WAL group \(group)): log entry \(e.index) cannot be decoded (\(why)); a newer Sutra wrote it?")
         }
         appliedChanges += 1
-        let outcome: Result<ClusterMap, MetaError>
-        switch map.applying(change) {
+        let result: Result<ClusterMap, MetaError>
+        switch outcome(of: change, on: map) {
         case .success(let m):
             map = m
-            outcome = .success(m)
+            result = .success(m)
         case .failure(let why):
             refusedChanges += 1
-            outcome = .failure(.refused(why.reason))
+            result = .failure(.refused(why.reason))
         }
         guard let p = proposals.removeValue(forKey: e.index) else { return }
-        p.done(p.term == e.term ? outcome : .failure(.unavailable("the meta group's leadership changed before the change committed; retry")))
+        p.done(p.term == e.term ? result : .failure(.unavailable("the meta group's leadership changed before the change committed; retry")))
     }
 
     private func install(_ snap: Snapshot) {
@@ -139,7 +156,7 @@ package final class MetaReplica {
 
     /// A snapshot of the map, when enough was applied since the last one (the node saves it with its write).
     package func takeSnapshotIfDue() -> Snapshot? {
-        guard appliedIndex >= snapshotIndex + MetaReplica.snapshotEntries, let term = raft.term(at: appliedIndex) else { return nil }
+        guard let map, appliedIndex >= snapshotIndex + MetaReplica.snapshotEntries, let term = raft.term(at: appliedIndex) else { return nil }
         snapshotIndex = appliedIndex
         return Snapshot(metadata: SnapshotMetadata(index: appliedIndex, term: term, confState: raft.confState), data: map.encode())
     }
@@ -157,8 +174,8 @@ package final class MetaReplica {
             }
         }
         if let s = m.snapshot {
-            guard case .success(let other) = ClusterMap.decode(s.data), other.clusterID == map.clusterID,
-                  other.shardCount == map.shardCount else { return .undecodableSnapshot(index: s.metadata.index) }
+            guard case .success(let other) = ClusterMap.decode(s.data), other.clusterID == clusterID,
+                  other.shardCount == shardCount else { return .undecodableSnapshot(index: s.metadata.index) }
         }
         return nil
     }

@@ -8,9 +8,9 @@ extension NodeCore {
     /// The meta group's id on the wire and in the WAL: the shard count (just past the last shard).
     package var metaGroup: Int { config.numShards }
 
-    /// The map every node of a cluster of this configuration starts from: its ids, every node holding every
-    /// shard. Computed alike on every node from the flags they must agree on (the handshake refuses peers
-    /// whose cluster id or shard count differs); addresses are announced later (`announceSelf`).
+    /// The first map of a cluster of this configuration: its node ids, every node holding every shard, addresses
+    /// announced later (`tellTheMap`). The meta group's first leader proposes it (`.create`); every replica
+    /// applies that entry, whatever its own flags say.
     package static func bootstrapMap(_ config: NodeConfig) -> ClusterMap {
         switch ClusterMap.bootstrap(clusterID: config.clusterID, nodeIDs: config.peers.keys.sorted(), shardCount: config.numShards) {
         case .success(let m): return m
@@ -23,8 +23,8 @@ extension NodeCore {
         g == metaGroup ? meta.raft : replicas[g].raft
     }
 
-    /// The cluster map as this node applied it (it may be behind the meta group's leader).
-    package var clusterMap: ClusterMap { meta.map }
+    /// The cluster map as this node applied it (it may be behind the meta group's leader); nil until created.
+    package var clusterMap: ClusterMap? { meta.map }
 
     /// Proposes `change` to the meta group wherever its leader is: here, or forwarded to the leader's node.
     /// `done` gets the map's version after the change, or why not (`ReplicaError.rejected`: the map refused it).
@@ -74,13 +74,16 @@ extension NodeCore {
         return ("\(p.host):\(p.port)", config.clientAddress, config.httpAddress)
     }
 
-    /// Every 25 ticks, what this node tells the map by itself, one change at a time: its addresses when the map
-    /// has none or others, and for a shard it leads whose leader hint names another node, that it leads it
-    /// (each shard at most every 100 ticks). Nothing while the meta group has no leader, or while this node
-    /// stops.
+    /// Every 25 ticks, what this node tells the map by itself, one change at a time: as the meta group's leader of
+    /// a group without a map, the first map (from its flags; never a joining node); its addresses when the map
+    /// has none or others; and for a shard it leads whose leader hint names another node, that it leads it (each
+    /// shard at most every 100 ticks). Nothing while the meta group has no leader, or while this node stops.
     func tellTheMap() {
         guard !stopping, !mapChangeInFlight, meta.raft.leader != noNode else { return }
-        let map = meta.map
+        guard let map = meta.map else {
+            if meta.isLeader { send(.create(NodeCore.bootstrapMap(config))) }
+            return
+        }
         guard let me = map.nodes[config.nodeID], me.state != .removed else { return }
         let own = ownAddresses
         if me.peerAddress != own.peer || me.clientAddress != own.client || me.httpAddress != own.http {

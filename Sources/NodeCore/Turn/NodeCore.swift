@@ -134,7 +134,7 @@ package final class NodeCore {
         var mc = RaftConfig(id: config.nodeID, seed: config.nodeID &* 0x9E37_79B9 &+ 0x4D45_5441 &+ incarnation &* 0x2545_F491)
         mc.electionTick = config.electionTicks
         mc.heartbeatTick = 1
-        meta = try MetaReplica(group: config.numShards, raftConfig: mc, log: logs[config.numShards], bootstrap: NodeCore.bootstrapMap(config))
+        meta = try MetaReplica(group: config.numShards, raftConfig: mc, log: logs[config.numShards], clusterID: config.clusterID, shardCount: config.numShards)
         // Like a shard's preferred leader, the lowest node id campaigns for the meta group early: every node then
         // takes part in its first election (a blank replica that first hears a leader must abstain until rejoined).
         if config.peers.keys.min() == config.nodeID { startupCampaign[config.numShards] = 2 }

@@ -28,8 +28,8 @@ struct ClusterChecks {
 
     /// Compares the map `node` applied with the map any other replica applied at the same version (called after
     /// every turn; cheap unless the version moved).
-    mutating func observeMap(_ map: ClusterMap, node: NodeID) -> String? {
-        guard mapVersionSeen[node] != map.version else { return nil }
+    mutating func observeMap(_ map: ClusterMap?, node: NodeID) -> String? {
+        guard let map, mapVersionSeen[node] != map.version else { return nil }
         mapVersionSeen[node] = map.version
         if let first = mapAt[map.version] {
             if first != map { return "node \(node) applied cluster map version \(map.version) as \(map), another replica as \(first)" }
@@ -42,15 +42,17 @@ struct ClusterChecks {
     /// Once settled: one map everywhere (within 300 ticks: a leader moved by the rebalancer since is told to the
     /// map), every node's addresses announced in it, and every shard's leader hint naming its leader.
     func checkMaps(_ sim: ClusterSimulation) {
-        func live() -> [(NodeID, ClusterMap)] { sim.nodes.compactMap { n in n.core.map { (n.id, $0.clusterMap) } } }
+        func live() -> [(NodeID, ClusterMap?)] { sim.nodes.compactMap { n in n.core.map { (n.id, $0.clusterMap) } } }
         func agreed() -> Bool {
             let maps = live().map(\.1)
-            guard let m = maps.first, maps.allSatisfy({ $0 == m }) else { return false }
+            guard let first = maps.first, let m = first, maps.allSatisfy({ $0 == m }) else { return false }
             return (0..<m.shardCount).allSatisfy { s in sim.leader(of: s).map { m.shards[s].leaderHint == $0.id } ?? false }
         }
         let end = sim.now + 300 * ClusterSimulation.unitsPerTick
         while !agreed(), sim.now < end, !sim.failed { sim.step(faults: false) }
-        let maps = live()
+        let all = live()
+        if let (id, _) = all.first(where: { $0.1 == nil }) { sim.fail("settled, but node \(id) holds no cluster map (the meta group never created one)"); return }
+        let maps = all.map { ($0.0, $0.1!) }
         guard let (_, first) = maps.first else { return }
         for s in 0..<first.shardCount {
             if let l = sim.leader(of: s), first.shards[s].leaderHint != l.id {

@@ -226,7 +226,7 @@ public final class ClusterSimulation {
                 note("  meta node \(n.id): \(r.role) term \(r.term) vote \(r.isAbstaining ? "abstaining" : String(r.vote)) last \(r.lastIndex) committed \(r.commitIndex) leader \(r.leader)")
             }
         } else {
-            for n in nodes { if let c = n.core { left.append("meta node \(n.id): applied \(c.meta.appliedIndex) map v\(c.clusterMap.version) leader \(c.meta.raft.leader)") } }
+            for n in nodes { if let c = n.core { left.append("meta node \(n.id): applied \(c.meta.appliedIndex) map v\(c.clusterMap.map { "\($0.version)" } ?? " none") leader \(c.meta.raft.leader)") } }
         }
         fail("not settled \(config.settleTicks) ticks after healing: " + left.prefix(6).joined(separator: "; "))
     }
@@ -251,7 +251,7 @@ public final class ClusterSimulation {
         for n in nodes {
             guard let r = n.core?.meta, r.appliedIndex >= m.raft.commitIndex, r.raft.leader == m.raft.id else { return false }
         }
-        if m.raft.commitIndex < m.raft.lastIndex || m.map.nodes.values.contains(where: \.addressesUnknown) { return false }
+        guard let map = m.map, m.raft.commitIndex >= m.raft.lastIndex, !map.nodes.values.contains(where: \.addressesUnknown) else { return false }
         return nodes.allSatisfy { $0.core?.hasIndexWork == false }
     }
 

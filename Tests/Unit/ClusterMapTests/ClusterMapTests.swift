@@ -251,6 +251,7 @@ final class ClusterMapTests: XCTestCase {
             .addNode(node(9)), .setNodeState(node: 3, .draining), .beginMove(shard: 2, from: nil, to: 7), .beginMove(shard: 63, from: 1, to: 2),
             .promoteMove(shard: 1), .finishMove(shard: 0), .abortMove(shard: 5), .removeReplica(shard: 3, node: 2), .setLeaderHint(shard: 4, node: 1),
             .setAddresses(node: 3, peer: "10.0.0.3:7300", client: "db3.example:7100", http: "[::1]:7200"),
+            .create(map(nodes: 3, shards: 4, replication: 3)),
         ]
         for c in changes {
             let bytes = c.encode()
@@ -286,6 +287,9 @@ final class ClusterMapTests: XCTestCase {
     /// must be whole and well formed; a removed node announces nothing.
     func testBootstrapKnowsIdsAndNodesAnnounceTheirAddresses() {
         var m = try! ClusterMap.bootstrap(clusterID: "c", nodeIDs: [3, 1, 2], shardCount: 4).get()
+        XCTAssertEqual(ClusterMap.creating(.create(m)), .success(m), "a group without a map takes its first one")
+        XCTAssertEqual(ClusterMap.creating(.setLeaderHint(shard: 0, node: 1)), .failure(ClusterMapRefusal("the cluster map is not created yet")))
+        XCTAssertEqual(refusal(m, .create(m)), "the cluster map already exists (version 0)")
         XCTAssertEqual(m.version, 0)
         XCTAssertEqual(m.replication, 3)
         XCTAssertTrue(m.shards.allSatisfy { $0.voters == [1, 2, 3] })
