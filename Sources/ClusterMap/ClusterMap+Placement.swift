@@ -58,7 +58,8 @@ extension ClusterMap {
     /// 3. balance: from the most to the least loaded active node while they differ by more than one replica.
     /// Targets are active nodes only (a joining node is activated first). Ties go to the lower id and shard.
     /// Each planned move counts toward the loads the next one sees, so one plan never overloads a node.
-    public func planMoves(limit: Int = .max) -> [PlannedMove] {
+    /// `balance: false` plans steps 1 and 2 only (a cluster whose every node must hold every shard).
+    public func planMoves(limit: Int = .max, balance: Bool = true) -> [PlannedMove] {
         var load = voterLoad()
         for s in shards { if let m = s.move { load[m.to, default: 0] += 1; if let f = m.from { load[f, default: 0] -= 1 } } }
         let active = nodeIDs(.active)
@@ -84,7 +85,7 @@ extension ClusterMap {
             guard let to = target(for: s) else { continue }
             add(s, from: nil, to: to)
         }
-        while plan.count < limit {
+        while balance && plan.count < limit {
             guard let most = active.max(by: { (load[$0] ?? 0, $1) < (load[$1] ?? 0, $0) }),
                   let least = active.min(by: { (load[$0] ?? 0, $0) < (load[$1] ?? 0, $1) }),
                   (load[most] ?? 0) - (load[least] ?? 0) > 1 else { break }

@@ -46,6 +46,8 @@ package final class NodeMetrics {
     package var clientRequestsForwarded: UInt64 = 0
     /// Requests tried again because the shard's leadership was in flux (no leader known, a handoff under way, the
     /// node asked no longer leading) — each a 503 its client did not see.
+    /// Raft membership changes this node proposed (as a group's leader) to follow the cluster map.
+    package var membershipChanges: UInt64 = 0
     package var leaderWaitRetries: UInt64 = 0
     /// Snapshots streamed in chunks (wire version 7): started, delivered whole, abandoned (link down, no progress),
     /// received whole; chunk bytes sent and received.

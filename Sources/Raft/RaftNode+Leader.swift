@@ -199,6 +199,10 @@ extension RaftNode {
         if !compacted {
             do { ents = try log.entries(from: p.next, maxBytes: config.maxSizePerMsg) } catch { compacted = true }
         }
+        // A follower with nothing of the log (a replica just added, a wiped one) gets the newest snapshot, not the
+        // log from its first entry: the group's membership before the first entry is only in a snapshot (a
+        // replica that joined later knows none), and a snapshot is the faster way anyway.
+        if !compacted && prevIndex == 0 && p.match == 0, let snap = try? log.snapshot(), snap.metadata.index > 0 { compacted = true }
         if !compacted && ents.isEmpty && !sendIfEmpty { return false }
         if compacted {
             guard p.recentActive else { return false }

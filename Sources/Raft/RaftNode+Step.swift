@@ -236,6 +236,13 @@ extension RaftNode {
 
     func handleAppend(_ m: Message) {
         var m = m
+        // A replica that knows no member at all (a node that joined the cluster, its groups created empty) cannot
+        // learn its group's membership from entries: it is in the snapshot the log starts after. It takes no entry
+        // until a snapshot gave it one; rejecting at its empty log makes the leader send that snapshot.
+        if conf.isEmpty && log.lastIndex == 0 && m.index == 0 && !m.entries.isEmpty {
+            send(Message(type: .appendResponse, to: m.from, index: m.index, reject: true, rejectHint: 0))
+            return
+        }
         if m.index < log.committed {
             // The prefix up to our commit index is already here (committed entries are identical on every
             // log). Keep only what lies beyond it, so a new entry in the same message is not lost.

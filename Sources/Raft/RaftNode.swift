@@ -144,6 +144,10 @@ public final class RaftNode {
         return (p.match, p.next, p.state)
     }
 
+    /// As leader: whether `node` abstains after losing its state (its acknowledgements count for nothing until it
+    /// has caught up and rejoined: see RaftNode+LostState.swift). False for an unknown node or a non-leader.
+    public func peerAbstains(_ node: NodeID) -> Bool { role == .leader && progress[node]?.abstaining == true }
+
     /// The replica's process is shutting down gracefully: it starts no election (an election timeout, a
     /// won pre-vote or a transferred leadership all leave it a follower), so the leaderships it hands away are
     /// not taken back. An election already past its pre-vote may still win; the node then hands that one on

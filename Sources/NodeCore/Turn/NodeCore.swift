@@ -69,6 +69,8 @@ package final class NodeCore {
     /// A map change this node proposed by itself (`tellTheMap`) is in flight; when it last said it leads each shard.
     var mapChangeInFlight = false
     var leaderHintToldAt: [Int: UInt64] = [:]
+    /// Shards whose leader here told the map a move's progress and waits for the answer (`reconcileMembership`).
+    var movesTold: Set<Int> = []
     /// Ticks until each shard this node should lead may start an election early (spreads leaders at start).
     var startupCampaign: [Int: Int] = [:]
     /// Cross-shard transactions this node coordinates (as leader of their record shards).
@@ -182,6 +184,7 @@ package final class NodeCore {
             else { startupCampaign[metaGroup] = left - 1 }
         }
         if ticks % 25 == 0 { tellTheMap() }
+        if ticks % 10 == 5 { reconcileMembership() }
         coordinator.tick()
         recovery.tick()
         for w in waiters.expireIntentWaiters(ticks: ticks) {
