@@ -21,8 +21,9 @@ struct NodeOpsCommand: ParsableCommand {
         return pairs.flatMap { [$0.flag] + ($0.value.map { [$0] } ?? []) }
     }
 
-    static let configuration = CommandConfiguration(commandName: "node", abstract: "Operate one node of a local cluster.",
-                                                    subcommands: [Restart.self])
+    static let configuration = CommandConfiguration(commandName: "node", abstract: "Operate one node of a local cluster; change the cluster's membership.",
+                                                    subcommands: [Restart.self, MembershipCommand.Add.self, MembershipCommand.Drain.self,
+                                                                  MembershipCommand.Remove.self, MembershipCommand.Replace.self])
 
     /// Stops one node gracefully and starts it again with the command line it ran — or another binary, one node
     /// at a time for a rolling upgrade — then waits until it is ready again.

@@ -71,6 +71,8 @@ public struct NodeCommand: ParsableCommand {
     var peerTls: String?
     @Flag(name: .long, help: "Run peer links in plaintext, unauthenticated (loudly logged; env SUTRA_INSECURE_PEERS=1).")
     var insecurePeers = false
+    @Flag(name: .long, help: "Join a running cluster: this node was added to its map (`sutra node add`); --peers names some of its nodes and this one. Its data directory must be new (env SUTRA_JOIN=1).")
+    var join = false
     @Option(name: .long, help: "Client tokens file (NAME ROLE sha256:HEX lines, see `sutra tokens add`); reloaded on SIGHUP. Without it clients are not authenticated (env SUTRA_TOKENS_FILE).")
     var tokensFile: String?
     @Flag(name: .long, help: "GET /metrics needs a token (any role) when a tokens file is set; otherwise it is open like /health and /ready (env SUTRA_METRICS_AUTH=1).")
@@ -169,6 +171,7 @@ public struct NodeCommand: ParsableCommand {
         c.tlsKey = tlsKey ?? env["SUTRA_TLS_KEY"]
         c.tlsCA = tlsCa ?? env["SUTRA_TLS_CA"]
         if let v = peerTls ?? env["SUTRA_PEER_TLS"] { c.peerTLS = v }
+        c.join = join || ["1", "true", "yes"].contains(env["SUTRA_JOIN"]?.lowercased() ?? "")
         c.insecurePeers = insecurePeers || ["1", "true", "yes"].contains(env["SUTRA_INSECURE_PEERS"]?.lowercased() ?? "")
         if let p = peers ?? env["SUTRA_PEERS"] {
             switch NodeConfig.parsePeers(p) {

@@ -165,13 +165,13 @@ public final class NodeServer {
         var initial = WriteBatch()
         for s in 0..<config.numShards {
             let log = engine.group(UInt64(s))
-            if log.snapshotMetadata.confState.isEmpty && log.lastIndex() == 0 {
+            if log.snapshotMetadata.confState.isEmpty && log.lastIndex() == 0 && !config.join {
                 initial.setInitialMembership(group: UInt64(s), NodeCore.initialMembership(config))
             }
         }
         if !initial.isEmpty { try engine.write(initial) }
         let metaLog = metaEngine.group(metaGroup)
-        if metaLog.snapshotMetadata.confState.isEmpty && metaLog.lastIndex() == 0 {
+        if metaLog.snapshotMetadata.confState.isEmpty && metaLog.lastIndex() == 0 && !config.join {
             var m = WriteBatch()
             m.setInitialMembership(group: metaGroup, NodeCore.initialMembership(config))
             try metaEngine.write(m)
@@ -386,6 +386,17 @@ extension NodeServer: NodeIO {
         } catch {
             logger.error("vector index not saved (it will be rebuilt at the next start): \(error)")
         }
+    }
+
+    package func peersChanged(_ peers: [NodeID: String]) {
+        var endpoints: [NodeID: PeerEndpoint] = [:]
+        for (id, a) in peers {
+            guard let c = a.lastIndex(of: ":"), let port = Int(a[a.index(after: c)...]), (1...65535).contains(port) else { continue }
+            var host = String(a[..<c])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            endpoints[id] = PeerEndpoint(host: host, port: port)
+        }
+        transport?.updatePeers(endpoints, keep: Set(config.peers.keys))
     }
 
     package func shutdownFinished() {

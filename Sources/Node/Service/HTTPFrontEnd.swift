@@ -322,6 +322,28 @@ final class HTTPFrontEnd {
                     to = n
                 }
                 return .op(.transferLeader(shard: s, to: to))
+            case ("POST", "nodes"):
+                return .decode {
+                    let obj = try JSONBody(body)
+                    try obj.onlyFields(["id", "peer_address", "client_address", "http_address"], in: "a node")
+                    guard let id = try obj.int("id"), id > 0 else { throw RequestProblem("id (a node id, 1 or more) is required") }
+                    func address(_ k: String) throws -> String {
+                        guard let a = try obj.string(k), !a.isEmpty else { throw RequestProblem("\(k) (host:port) is required") }
+                        return a
+                    }
+                    return .membership(.addNode(id: UInt64(id), peerAddress: try address("peer_address"),
+                                                clientAddress: try address("client_address"), httpAddress: try address("http_address")))
+                }
+            case ("POST", "node-drain"), ("POST", "node-remove"), ("POST", "node-replace"):
+                guard let id = UInt64(param), id > 0 else { throw RequestProblem("'\(param.prefix(32))' is not a node id (1 or more)") }
+                switch route {
+                case "node-drain": return .op(.membership(.drain(id)))
+                case "node-remove": return .op(.membership(.remove(id)))
+                default:
+                    let text = req.query["with"] ?? ""
+                    guard let with = UInt64(text), with > 0 else { throw RequestProblem("with (the id of the node that takes node \(id)'s replicas) is required, not '\(text.prefix(32))'") }
+                    return .op(.membership(.replace(id, with: with)))
+                }
             case ("POST", "fsync-delay"):
                 let text = req.query["ms"] ?? ""
                 guard let ms = Int(text) else { throw RequestProblem("ms (a number of milliseconds) is required, not '\(text)'") }
@@ -375,6 +397,7 @@ final class HTTPFrontEnd {
         "path": ["GET", "HEAD"], "search": ["POST"], "batch": ["POST"], "flush": ["POST"], "cluster": ["GET", "HEAD"],
         "digest": ["GET", "HEAD"], "transfer-leader": ["POST"], "backup": ["POST"], "fsync-delay": ["POST"],
         "backup-shard": ["GET", "HEAD"], "backup-release": ["DELETE"],
+        "nodes": ["POST"], "node-drain": ["POST"], "node-remove": ["POST"], "node-replace": ["POST"],
     ].merging(SeedRoutes.methods) { a, _ in a }
 
     /// The query parameters each route reads; any other is refused (a misspelt one would be silently ignored).
@@ -382,6 +405,7 @@ final class HTTPFrontEnd {
         "concept": ["consistency"], "neighbors": ["direction", "type", "consistency"],
         "path": ["from", "to", "max_depth", "consistency"], "search": ["consistency"], "flush": ["compact"],
         "transfer-leader": ["shard", "to"], "associations": ["source", "target", "type"], "query": ["consistency"], "seed-search": ["consistency"], "fsync-delay": ["ms"], "backup": ["fence_seconds", "wait_seconds"],
+        "node-replace": ["with"],
     ]
 
     /// A 400 naming the first query parameter `route` does not read (sorted, so the answer is stable).
@@ -404,6 +428,8 @@ final class HTTPFrontEnd {
         case 4 where p[0] == "v1" && p[1] == "admin" && p[2] == "backup": return ("backup-release", p[3])
         case 6 where p[0] == "v1" && p[1] == "admin" && p[2] == "backup" && p[4] == "shards": return ("backup-shard", p[3] + "/" + p[5])
         case 4 where p[0] == "v1" && p[1] == "admin" && p[2] == "fault" && p[3] == "fsync-delay": return ("fsync-delay", "")
+        case 3 where p[0] == "v1" && p[1] == "admin" && p[2] == "nodes": return ("nodes", "")
+        case 5 where p[0] == "v1" && p[1] == "admin" && p[2] == "nodes" && ["drain", "remove", "replace"].contains(p[4]): return ("node-" + p[4], p[3])
         case 3 where p[0] == "v1" && p[1] == "concepts": return ("concept", p[2])
         case 4 where p[0] == "v1" && p[1] == "concepts" && p[3] == "neighbors": return ("neighbors", p[2])
         default: return (nil, "")

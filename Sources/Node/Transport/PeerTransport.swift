@@ -93,6 +93,35 @@ final class PeerTransport {
         for link in links.values where me < link.peer { dial(link) }
     }
 
+    /// The cluster map's nodes (this one left out): links to nodes it adds are made (dialed when this node has
+    /// the lower id, as at start), a changed address is dialed from the next attempt, and links to nodes the map
+    /// dropped are closed. The peers given at start stay known (a joining node reaches the cluster through them).
+    func updatePeers(_ peers: [NodeID: PeerEndpoint], keep: Set<NodeID>) {
+        for (id, addr) in peers where id != me {
+            if let link = links[id] {
+                if link.address != addr {
+                    logger.notice("node \(id) is at \(addr.host):\(addr.port) now (the cluster map says so; was \(link.address.host):\(link.address.port))")
+                    link.address = addr
+                }
+            } else {
+                logger.notice("linking to node \(id) at \(addr.host):\(addr.port) (new in the cluster map)")
+                let link = PeerLink(peer: id, address: addr)
+                links[id] = link
+                if listener != nil && me < id { dial(link) }
+            }
+        }
+        for (id, link) in links where peers[id] == nil && !keep.contains(id) {
+            logger.notice("closing the link to node \(id): the cluster map no longer names it")
+            link.stopped = true
+            link.timer?.close()
+            link.timer = nil
+            if let c = link.connection, !c.isClosing { c.close() }
+            link.connection = nil
+            if link.established { link.established = false; onLinkChange(id, false) }
+            links[id] = nil
+        }
+    }
+
     /// Established links running in plaintext (all of them with `--insecure-peers`).
     var plaintextPeers: [NodeID] {
         links.values.filter { $0.established && !($0.connection?.isTLS ?? false) }.map(\.peer).sorted()
@@ -548,7 +577,8 @@ struct PendingInbound {
 /// One peer's connection state.
 final class PeerLink {
     let peer: NodeID
-    let address: PeerEndpoint
+    /// Where it is dialed; changed when the cluster map says the node moved (used from the next dial).
+    var address: PeerEndpoint
     var connection: PeerConnection?
     /// Permissive mode: this peer did not answer TLS, so it is dialed in plaintext until that link goes down.
     var plaintextFallback = false

@@ -63,6 +63,9 @@ public struct NodeConfig: Sendable {
     public var tlsCert: String?
     public var tlsKey: String?
     public var tlsCA: String?
+    /// `--join`: this node joins a running cluster that added it to its map; its groups start without members
+    /// (it takes part once the cluster moves replicas to it) and it never proposes a first map.
+    public var join = false
     /// `--insecure-peers`: plaintext, unauthenticated peer links (loudly logged).
     public var insecurePeers = false
     /// `--peer-tls`: "required" (every link mutual TLS) or "permissive" (rolling upgrade from plaintext).

@@ -154,9 +154,13 @@ package final class MetaReplica {
         for (_, p) in ps.sorted(by: { $0.key < $1.key }) { p.done(.failure(.unavailable(why))) }
     }
 
-    /// A snapshot of the map, when enough was applied since the last one (the node saves it with its write).
+    /// A snapshot of the map, when enough was applied since the last one, or when a learner waits for one (the
+    /// node saves it with its write).
     package func takeSnapshotIfDue() -> Snapshot? {
-        guard let map, appliedIndex >= snapshotIndex + MetaReplica.snapshotEntries, let term = raft.term(at: appliedIndex) else { return nil }
+        // A group with a learner and no snapshot yet takes one: the joining node starts from it.
+        let joinerWaits = snapshotIndex == 0 && appliedIndex > 0 && !raft.confState.learners.isEmpty
+        guard let map, appliedIndex >= snapshotIndex + MetaReplica.snapshotEntries || joinerWaits,
+              let term = raft.term(at: appliedIndex) else { return nil }
         snapshotIndex = appliedIndex
         return Snapshot(metadata: SnapshotMetadata(index: appliedIndex, term: term, confState: raft.confState), data: map.encode())
     }

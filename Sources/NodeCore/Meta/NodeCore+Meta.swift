@@ -68,6 +68,16 @@ extension NodeCore {
         }
     }
 
+    /// After the meta group applied changes: the driver links to the nodes the map names, at its addresses.
+    func mapApplied() {
+        guard let map = meta.map else { return }
+        var peers: [NodeID: String] = [:]
+        for n in map.nodes.values where n.id != config.nodeID && n.state != .removed && !n.peerAddress.isEmpty { peers[n.id] = n.peerAddress }
+        guard peers != peersTold else { return }
+        peersTold = peers
+        io.peersChanged(peers)
+    }
+
     /// Where this node listens, as the map should say.
     var ownAddresses: (peer: String, client: String, http: String) {
         let p = config.peers[config.nodeID]!

@@ -51,6 +51,9 @@ public enum ClientOp: Sendable {
     /// Chaos tool, only with `--enable-fault-injection`: every WAL write sleeps `ms` before its fdatasync
     /// (0: a healthy disk again).
     case fsyncDelay(ms: Int)
+    /// Operator: a change of the cluster's membership (the cluster map), proposed to the meta group wherever its
+    /// leader is; answered with this node's cluster view once it applied the change.
+    case membership(MembershipRequest)
 
     /// Whether a retry may apply it again without the client sequence (reads, flush, cluster).
     var isWrite: Bool {
@@ -177,6 +180,19 @@ public struct TransactionStats: Sendable {
 }
 
 /// A successful answer.
+/// An operator's membership request (`sutra node add | drain | remove | replace`, `/v1/admin/nodes/...`).
+public enum MembershipRequest: Sendable, Equatable {
+    /// A new node (`joining`): it receives replicas once an operator names it as a replacement.
+    case addNode(id: UInt64, peerAddress: String, clientAddress: String, httpAddress: String)
+    /// No new replica goes to the node; its replicas move to an active node that lacks them, if any.
+    case drain(UInt64)
+    /// The node leaves for good; refused while it holds a replica (drain it first).
+    case remove(UInt64)
+    /// `node`'s replicas are re-created on `with` (added first, `joining` or `active`): `with` becomes active and
+    /// `node` draining, and every shard moves from `node` to `with`, one Raft membership change at a time.
+    case replace(UInt64, with: UInt64)
+}
+
 public enum ClientReply: Sendable {
     case write(version: UInt64)
     case concept(Concept)

@@ -98,6 +98,8 @@ extension NodeCore {
             done(.success(.cluster(clusterStatus())))
         case .transferLeader(let s, let to):
             done(transferLeader(shard: s, to: to))
+        case .membership(let request):
+            changeMembership(request, done)
         case .fsyncDelay:
             // A test hook of the production driver's disk, which serves it before it reaches the core.
             done(.failure(ClientError(.invalidArgument, "fault injection is off on this node; it is a test-only switch (--enable-fault-injection)")))

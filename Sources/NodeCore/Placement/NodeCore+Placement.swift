@@ -7,7 +7,7 @@ import Shard
 extension NodeCore {
     /// Connected peers that may take a leadership now (not draining), in id order.
     var transferCandidates: [NodeID] {
-        config.peers.keys.filter { $0 != config.nodeID && io.isConnected($0) && !isDraining($0) }.sorted()
+        otherNodes.filter { io.isConnected($0) && !isDraining($0) }
     }
 
     /// Whether `peer` said it is shutting down, on its current link, within the last `drainingMemoryTicks`.
@@ -58,7 +58,7 @@ extension NodeCore {
         guard let target = to ?? candidates.max(by: { (r.raft.progressState(of: $0)?.match ?? 0) < (r.raft.progressState(of: $1)?.match ?? 0) }) else {
             return .failure(ClientError(.unavailable, "no connected peer to hand shard \(s) to"))
         }
-        guard target != config.nodeID, config.peers[target] != nil else {
+        guard target != config.nodeID, otherNodes.contains(target) else {
             return .failure(ClientError(.invalidArgument, "node \(target) is not another member of this cluster"))
         }
         guard !isDraining(target) else {
@@ -93,7 +93,7 @@ extension NodeCore {
         for r in replicas where r.isLeader {
             leading += 1
             guard r.raft.leadTransferee == noNode else { continue }
-            let best = candidates.max { (r.raft.progressState(of: $0)?.match ?? 0) < (r.raft.progressState(of: $1)?.match ?? 0) }
+            let best = candidates.filter { r.raft.confState.isVoter($0) }.max { (r.raft.progressState(of: $0)?.match ?? 0) < (r.raft.progressState(of: $1)?.match ?? 0) }
             if let best { try? r.raft.transferLeadership(to: best) }
         }
         // The meta group's leadership too (no peer of an older release runs the meta group).

@@ -265,6 +265,13 @@ extension NodeCore {
     /// shard's leader (here or on its node), then waits until this replica has applied that far.
     /// A read has no effect: refused or dropped for any reason, it is tried again while the leadership settles.
     func readBarrier(shard s: Int, _ done: @escaping (Result<Void, ReplicaError>) -> Void) {
+        // A node that holds no replica of the shard (it joined and the shard has not moved here yet) has nothing
+        // to read: the client is sent elsewhere.
+        guard replicas[s].raft.confState.contains(config.nodeID) else {
+            let hint = meta.map.map { $0.shards[s].leaderHint } ?? noNode
+            done(.failure(.unavailable("this node holds no replica of shard \(s) (yet)\(hint == noNode ? "" : "; node \(hint) leads it"); read through another node")))
+            return
+        }
         untilLeaderSettles({ _ in true }, { [unowned self] (tried: @escaping (Result<LogIndex, ReplicaError>) -> Void) in
             let r = self.replicas[s]
             if r.isLeader { r.linearizableRead { tried($0.map { LogIndex(0) }) }; return }
@@ -286,7 +293,9 @@ extension NodeCore {
     }
 
     func forward(_ op: ForwardOp, shard s: Int, _ done: @escaping (ForwardResult) -> Void) {
-        let leader = groupRaft(s).leader
+        var leader = groupRaft(s).leader
+        // A node outside the shard's group hears no leader: the map's hint says where to go.
+        if leader == noNode, s < metaGroup, !replicas[s].raft.confState.contains(config.nodeID), let hint = meta.map?.shards[s].leaderHint { leader = hint }
         guard leader != noNode, leader != config.nodeID else {
             done(.failed(NodeCore.noLeader(s)))
             return

@@ -71,6 +71,8 @@ package final class NodeCore {
     var leaderHintToldAt: [Int: UInt64] = [:]
     /// Shards whose leader here told the map a move's progress and waits for the answer (`reconcileMembership`).
     var movesTold: Set<Int> = []
+    /// The peers (and addresses) last handed to the driver from the map (`mapApplied`).
+    var peersTold: [NodeID: String] = [:]
     /// Ticks until each shard this node should lead may start an election early (spreads leaders at start).
     var startupCampaign: [Int: Int] = [:]
     /// Cross-shard transactions this node coordinates (as leader of their record shards).
@@ -153,15 +155,23 @@ package final class NodeCore {
         ConfState(voters: config.peers.keys.sorted())
     }
 
-    /// The node that should lead shard `s` when every node is up: shards are dealt round-robin over node ids.
+    /// The node that should lead shard `s` when every node is up: the cluster map's choice (leaderships spread
+    /// evenly over each shard's voters); before the map exists, shards dealt round-robin over the node ids.
     func preferredLeader(of s: Int) -> NodeID {
+        if let map = meta?.map, s < map.shardCount { return map.preferredLeaders()[s] }
         let ids = config.peers.keys.sorted()
         return ids[s % ids.count]
     }
 
     func shard(of id: ConceptID) -> Int { id.shard(of: config.numShards) }
 
-    var otherNodes: [NodeID] { config.peers.keys.filter { $0 != config.nodeID }.sorted() }
+    /// Every other node: those the flags name, and those the cluster map names (not removed).
+    var otherNodes: [NodeID] {
+        var ids = Set(config.peers.keys)
+        if let map = meta?.map { for n in map.nodes.values where n.state != .removed { ids.insert(n.id) } }
+        ids.remove(config.nodeID)
+        return ids.sorted()
+    }
 
     // MARK: entry points
 
@@ -214,7 +224,10 @@ package final class NodeCore {
             r.startReads()
             queue(r.raft.takeImmediateMessages(), shard: r.shard)
             r.takeConfirmedReads()
-            if r.entriesSinceSnapshot >= UInt64(config.snapshotEntries) || r.bytesSinceSnapshot >= config.snapshotBytes,
+            // A group with a learner and no snapshot yet takes one: a replica that joins needs a snapshot to start
+            // from (the group's first members are in it), never the log from its first entry.
+            let joinerWaits = r.snapshotIndex == 0 && r.appliedIndex > 0 && !r.raft.confState.learners.isEmpty
+            if r.entriesSinceSnapshot >= UInt64(config.snapshotEntries) || r.bytesSinceSnapshot >= config.snapshotBytes || joinerWaits,
                let snap = r.takeSnapshot() {
                 commit.saveSnapshot(shard: r.shard, snap)
             }
@@ -274,7 +287,7 @@ package final class NodeCore {
     private func finish(_ readies: [(shard: Int, ready: Ready)]) {
         for (s, rd) in readies {
             queue(rd.messages, shard: s)
-            if s == metaGroup { meta.finish(rd); continue }
+            if s == metaGroup { meta.finish(rd); mapApplied(); continue }
             replicas[s].finish(rd)
             wakeAppliedWaiters(s)
             // Hot path: only gather the shard's intents when a read waits on them.

@@ -33,6 +33,9 @@ package protocol NodeIO: AnyObject {
     func saveVectorIndex()
     /// Graceful shutdown has handed its leaderships away (or given up): close every handle.
     func shutdownFinished()
+    /// The cluster map names these nodes (this one left out) at these peer addresses (`host:port`): link to the
+    /// new ones, use a changed address from the next dial, drop links to nodes it no longer names.
+    func peersChanged(_ peers: [NodeID: String])
 }
 
 extension NodeIO {

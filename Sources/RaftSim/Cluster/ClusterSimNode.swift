@@ -162,6 +162,9 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
 
     func saveVectorIndex() {}
 
+    /// The simulated network reaches every node by id: nothing to link.
+    func peersChanged(_ peers: [NodeID: String]) {}
+
     /// The end of a graceful stop: the process exits. The loop first finishes the WAL write in flight (libuv
     /// completes a queued work request before `uv_run` returns), then nothing of the process runs again.
     func shutdownFinished() {

@@ -74,11 +74,11 @@ final class LocalTestCluster {
 
     /// Starts node `id` of another cluster's peer list (`peers`, `peerPort`): a node joining it with this
     /// cluster's settings, data directory and client ports.
-    func startWith(id: Int, peers: String, peerPort: Int, overrides: [String: String] = [:], logPath: String? = nil) throws {
+    func startWith(id: Int, peers: String, peerPort: Int, overrides: [String: String] = [:], switches: [String] = [], logPath: String? = nil) throws {
         precondition(pids[id] == nil, "node \(id) is already running")
         var args = ["--node-id", "\(id)", "--data", "\(dir)/node\(id)", "--shards", "\(shards)", "--dimension", "\(dimension)",
                     "--peers", peers, "--client-port", "\(clientPort(id))", "--http-port", "\(httpPort(id))",
-                    "--peer-port", "\(peerPort)", "--log-level", "info"] + peerTLSFlags(id) + extraFlags
+                    "--peer-port", "\(peerPort)", "--log-level", "info"] + peerTLSFlags(id) + extraFlags + switches
         for (flag, value) in overrides.sorted(by: { $0.key < $1.key }) {
             if let i = args.firstIndex(of: flag), i + 1 < args.count { args[i + 1] = value } else { args += [flag, value] }
         }

@@ -11,7 +11,7 @@ enum AccessPolicy {
         switch op {
         case .get, .neighbors, .path, .search, .cluster: return .read
         case .put, .putIf, .patch, .delete, .associate, .dissociate, .batch: return .write
-        case .flush, .transferLeader, .fsyncDelay: return .admin
+        case .flush, .transferLeader, .fsyncDelay, .membership: return .admin
         }
     }
 

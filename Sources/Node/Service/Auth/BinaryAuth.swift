@@ -83,6 +83,7 @@ extension ClientOp {
         case .cluster: return "cluster info"
         case .transferLeader: return "transfer-leader"
         case .fsyncDelay: return "fsync-delay"
+        case .membership: return "membership change"
         }
     }
 }

@@ -1,0 +1,64 @@
+import ClusterMap
+import Raft
+
+/// Operators' membership requests (`sutra node add | drain | remove | replace`): each is one or two changes of the
+/// cluster map, proposed to the meta group from any node. The moves that follow run by themselves
+/// (`NodeCore+Membership.swift`); `sutra status` shows them.
+extension NodeCore {
+    func changeMembership(_ request: MembershipRequest, _ done: @escaping (Result<ClientReply, ClientError>) -> Void) {
+        guard let map = meta.map else {
+            done(.failure(ClientError(.unavailable, "the cluster map is not created yet (the meta group has no leader, or a node of an older release leads the cluster); retry")))
+            return
+        }
+        let changes: [ClusterMapChange]
+        switch request {
+        case .addNode(let id, let peer, let client, let http):
+            changes = [.addNode(ClusterMap.Node(id: id, peerAddress: peer, clientAddress: client, httpAddress: http))]
+        case .drain(let id):
+            changes = [.setNodeState(node: id, .draining)]
+        case .remove(let id):
+            changes = [.setNodeState(node: id, .removed)]
+        case .replace(let id, let with):
+            guard id != with else { done(.failure(ClientError(.invalidArgument, "a node cannot replace itself"))); return }
+            guard let old = map.nodes[id], old.state != .removed else {
+                done(.failure(ClientError(.notFound, "node \(id) is not a member of the cluster"))); return
+            }
+            guard let new = map.nodes[with] else {
+                done(.failure(ClientError(.notFound, "node \(with) is not a member: add it first (sutra node add \(with) …, then start it with --join)"))); return
+            }
+            guard new.state == .joining || new.state == .active else {
+                done(.failure(ClientError(.invalidArgument, "node \(with) is \(new.state): it takes no replica"))); return
+            }
+            changes = (new.state == .joining ? [.setNodeState(node: with, .active)] : [])
+                + (old.state == .draining ? [] : [.setNodeState(node: id, .draining)])
+        }
+        apply(changes[...], done)
+    }
+
+    /// Proposes `changes` one after the other; answers with this node's view once it applied the last.
+    private func apply(_ changes: ArraySlice<ClusterMapChange>, _ done: @escaping (Result<ClientReply, ClientError>) -> Void) {
+        guard let change = changes.first else {
+            done(.success(.cluster(clusterStatus())))
+            return
+        }
+        proposeMapChange(change) { [weak self] result in
+            guard let self else { return }
+            switch result {
+            case .failure(.rejected(let why)):
+                done(.failure(ClientError(.invalidArgument, why)))
+            case .failure(let e):
+                done(.failure(ClientError(.unavailable, "\(e)")))
+            case .success(let version):
+                self.logger.notice("cluster map: \(change) (version \(version))")
+                self.whenMapReaches(version) { self.apply(changes.dropFirst(), done) }
+            }
+        }
+    }
+
+    /// Runs `body` once this node applied the map up to `version` (at most `leaderWaitTicks` later).
+    private func whenMapReaches(_ version: UInt64, deadline: UInt64? = nil, _ body: @escaping () -> Void) {
+        let end = deadline ?? ticks + leaderWaitTicks
+        if (meta.map?.version ?? 0) >= version || ticks >= end { body(); return }
+        after(ticks: 1) { [weak self] in self?.whenMapReaches(version, deadline: end, body) }
+    }
+}

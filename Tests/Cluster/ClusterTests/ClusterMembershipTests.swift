@@ -1,0 +1,111 @@
+import Foundation
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Membership changes on real processes: a node dies for good and a new machine (a new id, a new address, an
+/// empty disk) takes its replicas while clients keep writing — every acknowledged write stays readable, the new
+/// node ends up a voter holding the data, and the refusals an operator can meet say what to do.
+final class ClusterMembershipTests: XCTestCase {
+    var cluster: LocalTestCluster!
+
+    override func tearDown() {
+        cluster?.destroy(keepLogs: (testRun?.failureCount ?? 0) > 0 || ProcessInfo.processInfo.environment["SUTRA_KEEP_TEST_LOGS"] == "1")
+        cluster = nil
+    }
+
+    func peerList(_ ids: ClosedRange<Int>) -> String {
+        ids.map { "\($0)=127.0.0.1:\(cluster.base + 200 + $0)" }.joined(separator: ",")
+    }
+
+    func map(_ node: Int) -> [String: Any]? { cluster.http(node, "GET", "/v1/cluster").json?["map"] as? [String: Any] }
+
+    func voters(_ map: [String: Any]) -> [[Int]] { (map["shards"] as? [[String: Any]] ?? []).map { $0["voters"] as? [Int] ?? [] } }
+
+    func state(_ map: [String: Any], _ id: Int) -> String? {
+        (map["nodes"] as? [[String: Any]])?.first { ($0["id"] as? NSNumber)?.intValue == id }?["state"] as? String
+    }
+
+    func put(_ n: Int, via node: Int) -> Bool {
+        cluster.http(node, "POST", "/v1/concepts", "{\"id\":\"\(conceptID(n))\",\"content\":\"concept \(n)\"}").status == 200
+    }
+
+    func testADeadNodeIsReplacedByANewMachineUnderWrites() throws {
+        cluster = try LocalTestCluster(nodes: 4, shards: 4)
+        for id in 1...3 { try cluster.startWith(id: id, peers: peerList(1...3), peerPort: cluster.base + 200 + id) }
+        try cluster.waitReady()
+        var acked: [Int] = []
+        for n in 0..<200 where put(n, via: n % 3 + 1) { acked.append(n) }
+        XCTAssertEqual(acked.count, 200)
+        var deadline = Date().addingTimeInterval(10)
+        while Date() < deadline, (map(1).map { $0["version"] as? Int ?? 0 } ?? 0) < 3 { usleep(100_000) }
+
+        // Node 3 dies for good.
+        cluster.kill9(3)
+
+        // The operator adds node 4 (a new machine) and meets the refusals on the way.
+        let node4 = "{\"id\":4,\"peer_address\":\"127.0.0.1:\(cluster.base + 204)\",\"client_address\":\"127.0.0.1:\(cluster.clientPort(4))\",\"http_address\":\"127.0.0.1:\(cluster.httpPort(4))\"}"
+        let added = cluster.http(1, "POST", "/v1/admin/nodes", node4, timeout: 10)
+        XCTAssertEqual(added.status, 200, added.text)
+        XCTAssertEqual(map(2).flatMap { state($0, 4) }, "joining", "every node learns the new node")
+        let again = cluster.http(2, "POST", "/v1/admin/nodes", node4, timeout: 10)
+        XCTAssertEqual(again.status, 400, again.text)
+        XCTAssertTrue(again.text.contains("node 4 is already a member"), again.text)
+        let unknown = cluster.http(1, "POST", "/v1/admin/nodes/3/replace?with=9", timeout: 10)
+        XCTAssertEqual(unknown.status, 404, unknown.text)
+        XCTAssertTrue(unknown.text.contains("node 9 is not a member: add it first"), unknown.text)
+        let active = cluster.http(1, "POST", "/v1/admin/nodes/2/remove", timeout: 10)
+        XCTAssertEqual(active.status, 400, active.text)
+        XCTAssertTrue(active.text.contains("node 2 is active: drain it first"), active.text)
+
+        // Node 4 starts empty and joins; node 3's replicas move to it while a client keeps writing.
+        try cluster.startWith(id: 4, peers: peerList(1...4), peerPort: cluster.base + 204, switches: ["--join"])
+        let replace = cluster.http(2, "POST", "/v1/admin/nodes/3/replace?with=4", timeout: 10)
+        XCTAssertEqual(replace.status, 200, replace.text)
+        let started = Date()
+        var n = 1000, failedWrites = 0
+        deadline = Date().addingTimeInterval(90)
+        var moved = false
+        while Date() < deadline {
+            // Each write may meet a membership change: tried again (the same id and content) up to 5 times.
+            var ok = false
+            for _ in 0..<5 where !ok { ok = put(n, via: n % 2 + 1); if !ok { usleep(50_000) } }
+            if ok { acked.append(n) } else { failedWrites += 1 }
+            n += 1
+            if n % 10 == 0, let m = map(1), voters(m).allSatisfy({ $0 == [1, 2, 4] }),
+               (m["shards"] as? [[String: Any]] ?? []).allSatisfy({ $0["move"] == nil }) {
+                moved = true
+                break
+            }
+        }
+        let took = Date().timeIntervalSince(started)
+        XCTAssertTrue(moved, "every shard moved from node 3 to node 4 within 90 s: \(map(1).map(voters) ?? [])\n\(cluster.log(1).suffix(3000))")
+        XCTAssertEqual(failedWrites, 0, "no write failed beyond its retries while the replicas moved")
+        guard moved else { return }
+
+        // Node 3 holds nothing now: it is removed for good.
+        let removed = cluster.http(1, "POST", "/v1/admin/nodes/3/remove", timeout: 10)
+        XCTAssertEqual(removed.status, 200, removed.text)
+        XCTAssertEqual(map(1).flatMap { state($0, 3) }, "removed")
+        XCTAssertEqual(map(1).flatMap { state($0, 4) }, "active")
+
+        // Node 4 is a voter holding everything: with node 1 killed too, nodes 2 and 4 are a majority of every
+        // shard — every acknowledged write reads back through node 4, and new writes are taken.
+        deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, !(cluster.http(4, "GET", "/ready").status == 200) { usleep(100_000) }
+        cluster.kill9(1)
+        var unread: [Int] = []
+        for a in acked {
+            var r = cluster.http(4, "GET", "/v1/concepts/\(conceptID(a))", timeout: 10)
+            for _ in 0..<20 where r.status == 503 || r.status == 0 { usleep(100_000); r = cluster.http(4, "GET", "/v1/concepts/\(conceptID(a))", timeout: 10) }
+            if r.status != 200 || r.json?["content"] as? String != "concept \(a)" { unread.append(a) }
+        }
+        XCTAssertEqual(unread, [], "acknowledged writes unreadable through node 4 with nodes 1 and 3 gone")
+        var wrote = false
+        deadline = Date().addingTimeInterval(10)
+        while Date() < deadline, !wrote { wrote = put(99_999, via: 4); if !wrote { usleep(100_000) } }
+        XCTAssertTrue(wrote, "nodes 2 and 4 take new writes")
+        print("replace node 3 by node 4: every shard moved in \(String(format: "%.1f", took)) s under \(n - 1000) writes (0 failed), \(acked.count) acknowledged writes read back through node 4 with nodes 1 and 3 dead")
+    }
+}
