@@ -64,7 +64,22 @@ struct ClusterChecks {
             sim.fail("settled, but node \(id) holds cluster map version \(m.version) and node \(maps[0].0) version \(first.version)")
             return
         }
-        if let silent = first.nodes.values.first(where: \.addressesUnknown) {
+        // Moves settled: every shard's Raft membership (as its leader has it) is the map's.
+        for s in 0..<first.shardCount {
+            guard let l = sim.leader(of: s)?.core?.replicas[s].raft else { continue }
+            let p = first.shards[s]
+            if p.move != nil || l.confState.voters != p.voters || l.confState.learners != p.learners {
+                sim.fail("settled, but shard \(s)'s members are voters \(l.confState.voters) learners \(l.confState.learners) while the map (version \(first.version)) says \(p.voters) \(p.learners)\(p.move.map { ", moving \($0)" } ?? "")")
+                return
+            }
+        }
+        if let r = sim.replacement {
+            guard r.done, first.nodes[r.victim]?.state == .removed, first.nodes[r.spare]?.state == .active else {
+                sim.fail("settled, but the replacement of node \(r.victim) by node \(r.spare) is \(r.phase) (map: \(first.nodes[r.victim]?.state.description ?? "?"), \(first.nodes[r.spare]?.state.description ?? "?"))")
+                return
+            }
+        }
+        if let silent = first.nodes.values.first(where: { $0.addressesUnknown && $0.state != .removed }) {
             sim.fail("settled, but node \(silent.id) never announced its addresses in the cluster map (version \(first.version))")
         }
     }
@@ -257,8 +272,8 @@ struct ClusterChecks {
     }
 
     private func checkReplicas(_ sim: ClusterSimulation, _ w: ClusterWorkload) {
-        let cores = sim.nodes.compactMap(\.core)
-        guard cores.count == sim.nodes.count else { sim.fail("a node is down after healing"); return }
+        let cores = sim.members.compactMap(\.core)
+        guard cores.count == sim.members.count else { sim.fail("a node is down after healing"); return }
         // Followers learn the last commit index with the next heartbeat: let every replica apply as far as its leader.
         for _ in 0..<(200 * ClusterSimulation.unitsPerTick) where !sim.failed {
             let caughtUp = (0..<sim.config.shards).allSatisfy { s in Set(cores.map { $0.replicas[s].appliedIndex }).count == 1 }

@@ -31,6 +31,11 @@ public struct ClusterSimConfig: Sendable {
     public var unsafeLocalReads = false
     /// Print every trace line as it happens (replaying one seed).
     public var traceAll = false
+    /// During the faults, one node is killed for good and replaced by a spare machine the way an operator does it
+    /// (`sutra node add`, start it with `--join`, `sutra node replace`, `sutra node remove`): every shard's replica
+    /// moves to it through Raft membership changes, under the other faults. Checked on top of everything else:
+    /// the moves finish, and every shard's Raft membership is the map's once settled.
+    public var replaceNode = false
 
     public init(seed: UInt64) { self.seed = seed }
 
@@ -39,6 +44,7 @@ public struct ClusterSimConfig: Sendable {
         var c = ClusterSimConfig(seed: seed)
         c.nodes = seed % 4 == 3 ? 5 : 3
         c.shards = seed % 2 == 0 ? 3 : 4
+        c.replaceNode = seed % 3 == 1
         return c
     }
 }
@@ -97,6 +103,9 @@ public struct ClusterSimStats: Sendable, Equatable {
     /// Snapshots streamed in chunks: received whole, and streams abandoned (every process).
     public var snapshotStreamsReceived: UInt64 = 0
     public var snapshotStreamsFailed: UInt64 = 0
+    /// Nodes killed for good and replaced by a spare through membership changes, to the end (`replaceNode`).
+    public var replacements = 0
+    public var replacementsBegun = 0
 
     public init() {}
 
@@ -112,6 +121,7 @@ public struct ClusterSimStats: Sendable, Equatable {
         backupsBegun += o.backupsBegun; backupsTaken += o.backupsTaken; backupsFailed += o.backupsFailed
         backupEdgesChecked += o.backupEdgesChecked; fencesExpired += o.fencesExpired; leaderWaitRetries += o.leaderWaitRetries
         snapshotStreamsReceived += o.snapshotStreamsReceived; snapshotStreamsFailed += o.snapshotStreamsFailed
+        replacements += o.replacements; replacementsBegun += o.replacementsBegun
         fullDisks += o.fullDisks; allDisksFullWindows += o.allDisksFullWindows; stalledWrites += o.stalledWrites; writesRefusedDiskFull += o.writesRefusedDiskFull
     }
 }

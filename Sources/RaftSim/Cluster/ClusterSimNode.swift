@@ -34,14 +34,25 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
 
     var alive: Bool { core != nil }
 
-    init(id: NodeID, sim: ClusterSimulation) {
+    /// A spare machine: not started until the simulation makes it replace a node (`--join`, groups without members).
+    var spare: Bool
+    /// Killed for good (its machine is gone): never restarted, no longer counted once replaced.
+    var retired = false
+    /// Started with `--join`: its data directory starts without members.
+    var joiner: Bool
+
+    init(id: NodeID, sim: ClusterSimulation, spare: Bool = false) {
         self.id = id
         self.sim = sim
+        self.spare = spare
+        self.joiner = spare
         writeInitialMembership()
     }
 
-    /// What a new data directory holds before the first start: every shard's creation membership.
+    /// What a new data directory holds before the first start: every shard's creation membership (nothing for a
+    /// node that joins: it learns its groups' members from their snapshots).
     private func writeInitialMembership() {
+        guard !joiner else { return }
         var initial = WriteBatch()
         let voters = ConfState(voters: (1...NodeID(sim.config.nodes)).map { $0 })
         // The shards' groups and the meta group's (group = the shard count).

@@ -55,6 +55,8 @@ public final class ClusterSimulation {
     /// Every disk full at once (no other fault begins meanwhile): linearizable reads must still be served, as
     /// they need no WAL write. Probe gets issued and served during the window.
     private var allDisksFull: (end: UInt64, start: UInt64, issued: Int, served: Int)?
+    /// The replacement of a node killed for good by the spare (`config.replaceNode`).
+    var replacement: SimReplacement?
     private var allDisksFullRate = 0.0
     private var gracefulStop: (node: NodeID, faultsAtStart: Int, healthyAtStart: Bool, led: Int, campaigning: Set<Int>)?
     private var failure: String?
@@ -69,9 +71,17 @@ public final class ClusterSimulation {
         self.config = config
         rng = SplitMix64(seed: config.seed ^ 0xC1A5_7E55)
         for id in 1...NodeID(config.nodes) { nodes.append(ClusterSimNode(id: id, sim: self)) }
-        for n in nodes { n.start(incarnation: newIncarnation()) }
+        if config.replaceNode {
+            nodes.append(ClusterSimNode(id: NodeID(config.nodes + 1), sim: self, spare: true))
+            replacement = SimReplacement(victim: NodeID(1 + rng.below(config.nodes)), spare: NodeID(config.nodes + 1),
+                                         at: UInt64(config.faultTicks) * UInt64(20 + rng.below(40)) / 100)
+        }
+        for n in members { n.start(incarnation: newIncarnation()) }
         workload = ClusterWorkload(sim: self)
     }
+
+    /// The nodes of the cluster now: neither a spare not yet started nor a node killed for good.
+    var members: [ClusterSimNode] { nodes.filter { !$0.spare && !$0.retired } }
 
     func nodeConfig(_ id: NodeID) -> NodeConfig {
         var c = NodeConfig()
@@ -80,6 +90,10 @@ public final class ClusterSimulation {
         c.numShards = config.shards
         c.dimension = ClusterSimulation.dimension
         for n in 1...NodeID(config.nodes) { c.peers[n] = PeerEndpoint(host: "sim-\(n)", port: 7300) }
+        if node(id).joiner {
+            c.join = true
+            c.peers[id] = PeerEndpoint(host: "sim-\(id)", port: 7300)
+        }
         c.tickMs = Int(ClusterSimulation.tickMs)
         c.electionTicks = 10
         c.snapshotEntries = 60
@@ -180,7 +194,7 @@ public final class ClusterSimulation {
         partitionHealAt = nil
         dropRate = 0
         duplicateRate = 0
-        for n in nodes {
+        for n in members {
             n.crashAgainAt = nil
             n.diskDelay = 1
             n.slowUntil = nil
@@ -201,7 +215,8 @@ public final class ClusterSimulation {
         }
         guard !failed else { return }
         var left: [String] = []
-        for n in nodes {
+        if let r = replacement, !r.done { left.append("the replacement of node \(r.victim) by node \(r.spare) is \(r.phase)") }
+        for n in members {
             guard let core = n.core else { continue }
             for r in core.replicas {
                 let t = r.state.txns
@@ -213,7 +228,7 @@ public final class ClusterSimulation {
         for s in 0..<config.shards where leader(of: s) == nil {
             left.append("shard \(s) has no leader")
             // Each replica's Raft view, so a stuck election reads off the trace.
-            for n in nodes {
+            for n in members {
                 guard let r = n.core?.replicas[s].raft else { note("  shard \(s) node \(n.id): down"); continue }
                 note("  shard \(s) node \(n.id): \(r.role) term \(r.term) vote \(r.isAbstaining ? "abstaining" : String(r.vote)) "
                      + "last \(r.lastIndex) (term \(r.term(at: r.lastIndex) ?? 0)) committed \(r.commitIndex) leader \(r.leader)")
@@ -228,6 +243,7 @@ public final class ClusterSimulation {
         } else {
             for n in nodes { if let c = n.core { left.append("meta node \(n.id): applied \(c.meta.appliedIndex) map v\(c.clusterMap.map { "\($0.version)" } ?? " none") leader \(c.meta.raft.leader)") } }
         }
+        left.insert(notQuiescent() ?? "quiescent", at: 0)
         fail("not settled \(config.settleTicks) ticks after healing: " + left.prefix(6).joined(separator: "; "))
     }
 
@@ -235,24 +251,34 @@ public final class ClusterSimulation {
         nodes.filter { $0.core?.replicas[shard].isLeader == true }.max { $0.core!.replicas[shard].raft.term < $1.core!.replicas[shard].raft.term }
     }
 
-    func quiescent() -> Bool {
+    func quiescent() -> Bool { notQuiescent() == nil }
+
+    /// Why the cluster has not settled yet (nil: it has): the first condition that fails.
+    func notQuiescent() -> String? {
+        if let r = replacement, !r.done { return "the replacement of node \(r.victim) is \(r.phase)" }
         for s in 0..<config.shards {
-            guard let l = leader(of: s)?.core?.replicas[s] else { return false }
-            for n in nodes {
-                guard let r = n.core?.replicas[s] else { return false }
-                if r.appliedIndex < l.raft.commitIndex || r.raft.leader != l.raft.id { return false }
-                if !r.state.txns.intents.isEmpty || r.state.txns.pendingRecords > 0 { return false }
-                if !r.state.backupFences.isEmpty { return false }
+            guard let l = leader(of: s)?.core?.replicas[s] else { return "shard \(s) has no leader" }
+            for n in members {
+                guard let r = n.core?.replicas[s] else { return "node \(n.id) is down" }
+                if r.appliedIndex < l.raft.commitIndex || r.raft.leader != l.raft.id {
+                    return "shard \(s) on node \(n.id): applied \(r.appliedIndex) of \(l.raft.commitIndex), leader \(r.raft.leader) (not \(l.raft.id))"
+                }
+                if !r.state.txns.intents.isEmpty || r.state.txns.pendingRecords > 0 { return "shard \(s) on node \(n.id) holds transactions" }
+                if !r.state.backupFences.isEmpty { return "shard \(s) on node \(n.id) holds backup fences" }
             }
-            if l.raft.commitIndex < l.raft.lastIndex { return false }
+            if l.raft.commitIndex < l.raft.lastIndex { return "shard \(s): its leader has uncommitted entries" }
         }
         // The meta group too: a leader every replica caught up with, every node's addresses in the map.
-        guard let m = nodes.compactMap({ $0.core?.meta }).filter(\.isLeader).max(by: { $0.raft.term < $1.raft.term }) else { return false }
-        for n in nodes {
-            guard let r = n.core?.meta, r.appliedIndex >= m.raft.commitIndex, r.raft.leader == m.raft.id else { return false }
+        guard let m = nodes.compactMap({ $0.core?.meta }).filter(\.isLeader).max(by: { $0.raft.term < $1.raft.term }) else { return "the meta group has no leader" }
+        for n in members {
+            guard let r = n.core?.meta, r.appliedIndex >= m.raft.commitIndex, r.raft.leader == m.raft.id else { return "meta group on node \(n.id) is behind" }
         }
-        guard let map = m.map, m.raft.commitIndex >= m.raft.lastIndex, !map.nodes.values.contains(where: \.addressesUnknown) else { return false }
-        return nodes.allSatisfy { $0.core?.hasIndexWork == false }
+        guard let map = m.map else { return "no cluster map" }
+        if !map.moving.isEmpty { return "shards \(map.moving) are moving" }
+        if m.raft.commitIndex < m.raft.lastIndex { return "the meta leader has uncommitted entries" }
+        if map.nodes.values.contains(where: { $0.addressesUnknown && $0.state != .removed }) { return "a node's addresses are unknown" }
+        if !members.allSatisfy({ $0.core?.hasIndexWork == false }) { return "vector indexing is under way" }
+        return nil
     }
 
     // MARK: the scheduler
@@ -268,6 +294,7 @@ public final class ClusterSimulation {
                 n.core?.tick(now: nanos)
             }
             if faults { injectFaults() }
+            driveReplacement()
             for n in nodes where !n.alive {
                 if let at = n.restartAt, at <= now { n.start(incarnation: newIncarnation()); note("restart \(n.id) incarnation \(String(n.incarnation, radix: 16))") }
             }
@@ -324,17 +351,21 @@ public final class ClusterSimulation {
 
     /// Nodes that count as down for the fault budget: not running, catching up after a wipe, stopping, or in a
     /// crash loop (up now, down again soon).
-    private var nodesDown: Int { nodes.filter { !$0.alive || $0.lostState || $0.core?.stopping == true || $0.crashAgainAt != nil }.count }
+    private var nodesDown: Int {
+        // A node killed for good counts as down until its replacement took every replica it held.
+        members.filter { !$0.alive || $0.lostState || $0.core?.stopping == true || $0.crashAgainAt != nil }.count
+            + (replacement.map { $0.victimDown && !$0.done } == true ? 1 : 0)
+    }
 
     /// SIGTERM to a live node (at most a minority down or stopping at once).
     private func beginGracefulStop() {
         guard gracefulStop == nil else { return }
         let down = nodesDown
-        guard down < (nodes.count - 1) / 2 else { return }
-        let alive = nodes.filter(\.alive)
+        guard down < (config.nodes - 1) / 2 else { return }
+        let alive = members.filter(\.alive)
         let leaders = alive.filter { $0.core!.replicas.contains(where: \.isLeader) }
         let n = !leaders.isEmpty && rng.chance(0.8) ? leaders[rng.below(leaders.count)] : alive[rng.below(alive.count)]
-        let healthy = down == 0 && partitionHealAt == nil && nodes.allSatisfy { $0.slowUntil == nil && $0.diskFull == nil && $0.crashAgainAt == nil }
+        let healthy = down == 0 && partitionHealAt == nil && members.allSatisfy { $0.slowUntil == nil && $0.diskFull == nil && $0.crashAgainAt == nil }
         let led = n.core!.replicas.filter(\.isLeader).count
         // An election already past its pre-vote may still be won; every other gain is a leadership taken back.
         let campaigning = Set(n.core!.replicas.filter { $0.raft.role == .candidate }.map(\.shard))
@@ -427,14 +458,15 @@ public final class ClusterSimulation {
             closeFullDiskWindow()
             return false
         }
-        guard rng.chance(allDisksFullRate), partitionHealAt == nil, gracefulStop == nil,
-              nodes.allSatisfy({ $0.alive && !$0.lostState && $0.slowUntil == nil && $0.diskFull == nil && $0.crashAgainAt == nil && $0.core?.stopping != true }),
+        // Not while a node is being replaced: the new node serves no read of a shard that has not moved to it yet.
+        guard rng.chance(allDisksFullRate), partitionHealAt == nil, gracefulStop == nil, replacement.map({ $0.phase == .waiting || $0.done }) ?? true,
+              members.allSatisfy({ $0.alive && !$0.lostState && $0.slowUntil == nil && $0.diskFull == nil && $0.crashAgainAt == nil && $0.core?.stopping != true }),
               (0..<config.shards).allSatisfy({ leader(of: $0) != nil }) else { return false }
         let end = now + UInt64(60 + rng.below(60)) * ClusterSimulation.unitsPerTick
         // Mostly as a node without a floor sees it: the space still reads fine, so writes run into the full disk.
         let readsLow = rng.chance(0.25)
-        for n in nodes { n.diskFull = (end, true, readsLow) }
-        stats.fullDisks += nodes.count
+        for n in members { n.diskFull = (end, true, readsLow) }
+        stats.fullDisks += members.count
         allDisksFull = (end, now, 0, 0)
         note("every disk full until \(end)")
         return true
@@ -457,11 +489,11 @@ public final class ClusterSimulation {
         // to it, crash-loops with short lives — each new process reuses the forward ids of the last one while the
         // slow leader is still answering the old ones.
         // Only with every node a full member: the crash loop takes one node down again and again, the fault budget.
-        if rng.chance(replyRaceRate), nodes.allSatisfy(\.alive), nodes.allSatisfy({ $0.slowUntil == nil }),
-           nodes.allSatisfy({ !$0.lostState && $0.core?.stopping != true && $0.crashAgainAt == nil }) {
-            let leaders = nodes.filter { $0.core!.replicas.contains(where: \.isLeader) }
+        if rng.chance(replyRaceRate), members.allSatisfy(\.alive), members.allSatisfy({ $0.slowUntil == nil }),
+           members.allSatisfy({ !$0.lostState && $0.core?.stopping != true && $0.crashAgainAt == nil }) {
+            let leaders = members.filter { $0.core!.replicas.contains(where: \.isLeader) }
             let homes = Set(workload.clients.compactMap(\.home))
-            if let l = leaders.first, let a = nodes.first(where: { $0.id != l.id && homes.contains($0.id) }) ?? nodes.first(where: { $0.id != l.id }) {
+            if let l = leaders.first, let a = members.first(where: { $0.id != l.id && homes.contains($0.id) }) ?? members.first(where: { $0.id != l.id }) {
                 l.diskDelay = UInt64(100 + rng.below(300))
                 l.slowUntil = now + UInt64(60 + rng.below(60)) * ClusterSimulation.unitsPerTick
                 a.crashAgainAt = now + UInt64(2 + rng.below(6)) * ClusterSimulation.unitsPerTick
@@ -471,7 +503,7 @@ public final class ClusterSimulation {
         }
         // A crash loop: a process that came up quickly after a crash dies again soon, before its forwards
         // (ids counted from the start of the process) are answered.
-        for n in nodes where n.alive && n.crashAgainAt.map({ $0 <= now }) == true {
+        for n in members where n.alive && n.crashAgainAt.map({ $0 <= now }) == true {
             n.crashAgainAt = nil
             n.crash()
             n.restartAt = now + UInt64(1 + rng.below(3)) * ClusterSimulation.unitsPerTick
@@ -480,10 +512,10 @@ public final class ClusterSimulation {
             note("crash \(n.id) again (crash loop)")
         }
         if rng.chance(crashRate) {
-            let alive = nodes.filter(\.alive)
+            let alive = members.filter(\.alive)
             // At most a minority down at once (a node still catching up after a wipe counts as down): the cluster
             // must stay able to make progress.
-            if nodesDown < (nodes.count - 1) / 2 {
+            if nodesDown < (config.nodes - 1) / 2 {
                 // Half the time, a node waiting on a forward to a slow disk: its reply will reach the next process.
                 let waiting = alive.filter { n in
                     guard let f = lastForward[n.id], now - f.at < 4 * ClusterSimulation.unitsPerTick else { return false }
@@ -508,11 +540,11 @@ public final class ClusterSimulation {
         }
         // Half the stops are timed just before the other nodes' leader rebalancing (every 50 ticks of a process):
         // the node taking over a stopping node's shard must not hand it straight back.
-        let rebalanceSoon = nodes.contains { $0.core.map { $0.ticks % 50 >= 47 } == true }
+        let rebalanceSoon = members.contains { $0.core.map { $0.ticks % 50 >= 47 } == true }
         if rng.chance(rebalanceSoon ? gracefulStopRate * 8 : gracefulStopRate / 2) { beginGracefulStop() }
         if rng.chance(backupRate) { beginBackup() }
         if partitionHealAt == nil, rng.chance(partitionRate) {
-            let ids = nodes.map(\.id)
+            let ids = members.map(\.id)
             let isolated = ids[rng.below(ids.count)]
             let oneWay = rng.chance(0.3)
             for other in ids where other != isolated {
@@ -525,8 +557,8 @@ public final class ClusterSimulation {
         }
         if rng.chance(slowDiskRate) {
             // Mostly a leader's disk: that is where a slow write delays acknowledgements and forward replies.
-            let leaders = nodes.filter { $0.core?.replicas.contains(where: \.isLeader) == true }
-            let n = !leaders.isEmpty && rng.chance(0.7) ? leaders[rng.below(leaders.count)] : nodes[rng.below(nodes.count)]
+            let leaders = members.filter { $0.core?.replicas.contains(where: \.isLeader) == true }
+            let n = !leaders.isEmpty && rng.chance(0.7) ? leaders[rng.below(leaders.count)] : nodes[rng.below(members.count)]
             if n.diskFull == nil, rng.chance(0.3) {
                 // A full disk (writes stall and are retried), or one below the free-space floor only.
                 let writesFail = rng.chance(0.6), readsLow = !writesFail || rng.chance(0.5)
