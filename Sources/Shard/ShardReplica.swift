@@ -100,6 +100,11 @@ public final class ShardReplica {
 
     public var isLeader: Bool { raft.role == .leader }
 
+    /// Proposals and reads waiting here (diagnostics).
+    public var waiting: (proposals: [LogIndex], reads: Int) {
+        (proposals.keys.sorted(), readsWaiting.count + readsInFlight.values.map(\.count).reduce(0, +) + readsConfirmed.map(\.waiters.count).reduce(0, +))
+    }
+
     /// Whether concept `id` (of this shard) passes a search filter, read from the applied state in place (a
     /// search asks this for every candidate: a copy of the state per call cost ~0.7 µs).
     public func admits(_ id: ConceptID, _ filter: SearchFilter) -> Bool {
@@ -180,7 +185,14 @@ public final class ShardReplica {
         guard e.index > appliedIndex else { return }
         appliedIndex = e.index
         bytesSinceSnapshot += e.byteSize
-        guard e.kind == .normal, !e.data.isEmpty else { return }
+        guard e.kind == .normal, !e.data.isEmpty else {
+            // A proposal made here whose index another leader filled with its own empty entry or a membership
+            // change (leadership lost and won back between two turns, so no role change was seen): not applied.
+            if let p = proposals.removeValue(forKey: e.index) {
+                p.done(.failure(.unavailable("leadership changed before the write committed; retry")))
+            }
+            return
+        }
         let request: ShardRequest
         do {
             request = try ShardRequest.decode(e.data)

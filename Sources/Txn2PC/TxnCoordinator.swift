@@ -256,6 +256,8 @@ public final class TxnCoordinator {
     }
 
     private func finished(_ a: Active) {
+        // Nobody who asked is left without an answer.
+        if !a.waiters.isEmpty { answer(a, a.outcome ?? .unknown(.unavailable("the transaction was finished by another path; retry"))) }
         active[a.id] = nil
         toForget[a.recordShard, default: []].append(a.id)
         forgetting.insert(a.id)
@@ -297,6 +299,9 @@ public final class TxnCoordinator {
                     prepare(a)
                 case .committed, .aborted:
                     a.commit = r.status == .committed
+                    // Decided already: a client's retry of it that arrives while it is resolved here is told the
+                    // decision (it waited forever before: a cluster simulation seed found it).
+                    a.outcome = a.commit ? .committed(version: r.decidedAt) : .aborted(r.reason)
                     resolve(a)
                 }
             }

@@ -46,9 +46,15 @@ extension NodeCore {
         var voters = Set(p.voters)
         if let m = p.move, m.phase == .promoted, let from = m.from { voters.remove(from) }
         let learners = Set(p.learners)
-        // 1. Learners first (a move's target), then promotions the map decided, then voters never added.
+        func caughtUp(_ n: NodeID) -> Bool {
+            guard let pr = progress(n) else { return false }
+            return !pr.abstains && pr.match > 0 && pr.match + caughtUpMargin >= commit
+        }
+        // 1. Learners first (a move's target), then promotions the map decided — only of a learner that caught
+        // up: a voter that cannot acknowledge yet shrinks what the group survives (a new meta-group voter with a
+        // node of the group dead stalled it in the simulation) — then voters never added.
         for l in p.learners.sorted() where !conf.contains(l) { return .change(.addLearner(l)) }
-        for v in voters.sorted() where conf.isLearner(v) { return .change(.addVoter(v)) }
+        for v in voters.sorted() where conf.isLearner(v) { return caughtUp(v) ? .change(.addVoter(v)) : nil }
         for v in voters.sorted() where !conf.contains(v) { return .change(.addLearner(v)) }
         // 2. Members the map no longer lists leave; a leaving leader first hands its leadership on.
         for m in conf.members.sorted() where !voters.contains(m) && !learners.contains(m) {
@@ -63,8 +69,7 @@ extension NodeCore {
         guard let move = p.move else { return nil }
         switch move.phase {
         case .catchingUp:
-            guard conf.isLearner(move.to), let pr = progress(move.to), !pr.abstains, pr.match > 0,
-                  pr.match + caughtUpMargin >= commit else { return nil }
+            guard conf.isLearner(move.to), caughtUp(move.to) else { return nil }
             return .tellMap(.promoteMove(shard: -1))
         case .promoted:
             return .tellMap(.finishMove(shard: -1))

@@ -78,6 +78,11 @@ extension NodeCore {
         io.peersChanged(peers)
     }
 
+    /// What this process still waits on (simulation diagnostics: a request never answered names its wait).
+    package var waitingSummary: String {
+        "forwards \(forwards.count), held transactions \(heldTransactions.count), timers \(tickTimers.count), coordinating \(coordinator.inFlight), map change in flight \(mapChangeInFlight), leaders of \(replicas.filter(\.isLeader).map(\.shard)), reads \(waiters.summary), applied \(replicas.map(\.appliedIndex)), members \(replicas.map { $0.raft.confState.members }), replicas waiting \(replicas.map(\.waiting))"
+    }
+
     /// Where this node listens, as the map should say.
     var ownAddresses: (peer: String, client: String, http: String) {
         let p = config.peers[config.nodeID]!

@@ -14,6 +14,11 @@ struct ReadWaiters {
     private var intents: [[(ids: Set<TxnID>, deadline: UInt64, done: (Result<Void, ClientError>) -> Void)]] = []
     private var vectors: [() -> Void] = []
 
+    /// Parked reads: applied waiters per shard (their indexes), intent waiters, vector waiters (diagnostics).
+    var summary: String {
+        "applied \(applied.enumerated().filter { !$0.element.isEmpty }.map { "\($0.offset):\($0.element.map(\.index))" }), intents \(intents.map(\.count).reduce(0, +)), vectors \(vectors.count)"
+    }
+
     init(shards: Int) {
         applied = Array(repeating: [], count: shards)
         intents = Array(repeating: [], count: shards)

@@ -445,7 +445,7 @@ final class ClusterWorkload {
         for (_, d) in duplicatesInFlight.sorted(by: { $0.key < $1.key }) where !sim.failed {
             let node = sim.node(d.node)
             if node.alive, node.incarnation == d.incarnation {
-                sim.fail("transaction \(d.txn) sent again to node \(d.node) was never answered (the node still runs)")
+                sim.fail("transaction \(d.txn) sent again to node \(d.node) was never answered (the node still runs; it waits on \(node.core?.waitingSummary ?? "?"))")
             }
         }
     }
