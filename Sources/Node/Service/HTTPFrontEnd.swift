@@ -325,7 +325,7 @@ final class HTTPFrontEnd {
             case ("POST", "nodes"):
                 return .decode {
                     let obj = try JSONBody(body)
-                    try obj.onlyFields(["id", "peer_address", "client_address", "http_address"], in: "a node")
+                    try obj.onlyFields(JSONBody.nodeFields, in: "a node")
                     guard let id = try obj.int("id"), id > 0 else { throw RequestProblem("id (a node id, 1 or more) is required") }
                     func address(_ k: String) throws -> String {
                         guard let a = try obj.string(k), !a.isEmpty else { throw RequestProblem("\(k) (host:port) is required") }

@@ -29,6 +29,7 @@ struct JSONBody {
     static let associationFields = ["source", "target", "type", "confidence"]
     static let searchFields = ["vector", "text", "k", "ef", "exact", "filter"]
     static let searchFilterFields = ["min_strength", "min_confidence", "association_type"]
+    static let nodeFields = ["id", "peer_address", "client_address", "http_address"]
 
     /// Refuses a field outside `known` (a misspelt one would otherwise be silently ignored), naming it and the
     /// closest known field when one is near.

@@ -74,7 +74,7 @@ final class OpenAPISpecTests: XCTestCase {
 
     /// The route the server gives a spec path (its `{placeholders}` filled with valid values), nil when unrouted.
     private func route(of path: String, file: StaticString = #filePath, line: UInt = #line) -> String? {
-        let samples = ["{id}": "000000000000000a000000000000000a", "{backup_id}": "0123456789abcdef", "{shard}": "0"]
+        let samples = ["{id}": "000000000000000a000000000000000a", "{backup_id}": "0123456789abcdef", "{shard}": "0", "{node_id}": "3"]
         var concrete = path
         for (placeholder, value) in samples { concrete = concrete.replacingOccurrences(of: placeholder, with: value) }
         if concrete.contains("{") {
@@ -153,6 +153,7 @@ final class OpenAPISpecTests: XCTestCase {
             "POST /learn": SeedRoutes.learnFields,
             "POST /query": ["concept_id"],
             "POST /search": SeedRoutes.searchFields,
+            "POST /v1/admin/nodes": JSONBody.nodeFields,
         ]
         XCTAssertFalse(JSONBody.conceptFields.dropFirst().contains("id"), "PATCH's list drops `id`, the first concept field")
         var withBody: Set<String> = []

@@ -22,7 +22,11 @@ final class ClusterSimulationTests: XCTestCase {
         XCTAssertGreaterThan(s.incarnations, n * 3 + n / 4)
         XCTAssertGreaterThan(s.partitions, n / 4)
         XCTAssertGreaterThan(s.slowDisks, n / 4)
-        XCTAssertGreaterThan(s.gracefulStopsChecked, n / 4)
+        // Fewer stops run under healthy conditions since a third of the seeds spend part of the run with a node
+        // killed for good (being replaced).
+        XCTAssertGreaterThan(s.gracefulStopsChecked, n / 5)
+        XCTAssertGreaterThan(s.replacements, n / 4, "nodes killed for good were replaced through replica moves")
+        XCTAssertEqual(s.replacements, s.replacementsBegun, "every replacement begun finished")
         XCTAssertGreaterThan(s.batchesOK, n * 5)
         XCTAssertGreaterThan(s.searchesChecked, n * 5)
         XCTAssertGreaterThan(s.readsChecked, n * 20)
