@@ -6,7 +6,30 @@ import TLS
 /// `sutra://<cluster>/node/<id>` and DNS/IP names for its host), plus an operator's client certificate.
 struct CertsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "certs", abstract: "Create the certificates of a cluster (mutual TLS between nodes).",
-                                                    subcommands: [Init.self])
+                                                    subcommands: [Init.self, AddNode.self])
+
+    /// A node added to a running cluster gets its certificate from the existing CA.
+    struct AddNode: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "add-node",
+            abstract: "Issue a new node's key and certificate from the cluster CA in DIR (before `sutra node add` and starting it with --join).")
+        @Option(help: "The directory `sutra certs init` wrote (holds ca.key).") var out: String
+        @Option(help: "Cluster id, as given to every node with --cluster-id.") var clusterId = "sutra"
+        @Option(help: "The new node's id (never used in this cluster before).") var id: UInt64
+        @Option(help: "Its host name or IP (loopback is always included).") var host: String?
+        @Option(help: "Days the certificate is valid.") var days = 825
+
+        func run() throws {
+            guard (1...36_500).contains(days) else { throw ValidationError("--days is \(days); allowed: 1…36500") }
+            let c = ClusterCertificates(directory: out)
+            do {
+                try c.addNode(clusterID: clusterId, id: id, host: host, validDays: days)
+            } catch {
+                throw CLIError("sutra certs add-node: \(error)")
+            }
+            print("Created node \(id)'s certificate: --tls-cert \(c.nodeCertificate(id)) --tls-key \(c.nodeKey(id)) --tls-ca \(c.caCertificate)")
+        }
+    }
 
     struct Init: ParsableCommand {
         static let configuration = CommandConfiguration(

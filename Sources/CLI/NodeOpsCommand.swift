@@ -23,7 +23,7 @@ struct NodeOpsCommand: ParsableCommand {
 
     static let configuration = CommandConfiguration(commandName: "node", abstract: "Operate one node of a local cluster; change the cluster's membership.",
                                                     subcommands: [Restart.self, MembershipCommand.Add.self, MembershipCommand.Drain.self,
-                                                                  MembershipCommand.Remove.self, MembershipCommand.Replace.self])
+                                                                  MembershipCommand.Remove.self, MembershipCommand.Replace.self, MembershipCommand.Join.self])
 
     /// Stops one node gracefully and starts it again with the command line it ran — or another binary, one node
     /// at a time for a rolling upgrade — then waits until it is ready again.

@@ -71,4 +71,23 @@ public struct ClusterCertificates: Sendable {
                                         subjectAltNames: ["URI:sutra://\(clusterID)/client/operator"],
                                         validUntil: validDays * day, keyPath: clientKey, certificatePath: clientCertificate)
     }
+
+    /// Issues node `id`'s key and certificate from the existing CA (a node added to a running cluster: `sutra node
+    /// add`). Refuses without the CA key, and when the node already has a certificate here (ids are never reused).
+    public func addNode(clusterID: String, id: UInt64, host: String? = nil, validDays: Int = 825) throws(TLSError) {
+        guard SutraNodeIdentity.isValidClusterID(clusterID) else {
+            throw TLSError(.configuration, "cluster id '\(clusterID)' cannot be written in a certificate: use 1…128 of A-Z a-z 0-9 . _ -")
+        }
+        guard id >= 1 else { throw TLSError(.configuration, "node id 0 is reserved") }
+        guard access(caKey, R_OK) == 0 else {
+            throw TLSError(.configuration, "\(caKey) is missing: node certificates are issued by the cluster CA that `sutra certs init` created")
+        }
+        guard access(nodeCertificate(id), F_OK) != 0 else {
+            throw TLSError(.configuration, "\(nodeCertificate(id)) already exists: node \(id) has a certificate (a new node needs a new id)")
+        }
+        try CertificateFactory.makeLeaf(caKeyPath: caKey, caCertificatePath: caCertificate,
+                                        commonName: "sutra node \(id) of \(clusterID)",
+                                        subjectAltNames: ClusterCertificates.nodeNames(clusterID: clusterID, node: id, hosts: host.map { [$0] } ?? []),
+                                        validUntil: validDays * 86_400, keyPath: nodeKey(id), certificatePath: nodeCertificate(id))
+    }
 }

@@ -5,21 +5,20 @@ extension NodeCore {
     /// This node's view of the cluster: every node, and every shard's leader, term, indexes and (where this
     /// node leads) each replica's lag.
     package func clusterStatus() -> ClusterStatus {
-        var nodes: [NodeStatus] = []
-        for id in config.peers.keys.sorted() {
-            if id == config.nodeID {
-                nodes.append(NodeStatus(id: id, clientAddress: config.clientAddress, httpAddress: config.httpAddress, connected: true))
-            } else {
-                let a = io.clientAddresses(of: id)
-                nodes.append(NodeStatus(id: id, clientAddress: a?.client ?? "", httpAddress: a?.http ?? "",
-                                        connected: io.isConnected(id), link: io.linkStatus(of: id)))
-            }
+        // This node, then every other node the flags or the cluster map name (removed ones left out).
+        var nodes = [NodeStatus(id: config.nodeID, clientAddress: config.clientAddress, httpAddress: config.httpAddress, connected: true)]
+        for id in otherNodes {
+            let a = io.clientAddresses(of: id)
+            let inMap = meta.map?.nodes[id]
+            nodes.append(NodeStatus(id: id, clientAddress: a?.client ?? inMap?.clientAddress ?? "", httpAddress: a?.http ?? inMap?.httpAddress ?? "",
+                                    connected: io.isConnected(id), link: io.linkStatus(of: id)))
         }
+        nodes.sort { $0.id < $1.id }
         let streams = snapshotSender.progress()
         let shards = replicas.map { r -> ShardStatus in
             var reps: [(node: NodeID, match: LogIndex, lag: UInt64)] = []
             if r.isLeader {
-                for id in config.peers.keys.sorted() {
+                for id in r.raft.confState.members.sorted() {
                     let match = id == config.nodeID ? r.raft.lastIndex : (r.raft.progressState(of: id)?.match ?? 0)
                     reps.append((id, match, r.raft.lastIndex - min(match, r.raft.lastIndex)))
                 }

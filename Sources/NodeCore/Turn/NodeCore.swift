@@ -165,10 +165,12 @@ package final class NodeCore {
 
     func shard(of id: ConceptID) -> Int { id.shard(of: config.numShards) }
 
-    /// Every other node: those the flags name, and those the cluster map names (not removed).
+    /// Every other node: those the flags name and those the cluster map names, but for the ones it removed.
     var otherNodes: [NodeID] {
         var ids = Set(config.peers.keys)
-        if let map = meta?.map { for n in map.nodes.values where n.state != .removed { ids.insert(n.id) } }
+        if let map = meta?.map {
+            for n in map.nodes.values { if n.state == .removed { ids.remove(n.id) } else { ids.insert(n.id) } }
+        }
         ids.remove(config.nodeID)
         return ids.sorted()
     }
@@ -193,7 +195,7 @@ package final class NodeCore {
             else if left <= 0 { meta.raft.campaign(); startupCampaign[metaGroup] = nil }
             else { startupCampaign[metaGroup] = left - 1 }
         }
-        if ticks % 25 == 0 { tellTheMap() }
+        if ticks % 25 == 0 || (meta.map == nil && ticks % 5 == 0) { tellTheMap() }
         if ticks % 10 == 5 { reconcileMembership() }
         coordinator.tick()
         recovery.tick()
