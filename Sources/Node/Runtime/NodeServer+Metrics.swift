@@ -100,6 +100,7 @@ extension NodeServer {
         nodeWide("sutra_meta_group_leader", "gauge", "The node this node knows as the meta group's leader (0: none).", node.meta.raft.leader)
         nodeWide("sutra_meta_group_term", "gauge", "Raft term of this node's meta-group replica.", node.meta.raft.term)
         nodeWide("sutra_cluster_map_changes_refused_total", "counter", "Cluster-map changes applied here that the map refused (the same on every replica).", node.meta.refusedChanges)
+        nodeWide("sutra_membership_changes_total", "counter", "Raft membership changes this node proposed as a group's leader to follow the cluster map (replica moves).", m.membershipChanges)
         nodeWide("sutra_meta_log_size_bytes", "gauge", "Bytes in the cluster map's log (the meta group's, in <data>/meta).", metaEngine.totalBytes)
         perShard("sutra_term", "gauge", "Raft term of each shard replica.") { $0.raft.term }
         perShard("sutra_is_leader", "gauge", "1 if this node leads the shard.") { $0.isLeader ? 1 : 0 }

@@ -41,6 +41,7 @@ extension NodeCore {
     /// The next step for a shard led here: pure, from the shard's placement in the map, its Raft configuration
     /// and its followers' progress. Nil: nothing to do now.
     static func nextStep(placement p: ClusterMap.ShardPlacement, conf: ConfState, me: NodeID, commit: LogIndex,
+                         reachable: (NodeID) -> Bool = { _ in true },
                          progress: (NodeID) -> (match: LogIndex, abstains: Bool)?) -> MembershipStep? {
         // The configuration the map asks for now: in a promoted move, the source is on its way out.
         var voters = Set(p.voters)
@@ -54,6 +55,13 @@ extension NodeCore {
         // up: a voter that cannot acknowledge yet shrinks what the group survives (a new meta-group voter with a
         // node of the group dead stalled it in the simulation) — then voters never added.
         for l in p.learners.sorted() where !conf.contains(l) { return .change(.addLearner(l)) }
+        // A promoted move whose source cannot be reached (a dead machine being replaced): the source leaves first.
+        // The new replica then joins a quorum of the live voters instead of one that needs every live node and
+        // it — its own loop busy installing other shards' snapshots, it slowed every commit (bench-replace.sh).
+        if let m = p.move, m.phase == .promoted, let from = m.from, from != me, conf.isVoter(from), !reachable(from),
+           conf.isLearner(m.to), conf.voters.count > 1 {
+            return .change(.remove(from))
+        }
         for v in voters.sorted() where conf.isLearner(v) { return caughtUp(v) ? .change(.addVoter(v)) : nil }
         for v in voters.sorted() where !conf.contains(v) { return .change(.addLearner(v)) }
         // 2. Members the map no longer lists leave; a leaving leader first hands its leadership on.
@@ -81,7 +89,8 @@ extension NodeCore {
         guard !stopping, let map = meta.map else { return }
         for r in replicas where r.isLeader && r.shard < map.shardCount {
             let raft = r.raft
-            let step = NodeCore.nextStep(placement: map.shards[r.shard], conf: raft.confState, me: config.nodeID, commit: raft.commitIndex) { n in
+            let step = NodeCore.nextStep(placement: map.shards[r.shard], conf: raft.confState, me: config.nodeID, commit: raft.commitIndex,
+                                         reachable: { [unowned self] in self.io.isConnected($0) }) { n in
                 raft.progressState(of: n).map { ($0.match, raft.peerAbstains(n)) }
             }
             guard let step else { continue }

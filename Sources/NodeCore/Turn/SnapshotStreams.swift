@@ -28,6 +28,8 @@ struct SnapshotSender {
         var sent: UInt64 = 0
         /// Whether the receiver answered the begin (chunks go only after it says where to start).
         var answered = false
+        /// Acknowledgements in a row that repeated `acked` while more was sent: a chunk was lost or overtaken.
+        var repeatedAcks = 0
         var lastProgress: UInt64
         var beginSentAt: UInt64?
         let startedAt: UInt64
@@ -135,7 +137,17 @@ struct SnapshotSender {
         } else if received > s.acked {
             s.acked = received
             s.sent = max(s.sent, received)
+            s.repeatedAcks = 0
             s.lastProgress = now
+        } else if received == s.acked && s.sent > received {
+            // The receiver took a chunk that was not the next one (it keeps only the bytes in order): on the second
+            // such answer, send again from where it stands instead of waiting `resendTicks` (a network that
+            // reorders frames made every chunk wait for the timer in the simulation).
+            s.repeatedAcks += 1
+            if s.repeatedAcks >= 2 {
+                s.sent = received
+                s.repeatedAcks = 0
+            }
         }
         streams[key] = s
         return .progress
