@@ -196,7 +196,8 @@ package final class NodeCore {
             else { startupCampaign[metaGroup] = left - 1 }
         }
         if ticks % 25 == 0 || (meta.map == nil && ticks % 5 == 0) { tellTheMap() }
-        if ticks % 10 == 5 { reconcileMembership() }
+        // Every 10 ticks; every 2 while replicas move (each move is several steps, each a round of this).
+        if ticks % 10 == 5 || (ticks % 2 == 1 && meta.map.map { !$0.moving.isEmpty } == true) { reconcileMembership() }
         coordinator.tick()
         recovery.tick()
         for w in waiters.expireIntentWaiters(ticks: ticks) {
