@@ -96,7 +96,7 @@ extension NodeCore {
     func tellTheMap() {
         guard !stopping, !mapChangeInFlight, meta.raft.leader != noNode else { return }
         guard let map = meta.map else {
-            if meta.isLeader { send(.create(NodeCore.bootstrapMap(config))) }
+            if meta.isLeader && !config.join { send(.create(NodeCore.bootstrapMap(config))) }
             return
         }
         guard let me = map.nodes[config.nodeID], me.state != .removed else { return }
