@@ -87,6 +87,12 @@ public final class ShardState {
             if req.sequence < s.ackedBelow {
                 return .rejected(Rejection.staleRetry + "sequence \(req.sequence) is below the acknowledged \(s.ackedBelow)")
             }
+            // A sequence reused for another cross-shard write while the first one's record is kept: refused, never
+            // answered with the first one's outcome (that would acknowledge writes never made). Only the answer
+            // differs from a retry's; nothing is applied either way.
+            if case .txnBegin(let id, _, let parts) = req.command, let r = txns.records[id], r.parts != parts {
+                return .rejected("sequence \(id.sequence) of client \(id.client) was already used by another transaction (other writes): a new write needs a new sequence")
+            }
             if let first = s.results[req.sequence] { return first }
         }
         switch req.command {

@@ -1,15 +1,19 @@
 import NodeCore
 import Raft
 
-/// A node killed for good and replaced by a spare machine, driven through the production operator requests
-/// (`ClientOp.membership`) as `sutra node add | replace | remove` send them, each to a random live node, retried
-/// until taken — under every other fault of the run.
+/// A node replaced by a spare machine, driven through the production operator requests (`ClientOp.membership`)
+/// as `sutra node add | replace | remove` send them, each to a random live node, retried until taken — under every
+/// other fault of the run. Half the time the node is dead (killed for good first); otherwise it is a planned
+/// replacement of a live node (its leaderships are handed on before its replicas leave), stopped for good once
+/// removed.
 final class SimReplacement {
-    enum Phase: String { case waiting, adding, replacing, moving, removing, done }
+    enum Phase: String { case waiting, adding, replacing, moving, removing, leavingMeta, done }
     let victim: NodeID
     let spare: NodeID
     /// The tick the victim is killed (once no other node is down).
     let at: UInt64
+    /// A planned replacement: the node runs until it is removed.
+    let live: Bool
     var phase = Phase.waiting
     /// The request in flight: the node asked, its process, when.
     var asked: (node: NodeID, incarnation: UInt64, tick: UInt64)?
@@ -17,13 +21,14 @@ final class SimReplacement {
     var tookTicks: UInt64 = 0
     var startedTick: UInt64 = 0
 
-    init(victim: NodeID, spare: NodeID, at: UInt64) {
+    init(victim: NodeID, spare: NodeID, at: UInt64, live: Bool) {
         self.victim = victim
         self.spare = spare
         self.at = at
+        self.live = live
     }
 
-    var victimDown: Bool { phase != .waiting }
+    var victimDown: Bool { !live && phase != .waiting }
     var done: Bool { phase == .done }
 }
 
@@ -39,15 +44,11 @@ extension ClusterSimulation {
         switch r.phase {
         case .waiting:
             guard tick >= r.at, members.allSatisfy({ $0.alive && !$0.lostState && $0.crashAgainAt == nil && $0.core?.stopping != true }) else { return }
-            let v = node(r.victim)
-            v.crash()
-            v.retired = true
-            v.restartAt = nil
-            v.crashAgainAt = nil
+            if !r.live { retire(r.victim) }
             r.phase = .adding
             r.startedTick = tick
             stats.replacementsBegun += 1
-            note("RETIRE \(r.victim): its machine is gone for good; node \(r.spare) will replace it")
+            note(r.live ? "REPLACE \(r.victim) (alive) by node \(r.spare)" : "RETIRE \(r.victim): its machine is gone for good; node \(r.spare) will replace it")
         case .adding:
             ask(.addNode(id: r.spare, peerAddress: "sim-\(r.spare):7300", clientAddress: "sim-\(r.spare):7100", httpAddress: "sim-\(r.spare):7200"),
                 treatAsDone: "is already a member") { [unowned self] in
@@ -65,22 +66,36 @@ extension ClusterSimulation {
                 r.phase = .removing
             }
         case .removing:
-            ask(.remove(r.victim), treatAsDone: "was removed") { [unowned self] in
-                r.phase = .done
-                r.tookTicks = self.tick - r.startedTick
-                self.stats.replacements += 1
-                note("node \(r.victim) removed: replaced by node \(r.spare) in \(r.tookTicks) ticks")
-            }
+            ask(.remove(r.victim), treatAsDone: "was removed") { r.phase = .leavingMeta }
+        case .leavingMeta:
+            // Removed from the map, it leaves the meta group's Raft membership next: until then it still counts
+            // toward that group's quorum (stopping it earlier, with another node down, stalled the group).
+            let metas = members.filter { $0.id != r.victim }.compactMap { $0.core?.meta.raft }
+            guard !metas.isEmpty, metas.allSatisfy({ !$0.confState.contains(r.victim) }) else { return }
+            if r.live { retire(r.victim) }
+            r.phase = .done
+            r.tookTicks = tick - r.startedTick
+            stats.replacements += 1
+            note("node \(r.victim) removed: replaced by node \(r.spare) in \(r.tookTicks) ticks")
         case .done:
             break
         }
+    }
+
+    /// Kills node `id` for good: never restarted, no longer a member.
+    private func retire(_ id: NodeID) {
+        let v = node(id)
+        if v.alive { v.crash() }
+        v.retired = true
+        v.restartAt = nil
+        v.crashAgainAt = nil
     }
 
     /// Sends `request` to a random live member; runs `then` when it is taken (or refused as `treatAsDone` says:
     /// an earlier attempt took effect but its answer was lost).
     private func ask(_ request: MembershipRequest, treatAsDone: String? = nil, then: @escaping () -> Void) {
         guard let r = replacement else { return }
-        let alive = members.filter { $0.alive && $0.core?.stopping != true && $0.id != r.spare }
+        let alive = members.filter { $0.alive && $0.core?.stopping != true && $0.id != r.spare && $0.id != r.victim }
         guard !alive.isEmpty else { return }
         let n = alive[rng.below(alive.count)]
         r.asked = (n.id, n.incarnation, tick)

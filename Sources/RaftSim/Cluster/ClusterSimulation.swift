@@ -74,7 +74,7 @@ public final class ClusterSimulation {
         if config.replaceNode {
             nodes.append(ClusterSimNode(id: NodeID(config.nodes + 1), sim: self, spare: true))
             replacement = SimReplacement(victim: NodeID(1 + rng.below(config.nodes)), spare: NodeID(config.nodes + 1),
-                                         at: UInt64(config.faultTicks) * UInt64(20 + rng.below(40)) / 100)
+                                         at: UInt64(config.faultTicks) * UInt64(20 + rng.below(40)) / 100, live: rng.chance(0.5))
         }
         for n in members { n.start(incarnation: newIncarnation()) }
         workload = ClusterWorkload(sim: self)

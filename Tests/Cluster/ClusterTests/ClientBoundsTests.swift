@@ -108,7 +108,11 @@ final class ClientBoundsTests: XCTestCase {
     /// 10,000 pipelined GETs of a 768-d concept on one connection while another client reads: the other
     /// client's latency stays low, no leader changes, and the pipelined connection gets all its answers.
     func testPipelinedReadsOfEmbeddedConceptsDoNotStarveOthers() throws {
-        cluster = try LocalTestCluster(nodes: 3, shards: 4, dimension: 768)
+        // Debug-build nodes (the test run's) answer a 768-d concept several times slower than a release build, and
+        // their longest loop stall under this probe reached 311 ms (an unbounded loop froze for ~23 s): 25–50
+        // election ticks keep "no leader changed" about the bound, not about the build's speed. The release
+        // figure is the benchmark's (`docs/OPERATIONS.md`, client limits).
+        cluster = try LocalTestCluster(nodes: 3, shards: 4, dimension: 768, flags: ["--election-ticks", "25"])
         try cluster.startAll()
         try cluster.waitLeadersPlaced()
         for n in 0..<4 { XCTAssertTrue(putEmbedded(n, dim: 768)) }
