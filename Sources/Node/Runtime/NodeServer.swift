@@ -389,13 +389,7 @@ extension NodeServer: NodeIO {
     }
 
     package func peersChanged(_ peers: [NodeID: String]) {
-        var endpoints: [NodeID: PeerEndpoint] = [:]
-        for (id, a) in peers {
-            guard let c = a.lastIndex(of: ":"), let port = Int(a[a.index(after: c)...]), (1...65535).contains(port) else { continue }
-            var host = String(a[..<c])
-            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-            endpoints[id] = PeerEndpoint(host: host, port: port)
-        }
+        let endpoints = peers.compactMapValues { PeerEndpoint(hostPort: $0) }
         transport?.updatePeers(endpoints, keep: Set(config.peers.keys))
     }
 

@@ -147,10 +147,10 @@ public struct NodeConfig: Sendable {
                 return .failure(ConfigProblem(line: "peers (--peers / SUTRA_PEERS): '\(part)' is not id=host:port"))
             }
             let addr = kv[1].trimmingCharacters(in: .whitespaces)
-            guard let colon = addr.lastIndex(of: ":"), let port = Int(addr[addr.index(after: colon)...]), (1...65535).contains(port) else {
+            guard let endpoint = PeerEndpoint(hostPort: addr) else {
                 return .failure(ConfigProblem(line: "peers (--peers / SUTRA_PEERS): '\(addr)' is not host:port with a port in 1…65535"))
             }
-            out[id] = PeerEndpoint(host: String(addr[..<colon]), port: port)
+            out[id] = endpoint
         }
         return .success(out)
     }
@@ -170,6 +170,12 @@ public struct PeerEndpoint: Sendable, Equatable {
     public init(host: String, port: Int) {
         self.host = host
         self.port = port
+    }
+
+    /// `host:port` (the form of `--peers` and of the cluster map's addresses); nil without a port in 1…65535.
+    public init?(hostPort text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { return nil }
+        self.init(host: String(text[..<colon]), port: port)
     }
 }
 

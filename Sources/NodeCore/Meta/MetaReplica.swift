@@ -33,8 +33,7 @@ package final class MetaReplica {
     package let shardCount: Int
     package private(set) var appliedIndex: LogIndex
     package private(set) var snapshotIndex: LogIndex
-    /// Changes applied (refused ones included) and refused, for metrics.
-    package private(set) var appliedChanges: UInt64 = 0
+    /// Changes the map refused when applied (the same on every replica), for metrics.
     package private(set) var refusedChanges: UInt64 = 0
     private var proposals: [LogIndex: (term: Term, done: Completion)] = [:]
 
@@ -118,7 +117,6 @@ package final class MetaReplica {
             // newer release's change. Never skipped: every replica must apply the same log.
             preconditionFailure("meta group (WAL group \(group)): log entry \(e.index) cannot be decoded (\(why)); a newer Sutra wrote it?")
         }
-        appliedChanges += 1
         let result: Result<ClusterMap, MetaError>
         switch outcome(of: change, on: map) {
         case .success(let m):
@@ -168,14 +166,8 @@ package final class MetaReplica {
     /// The content check of a meta-group message from a peer: every entry decodes as a change, a snapshot as a
     /// map of this cluster with this shard count. Nothing this node could not apply enters its log.
     package func check(_ m: Message) -> PeerRejection? {
-        for e in m.entries {
-            switch e.kind {
-            case .normal:
-                if e.data.isEmpty { continue }
-                if case .failure = ClusterMapChange.decode(e.data) { return .undecodableEntry(index: e.index) }
-            case .confChange:
-                if ConfChange.decode(e.data) == nil { return .undecodableConfChange(index: e.index) }
-            }
+        if let why = PeerMessageCheck.checkEntries(m, decodes: { if case .success = ClusterMapChange.decode($0) { true } else { false } }) {
+            return why
         }
         if let s = m.snapshot {
             guard case .success(let other) = ClusterMap.decode(s.data), other.clusterID == clusterID,

@@ -54,18 +54,27 @@ package enum PeerRejection: Hashable, CustomStringConvertible {
 /// `ShardReplica.checkSnapshot` so the restored state is kept for the install (a big image is decoded once).
 package enum PeerMessageCheck {
     package static func check(_ m: Message, limits: ShardLimits, restores: ((Snapshot) -> Bool)? = nil) -> PeerRejection? {
-        for e in m.entries {
-            switch e.kind {
-            case .normal:
-                if e.data.isEmpty { continue }   // a new leader's empty entry
-                if (try? ShardRequest.check(e.data)) == nil { return .undecodableEntry(index: e.index) }
-            case .confChange:
-                if ConfChange.decode(e.data) == nil { return .undecodableConfChange(index: e.index) }
-            }
-        }
+        if let why = checkEntries(m, decodes: { (try? ShardRequest.check($0)) != nil }) { return why }
         if let s = m.snapshot {
             let ok = restores.map { $0(s) } ?? ((try? ShardState.restore(from: s.data, limits: limits)) != nil)
             if !ok { return .undecodableSnapshot(index: s.metadata.index) }
+        }
+        return nil
+    }
+}
+
+extension PeerMessageCheck {
+    /// Every entry of `m` decodes: a non-empty normal entry as `decodes` says (a shard command, a map change), a
+    /// membership change as one. A new leader's empty entry passes.
+    package static func checkEntries(_ m: Message, decodes: ([UInt8]) -> Bool) -> PeerRejection? {
+        for e in m.entries {
+            switch e.kind {
+            case .normal:
+                if e.data.isEmpty { continue }
+                if !decodes(e.data) { return .undecodableEntry(index: e.index) }
+            case .confChange:
+                if ConfChange.decode(e.data) == nil { return .undecodableConfChange(index: e.index) }
+            }
         }
         return nil
     }
