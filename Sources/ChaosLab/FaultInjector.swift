@@ -35,6 +35,11 @@ public final class FaultInjector: @unchecked Sendable {
     private var stored: [FaultRecord] = []
     private var stopped = Set<Int>()
     private var slowed = Set<Int>()
+    /// Planned node id → the member standing in its place now (a node replaced or drained hands its place to
+    /// the spare that took its replicas). Absent: the node itself.
+    private var places: [Int: Int] = [:]
+    /// Nodes that left the cluster for good: never restarted.
+    private var retired = Set<Int>()
     private var origin: UInt64 = 0
 
     /// `clock` gives nanoseconds (default CLOCK_MONOTONIC: pass the history recorder's clock to line the two up);
@@ -94,6 +99,7 @@ public final class FaultInjector: @unchecked Sendable {
             case .transfer: try transferStorm(step, &rec, until: until)
             case .rollingRestart: try rollingRestart(step, &rec)
             case .slowDisk: try slowDisk(step, &rec, until: until)
+            case .replaceNode, .drainNode: try replaceNode(step, &rec, until: until)
             }
         } catch {
             rec.problem = "\(error)"
@@ -156,6 +162,59 @@ public final class FaultInjector: @unchecked Sendable {
         } else {
             rec.detail += "; not caught up within \(Int(max(options.recoveryTimeout, 5))) s"
         }
+    }
+
+    /// A node replaced by a spare through the cluster's membership changes: killed for good first
+    /// (`replace-node`) or drained while it runs and stopped once removed (`drain-node`). With an interruption,
+    /// a node of the move is killed -9 in the middle of it and restarted 2 s later. Recovered once every replica
+    /// left the node, the node is out of the map and the members answer `/ready`.
+    private func replaceNode(_ step: FaultStep, _ rec: inout FaultRecord, until: UInt64) throws {
+        let old = resolve(step.target)
+        let live = step.kind == .drainNode
+        rec.nodes = [old]
+        guard let new = cluster.takeSpare() else {
+            rec.skipped = true
+            rec.problem = "skipped: no spare node left (a run prepares one per membership fault in its schedule)"
+            markHealed(&rec)
+            return
+        }
+        rec.nodes = [old, new]
+        log("injecting #\(step.index) \(step.kind): node \(old) → spare node \(new)")
+        var parts: [String] = []
+        if !live {
+            parts.append("kill -9 node \(old) for good: \(try cluster.kill9(old).map { "\($0)" } ?? "was not running")")
+            lock.withLock { _ = stopped.insert(old) }
+            hold(until: until)
+        }
+        let t0 = clock()
+        try cluster.addNode(new, excluding: [old], timeout: max(options.recoveryTimeout, 30))
+        parts.append("node \(new) added and started empty (--join)")
+        try cluster.replaceNode(old, with: new, excluding: [old], timeout: 30)
+        parts.append(live ? "node \(old) drained onto node \(new)" : "node \(old) replaced by node \(new)")
+        if let i = step.interruption, i > 0, !isCancelled {
+            let victim = i == 2 ? old : new
+            hold(until: clock() + 700_000_000)
+            parts.append("kill -9 node \(victim) mid-move: \(try cluster.kill9(victim).map { "\($0)" } ?? "was not running")")
+            lock.withLock { _ = stopped.insert(victim) }
+            hold(until: clock() + 2_000_000_000)
+            try cluster.restart(victim)
+            lock.withLock { _ = stopped.remove(victim) }
+            parts.append("node \(victim) restarted")
+        }
+        try cluster.waitUntilVacated(old, timeout: 120)
+        let moved = Double(clock() - t0) / 1e9
+        try cluster.removeNode(old, timeout: 30)
+        parts.append(String(format: "every replica moved and node %d removed %.1f s after the spare was added", old, moved))
+        if live { parts.append("node \(old) stopped: \(try cluster.terminate(old, timeout: options.gracefulTimeout).map { "\($0)" } ?? "was not running")") }
+        lock.withLock {
+            stopped.remove(old)
+            retired.insert(old)
+            let place = places.first { $0.value == old }?.key ?? old
+            places[place] = new
+        }
+        rec.detail = parts.joined(separator: "; ")
+        markHealed(&rec)
+        awaitRecovery(cluster.nodeIDs, &rec)
     }
 
     private func partitionFault(_ step: FaultStep, _ rec: inout FaultRecord, until: UInt64) throws {
@@ -223,9 +282,10 @@ public final class FaultInjector: @unchecked Sendable {
     }
 
     private func rollingRestart(_ step: FaultStep, _ rec: inout FaultRecord) throws {
-        rec.nodes = step.order
+        let order = step.order.map(place)
+        rec.nodes = order
         var parts: [String] = []
-        for n in step.order {
+        for n in order {
             if isCancelled { break }
             log("injecting #\(step.index) restart-rolling: node \(n)")
             lock.withLock { _ = stopped.insert(n) }
@@ -242,12 +302,15 @@ public final class FaultInjector: @unchecked Sendable {
 
     // MARK: helpers
 
+    /// The member standing in planned node `n`'s place now (itself unless it was replaced).
+    public func place(_ n: Int) -> Int { lock.withLock { places[n] ?? n } }
+
     /// The node a target names now.
     public func resolve(_ target: FaultTarget) -> Int {
         switch target {
-        case .node(let n): return n
-        case .nodes(let ns): return ns.first ?? 1
-        case .leaderOf(let shard, let fallback): return cluster.leaderOf(shard: shard) ?? fallback
+        case .node(let n): return place(n)
+        case .nodes(let ns): return place(ns.first ?? 1)
+        case .leaderOf(let shard, let fallback): return cluster.leaderOf(shard: shard) ?? place(fallback)
         case .allNodes: return cluster.nodeIDs.first ?? 1
         }
     }
@@ -258,14 +321,15 @@ public final class FaultInjector: @unchecked Sendable {
         switch step.kind {
         case .partitionSymmetric:
             let minority: [Int]
-            if case .nodes(let ns) = step.target { minority = ns } else { minority = [resolve(step.target)] }
+            if case .nodes(let ns) = step.target { minority = ns.map(place) } else { minority = [resolve(step.target)] }
             return (.split(minority, all.filter { !minority.contains($0) }), minority)
         case .partitionAsymmetric:
             let t = resolve(step.target)
             let others = all.filter { $0 != t }
             return step.direction == .inbound ? (.oneWay(from: others, to: [t]), [t]) : (.oneWay(from: [t], to: others), [t])
         case .partitionRing:
-            return (.majorityRing(step.order), step.order)
+            let order = step.order.map(place)
+            return (.majorityRing(order), order)
         default:
             let t = resolve(step.target)
             return (.isolate(t), [t])
@@ -305,7 +369,7 @@ public final class FaultInjector: @unchecked Sendable {
         for p in cluster.processes where p.state == .paused {
             do { try p.resume() } catch { problems.append("resume node \(p.id): \(error)") }
         }
-        let down = lock.withLock { stopped }
+        let down = lock.withLock { stopped.subtracting(retired) }
         for n in down.sorted() {
             do {
                 if try cluster.node(n).state == .stopped { try cluster.restart(n) }

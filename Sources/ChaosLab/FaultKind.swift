@@ -27,6 +27,14 @@ public enum FaultKind: String, Codable, Sendable, CaseIterable, CustomStringConv
     /// the fault heals; it rejoins, abstaining from votes, and catches up from the others (streamed snapshots,
     /// then the log). Recovery waits until it has applied what every shard's leader committed.
     case replaceDisk = "replace-disk"
+    /// A machine lost for good: kill -9 a node, and when the fault's time is up bring a spare into the cluster
+    /// (added to the map, started empty with `--join`), replace the dead node by it — every replica moves
+    /// through Raft: learner, snapshot and log, voter, the dead one removed — and remove the dead node from the
+    /// map. Recovered once the moves are done; the spare takes the node's place in later faults.
+    case replaceNode = "replace-node"
+    /// A live node drained and retired: a spare is brought in, the node's replicas and leaderships move to it
+    /// while both run, the node is removed from the map and stopped gracefully. The spare takes its place.
+    case drainNode = "drain-node"
 
     /// Whether it cuts links between nodes (through network namespaces or the fault-injecting proxy); a cluster
     /// with neither records such steps as skipped.
@@ -35,10 +43,13 @@ public enum FaultKind: String, Codable, Sendable, CaseIterable, CustomStringConv
     /// Whether the nodes must run with `--enable-fault-injection` (the slow-disk hook).
     public var needsFaultInjection: Bool { self == .slowDisk }
 
+    /// Whether it changes the cluster's membership (and uses up a spare node).
+    public var changesMembership: Bool { self == .replaceNode || self == .drainNode }
+
     /// The four partition kinds (what `partition` means in a fault list).
     public static let partitions: [FaultKind] = [.partitionSymmetric, .partitionAsymmetric, .partitionLeader, .partitionRing]
 
-    /// Parses a comma-separated list (`kill,pause,partition,transfer,restart-rolling,slow-disk,replace-disk`); `partition`
+    /// Parses a comma-separated list (`kill,pause,partition,transfer,restart-rolling,slow-disk,replace-disk,replace-node,drain-node`); `partition`
     /// expands to the four partition kinds and `all` to every kind. Unknown names throw `LabError.invalid`
     /// naming what is accepted. Duplicates are dropped, order kept.
     public static func parse(_ list: String) throws -> [FaultKind] {

@@ -68,6 +68,7 @@ public struct FaultSchedule: Codable, Sendable, Equatable, CustomStringConvertib
             let byLeader = rng.below(2) == 0
             var direction: CutDirection?
             var delayMs: Int?
+            var interruption: Int?
             let target: FaultTarget
             switch kind {
             case .slowDisk:
@@ -75,6 +76,9 @@ public struct FaultSchedule: Codable, Sendable, Equatable, CustomStringConvertib
                 delayMs = rng.inRange(o.slowDiskDelayMs)
             case .kill, .pause, .replaceDisk:
                 target = byLeader ? .leaderOf(shard: shard, fallback: someNode) : .node(someNode)
+            case .replaceNode, .drainNode:
+                target = byLeader ? .leaderOf(shard: shard, fallback: someNode) : .node(someNode)
+                interruption = rng.below(kind == .drainNode ? 3 : 2)
             case .partitionAsymmetric:
                 target = byLeader ? .leaderOf(shard: shard, fallback: someNode) : .node(someNode)
                 direction = rng.below(2) == 0 ? .outbound : .inbound
@@ -89,7 +93,7 @@ public struct FaultSchedule: Codable, Sendable, Equatable, CustomStringConvertib
                 target = .allNodes
             }
             steps.append(FaultStep(index: steps.count, startMs: t, durationMs: duration, kind: kind, target: target,
-                                   order: order, direction: direction, delayMs: delayMs))
+                                   order: order, direction: direction, delayMs: delayMs, interruption: interruption))
             t += duration + draw(o.quietGap)
         }
         return FaultSchedule(seed: seed, options: o, steps: steps)

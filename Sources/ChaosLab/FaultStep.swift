@@ -45,9 +45,12 @@ public struct FaultStep: Codable, Sendable, Equatable, CustomStringConvertible {
     public var direction: CutDirection?
     /// For `slow-disk` only: how long each of the node's WAL writes sleeps before its fdatasync, milliseconds.
     public var delayMs: Int?
+    /// For `replace-node` and `drain-node`: a crash in the middle of the moves — kill -9 of the new node (or, in
+    /// a drain, of the node drained when this is 2), restarted 2 s later; the moves must go on from the map.
+    public var interruption: Int?
 
     public init(index: Int, startMs: Int, durationMs: Int, kind: FaultKind, target: FaultTarget, order: [Int], direction: CutDirection? = nil,
-                delayMs: Int? = nil) {
+                delayMs: Int? = nil, interruption: Int? = nil) {
         self.index = index
         self.startMs = startMs
         self.durationMs = durationMs
@@ -56,6 +59,7 @@ public struct FaultStep: Codable, Sendable, Equatable, CustomStringConvertible {
         self.order = order
         self.direction = direction
         self.delayMs = delayMs
+        self.interruption = interruption
     }
 
     public var endMs: Int { startMs + durationMs }
@@ -66,6 +70,7 @@ public struct FaultStep: Codable, Sendable, Equatable, CustomStringConvertible {
         var s = "#\(index) at \(t) for \(d): \(kind) — \(target)"
         if let direction { s += " (\(direction.rawValue))" }
         if let delayMs { s += " (fsync +\(delayMs) ms)" }
+        if let interruption, interruption > 0 { s += interruption == 2 ? " (the drained node crashes mid-move)" : " (the new node crashes mid-move)" }
         if kind == .partitionRing || kind == .rollingRestart { s += " order \(order)" }
         return s
     }

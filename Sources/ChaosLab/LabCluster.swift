@@ -5,11 +5,16 @@ import Glibc
 #endif
 
 /// A cluster of real `sutra-node` processes for chaos tests: inside a `NetworkLab` (each node in its namespace
-/// on its lab address, ports 7100/7200/7300) or, without a lab, on 127.0.0.1 with distinct ports. Data
+/// on its lab address, ports 7100/7200/7300) or, without a lab, on loopback with distinct ports. Data
 /// directories and logs live under one temporary directory. Processes are controlled by pid (kill -9, restart on
 /// the same data, SIGSTOP/SIGCONT, graceful SIGTERM) and `stopAll`/`destroy`/`deinit` never leave one behind.
-/// On loopback the node↔node links can run through a `LinkProxy` (`Options.proxiedLinks`) so that partitions
-/// work without namespaces; `links` is whichever of the two can cut them.
+/// On loopback the node↔node links can run through a `LinkProxy` (`Options.proxiedLinks`; each node then has a
+/// loopback address of its own, 127.0.0.1x) so that partitions work without namespaces; `links` is whichever of
+/// the two can cut them.
+///
+/// Spare nodes (`Options.spares`, ids after the members') are prepared with the rest — address, certificate,
+/// namespace or proxy listener — but start only when a membership change brings them in (`addNode`, see
+/// LabCluster+Membership.swift); `nodeIDs` names the members of the moment.
 public final class LabCluster: @unchecked Sendable {
     /// How to build the cluster.
     public struct Options: Sendable {
@@ -29,6 +34,8 @@ public final class LabCluster: @unchecked Sendable {
         /// Loopback mode only: route every node↔node connection through a fault-injecting `LinkProxy`, so
         /// partitions work without network namespaces.
         public var proxiedLinks = false
+        /// Nodes prepared beyond `nodes` (ids nodes+1, …) that start only when added to the cluster.
+        public var spares = 0
 
         public init() {}
     }
@@ -41,8 +48,12 @@ public final class LabCluster: @unchecked Sendable {
     /// Holds `node<i>/` (data) and `node<i>.log`.
     public let directory: String
     public let clusterID: String
-    /// The nodes, by ascending id (1…n).
+    /// Every node, spares included, by ascending id (1…nodes+spares).
     public let processes: [NodeProcess]
+    /// The cluster's members now (`nodeIDs`), and the spares not yet brought in; under `membershipLock`.
+    let membershipLock = NSLock()
+    var currentMembers: [Int]
+    var unusedSpares: [Int]
     /// Nodes take leadership-transfer requests over HTTP (`POST /v1/admin/transfer-leader?shard=&to=`).
     public static let supportsLeadershipTransfer = true
 
@@ -52,11 +63,13 @@ public final class LabCluster: @unchecked Sendable {
             throw LabError.invalid("sutra-node not found at \(binary); build it with `swift build --product sutra-node`")
         }
         guard (1...7).contains(options.nodes) else { throw LabError.invalid("nodes is \(options.nodes); allowed: 1…7") }
+        guard (0...40).contains(options.spares) else { throw LabError.invalid("spares is \(options.spares); allowed: 0…40") }
         if lab != nil, options.proxiedLinks {
             throw LabError.invalid("proxiedLinks is for loopback clusters; a lab cuts links with its namespaces")
         }
-        if let lab, lab.nodes != Array(1...options.nodes) {
-            throw LabError.invalid("the lab has nodes \(lab.nodes) but the cluster wants 1…\(options.nodes)")
+        let total = options.nodes + options.spares
+        if let lab, lab.nodes != Array(1...total) {
+            throw LabError.invalid("the lab has nodes \(lab.nodes) but the cluster wants 1…\(total)")
         }
         self.binary = binary
         self.lab = lab
@@ -65,7 +78,10 @@ public final class LabCluster: @unchecked Sendable {
         directory = options.directory ?? NSTemporaryDirectory() + "sutra-chaos-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var specs: [NodeSpec] = []
-        let ids = Array(1...options.nodes)
+        let ids = Array(1...total)
+        let members = Array(1...options.nodes)
+        currentMembers = members
+        unusedSpares = Array(ids.dropFirst(options.nodes))
         if let lab {
             for id in ids {
                 let m = try lab.member(id)
@@ -74,21 +90,26 @@ public final class LabCluster: @unchecked Sendable {
                                       namespace: m.namespace, arguments: []))
             }
         } else {
-            let base = try options.basePort ?? LoopbackPorts.pickBase(nodes: options.nodes)
+            // Proxied, each node has an address of its own (the proxy knows a dialer by it) and the proxy listens
+            // for it on 127.0.0.1 at its peer port.
+            func host(_ id: Int) -> String { options.proxiedLinks ? "127.0.0.\(10 + id)" : "127.0.0.1" }
+            let base = try options.basePort
+                ?? LoopbackPorts.pickBase(hosts: ids.map(host), alsoPeerPortsOn: options.proxiedLinks ? "127.0.0.1" : nil)
             for id in ids {
-                specs.append(NodeSpec(id: id, host: "127.0.0.1", clientPort: base + 10 * id, httpPort: base + 10 * id + 1,
+                specs.append(NodeSpec(id: id, host: host(id), clientPort: base + 10 * id, httpPort: base + 10 * id + 1,
                                       peerPort: base + 10 * id + 2, dataDir: "\(directory)/node\(id)",
                                       logPath: "\(directory)/node\(id).log", namespace: nil, arguments: []))
             }
         }
-        let proxy = options.proxiedLinks && options.nodes > 1
-            ? try LinkProxy(upstreamPorts: Dictionary(uniqueKeysWithValues: specs.map { ($0.id, $0.peerPort) })) : nil
+        let proxy = options.proxiedLinks && total > 1
+            ? try LinkProxy(upstreams: Dictionary(uniqueKeysWithValues: specs.map { ($0.id, LinkProxy.Endpoint(host: $0.host, port: $0.peerPort)) }))
+            : nil
         self.proxy = proxy
-        /// Node `me`'s view of the peers: the proxy's port for each node it dials (higher ids) when proxied.
+        /// Node `me`'s `--peers`: every member's address (the proxy's front for it when proxied), and for a
+        /// spare the spares before it and itself too (a spare joins through whichever of them is up).
         func peers(for me: Int) -> String {
-            specs.map { p in
-                let port = (p.id > me ? proxy?.port(dialer: me, acceptor: p.id) : nil) ?? p.peerPort
-                return "\(p.id)=\(p.host):\(port)"
+            specs.filter { $0.id <= max(me, options.nodes) }.map { p in
+                "\(p.id)=\(proxy?.front(of: p.id)?.description ?? "\(p.host):\(p.peerPort)")"
             }.joined(separator: ",")
         }
         let cid = clusterID
@@ -97,7 +118,7 @@ public final class LabCluster: @unchecked Sendable {
         if !options.extraFlags.contains("--insecure-peers") && !options.extraFlags.contains("--tls-cert") {
             let certs = ClusterCertificates(directory: directory + "/certs")
             if !FileManager.default.fileExists(atPath: certs.caCertificate) {
-                do { try certs.create(clusterID: cid, nodes: options.nodes) } catch { throw LabError.invalid("cluster certificates: \(error)") }
+                do { try certs.create(clusterID: cid, nodes: total) } catch { throw LabError.invalid("cluster certificates: \(error)") }
             }
             tls = { i in ["--tls-cert", certs.nodeCertificate(UInt64(i)), "--tls-key", certs.nodeKey(UInt64(i)), "--tls-ca", certs.caCertificate] }
         }
@@ -108,6 +129,7 @@ public final class LabCluster: @unchecked Sendable {
                            "--listen", s.host, "--client-port", "\(s.clientPort)", "--http-port", "\(s.httpPort)",
                            "--peer-port", "\(s.peerPort)"] + tls(s.id)
                 + (s.host.hasPrefix("127.") ? [] : ["--allow-insecure-clients"])  // lab namespaces: a private test network
+                + (s.id > options.nodes ? ["--join"] : [])
                 + options.extraFlags
             return NodeProcess(binary: binary, spec: s)
         }
@@ -121,8 +143,11 @@ public final class LabCluster: @unchecked Sendable {
     /// What cuts the links between nodes: the lab's namespaces or the proxy; nil when neither exists.
     public var links: LinkCutter? { lab ?? proxy }
 
-    /// Node ids, ascending.
-    public var nodeIDs: [Int] { processes.map(\.id) }
+    /// The members' ids, ascending (spares not yet added are not; nodes removed are no longer).
+    public var nodeIDs: [Int] { membershipLock.withLock { currentMembers } }
+
+    /// Spares not brought in yet, ascending.
+    public var spareIDs: [Int] { membershipLock.withLock { unusedSpares } }
 
     /// The process of node `id`.
     public func node(_ id: Int) throws -> NodeProcess {
@@ -130,13 +155,13 @@ public final class LabCluster: @unchecked Sendable {
         return processes[id - 1]
     }
 
-    /// Every node's SDK endpoint (`host:port`).
-    public var clientEndpoints: [String] { processes.map(\.spec.clientEndpoint) }
+    /// Every member's SDK endpoint (`host:port`).
+    public var clientEndpoints: [String] { nodeIDs.compactMap { try? node($0).spec.clientEndpoint } }
 
-    /// Starts every stopped node, then (by default) waits until each answers `/ready`.
+    /// Starts every stopped member, then (by default) waits until each answers `/ready`.
     public func startAll(waitReady: Bool = true, timeout: Double = 30) throws {
-        for p in processes where p.state == .stopped { try p.start() }
-        if waitReady { try self.waitReady(timeout: timeout) }
+        for id in nodeIDs where try node(id).state == .stopped { try node(id).start() }
+        if waitReady { try self.waitReady(nodeIDs, timeout: timeout) }
     }
 
     /// kill -9 node `id` (reaped before returning).
@@ -222,25 +247,30 @@ public final class LabCluster: @unchecked Sendable {
 
 /// Loopback port bases that nothing listens on.
 enum LoopbackPorts {
-    static func pickBase(nodes: Int) throws -> Int {
+    /// A base for node ids 1…hosts.count (node i at `hosts[i-1]`, ports base+10i, +1, +2), every port free on
+    /// its host and, with `alsoPeerPortsOn`, each peer port on that host too (the link proxy's listeners).
+    static func pickBase(hosts: [String], alsoPeerPortsOn proxyHost: String? = nil) throws -> Int {
+        let span = 10 * (hosts.count + 1)
+        guard span < 1_700 else { throw LabError.invalid("\(hosts.count) nodes do not fit in the loopback port range 31000–32700") }
         for _ in 0..<50 {
-            let base = 31_000 + 30 * Int.random(in: 0..<55)
-            var ports: [Int] = []
-            for i in 1...nodes {
-                let first = base + 10 * i
-                ports += [first, first + 1, first + 2]
+            let base = 31_000 + 30 * Int.random(in: 0..<((1_700 - span) / 30))
+            var ports: [(String, Int)] = []
+            for (i, host) in hosts.enumerated() {
+                let first = base + 10 * (i + 1)
+                ports += [(host, first), (host, first + 1), (host, first + 2)]
+                if let proxyHost { ports.append((proxyHost, first + 2)) }
             }
-            if ports.allSatisfy(isFree) { return base }
+            if ports.allSatisfy({ isFree($0.1, on: $0.0) }) { return base }
         }
         throw LabError.unavailable("no free loopback port range in 31000–32700")
     }
 
-    /// Whether a TCP socket can bind 127.0.0.1:`port` right now.
-    static func isFree(_ port: Int) -> Bool {
+    /// Whether a TCP socket can bind `host`:`port` right now.
+    static func isFree(_ port: Int, on host: String = "127.0.0.1") -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
-        guard var a = UDPProbe.sockaddr("127.0.0.1", UInt16(port)) else { return false }
+        guard var a = UDPProbe.sockaddr(host, UInt16(port)) else { return false }
         return withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
     }
 }

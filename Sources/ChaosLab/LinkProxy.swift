@@ -7,10 +7,13 @@ import Glibc
 /// A fault-injecting TCP proxy between nodes on loopback: how the chaos runner partitions a cluster where
 /// network namespaces are unavailable (not root).
 ///
-/// Sutra's peer transport keeps one connection per node pair and the lower id dials. The proxy listens on one
-/// port per pair; the dialer's `--peers` entry for the acceptor names that port (`port(dialer:acceptor:)`),
-/// and every accepted connection is joined to a new connection to the acceptor's real peer port. Bytes are
-/// forwarded in both directions with `TCP_NODELAY` and write backpressure.
+/// Each node has a loopback address of its own (`127.0.0.11`, `.12`, …): it listens there and, listening on one
+/// address, dials its peers from it too. The proxy listens for each node on `listenHost` (127.0.0.1) at the
+/// node's peer port, and that is the address the node is known by — its own `--peers` entry, hence the address
+/// it announces in the cluster map, which every peer dials (a node added later included). An accepted
+/// connection's source address names the dialer; the connection is joined to a new one to the acceptor's real
+/// address. Bytes are forwarded in both directions with `TCP_NODELAY` and write backpressure. A connection from
+/// an address that is no node's is closed (counted in `Stats.unidentified`).
 ///
 /// Cutting a direction stops reading it: the bytes wait in kernel buffers, the sender's queue grows until the
 /// node drops frames, and nothing reaches the other side until the cut heals — what a blackhole route does to
@@ -22,37 +25,42 @@ import Glibc
 /// and return once the new state is in force. `stop()` closes everything and ends the thread (`LabCluster`
 /// stops its proxy in `destroy()` and `deinit`).
 public final class LinkProxy: LinkCutter, @unchecked Sendable {
-    /// One proxied node pair.
-    public struct Route: Sendable, Hashable, CustomStringConvertible {
-        /// The lower id: it dials `listenPort`.
-        public var dialer: Int
-        /// The higher id: the proxy connects to its real peer port, `upstreamPort`.
-        public var acceptor: Int
-        public var listenPort: Int
-        public var upstreamPort: Int
-
-        public var description: String { "\(dialer)→\(acceptor) via :\(listenPort) → :\(upstreamPort)" }
+    /// A TCP address.
+    public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+        public var description: String { "\(host):\(port)" }
     }
 
     /// What the proxy has done so far.
     public struct Stats: Sendable, CustomStringConvertible {
         /// Connections accepted from dialers.
         public var accepted = 0
+        /// Connections closed at once because their source address is no node's.
+        public var unidentified = 0
         /// Connections to an acceptor that failed (refused while it was down, typically).
         public var upstreamFailures = 0
         /// Bytes forwarded per direction.
         public var bytes: [DirectedLink: UInt64] = [:]
 
         public var description: String {
-            "accepted \(accepted), upstream failures \(upstreamFailures), bytes "
+            "accepted \(accepted), unidentified \(unidentified), upstream failures \(upstreamFailures), bytes "
                 + bytes.keys.sorted().map { "\($0) \(bytes[$0]!)" }.joined(separator: ", ")
         }
     }
 
     public let nodes: [Int]
-    public let host: String
-    /// One per node pair, set before `init` returns.
-    public private(set) var routes: [Route] = []
+    /// Where the proxy listens.
+    public let listenHost: String
+    /// Where each node really is (its own address and peer port).
+    public let upstreams: [Int: Endpoint]
+    /// Where each node is reached through the proxy, set before `init` returns.
+    public private(set) var fronts: [Int: Endpoint] = [:]
+    private let nodeBySource: [String: Int]
 
     // Shared between callers and the loop thread, under `lock`.
     private let lock = NSLock()
@@ -71,26 +79,32 @@ public final class LinkProxy: LinkCutter, @unchecked Sendable {
     /// Above this many bytes queued towards one side, reading from the other stops until the queue drains.
     static let highWater = 1 << 20
 
-    /// Starts the proxy thread and one listener per node pair on `host` (ephemeral ports). `upstreamPorts` maps
-    /// each node id to its real peer port on `host`.
-    public init(upstreamPorts: [Int: Int], host: String = "127.0.0.1") throws {
-        guard upstreamPorts.count >= 2 else { throw LabError.invalid("a proxy needs at least two nodes, got \(upstreamPorts.keys.sorted())") }
-        nodes = upstreamPorts.keys.sorted()
-        self.host = host
+    /// Starts the proxy thread and one listener per node on `listenHost`: at the node's own port when
+    /// `samePorts` (so the node's `--peers` entry can name it), else at a free one. `upstreams` gives each node's
+    /// real address; the hosts must differ (a connection's source address names its dialer).
+    public init(upstreams: [Int: Endpoint], listenHost: String = "127.0.0.1", samePorts: Bool = true) throws {
+        guard upstreams.count >= 2 else { throw LabError.invalid("a proxy needs at least two nodes, got \(upstreams.keys.sorted())") }
+        let hosts = Set(upstreams.values.map(\.host))
+        guard hosts.count == upstreams.count, !hosts.contains(listenHost) else {
+            throw LabError.invalid("every node needs an address of its own, apart from the proxy's \(listenHost): \(upstreams)")
+        }
+        nodes = upstreams.keys.sorted()
+        self.listenHost = listenHost
+        self.upstreams = upstreams
+        nodeBySource = Dictionary(uniqueKeysWithValues: upstreams.map { ($0.value.host, $0.key) })
         let started = DispatchSemaphore(value: 0)
-        let outcome = Locked<Result<[Route], Error>?>(nil)
+        let outcome = Locked<Result<[Int: Endpoint], Error>?>(nil)
         let thread = Thread { [self] in
             do {
                 let loop = try EventLoop()
                 let w = try LoopWakeup(loop: loop)
-                var made: [Route] = []
-                for a in nodes {
-                    for b in nodes where a < b {
-                        let route = Route(dialer: a, acceptor: b, listenPort: 0, upstreamPort: upstreamPorts[b]!)
-                        let listener = try TCPListener(loop: loop, host: host, port: 0) { [unowned self] r in self.accepted(r, route) }
-                        listeners.append(listener)
-                        made.append(Route(dialer: a, acceptor: b, listenPort: listener.localPort, upstreamPort: route.upstreamPort))
+                var made: [Int: Endpoint] = [:]
+                for id in nodes {
+                    let listener = try TCPListener(loop: loop, host: listenHost, port: samePorts ? upstreams[id]!.port : 0) { [unowned self] r in
+                        self.accepted(r, acceptor: id)
                     }
+                    listeners.append(listener)
+                    made[id] = Endpoint(host: listenHost, port: listener.localPort)
                 }
                 self.loop = loop
                 lock.withLock { wakeup = w }
@@ -108,17 +122,15 @@ public final class LinkProxy: LinkCutter, @unchecked Sendable {
         thread.start()
         started.wait()
         switch outcome.withLock({ $0 })! {
-        case .success(let r): routes = r
+        case .success(let f): fronts = f
         case .failure(let e): throw LabError.unavailable("the link proxy could not start: \(e)")
         }
     }
 
-    /// The port node `dialer` must dial to reach node `acceptor` through the proxy (`dialer < acceptor`).
-    public func port(dialer: Int, acceptor: Int) -> Int? {
-        routes.first { $0.dialer == dialer && $0.acceptor == acceptor }?.listenPort
-    }
+    /// Where node `id` is reached through the proxy.
+    public func front(of id: Int) -> Endpoint? { fronts[id] }
 
-    public var mechanism: String { "fault-injecting TCP proxy on \(host) (one per node pair)" }
+    public var mechanism: String { "fault-injecting TCP proxy on \(listenHost) (one listener per node, dialers known by their address)" }
 
     public var blockedLinks: Set<DirectedLink> { lock.withLock { cut } }
 
@@ -190,14 +202,20 @@ public final class LinkProxy: LinkCutter, @unchecked Sendable {
         loop?.stop()
     }
 
-    private func accepted(_ r: Result<TCPConnection, UVError>, _ route: Route) {
+    private func accepted(_ r: Result<TCPConnection, UVError>, acceptor: Int) {
         guard case .success(let down) = r, let loop else { return }
+        guard let source = down.peerHost, let dialer = nodeBySource[source], dialer != acceptor else {
+            lock.withLock { counters.unidentified += 1 }
+            down.close()
+            return
+        }
         try? down.setNoDelay(true)
-        let p = ProxiedConnection(route: route, down: down)
+        let p = ProxiedConnection(dialer: dialer, acceptor: acceptor, down: down)
         pipes[ObjectIdentifier(p)] = p
         lock.withLock { counters.accepted += 1 }
+        let upstream = upstreams[acceptor]!
         do {
-            try TCPConnection.connect(loop: loop, host: host, port: route.upstreamPort) { [weak self, weak p] result in
+            try TCPConnection.connect(loop: loop, host: upstream.host, port: upstream.port) { [weak self, weak p] result in
                 guard let self else { return }
                 switch result {
                 case .success(let up):
@@ -285,19 +303,21 @@ private final class ProxiedConnection {
         case backward = 1
     }
 
-    let route: LinkProxy.Route
+    let dialer: Int
+    let acceptor: Int
     let down: TCPConnection
     var up: TCPConnection?
     var closed = false
     var reading = [false, false]
     var backpressured = [false, false]
 
-    init(route: LinkProxy.Route, down: TCPConnection) {
-        self.route = route
+    init(dialer: Int, acceptor: Int, down: TCPConnection) {
+        self.dialer = dialer
+        self.acceptor = acceptor
         self.down = down
     }
 
     func link(_ d: Direction) -> DirectedLink {
-        d == .forward ? DirectedLink(from: route.dialer, to: route.acceptor) : DirectedLink(from: route.acceptor, to: route.dialer)
+        d == .forward ? DirectedLink(from: dialer, to: acceptor) : DirectedLink(from: acceptor, to: dialer)
     }
 }

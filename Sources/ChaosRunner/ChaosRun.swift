@@ -16,6 +16,12 @@ public struct ChaosError: Error, CustomStringConvertible, Sendable {
 public enum ChaosRun {
     public static func run(_ o: ChaosOptions, log: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) async throws -> ChaosReport {
         let cutsLinks = o.faults.contains { $0.cutsLinks }
+        // The schedule first: a membership fault brings in a spare node, prepared with the cluster.
+        let members = [1, 2, 3]
+        var scheduleOptions = ScheduleOptions(duration: o.duration, kinds: o.faults, nodes: members, shards: o.shards)
+        scheduleOptions.tail = min(scheduleOptions.tail, o.duration / 4)
+        let schedule = FaultSchedule.generate(seed: o.seed, options: scheduleOptions)
+        let spares = schedule.steps.filter { $0.kind.changesMembership }.count
         var lab: NetworkLab?
         var labNote = "loopback, direct links"
         var clusterOptions = LabCluster.Options()
@@ -27,7 +33,7 @@ public enum ChaosRun {
         case .namespaces, .auto:
             let a = NetworkLab.isAvailable()
             if a.available {
-                lab = try NetworkLab(nodeIDs: [1, 2, 3])
+                lab = try NetworkLab(nodeIDs: Array(1...(members.count + spares)))
                 labNote = "network namespaces \(lab!.subnet)"
             } else if o.network == .namespaces {
                 throw ChaosError("--network namespaces: \(a.reason)")
@@ -36,6 +42,8 @@ public enum ChaosRun {
                 clusterOptions.proxiedLinks = true
             }
         }
+        clusterOptions.nodes = members.count
+        clusterOptions.spares = spares
         clusterOptions.shards = o.shards
         clusterOptions.extraFlags = o.nodeFlags
         if o.faults.contains(where: \.needsFaultInjection), !o.nodeFlags.contains("--enable-fault-injection") {
@@ -87,9 +95,6 @@ public enum ChaosRun {
             history = HistoryWriter()
         }
         let workload = Workload(options: o, history: history, clients: clients, pairs: pairs)
-        var scheduleOptions = ScheduleOptions(duration: o.duration, kinds: o.faults, nodes: cluster.nodeIDs, shards: o.shards)
-        scheduleOptions.tail = min(scheduleOptions.tail, o.duration / 4)
-        let schedule = FaultSchedule.generate(seed: o.seed, options: scheduleOptions)
         log("schedule (seed \(o.seed)):\n" + schedule.steps.map { "  \($0)" }.joined(separator: "\n"))
         let injector = FaultInjector(cluster: cluster, lab: lab, clock: { Monotonic.nanoseconds() }, log: { line in log("  fault: " + line) })
         let startNanos = Monotonic.nanoseconds()

@@ -37,23 +37,26 @@ public final class TCPConnection: UVHandle {
     /// Connects to `host:port`: an IPv4 or IPv6 literal, or a host name resolved first (`Resolver`, afresh on
     /// every call) and connected at its first address. `completion` gets the connection or the error (e.g.
     /// `ECONNREFUSED`, or the resolver's `EAI_NONAME`); on error the handle is already closed.
-    public static func connect(loop: EventLoop, host: String, port: Int,
+    /// `from`: an IP literal the connection is made from (bound before connecting, any port) when the destination
+    /// has its family; the system picks the source otherwise.
+    public static func connect(loop: EventLoop, host: String, port: Int, from source: String? = nil,
                                _ completion: @escaping (Result<TCPConnection, UVError>) -> Void) throws(UVError) {
+        let local = try source.map { s throws(UVError) in try SocketAddress(host: s, port: 0) }
         guard Resolver.isLiteral(host) else {
             try Resolver.resolve(loop: loop, host: host, port: port) { result in
                 switch result {
                 case .failure(let e): completion(.failure(e))
-                case .success(let addresses): connect(loop: loop, trying: addresses[...], completion)
+                case .success(let addresses): connect(loop: loop, trying: addresses[...], from: local, completion)
                 }
             }
             return
         }
-        try connect(loop: loop, address: try SocketAddress(host: host, port: port), completion)
+        try connect(loop: loop, address: try SocketAddress(host: host, port: port), from: local, completion)
     }
 
     /// Connects to the first of `addresses` that accepts (a name may resolve to an IPv6 address the server does
     /// not listen on before the IPv4 one it does); fails with the last address's error.
-    private static func connect(loop: EventLoop, trying addresses: ArraySlice<SocketAddress>,
+    private static func connect(loop: EventLoop, trying addresses: ArraySlice<SocketAddress>, from local: SocketAddress?,
                                 _ completion: @escaping (Result<TCPConnection, UVError>) -> Void) {
         guard let first = addresses.first else {
             completion(.failure(UVError(Int32(UV_EAI_NONAME.rawValue), "connect: no address")))
@@ -61,18 +64,25 @@ public final class TCPConnection: UVHandle {
         }
         let rest = addresses.dropFirst()
         do throws(UVError) {
-            try connect(loop: loop, address: first) { result in
-                if case .failure = result, !rest.isEmpty { connect(loop: loop, trying: rest, completion) } else { completion(result) }
+            try connect(loop: loop, address: first, from: local) { result in
+                if case .failure = result, !rest.isEmpty { connect(loop: loop, trying: rest, from: local, completion) } else { completion(result) }
             }
         } catch {
-            if rest.isEmpty { completion(.failure(error)) } else { connect(loop: loop, trying: rest, completion) }
+            if rest.isEmpty { completion(.failure(error)) } else { connect(loop: loop, trying: rest, from: local, completion) }
         }
     }
 
-    private static func connect(loop: EventLoop, address: SocketAddress,
+    private static func connect(loop: EventLoop, address: SocketAddress, from local: SocketAddress?,
                                 _ completion: @escaping (Result<TCPConnection, UVError>) -> Void) throws(UVError) {
         var addr = address
         let conn = try TCPConnection(loopForAccept: loop)
+        if var local, local.storage.ss_family == addr.storage.ss_family {
+            let bound = local.withSockaddr { uv_tcp_bind(conn.tcp, $0, 0) }
+            if bound < 0 {
+                conn.close()
+                throw UVError(bound, "bind the source address")
+            }
+        }
         let req = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
         req.pointee.data = RequestBox((conn, completion)).retainedPointer()
         let status = addr.withSockaddr { uv_tcp_connect(req, conn.tcp, $0, { req, status in

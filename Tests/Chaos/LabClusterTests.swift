@@ -48,6 +48,24 @@ final class LabClusterTests: ChaosTestCase {
         XCTAssertEqual(Set(stats.bytes.keys).count, 6, "bytes flowed both ways between every pair: \(stats)")
     }
 
+    /// The proxy still cuts once every link was redialled after the nodes learnt the cluster map's addresses:
+    /// each node restarted (kill -9) in turn, then the isolation as above. (The map names one peer address per
+    /// node; a proxy reachable only through per-pair ports written in `--peers` was bypassed by every redial.)
+    func testTheProxyStillCutsAfterTheNodesRedialled() throws {
+        let c = try startCluster(inLab: false, proxied: true)
+        XCTAssertTrue(ChaosTestSupport.eventually(15) { c.nodeIDs.allSatisfy { n in c.view(of: n).map { $0.connectedPeers.count == 2 } ?? false } })
+        let accepted = try XCTUnwrap(c.proxy).stats.accepted
+        for n in c.nodeIDs {
+            try c.kill9(n)
+            try c.restart(n, waitReady: true)
+            rememberPIDs()
+        }
+        XCTAssertTrue(ChaosTestSupport.eventually(15) { c.nodeIDs.allSatisfy { n in c.view(of: n).map { $0.connectedPeers.count == 2 } ?? false } })
+        XCTAssertGreaterThan(try XCTUnwrap(c.proxy).stats.accepted, accepted, "the redials went through the proxy")
+        XCTAssertEqual(try XCTUnwrap(c.proxy).stats.unidentified, 0, "every dialer came from its node's own address")
+        try isolateShard0Leader(c)
+    }
+
     private func isolateShard0Leader(_ c: LabCluster) throws {
         let links = try XCTUnwrap(c.links)
         let old = try c.waitForLeader(shard: 0, timeout: 10)

@@ -10,19 +10,23 @@ import Glibc
 /// a cut direction holds its bytes while the other flows, healing delivers them in order, large transfers
 /// survive backpressure, a refused upstream closes the dialer's connection, and `stop()` closes everything.
 final class LinkProxyTests: XCTestCase {
-    /// Node 1 dials node 2, whose "peer port" is `upstream`.
+    /// Node 1 (127.0.0.11) dials node 2, whose "peer port" is `upstream` on 127.0.0.12; the proxy listens for
+    /// node 2 on 127.0.0.1 at the same port.
     private func proxy(to upstream: Int) throws -> (LinkProxy, Int) {
-        let p = try LinkProxy(upstreamPorts: [1: 1, 2: upstream])
-        return (p, try XCTUnwrap(p.port(dialer: 1, acceptor: 2)))
+        let p = try LinkProxy(upstreams: [1: .init(host: node1, port: 1), 2: .init(host: node2, port: upstream)])
+        let front = try XCTUnwrap(p.front(of: 2))
+        XCTAssertEqual(front, LinkProxy.Endpoint(host: "127.0.0.1", port: upstream))
+        return (p, front.port)
     }
 
+    private let node1 = "127.0.0.11", node2 = "127.0.0.12"
+
     func testForwardsBothWaysAndACutDirectionHoldsItsBytesUntilHealed() throws {
-        let server = try TestSocket.listen()
+        let server = try TestSocket.listen(on: node2)
         defer { close(server.fd) }
         let (p, port) = try proxy(to: server.port)
         defer { p.stop() }
-        XCTAssertNil(p.port(dialer: 2, acceptor: 1), "only the lower id dials")
-        let a = try TestSocket.connect(port)
+        let a = try TestSocket.connect(port, from: node1)
         defer { close(a) }
         let b = try TestSocket.accept(server.fd)
         defer { close(b) }
@@ -61,11 +65,11 @@ final class LinkProxyTests: XCTestCase {
 
     /// 8 MiB each way at once, with a cut and heal in the middle: every byte arrives, in order.
     func testLargeTransfersSurviveBackpressureAndACut() throws {
-        let server = try TestSocket.listen()
+        let server = try TestSocket.listen(on: node2)
         defer { close(server.fd) }
         let (p, port) = try proxy(to: server.port)
         defer { p.stop() }
-        let a = try TestSocket.connect(port)
+        let a = try TestSocket.connect(port, from: node1)
         defer { close(a) }
         let b = try TestSocket.accept(server.fd)
         defer { close(b) }
@@ -93,22 +97,39 @@ final class LinkProxyTests: XCTestCase {
     }
 
     func testARefusedUpstreamClosesTheDialersConnection() throws {
-        let closed = try TestSocket.listen()
+        let closed = try TestSocket.listen(on: node2)
         let deadPort = closed.port
         Glibc.close(closed.fd)
         let (p, port) = try proxy(to: deadPort)
         defer { p.stop() }
-        let a = try TestSocket.connect(port)
+        let a = try TestSocket.connect(port, from: node1)
         defer { close(a) }
         XCTAssertEqual(TestSocket.waitForEOF(a, timeout: 5), true, "the dialer sees its connection closed")
         XCTAssertTrue(ChaosTestSupport.eventually(2) { p.stats.upstreamFailures == 1 })
     }
 
-    func testStopClosesConnectionsAndIsIdempotent() throws {
-        let server = try TestSocket.listen()
+    /// A connection from an address that is no node's (here 127.0.0.1), or from the acceptor's own, is closed
+    /// at once and never reaches the node.
+    func testAConnectionFromAnUnknownAddressIsClosed() throws {
+        let server = try TestSocket.listen(on: node2)
         defer { close(server.fd) }
         let (p, port) = try proxy(to: server.port)
-        let a = try TestSocket.connect(port)
+        defer { p.stop() }
+        for source in ["127.0.0.1", node2] {
+            let a = try TestSocket.connect(port, from: source)
+            defer { close(a) }
+            XCTAssertEqual(TestSocket.waitForEOF(a, timeout: 5), true, "a dialer at \(source) is closed")
+        }
+        XCTAssertTrue(ChaosTestSupport.eventually(2) { p.stats.unidentified == 2 })
+        XCTAssertEqual(p.stats.accepted, 0)
+        XCTAssertThrowsError(try TestSocket.accept(server.fd, timeout: 500), "nothing reached node 2")
+    }
+
+    func testStopClosesConnectionsAndIsIdempotent() throws {
+        let server = try TestSocket.listen(on: node2)
+        defer { close(server.fd) }
+        let (p, port) = try proxy(to: server.port)
+        let a = try TestSocket.connect(port, from: node1)
         defer { close(a) }
         let b = try TestSocket.accept(server.fd)
         defer { close(b) }
@@ -117,7 +138,7 @@ final class LinkProxyTests: XCTestCase {
         XCTAssertEqual(TestSocket.waitForEOF(b, timeout: 5), true)
         p.stop()
         XCTAssertThrowsError(try p.block(DirectedLink(from: 1, to: 2)), "a stopped proxy refuses changes")
-        XCTAssertThrowsError(try TestSocket.connect(port), "nothing listens any more")
+        XCTAssertThrowsError(try TestSocket.connect(port, from: node1), "nothing listens any more")
     }
 }
 
@@ -127,17 +148,17 @@ enum TestSocket {
         var description: String
     }
 
-    private static func address(_ port: Int) -> sockaddr_in {
+    private static func address(_ port: Int, _ host: String = "127.0.0.1") -> sockaddr_in {
         var a = sockaddr_in()
         a.sin_family = sa_family_t(AF_INET)
         a.sin_port = in_port_t(UInt16(port).bigEndian)
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        a.sin_addr.s_addr = inet_addr(host)
         return a
     }
 
-    static func listen() throws -> (fd: Int32, port: Int) {
+    static func listen(on host: String = "127.0.0.1") throws -> (fd: Int32, port: Int) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var a = address(0)
+        var a = address(0, host)
         let bound = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         guard fd >= 0, bound == 0, Glibc.listen(fd, 8) == 0 else { throw Failure(description: "listen: errno \(errno)") }
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -145,8 +166,14 @@ enum TestSocket {
         return (fd, Int(UInt16(bigEndian: a.sin_port)))
     }
 
-    static func connect(_ port: Int) throws -> Int32 {
+    /// Connects to 127.0.0.1:`port`, from `source` when given.
+    static func connect(_ port: Int, from source: String? = nil) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if let source {
+            var local = address(0, source)
+            let bound = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            guard bound == 0 else { close(fd); throw Failure(description: "bind \(source): errno \(errno)") }
+        }
         var a = address(port)
         let r = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         guard r == 0 else {
@@ -157,10 +184,10 @@ enum TestSocket {
         return fd
     }
 
-    /// Accepts one connection (waits up to 5 s).
-    static func accept(_ listener: Int32) throws -> Int32 {
+    /// Accepts one connection (waits up to `timeout` ms).
+    static func accept(_ listener: Int32, timeout: Int32 = 5000) throws -> Int32 {
         var p = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
-        guard poll(&p, 1, 5000) == 1 else { throw Failure(description: "no connection to accept within 5 s") }
+        guard poll(&p, 1, timeout) == 1 else { throw Failure(description: "no connection to accept within \(timeout) ms") }
         let fd = Glibc.accept(listener, nil, nil)
         guard fd >= 0 else { throw Failure(description: "accept: errno \(errno)") }
         return fd

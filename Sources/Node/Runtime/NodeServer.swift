@@ -390,7 +390,9 @@ extension NodeServer: NodeIO {
 
     package func peersChanged(_ peers: [NodeID: String]) {
         let endpoints = peers.compactMapValues { PeerEndpoint(hostPort: $0) }
-        transport?.updatePeers(endpoints, keep: Set(config.peers.keys))
+        // The peers of the flags stay linked until the map names them removed (a joining node reaches the
+        // cluster through them before it has a map).
+        transport?.updatePeers(endpoints, keep: Set(config.peers.keys).intersection(core.otherNodes))
     }
 
     package func shutdownFinished() {

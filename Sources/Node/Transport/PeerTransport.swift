@@ -38,6 +38,8 @@ final class PeerTransport {
     let maxFrameBytes: Int
     /// A new connection claiming a peer replaces its link only after the old one was silent this long.
     let replaceAfterSilenceMs: UInt64
+    /// Where outgoing links are made from (`start`): the listening address when it is a single one.
+    private var dialSource: String?
     private var links: [NodeID: PeerLink] = [:]
     private var listener: TCPListener?
     /// Inbound connections no hello has claimed yet — sniffing their first bytes, in their TLS handshake, or
@@ -84,8 +86,12 @@ final class PeerTransport {
         for (id, addr) in peers where id != me { links[id] = PeerLink(peer: id, address: addr) }
     }
 
-    /// Starts listening (lower-numbered peers dial us) and dialing the higher-numbered peers.
+    /// Starts listening (lower-numbered peers dial us) and dialing the higher-numbered peers. When it listens on
+    /// one address (not a wildcard), it also dials from that address: its peers see it come from where it can
+    /// be reached (firewall rules by address hold, and on a machine with several addresses the links do not
+    /// depend on the routing table's choice of source).
     func start(listenHost: String, port: Int) throws(UVError) {
+        dialSource = PeerTransport.dialSource(listeningOn: listenHost)
         listener = try TCPListener(loop: loop, host: listenHost, port: port) { [weak self] result in
             guard let self, case .success(let conn) = result else { return }
             self.accept(conn)
@@ -250,7 +256,7 @@ final class PeerTransport {
     private func dial(_ link: PeerLink) {
         guard !link.stopped else { return }
         do {
-            try TCPConnection.connect(loop: loop, host: link.address.host, port: link.address.port) { [weak self] result in
+            try TCPConnection.connect(loop: loop, host: link.address.host, port: link.address.port, from: dialSource) { [weak self] result in
                 guard let self else { return }
                 switch result {
                 case .success(let tcp):
@@ -263,6 +269,13 @@ final class PeerTransport {
         } catch {
             dialFailed(link, error)
         }
+    }
+
+    /// The source address of outgoing links for a node listening on `host`: that address when it is one
+    /// (an IP literal, not a wildcard), else none (the system picks).
+    static func dialSource(listeningOn host: String) -> String? {
+        guard Resolver.isLiteral(host), !["0.0.0.0", "::", "[::]"].contains(host) else { return nil }
+        return host
     }
 
     private func dialFailed(_ link: PeerLink, _ error: UVError) {

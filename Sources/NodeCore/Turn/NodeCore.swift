@@ -166,7 +166,7 @@ package final class NodeCore {
     func shard(of id: ConceptID) -> Int { id.shard(of: config.numShards) }
 
     /// Every other node: those the flags name and those the cluster map names, but for the ones it removed.
-    var otherNodes: [NodeID] {
+    package var otherNodes: [NodeID] {
         var ids = Set(config.peers.keys)
         if let map = meta?.map {
             for n in map.nodes.values { if n.state == .removed { ids.remove(n.id) } else { ids.insert(n.id) } }

@@ -1,0 +1,102 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Membership changes on a lab cluster, through the nodes' admin routes as an operator makes them: a spare is
+/// added to the cluster map and started empty with `--join`; a node is replaced by it (its replicas move through
+/// Raft); a node that holds nothing any more is removed. `nodeIDs` follows: a spare becomes a member when it
+/// starts, a node stops being one once removed.
+extension LabCluster {
+    /// The cluster map as node `id` sees it (`map` of `GET /v1/cluster`); nil if it does not answer.
+    public func clusterMap(via id: Int, timeout: Double = 2) -> [String: Any]? {
+        let r = http(id, "GET", "/v1/cluster", timeout: timeout)
+        guard r.status == 200, let o = (try? JSONSerialization.jsonObject(with: Data(r.body))) as? [String: Any] else { return nil }
+        return o["map"] as? [String: Any]
+    }
+
+    /// A running member other than `excluding` that answers HTTP, lowest id first.
+    public func answeringMember(excluding: Set<Int> = []) -> Int? {
+        nodeIDs.first { id in
+            !excluding.contains(id) && (try? node(id).state) == .running && http(id, "GET", "/health", timeout: 1).status == 200
+        }
+    }
+
+    /// Takes the lowest unused spare (nil if none is left) and marks it used.
+    public func takeSpare() -> Int? {
+        membershipLock.withLock { unusedSpares.isEmpty ? nil : unusedSpares.removeFirst() }
+    }
+
+    /// Adds spare `id` to the cluster map through a member (not `excluding`), starts it empty with `--join`
+    /// and waits until it answers `/ready`; it is a member from then on.
+    public func addNode(_ id: Int, excluding: Set<Int> = [], timeout: Double = 30) throws {
+        let p = try node(id)
+        guard id > options.nodes else { throw LabError.invalid("node \(id) is not a spare") }
+        let s = p.spec
+        let body = "{\"id\":\(id),\"peer_address\":\"\(proxy?.front(of: id)?.description ?? "\(s.host):\(s.peerPort)")\","
+            + "\"client_address\":\"\(s.host):\(s.clientPort)\",\"http_address\":\"\(s.host):\(s.httpPort)\"}"
+        try admin("POST", "/v1/admin/nodes", body: body, excluding: excluding, timeout: timeout, accept: { r in
+            r.status == 200 || r.text.contains("node \(id) is already a member")
+        })
+        membershipLock.withLock { if !currentMembers.contains(id) { currentMembers.append(id); currentMembers.sort() } }
+        if p.state == .stopped { try p.start() }
+        try waitReady([id], timeout: timeout)
+    }
+
+    /// Asks the cluster to replace node `old` by member `new` (`POST /v1/admin/nodes/{old}/replace?with=`):
+    /// `new` becomes active, `old` draining, and every replica of `old` moves to `new`.
+    public func replaceNode(_ old: Int, with new: Int, excluding: Set<Int> = [], timeout: Double = 30) throws {
+        try admin("POST", "/v1/admin/nodes/\(old)/replace?with=\(new)", excluding: excluding.union([old]), timeout: timeout)
+    }
+
+    /// Waits until, in the map of a member other than `old`, no shard has a replica on `old` and no move is in
+    /// flight.
+    public func waitUntilVacated(_ old: Int, timeout: Double) throws {
+        let deadline = Monotonic.seconds() + timeout
+        var last = "no member answered"
+        while Monotonic.seconds() < deadline {
+            if let via = answeringMember(excluding: [old]), let m = clusterMap(via: via) {
+                let shards = m["shards"] as? [[String: Any]] ?? []
+                let holding = shards.filter { s in
+                    ((s["voters"] as? [Int] ?? []) + (s["learners"] as? [Int] ?? [])).contains(old) || s["move"] != nil
+                }
+                if !shards.isEmpty && holding.isEmpty { return }
+                last = "shards \(holding.compactMap { $0["shard"] as? Int }) still hold node \(old) or move (node \(via)'s map)"
+            }
+            usleep(200_000)
+        }
+        throw LabError.timeout("node \(old) not vacated after \(timeout) s: \(last)")
+    }
+
+    /// Removes node `old` from the cluster map (it must hold no replica); it is no member from then on (its
+    /// process is left as it is: stop it when it is alive).
+    public func removeNode(_ old: Int, timeout: Double = 30) throws {
+        try admin("POST", "/v1/admin/nodes/\(old)/remove", excluding: [old], timeout: timeout)
+        membershipLock.withLock { currentMembers.removeAll { $0 == old } }
+    }
+
+    /// One admin request through a running member, retried (another member, after a pause) until it is
+    /// accepted or `timeout` passes: a request may meet a meta group electing its leader, or a node killed.
+    private func admin(_ method: String, _ path: String, body: String = "", excluding: Set<Int>, timeout: Double,
+                       accept: (HTTPReply) -> Bool = { $0.status == 200 }) throws {
+        let deadline = Monotonic.seconds() + timeout
+        var last = "no member answered"
+        var tried = 0
+        while Monotonic.seconds() < deadline {
+            let members = nodeIDs.filter { !excluding.contains($0) && (try? node($0).state) == .running }
+            if !members.isEmpty {
+                let via = members[tried % members.count]
+                tried += 1
+                let r = http(via, method, path, body: body, timeout: 10)
+                if accept(r) { return }
+                last = "node \(via): HTTP \(r.status) \(r.text.prefix(300))"
+                // A refusal that will not change by waiting (4xx other than a redirect) ends it.
+                if (400..<500).contains(r.status) && r.status != 421 && r.status != 429 && r.status != 408 {
+                    throw LabError.invalid("\(method) \(path) refused: \(last)")
+                }
+            }
+            usleep(300_000)
+        }
+        throw LabError.timeout("\(method) \(path) not accepted within \(timeout) s: \(last)")
+    }
+}
