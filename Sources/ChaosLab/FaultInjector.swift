@@ -201,7 +201,7 @@ public final class FaultInjector: @unchecked Sendable {
             lock.withLock { _ = stopped.remove(victim) }
             parts.append("node \(victim) restarted")
         }
-        try cluster.waitUntilVacated(old, timeout: 120)
+        try cluster.waitUntilVacated(old, timeout: 60)
         let moved = Double(clock() - t0) / 1e9
         try cluster.removeNode(old, timeout: 30)
         parts.append(String(format: "every replica moved and node %d removed %.1f s after the spare was added", old, moved))

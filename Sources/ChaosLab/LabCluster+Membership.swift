@@ -22,6 +22,12 @@ extension LabCluster {
         }
     }
 
+    /// Where the other nodes reach node `id`'s peer port (through the proxy when the links run through it).
+    public func peerAddress(of id: Int) throws -> String {
+        let s = try node(id).spec
+        return proxy?.front(of: id)?.description ?? "\(s.host):\(s.peerPort)"
+    }
+
     /// Takes the lowest unused spare (nil if none is left) and marks it used.
     public func takeSpare() -> Int? {
         membershipLock.withLock { unusedSpares.isEmpty ? nil : unusedSpares.removeFirst() }
@@ -33,13 +39,21 @@ extension LabCluster {
         let p = try node(id)
         guard id > options.nodes else { throw LabError.invalid("node \(id) is not a spare") }
         let s = p.spec
-        let body = "{\"id\":\(id),\"peer_address\":\"\(proxy?.front(of: id)?.description ?? "\(s.host):\(s.peerPort)")\","
+        let body = "{\"id\":\(id),\"peer_address\":\"\(try peerAddress(of: id))\","
             + "\"client_address\":\"\(s.host):\(s.clientPort)\",\"http_address\":\"\(s.host):\(s.httpPort)\"}"
         try admin("POST", "/v1/admin/nodes", body: body, excluding: excluding, timeout: timeout, accept: { r in
             r.status == 200 || r.text.contains("node \(id) is already a member")
         })
         membershipLock.withLock { if !currentMembers.contains(id) { currentMembers.append(id); currentMembers.sort() } }
-        if p.state == .stopped { try p.start() }
+        if p.state == .stopped {
+            // It joins through the members of the moment (the flags name at most a few nodes).
+            var args = p.spec.arguments
+            if let i = args.firstIndex(of: "--peers"), i + 1 < args.count {
+                args[i + 1] = try nodeIDs.map { m in "\(m)=\(try peerAddress(of: m))" }.joined(separator: ",")
+                try p.setArguments(args)
+            }
+            try p.start()
+        }
         try waitReady([id], timeout: timeout)
     }
 

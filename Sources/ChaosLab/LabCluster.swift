@@ -105,10 +105,10 @@ public final class LabCluster: @unchecked Sendable {
             ? try LinkProxy(upstreams: Dictionary(uniqueKeysWithValues: specs.map { ($0.id, LinkProxy.Endpoint(host: $0.host, port: $0.peerPort)) }))
             : nil
         self.proxy = proxy
-        /// Node `me`'s `--peers`: every member's address (the proxy's front for it when proxied), and for a
-        /// spare the spares before it and itself too (a spare joins through whichever of them is up).
+        /// Node `me`'s `--peers`: every first member's address (the proxy's front for it when proxied), and a
+        /// spare's own (`addNode` gives a spare the members of the moment when it starts it).
         func peers(for me: Int) -> String {
-            specs.filter { $0.id <= max(me, options.nodes) }.map { p in
+            specs.filter { $0.id <= options.nodes || $0.id == me }.map { p in
                 "\(p.id)=\(proxy?.front(of: p.id)?.description ?? "\(p.host):\(p.peerPort)")"
             }.joined(separator: ",")
         }

@@ -32,9 +32,10 @@ public final class NodeProcess: @unchecked Sendable {
         case stopped, running, paused
     }
 
-    public let spec: NodeSpec
+    public var spec: NodeSpec { lock.withLock { currentSpec } }
     public let binary: String
-    public var id: Int { spec.id }
+    public let id: Int
+    private var currentSpec: NodeSpec
 
     private let lock = NSLock()
     private var currentPID: pid_t?
@@ -44,7 +45,16 @@ public final class NodeProcess: @unchecked Sendable {
 
     public init(binary: String, spec: NodeSpec) {
         self.binary = binary
-        self.spec = spec
+        currentSpec = spec
+        id = spec.id
+    }
+
+    /// Changes the command line of the next start (the node must be stopped).
+    public func setArguments(_ arguments: [String]) throws {
+        try lock.withLock {
+            guard currentPID == nil else { throw LabError.invalid("node \(id) runs: its command line is not changed under it") }
+            currentSpec.arguments = arguments
+        }
     }
 
     deinit {
@@ -67,10 +77,10 @@ public final class NodeProcess: @unchecked Sendable {
             guard currentPID == nil else { throw LabError.invalid("node \(id) is already running (pid \(currentPID!))") }
             starts += 1
             let marker = "--- chaoslab: start #\(starts) of node \(id) at \(Date()) ---\n"
-            if !FileManager.default.fileExists(atPath: spec.logPath) {
-                _ = FileManager.default.createFile(atPath: spec.logPath, contents: nil)
+            if !FileManager.default.fileExists(atPath: currentSpec.logPath) {
+                _ = FileManager.default.createFile(atPath: currentSpec.logPath, contents: nil)
             }
-            if let h = FileHandle(forWritingAtPath: spec.logPath) {
+            if let h = FileHandle(forWritingAtPath: currentSpec.logPath) {
                 h.seekToEndOfFile()
                 h.write(Data(marker.utf8))
                 try? h.close()
@@ -79,9 +89,9 @@ public final class NodeProcess: @unchecked Sendable {
             posix_spawn_file_actions_init(&actions)
             defer { posix_spawn_file_actions_destroy(&actions) }
             posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-            posix_spawn_file_actions_addopen(&actions, 1, spec.logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            posix_spawn_file_actions_addopen(&actions, 1, currentSpec.logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
-            let argv = (spec.namespace.map { ["ip", "netns", "exec", $0] } ?? []) + [binary] + spec.arguments
+            let argv = (currentSpec.namespace.map { ["ip", "netns", "exec", $0] } ?? []) + [binary] + currentSpec.arguments
             currentPID = try Spawner.spawn(argv, actions: &actions, searchPath: true)
             paused = false
         }

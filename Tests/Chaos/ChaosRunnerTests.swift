@@ -89,6 +89,20 @@ final class ChaosRunnerTests: ChaosTestCase {
         XCTAssertTrue(r.faultRecords.contains { $0.detail.hasSuffix("; caught up") }, "\(r.faultRecords.map(\.detail))")
     }
 
+    /// Membership changes under load: nodes killed for good and replaced by spares, live nodes drained onto
+    /// spares and retired — with the new node, or the drained one, killed -9 in the middle of the moves and
+    /// restarted (a joining node then holds the logs of some shards only) — and partitions between them, through
+    /// the proxy so that the spares' links are cut too. Every move finishes, every checker passes.
+    func testReplacedAndDrainedNodesKeepEveryCheckerGreen() async throws {
+        let r = try await run("replace-node,drain-node,partition-leader", seconds: 30, seed: 5, network: .proxy)
+        expectValid(r, "replace-node, drain-node")
+        let membership = r.faultRecords.filter { $0.kind.changesMembership }
+        XCTAssertGreaterThanOrEqual(membership.count, 3, "\(r.schedule)")
+        XCTAssertTrue(membership.allSatisfy { $0.detail.contains("removed") }, "\(membership.map(\.detail))")
+        XCTAssertTrue(membership.contains { $0.kind == .replaceNode } && membership.contains { $0.kind == .drainNode }, "\(r.schedule)")
+        XCTAssertTrue(membership.contains { $0.detail.contains("mid-move") }, "a move was interrupted: \(membership.map(\.detail))")
+    }
+
     func testTransferStormsAndRollingRestartsKeepEveryCheckerGreen() async throws {
         expectValid(try await run("transfer,restart-rolling", seconds: 20, seed: 14), "transfer storm + rolling restart")
     }

@@ -155,12 +155,16 @@ public final class NodeServer {
     /// gets the meta group's here, like a new one).
     private func openLogs() throws -> [GroupLog] {
         let existing = engine.groupIDs
-        if !existing.isEmpty && existing != (0..<UInt64(config.numShards)).map({ $0 }) {
-            throw ConfigurationRefusal("--shards \(config.numShards) but data directory \(config.dataDir) holds shards \(existing.first!)…\(existing.last!) (\(existing.count)); the shard count is fixed when a cluster is created")
-        }
         let metaGroup = UInt64(config.numShards)
         if let other = metaEngine.groupIDs.first(where: { $0 != metaGroup }) {
             throw ConfigurationRefusal("--shards \(config.numShards) but the cluster map's log in \(config.dataDir)/meta is group \(other); the shard count is fixed when a cluster is created")
+        }
+        // Every shard of a node that created the cluster has a log from its first start; a node that joined
+        // has logs only of the shards whose replicas reached it so far — its meta group's log (group = the
+        // shard count) pins the count then.
+        let complete = existing == (0..<UInt64(config.numShards)).map({ $0 })
+        if !existing.isEmpty && (existing.last! >= metaGroup || (!complete && metaEngine.groupIDs.isEmpty)) {
+            throw ConfigurationRefusal("--shards \(config.numShards) but data directory \(config.dataDir) holds shards \(existing.map(String.init).joined(separator: ", ")); the shard count is fixed when a cluster is created")
         }
         var initial = WriteBatch()
         for s in 0..<config.numShards {

@@ -55,6 +55,12 @@ extension NodeCore {
                                 recovered: c.adopted + recovery.recovered, oldestPendingMs: oldest)
     }
 
-    /// `/ready`: every local shard knows its leader.
-    package var isReady: Bool { !stopping && replicas.allSatisfy { $0.raft.leader != noNode } }
+    /// `/ready`: this node can route a request of every shard — its replica knows the leader or, for a shard it
+    /// holds no replica of yet (a joining node), the cluster map names one.
+    package var isReady: Bool {
+        !stopping && replicas.allSatisfy { r in
+            r.raft.leader != noNode
+                || (!r.raft.confState.contains(config.nodeID) && (meta.map.map { $0.shards[r.shard].leaderHint != noNode } ?? false))
+        }
+    }
 }
