@@ -126,6 +126,17 @@ struct StatusCommand: ParsableCommand {
             print("  snapshots streaming:")
             for line in streamLines { print(line) }
         }
+        // Replica moves in flight: where each stands (the snapshot's bytes above; then the log's entries).
+        var moveLines: [String] = []
+        for s in shards {
+            let idx = (s["shard"] as? NSNumber)?.intValue ?? -1
+            guard let p = placement[idx], let m = p["move"] as? [String: Any] else { continue }
+            moveLines.append("  " + StatusCommand.moveLine(shard: idx, move: m, leaderView: leaderViews[idx]))
+        }
+        if !moveLines.isEmpty {
+            print("  replica moves in flight:")
+            for line in moveLines { print(line) }
+        }
         print("  transactions (records pending and intents held on the shards each node leads; counters since it started):")
         for line in txnLines.sorted() { print(line) }
         if !leaderless.isEmpty {
@@ -142,6 +153,26 @@ struct StatusCommand: ParsableCommand {
         var text = (ids("voters") + ids("learners").map { "+\($0)" }).joined(separator: ",")
         if let m = p["move"] as? [String: Any] {
             text += " (moving \(m["from"].map { "\($0)" } ?? "new")→\(m["to"] ?? "?"): \(m["phase"] ?? "?"))"
+        }
+        return text
+    }
+
+    /// One replica move as a line: `shard 1  node 3 → node 4  catching_up  snapshot 41% (28.6 of 70.1 MB)` or
+    /// `… log 1,204 entries behind` — from the map's move and what the shard's leader knows of the target.
+    static func moveLine(shard: Int, move m: [String: Any], leaderView v: [String: Any]?) -> String {
+        let to = (m["to"] as? NSNumber)?.intValue ?? 0
+        var text = "shard \(shard)  \(m["from"].map { "node \($0)" } ?? "new replica") → node \(to)  \(m["phase"] ?? "?")"
+        guard let v else { return text + "  (its leader did not answer)" }
+        if let st = (v["snapshot_streams"] as? [[String: Any]])?.first(where: { ($0["node"] as? NSNumber)?.intValue == to }) {
+            let done = (st["bytes_acknowledged"] as? NSNumber)?.doubleValue ?? 0
+            let total = max((st["bytes_total"] as? NSNumber)?.doubleValue ?? 0, 1)
+            return text + String(format: "  snapshot %.0f%% (%.1f of %.1f MB)", min(done / total, 1) * 100, done / 1e6, total / 1e6)
+        }
+        if let r = (v["replicas"] as? [[String: Any]])?.first(where: { ($0["node"] as? NSNumber)?.intValue == to }),
+           let lag = (r["lag"] as? NSNumber)?.intValue {
+            text += lag == 0 ? "  log caught up" : "  log \(lag) entries behind"
+        } else {
+            text += "  not yet a replica of the leader's group"
         }
         return text
     }

@@ -146,6 +146,7 @@ public final class FaultInjector: @unchecked Sendable {
         rec.detail = "kill -9 node \(n): \(try cluster.kill9(n).map { "\($0)" } ?? "was not running")"
         lock.withLock { _ = stopped.insert(n) }
         try cluster.wipeData(n)
+        try cluster.pointAtTheMembers(n)
         rec.detail += "; data directory deleted"
         hold(until: until)
         try cluster.restart(n)

@@ -28,6 +28,20 @@ extension LabCluster {
         return proxy?.front(of: id)?.description ?? "\(s.host):\(s.peerPort)"
     }
 
+    /// Gives stopped node `id` the members of the moment as its `--peers` (itself included), and `--join` once
+    /// the membership is no longer the first one: a node that starts without a cluster map — a spare, or a node
+    /// whose disk was replaced — reaches the cluster through its flags, and the first members may be gone.
+    public func pointAtTheMembers(_ id: Int) throws {
+        let p = try node(id)
+        var args = p.spec.arguments
+        let members = Set(nodeIDs).union([id]).sorted()
+        if let i = args.firstIndex(of: "--peers"), i + 1 < args.count {
+            args[i + 1] = try members.map { m in "\(m)=\(try peerAddress(of: m))" }.joined(separator: ",")
+        }
+        if members != Array(1...options.nodes) && !args.contains("--join") { args.append("--join") }
+        try p.setArguments(args)
+    }
+
     /// Takes the lowest unused spare (nil if none is left) and marks it used.
     public func takeSpare() -> Int? {
         membershipLock.withLock { unusedSpares.isEmpty ? nil : unusedSpares.removeFirst() }
@@ -46,12 +60,7 @@ extension LabCluster {
         })
         membershipLock.withLock { if !currentMembers.contains(id) { currentMembers.append(id); currentMembers.sort() } }
         if p.state == .stopped {
-            // It joins through the members of the moment (the flags name at most a few nodes).
-            var args = p.spec.arguments
-            if let i = args.firstIndex(of: "--peers"), i + 1 < args.count {
-                args[i + 1] = try nodeIDs.map { m in "\(m)=\(try peerAddress(of: m))" }.joined(separator: ",")
-                try p.setArguments(args)
-            }
+            try pointAtTheMembers(id)
             try p.start()
         }
         try waitReady([id], timeout: timeout)

@@ -97,6 +97,16 @@ extension ClusterMap {
         return plan
     }
 
+    /// Shards whose move has not promoted its target and whose target is no longer an active node (it was
+    /// drained, replaced or removed before it caught up — a machine that died while it joined): their moves
+    /// are rolled back (`abortMove`), so the planner can send those replicas elsewhere.
+    public var movesToAbort: [Int] {
+        (0..<shardCount).filter { s in
+            guard let m = shards[s].move, m.phase == .catchingUp else { return false }
+            return nodes[m.to]?.state != .active
+        }
+    }
+
     /// The leader hint each shard should have when every node is up: its replicas' leaderships spread evenly,
     /// each shard's on one of its voters (the fewest-led voter, lowest id on ties, in shard order).
     public func preferredLeaders() -> [UInt64] {

@@ -144,7 +144,9 @@ final class Engine: @unchecked Sendable {
     private var outstanding: Set<UInt64> = []
     private var nextWireID: UInt64 = 1
     private var nextSequence: UInt64 = 1
-    private var nextInternalID: UInt64 = 1 << 63
+    private var nextInternalID: UInt64 = Engine.internalIDs
+    /// When the map was last learned (loop ms).
+    private var mapLearnedAt: UInt64 = 0
     private var nextAnyCursor = 0
     private var closed = false
     private var sweepTimer: UV.Timer?
@@ -187,8 +189,16 @@ final class Engine: @unchecked Sendable {
         let call = Call(id: id, spec: spec, deadline: loop.now + config.requestTimeoutMs,
                         anyCursor: nextAnyCursor, complete: complete)
         calls[id] = call
+        // A busy client re-reads the map now and then, so it follows the cluster's membership: machines added
+        // and retired while its map said nothing new (every node it knew may be gone one day).
+        if map != nil, id < Engine.internalIDs, loop.now >= mapLearnedAt + Engine.mapRefreshMs { requestRefresh() }
         advance(call)
     }
+
+    /// How old the cluster map may get before a new call has it fetched again, ms.
+    static let mapRefreshMs: UInt64 = 5_000
+    /// Call ids from here on are the engine's own (map fetches).
+    static let internalIDs: UInt64 = 1 << 63
 
     /// Cancels a call (the caller's task was cancelled): it completes with `CancellationError`.
     func cancel(_ id: UInt64) {
@@ -578,6 +588,7 @@ final class Engine: @unchecked Sendable {
     private func learn(_ state: Sutra_V1_ClusterState) {
         guard let m = ClusterMap(state) else { return }
         map = m
+        mapLearnedAt = loop.now
         recomputeCandidates()
     }
 

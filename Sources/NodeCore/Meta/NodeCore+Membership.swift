@@ -62,7 +62,12 @@ extension NodeCore {
            conf.isLearner(m.to), conf.voters.count > 1 {
             return .change(.remove(from))
         }
-        for v in voters.sorted() where conf.isLearner(v) { return caughtUp(v) ? .change(.addVoter(v)) : nil }
+        // A move's target that has not caught up holds the rest back (its source stays until it votes); any
+        // other learner that is not caught up — a machine that never came up, say — holds nothing back.
+        for v in voters.sorted() where conf.isLearner(v) {
+            if caughtUp(v) { return .change(.addVoter(v)) }
+            if p.move?.to == v { return nil }
+        }
         for v in voters.sorted() where !conf.contains(v) { return .change(.addLearner(v)) }
         // 2. Members the map no longer lists leave; a leaving leader first hands its leadership on.
         for m in conf.members.sorted() where !voters.contains(m) && !learners.contains(m) {
@@ -156,8 +161,19 @@ extension NodeCore {
 
     /// As the meta group's leader: begins the moves the planner asks for (drains and repairs only — never a
     /// move that would leave an active node without a shard: every node serves every shard's reads).
+    /// A move whose target stopped being active before it caught up is rolled back first.
     private func startPlannedMoves(_ map: ClusterMap) {
-        guard !mapChangeInFlight, map.moving.count < NodeCore.concurrentMoves else { return }
+        guard !mapChangeInFlight else { return }
+        if let s = map.movesToAbort.first {
+            mapChangeInFlight = true
+            proposeMapChange(.abortMove(shard: s)) { [weak self] result in
+                guard let self else { return }
+                self.mapChangeInFlight = false
+                if case .success = result { self.logger.notice("shard \(s): move rolled back (its target is no longer an active node)") }
+            }
+            return
+        }
+        guard map.moving.count < NodeCore.concurrentMoves else { return }
         guard let move = map.planMoves(limit: 1, balance: false).first else { return }
         mapChangeInFlight = true
         proposeMapChange(move.change) { [weak self] result in

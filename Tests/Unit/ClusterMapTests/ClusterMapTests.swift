@@ -194,6 +194,31 @@ final class ClusterMapTests: XCTestCase {
         XCTAssertTrue(m.shards.allSatisfy { $0.voters == [1, 2, 6] })
     }
 
+    /// The replacement dies while it catches up and is replaced in turn: its unpromoted moves are rolled back
+    /// (`movesToAbort`), and the planner sends the dead node's replicas to the next machine instead.
+    func testAReplacementThatDiesBeforeCatchingUpIsReplacedInTurn() {
+        var m = map(nodes: 3, shards: 4, replication: 3)
+        apply(&m, .addNode(node(4)))
+        apply(&m, .setNodeState(node: 4, .active))
+        apply(&m, .setNodeState(node: 3, .draining))
+        for p in m.planMoves(limit: 2) { apply(&m, p.change) }
+        apply(&m, .promoteMove(shard: 0))
+        XCTAssertEqual(m.movesToAbort, [], "every target is active")
+        // Node 4 dies; the operator replaces it by node 5.
+        apply(&m, .addNode(node(5)))
+        apply(&m, .setNodeState(node: 5, .active))
+        apply(&m, .setNodeState(node: 4, .draining))
+        XCTAssertEqual(m.movesToAbort, [1], "shard 1's move to node 4 had not promoted it; shard 0's had (it finishes)")
+        XCTAssertTrue(m.planMoves().allSatisfy { $0.shard != 0 && $0.shard != 1 }, "shards with a move in flight wait")
+        apply(&m, .abortMove(shard: 1))
+        apply(&m, .finishMove(shard: 0))
+        XCTAssertEqual(m.movesToAbort, [])
+        settle(&m)
+        apply(&m, .setNodeState(node: 3, .removed))
+        apply(&m, .setNodeState(node: 4, .removed))
+        XCTAssertTrue(m.shards.allSatisfy { Set($0.voters) == [1, 2, 5] }, "\(m.shards.map(\.voters))")
+    }
+
     /// Seeded random operator histories: every accepted change keeps the invariants, and whatever happened, the
     /// planner brings the map back to R active voters per shard, evenly.
     func testRandomHistoriesConvergeToAnEvenPlacement() {

@@ -1,0 +1,63 @@
+import ClusterMap
+@testable import NodeCore
+import Raft
+import XCTest
+
+/// `NodeCore.nextStep`: the one membership change a group's leader makes next to bring its Raft configuration
+/// to the cluster map's placement — pure, so every case is a value in, a step out.
+final class MembershipStepTests: XCTestCase {
+    typealias Placement = ClusterMap.ShardPlacement
+
+    private func step(_ p: Placement, _ conf: ConfState, me: NodeID = 1, commit: LogIndex = 1000,
+                      unreachable: Set<NodeID> = [], matches: [NodeID: LogIndex]) -> NodeCore.MembershipStep? {
+        NodeCore.nextStep(placement: p, conf: conf, me: me, commit: commit, reachable: { !unreachable.contains($0) }) { n in
+            matches[n].map { ($0, false) }
+        }
+    }
+
+    func testAMoveGoesLearnerThenPromotionThenVoterThenTheSourceLeaves() {
+        var p = Placement(voters: [1, 2, 3], learners: [4], move: .init(from: 3, to: 4))
+        let all: [NodeID: LogIndex] = [1: 1000, 2: 1000, 3: 1000]
+        XCTAssertEqual(step(p, ConfState(voters: [1, 2, 3]), matches: all), .change(.addLearner(4)))
+        XCTAssertNil(step(p, ConfState(voters: [1, 2, 3], learners: [4]), matches: all.merging([4: 10]) { $1 }), "not caught up yet")
+        XCTAssertEqual(step(p, ConfState(voters: [1, 2, 3], learners: [4]), matches: all.merging([4: 990]) { $1 }),
+                       .tellMap(.promoteMove(shard: -1)), "caught up: the map promotes it")
+        p = Placement(voters: [1, 2, 3, 4], move: .init(from: 3, to: 4, phase: .promoted))
+        XCTAssertEqual(step(p, ConfState(voters: [1, 2, 3], learners: [4]), matches: all.merging([4: 990]) { $1 }), .change(.addVoter(4)))
+        XCTAssertEqual(step(p, ConfState(voters: [1, 2, 3, 4]), matches: all.merging([4: 990]) { $1 }), .change(.remove(3)))
+        XCTAssertEqual(step(p, ConfState(voters: [1, 2, 4]), matches: all.merging([4: 990]) { $1 }), .tellMap(.finishMove(shard: -1)))
+    }
+
+    /// A promoted move's target that fell behind again holds the source's removal back: the group keeps three
+    /// voters until the new one votes.
+    func testAPromotedTargetBehindHoldsTheSourceBack() {
+        let p = Placement(voters: [1, 2, 3, 4], move: .init(from: 3, to: 4, phase: .promoted))
+        XCTAssertNil(step(p, ConfState(voters: [1, 2, 3], learners: [4]), matches: [1: 1000, 2: 1000, 3: 1000, 4: 5]))
+    }
+
+    /// A learner that is no move's target and never catches up (a machine that never came up, now draining)
+    /// does not hold back the next machine joining, nor the departure of nodes the map dropped.
+    func testALearnerThatNeverCaughtUpHoldsNothingBack() {
+        let p = Placement(voters: [1, 2, 3, 4, 5])
+        let conf = ConfState(voters: [1, 2, 3], learners: [4])
+        XCTAssertEqual(step(p, conf, matches: [1: 1000, 2: 1000, 3: 1000]), .change(.addLearner(5)))
+        XCTAssertEqual(step(p, ConfState(voters: [1, 2, 3], learners: [4, 5]), matches: [1: 1000, 2: 1000, 3: 1000, 5: 999]),
+                       .change(.addVoter(5)))
+        let dropped = Placement(voters: [1, 2, 5])
+        XCTAssertEqual(step(dropped, ConfState(voters: [1, 2, 3, 5], learners: [4]), matches: [1: 1000, 2: 1000, 5: 999]),
+                       .change(.remove(3)))
+        XCTAssertEqual(step(dropped, ConfState(voters: [1, 2, 5], learners: [4]), matches: [1: 1000, 2: 1000, 5: 999]),
+                       .change(.remove(4)))
+    }
+
+    /// An unreachable source of a promoted move (a dead machine being replaced) leaves before its replacement
+    /// votes; a leader that is itself leaving hands its leadership to a caught-up voter first.
+    func testADeadSourceLeavesFirstAndALeavingLeaderHandsOver() {
+        let p = Placement(voters: [1, 2, 3, 4], move: .init(from: 3, to: 4, phase: .promoted))
+        XCTAssertEqual(step(p, ConfState(voters: [1, 2, 3], learners: [4]), unreachable: [3], matches: [1: 1000, 2: 1000, 4: 990]),
+                       .change(.remove(3)))
+        let leaving = Placement(voters: [1, 2, 3, 4], move: .init(from: 1, to: 4, phase: .promoted))
+        XCTAssertEqual(step(leaving, ConfState(voters: [1, 2, 3, 4]), matches: [1: 1000, 2: 1000, 3: 900, 4: 990]),
+                       .transferLeadership(to: 2))
+    }
+}
