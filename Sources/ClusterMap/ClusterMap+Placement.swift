@@ -97,12 +97,13 @@ extension ClusterMap {
         return plan
     }
 
-    /// Shards whose move has not promoted its target and whose target is no longer an active node (it was
-    /// drained, replaced or removed before it caught up — a machine that died while it joined): their moves
-    /// are rolled back (`abortMove`), so the planner can send those replicas elsewhere.
+    /// Shards whose move's target is no longer an active node (drained, replaced or removed before the move
+    /// finished — a machine that died while it joined): their moves are rolled back (`abortMove`), so the
+    /// planner can send those replicas elsewhere. (A promoted target may never have become a voter: dead, it
+    /// would hold its shard's move — and the shard — forever.)
     public var movesToAbort: [Int] {
         (0..<shardCount).filter { s in
-            guard let m = shards[s].move, m.phase == .catchingUp else { return false }
+            guard let m = shards[s].move else { return false }
             return nodes[m.to]?.state != .active
         }
     }

@@ -4,7 +4,7 @@
 /// one-at-a-time membership changes: `beginMove` (the target becomes a learner) → `promoteMove` (it votes) →
 /// `finishMove` (the source leaves). The shard's own Raft group makes the matching configuration changes; the
 /// map records what was decided and how far each move got, so a move interrupted by a crash resumes from it (or
-/// `abortMove` rolls back one that has not promoted yet).
+/// `abortMove` rolls one back: its target leaves, its source stays).
 public enum ClusterMapChange: Sendable, Equatable {
     /// The cluster's first map: the meta group's first change, proposed by its first leader from its own flags
     /// (every replica, a node that joins later too, then starts from the same map). Only a group without a map
@@ -156,7 +156,11 @@ extension ClusterMap {
             if let why = shardIndexProblem(s) { return why }
             var p = shards[s]
             guard let m = p.move else { return "shard \(s) has no move in flight" }
-            guard m.phase == .catchingUp else { return "shard \(s)'s move \(m) has promoted its target: finish it instead" }
+            // Promoted, the target is a voter of the map and the source still one: the target leaves again.
+            if m.phase == .promoted {
+                p.voters.removeAll { $0 == m.to }
+                if p.leaderHint == m.to { p.leaderHint = 0 }
+            }
             p.learners = []
             p.move = nil
             shards[s] = p

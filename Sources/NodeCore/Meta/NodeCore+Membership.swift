@@ -62,6 +62,13 @@ extension NodeCore {
            conf.isLearner(m.to), conf.voters.count > 1 {
             return .change(.remove(from))
         }
+        // Likewise any voter the placement dropped that cannot be reached leaves before a learner is promoted
+        // (the meta group, whose placement drops a dead draining node): four voters with two dead stall a group.
+        if conf.voters.count > 1,
+           let gone = conf.voters.first(where: { $0 != me && !voters.contains($0) && !learners.contains($0) && !reachable($0) }),
+           voters.contains(where: { conf.isLearner($0) }) {
+            return .change(.remove(gone))
+        }
         // A move's target that has not caught up holds the rest back (its source stays until it votes); any
         // other learner that is not caught up — a machine that never came up, say — holds nothing back.
         for v in voters.sorted() where conf.isLearner(v) {
@@ -140,15 +147,24 @@ extension NodeCore {
     }
 
     /// The meta group's membership on the map's nodes: active and draining nodes vote, joining nodes learn,
-    /// removed nodes leave (the leader hands its leadership on first if it is the one leaving).
+    /// removed nodes leave (the leader hands its leadership on first if it is the one leaving). A draining node
+    /// this leader cannot reach — a dead machine being replaced — leaves at once: kept, it would count toward the
+    /// quorum with its replacement added, and one more death (the replacement's) would stall the group that
+    /// every later membership change goes through.
     private func reconcileMetaMembership(_ map: ClusterMap) {
-        var placement = ClusterMap.ShardPlacement(voters: map.nodeIDs(.active) + map.nodeIDs(.draining), learners: map.nodeIDs(.joining))
+        let draining = map.nodeIDs(.draining).filter { $0 == config.nodeID || io.isConnected($0) }
+        var placement = ClusterMap.ShardPlacement(voters: map.nodeIDs(.active) + draining, learners: map.nodeIDs(.joining))
         if placement.voters.isEmpty { placement.voters = [config.nodeID] }
         let raft = meta.raft
-        let step = NodeCore.nextStep(placement: placement, conf: raft.confState, me: config.nodeID, commit: raft.commitIndex) { n in
+        let step = NodeCore.nextStep(placement: placement, conf: raft.confState, me: config.nodeID, commit: raft.commitIndex,
+                                     reachable: { [unowned self] in self.io.isConnected($0) }) { n in
             raft.progressState(of: n).map { ($0.match, raft.peerAbstains(n)) }
         }
         guard let step else { return }
+        // No new voter while a voter cannot be reached: with one dead already, the newcomer's death would leave
+        // half the group — and no map change could remove the dead ones again.
+        if case .change(.addVoter) = step,
+           raft.confState.voters.contains(where: { $0 != config.nodeID && !io.isConnected($0) }) { return }
         switch step {
         case .change(let cc):
             if (try? raft.proposeConfChange(cc)) != nil { logger.notice("meta group: proposing \(cc) (the cluster map's nodes changed)") }

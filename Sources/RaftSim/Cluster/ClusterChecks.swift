@@ -74,7 +74,7 @@ struct ClusterChecks {
             }
         }
         if let r = sim.replacement {
-            guard r.done, first.nodes[r.victim]?.state == .removed, first.nodes[r.spare]?.state == .active else {
+            guard r.done, r.leaving.allSatisfy({ first.nodes[$0]?.state == .removed }), first.nodes[r.spare]?.state == .active else {
                 sim.fail("settled, but the replacement of node \(r.victim) by node \(r.spare) is \(r.phase) (map: \(first.nodes[r.victim]?.state.description ?? "?"), \(first.nodes[r.spare]?.state.description ?? "?"))")
                 return
             }

@@ -106,6 +106,8 @@ public struct ClusterSimStats: Sendable, Equatable {
     /// Nodes killed for good and replaced by a spare through membership changes, to the end (`replaceNode`).
     public var replacements = 0
     public var replacementsBegun = 0
+    /// Of those, replacements whose new machine died mid-move and was replaced in turn by a second spare.
+    public var replacementsOfDeadReplacements = 0
 
     public init() {}
 
@@ -122,6 +124,7 @@ public struct ClusterSimStats: Sendable, Equatable {
         backupEdgesChecked += o.backupEdgesChecked; fencesExpired += o.fencesExpired; leaderWaitRetries += o.leaderWaitRetries
         snapshotStreamsReceived += o.snapshotStreamsReceived; snapshotStreamsFailed += o.snapshotStreamsFailed
         replacements += o.replacements; replacementsBegun += o.replacementsBegun
+        replacementsOfDeadReplacements += o.replacementsOfDeadReplacements
         fullDisks += o.fullDisks; allDisksFullWindows += o.allDisksFullWindows; stalledWrites += o.stalledWrites; writesRefusedDiskFull += o.writesRefusedDiskFull
     }
 }

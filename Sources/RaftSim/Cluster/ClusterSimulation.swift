@@ -73,8 +73,13 @@ public final class ClusterSimulation {
         for id in 1...NodeID(config.nodes) { nodes.append(ClusterSimNode(id: id, sim: self)) }
         if config.replaceNode {
             nodes.append(ClusterSimNode(id: NodeID(config.nodes + 1), sim: self, spare: true))
-            replacement = SimReplacement(victim: NodeID(1 + rng.below(config.nodes)), spare: NodeID(config.nodes + 1),
-                                         at: UInt64(config.faultTicks) * UInt64(20 + rng.below(40)) / 100, live: rng.chance(0.5))
+            let victim = NodeID(1 + rng.below(config.nodes))
+            let at = UInt64(config.faultTicks) * UInt64(20 + rng.below(40)) / 100
+            let live = rng.chance(0.5)
+            // A third of the replacements lose their new machine mid-move: a second spare replaces it.
+            let backup: NodeID? = rng.chance(1.0 / 3) ? NodeID(config.nodes + 2) : nil
+            if let backup { nodes.append(ClusterSimNode(id: backup, sim: self, spare: true)) }
+            replacement = SimReplacement(victim: victim, spare: NodeID(config.nodes + 1), at: at, live: live, backup: backup)
         }
         for n in members { n.start(incarnation: newIncarnation()) }
         workload = ClusterWorkload(sim: self)
@@ -354,7 +359,7 @@ public final class ClusterSimulation {
     private var nodesDown: Int {
         // A node killed for good counts as down until its replacement took every replica it held.
         members.filter { !$0.alive || $0.lostState || $0.core?.stopping == true || $0.crashAgainAt != nil }.count
-            + (replacement.map { $0.victimDown && !$0.done } == true ? 1 : 0)
+            + (replacement?.deadNodes ?? 0)
     }
 
     /// SIGTERM to a live node (at most a minority down or stopping at once).

@@ -106,7 +106,10 @@ final class ClusterMapTests: XCTestCase {
         XCTAssertTrue(refusal(m, .removeReplica(shard: s, node: from)).hasPrefix("shard \(s) has a move in flight ("))
         apply(&m, .promoteMove(shard: s))
         XCTAssertEqual(m.shards[s].voters.count, 4)
-        XCTAssertEqual(refusal(m, .abortMove(shard: s)).hasSuffix("has promoted its target: finish it instead"), true)
+        var rolledBack = m
+        apply(&rolledBack, .abortMove(shard: s))
+        XCTAssertFalse(rolledBack.shards[s].holds(4), "a promoted move rolled back: its target leaves again")
+        XCTAssertTrue(rolledBack.shards[s].voters.contains(from), "…and its source stays")
         apply(&m, .finishMove(shard: s))
         XCTAssertFalse(m.shards[s].holds(from))
         XCTAssertTrue(m.shards[s].voters.contains(4))
@@ -194,7 +197,7 @@ final class ClusterMapTests: XCTestCase {
         XCTAssertTrue(m.shards.allSatisfy { $0.voters == [1, 2, 6] })
     }
 
-    /// The replacement dies while it catches up and is replaced in turn: its unpromoted moves are rolled back
+    /// The replacement dies while it catches up and is replaced in turn: its moves are rolled back
     /// (`movesToAbort`), and the planner sends the dead node's replicas to the next machine instead.
     func testAReplacementThatDiesBeforeCatchingUpIsReplacedInTurn() {
         var m = map(nodes: 3, shards: 4, replication: 3)
@@ -208,10 +211,11 @@ final class ClusterMapTests: XCTestCase {
         apply(&m, .addNode(node(5)))
         apply(&m, .setNodeState(node: 5, .active))
         apply(&m, .setNodeState(node: 4, .draining))
-        XCTAssertEqual(m.movesToAbort, [1], "shard 1's move to node 4 had not promoted it; shard 0's had (it finishes)")
+        XCTAssertEqual(m.movesToAbort, [0, 1], "both moves to node 4 roll back, promoted (shard 0) or not")
         XCTAssertTrue(m.planMoves().allSatisfy { $0.shard != 0 && $0.shard != 1 }, "shards with a move in flight wait")
         apply(&m, .abortMove(shard: 1))
-        apply(&m, .finishMove(shard: 0))
+        apply(&m, .abortMove(shard: 0))
+        XCTAssertEqual(m.shards[0].voters, [1, 2, 3], "the promoted target left again, the source stayed")
         XCTAssertEqual(m.movesToAbort, [])
         settle(&m)
         apply(&m, .setNodeState(node: 3, .removed))
