@@ -15,6 +15,12 @@ extension NodeCore {
         case .addNode(let id, let peer, let client, let http):
             changes = [.addNode(ClusterMap.Node(id: id, peerAddress: peer, clientAddress: client, httpAddress: http))]
         case .drain(let id):
+            // A drain with nowhere to go would leave the node draining for good, its replicas in place.
+            if let node = map.nodes[id], node.state == .active,
+               let stuck = map.shards(on: id).first(where: { s in !map.nodeIDs(.active).contains { $0 != id && !map.shards[s].holds($0) } }) {
+                done(.failure(ClientError(.invalidArgument, "draining node \(id) has nowhere to go: every other active node already holds shard \(stuck); add a node first and replace \(id) by it (sutra node replace \(id) --with NEW)")))
+                return
+            }
             changes = [.setNodeState(node: id, .draining)]
         case .remove(let id):
             changes = [.setNodeState(node: id, .removed)]

@@ -58,6 +58,10 @@ final class ClusterMembershipTests: XCTestCase {
         let active = cluster.http(1, "POST", "/v1/admin/nodes/2/remove", timeout: 10)
         XCTAssertEqual(active.status, 400, active.text)
         XCTAssertTrue(active.text.contains("node 2 is active: drain it first"), active.text)
+        let nowhere = cluster.http(1, "POST", "/v1/admin/nodes/2/drain", timeout: 10)
+        XCTAssertEqual(nowhere.status, 400, nowhere.text)
+        XCTAssertTrue(nowhere.text.contains("draining node 2 has nowhere to go"), nowhere.text)
+        XCTAssertEqual(map(1).flatMap { state($0, 2) }, "active", "the refused drain changed nothing")
 
         // Node 4 starts empty and joins; node 3's replicas move to it while a client keeps writing.
         try cluster.startWith(id: 4, peers: peerList(1...4), peerPort: cluster.base + 204, switches: ["--join"])
