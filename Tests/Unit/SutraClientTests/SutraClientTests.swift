@@ -325,6 +325,42 @@ final class SutraClientTests: XCTestCase {
         }
     }
 
+    /// A busy client re-reads the map every few seconds: a node added after it learned the map (here node 3,
+    /// which takes the leaderships) is found, and once the only node it was given is gone, its writes still
+    /// reach the cluster — the machines of a cluster may all be replaced while a client runs.
+    func testABusyClientFollowsNodesAddedAfterItLearnedTheMap() async throws {
+        let a = try FakeNode(id: 1)
+        let c = try FakeNode(id: 3)
+        defer { a.stop(); c.stop() }
+        let before = Reply.cluster(nodes: [a], leader: 1)
+        let after = Reply.cluster(nodes: [a, c], leader: 3)
+        let grown = Flag()
+        a.setHandler { r in
+            if case .clusterInfo? = r.op { return .respond(grown.isSet ? after : before) }
+            return .respond(Reply.write(1))
+        }
+        c.setHandler { r in
+            if case .clusterInfo? = r.op { return .respond(Reply.cluster(nodes: [a, c], leader: 3, answeredBy: 3)) }
+            return .respond(Reply.write(3))
+        }
+        try await withClient([a.address]) { client in
+            let first = try await client.put(NewConcept(id: Self.x, text: "x"))
+            XCTAssertEqual(first, 1)
+            grown.set()
+            // Writes for 6 s (the map is re-read every 5 s while calls are made).
+            let start = ContinuousClock.now
+            while elapsed(since: start) < 6, c.puts.isEmpty {
+                _ = try await client.put(NewConcept(id: Self.x, text: "x"))
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            XCTAssertGreaterThanOrEqual(a.requests(isClusterInfo).count, 2, "the map was read again")
+            XCTAssertFalse(c.puts.isEmpty, "the writes moved to the node the new map names as leader")
+            a.stop()
+            let last = try await client.put(NewConcept(id: Self.y, text: "y"))
+            XCTAssertEqual(last, 3, "node 1 gone, node 3 answers")
+        }
+    }
+
     /// A leader that freezes (SIGSTOP: connections stay open, nothing is answered, not even `Hello`) is probed
     /// and given up on after `probeTimeout`, long before the attempt timeout: the write moves to the node that
     /// answers, with its sequence. With a 60 s attempt timeout and a 10 s deadline, only the probe can save it.
@@ -474,4 +510,12 @@ final class SutraClientTests: XCTestCase {
         XCTAssertThrowsError(try SutraClient(endpoints: []))
         XCTAssertThrowsError(try SutraClient(endpoints: ["127.0.0.1:7100"], options: .init(requestTimeout: .zero)))
     }
+}
+
+/// A flag set once from the test, read from the fake nodes' threads.
+private final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
 }

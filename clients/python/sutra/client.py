@@ -139,6 +139,10 @@ class Client:
         consistency: the default of reads: ``"linearizable"`` (the default) or ``"stale"`` (the answering node's
             own replica, may lag).
         round_robin: start each call on the next endpoint (True), or stay on the one that last worked (False).
+        discovery_interval: seconds between two reads of the cluster's node list (``GET /v1/cluster``) while
+            the client makes calls: nodes added since are tried too, nodes removed no longer, and the given
+            endpoints always stay — so a client follows a cluster whose machines were all replaced while it ran.
+            ``None``: only the given endpoints.
     """
 
     def __init__(
@@ -155,6 +159,7 @@ class Client:
         consistency: str = "linearizable",
         round_robin: bool = True,
         user_agent: Optional[str] = None,
+        discovery_interval: Optional[float] = 5.0,
     ) -> None:
         if isinstance(endpoints, str):
             endpoints = [e for e in endpoints.split(",") if e.strip()]
@@ -167,6 +172,12 @@ class Client:
                 ssl_context.load_cert_chain(cert_file, key_file)
         self._endpoints = [Endpoint(e, ssl_context, default_https=ca_file is not None or ssl_context is not None)
                            for e in endpoints]
+        self._seeds = list(self._endpoints)
+        if discovery_interval is not None and discovery_interval <= 0:
+            raise ValueError("discovery_interval must be > 0 (or None: no discovery)")
+        self.discovery_interval = discovery_interval
+        self._discovered_at = time.monotonic()
+        self._discovering = False
         if timeout <= 0:
             raise ValueError("timeout must be > 0")
         self.timeout = float(timeout)
@@ -202,7 +213,9 @@ class Client:
 
     def close(self) -> None:
         """Closes the pooled connections (the client may still be used: it opens new ones)."""
-        for e in self._endpoints:
+        with self._lock:
+            endpoints = list(self._endpoints) + [e for e in self._seeds if e not in self._endpoints]
+        for e in endpoints:
             e.close()
 
     def __enter__(self) -> "Client":
@@ -575,23 +588,64 @@ class Client:
 
     def _resolve(self, endpoint: str) -> Endpoint:
         """One of this client's endpoints (so its pool is reused), or a new one for another address."""
-        https = self._endpoints[0].scheme == "https"
-        ctx = next((e._ssl for e in self._endpoints if e.scheme == "https"), None)
+        with self._lock:
+            known = list(self._endpoints) + [e for e in self._seeds if e not in self._endpoints]
+        https = known[0].scheme == "https"
+        ctx = next((e._ssl for e in known if e.scheme == "https"), None)
         wanted = Endpoint(endpoint, ctx, default_https=https)
-        for e in self._endpoints:
+        for e in known:
             if e.url == wanted.url:
                 return e
         return wanted
 
+    def _discover(self) -> None:
+        """Every ``discovery_interval`` seconds (one call at a time does it): the nodes the cluster names now
+        (``GET /v1/cluster``, asked of the endpoints in turn, one short attempt each) become the endpoints, the
+        given ones kept. A node that cannot be asked leaves the list as it was."""
+        if self.discovery_interval is None:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if self._discovering or now - self._discovered_at < self.discovery_interval:
+                return
+            self._discovering = True
+            current = list(self._endpoints)
+        try:
+            for ep in sorted(current, key=lambda e: e.is_down(now)):
+                try:
+                    status, resp_headers, raw = ep.roundtrip("GET", "/v1/cluster", None, dict(self._headers),
+                                                             min(self.timeout, 2.0))
+                except _NO_ANSWER:
+                    continue
+                if status != 200:
+                    continue
+                try:
+                    nodes = json.loads(raw)["nodes"]
+                    addresses = [n["http_address"] for n in nodes if isinstance(n.get("http_address"), str) and n["http_address"]]
+                except (ValueError, KeyError, TypeError):
+                    continue
+                found = [self._resolve(self._sibling(a)) for a in addresses]
+                merged = found + [e for e in self._seeds if e.url not in {f.url for f in found}]
+                with self._lock:
+                    self._endpoints = merged
+                log.debug("cluster nodes: %s", [e.url for e in merged])
+                return
+        finally:
+            with self._lock:
+                self._discovered_at = time.monotonic()
+                self._discovering = False
+
     def _order(self) -> List[Endpoint]:
         """The endpoints in the order this call tries them: from the round-robin cursor, nodes not known to be
         down first."""
-        n = len(self._endpoints)
+        self._discover()
         with self._lock:
+            endpoints = list(self._endpoints)
+            n = len(endpoints)
             start = self._cursor % n
             if self.round_robin:
                 self._cursor = (self._cursor + 1) % n
-        ring = self._endpoints[start:] + self._endpoints[:start]
+        ring = endpoints[start:] + endpoints[:start]
         now = time.monotonic()
         up = [e for e in ring if not e.is_down(now)]
         down = sorted((e for e in ring if e.is_down(now)), key=lambda e: e.down_until)

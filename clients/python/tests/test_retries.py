@@ -20,8 +20,10 @@ class FakeNode:
     """An HTTP server answering from a script: a list of (status, body, headers) consumed in order (the last
     one repeats). Records every request's method, path and headers."""
 
-    def __init__(self, script: List[Tuple[int, dict, dict]]) -> None:
+    def __init__(self, script: List[Tuple[int, dict, dict]], routes: Optional[dict] = None) -> None:
         self.script = list(script)
+        #: Fixed answers by path (not consumed, not taken from the script).
+        self.routes: dict = dict(routes or {})
         self.requests: List[dict] = []
         node = self
 
@@ -36,7 +38,10 @@ class FakeNode:
                 body = self.rfile.read(length) if length else b""
                 node.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
                                       "body": json.loads(body) if body else None})
-                status, payload, headers = node.script.pop(0) if len(node.script) > 1 else node.script[0]
+                if self.path in node.routes:
+                    status, payload, headers = node.routes[self.path]
+                else:
+                    status, payload, headers = node.script.pop(0) if len(node.script) > 1 else node.script[0]
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -88,6 +93,7 @@ class RetryTests(unittest.TestCase):
             n.close()
 
     def client(self, *args: object, **kwargs: object) -> sutra.Client:
+        kwargs.setdefault("discovery_interval", None)  # scripted nodes answer nothing else
         c = sutra.Client(*args, **kwargs)  # type: ignore[arg-type]
         self.addCleanup(c.close)
         return c
@@ -155,6 +161,28 @@ class RetryTests(unittest.TestCase):
         self.assertNotIn("X-Sutra-Sequence", a.requests[0]["headers"])
         c.put(content="again")
         self.assertNotEqual(a.requests[2]["headers"]["Idempotency-Key"], k1, "a new call is a new key")
+
+    def test_nodes_added_to_the_cluster_are_found_and_the_given_ones_may_go(self) -> None:
+        b = self.node(OK_WRITE)
+        a = self.node(OK_WRITE)
+        nodes = {"nodes": [{"id": 1, "http_address": a.url[len("http://"):]}, {"id": 4, "http_address": b.url[len("http://"):]}]}
+        a.routes["/v1/cluster"] = (200, nodes, {})
+        b.routes["/v1/cluster"] = (200, nodes, {})
+        c = self.client([a.url], discovery_interval=0.2)
+        c.put(id=CID, content="x")
+        self.assertEqual([r["path"] for r in a.requests], ["/v1/concepts"], "no discovery before its interval")
+        time.sleep(0.3)
+        c.put(id=CID, content="y")
+        self.assertIn("/v1/cluster", [r["path"] for r in a.requests], "the node list was read")
+        self.assertEqual(c.endpoints, [a.url, b.url])
+        a.close()
+        self.nodes.remove(a)
+        c.close()  # the pooled keep-alive connection to the fake would outlive its server (a dead node's does not)
+        for _ in range(3):
+            c.put(id=CID, content="z")
+        self.assertGreaterEqual(sum(r["path"] == "/v1/concepts" for r in b.requests), 3, "node 4 took the writes")
+        with self.assertRaises(ValueError):
+            sutra.Client([a.url], discovery_interval=0)
 
     def test_a_refused_connection_fails_over_at_once(self) -> None:
         b = self.node(OK_WRITE)
