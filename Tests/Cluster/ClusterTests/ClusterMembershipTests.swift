@@ -31,13 +31,32 @@ final class ClusterMembershipTests: XCTestCase {
         cluster.http(node, "POST", "/v1/concepts", "{\"id\":\"\(conceptID(n))\",\"content\":\"concept \(n)\"}").status == 200
     }
 
-    func testADeadNodeIsReplacedByANewMachineUnderWrites() throws {
-        cluster = try LocalTestCluster(nodes: 4, shards: 4)
+    /// Nodes 1–3 of a cluster with room for `room` nodes (4 shards) started and ready, `writes` concepts written
+    /// through them in turn; returns the acknowledged ones (all of them).
+    func startThreeNodes(of room: Int, writing writes: Int) throws -> [Int] {
+        cluster = try LocalTestCluster(nodes: room, shards: 4)
         for id in 1...3 { try cluster.startWith(id: id, peers: peerList(1...3), peerPort: cluster.base + 200 + id) }
         try cluster.waitReady()
-        var acked: [Int] = []
-        for n in 0..<200 where put(n, via: n % 3 + 1) { acked.append(n) }
-        XCTAssertEqual(acked.count, 200)
+        let acked = (0..<writes).filter { put($0, via: $0 % 3 + 1) }
+        XCTAssertEqual(acked.count, writes)
+        return acked
+    }
+
+    /// Once node `via` is ready, kills node 1 for good and reads every acknowledged write through `via` (each
+    /// read retried while the shards elect); returns the ones not read back.
+    func unreadAfterKillingNode1(_ acked: [Int], via: Int) -> [Int] {
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, cluster.http(via, "GET", "/ready").status != 200 { usleep(100_000) }
+        cluster.kill9(1)
+        return acked.filter { a in
+            var r = cluster.http(via, "GET", "/v1/concepts/\(conceptID(a))", timeout: 10)
+            for _ in 0..<20 where r.status == 503 || r.status == 0 { usleep(100_000); r = cluster.http(via, "GET", "/v1/concepts/\(conceptID(a))", timeout: 10) }
+            return r.status != 200 || r.json?["content"] as? String != "concept \(a)"
+        }
+    }
+
+    func testADeadNodeIsReplacedByANewMachineUnderWrites() throws {
+        var acked = try startThreeNodes(of: 4, writing: 200)
         var deadline = Date().addingTimeInterval(10)
         while Date() < deadline, (map(1).map { $0["version"] as? Int ?? 0 } ?? 0) < 3 { usleep(100_000) }
 
@@ -96,16 +115,7 @@ final class ClusterMembershipTests: XCTestCase {
 
         // Node 4 is a voter holding everything: with node 1 killed too, nodes 2 and 4 are a majority of every
         // shard — every acknowledged write reads back through node 4, and new writes are taken.
-        deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, !(cluster.http(4, "GET", "/ready").status == 200) { usleep(100_000) }
-        cluster.kill9(1)
-        var unread: [Int] = []
-        for a in acked {
-            var r = cluster.http(4, "GET", "/v1/concepts/\(conceptID(a))", timeout: 10)
-            for _ in 0..<20 where r.status == 503 || r.status == 0 { usleep(100_000); r = cluster.http(4, "GET", "/v1/concepts/\(conceptID(a))", timeout: 10) }
-            if r.status != 200 || r.json?["content"] as? String != "concept \(a)" { unread.append(a) }
-        }
-        XCTAssertEqual(unread, [], "acknowledged writes unreadable through node 4 with nodes 1 and 3 gone")
+        XCTAssertEqual(unreadAfterKillingNode1(acked, via: 4), [], "acknowledged writes unreadable through node 4 with nodes 1 and 3 gone")
         var wrote = false
         deadline = Date().addingTimeInterval(10)
         while Date() < deadline, !wrote { wrote = put(99_999, via: 4); if !wrote { usleep(100_000) } }
@@ -117,12 +127,7 @@ final class ClusterMembershipTests: XCTestCase {
     /// process never started): its moves cannot catch up. The operator replaces it in turn by a third machine:
     /// the moves to it are rolled back, every replica of the dead node goes to the third, and both are removed.
     func testAReplacementThatNeverCameUpIsReplacedInTurn() throws {
-        cluster = try LocalTestCluster(nodes: 5, shards: 4)
-        for id in 1...3 { try cluster.startWith(id: id, peers: peerList(1...3), peerPort: cluster.base + 200 + id) }
-        try cluster.waitReady()
-        var acked: [Int] = []
-        for n in 0..<100 where put(n, via: n % 3 + 1) { acked.append(n) }
-        XCTAssertEqual(acked.count, 100)
+        var acked = try startThreeNodes(of: 5, writing: 100)
         cluster.kill9(3)
         func body(_ id: Int) -> String {
             "{\"id\":\(id),\"peer_address\":\"127.0.0.1:\(cluster.base + 200 + id)\",\"client_address\":\"127.0.0.1:\(cluster.clientPort(id))\",\"http_address\":\"127.0.0.1:\(cluster.httpPort(id))\"}"
@@ -159,15 +164,6 @@ final class ClusterMembershipTests: XCTestCase {
             XCTAssertEqual(r.status, 200, "remove node \(id): \(r.text)")
         }
         // Node 5 holds every shard: with node 1 gone too, nodes 2 and 5 serve every acknowledged write.
-        deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, cluster.http(5, "GET", "/ready").status != 200 { usleep(100_000) }
-        cluster.kill9(1)
-        var unread: [Int] = []
-        for a in acked {
-            var r = cluster.http(5, "GET", "/v1/concepts/\(conceptID(a))", timeout: 10)
-            for _ in 0..<20 where r.status == 503 || r.status == 0 { usleep(100_000); r = cluster.http(5, "GET", "/v1/concepts/\(conceptID(a))", timeout: 10) }
-            if r.status != 200 || r.json?["content"] as? String != "concept \(a)" { unread.append(a) }
-        }
-        XCTAssertEqual(unread, [], "acknowledged writes unreadable through node 5 with nodes 1, 3 and 4 gone")
+        XCTAssertEqual(unreadAfterKillingNode1(acked, via: 5), [], "acknowledged writes unreadable through node 5 with nodes 1, 3 and 4 gone")
     }
 }
