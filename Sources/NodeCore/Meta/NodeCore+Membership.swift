@@ -70,9 +70,12 @@ extension NodeCore {
             return .change(.remove(gone))
         }
         // A move's target that has not caught up holds the rest back (its source stays until it votes); any
-        // other learner that is not caught up — a machine that never came up, say — holds nothing back.
+        // other learner that is not caught up — a machine that never came up, say — holds nothing back. No
+        // learner becomes a voter while a voter cannot be reached: with one dead already, the newcomer's death
+        // would leave half the group, and nothing could remove the dead ones again (the meta group stalled so).
+        let voterUnreachable = conf.voters.contains { $0 != me && !reachable($0) }
         for v in voters.sorted() where conf.isLearner(v) {
-            if caughtUp(v) { return .change(.addVoter(v)) }
+            if caughtUp(v) && !voterUnreachable { return .change(.addVoter(v)) }
             if p.move?.to == v { return nil }
         }
         for v in voters.sorted() where !conf.contains(v) { return .change(.addLearner(v)) }
@@ -161,10 +164,6 @@ extension NodeCore {
             raft.progressState(of: n).map { ($0.match, raft.peerAbstains(n)) }
         }
         guard let step else { return }
-        // No new voter while a voter cannot be reached: with one dead already, the newcomer's death would leave
-        // half the group — and no map change could remove the dead ones again.
-        if case .change(.addVoter) = step,
-           raft.confState.voters.contains(where: { $0 != config.nodeID && !io.isConnected($0) }) { return }
         switch step {
         case .change(let cc):
             if (try? raft.proposeConfChange(cc)) != nil { logger.notice("meta group: proposing \(cc) (the cluster map's nodes changed)") }

@@ -50,6 +50,16 @@ final class MembershipStepTests: XCTestCase {
                        .change(.remove(4)))
     }
 
+    /// No learner becomes a voter while a voter cannot be reached (a drain while another node is dead): four
+    /// voters with two dead — the dead one and the newcomer, should it die too — would stall the group for good.
+    func testNoPromotionWhileAVoterIsUnreachable() {
+        let p = Placement(voters: [1, 2, 3, 4], move: .init(from: 3, to: 4, phase: .promoted))
+        let conf = ConfState(voters: [1, 2, 3], learners: [4])
+        let matches: [NodeID: LogIndex] = [1: 1000, 2: 1000, 3: 1000, 4: 990]
+        XCTAssertEqual(step(p, conf, matches: matches), .change(.addVoter(4)))
+        XCTAssertNil(step(p, conf, unreachable: [2], matches: matches), "node 2 unreachable: node 4 stays a learner")
+    }
+
     /// An unreachable source of a promoted move (a dead machine being replaced) leaves before its replacement
     /// votes; a leader that is itself leaving hands its leadership to a caught-up voter first.
     func testADeadSourceLeavesFirstAndALeavingLeaderHandsOver() {
