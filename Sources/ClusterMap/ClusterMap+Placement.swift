@@ -34,12 +34,13 @@ extension ClusterMap {
         return .success(map)
     }
 
-    /// The map a cluster of today's shape starts from, computed alike by every node from what they must agree
-    /// on (the cluster id, the node ids, the shard count): every node holds every shard (replication = the node
-    /// count), addresses not yet announced (`ClusterMapChange.setAddresses` fills them in).
-    public static func bootstrap(clusterID: String, nodeIDs: [UInt64], shardCount: Int) -> Result<ClusterMap, ClusterMapRefusal> {
+    /// The map a new cluster starts from, computed alike by every node from what they must agree on (the
+    /// cluster id, the node ids, the shard count, the replication factor — compared on every peer link), its
+    /// addresses not yet announced (`ClusterMapChange.setAddresses` fills them in). Replication = the node
+    /// count: every node holds every shard.
+    public static func bootstrap(clusterID: String, nodeIDs: [UInt64], shardCount: Int, replication: Int) -> Result<ClusterMap, ClusterMapRefusal> {
         create(clusterID: clusterID, nodes: nodeIDs.map { Node(id: $0, peerAddress: "", clientAddress: "", httpAddress: "") },
-               shardCount: shardCount, replication: nodeIDs.count)
+               shardCount: shardCount, replication: replication)
     }
 
     /// One replica move a rebalancer may start now.

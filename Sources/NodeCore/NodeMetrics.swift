@@ -44,6 +44,10 @@ package final class NodeMetrics {
     package var crossShardAssociations: UInt64 = 0
     /// Client requests for a shard this node does not lead, forwarded to the leader's node and answered here.
     package var clientRequestsForwarded: UInt64 = 0
+    /// Reads of shards this node holds no replica of, asked of a node that does (`ShardRead`); and such reads
+    /// this node served for others.
+    package var remoteReads: UInt64 = 0
+    package var remoteReadsServed: UInt64 = 0
     /// Requests tried again because the shard's leadership was in flux (no leader known, a handoff under way, the
     /// node asked no longer leading) — each a 503 its client did not see.
     /// Raft membership changes this node proposed (as a group's leader) to follow the cluster map.

@@ -19,6 +19,8 @@ public struct NodeCommand: ParsableCommand {
     var data: String?
     @Option(name: .long, help: "Number of shards, fixed at cluster creation, 1…64 (env SUTRA_NUM_SHARDS).")
     var shards: Int?
+    @Option(name: .long, help: "Voting replicas per shard of a new cluster, 1…the node count (default 3, or every node of a smaller cluster; env SUTRA_REPLICATION). Every node must be given the same.")
+    var replication: Int?
     @Option(name: .long, help: "Embedding dimension, 0…2048, 0 = no vectors (env VECTOR_DIMENSION).")
     var dimension: Int?
     @Option(name: .long, help: "Every node's peer address, this one included: 1=host:port,2=host:port,… (env SUTRA_PEERS).")
@@ -140,6 +142,7 @@ public struct NodeCommand: ParsableCommand {
         }
         if let v = try int(shards, "SUTRA_NUM_SHARDS", "shards") { c.numShards = v }
         if let v = try int(dimension, "VECTOR_DIMENSION", "dimension") { c.dimension = v }
+        if let v = try int(replication, "SUTRA_REPLICATION", "replication") { c.replication = v }
         if let v = try int(clientPort, "STORAGE_PORT", "client port") { c.clientPort = v }
         if let v = peerPort { c.peerPort = v }
         if let v = httpPort { c.httpPort = v }

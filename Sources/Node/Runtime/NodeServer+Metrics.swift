@@ -139,6 +139,8 @@ extension NodeServer {
             nodeWide("sutra_embedding_call_seconds_total", "counter", "Seconds spent in calls to the embedding service.", e.callSeconds)
         }
         nodeWide("sutra_client_requests_forwarded_total", "counter", "Client requests for shards this node does not lead, forwarded to the leader's node and answered here.", m.clientRequestsForwarded)
+        nodeWide("sutra_remote_reads_total", "counter", "Reads (or parts of paths and searches) of shards this node holds no replica of, asked of a node that holds them.", m.remoteReads)
+        nodeWide("sutra_remote_reads_served_total", "counter", "Reads of shards held here, served for nodes that hold no replica of them.", m.remoteReadsServed)
         nodeWide("sutra_snapshot_streams_started_total", "counter", "Snapshots streamed to a peer in chunks (bigger than --snapshot-chunk-bytes).", m.snapshotStreamsStarted)
         nodeWide("sutra_snapshot_streams_sent_total", "counter", "Streamed snapshots the peer acknowledged whole.", m.snapshotStreamsSent)
         nodeWide("sutra_snapshot_streams_failed_total", "counter", "Streamed snapshots abandoned (link down, no progress for 500 ticks); Raft sends them again, and the peer resumes where it stopped.", m.snapshotStreamsFailed)

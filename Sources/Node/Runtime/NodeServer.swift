@@ -169,15 +169,18 @@ public final class NodeServer {
         var initial = WriteBatch()
         for s in 0..<config.numShards {
             let log = engine.group(UInt64(s))
-            if log.snapshotMetadata.confState.isEmpty && log.lastIndex() == 0 && !config.join {
-                initial.setInitialMembership(group: UInt64(s), NodeCore.initialMembership(config))
+            // A shard this node holds no replica of (replication below the node count) starts without members,
+            // like a joining node's: it has nothing to write until a move brings the shard here.
+            if log.snapshotMetadata.confState.isEmpty && log.lastIndex() == 0 && !config.join,
+               case let members = NodeCore.initialMembership(config, shard: s), members.contains(config.nodeID) {
+                initial.setInitialMembership(group: UInt64(s), members)
             }
         }
         if !initial.isEmpty { try engine.write(initial) }
         let metaLog = metaEngine.group(metaGroup)
         if metaLog.snapshotMetadata.confState.isEmpty && metaLog.lastIndex() == 0 && !config.join {
             var m = WriteBatch()
-            m.setInitialMembership(group: metaGroup, NodeCore.initialMembership(config))
+            m.setInitialMembership(group: metaGroup, NodeCore.metaMembership(config))
             try metaEngine.write(m)
         }
         return (0..<config.numShards).map { engine.group(UInt64($0)) } + [metaLog]
@@ -193,7 +196,7 @@ public final class NodeServer {
         for (id, p) in config.peers { peerAddrs[id] = p }
         let peerConfig = PeerConfig(shardCount: UInt32(config.numShards), dimension: UInt32(config.dimension),
                                     walFormat: WALFormat.version, snapshotFormat: ShardState.snapshotVersion,
-                                    entryFormat: UInt32(ShardRequest.version))
+                                    entryFormat: UInt32(ShardRequest.version), replication: UInt32(config.replicationFactor))
         // A link is replaced by a new connection only after twice the election timeout of silence (the longest
         // randomized timeout): a restarted peer behind a socket that never closed gets back in that soon.
         transport = PeerTransport(loop: loop, hello: hello, config: peerConfig, maxFrameBytes: config.maxPeerFrameBytes,

@@ -409,9 +409,9 @@ final class PeerTransport {
     /// The peer's hello is accepted on `link`: a version-4 link exchanges configurations first, an older one
     /// (which sends none) is established at once.
     private func helloAccepted(_ h: PeerHello, on link: PeerLink, _ conn: PeerConnection) {
-        if min(h.maxVersion, PeerFrame.maxVersion) >= 4 {
+        if case let version = min(h.maxVersion, PeerFrame.maxVersion), version >= 4 {
             if !link.configSent {
-                conn.write(PeerFrame.config(config).encode())
+                conn.write(PeerFrame.config(config.forLink(version: version)).encode())
                 link.configSent = true
             }
         } else if !link.established {

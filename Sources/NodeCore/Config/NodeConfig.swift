@@ -11,6 +11,10 @@ public struct NodeConfig: Sendable {
     /// Data directory: the WAL (`wal/`, snapshots in `wal/snap/`) lives here.
     public var dataDir = "./sutra-data"
     public var numShards = 8
+    /// `--replication`: voting replicas per shard when the cluster is created (nil: 3, or every node of a smaller
+    /// cluster). A node holds only its shards' replicas; it places a new cluster's replicas, and every node must
+    /// be given the same (compared on every peer link). Afterwards the cluster map keeps it.
+    public var replication: Int?
     /// Embedding dimension of every concept (0: the cluster stores no embeddings).
     public var dimension = 768
     /// Every node of the cluster (this one included): id → peer-transport address.
@@ -74,6 +78,8 @@ public struct NodeConfig: Sendable {
     public init() {}
 
     public var host: String { advertiseHost ?? listenHost }
+    /// The replication factor in force for a new cluster: `--replication`, or 3 (every node of a smaller one).
+    public var replicationFactor: Int { replication ?? min(3, peers.count) }
     public var clientAddress: String { "\(host):\(clientPort)" }
     public var httpAddress: String { "\(host):\(httpPort)" }
 
@@ -88,6 +94,9 @@ public struct NodeConfig: Sendable {
         if peers.isEmpty { return "peers (--peers / SUTRA_PEERS) is empty; give every node as id=host:port, this one included" }
         if peers[nodeID] == nil { return "peers (--peers / SUTRA_PEERS) does not name this node (\(nodeID))" }
         if peers.count > 7 { return "peers (--peers / SUTRA_PEERS) names \(peers.count) nodes; allowed: 1…7" }
+        if let r = replication, !(1...peers.count).contains(r) {
+            return "replication (--replication / SUTRA_REPLICATION) is \(r); allowed: 1…\(peers.count) (a replica per node at most: --peers names \(peers.count))"
+        }
         for (name, p) in [("peer port (--peer-port)", peerPort), ("client port (--client-port / STORAGE_PORT)", clientPort), ("http port (--http-port)", httpPort)] {
             if !(1...65535).contains(p) { return "\(name) is \(p); allowed: 1…65535" }
         }

@@ -8,11 +8,12 @@ extension NodeCore {
     /// The meta group's id on the wire and in the WAL: the shard count (just past the last shard).
     package var metaGroup: Int { config.numShards }
 
-    /// The first map of a cluster of this configuration: its node ids, every node holding every shard, addresses
-    /// announced later (`tellTheMap`). The meta group's first leader proposes it (`.create`); every replica
+    /// The first map of a cluster of this configuration: its node ids, each shard's replicas placed by the
+    /// replication factor (`ClusterMap.create`), addresses announced later (`tellTheMap`). The meta group's first leader proposes it (`.create`); every replica
     /// applies that entry, whatever its own flags say.
     package static func bootstrapMap(_ config: NodeConfig) -> ClusterMap {
-        switch ClusterMap.bootstrap(clusterID: config.clusterID, nodeIDs: config.peers.keys.sorted(), shardCount: config.numShards) {
+        switch ClusterMap.bootstrap(clusterID: config.clusterID, nodeIDs: config.peers.keys.sorted(), shardCount: config.numShards,
+                                    replication: config.replicationFactor) {
         case .success(let m): return m
         case .failure(let why): preconditionFailure("a validated configuration makes a valid map: \(why)")
         }
@@ -42,10 +43,7 @@ extension NodeCore {
                 return
             }
             self.forward(.mapChange(change), shard: g) { result in
-                switch result {
-                case .ok(let v): tried(.success(v))
-                case .failed(let e): tried(.failure(e))
-                }
+                tried(result.value)
             }
         }, done)
     }

@@ -39,6 +39,7 @@ extension NodeCore {
                                _ done: @escaping (Result<[ShardContentImage], ClientError>) -> Void) {
         precondition(id != 0 && fenceTicks > 0, "a backup fence has an id and a life")
         guard !stopping else { done(.failure(ClientError(.unavailable, "the node is shutting down; take the backup at another node"))); return }
+        if let refusal = notEveryShardHere("a backup") { done(.failure(refusal)); return }
         guard !backupInProgress else { done(.failure(ClientError(.unavailable, "a backup is already being taken through this node; retry when it ends"))); return }
         if let (peer, v) = connectedPeer(below: PeerFrame.backupFenceVersion) {
             done(.failure(ClientError(.unavailable, "node \(peer) speaks peer wire \(v), a release that cannot read backup fences; finish the upgrade (every node on wire \(PeerFrame.backupFenceVersion) or later) before taking a backup")))

@@ -34,6 +34,13 @@ extension NodeCore {
         case .dissociate(let source, let target, let type):
             dissociate(source, target, type, session: session, done)
         case .get(let id, let consistency):
+            if !holds(shard(of: id)) {
+                readHeldElsewhere(.concept(id), consistency, shard: shard(of: id), session: session, done) { answer in
+                    guard case .concept(let c) = answer else { return nil }
+                    return c.map { .success(.concept($0)) } ?? .failure(ClientError(.notFound, "concept \(id) not found"))
+                }
+                return
+            }
             // `settling`: a put of this concept may still be an intent of a transaction already acknowledged
             // (a cross-shard batch); a linearizable get waits for it like a neighbours read does.
             read(shard: shard(of: id), consistency, session: session, settling: id) { r in
@@ -41,17 +48,23 @@ extension NodeCore {
                 return .success(.concept(c))
             } done: { done($0) }
         case .neighbors(let id, let direction, let type, let consistency):
-            read(shard: shard(of: id), consistency, session: session, settling: id) { r in
-                var out: [NeighborEdge] = []
-                if direction != .incoming {
-                    out += r.state.neighbors(of: id, direction: .outgoing, type: type).map { NeighborEdge(edge: $0, direction: .outgoing) }
+            if !holds(shard(of: id)) {
+                readHeldElsewhere(.neighbors(id, direction, type), consistency, shard: shard(of: id), session: session, done) { answer in
+                    guard case .neighbors(let exists, let out) = answer else { return nil }
+                    if out.isEmpty && !exists { return .failure(ClientError(.notFound, "concept \(id) not found")) }
+                    return .success(.neighbors(out))
                 }
-                if direction != .outgoing {
-                    out += r.state.neighbors(of: id, direction: .incoming, type: type).map { NeighborEdge(edge: $0, direction: .incoming) }
-                }
+                return
+            }
+            read(shard: shard(of: id), consistency, session: session, settling: id) { [unowned self] r in
+                let out = self.neighborEdges(r.state, id, direction, type)
                 if out.isEmpty && r.state.concept(id) == nil { return .failure(ClientError(.notFound, "concept \(id) not found")) }
                 return .success(.neighbors(out))
             } done: { done($0) }
+        case .path(let from, let to, let depth, let consistency) where heldShards.count < replicas.count:
+            pathAcrossNodes(from, to, depth, consistency, done)
+        case .search(let vector, let query, let consistency) where heldShards.count < replicas.count:
+            searchAcrossNodes(vector, query, consistency, done)
         case .path(let from, let to, let depth, let consistency):
             allShards(consistency) { [weak self] in
                 guard let self else { return }
@@ -308,8 +321,10 @@ extension NodeCore {
 
     /// Every shard replica's data at an index at or past every write acknowledged before the call (a read
     /// barrier on every shard, then the intents held then resolved here), for content digests. Taking the images
-    /// costs nothing (copy-on-write); hash them off the loop. Fails when a shard's leader cannot be reached.
+    /// costs nothing (copy-on-write); hash them off the loop. Fails when a shard's leader cannot be reached, and
+    /// on a node that does not hold every shard (a replication factor below the node count).
     package func contentImages(_ done: @escaping (Result<[ShardContentImage], ClientError>) -> Void) {
+        if let refusal = notEveryShardHere("a content digest or a backup") { done(.failure(refusal)); return }
         allShards(.linearizable) { [weak self] in
             guard let self else { return }
             self.settleAllIntents { [weak self] settled in
@@ -366,7 +381,9 @@ extension NodeCore {
     // MARK: errors
 
     func notLeader(_ s: Int) -> ClientError {
-        let leader = replicas[s].raft.leader
+        var leader = replicas[s].raft.leader
+        // A node outside the shard's group hears no leader: the map's hint says where it is.
+        if leader == noNode, !replicas[s].raft.confState.contains(config.nodeID), let hint = meta.map?.shards[s].leaderHint { leader = hint }
         var e = ClientError(leader == noNode ? .unavailable : .notLeader,
                             leader == noNode ? "shard \(s) has no leader right now; retry" : "node \(config.nodeID) does not lead shard \(s); node \(leader) does")
         e.leader = leader

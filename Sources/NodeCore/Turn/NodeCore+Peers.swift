@@ -107,7 +107,7 @@ extension NodeCore {
 
     /// Counts a refused message and logs it, at most once per peer every 10 s (a hostile peer cannot flood
     /// the log; the counter `sutra_peer_rejected_messages_total` has every one).
-    private func refused(_ why: PeerRejection, shard: UInt32, from peer: NodeID, detail: String) {
+    func refused(_ why: PeerRejection, shard: UInt32, from peer: NodeID, detail: String) {
         metrics.peerRejectedMessages[why.reason, default: 0] += 1
         let (log, suppressed) = peerRejectionLog.shouldLog(peer: peer, now: now)
         guard log else { return }
@@ -136,6 +136,8 @@ extension NodeCore {
         switch op {
         case .mapChange:
             preconditionFailure("served above")
+        case .read(let read):
+            serveRead(read, shard: Int(shard), from: peer, reply: reply)
         case .propose(let req):
             r.propose(req) { result in
                 switch result {
@@ -197,10 +199,7 @@ extension NodeCore {
         }
         let t = ForwardedTransaction(parts: parts, clientID: session.clientID, sequence: session.sequence, ackedBelow: session.ackedBelow)
         forward(.transaction(t), shard: s) { result in
-            switch result {
-            case .ok(let v): done(.success(v))
-            case .failed(let e): done(.failure(e))
-            }
+            done(result.value)
         }
     }
 
@@ -253,10 +252,7 @@ extension NodeCore {
             let r = self.replicas[s]
             if r.isLeader { r.propose(req, tried); return }
             self.forward(.propose(req), shard: s) { result in
-                switch result {
-                case .ok(let v): tried(.success(v))
-                case .failed(let e): tried(.failure(e))
-                }
+                tried(result.value)
             }
         }, done)
     }
@@ -276,10 +272,7 @@ extension NodeCore {
             let r = self.replicas[s]
             if r.isLeader { r.linearizableRead { tried($0.map { LogIndex(0) }) }; return }
             self.forward(.readIndex, shard: s) { result in
-                switch result {
-                case .failed(let e): tried(.failure(e))
-                case .ok(let index): tried(.success(index))
-                }
+                tried(result.value)
             }
         }) { [weak self] result in
             guard let self else { return }
@@ -292,8 +285,10 @@ extension NodeCore {
         }
     }
 
-    func forward(_ op: ForwardOp, shard s: Int, _ done: @escaping (ForwardResult) -> Void) {
-        var leader = groupRaft(s).leader
+    /// Sends `op` for group `s` to `target`, or (nil) to the group's leader as this node knows it; `done` gets the
+    /// answer, or a failure if the link is down or no answer comes within `forwardTimeoutTicks`.
+    func forward(_ op: ForwardOp, shard s: Int, to target: NodeID? = nil, _ done: @escaping (ForwardResult) -> Void) {
+        var leader = target ?? groupRaft(s).leader
         // A node outside the shard's group hears no leader: the map's hint says where to go.
         if leader == noNode, s < metaGroup, !replicas[s].raft.confState.contains(config.nodeID), let hint = meta.map?.shards[s].leaderHint { leader = hint }
         guard leader != noNode, leader != config.nodeID else {

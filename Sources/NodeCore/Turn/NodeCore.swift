@@ -150,18 +150,27 @@ package final class NodeCore {
         recovery = IntentRecovery(host: self, timeouts: t)
     }
 
-    /// The initial membership of a cluster's shards: every configured node votes.
-    package static func initialMembership(_ config: NodeConfig) -> ConfState {
+    /// The initial membership of shard `s` of a new cluster: its voters in the first map (`bootstrapMap`), the
+    /// replicas dealt round-robin over the configured nodes (every node when the replication factor is the
+    /// node count).
+    package static func initialMembership(_ config: NodeConfig, shard s: Int) -> ConfState {
+        ConfState(voters: bootstrapMap(config).shards[s].voters)
+    }
+
+    /// The meta group's initial membership: every configured node votes.
+    package static func metaMembership(_ config: NodeConfig) -> ConfState {
         ConfState(voters: config.peers.keys.sorted())
     }
 
     /// The node that should lead shard `s` when every node is up: the cluster map's choice (leaderships spread
-    /// evenly over each shard's voters); before the map exists, shards dealt round-robin over the node ids.
+    /// evenly over each shard's voters); before the map exists, the first map's choice (`bootstrapMap`).
     func preferredLeader(of s: Int) -> NodeID {
         if let map = meta?.map, s < map.shardCount { return map.preferredLeaders()[s] }
-        let ids = config.peers.keys.sorted()
-        return ids[s % ids.count]
+        return initialPreferredLeaders[s]
     }
+
+    /// Each shard's preferred leader in the first map of this configuration (one of its initial voters).
+    private(set) lazy var initialPreferredLeaders: [NodeID] = NodeCore.bootstrapMap(config).preferredLeaders()
 
     func shard(of id: ConceptID) -> Int { id.shard(of: config.numShards) }
 

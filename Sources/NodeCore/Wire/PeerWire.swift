@@ -45,11 +45,15 @@ package enum PeerFrame: Equatable {
     /// 5: + the draining announcement (kind 9). 6: + forwarded cross-shard writes (forward op 3), so any node
     /// answers a client's transaction. 7: + streamed snapshots (kinds 10–12). 8: + the meta group (Raft
     /// messages of "shard" = the shard count carry the cluster map's group) and forwarded map changes (forward
-    /// op 4).
+    /// op 4). 9: + the replication factor in the configuration frame, and forwarded shard reads (forward op 5,
+    /// answered by reply status 4).
     /// A link speaks the lower of the two ends' maximum versions, so a rolling upgrade never sends a frame
     /// the older node does not know.
     package static let minVersion: UInt32 = 1
-    package static let maxVersion: UInt32 = 8
+    package static let maxVersion: UInt32 = 9
+    /// The first wire version that carries the replication factor in the configuration frame and answers
+    /// forwarded shard reads (forward op 5): a node that holds only some shards reads the others there.
+    package static let replicationVersion: UInt32 = 9
     /// The first wire version whose nodes run the meta group: its messages and map changes go to such peers only.
     package static let metaGroupVersion: UInt32 = 8
     /// The first wire version that streams big snapshots in chunks; an older peer gets them in one frame.
@@ -79,13 +83,24 @@ package struct PeerConfig: Equatable {
     package var snapshotFormat: UInt32
     /// `ShardRequest.version`: the newest log-entry encoding this node writes (and reads).
     package var entryFormat: UInt32
+    /// Version 9: the replication factor the node was started with (`--replication`), which places a new
+    /// cluster's replicas; 0 from an older peer (or sent to one), then not compared.
+    package var replication: UInt32
 
-    package init(shardCount: UInt32, dimension: UInt32, walFormat: UInt32, snapshotFormat: UInt32, entryFormat: UInt32) {
+    package init(shardCount: UInt32, dimension: UInt32, walFormat: UInt32, snapshotFormat: UInt32, entryFormat: UInt32, replication: UInt32 = 0) {
         self.shardCount = shardCount
         self.dimension = dimension
         self.walFormat = walFormat
         self.snapshotFormat = snapshotFormat
         self.entryFormat = entryFormat
+        self.replication = replication
+    }
+
+    /// The configuration as a link of wire version `version` carries it (the replication factor from 9 on).
+    package func forLink(version: UInt32) -> PeerConfig {
+        var c = self
+        if version < PeerFrame.replicationVersion { c.replication = 0 }
+        return c
     }
 
     /// Why a link between a node configured as `self` and a peer configured as `peer` must be refused, naming
@@ -98,6 +113,11 @@ package struct PeerConfig: Equatable {
         if dimension != peer.dimension { out.append("vector dimension \(dimension) here, \(peer.dimension) on the peer") }
         if snapshotFormat != peer.snapshotFormat { out.append("snapshot format \(snapshotFormat) here, \(peer.snapshotFormat) on the peer") }
         if entryFormat != peer.entryFormat { out.append("log entry format \(entryFormat) here, \(peer.entryFormat) on the peer") }
+        // Two nodes that place a new cluster's replicas differently could each elect a leader of one shard
+        // among different voters: refused, like a different shard count.
+        if replication != 0, peer.replication != 0, replication != peer.replication {
+            out.append("replication factor \(replication) here, \(peer.replication) on the peer")
+        }
         return out.isEmpty ? nil : out.joined(separator: "; ")
     }
 }
@@ -186,6 +206,8 @@ package enum ForwardOp: Equatable {
     /// Version 8: propose a change of the cluster map to the meta group's leader (the frame's shard is the
     /// meta group's: the shard count); the reply's value is the map's version after it.
     case mapChange(ClusterMapChange)
+    /// Version 9: a read of shards the asking node holds no replica of (`ShardRead`), answered `.answer`.
+    case read(ShardRead)
 }
 
 /// A client's cross-shard write, forwarded to the leader of its record shard: the parts (plain commands per
@@ -222,6 +244,17 @@ package enum ForwardResult: Equatable {
     /// Write: the version applied. ReadIndex: the index the asker must apply up to before reading.
     case ok(UInt64)
     case failed(ReplicaError)
+    /// Version 9: a shard read's answer.
+    case answer(ShardReadAnswer)
+
+    /// A write's version or a read index; a read's answer here (a peer that answered the wrong question) fails.
+    package var value: Result<UInt64, ReplicaError> {
+        switch self {
+        case .ok(let v): .success(v)
+        case .failed(let e): .failure(e)
+        case .answer: .failure(.rejected("the peer answered a read where a write's version or a read index was asked"))
+        }
+    }
 }
 
 package struct PeerWireError: Error, Equatable, CustomStringConvertible {
@@ -267,6 +300,9 @@ extension PeerFrame {
                 w.u8(4)
                 let b = c.encode()
                 w.u32(UInt32(b.count)); w.raw(b)
+            case .read(let read):
+                w.u8(5)
+                read.encode(&w)
             }
         case .heartbeats(let hbs):
             w.u8(5)
@@ -275,6 +311,7 @@ extension PeerFrame {
         case .config(let c):
             w.u8(8)
             w.u32(c.shardCount); w.u32(c.dimension); w.u32(c.walFormat); w.u32(c.snapshotFormat); w.u32(c.entryFormat)
+            if c.replication != 0 { w.u32(c.replication) }
         case .draining:
             w.u8(9)
         case .snapshotBegin(let id, let m, let total):
@@ -299,6 +336,7 @@ extension PeerFrame {
             case .failed(.notLeader(let l)): w.u8(1); w.u64(l)
             case .failed(.unavailable(let s)): w.u8(2); writeString(s, &w)
             case .failed(.rejected(let s)): w.u8(3); writeString(s, &w)
+            case .answer(let a): w.u8(4); a.encode(&w)
             }
         }
         w.patchU32(UInt32(w.bytes.count - 4), at: 0)
@@ -405,6 +443,8 @@ extension PeerFrame {
                     case .success(let c): frame = .forward(incarnation: incarnation, id: id, shard: shard, op: .mapChange(c))
                     case .failure(let e): throw PeerWireError(description: "forwarded map change: \(e)")
                     }
+                case 5:
+                    frame = .forward(incarnation: incarnation, id: id, shard: shard, op: .read(try ShardRead.decode(&r)))
                 case let t: throw PeerWireError(description: "unknown forward op \(t)")
                 }
             case 4, 7:
@@ -416,6 +456,7 @@ extension PeerFrame {
                 case 1: frame = .forwardReply(incarnation: incarnation, id: id, .failed(.notLeader(leader: try r.u64())))
                 case 2: frame = .forwardReply(incarnation: incarnation, id: id, .failed(.unavailable(try readString(&r))))
                 case 3: frame = .forwardReply(incarnation: incarnation, id: id, .failed(.rejected(try readString(&r))))
+                case 4: frame = .forwardReply(incarnation: incarnation, id: id, .answer(try ShardReadAnswer.decode(&r)))
                 case let t: throw PeerWireError(description: "unknown forward status \(t)")
                 }
             case 5:
@@ -431,8 +472,14 @@ extension PeerFrame {
                 }
                 frame = .heartbeats(hbs)
             case 8:
-                frame = .config(PeerConfig(shardCount: try r.u32(), dimension: try r.u32(), walFormat: try r.u32(),
-                                           snapshotFormat: try r.u32(), entryFormat: try r.u32()))
+                var c = PeerConfig(shardCount: try r.u32(), dimension: try r.u32(), walFormat: try r.u32(),
+                                   snapshotFormat: try r.u32(), entryFormat: try r.u32())
+                // Version 9 adds the replication factor (an older peer sends none).
+                if r.remaining > 0 {
+                    c.replication = try r.u32()
+                    guard c.replication != 0 else { throw PeerWireError(description: "a configuration with replication factor 0") }
+                }
+                frame = .config(c)
             case 9:
                 frame = .draining
             case 10:

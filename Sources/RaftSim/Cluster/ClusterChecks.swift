@@ -122,6 +122,8 @@ struct ClusterChecks {
             }
         case .mapChange:
             break   // the meta group's replicas are compared by `checkClusterMaps`
+        case .read:
+            return "\(who): a shard read of shard \(shard) was answered with a number (ok(\(value))), not a read's answer"
         case .transaction(let t):
             // Committed: the record shard must have decided this very transaction (its session's id) to commit.
             guard t.clientID != 0 else { break }

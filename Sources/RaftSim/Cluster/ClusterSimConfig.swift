@@ -5,6 +5,9 @@ public struct ClusterSimConfig: Sendable {
     public var seed: UInt64
     public var nodes = 3
     public var shards = 3
+    /// Voting replicas per shard (`--replication`); below `nodes`, each node holds only its shards and reads the
+    /// others through the nodes that hold them.
+    public var replication = 3
     /// Register concepts the workload puts, gets, compares-and-sets, deletes and batches.
     public var registers = 8
     /// Concepts created at setup and never deleted, between which associations are made and paths searched.
@@ -39,10 +42,12 @@ public struct ClusterSimConfig: Sendable {
 
     public init(seed: UInt64) { self.seed = seed }
 
-    /// The normal mix: a quarter of the seeds run five nodes, the rest three; three or four shards.
+    /// The normal mix: a quarter of the seeds run five nodes — half of them with every shard on every node, half
+    /// with three replicas per shard — the rest three; three or four shards.
     public static func standard(seed: UInt64) -> ClusterSimConfig {
         var c = ClusterSimConfig(seed: seed)
         c.nodes = seed % 4 == 3 ? 5 : 3
+        c.replication = seed % 8 == 7 ? 3 : c.nodes
         c.shards = seed % 2 == 0 ? 3 : 4
         c.replaceNode = seed % 3 == 1
         return c

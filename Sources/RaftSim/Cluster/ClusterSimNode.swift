@@ -54,9 +54,14 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
     private func writeInitialMembership() {
         guard !joiner else { return }
         var initial = WriteBatch()
-        let voters = ConfState(voters: (1...NodeID(sim.config.nodes)).map { $0 })
-        // The shards' groups and the meta group's (group = the shard count).
-        for g in 0...sim.config.shards { initial.setInitialMembership(group: UInt64(g), voters) }
+        // The shards this node holds a replica of (as `NodeServer.openLogs` writes them: nothing for the others
+        // when the replication factor is below the node count), and the meta group's (group = the shard count).
+        let config = sim.nodeConfig(id)
+        for s in 0..<sim.config.shards {
+            let members = NodeCore.initialMembership(config, shard: s)
+            if members.contains(id) { initial.setInitialMembership(group: UInt64(s), members) }
+        }
+        initial.setInitialMembership(group: UInt64(sim.config.shards), NodeCore.metaMembership(config))
         store.complete(store.prepare(initial))
     }
 

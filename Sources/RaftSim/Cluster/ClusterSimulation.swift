@@ -93,6 +93,7 @@ public final class ClusterSimulation {
         c.nodeID = id
         c.clusterID = "sim"
         c.numShards = config.shards
+        c.replication = config.replication
         c.dimension = ClusterSimulation.dimension
         for n in 1...NodeID(config.nodes) { c.peers[n] = PeerEndpoint(host: "sim-\(n)", port: 7300) }
         if node(id).joiner {

@@ -315,7 +315,7 @@ final class ClusterMapTests: XCTestCase {
     /// Every node computes the same first map from the ids alone; nodes then announce their addresses, which
     /// must be whole and well formed; a removed node announces nothing.
     func testBootstrapKnowsIdsAndNodesAnnounceTheirAddresses() {
-        var m = try! ClusterMap.bootstrap(clusterID: "c", nodeIDs: [3, 1, 2], shardCount: 4).get()
+        var m = try! ClusterMap.bootstrap(clusterID: "c", nodeIDs: [3, 1, 2], shardCount: 4, replication: 3).get()
         XCTAssertEqual(ClusterMap.creating(.create(m)), .success(m), "a group without a map takes its first one")
         XCTAssertEqual(ClusterMap.creating(.setLeaderHint(shard: 0, node: 1)), .failure(ClusterMapRefusal("the cluster map is not created yet")))
         XCTAssertEqual(refusal(m, .create(m)), "the cluster map already exists (version 0)")
@@ -325,7 +325,7 @@ final class ClusterMapTests: XCTestCase {
         XCTAssertEqual(m.shards.map(\.leaderHint), [1, 2, 3, 1], "shard s prefers the (s mod N)-th node, as before the map")
         XCTAssertTrue(m.nodes.values.allSatisfy(\.addressesUnknown))
         XCTAssertEqual(ClusterMap.decode(m.encode()), .success(m), "a map with addresses not yet announced round-trips")
-        XCTAssertEqual(try! ClusterMap.bootstrap(clusterID: "c", nodeIDs: [1, 2, 3], shardCount: 4).get(), m, "the order given does not matter")
+        XCTAssertEqual(try! ClusterMap.bootstrap(clusterID: "c", nodeIDs: [1, 2, 3], shardCount: 4, replication: 3).get(), m, "the order given does not matter")
 
         apply(&m, .setAddresses(node: 2, peer: "10.0.0.2:7300", client: "10.0.0.2:7100", http: "10.0.0.2:7200"))
         XCTAssertFalse(m.nodes[2]!.addressesUnknown)
