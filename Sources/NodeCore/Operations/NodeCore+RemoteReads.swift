@@ -8,10 +8,10 @@ import Shard
 /// replica that moved away keeps its last state until the shard comes back, which must never be read.
 extension NodeCore {
     /// Whether this node votes in shard `s`'s group (and so may serve its reads).
-    func holds(_ s: Int) -> Bool { replicas[s].raft.confState.voters.contains(config.nodeID) }
+    package func holds(_ s: Int) -> Bool { replicas[s].raft.confState.voters.contains(config.nodeID) }
 
     /// Shards this node votes in, ascending.
-    var heldShards: [Int] { replicas.indices.filter(holds) }
+    package var heldShards: [Int] { replicas.indices.filter(holds) }
 
     /// The node to ask for a read of shard `s` on try `attempt`: the map's voters of the shard but this one,
     /// connected ones first, the leader hint first among them, then by id — each try the next.

@@ -96,7 +96,7 @@ public final class ClusterSimulation {
         c.replication = config.replication
         c.dimension = ClusterSimulation.dimension
         for n in 1...NodeID(config.nodes) { c.peers[n] = PeerEndpoint(host: "sim-\(n)", port: 7300) }
-        if node(id).joiner {
+        if nodes.first(where: { $0.id == id })?.joiner == true {
             c.join = true
             c.peers[id] = PeerEndpoint(host: "sim-\(id)", port: 7300)
         }
@@ -265,7 +265,10 @@ public final class ClusterSimulation {
         for s in 0..<config.shards {
             guard let l = leader(of: s)?.core?.replicas[s] else { return "shard \(s) has no leader" }
             for n in members {
-                guard let r = n.core?.replicas[s] else { return "node \(n.id) is down" }
+                guard let core = n.core else { return "node \(n.id) is down" }
+                // A node holds only its shards' replicas (a replication factor below the node count).
+                guard l.raft.confState.contains(n.id) else { continue }
+                let r = core.replicas[s]
                 if r.appliedIndex < l.raft.commitIndex || r.raft.leader != l.raft.id {
                     return "shard \(s) on node \(n.id): applied \(r.appliedIndex) of \(l.raft.commitIndex), leader \(r.raft.leader) (not \(l.raft.id))"
                 }

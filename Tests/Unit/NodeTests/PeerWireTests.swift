@@ -1,4 +1,5 @@
 import ClusterMap
+import Codec
 @testable import NodeCore
 import Raft
 import Shard
@@ -31,6 +32,15 @@ final class PeerWireTests: XCTestCase {
         ], clientID: 9, sequence: 12, ackedBelow: 11))),
         .forward(incarnation: 7, id: 83, shard: 8, op: .mapChange(.setAddresses(node: 2, peer: "10.0.0.2:7300", client: "10.0.0.2:7100", http: "db2.example:7200"))),
         .forward(incarnation: 7, id: 84, shard: 8, op: .mapChange(.beginMove(shard: 3, from: nil, to: 4))),
+        .forward(incarnation: 7, id: 85, shard: 2, op: .read(ShardRead(.concept(ConceptID(hi: 9, lo: 9)), .linearizable))),
+        .forward(incarnation: 7, id: 86, shard: 2, op: .read(ShardRead(.neighbors(ConceptID(hi: 9, lo: 9), .incoming, .causal), .stale))),
+        .forward(incarnation: 7, id: 87, shard: 2, op: .read(ShardRead(.outEdges([ConceptID(hi: 1, lo: 2), ConceptID(hi: 3, lo: 4)]), .linearizable))),
+        .forward(incarnation: 7, id: 88, shard: 1, op: .read(ShardRead(.search(vector: [0.5, -1, 2, 0], VectorQuery(k: 10, ef: 64, exact: true, filter: SearchFilter(minStrength: 0.5, associationType: .temporal)), shards: [1, 4]), .linearizable))),
+        .forwardReply(incarnation: 7, id: 85, .answer(.concept(Concept(id: ConceptID(hi: 9, lo: 9), content: [1, 2], embedding: [1, 0, 0, 0], strength: 0.5, confidence: 1)))),
+        .forwardReply(incarnation: 7, id: 85, .answer(.concept(nil))),
+        .forwardReply(incarnation: 7, id: 86, .answer(.neighbors(exists: true, [NeighborEdge(edge: Edge(other: ConceptID(hi: 1, lo: 1), type: .causal, confidence: 0.25), direction: .incoming)]))),
+        .forwardReply(incarnation: 7, id: 87, .answer(.outEdges([[], [Edge(other: ConceptID(hi: 5, lo: 5), type: .semantic, confidence: 1)]]))),
+        .forwardReply(incarnation: 7, id: 88, .answer(.search([SearchHit(id: ConceptID(hi: 2, lo: 2), distance: 0.125)]))),
         .forwardReply(incarnation: 0, id: 77, .ok(12)),
         .forwardReply(incarnation: 5, id: 78, .failed(.notLeader(leader: 2))),
         .forwardReply(incarnation: 0, id: 79, .failed(.unavailable("no leader"))),
@@ -38,6 +48,7 @@ final class PeerWireTests: XCTestCase {
         .heartbeats([CoalescedHeartbeat(shard: 0, isResponse: false, term: 4, commit: 99, context: 3),
                      CoalescedHeartbeat(shard: 7, isResponse: true, term: 4, commit: 0, context: 3)]),
         .config(PeerConfig(shardCount: 8, dimension: 768, walFormat: 1, snapshotFormat: 3, entryFormat: 3)),
+        .config(PeerConfig(shardCount: 8, dimension: 768, walFormat: 1, snapshotFormat: 3, entryFormat: 3, replication: 3)),
         .draining,
         .snapshotBegin(SnapshotStreamID(shard: 3, index: 120, term: 4),
                        message: { var m = Message(type: .snapshot, to: 2, from: 1, term: 5)
@@ -73,6 +84,31 @@ final class PeerWireTests: XCTestCase {
         other = mine
         other.snapshotFormat = 2
         XCTAssertEqual(mine.mismatch(with: other), "snapshot format 3 here, 2 on the peer")
+        // The replication factor (wire 9): compared when both ends send it; an older peer's (0) is not.
+        var three = mine, five = mine
+        three.replication = 3
+        five.replication = 5
+        XCTAssertEqual(three.mismatch(with: five), "replication factor 3 here, 5 on the peer")
+        XCTAssertNil(three.mismatch(with: mine))
+        XCTAssertNil(three.mismatch(with: three))
+        XCTAssertEqual(three.forLink(version: 8).replication, 0, "a link to an older release does not carry it")
+        XCTAssertEqual(three.forLink(version: 9).replication, 3)
+    }
+
+    /// A shard read's bounds are checked where it is served: shards of this cluster, a search of its dimension.
+    func testAShardReadOutOfBoundsIsNamed() {
+        let q = VectorQuery(k: 5)
+        XCTAssertNil(ShardRead(.search(vector: [1, 0], q, shards: [0, 1]), .linearizable).problem(shardCount: 2, dimension: 2))
+        XCTAssertEqual(ShardRead(.search(vector: [1, 0], q, shards: [2]), .linearizable).problem(shardCount: 2, dimension: 2), "a search of shards [2] (this cluster has 2)")
+        XCTAssertEqual(ShardRead(.search(vector: [1, 0], q, shards: [1, 1]), .linearizable).problem(shardCount: 2, dimension: 2), "a search of shards [1, 1] (this cluster has 2)")
+        XCTAssertEqual(ShardRead(.search(vector: [1], q, shards: [0]), .linearizable).problem(shardCount: 2, dimension: 2), "a search of 1 dimensions; this cluster's dimension is 2")
+        XCTAssertEqual(ShardRead(.search(vector: [1, .nan], q, shards: [0]), .stale).problem(shardCount: 2, dimension: 2), "a search vector with a non-finite value")
+        XCTAssertEqual(ShardRead(.outEdges([]), .stale).problem(shardCount: 2, dimension: 2), "an out-edge read of 0 ids (1…4096)")
+        // A count the frame cannot hold is refused before anything is reserved.
+        var w = ByteWriter(capacity: 64)
+        w.u32(0); w.u8(6); w.u64(1); w.u64(1); w.u32(0); w.u8(5); w.u8(0); w.u8(3); w.u32(4000)
+        w.patchU32(UInt32(w.bytes.count - 4), at: 0)
+        XCTAssertThrowsError(try w.bytes.dropFirst(4).withUnsafeBytes { try PeerFrame.decode($0) })
     }
 
     /// Before a link's handshake is accepted, a frame above the handshake cap is refused from its header alone.
