@@ -130,7 +130,7 @@ extension SutraSim {
               full disks \(s.fullDisks): WAL write attempts without space \(s.stalledWrites), client writes refused DISK_FULL \(s.writesRefusedDiskFull); every disk full at once \(s.allDisksFullWindows) times (reads checked served)
               graceful stops \(s.gracefulStops) (\(s.gracefulStopsChecked) under healthy conditions, checked to end leading nothing)
               operations ok \(s.opsOK), failed \(s.opsFailed), unknown \(s.opsUnknown); batches ok \(s.batchesOK); tried again while leadership settled \(s.leaderWaitRetries)
-              reads checked \(s.readsChecked), searches checked \(s.searchesChecked), forward answers checked \(s.forwardAnswersChecked)
+              reads checked \(s.readsChecked), searches checked \(s.searchesChecked), forward answers checked \(s.forwardAnswersChecked), shard reads answered by another node \(s.shardReadsAnswered)
               acknowledged writes sent again at once \(s.duplicatesSent) (\(s.duplicatesMatched) answered with the first outcome, the rest retryable or already acknowledged)
               transactions committed \(s.txnsCommitted), aborted \(s.txnsAborted); stale forward replies dropped \(s.unmatchedForwardReplies)
               snapshots streamed in chunks and installed \(s.snapshotStreamsReceived), streams abandoned (link down, no progress) \(s.snapshotStreamsFailed)

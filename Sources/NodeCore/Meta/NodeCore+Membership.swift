@@ -55,18 +55,27 @@ extension NodeCore {
         // up: a voter that cannot acknowledge yet shrinks what the group survives (a new meta-group voter with a
         // node of the group dead stalled it in the simulation) — then voters never added.
         for l in p.learners.sorted() where !conf.contains(l) { return .change(.addLearner(l)) }
+        // Removing `x` must leave voters that can still commit: a majority of the rest reachable and not
+        // abstaining. Otherwise the removal itself never commits — and once applied (on append) it shuts out `x`,
+        // the voter that could have formed a quorum again (seed 118: a dead source removed while another voter
+        // was down; it came back with a wiped disk and abstained, and the shard had no leader for good).
+        func quorumWithout(_ x: NodeID) -> Bool {
+            let rest = conf.voters.filter { $0 != x }
+            let able = rest.filter { $0 == me || (reachable($0) && progress($0).map { !$0.abstains } == true) }
+            return able.count * 2 > rest.count
+        }
         // A promoted move whose source cannot be reached (a dead machine being replaced): the source leaves first.
         // The new replica then joins a quorum of the live voters instead of one that needs every live node and
         // it — its own loop busy installing other shards' snapshots, it slowed every commit (bench-replace.sh).
         if let m = p.move, m.phase == .promoted, let from = m.from, from != me, conf.isVoter(from), !reachable(from),
-           conf.isLearner(m.to), conf.voters.count > 1 {
+           conf.isLearner(m.to), conf.voters.count > 1, quorumWithout(from) {
             return .change(.remove(from))
         }
         // Likewise any voter the placement dropped that cannot be reached leaves before a learner is promoted
         // (the meta group, whose placement drops a dead draining node): four voters with two dead stall a group.
         if conf.voters.count > 1,
            let gone = conf.voters.first(where: { $0 != me && !voters.contains($0) && !learners.contains($0) && !reachable($0) }),
-           voters.contains(where: { conf.isLearner($0) }) {
+           voters.contains(where: { conf.isLearner($0) }), quorumWithout(gone) {
             return .change(.remove(gone))
         }
         // A move's target that has not caught up holds the rest back (its source stays until it votes); any

@@ -269,7 +269,8 @@ extension NodeCore {
                 done(.failure(ClientError(.tooLarge, "path search: \(error)")))
             }
         }
-        let asks = remote.flatMap { s, ids in stride(from: 0, to: ids.count, by: ShardRead.maxIDs).map { (s, Array(ids[$0..<min($0 + ShardRead.maxIDs, ids.count)])) } }
+        // In shard order: the simulation replays a seed exactly (a dictionary's order changes between processes).
+        let asks = remote.sorted { $0.key < $1.key }.flatMap { s, ids in stride(from: 0, to: ids.count, by: ShardRead.maxIDs).map { (s, Array(ids[$0..<min($0 + ShardRead.maxIDs, ids.count)])) } }
         if asks.isEmpty { expand(); return }
         var remaining = asks.count
         var failure: ClientError?
@@ -342,7 +343,7 @@ extension NodeCore {
             }
         }
         for s in orphans { oneShard(s, answered) }
-        for (target, shards) in groups {
+        for (target, shards) in groups.sorted(by: { $0.key < $1.key }) {
             askRead(ShardRead(.search(vector: vector, query, shards: shards), consistency), shard: shards[0], at: target) { result in
                 if case .success(.search(let h)) = result { answered(.success(h)); return }
                 // That node failed (or moved a shard): each of its shards asked again, at the next holder.

@@ -106,6 +106,16 @@ struct ClusterChecks {
     /// the read was sent. (A reply handed to the wrong forward breaks this even when it looks plausible.)
     mutating func forwardAnswered(_ op: ForwardOp, shard: Int, token: UInt64, result: ForwardResult, who: String) -> String? {
         let floor = readsSent.removeValue(forKey: token)
+        if case .answer(let a) = result {
+            // A shard read's answer must answer that very question (the reads' contents are checked by the
+            // workload's linearizability checks, as any read's).
+            guard case .read(let r) = op else { return "\(who): a forward on shard \(shard) that was not a read was answered with a read's answer" }
+            switch (r.query, a) {
+            case (.concept, .concept), (.neighbors, .neighbors), (.search, .search): return nil
+            case (.outEdges(let ids), .outEdges(let lists)) where ids.count == lists.count: return nil
+            default: return "\(who): a shard read on shard \(shard) (\(r.query)) was answered \(a)"
+            }
+        }
         guard case .ok(let value) = result else { return nil }
         switch op {
         case .propose(let req):

@@ -90,6 +90,9 @@ public struct ClusterSimStats: Sendable, Equatable {
     public var unmatchedForwardReplies: UInt64 = 0
     /// Forward answers checked to be the answer to the very request they were handed to.
     public var forwardAnswersChecked = 0
+    /// Reads of shards the asking node holds no replica of, answered by a node that holds them (a replication
+    /// factor below the node count; a joining node), each checked to answer the question asked.
+    public var shardReadsAnswered = 0
     /// Acknowledged writes (cross-shard ones, batches, cascading deletes, single-shard writes) sent again with
     /// their session right after their answer (a retry racing its answer), and those answered with the first
     /// outcome.
@@ -124,6 +127,7 @@ public struct ClusterSimStats: Sendable, Equatable {
         readsChecked += o.readsChecked; searchesChecked += o.searchesChecked; batchesOK += o.batchesOK
         txnsCommitted += o.txnsCommitted; txnsAborted += o.txnsAborted; unmatchedForwardReplies += o.unmatchedForwardReplies
         forwardAnswersChecked += o.forwardAnswersChecked
+        shardReadsAnswered += o.shardReadsAnswered
         duplicatesSent += o.duplicatesSent; duplicatesMatched += o.duplicatesMatched
         backupsBegun += o.backupsBegun; backupsTaken += o.backupsTaken; backupsFailed += o.backupsFailed
         backupEdgesChecked += o.backupEdgesChecked; fencesExpired += o.fencesExpired; leaderWaitRetries += o.leaderWaitRetries

@@ -111,11 +111,14 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
     /// durable; a crash then finds it blank again, and the fault budget must still count it as down).
     func noticeCaughtUp() {
         guard lostState, let core else { return }
-        let durable = (0...sim.config.shards).allSatisfy { s in
+        // The groups it is a member of: every shard's unless the replication factor is below the node count, and
+        // the meta group (= the shard count).
+        let held = core.replicas.filter { $0.raft.confState.contains(id) }
+        let durable = (held.map(\.shard) + [sim.config.shards]).allSatisfy { s in
             let g = store.group(UInt64(s))
             return g.hardState.term > 0 && g.hardState.vote != RaftNode.abstainVote && g.lastIndex() > 0
         }
-        if durable, core.replicas.allSatisfy(\.raft.hasCaughtUp), core.meta.raft.hasCaughtUp {
+        if durable, held.allSatisfy(\.raft.hasCaughtUp), core.meta.raft.hasCaughtUp {
             lostState = false
             sim.note("node \(id) caught up after its wipe")
         }

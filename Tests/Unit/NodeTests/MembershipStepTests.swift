@@ -66,6 +66,14 @@ final class MembershipStepTests: XCTestCase {
         let p = Placement(voters: [1, 2, 3, 4], move: .init(from: 3, to: 4, phase: .promoted))
         XCTAssertEqual(step(p, ConfState(voters: [1, 2, 3], learners: [4]), unreachable: [3], matches: [1: 1000, 2: 1000, 4: 990]),
                        .change(.remove(3)))
+        // Not while the voters left could not commit it: with node 2 unreachable too, {1, 2} would need node 2 —
+        // and once applied (on append) the removal shuts out node 3, which could have formed a quorum again.
+        XCTAssertNil(step(p, ConfState(voters: [1, 2, 3], learners: [4]), unreachable: [2, 3], matches: [1: 1000, 4: 990]),
+                     "nodes 2 and 3 unreachable: nothing changes until one is back")
+        // Nor while one of them abstains (a node back with a wiped disk, not yet caught up).
+        let abstaining = NodeCore.nextStep(placement: p, conf: ConfState(voters: [1, 2, 3], learners: [4]), me: 1, commit: 1000,
+                                           reachable: { $0 != 3 }) { n in n == 2 ? (0, true) : [1: 1000, 4: 990][n].map { ($0, false) } }
+        XCTAssertNil(abstaining, "node 2 abstains: the removal of node 3 waits")
         let leaving = Placement(voters: [1, 2, 3, 4], move: .init(from: 1, to: 4, phase: .promoted))
         XCTAssertEqual(step(leaving, ConfState(voters: [1, 2, 3, 4]), matches: [1: 1000, 2: 1000, 3: 900, 4: 990]),
                        .transferLeadership(to: 2))
