@@ -79,19 +79,21 @@ extension ConceptVectors {
     /// indexed with each vector, `admits` asked only past them when an association type is wanted (or for
     /// unknown attributes) — then either scanned exactly (only their vectors are read) or found by a graph walk
     /// that holds only them.
-    public func search(_ vector: [Float], _ query: VectorQuery,
-                       admits: ((ConceptID) -> Bool)? = nil) throws(VectorIndexError) -> (hits: [(id: ConceptID, distance: Float)], method: SearchMethod) {
+    /// `within` restricts the answers to the concepts it accepts whatever the filter (a node searching only
+    /// some of the shards its index holds); `admits` decides what the filter's attributes here cannot.
+    public func search(_ vector: [Float], _ query: VectorQuery, admits: ((ConceptID) -> Bool)? = nil,
+                       within: ((ConceptID) -> Bool)? = nil) throws(VectorIndexError) -> (hits: [(id: ConceptID, distance: Float)], method: SearchMethod) {
         precondition(query.k > 0, "k is checked at the edge")
         guard let index, !labelOf.isEmpty else { return ([], .exact) }
         let live = labelOf.count
         let k = min(query.k, live)
         let ef = query.ef == 0 ? SearchPolicy.defaultEf(k: k) : max(query.ef, k)
-        guard let admits else {
+        guard admits != nil || within != nil else {
             let method = SearchPolicy.method(exact: query.exact, live: live, dimension: dimension, passing: nil, ef: ef)
             let hits = method == .exact ? try index.exactSearch(vector, k: k) : try index.search(vector, k: k, ef: ef)
             return (mapped(hits), method)
         }
-        let candidates = passing(query.filter ?? SearchFilter(), admits)
+        let candidates = passing(query.filter ?? SearchFilter(), admits ?? { _ in true }, within: within)
         let method = SearchPolicy.method(exact: query.exact, live: live, dimension: dimension, passing: candidates.count, ef: ef)
         if method == .exact { return (mapped(try index.exactSearch(vector, k: k, among: candidates)), .exact) }
         var allowed = [Bool](repeating: false, count: Int(nextLabel))
@@ -104,10 +106,13 @@ extension ConceptVectors {
 
     /// The labels of the indexed concepts passing `filter`, by one pass over the attributes; `admits` decides what
     /// they cannot (an association type, unknown attributes).
-    func passing(_ filter: SearchFilter, _ admits: (ConceptID) -> Bool) -> [UInt64] {
+    func passing(_ filter: SearchFilter, _ admits: (ConceptID) -> Bool, within: ((ConceptID) -> Bool)? = nil) -> [UInt64] {
         var out: [UInt64] = []
         let byAttributes = filter.associationType == nil
         for label in 0..<nextLabel {
+            if let within {
+                guard let id = idOf[label], within(id) else { continue }
+            }
             let a = attributes[Int(label)]
             if a.known {
                 if let m = filter.minStrength, a.strength < m { continue }

@@ -175,20 +175,13 @@ extension NodeCore {
     /// only the named shards' concepts are answers.
     func searchHere(_ vector: [Float], _ query: VectorQuery, shards: [Int]) -> Result<[SearchHit], ClientError> {
         let wanted = Set(shards)
-        let everyShard = wanted.count == replicas.count
-        let filter = query.filter.flatMap { $0.isEmpty ? nil : $0 }
-        let admits: ((ConceptID) -> Bool)?
-        if everyShard && filter == nil {
-            admits = nil
-        } else {
-            admits = { [replicas, shardCount = config.numShards] id in
-                let s = id.shard(of: shardCount)
-                guard wanted.contains(s) else { return false }
-                return filter.map { replicas[s].admits(id, $0) } ?? true
-            }
+        let shardCount = config.numShards
+        let within: ((ConceptID) -> Bool)? = wanted.count == replicas.count ? nil : { wanted.contains($0.shard(of: shardCount)) }
+        let admits: ((ConceptID) -> Bool)? = query.filter.flatMap { f in
+            f.isEmpty ? nil : { [replicas] id in replicas[id.shard(of: shardCount)].admits(id, f) }
         }
         do {
-            let (hits, method) = try vectors.search(vector, query, admits: admits)
+            let (hits, method) = try vectors.search(vector, query, admits: admits, within: within)
             metrics.vectorSearches[method, default: 0] += 1
             return .success(hits.map { SearchHit(id: $0.id, distance: $0.distance) })
         } catch {

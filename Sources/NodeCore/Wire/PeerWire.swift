@@ -45,8 +45,8 @@ package enum PeerFrame: Equatable {
     /// 5: + the draining announcement (kind 9). 6: + forwarded cross-shard writes (forward op 3), so any node
     /// answers a client's transaction. 7: + streamed snapshots (kinds 10–12). 8: + the meta group (Raft
     /// messages of "shard" = the shard count carry the cluster map's group) and forwarded map changes (forward
-    /// op 4). 9: + the replication factor in the configuration frame, and forwarded shard reads (forward op 5,
-    /// answered by reply status 4).
+    /// op 4). 9: + the configuration frame with the replication factor (kind 13), and forwarded shard reads
+    /// (forward op 5, answered by reply status 4).
     /// A link speaks the lower of the two ends' maximum versions, so a rolling upgrade never sends a frame
     /// the older node does not know.
     package static let minVersion: UInt32 = 1
@@ -309,7 +309,8 @@ extension PeerFrame {
             w.u32(UInt32(hbs.count))
             for h in hbs { w.u32(h.shard); w.u8(h.isResponse ? 1 : 0); w.u64(h.term); w.u64(h.commit); w.u64(h.context) }
         case .config(let c):
-            w.u8(8)
+            // Kind 13 (v9) carries the replication factor too; kind 8 for a link to an older peer.
+            w.u8(c.replication == 0 ? 8 : 13)
             w.u32(c.shardCount); w.u32(c.dimension); w.u32(c.walFormat); w.u32(c.snapshotFormat); w.u32(c.entryFormat)
             if c.replication != 0 { w.u32(c.replication) }
         case .draining:
@@ -471,11 +472,11 @@ extension PeerFrame {
                     hbs.append(CoalescedHeartbeat(shard: shard, isResponse: kind == 1, term: try r.u64(), commit: try r.u64(), context: try r.u64()))
                 }
                 frame = .heartbeats(hbs)
-            case 8:
+            case 8, 13:
                 var c = PeerConfig(shardCount: try r.u32(), dimension: try r.u32(), walFormat: try r.u32(),
                                    snapshotFormat: try r.u32(), entryFormat: try r.u32())
-                // Version 9 adds the replication factor (an older peer sends none).
-                if r.remaining > 0 {
+                // Kind 13 (version 9) adds the replication factor (an older peer sends kind 8, without it).
+                if kind == 13 {
                     c.replication = try r.u32()
                     guard c.replication != 0 else { throw PeerWireError(description: "a configuration with replication factor 0") }
                 }

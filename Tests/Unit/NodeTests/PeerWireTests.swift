@@ -148,7 +148,7 @@ final class PeerWireTests: XCTestCase {
             }
             XCTAssertThrowsError(try decode(bytes + [0]), "\(f) with a trailing byte")
         }
-        XCTAssertThrowsError(try decode([1, 0, 0, 0, 13])) { XCTAssertEqual(($0 as? PeerWireError)?.description, "unknown frame kind 13") }
+        XCTAssertThrowsError(try decode([1, 0, 0, 0, 14])) { XCTAssertEqual(($0 as? PeerWireError)?.description, "unknown frame kind 14") }
         var badHeartbeat = PeerFrame.heartbeats([CoalescedHeartbeat(shard: 0, isResponse: false, term: 1, commit: 1, context: 0)]).encode()
         badHeartbeat[13] = 2
         XCTAssertThrowsError(try decode(badHeartbeat)) { XCTAssertEqual(($0 as? PeerWireError)?.description, "unknown heartbeat kind 2") }
