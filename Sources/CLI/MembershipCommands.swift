@@ -63,7 +63,7 @@ enum MembershipCommand {
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add a node to the cluster map (joining); then start it with --join and its flags.",
-            discussion: "The other nodes learn its addresses and link to it. It holds no replica until it replaces a node (sutra node replace).")
+            discussion: "The other nodes learn its addresses and link to it. It holds no replica until it replaces a node (sutra node replace) or `sutra rebalance` activates it and moves replicas onto it.")
         @Argument(help: "The new node's id (never used in this cluster before).") var id: UInt64
         @Option(help: "host:port of its peer port.") var peerAddress: String
         @Option(help: "host:port of its binary client port.") var clientAddress: String
@@ -101,6 +101,18 @@ enum MembershipCommand {
     }
 }
 
+/// `sutra rebalance`: every joining node that announced its addresses (and is linked) becomes active, and replicas
+/// move from the most to the least loaded nodes until no two differ by more than one — how a cluster grows onto
+/// new machines.
+struct RebalanceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rebalance",
+        abstract: "Activate joining nodes and spread the replicas evenly over the active nodes (admin).",
+        discussion: "Add the new nodes first (sutra node add, then start each with --join). The moves run by themselves, one Raft membership change at a time; watch them with `sutra status`.")
+    @OptionGroup var target: Target
+    func run() throws { try MembershipCommand.post(target, "/v1/admin/rebalance") }
+}
+
 extension MembershipCommand {
     /// `sutra node join ID --data DIR`: a new node for a local cluster (`sutra cluster up`) — its certificate from
     /// the cluster's CA, its addresses added to the cluster map, and its process started with `--join` on the
@@ -109,7 +121,7 @@ extension MembershipCommand {
     struct Join: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add a new node to a local cluster: certificate, cluster map, process started with --join.",
-            discussion: "It holds no replica until it replaces a node: sutra node replace N --with ID --data DIR.")
+            discussion: "It holds no replica until it replaces a node (sutra node replace N --with ID --data DIR) or `sutra rebalance --data DIR` moves replicas onto it.")
         @Argument(help: "The new node's id (never used in this cluster before).") var id: Int
         @Option(help: "Data directory given to `cluster up`.") var data = "./sutra-cluster"
         @Option(help: "Seconds to wait for it to answer /health.") var timeout = 30.0

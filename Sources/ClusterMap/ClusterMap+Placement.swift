@@ -59,11 +59,13 @@ extension ClusterMap {
     /// 3. balance: from the most to the least loaded active node while they differ by more than one replica.
     /// Targets are active nodes only (a joining node is activated first). Ties go to the lower id and shard.
     /// Each planned move counts toward the loads the next one sees, so one plan never overloads a node.
-    /// `balance: false` plans steps 1 and 2 only (a cluster whose every node must hold every shard).
-    public func planMoves(limit: Int = .max, balance: Bool = true) -> [PlannedMove] {
+    /// `balance: false` plans steps 1 and 2 only. `usable` says which nodes may take part now (the meta leader's
+    /// view: connected ones): a move never targets a node that cannot receive it, and balance moves only
+    /// between usable nodes.
+    public func planMoves(limit: Int = .max, balance: Bool = true, usable: (UInt64) -> Bool = { _ in true }) -> [PlannedMove] {
         var load = voterLoad()
         for s in shards { if let m = s.move { load[m.to, default: 0] += 1; if let f = m.from { load[f, default: 0] -= 1 } } }
-        let active = nodeIDs(.active)
+        let active = nodeIDs(.active).filter(usable)
         var busy = Set(moving)
         var plan: [PlannedMove] = []
 
@@ -86,13 +88,20 @@ extension ClusterMap {
             guard let to = target(for: s) else { continue }
             add(s, from: nil, to: to)
         }
-        while balance && plan.count < limit {
+        // Balance is an optimisation: only once nothing drains and every shard has its replicas, and only for a
+        // shard whose every voter can take part — a balance move of a shard with a dead voter could never promote
+        // its target, and would hold the shard's repair back for good (the simulation found it: a replacement's
+        // new node activated a moment before the dead node was marked draining).
+        let healthy = draining.isEmpty && shards.allSatisfy { $0.voters.count >= replication }
+        while balance && healthy && plan.count < limit {
             guard let most = active.max(by: { (load[$0] ?? 0, $1) < (load[$1] ?? 0, $0) }),
                   let least = active.min(by: { (load[$0] ?? 0, $0) < (load[$1] ?? 0, $1) }),
                   (load[most] ?? 0) - (load[least] ?? 0) > 1 else { break }
             // A shard the most loaded node votes in and the least loaded lacks (one always exists: the most
             // loaded holds more shards than the least).
-            guard let s = (0..<shardCount).first(where: { !busy.contains($0) && shards[$0].voters.contains(most) && !shards[$0].holds(least) }) else { break }
+            guard let s = (0..<shardCount).first(where: {
+                !busy.contains($0) && shards[$0].voters.contains(most) && !shards[$0].holds(least) && shards[$0].voters.allSatisfy(usable)
+            }) else { break }
             add(s, from: most, to: least)
         }
         return plan

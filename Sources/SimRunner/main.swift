@@ -135,6 +135,7 @@ extension SutraSim {
               transactions committed \(s.txnsCommitted), aborted \(s.txnsAborted); stale forward replies dropped \(s.unmatchedForwardReplies)
               snapshots streamed in chunks and installed \(s.snapshotStreamsReceived), streams abandoned (link down, no progress) \(s.snapshotStreamsFailed)
               nodes killed for good and replaced by a new node through replica moves: \(s.replacements) of \(s.replacementsBegun) begun (\(s.replacementsOfDeadReplacements) whose new node died mid-move and was replaced in turn)
+              clusters grown by a node and rebalanced onto it: \(s.growths) of \(s.growthsBegun) begun
               backups begun \(s.backupsBegun), taken and checked \(s.backupsTaken) (\(s.backupEdgesChecked) edges), refused or abandoned \(s.backupsFailed); fences lifted after their life \(s.fencesExpired)
             """)
         if !outcome.failures.isEmpty {

@@ -188,6 +188,19 @@ public final class NodeServer {
 
     var vectorDirectory: String { config.dataDir + "/vectors" }
 
+    /// The replication factor this node compares with its peers': the cluster map's once it exists (the flag
+    /// only places a new cluster), the flag's before — none for a node that joins (the map it will learn
+    /// decides), which is then not compared.
+    var handshakeReplication: Int {
+        if let map = core.clusterMap {
+            if let given = config.replication, given != map.replication {
+                logger.warning("--replication \(given) is ignored: this cluster was created with replication factor \(map.replication) (its map keeps it)")
+            }
+            return map.replication
+        }
+        return config.join ? 0 : config.replicationFactor
+    }
+
     /// Starts listening and runs the loop until the node stops. Returns the process exit code.
     public func run(onReady: (() -> Void)? = nil) throws -> Int32 {
         let hello = PeerHello(clusterID: config.clusterID, node: config.nodeID,
@@ -196,7 +209,7 @@ public final class NodeServer {
         for (id, p) in config.peers { peerAddrs[id] = p }
         let peerConfig = PeerConfig(shardCount: UInt32(config.numShards), dimension: UInt32(config.dimension),
                                     walFormat: WALFormat.version, snapshotFormat: ShardState.snapshotVersion,
-                                    entryFormat: UInt32(ShardRequest.version), replication: UInt32(config.replicationFactor))
+                                    entryFormat: UInt32(ShardRequest.version), replication: UInt32(handshakeReplication))
         // A link is replaced by a new connection only after twice the election timeout of silence (the longest
         // randomized timeout): a restarted peer behind a socket that never closed gets back in that soon.
         transport = PeerTransport(loop: loop, hello: hello, config: peerConfig, maxFrameBytes: config.maxPeerFrameBytes,

@@ -344,6 +344,8 @@ final class HTTPFrontEnd {
                     guard let with = UInt64(text), with > 0 else { throw RequestProblem("with (the id of the node that takes node \(id)'s replicas) is required, not '\(text.prefix(32))'") }
                     return .op(.membership(.replace(id, with: with)))
                 }
+            case ("POST", "rebalance"):
+                return .op(.membership(.rebalance))
             case ("POST", "fsync-delay"):
                 let text = req.query["ms"] ?? ""
                 guard let ms = Int(text) else { throw RequestProblem("ms (a number of milliseconds) is required, not '\(text)'") }
@@ -397,7 +399,7 @@ final class HTTPFrontEnd {
         "path": ["GET", "HEAD"], "search": ["POST"], "batch": ["POST"], "flush": ["POST"], "cluster": ["GET", "HEAD"],
         "digest": ["GET", "HEAD"], "transfer-leader": ["POST"], "backup": ["POST"], "fsync-delay": ["POST"],
         "backup-shard": ["GET", "HEAD"], "backup-release": ["DELETE"],
-        "nodes": ["POST"], "node-drain": ["POST"], "node-remove": ["POST"], "node-replace": ["POST"],
+        "nodes": ["POST"], "node-drain": ["POST"], "node-remove": ["POST"], "node-replace": ["POST"], "rebalance": ["POST"],
     ].merging(SeedRoutes.methods) { a, _ in a }
 
     /// The query parameters each route reads; any other is refused (a misspelt one would be silently ignored).
@@ -429,6 +431,7 @@ final class HTTPFrontEnd {
         case 6 where p[0] == "v1" && p[1] == "admin" && p[2] == "backup" && p[4] == "shards": return ("backup-shard", p[3] + "/" + p[5])
         case 4 where p[0] == "v1" && p[1] == "admin" && p[2] == "fault" && p[3] == "fsync-delay": return ("fsync-delay", "")
         case 3 where p[0] == "v1" && p[1] == "admin" && p[2] == "nodes": return ("nodes", "")
+        case 3 where p[0] == "v1" && p[1] == "admin" && p[2] == "rebalance": return ("rebalance", "")
         case 5 where p[0] == "v1" && p[1] == "admin" && p[2] == "nodes" && ["drain", "remove", "replace"].contains(p[4]): return ("node-" + p[4], p[3])
         case 3 where p[0] == "v1" && p[1] == "concepts": return ("concept", p[2])
         case 4 where p[0] == "v1" && p[1] == "concepts" && p[3] == "neighbors": return ("neighbors", p[2])

@@ -183,9 +183,10 @@ extension NodeCore {
         }
     }
 
-    /// As the meta group's leader: begins the moves the planner asks for (drains and repairs only — never a
-    /// move that would leave an active node without a shard: every node serves every shard's reads).
-    /// A move whose target stopped being active before it caught up is rolled back first.
+    /// As the meta group's leader: begins the moves the planner asks for — drains, repairs, then balance (an
+    /// active node holding two replicas more than another gives one up: after `sutra rebalance` activated a new
+    /// node, or a replacement) — only to nodes this leader is connected to. A move whose target stopped being
+    /// active before it caught up is rolled back first.
     private func startPlannedMoves(_ map: ClusterMap) {
         guard !mapChangeInFlight else { return }
         if let s = map.movesToAbort.first {
@@ -198,7 +199,8 @@ extension NodeCore {
             return
         }
         guard map.moving.count < NodeCore.concurrentMoves else { return }
-        guard let move = map.planMoves(limit: 1, balance: false).first else { return }
+        let me = config.nodeID
+        guard let move = map.planMoves(limit: 1, usable: { [unowned self] in $0 == me || self.io.isConnected($0) }).first else { return }
         mapChangeInFlight = true
         proposeMapChange(move.change) { [weak self] result in
             guard let self else { return }

@@ -1,8 +1,8 @@
 import ClusterMap
 import Raft
 
-/// Operators' membership requests (`sutra node add | drain | remove | replace`): each is one or two changes of the
-/// cluster map, proposed to the meta group from any node. The moves that follow run by themselves
+/// Operators' membership requests (`sutra node add | drain | remove | replace`, `sutra rebalance`): each is a few
+/// changes of the cluster map, proposed to the meta group from any node. The moves that follow run by themselves
 /// (`NodeCore+Membership.swift`); `sutra status` shows them.
 extension NodeCore {
     func changeMembership(_ request: MembershipRequest, _ done: @escaping (Result<ClientReply, ClientError>) -> Void) {
@@ -35,8 +35,19 @@ extension NodeCore {
             guard new.state == .joining || new.state == .active else {
                 done(.failure(ClientError(.invalidArgument, "node \(with) is \(new.state): it takes no replica"))); return
             }
-            changes = (new.state == .joining ? [.setNodeState(node: with, .active)] : [])
-                + (old.state == .draining ? [] : [.setNodeState(node: id, .draining)])
+            // The old node drains first: between the two changes the planner must not see a new, empty active
+            // node beside a full cluster — it would balance replicas of healthy nodes onto it before the old
+            // node's (churn the simulation caught, ending in a stalled move).
+            changes = (old.state == .draining ? [] : [.setNodeState(node: id, .draining)])
+                + (new.state == .joining ? [.setNodeState(node: with, .active)] : [])
+        case .rebalance:
+            // A joining node whose process never linked up would only be a target nobody can reach: those the
+            // meta leader — or this node — is not connected to stay joining.
+            let ready = map.nodeIDs(.joining).filter { id in
+                guard let n = map.nodes[id], !n.addressesUnknown else { return false }
+                return io.isConnected(id)
+            }
+            changes = ready.map { .setNodeState(node: $0, .active) }
         }
         apply(changes[...], done)
     }

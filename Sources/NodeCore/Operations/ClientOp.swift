@@ -191,6 +191,9 @@ public enum MembershipRequest: Sendable, Equatable {
     /// `node`'s replicas are re-created on `with` (added first, `joining` or `active`): `with` becomes active and
     /// `node` draining, and every shard moves from `node` to `with`, one Raft membership change at a time.
     case replace(UInt64, with: UInt64)
+    /// Every joining node that announced where it listens becomes active; then replicas move from the most to
+    /// the least loaded active nodes until no two differ by more than one (`ClusterMap.planMoves`).
+    case rebalance
 }
 
 public enum ClientReply: Sendable {

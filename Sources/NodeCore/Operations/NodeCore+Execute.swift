@@ -381,9 +381,7 @@ extension NodeCore {
     // MARK: errors
 
     func notLeader(_ s: Int) -> ClientError {
-        var leader = replicas[s].raft.leader
-        // A node outside the shard's group hears no leader: the map's hint says where it is.
-        if leader == noNode, !replicas[s].raft.confState.contains(config.nodeID), let hint = meta.map?.shards[s].leaderHint { leader = hint }
+        let leader = knownLeader(of: s)
         var e = ClientError(leader == noNode ? .unavailable : .notLeader,
                             leader == noNode ? "shard \(s) has no leader right now; retry" : "node \(config.nodeID) does not lead shard \(s); node \(leader) does")
         e.leader = leader

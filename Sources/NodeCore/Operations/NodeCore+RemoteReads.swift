@@ -7,8 +7,14 @@ import Shard
 /// A shard counts as held here only while this node votes in its group: a learner may be far behind, and a
 /// replica that moved away keeps its last state until the shard comes back, which must never be read.
 extension NodeCore {
-    /// Whether this node votes in shard `s`'s group (and so may serve its reads).
-    package func holds(_ s: Int) -> Bool { replicas[s].raft.confState.voters.contains(config.nodeID) }
+    /// Whether this node votes in shard `s`'s group (and so may serve its reads): its core counts itself a voter
+    /// and the cluster map, once there is one, lists a replica here — a replica removed from the group may
+    /// never hear of its removal (the entry went to the others), and its core would think it votes for good.
+    package func holds(_ s: Int) -> Bool {
+        guard replicas[s].raft.confState.voters.contains(config.nodeID) else { return false }
+        guard let map = meta.map, s < map.shardCount else { return true }
+        return map.shards[s].holds(config.nodeID)
+    }
 
     /// Shards this node votes in, ascending.
     package var heldShards: [Int] { replicas.indices.filter(holds) }

@@ -23,7 +23,7 @@ extension NodeCore {
                     reps.append((id, match, r.raft.lastIndex - min(match, r.raft.lastIndex)))
                 }
             }
-            var status = ShardStatus(shard: r.shard, leader: r.raft.leader, term: r.raft.term, role: "\(r.raft.role)",
+            var status = ShardStatus(shard: r.shard, leader: knownLeader(of: r.shard), term: r.raft.term, role: "\(r.raft.role)",
                                      commitIndex: r.raft.commitIndex, appliedIndex: r.appliedIndex, lastIndex: r.raft.lastIndex,
                                      snapshotIndex: r.snapshotIndex, concepts: r.state.conceptCount, replicas: reps)
             status.associations = r.state.associationCount
@@ -58,9 +58,6 @@ extension NodeCore {
     /// `/ready`: this node can route a request of every shard — its replica knows the leader or, for a shard it
     /// holds no replica of yet (a joining node), the cluster map names one.
     package var isReady: Bool {
-        !stopping && replicas.allSatisfy { r in
-            r.raft.leader != noNode
-                || (!r.raft.confState.contains(config.nodeID) && (meta.map.map { $0.shards[r.shard].leaderHint != noNode } ?? false))
-        }
+        !stopping && replicas.allSatisfy { knownLeader(of: $0.shard) != noNode }
     }
 }

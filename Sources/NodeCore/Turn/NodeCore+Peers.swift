@@ -190,7 +190,7 @@ extension NodeCore {
     /// Hands a client's cross-shard write to the leader of its record shard (this node does not lead it).
     /// A leader of an older release cannot take one (a rolling upgrade): refused, naming the node to send it to.
     func forwardTransaction(_ parts: [TxnPart], recordShard s: Int, session: ClientSession, _ done: @escaping TxnCompletion) {
-        let leader = replicas[s].raft.leader
+        let leader = knownLeader(of: s)
         let version = leader == noNode || leader == config.nodeID ? 0 : io.wireVersion(of: leader)
         // 0: no link to it now (the forward below says so); 1…5: a link to an older release.
         if version > 0, version < PeerFrame.forwardTransactionVersion {
@@ -285,12 +285,21 @@ extension NodeCore {
         }
     }
 
+    /// Who leads group `s` as far as this node can tell: its replica's Raft core — unless this node is outside
+    /// the shard's group (the map lists no replica here, or its core no longer counts itself a member: a
+    /// replica that moved away, whose core remembers the last leader it heard for good), then the map's hint.
+    func knownLeader(of s: Int) -> NodeID {
+        let heard = groupRaft(s).leader
+        guard s < metaGroup, let map = meta.map, s < map.shardCount else { return heard }
+        let outside = !map.shards[s].holds(config.nodeID) || !replicas[s].raft.confState.contains(config.nodeID)
+        guard outside, map.shards[s].leaderHint != noNode else { return heard }
+        return map.shards[s].leaderHint
+    }
+
     /// Sends `op` for group `s` to `target`, or (nil) to the group's leader as this node knows it; `done` gets the
     /// answer, or a failure if the link is down or no answer comes within `forwardTimeoutTicks`.
     func forward(_ op: ForwardOp, shard s: Int, to target: NodeID? = nil, _ done: @escaping (ForwardResult) -> Void) {
-        var leader = target ?? groupRaft(s).leader
-        // A node outside the shard's group hears no leader: the map's hint says where to go.
-        if leader == noNode, s < metaGroup, !replicas[s].raft.confState.contains(config.nodeID), let hint = meta.map?.shards[s].leaderHint { leader = hint }
+        let leader = target ?? knownLeader(of: s)
         guard leader != noNode, leader != config.nodeID else {
             done(.failed(NodeCore.noLeader(s)))
             return

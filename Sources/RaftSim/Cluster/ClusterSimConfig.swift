@@ -39,6 +39,10 @@ public struct ClusterSimConfig: Sendable {
     /// moves to it through Raft membership changes, under the other faults. Checked on top of everything else:
     /// the moves finish, and every shard's Raft membership is the map's once settled.
     public var replaceNode = false
+    /// During the faults, the cluster grows by one machine (`sutra node add`, started with `--join`, `sutra
+    /// rebalance`): replicas move onto it until the nodes' loads differ by one at most, and the nodes that gave
+    /// one up read and write it through its holders. Checked: the rebalance finishes, every invariant holds.
+    public var growNode = false
 
     public init(seed: UInt64) { self.seed = seed }
 
@@ -50,6 +54,7 @@ public struct ClusterSimConfig: Sendable {
         c.replication = seed % 8 == 7 ? 3 : c.nodes
         c.shards = seed % 2 == 0 ? 3 : 4
         c.replaceNode = seed % 3 == 1
+        c.growNode = seed % 3 == 2
         return c
     }
 }
@@ -113,6 +118,9 @@ public struct ClusterSimStats: Sendable, Equatable {
     public var snapshotStreamsFailed: UInt64 = 0
     /// Nodes killed for good and replaced by a spare through membership changes, to the end (`replaceNode`).
     public var replacements = 0
+    /// Clusters grown by a node and rebalanced onto it, of those begun.
+    public var growths = 0
+    public var growthsBegun = 0
     public var replacementsBegun = 0
     /// Of those, replacements whose new machine died mid-move and was replaced in turn by a second spare.
     public var replacementsOfDeadReplacements = 0
@@ -133,6 +141,7 @@ public struct ClusterSimStats: Sendable, Equatable {
         backupEdgesChecked += o.backupEdgesChecked; fencesExpired += o.fencesExpired; leaderWaitRetries += o.leaderWaitRetries
         snapshotStreamsReceived += o.snapshotStreamsReceived; snapshotStreamsFailed += o.snapshotStreamsFailed
         replacements += o.replacements; replacementsBegun += o.replacementsBegun
+        growths += o.growths; growthsBegun += o.growthsBegun
         replacementsOfDeadReplacements += o.replacementsOfDeadReplacements
         fullDisks += o.fullDisks; allDisksFullWindows += o.allDisksFullWindows; stalledWrites += o.stalledWrites; writesRefusedDiskFull += o.writesRefusedDiskFull
     }

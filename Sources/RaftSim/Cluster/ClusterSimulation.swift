@@ -57,6 +57,8 @@ public final class ClusterSimulation {
     private var allDisksFull: (end: UInt64, start: UInt64, issued: Int, served: Int)?
     /// The replacement of a node killed for good by the spare (`config.replaceNode`).
     var replacement: SimReplacement?
+    /// The cluster grown by one node (`config.growNode`).
+    var growth: SimGrowth?
     private var allDisksFullRate = 0.0
     private var gracefulStop: (node: NodeID, faultsAtStart: Int, healthyAtStart: Bool, led: Int, campaigning: Set<Int>)?
     private var failure: String?
@@ -80,6 +82,9 @@ public final class ClusterSimulation {
             let backup: NodeID? = rng.chance(1.0 / 3) ? NodeID(config.nodes + 2) : nil
             if let backup { nodes.append(ClusterSimNode(id: backup, sim: self, spare: true)) }
             replacement = SimReplacement(victim: victim, spare: NodeID(config.nodes + 1), at: at, live: live, backup: backup)
+        } else if config.growNode {
+            nodes.append(ClusterSimNode(id: NodeID(config.nodes + 1), sim: self, spare: true))
+            growth = SimGrowth(newNode: NodeID(config.nodes + 1), at: UInt64(config.faultTicks) * UInt64(10 + rng.below(50)) / 100)
         }
         for n in members { n.start(incarnation: newIncarnation()) }
         workload = ClusterWorkload(sim: self)
@@ -222,6 +227,7 @@ public final class ClusterSimulation {
         guard !failed else { return }
         var left: [String] = []
         if let r = replacement, !r.done { left.append("the replacement of node \(r.victim) by node \(r.spare) is \(r.phase)") }
+        if let g = growth, !g.done { left.append("the growth onto node \(g.newNode) is \(g.phase)") }
         for n in members {
             guard let core = n.core else { continue }
             for r in core.replicas {
@@ -262,6 +268,7 @@ public final class ClusterSimulation {
     /// Why the cluster has not settled yet (nil: it has): the first condition that fails.
     func notQuiescent() -> String? {
         if let r = replacement, !r.done { return "the replacement of node \(r.victim) is \(r.phase)" }
+        if let g = growth, !g.done { return "the growth onto node \(g.newNode) is \(g.phase)" }
         for s in 0..<config.shards {
             guard let l = leader(of: s)?.core?.replicas[s] else { return "shard \(s) has no leader" }
             for n in members {
@@ -304,6 +311,7 @@ public final class ClusterSimulation {
             }
             if faults { injectFaults() }
             driveReplacement()
+            driveGrowth()
             for n in nodes where !n.alive {
                 if let at = n.restartAt, at <= now { n.start(incarnation: newIncarnation()); note("restart \(n.id) incarnation \(String(n.incarnation, radix: 16))") }
             }
@@ -531,12 +539,12 @@ public final class ClusterSimulation {
                     return node(f.to).slowUntil != nil
                 }
                 let victim = !waiting.isEmpty && rng.chance(0.5) ? waiting[rng.below(waiting.count)] : alive[rng.below(alive.count)]
-                // No wipe while a replacement is under way: the cluster may be removing an unreachable node from
+                // No wipe while a replacement (or a rebalance) is under way: the cluster may be removing an unreachable node from
                 // its shards as the dead machine it looks like, and a wiped disk then is a second replica lost for
                 // good — two of three, beyond what any quorum survives (seeds 118, 865: the partitioned source
                 // removed from {1, 2, 3}, then a node of the two left wiped before the removal committed). The
                 // operator's procedure says as much: keep the other nodes up until the moves finish.
-                let removing = replacement.map { !$0.done } == true
+                let removing = replacement.map { !$0.done } == true || growth.map { !$0.done } == true
                 if config.wipes, !removing, rng.chance(0.15) {
                     victim.wipe()
                     stats.wipes += 1
