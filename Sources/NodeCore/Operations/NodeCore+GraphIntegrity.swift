@@ -33,11 +33,31 @@ extension NodeCore {
                     session: session, done)
     }
 
+    /// A delete of a concept of shard `s`, which this node holds no replica of: handed to the shard's leader
+    /// (forward op 6), sent again while the leadership is in flux (refused before anything was proposed).
+    private func deleteElsewhere(_ id: ConceptID, shard s: Int, session: ClientSession, _ done: @escaping ClientCompletion) {
+        let op = ForwardOp.deleteConcept(id, clientID: session.clientID, sequence: session.sequence, ackedBelow: session.ackedBelow)
+        untilLeaderSettles({ [unowned self] in self.refusedInFlux($0, shard: s) }, { [unowned self] (tried: @escaping (Result<UInt64, ReplicaError>) -> Void) in
+            let leader = self.knownLeader(of: s)
+            let v = leader == noNode ? 0 : self.io.wireVersion(of: leader)
+            if v > 0, v < PeerFrame.replicationVersion {
+                tried(.failure(.unavailable("node \(leader), which leads shard \(s), runs an older release that takes no forwarded delete; send it there")))
+                return
+            }
+            self.metrics.clientRequestsForwarded += 1
+            self.forward(op, shard: s) { tried($0.value) }
+        }) { [weak self] result in
+            guard let self else { return }
+            done(result.map { .write(version: $0) }.mapError { self.clientError($0, shard: s, forwarded: true) })
+        }
+    }
+
     /// Deletes concept `id` and every edge touching it (see the type's comment).
     func deleteConcept(_ id: ConceptID, session: ClientSession, _ done: @escaping ClientCompletion) {
         let s = shard(of: id)
         guard peersReadGraphIntegrity else { write(.deleteConcept(id), shard: s, session: session, done); return }
         guard replicas[s].isLeader || session.mayForward else { done(.failure(notLeader(s))); return }
+        if !holds(s) { deleteElsewhere(id, shard: s, session: session, done); return }
         readBarrier(shard: s) { [weak self] confirmed in
             guard let self else { return }
             if case .failure(let e) = confirmed {

@@ -138,6 +138,25 @@ extension NodeCore {
             preconditionFailure("served above")
         case .read(let read):
             serveRead(read, shard: Int(shard), from: peer, reply: reply)
+        case .deleteConcept(let id, let client, let sequence, let acked):
+            guard self.shard(of: id) == Int(shard) else {
+                refused(.malformedForward("a delete of a concept of shard \(self.shard(of: id))"), shard: shard, from: peer, detail: "a forwarded delete")
+                reply(.failed(.rejected("malformed forwarded delete: concept \(id) lives on shard \(self.shard(of: id)), not \(shard)")))
+                return
+            }
+            // Served as the shard's leader only (a client that routes by itself): NOT_LEADER sends the asker on.
+            deleteConcept(id, session: ClientSession(clientID: client, sequence: sequence, ackedBelow: acked, mayForward: false)) { result in
+                switch result {
+                case .success(.write(let v)): reply(.ok(v))
+                case .success: reply(.failed(.rejected("a delete answered with something other than a version")))
+                case .failure(let e):
+                    switch e.code {
+                    case .notLeader: reply(.failed(.notLeader(leader: e.leader)))
+                    case .unavailable, .timeout, .diskFull: reply(.failed(.unavailable(e.message)))
+                    default: reply(.failed(.rejected(e.message)))
+                    }
+                }
+            }
         case .propose(let req):
             r.propose(req) { result in
                 switch result {
@@ -263,7 +282,7 @@ extension NodeCore {
     func readBarrier(shard s: Int, _ done: @escaping (Result<Void, ReplicaError>) -> Void) {
         // A node that holds no replica of the shard (it joined and the shard has not moved here yet) has nothing
         // to read: the client is sent elsewhere.
-        guard replicas[s].raft.confState.contains(config.nodeID) else {
+        guard holds(s) else {
             let hint = meta.map.map { $0.shards[s].leaderHint } ?? noNode
             done(.failure(.unavailable("this node holds no replica of shard \(s) (yet)\(hint == noNode ? "" : "; node \(hint) leads it"); read through another node")))
             return

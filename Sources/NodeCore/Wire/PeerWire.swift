@@ -45,8 +45,8 @@ package enum PeerFrame: Equatable {
     /// 5: + the draining announcement (kind 9). 6: + forwarded cross-shard writes (forward op 3), so any node
     /// answers a client's transaction. 7: + streamed snapshots (kinds 10–12). 8: + the meta group (Raft
     /// messages of "shard" = the shard count carry the cluster map's group) and forwarded map changes (forward
-    /// op 4). 9: + the configuration frame with the replication factor (kind 13), and forwarded shard reads
-    /// (forward op 5, answered by reply status 4).
+    /// op 4). 9: + the configuration frame with the replication factor (kind 13), forwarded shard reads
+    /// (forward op 5, answered by reply status 4) and forwarded concept deletes (forward op 6).
     /// A link speaks the lower of the two ends' maximum versions, so a rolling upgrade never sends a frame
     /// the older node does not know.
     package static let minVersion: UInt32 = 1
@@ -208,6 +208,10 @@ package enum ForwardOp: Equatable {
     case mapChange(ClusterMapChange)
     /// Version 9: a read of shards the asking node holds no replica of (`ShardRead`), answered `.answer`.
     case read(ShardRead)
+    /// Version 9: a client's delete of a concept (with every association touching it) for the leader of the
+    /// concept's shard (the frame's), from a node that holds no replica of it: the cascade reads the concept's
+    /// edges, which only a holder has. The client's session makes a retry through any node the same delete.
+    case deleteConcept(ConceptID, clientID: UInt64, sequence: UInt64, ackedBelow: UInt64)
 }
 
 /// A client's cross-shard write, forwarded to the leader of its record shard: the parts (plain commands per
@@ -303,6 +307,9 @@ extension PeerFrame {
             case .read(let read):
                 w.u8(5)
                 read.encode(&w)
+            case .deleteConcept(let id, let client, let sequence, let acked):
+                w.u8(6)
+                w.conceptID(id); w.u64(client); w.u64(sequence); w.u64(acked)
             }
         case .heartbeats(let hbs):
             w.u8(5)
@@ -446,6 +453,10 @@ extension PeerFrame {
                     }
                 case 5:
                     frame = .forward(incarnation: incarnation, id: id, shard: shard, op: .read(try ShardRead.decode(&r)))
+                case 6:
+                    let concept = try r.conceptID()
+                    frame = .forward(incarnation: incarnation, id: id, shard: shard,
+                                     op: .deleteConcept(concept, clientID: try r.u64(), sequence: try r.u64(), ackedBelow: try r.u64()))
                 case let t: throw PeerWireError(description: "unknown forward op \(t)")
                 }
             case 4, 7:

@@ -291,6 +291,9 @@ public final class ClusterSimulation {
         }
         guard let map = m.map else { return "no cluster map" }
         if !map.moving.isEmpty { return "shards \(map.moving) are moving" }
+        // Balance moves the meta leader would still begin (after a replacement or a growth).
+        let live = Set(members.filter(\.alive).map(\.id))
+        if let next = map.planMoves(limit: 1, usable: { live.contains($0) }).first { return "the planner still has a move to begin: \(next)" }
         if m.raft.commitIndex < m.raft.lastIndex { return "the meta leader has uncommitted entries" }
         if map.nodes.values.contains(where: { $0.addressesUnknown && $0.state != .removed }) { return "a node's addresses are unknown" }
         if !members.allSatisfy({ $0.core?.hasIndexWork == false }) { return "vector indexing is under way" }
