@@ -299,7 +299,7 @@ extension NodeCore {
             case .failure(let e): done(.failure(e))
             case .success(let index):
                 if self.replicas[s].appliedIndex >= index { done(.success(())) }
-                else { self.waiters.waitApplied(shard: s, index: index) { done(.success(())) } }
+                else { self.waiters.waitApplied(shard: s, index: index) { done($0) } }
             }
         }
     }

@@ -209,6 +209,10 @@ package final class NodeCore {
         if ticks % 10 == 5 || (ticks % 2 == 1 && meta.map.map { !$0.moving.isEmpty } == true) { reconcileMembership() }
         coordinator.tick()
         recovery.tick()
+        // A read waiting for this replica to apply further, on a shard that moved away: nothing more will come.
+        for s in waiters.shardsWithAppliedWaiters where !holds(s) {
+            for w in waiters.takeAppliedWaiters(shard: s) { w(.failure(.unavailable("node \(config.nodeID) no longer holds shard \(s) (it moved); retry"))) }
+        }
         for w in waiters.expireIntentWaiters(ticks: ticks) {
             w.done(.failure(ClientError(.unavailable, "a transaction touching this read on shard \(w.shard) is still unresolved; retry")))
         }
@@ -463,7 +467,7 @@ package final class NodeCore {
     }
 
     func wakeAppliedWaiters(_ shard: Int) {
-        for w in waiters.wakeAppliedWaiters(shard: shard, applied: replicas[shard].appliedIndex) { w() }
+        for w in waiters.wakeAppliedWaiters(shard: shard, applied: replicas[shard].appliedIndex) { w(.success(())) }
     }
 
     /// Fails every pending proposal and read (the node is stopping).

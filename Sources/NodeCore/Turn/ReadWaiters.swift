@@ -10,7 +10,7 @@ import Shard
 /// calls return the completions due instead of calling them, so a completion may park another read at once
 /// (calling it while this struct is being mutated would be an exclusive-access violation).
 struct ReadWaiters {
-    private var applied: [[(index: LogIndex, done: () -> Void)]] = []
+    private var applied: [[(index: LogIndex, done: (Result<Void, ReplicaError>) -> Void)]] = []
     private var intents: [[(ids: Set<TxnID>, deadline: UInt64, done: (Result<Void, ClientError>) -> Void)]] = []
     private var vectors: [() -> Void] = []
 
@@ -24,17 +24,26 @@ struct ReadWaiters {
         intents = Array(repeating: [], count: shards)
     }
 
-    mutating func waitApplied(shard: Int, index: LogIndex, _ done: @escaping () -> Void) {
+    mutating func waitApplied(shard: Int, index: LogIndex, _ done: @escaping (Result<Void, ReplicaError>) -> Void) {
         applied[shard].append((index, done))
     }
 
-    mutating func wakeAppliedWaiters(shard: Int, applied index: LogIndex) -> [() -> Void] {
+    mutating func wakeAppliedWaiters(shard: Int, applied index: LogIndex) -> [(Result<Void, ReplicaError>) -> Void] {
         guard !applied[shard].isEmpty else { return [] }
-        var keep: [(index: LogIndex, done: () -> Void)] = []
-        var ready: [() -> Void] = []
+        var keep: [(index: LogIndex, done: (Result<Void, ReplicaError>) -> Void)] = []
+        var ready: [(Result<Void, ReplicaError>) -> Void] = []
         for w in applied[shard] { if w.index <= index { ready.append(w.done) } else { keep.append(w) } }
         applied[shard] = keep
         return ready
+    }
+
+    /// Shards with applied waiters.
+    var shardsWithAppliedWaiters: [Int] { applied.indices.filter { !applied[$0].isEmpty } }
+
+    /// Every applied waiter of `shard`, removed: its replica will apply nothing more here (it moved away).
+    mutating func takeAppliedWaiters(shard: Int) -> [(Result<Void, ReplicaError>) -> Void] {
+        defer { applied[shard] = [] }
+        return applied[shard].map(\.done)
     }
 
     /// Parks `done` until none of `ids` holds an intent in `current` (the caller checked some still do).

@@ -369,6 +369,11 @@ public final class ClusterSimulation {
 
     private var faultCount: Int { stats.crashes + stats.partitions + stats.slowDisks + stats.fullDisks }
 
+    /// How many nodes may be down at once: a minority of every shard's replicas — of the replication factor, not
+    /// the node count (with three replicas of each shard on five nodes, two nodes down may be two of one shard's
+    /// three: two wiped disks there lost that shard's quorum for good).
+    var minorityBudget: Int { (min(config.nodes, config.replication) - 1) / 2 }
+
     /// Nodes that count as down for the fault budget: not running, catching up after a wipe, stopping, or in a
     /// crash loop (up now, down again soon).
     private var nodesDown: Int {
@@ -381,7 +386,7 @@ public final class ClusterSimulation {
     private func beginGracefulStop() {
         guard gracefulStop == nil else { return }
         let down = nodesDown
-        guard down < (config.nodes - 1) / 2 else { return }
+        guard down < minorityBudget else { return }
         let alive = members.filter(\.alive)
         let leaders = alive.filter { $0.core!.replicas.contains(where: \.isLeader) }
         let n = !leaders.isEmpty && rng.chance(0.8) ? leaders[rng.below(leaders.count)] : alive[rng.below(alive.count)]
@@ -535,7 +540,7 @@ public final class ClusterSimulation {
             let alive = members.filter(\.alive)
             // At most a minority down at once (a node still catching up after a wipe counts as down): the cluster
             // must stay able to make progress.
-            if nodesDown < (config.nodes - 1) / 2 {
+            if nodesDown < minorityBudget {
                 // Half the time, a node waiting on a forward to a slow disk: its reply will reach the next process.
                 let waiting = alive.filter { n in
                     guard let f = lastForward[n.id], now - f.at < 4 * ClusterSimulation.unitsPerTick else { return false }
