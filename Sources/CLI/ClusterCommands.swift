@@ -144,6 +144,7 @@ struct ClusterCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Start a local cluster on loopback, in the background, and wait until it is ready.")
         @Option(help: "Number of nodes (1…7).") var nodes = 3
         @Option(help: "Number of shards (1…64), fixed for the cluster's life (default 8, or what the data directory records).") var shards: Int?
+        @Option(help: "Replicas of each shard (1…--nodes; default 3, or every node of a smaller cluster), fixed when the cluster is created.") var replication: Int?
         @Option(help: "Data directory (one subdirectory per node).") var data = "./sutra-cluster"
         @Option(help: "Base port: node i uses P+i (binary clients), P+100+i (HTTP), P+200+i (peers).") var basePort = 7100
         @Option(help: "Embedding dimension (0…2048; default 768, or what the data directory records).") var dimension: Int?
@@ -178,6 +179,10 @@ struct ClusterCommand: ParsableCommand {
                 }
             }
             guard (1...64).contains(shards) else { throw ValidationError("--shards is \(shards); allowed: 1…64") }
+            if let r = replication {
+                guard (1...nodes).contains(r) else { throw ValidationError("--replication is \(r); allowed: 1…\(nodes) (at most one replica per node)") }
+                nodeFlags += ["--replication", "\(r)"]
+            }
             if let existing = try? LocalCluster.load(dir), existing.nodes.contains(where: \.isRunning) {
                 throw CLIError("a cluster from \(dir) is already running (pids \(existing.nodes.map(\.pid))); stop it with `sutra cluster down --data \(data)`")
             }

@@ -92,7 +92,7 @@ extension ClusterMap {
         // shard whose every voter can take part — a balance move of a shard with a dead voter could never promote
         // its target, and would hold the shard's repair back for good (the simulation found it: a replacement's
         // new node activated a moment before the dead node was marked draining).
-        let healthy = draining.isEmpty && shards.allSatisfy { $0.voters.count >= replication }
+        let healthy = draining.allSatisfy { shards(on: $0).isEmpty } && shards.allSatisfy { $0.voters.count >= replication }
         while balance && healthy && plan.count < limit {
             guard let most = active.max(by: { (load[$0] ?? 0, $1) < (load[$1] ?? 0, $0) }),
                   let least = active.min(by: { (load[$0] ?? 0, $0) < (load[$1] ?? 0, $1) }),

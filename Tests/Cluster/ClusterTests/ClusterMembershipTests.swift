@@ -124,8 +124,9 @@ final class ClusterMembershipTests: XCTestCase {
     }
 
     /// The machine brought in to replace a dead node never comes up (added, the replacement asked for, its
-    /// process never started): its moves cannot catch up. The operator replaces it in turn by a third machine:
-    /// the moves to it are rolled back, every replica of the dead node goes to the third, and both are removed.
+    /// process never started): no move goes to it (the meta leader cannot reach it). The operator replaces it in
+    /// turn by a third machine: every replica of the dead node goes to the third, and both are removed. (Moves to
+    /// a target that dies after they began are rolled back: the simulation's replacements of dead replacements.)
     func testAReplacementThatNeverCameUpIsReplacedInTurn() throws {
         var acked = try startThreeNodes(of: 5, writing: 100)
         cluster.kill9(3)
@@ -135,10 +136,11 @@ final class ClusterMembershipTests: XCTestCase {
         XCTAssertEqual(cluster.http(1, "POST", "/v1/admin/nodes", body(4), timeout: 10).status, 200)
         let first = cluster.http(1, "POST", "/v1/admin/nodes/3/replace?with=4", timeout: 10)
         XCTAssertEqual(first.status, 200, first.text)
-        // Moves to node 4 begin and stay unfinished: node 4 never answers.
-        var deadline = Date().addingTimeInterval(10)
-        while Date() < deadline, !((map(1)?["shards"] as? [[String: Any]] ?? []).contains { $0["move"] != nil }) { usleep(100_000) }
-        XCTAssertTrue((map(1)?["shards"] as? [[String: Any]] ?? []).contains { $0["move"] != nil }, "a move to node 4 began")
+        // No move to node 4 begins: the meta leader never reaches it (a move to it could not catch up, and would
+        // hold its shard's repair back until rolled back).
+        usleep(2_000_000)
+        XCTAssertFalse((map(1)?["shards"] as? [[String: Any]] ?? []).contains { $0["move"] != nil }, "no move to node 4, which never answered")
+        XCTAssertEqual(map(1).flatMap { state($0, 4) }, "active")
 
         XCTAssertEqual(cluster.http(2, "POST", "/v1/admin/nodes", body(5), timeout: 10).status, 200)
         try cluster.startWith(id: 5, peers: peerList(1...2) + ",5=127.0.0.1:\(cluster.base + 205)", peerPort: cluster.base + 205, switches: ["--join"])
@@ -146,7 +148,7 @@ final class ClusterMembershipTests: XCTestCase {
         XCTAssertEqual(second.status, 200, second.text)
         var n = 1000
         var settled = false
-        deadline = Date().addingTimeInterval(90)
+        let deadline = Date().addingTimeInterval(90)
         while Date() < deadline {
             if put(n, via: n % 2 + 1) { acked.append(n) }
             n += 1
@@ -158,7 +160,6 @@ final class ClusterMembershipTests: XCTestCase {
         }
         XCTAssertTrue(settled, "every shard on nodes 1, 2, 5 within 90 s: \(map(1).map(voters) ?? [])\n\(cluster.log(1).suffix(3000))")
         guard settled else { return }
-        XCTAssertTrue(cluster.log(1).contains("move rolled back") || cluster.log(2).contains("move rolled back"), "the moves to node 4 were rolled back")
         for id in [3, 4] {
             let r = cluster.http(1, "POST", "/v1/admin/nodes/\(id)/remove", timeout: 10)
             XCTAssertEqual(r.status, 200, "remove node \(id): \(r.text)")

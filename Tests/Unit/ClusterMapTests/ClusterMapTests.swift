@@ -76,6 +76,21 @@ final class ClusterMapTests: XCTestCase {
         XCTAssertEqual(m.planMoves(), [])
     }
 
+    /// Balance waits for the cluster to be otherwise whole: not while a node drains, not for a shard with a voter
+    /// that cannot take part, and never to a node that cannot (a new, empty active node beside a dead one).
+    func testBalanceWaitsForDrainsAndUsableNodes() {
+        var m = map(nodes: 3, shards: 4, replication: 3)
+        apply(&m, .addNode(node(4)))
+        apply(&m, .setNodeState(node: 4, .active))
+        XCTAssertEqual(m.planMoves(limit: 1).count, 1, "an empty active node: a balance move onto it")
+        XCTAssertEqual(m.planMoves(limit: 10, usable: { $0 != 4 }), [], "not onto a node that cannot take part")
+        XCTAssertEqual(m.planMoves(limit: 10, usable: { $0 != 3 }), [], "every shard has a voter (3) that cannot take part")
+        apply(&m, .setNodeState(node: 3, .draining))
+        let plan = m.planMoves(limit: 10)
+        XCTAssertEqual(plan.map(\.from), Array(repeating: 3, count: 4), "while node 3 drains, only its replicas move: \(plan)")
+        XCTAssertTrue(plan.allSatisfy { $0.to == 4 })
+    }
+
     func testCreationRefusals() {
         func why(_ nodes: [ClusterMap.Node], shards: Int = 8, r: Int = 3) -> String {
             if case .failure(let e) = ClusterMap.create(clusterID: "c", nodes: nodes, shardCount: shards, replication: r) { return e.reason }

@@ -27,6 +27,8 @@ final class ClusterSimulationTests: XCTestCase {
         XCTAssertGreaterThan(s.gracefulStopsChecked, n / 5)
         XCTAssertGreaterThan(s.replacements, n / 4, "nodes killed for good were replaced through replica moves")
         XCTAssertEqual(s.replacements, s.replacementsBegun, "every replacement begun finished")
+        XCTAssertGreaterThan(s.growths, n / 4, "clusters grown by a node and rebalanced onto it")
+        XCTAssertEqual(s.growths, s.growthsBegun, "every rebalance begun finished")
         XCTAssertGreaterThan(s.replacementsOfDeadReplacements, s.replacements / 5,
                              "replacements whose new node died mid-move were replaced in turn by a second spare")
         XCTAssertGreaterThan(s.batchesOK, n * 5)
