@@ -99,7 +99,7 @@ public final class FaultInjector: @unchecked Sendable {
             case .transfer: try transferStorm(step, &rec, until: until)
             case .rollingRestart: try rollingRestart(step, &rec)
             case .slowDisk: try slowDisk(step, &rec, until: until)
-            case .replaceNode, .drainNode: try replaceNode(step, &rec, until: until)
+            case .replaceNode, .drainNode, .addNode: try replaceNode(step, &rec, until: until)
             }
         } catch {
             rec.problem = "\(error)"
@@ -172,12 +172,14 @@ public final class FaultInjector: @unchecked Sendable {
     }
 
     /// A node replaced by a spare through the cluster's membership changes: killed for good first
-    /// (`replace-node`) or drained while it runs and stopped once removed (`drain-node`). With an interruption,
+    /// (`replace-node`), drained while it runs and stopped once removed (`drain-node`), or the cluster grown by
+    /// the spare (`sutra rebalance`) and then the node drained (`add-node`). With an interruption,
     /// a node of the move is killed -9 in the middle of it and restarted 2 s later. Recovered once every replica
     /// left the node, the node is out of the map and the members answer `/ready`.
     private func replaceNode(_ step: FaultStep, _ rec: inout FaultRecord, until: UInt64) throws {
         let old = resolve(step.target)
-        let live = step.kind == .drainNode
+        let live = step.kind != .replaceNode
+        let grow = step.kind == .addNode
         rec.nodes = [old]
         guard let new = cluster.takeSpare() else {
             rec.skipped = true
@@ -196,8 +198,13 @@ public final class FaultInjector: @unchecked Sendable {
         let t0 = clock()
         try cluster.addNode(new, excluding: [old], timeout: max(options.recoveryTimeout, 30))
         parts.append("node \(new) added and started empty (--join)")
-        try cluster.replaceNode(old, with: new, excluding: [old], timeout: 30)
-        parts.append(live ? "node \(old) drained onto node \(new)" : "node \(old) replaced by node \(new)")
+        if grow {
+            try cluster.rebalance(activating: new, timeout: 30)
+            parts.append("rebalance: node \(new) active")
+        } else {
+            try cluster.replaceNode(old, with: new, excluding: [old], timeout: 30)
+            parts.append(live ? "node \(old) drained onto node \(new)" : "node \(old) replaced by node \(new)")
+        }
         if let i = step.interruption, i > 0, !isCancelled {
             let victim = i == 2 ? old : new
             hold(until: clock() + 700_000_000)
@@ -207,6 +214,13 @@ public final class FaultInjector: @unchecked Sendable {
             try cluster.restart(victim)
             lock.withLock { _ = stopped.remove(victim) }
             parts.append("node \(victim) restarted")
+        }
+        if grow {
+            // Replicas balanced onto the new node, then the target drained: the cluster is back to its size.
+            try cluster.waitUntilSettled(holding: new, timeout: 60)
+            parts.append(String(format: "balanced onto node %d %.1f s after it was added", new, Double(clock() - t0) / 1e9))
+            try cluster.drainNode(old, excluding: [old], timeout: 30)
+            parts.append("node \(old) drained")
         }
         try cluster.waitUntilVacated(old, timeout: 60)
         let moved = Double(clock() - t0) / 1e9

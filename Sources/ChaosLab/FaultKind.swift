@@ -35,6 +35,10 @@ public enum FaultKind: String, Codable, Sendable, CaseIterable, CustomStringConv
     /// A live node drained and retired: a spare is brought in, the node's replicas and leaderships move to it
     /// while both run, the node is removed from the map and stopped gracefully. The spare takes its place.
     case drainNode = "drain-node"
+    /// The cluster grown by a spare and shrunk back: the spare is added, started empty with `--join` and
+    /// `sutra rebalance` moves replicas onto it (balance moves, while both run); then the target node is
+    /// drained, removed and stopped gracefully. The spare takes its place.
+    case addNode = "add-node"
 
     /// Whether it cuts links between nodes (through network namespaces or the fault-injecting proxy); a cluster
     /// with neither records such steps as skipped.
@@ -44,12 +48,12 @@ public enum FaultKind: String, Codable, Sendable, CaseIterable, CustomStringConv
     public var needsFaultInjection: Bool { self == .slowDisk }
 
     /// Whether it changes the cluster's membership (and uses up a spare node).
-    public var changesMembership: Bool { self == .replaceNode || self == .drainNode }
+    public var changesMembership: Bool { self == .replaceNode || self == .drainNode || self == .addNode }
 
     /// The four partition kinds (what `partition` means in a fault list).
     public static let partitions: [FaultKind] = [.partitionSymmetric, .partitionAsymmetric, .partitionLeader, .partitionRing]
 
-    /// Parses a comma-separated list (`kill,pause,partition,transfer,restart-rolling,slow-disk,replace-disk,replace-node,drain-node`); `partition`
+    /// Parses a comma-separated list (`kill,pause,partition,transfer,restart-rolling,slow-disk,replace-disk,replace-node,drain-node,add-node`); `partition`
     /// expands to the four partition kinds and `all` to every kind. Unknown names throw `LabError.invalid`
     /// naming what is accepted. Duplicates are dropped, order kept.
     public static func parse(_ list: String) throws -> [FaultKind] {

@@ -76,9 +76,9 @@ public struct FaultSchedule: Codable, Sendable, Equatable, CustomStringConvertib
                 delayMs = rng.inRange(o.slowDiskDelayMs)
             case .kill, .pause, .replaceDisk:
                 target = byLeader ? .leaderOf(shard: shard, fallback: someNode) : .node(someNode)
-            case .replaceNode, .drainNode:
+            case .replaceNode, .drainNode, .addNode:
                 target = byLeader ? .leaderOf(shard: shard, fallback: someNode) : .node(someNode)
-                interruption = rng.below(kind == .drainNode ? 3 : 2)
+                interruption = rng.below(kind == .replaceNode ? 2 : 3)
             case .partitionAsymmetric:
                 target = byLeader ? .leaderOf(shard: shard, fallback: someNode) : .node(someNode)
                 direction = rng.below(2) == 0 ? .outbound : .inbound

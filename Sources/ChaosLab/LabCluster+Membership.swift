@@ -72,6 +72,41 @@ extension LabCluster {
         try admin("POST", "/v1/admin/nodes/\(old)/replace?with=\(new)", excluding: excluding.union([old]), timeout: timeout)
     }
 
+    /// Activates joining node `id` and lets the planner balance replicas onto it (`POST /v1/admin/rebalance`,
+    /// asked again until the map shows `id` active: a member not linked to it yet leaves it joining).
+    public func rebalance(activating id: Int, timeout: Double = 30) throws {
+        let deadline = Monotonic.seconds() + timeout
+        while true {
+            try admin("POST", "/v1/admin/rebalance", excluding: [], timeout: max(1, deadline - Monotonic.seconds()))
+            if let via = answeringMember(), let m = clusterMap(via: via),
+               let n = (m["nodes"] as? [[String: Any]])?.first(where: { ($0["id"] as? Int) == id }), n["state"] as? String == "active" { return }
+            guard Monotonic.seconds() < deadline else { throw LabError.timeout("node \(id) not active after \(timeout) s of rebalance requests") }
+            usleep(300_000)
+        }
+    }
+
+    /// Drains node `id` (`POST /v1/admin/nodes/{id}/drain`): its replicas move to the active nodes that lack them.
+    public func drainNode(_ id: Int, excluding: Set<Int> = [], timeout: Double = 30) throws {
+        try admin("POST", "/v1/admin/nodes/\(id)/drain", excluding: excluding.union([id]), timeout: timeout)
+    }
+
+    /// Waits until, in a member's map, `node` is active and holds a replica and no move is in flight.
+    public func waitUntilSettled(holding node: Int, timeout: Double) throws {
+        let deadline = Monotonic.seconds() + timeout
+        var last = "no member answered"
+        while Monotonic.seconds() < deadline {
+            if let via = answeringMember(), let m = clusterMap(via: via) {
+                let shards = m["shards"] as? [[String: Any]] ?? []
+                let holding = shards.filter { ($0["voters"] as? [Int] ?? []).contains(node) }.count
+                let moving = shards.filter { $0["move"] != nil }.count
+                if holding > 0 && moving == 0 { return }
+                last = "node \(node) holds \(holding) replicas, \(moving) moves in flight (node \(via)'s map)"
+            }
+            usleep(200_000)
+        }
+        throw LabError.timeout("node \(node) not balanced onto after \(timeout) s: \(last)")
+    }
+
     /// Waits until, in the map of a member other than `old`, no shard has a replica on `old` and no move is in
     /// flight.
     public func waitUntilVacated(_ old: Int, timeout: Double) throws {

@@ -103,6 +103,16 @@ final class ChaosRunnerTests: ChaosTestCase {
         XCTAssertTrue(membership.contains { $0.detail.contains("mid-move") }, "a move was interrupted: \(membership.map(\.detail))")
     }
 
+    /// The cluster grown by a spare (`rebalance`: balance moves onto it) and shrunk back (the target drained and
+    /// stopped), again and again, with crashes mid-move: every checker green.
+    func testGrownAndShrunkClustersKeepEveryCheckerGreen() async throws {
+        let r = try await run("add-node", seconds: 30, seed: 7, network: .proxy)
+        expectValid(r, "add-node")
+        let grown = r.faultRecords.filter { $0.kind == .addNode && !$0.skipped }
+        XCTAssertGreaterThanOrEqual(grown.count, 2, "\(r.schedule)")
+        XCTAssertTrue(grown.allSatisfy { $0.detail.contains("balanced onto node") && $0.detail.contains("removed") }, "\(grown.map(\.detail))")
+    }
+
     func testTransferStormsAndRollingRestartsKeepEveryCheckerGreen() async throws {
         expectValid(try await run("transfer,restart-rolling", seconds: 20, seed: 14), "transfer storm + rolling restart")
     }
