@@ -7,7 +7,13 @@ import Raft
 /// moves: learner, caught up, voter, the most loaded node's replica removed) until no two active nodes differ by
 /// more than one replica. The nodes that gave a replica up go on answering its reads and writes through the
 /// nodes that hold it. Checked: the rebalance finishes, and every invariant of the run holds throughout.
-final class SimGrowth {
+/// An operator of the simulation: the membership request it has in flight, and when it may ask again.
+protocol SimOperator: AnyObject {
+    var asked: (node: NodeID, incarnation: UInt64, tick: UInt64)? { get set }
+    var retryAt: UInt64 { get set }
+}
+
+final class SimGrowth: SimOperator {
     enum Phase: String { case waiting, adding, rebalancing, moving, done }
     let newNode: NodeID
     /// The tick the operator starts (once no node is down).
@@ -28,11 +34,7 @@ final class SimGrowth {
 extension ClusterSimulation {
     /// One step of the growth, every tick.
     func driveGrowth() {
-        guard let g = growth, !g.done else { return }
-        if let a = g.asked {
-            if node(a.node).incarnation != a.incarnation || !node(a.node).alive || tick > a.tick + 200 { g.asked = nil } else { return }
-        }
-        guard tick >= g.retryAt else { return }
+        guard let g = growth, !g.done, mayAsk(g) else { return }
         switch g.phase {
         case .waiting:
             guard tick >= g.at, members.allSatisfy({ $0.alive && !$0.lostState && $0.crashAgainAt == nil && $0.core?.stopping != true }) else { return }
@@ -42,8 +44,8 @@ extension ClusterSimulation {
             note("GROW: node \(g.newNode) added")
         case .adding:
             let id = g.newNode
-            ask(.addNode(id: id, peerAddress: "sim-\(id):7300", clientAddress: "sim-\(id):7100", httpAddress: "sim-\(id):7200"), g,
-                treatAsDone: "is already a member") { [unowned self] in
+            askMembership(.addNode(id: id, peerAddress: "sim-\(id):7300", clientAddress: "sim-\(id):7100", httpAddress: "sim-\(id):7200"),
+                          for: g, excluding: [id], treatAsDone: "is already a member") { [unowned self] in
                 let n = self.node(id)
                 n.spare = false
                 n.start(incarnation: self.newIncarnation())
@@ -57,7 +59,7 @@ extension ClusterSimulation {
                 g.phase = .moving
                 return
             }
-            ask(.rebalance, g) { g.retryAt = self.tick + 10 }
+            askMembership(.rebalance, for: g, excluding: [g.newNode]) { g.retryAt = self.tick + 10 }
         case .moving:
             guard let map = newestMap(), map.moving.isEmpty else { return }
             let load = map.voterLoad().filter { map.nodes[$0.key]?.state == .active }
@@ -73,25 +75,37 @@ extension ClusterSimulation {
     /// The map of the node that applied the most changes.
     func newestMap() -> ClusterMap? { members.compactMap { $0.core?.clusterMap }.max { $0.version < $1.version } }
 
-    /// Sends `request` to a random live member other than the new node; `then` once taken (or refused as
-    /// `treatAsDone` says: an earlier attempt took effect but its answer was lost).
-    private func ask(_ request: MembershipRequest, _ g: SimGrowth, treatAsDone: String? = nil, then: @escaping () -> Void) {
-        let alive = members.filter { $0.alive && $0.core?.stopping != true && $0.id != g.newNode }
+    /// Sends `request` to a random live member not in `excluding`, for `op` (which tracks the request in flight);
+    /// `then` once taken (or refused as `treatAsDone` says: an earlier attempt took effect but its answer was
+    /// lost); refused otherwise, asked again 10 ticks later. Both operators of the simulation (replacement,
+    /// growth) send their requests through it.
+    func askMembership(_ request: MembershipRequest, for op: SimOperator, excluding: Set<NodeID>, treatAsDone: String? = nil,
+                       then: @escaping () -> Void) {
+        let alive = members.filter { $0.alive && $0.core?.stopping != true && !excluding.contains($0.id) }
         guard !alive.isEmpty else { return }
         let n = alive[rng.below(alive.count)]
-        g.asked = (n.id, n.incarnation, tick)
+        op.asked = (n.id, n.incarnation, tick)
         let incarnation = n.incarnation
         n.core!.execute(.membership(request), session: ClientSession()) { [unowned self] result in
-            guard let a = g.asked, a.node == n.id, a.incarnation == incarnation else { return }
-            g.asked = nil
+            guard let a = op.asked, a.node == n.id, a.incarnation == incarnation else { return }
+            op.asked = nil
             switch result {
             case .success:
                 then()
             case .failure(let e):
                 if let done = treatAsDone, e.message.contains(done) { then(); return }
                 note("\(request) through node \(n.id): \(e.message); asking again")
-                g.retryAt = self.tick + 10
+                op.retryAt = self.tick + 10
             }
         }
+    }
+
+    /// Whether `op` may send its next request now: none in flight (one whose process died, or unanswered for
+    /// 200 ticks, is forgotten) and its retry time reached.
+    func mayAsk(_ op: SimOperator) -> Bool {
+        if let a = op.asked {
+            if node(a.node).incarnation != a.incarnation || !node(a.node).alive || tick > a.tick + 200 { op.asked = nil } else { return false }
+        }
+        return tick >= op.retryAt
     }
 }

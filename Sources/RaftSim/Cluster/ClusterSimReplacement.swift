@@ -8,7 +8,7 @@ import Raft
 /// removed. With a `backup`, the spare itself dies for good while the replicas move to it (some moves promoted,
 /// some not), and is replaced in turn by the backup: the unpromoted moves roll back, everything goes to the
 /// backup, and both the victim and the dead spare are removed.
-final class SimReplacement {
+final class SimReplacement: SimOperator {
     enum Phase: String { case waiting, adding, replacing, moving, addingBackup, replacingSpare, removing, removingSpare, leavingMeta, done }
     let victim: NodeID
     /// The node the replicas go to: the spare, or the backup once the spare died.
@@ -50,12 +50,8 @@ final class SimReplacement {
 extension ClusterSimulation {
     /// One step of the replacement, every tick.
     func driveReplacement() {
-        guard let r = replacement, !r.done else { return }
-        if let a = r.asked {
-            // A request whose process died (or that went unanswered for long) is asked again elsewhere.
-            if node(a.node).incarnation != a.incarnation || !node(a.node).alive || tick > a.tick + 200 { r.asked = nil } else { return }
-        }
-        guard tick >= r.retryAt else { return }
+        // A request whose process died (or that went unanswered for long) is asked again elsewhere.
+        guard let r = replacement, !r.done, mayAsk(r) else { return }
         switch r.phase {
         case .waiting:
             guard tick >= r.at, members.allSatisfy({ $0.alive && !$0.lostState && $0.crashAgainAt == nil && $0.core?.stopping != true }) else { return }
@@ -136,26 +132,9 @@ extension ClusterSimulation {
         v.crashAgainAt = nil
     }
 
-    /// Sends `request` to a random live member; runs `then` when it is taken (or refused as `treatAsDone` says:
-    /// an earlier attempt took effect but its answer was lost).
+    /// Sends `request` through a live member that is neither the spare nor a node leaving (`askMembership`).
     private func ask(_ request: MembershipRequest, treatAsDone: String? = nil, then: @escaping () -> Void) {
         guard let r = replacement else { return }
-        let alive = members.filter { $0.alive && $0.core?.stopping != true && $0.id != r.spare && !r.leaving.contains($0.id) }
-        guard !alive.isEmpty else { return }
-        let n = alive[rng.below(alive.count)]
-        r.asked = (n.id, n.incarnation, tick)
-        let incarnation = n.incarnation
-        n.core!.execute(.membership(request), session: ClientSession()) { [unowned self] result in
-            guard let a = r.asked, a.node == n.id, a.incarnation == incarnation else { return }
-            r.asked = nil
-            switch result {
-            case .success:
-                then()
-            case .failure(let e):
-                if let done = treatAsDone, e.message.contains(done) { then(); return }
-                note("\(request) through node \(n.id): \(e.message); asking again")
-                r.retryAt = self.tick + 10
-            }
-        }
+        askMembership(request, for: r, excluding: Set([r.spare] + r.leaving), treatAsDone: treatAsDone, then: then)
     }
 }

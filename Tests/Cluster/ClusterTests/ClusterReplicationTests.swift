@@ -14,17 +14,6 @@ final class ClusterReplicationTests: XCTestCase {
         cluster = nil
     }
 
-    private func embedding(_ i: Int) -> [Float] {
-        let a = Double(i) * 0.05
-        return [Float(cos(a)), Float(sin(a)), Float(i % 3) * 0.1, 0.5]
-    }
-
-    private func cosineDistance(_ a: [Float], _ b: [Float]) -> Float {
-        var dot: Float = 0, na: Float = 0, nb: Float = 0
-        for j in 0..<a.count { dot += a[j] * b[j]; na += a[j] * a[j]; nb += b[j] * b[j] }
-        return 1 - dot / (na.squareRoot() * nb.squareRoot())
-    }
-
     /// A request retried while shards elect or a leadership moves (503, or no answer from a node just killed).
     private func retried(_ node: Int, _ method: String, _ path: String, _ body: String = "") -> LocalTestCluster.Reply {
         var r = cluster.http(node, method, path, body, timeout: 10)
@@ -53,7 +42,7 @@ final class ClusterReplicationTests: XCTestCase {
         // Concepts with embeddings, and a chain of associations 0 → 1 → … → 39 that crosses shards at every hop.
         let n = 40
         for i in 0..<n {
-            let e = embedding(i).map { "\($0)" }.joined(separator: ",")
+            let e = circleEmbedding(i).map { "\($0)" }.joined(separator: ",")
             let r = retried(1 + i % 5, "POST", "/v1/concepts", #"{"id":"\#(conceptID(i))","content":"c\#(i)","embedding":[\#(e)]}"#)
             XCTAssertEqual(r.status, 200, r.text)
         }
@@ -63,7 +52,7 @@ final class ClusterReplicationTests: XCTestCase {
         }
         let q: [Float] = [Float(cos(1.27)), Float(sin(1.27)), 0.03, 0.5]
         let qs = q.map { "\($0)" }.joined(separator: ",")
-        let truth = (0..<n).sorted { cosineDistance(embedding($0), q) < cosineDistance(embedding($1), q) }.prefix(7).map { conceptID($0).description }
+        let truth = (0..<n).sorted { cosineDistance(circleEmbedding($0), q) < cosineDistance(circleEmbedding($1), q) }.prefix(7).map { conceptID($0).description }
 
         func everyReadAnswers(through nodes: ClosedRange<Int>, _ label: String) {
             for node in nodes {

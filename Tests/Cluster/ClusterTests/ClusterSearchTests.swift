@@ -13,17 +13,6 @@ final class ClusterSearchTests: XCTestCase {
         cluster = nil
     }
 
-    private func embedding(_ i: Int) -> [Float] {
-        let a = Double(i) * 0.05
-        return [Float(cos(a)), Float(sin(a)), Float(i % 3) * 0.1, 0.5]
-    }
-
-    private func cosineDistance(_ a: [Float], _ b: [Float]) -> Float {
-        var dot: Float = 0, na: Float = 0, nb: Float = 0
-        for j in 0..<a.count { dot += a[j] * b[j]; na += a[j] * a[j]; nb += b[j] * b[j] }
-        return 1 - dot / (na.squareRoot() * nb.squareRoot())
-    }
-
     private func ids(_ r: LocalTestCluster.Reply) -> [String] {
         ((r.json?["results"] as? [[String: Any]]) ?? []).compactMap { $0["id"] as? String }
     }
@@ -39,7 +28,7 @@ final class ClusterSearchTests: XCTestCase {
             XCTAssertEqual(r.status, 200, "\(path): \(r.text)")
         }
         for i in 0..<n {
-            let e = embedding(i).map { "\($0)" }.joined(separator: ",")
+            let e = circleEmbedding(i).map { "\($0)" }.joined(separator: ",")
             retried("POST", "/v1/concepts", #"{"id":"\#(conceptID(i))","content":"c\#(i)","embedding":[\#(e)],"strength":\#(i % 2 == 0 ? 0.9 : 0.2),"confidence":\#(i < 30 ? 1 : 0.4)}"#)
         }
         // Concepts 0, 10, 20, … cause the next one: both ends have a causal association.
@@ -52,7 +41,7 @@ final class ClusterSearchTests: XCTestCase {
         // Between concepts (no two at the same distance): angle 1.27, between concepts 25 and 26.
         let q: [Float] = [Float(cos(1.27)), Float(sin(1.27)), 0.03, 0.5]
         let qs = q.map { "\($0)" }.joined(separator: ",")
-        let truth = (0..<n).sorted { cosineDistance(embedding($0), q) < cosineDistance(embedding($1), q) }
+        let truth = (0..<n).sorted { cosineDistance(circleEmbedding($0), q) < cosineDistance(circleEmbedding($1), q) }
         func expected(_ k: Int, _ pass: (Int) -> Bool) -> [String] { truth.filter(pass).prefix(k).map { conceptID($0).description } }
 
         for node in 1...3 {
