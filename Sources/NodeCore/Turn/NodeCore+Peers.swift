@@ -307,18 +307,30 @@ extension NodeCore {
     /// Who leads group `s` as far as this node can tell: its replica's Raft core — unless this node is outside
     /// the shard's group (the map lists no replica here, or its core no longer counts itself a member: a
     /// replica that moved away, whose core remembers the last leader it heard for good), then the map's hint.
+    /// Outside the group, the hint may name a node that died: then the leader a voter named in a NOT_LEADER
+    /// answer (`outsideLeaders`), or else any voter this node is linked to — it answers NOT_LEADER naming the
+    /// leader it knows.
     func knownLeader(of s: Int) -> NodeID {
         let heard = groupRaft(s).leader
         guard s < metaGroup, let map = meta.map, s < map.shardCount else { return heard }
         let outside = !map.shards[s].holds(config.nodeID) || !replicas[s].raft.confState.contains(config.nodeID)
-        guard outside, map.shards[s].leaderHint != noNode else { return heard }
-        return map.shards[s].leaderHint
+        guard outside else { return heard }
+        let p = map.shards[s]
+        if let learned = outsideLeaders[s], p.voters.contains(learned), io.isConnected(learned) { return learned }
+        if p.leaderHint != noNode, io.isConnected(p.leaderHint) { return p.leaderHint }
+        if let voter = p.voters.first(where: { $0 != config.nodeID && io.isConnected($0) }) { return voter }
+        return p.leaderHint != noNode ? p.leaderHint : heard
     }
 
     /// Sends `op` for group `s` to `target`, or (nil) to the group's leader as this node knows it; `done` gets the
     /// answer, or a failure if the link is down or no answer comes within `forwardTimeoutTicks`.
     func forward(_ op: ForwardOp, shard s: Int, to target: NodeID? = nil, _ done: @escaping (ForwardResult) -> Void) {
         let leader = target ?? knownLeader(of: s)
+        // A NOT_LEADER answer for a shard this node is outside of names the leader: remembered for the next try.
+        let done: (ForwardResult) -> Void = { [weak self] result in
+            if case .failed(.notLeader(let l)) = result, l != noNode, s < (self?.metaGroup ?? 0) { self?.outsideLeaders[s] = l }
+            done(result)
+        }
         guard leader != noNode, leader != config.nodeID else {
             done(.failed(NodeCore.noLeader(s)))
             return

@@ -69,6 +69,8 @@ package final class NodeCore {
     /// A map change this node proposed by itself (`tellTheMap`) is in flight; when it last said it leads each shard.
     var mapChangeInFlight = false
     var leaderHintToldAt: [Int: UInt64] = [:]
+    /// For shards outside this node's groups: the leader a NOT_LEADER answer named last (`knownLeader`).
+    var outsideLeaders: [Int: NodeID] = [:]
     /// Shards whose leader here told the map a move's progress and waits for the answer (`reconcileMembership`).
     var movesTold: Set<Int> = []
     /// The peers (and addresses) last handed to the driver from the map (`mapApplied`).
