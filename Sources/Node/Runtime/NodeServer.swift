@@ -57,6 +57,9 @@ public final class NodeServer {
     public var onReload: (() -> Void)?
     /// The WAL write that found no space, kept (with when it started) until the core asks for it again.
     var stalledWrite: (TurnWrite, UInt64)?
+    /// WAL bytes written since the free space was last measured: measured again after every eighth of the floor
+    /// (at least 1 MiB), so writes cannot run past the floor between the once-a-second measurements.
+    var walBytesSinceDiskMeasure: UInt64 = 0
     /// A content digest is being hashed on the thread pool (one at a time per node: each costs O(n log n)).
     var digestInFlight = false
     /// The online backup this node took and is serving to its taker (`NodeServer+Backup.swift`).
@@ -378,6 +381,11 @@ extension NodeServer: NodeIO {
                 if let p = prepared.meta { self.metaEngine.complete(p) }
                 let now = self.nanos
                 self.core.metrics.walBytes += UInt64(bytes)
+                self.walBytesSinceDiskMeasure += UInt64(bytes)
+                if self.config.minFreeDiskBytes > 0, self.walBytesSinceDiskMeasure >= max(1 << 20, self.config.minFreeDiskBytes / 8) {
+                    self.walBytesSinceDiskMeasure = 0
+                    self.measureDiskSpace()
+                }
                 self.core.writeCompleted(now: now, tookNanos: now - started)
                 self.binaryFrontEnd?.flush()
             })
