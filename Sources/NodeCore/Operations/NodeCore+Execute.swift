@@ -302,15 +302,19 @@ extension NodeCore {
         }
     }
 
-    /// Runs `step` on every shard at once; `done` once all have answered, with the first failure (as a client
-    /// error: not-leader becomes unavailable — the caller cannot be redirected for a step on every shard).
-    func onEveryShard(_ step: (Int, @escaping (Result<Void, ReplicaError>) -> Void) -> Void, _ done: @escaping (ClientError?) -> Void) {
-        var remaining = replicas.count
+    /// Runs `step` on each of `shards` (every shard when nil) at once; `done` once all have answered, with the
+    /// first failure (as a client error: not-leader becomes unavailable — the caller cannot be redirected for a
+    /// step on several shards).
+    func onEveryShard(of shards: [Int]? = nil, _ step: (Int, @escaping (Result<Void, ReplicaError>) -> Void) -> Void,
+                      _ done: @escaping (ClientError?) -> Void) {
+        let shards = shards ?? Array(replicas.indices)
+        if shards.isEmpty { done(nil); return }
+        var remaining = shards.count
         var failure: ClientError?
-        for r in replicas {
-            step(r.shard) { [weak self] result in
+        for s in shards {
+            step(s) { [weak self] result in
                 if case .failure(let e) = result, failure == nil {
-                    failure = self?.clientError(e, shard: r.shard) ?? ClientError(.unavailable, "the node is stopping")
+                    failure = self?.clientError(e, shard: s) ?? ClientError(.unavailable, "the node is stopping")
                     if failure!.code == .notLeader { failure!.code = .unavailable }
                 }
                 remaining -= 1
@@ -338,15 +342,7 @@ extension NodeCore {
     }
 
     private func settleAllIntents(_ done: @escaping (Result<Void, ClientError>) -> Void) {
-        var remaining = replicas.count
-        var failure: ClientError?
-        for r in replicas {
-            waitForIntents(shard: r.shard, Set(r.state.txns.intents.keys)) { result in
-                if case .failure(let e) = result, failure == nil { failure = e }
-                remaining -= 1
-                if remaining == 0 { done(failure.map { .failure($0) } ?? .success(())) }
-            }
-        }
+        settleIntents(of: Array(replicas.indices), done)
     }
 
     private func findPath(_ from: ConceptID, _ to: ConceptID, _ depth: Int) -> Result<ClientReply, ClientError> {

@@ -99,19 +99,8 @@ extension NodeCore {
 
     /// A read barrier on each of `shards` (held here) for a linearizable read; nothing for a stale one.
     func barrier(_ shards: [Int], _ consistency: ReadConsistency, _ done: @escaping (ClientError?) -> Void) {
-        if consistency == .stale || config.unsafeLocalReads || shards.isEmpty { done(nil); return }
-        var remaining = shards.count
-        var failure: ClientError?
-        for s in shards {
-            readBarrier(shard: s) { [weak self] result in
-                if case .failure(let e) = result, failure == nil {
-                    failure = self?.clientError(e, shard: s) ?? ClientError(.unavailable, "the node is stopping")
-                    if failure!.code == .notLeader { failure!.code = .unavailable }
-                }
-                remaining -= 1
-                if remaining == 0 { done(failure) }
-            }
-        }
+        if consistency == .stale || config.unsafeLocalReads { done(nil); return }
+        onEveryShard(of: shards, { s, answered in self.readBarrier(shard: s, answered) }, done)
     }
 
     /// For a linearizable read: waits for the transactions holding intents on what `read` reads (every intent of

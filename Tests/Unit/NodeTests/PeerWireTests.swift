@@ -108,7 +108,9 @@ final class PeerWireTests: XCTestCase {
         var w = ByteWriter(capacity: 64)
         w.u32(0); w.u8(6); w.u64(1); w.u64(1); w.u32(0); w.u8(5); w.u8(0); w.u8(3); w.u32(4000)
         w.patchU32(UInt32(w.bytes.count - 4), at: 0)
-        XCTAssertThrowsError(try w.bytes.dropFirst(4).withUnsafeBytes { try PeerFrame.decode($0) })
+        XCTAssertThrowsError(try w.bytes.dropFirst(4).withUnsafeBytes { try PeerFrame.decode($0) }) {
+            XCTAssertEqual(($0 as? PeerWireError)?.description, "an out-edge read of 4000 ids", "refused by the count check, not by running out of bytes")
+        }
     }
 
     /// Before a link's handshake is accepted, a frame above the handshake cap is refused from its header alone.
