@@ -69,13 +69,12 @@ public final class ShardReplica {
         self.shard = shard
         self.log = log
         self.limits = limits
-        let snap = try log.snapshot()
+        let snap = log.snapshotMetadata.index == 0 ? Snapshot(metadata: log.snapshotMetadata) : try log.snapshotWithData()
         if snap.isEmpty || snap.data.isEmpty {
             state = ShardState(limits: limits)
         } else {
             state = try ShardState.restore(from: snap.data, limits: limits)
         }
-        log.dropSnapshotCache()
         appliedIndex = snap.metadata.index
         snapshotIndex = snap.metadata.index
         self.vectors = vectors
@@ -221,6 +220,13 @@ public final class ShardReplica {
         return true
     }
 
+    /// `checkSnapshot` for an image streamed into a file (`image`): restored from the mapped file, checked against
+    /// the file's checksum first. Throws why it does not restore.
+    public func checkSnapshot(_ image: SnapshotImage) throws {
+        let restored = try image.withBytes { (buf) throws(ShardSnapshotError) in try ShardState.restore(from: buf, limits: limits) }
+        checkedSnapshot = (image.metadata.index, image.metadata.term, restored)
+    }
+
     /// Drops the state `checkSnapshot` kept unless Raft took that snapshot to install (a stale or duplicate
     /// snapshot message is ignored by Raft: its restored state must not stay in memory). The node calls it after
     /// stepping a snapshot message.
@@ -235,7 +241,10 @@ public final class ShardReplica {
             state = c.state
         } else {
             do {
-                state = try ShardState.restore(from: snap.data, limits: limits)
+                // The message came streamed (no data in it): its image is the log's snapshot now (installed and
+                // durable before this runs).
+                let data = snap.data.isEmpty ? try log.snapshotWithData().data : snap.data
+                state = try ShardState.restore(from: data, limits: limits)
             } catch {
                 preconditionFailure("shard \(shard): snapshot at \(snap.metadata.index) from the leader is unreadable: \(error)")
             }

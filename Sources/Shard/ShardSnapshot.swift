@@ -64,9 +64,17 @@ extension ShardState {
 
     /// Rebuilds a shard from `snapshotData()`'s bytes. The cluster's dimension must match the snapshot's.
     public static func restore(from bytes: [UInt8], limits: ShardLimits) throws(ShardSnapshotError) -> ShardState {
-        guard bytes.count >= 8 + 4 + 4, Array(bytes[0..<8]) == snapshotMagic else { throw .notASnapshot }
+        let r: Result<ShardState, ShardSnapshotError> = bytes.withUnsafeBytes { buf in
+            do throws(ShardSnapshotError) { return .success(try restore(from: buf, limits: limits)) } catch { return .failure(error) }
+        }
+        return try r.get()
+    }
+
+    /// Rebuilds a shard from an image wherever it is (a mapped file: nothing of it copied to the heap but the state).
+    public static func restore(from buf: UnsafeRawBufferPointer, limits: ShardLimits) throws(ShardSnapshotError) -> ShardState {
+        guard buf.count >= 8 + 4 + 4, Array(buf[0..<8]) == snapshotMagic else { throw .notASnapshot }
         var result: Result<ShardState, ShardSnapshotError> = .failure(.truncated)
-        bytes.withUnsafeBytes { buf in
+        ({ () -> Void in
             var r = ByteReader(buf, from: 8, to: buf.count - 4)
             do {
                 let version = try r.u32()
@@ -138,7 +146,7 @@ extension ShardState {
             } catch {
                 result = .failure(.truncated)
             }
-        }
+        })()
         return try result.get()
     }
 }

@@ -15,9 +15,12 @@ public final class GroupLog: RaftStorage {
     public private(set) var compactIndex: LogIndex = 0
     public private(set) var compactTerm: Term = 0
     private var entries: [Entry] = []
-    /// Reads the snapshot data from its file when the core asks for it.
-    var loadSnapshotData: ((SnapshotMetadata) throws(WALError) -> [UInt8])?
-    private var cachedSnapshot: Snapshot?
+    /// Opens the saved snapshot image (its file, or the memory store's bytes) for reads by range.
+    var openSnapshotImage: ((SnapshotMetadata) throws(WALError) -> SnapshotImage)?
+    /// Starts receiving an image from a leader (a file in `snap/incoming/`, or memory).
+    var makeSpool: ((SnapshotMetadata, UInt64) throws(WALError) -> SnapshotSpool)?
+    /// The snapshot whose file was last found sound (header and size), so `snapshot()` opens it once.
+    private var checkedImage: SnapshotMetadata?
 
     init(group: UInt64) { self.group = group }
 
@@ -48,20 +51,35 @@ public final class GroupLog: RaftStorage {
         return Array(entries[start..<end])
     }
 
+    /// The newest snapshot's metadata, WITHOUT its image: the image stays in its file and is read by range when a
+    /// follower needs it (`snapshotImage`), so no shard's image is ever held in memory for the consensus core. A
+    /// snapshot message the core builds from it carries no data; the node fills it in or streams it. Throws
+    /// `.snapshotTemporarilyUnavailable` while the file is missing or its header is unsound.
     public func snapshot() throws(StorageError) -> Snapshot {
-        if let s = cachedSnapshot, s.metadata == snapshotMetadata { return s }
-        if snapshotMetadata.index == 0 { return Snapshot(metadata: snapshotMetadata) }
-        guard let load = loadSnapshotData, let data = try? load(snapshotMetadata) else {
-            throw .snapshotTemporarilyUnavailable
-        }
-        let s = Snapshot(metadata: snapshotMetadata, data: data)
-        cachedSnapshot = s
-        return s
+        if snapshotMetadata.index == 0 || checkedImage == snapshotMetadata { return Snapshot(metadata: snapshotMetadata) }
+        guard (try? snapshotImage()) != nil else { throw .snapshotTemporarilyUnavailable }
+        checkedImage = snapshotMetadata
+        return Snapshot(metadata: snapshotMetadata)
     }
 
-    /// Forgets the cached snapshot bytes (they are read from the file again if a follower needs them). The
-    /// replica calls it once it has restored its state, so a restart does not hold every shard's image twice.
-    public func dropSnapshotCache() { cachedSnapshot = nil }
+    /// The newest snapshot's image, opened for reads by range (nil: no snapshot yet).
+    public func snapshotImage() throws(WALError) -> SnapshotImage? {
+        guard snapshotMetadata.index > 0 else { return nil }
+        guard let open = openSnapshotImage else { preconditionFailure("group \(group) has no snapshot store") }
+        return try open(snapshotMetadata)
+    }
+
+    /// The newest snapshot with its whole image, checked against its checksum (opening a replica, tests).
+    public func snapshotWithData() throws(WALError) -> Snapshot {
+        guard let image = try snapshotImage() else { return Snapshot(metadata: snapshotMetadata) }
+        return Snapshot(metadata: snapshotMetadata, data: try image.readAll())
+    }
+
+    /// A spool for an image of `total` bytes at `metadata` being received from a leader.
+    public func receiveImage(_ metadata: SnapshotMetadata, total: UInt64) throws(WALError) -> SnapshotSpool {
+        guard let make = makeSpool else { preconditionFailure("group \(group) has no snapshot store") }
+        return try make(metadata, total)
+    }
 
     /// Every entry currently held (for inspection and tests).
     public var allEntries: [Entry] { entries }

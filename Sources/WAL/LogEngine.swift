@@ -239,7 +239,8 @@ public final class LogEngine {
         if let g = groups[id] { return g }
         let g = GroupLog(group: id)
         let store = snapshots
-        g.loadSnapshotData = { (m) throws(WALError) in try store.read(group: id, metadata: m) }
+        g.openSnapshotImage = { (m) throws(WALError) in try store.openImage(group: id, metadata: m) }
+        g.makeSpool = { (m, total) throws(WALError) in try store.spool(group: id, metadata: m, total: total) }
         groups[id] = g
         return g
     }
@@ -324,8 +325,8 @@ public final class LogEngine {
                 preconditionFailure("WAL: a durable record does not fit group \(r.group): \(error)")
             }
         }
-        for (g, s) in p.snapshotFiles where s.metadata.index > 0 {
-            try? snapshots.removeOlder(group: g, than: group(g).snapshotMetadata.index)
+        for f in p.snapshotFiles where f.snapshot.metadata.index > 0 {
+            try? snapshots.removeOlder(group: f.group, than: group(f.group).snapshotMetadata.index)
         }
         collectGarbage()
     }

@@ -19,12 +19,13 @@ public final class MemoryLogStore {
     public func group(_ id: UInt64) -> GroupLog {
         if let g = groups[id] { return g }
         let g = GroupLog(group: id)
-        g.loadSnapshotData = { [unowned self] (m) throws(WALError) in
+        g.openSnapshotImage = { [unowned self] (m) throws(WALError) in
             guard let s = self.snapshotData[id], s.metadata == m else {
                 throw WALError.badSnapshot(path: "memory snapshot of group \(id)", detail: "no snapshot at index \(m.index)")
             }
-            return s.data
+            return SnapshotImage(group: id, metadata: m, bytes: s.data)
         }
+        g.makeSpool = { (m, total) in SnapshotSpool.inMemory(group: id, metadata: m, total: total) }
         groups[id] = g
         return g
     }
@@ -41,7 +42,9 @@ public final class MemoryLogStore {
     public func complete(_ w: PreparedMemoryWrite) {
         precondition(inFlight === w, "complete of a write that is not in flight")
         inFlight = nil
-        for (g, s) in w.snapshots where s.metadata.index > 0 {
+        for f in w.snapshots where f.snapshot.metadata.index > 0 {
+            precondition(f.adopting == nil, "the memory store spools in memory: nothing to adopt")
+            let (g, s) = (f.group, f.snapshot)
             if (snapshotData[g]?.metadata.index ?? 0) <= s.metadata.index { snapshotData[g] = (s.metadata, s.data) }
         }
         for r in w.records {
@@ -62,8 +65,8 @@ public final class MemoryLogStore {
 /// A write prepared by `MemoryLogStore`, waiting to be completed (or lost in a crash).
 public final class PreparedMemoryWrite {
     let records: [WALRecord]
-    let snapshots: [(group: UInt64, snapshot: Snapshot)]
-    init(records: [WALRecord], snapshots: [(group: UInt64, snapshot: Snapshot)]) {
+    let snapshots: [SnapshotFileWrite]
+    init(records: [WALRecord], snapshots: [SnapshotFileWrite]) {
         self.records = records
         self.snapshots = snapshots
     }

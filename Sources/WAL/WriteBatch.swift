@@ -1,5 +1,14 @@
 import Raft
 
+/// A snapshot file a write makes durable before its frame: the image in `snapshot.data`, written out; or, for an
+/// image received from a leader and already on disk (`SnapshotSpool`), that file adopted (renamed into place).
+public struct SnapshotFileWrite: Sendable {
+    public let group: UInt64
+    public let snapshot: Snapshot
+    /// The received image's file to rename into place (nil: write `snapshot.data`).
+    public let adopting: String?
+}
+
 /// The changes of one event-loop turn, for any number of groups, made durable together by one frame and one
 /// fdatasync (group commit). Build it, then `LogEngine.prepare` → `PreparedWrite.perform` → `LogEngine.complete`.
 public struct WriteBatch {
@@ -9,7 +18,7 @@ public struct WriteBatch {
     }
 
     var ops: [Op] = []
-    var snapshotFiles: [(group: UInt64, snapshot: Snapshot)] = []
+    var snapshotFiles: [SnapshotFileWrite] = []
 
     public init() {}
 
@@ -30,15 +39,29 @@ public struct WriteBatch {
         ops.append(.record(.snapshotSaved(group: group, SnapshotMetadata(index: 0, term: 0, confState: cs))))
     }
 
-    /// A snapshot received from the leader: its file is written, then it replaces the group's whole log.
-    public mutating func installSnapshot(group: UInt64, _ snap: Snapshot) {
-        snapshotFiles.append((group, snap))
+    /// A snapshot received from the leader: its file is written (or `image`, received into a file, is adopted),
+    /// then it replaces the group's whole log.
+    public mutating func installSnapshot(group: UInt64, _ snap: Snapshot, image: SnapshotImage? = nil) {
+        if let image {
+            precondition(image.group == group && image.metadata == snap.metadata, "group \(group): the image at \(image.metadata.index) is not the snapshot at \(snap.metadata.index)")
+            if let path = image.path {
+                snapshotFiles.append(SnapshotFileWrite(group: group, snapshot: Snapshot(metadata: snap.metadata), adopting: path))
+            } else {
+                var s = snap
+                s.data = (try? image.readAll()) ?? []   // in memory: cannot fail
+                snapshotFiles.append(SnapshotFileWrite(group: group, snapshot: s, adopting: nil))
+            }
+        } else {
+            precondition(snap.isEmpty || !snap.data.isEmpty, "group \(group): a snapshot at \(snap.metadata.index) to install without its image")
+            snapshotFiles.append(SnapshotFileWrite(group: group, snapshot: snap, adopting: nil))
+        }
         ops.append(.record(.snapshotInstalled(group: group, snap.metadata)))
     }
 
     /// A snapshot the application took of its own state (entries are kept until `compact`).
     public mutating func saveSnapshot(group: UInt64, _ snap: Snapshot) {
-        snapshotFiles.append((group, snap))
+        precondition(!snap.data.isEmpty, "group \(group): a snapshot at \(snap.metadata.index) to save without its image")
+        snapshotFiles.append(SnapshotFileWrite(group: group, snapshot: snap, adopting: nil))
         ops.append(.record(.snapshotSaved(group: group, snap.metadata)))
     }
 
@@ -83,9 +106,10 @@ public struct WriteBatch {
         return records
     }
 
-    /// Everything a Raft `Ready` asks to persist, in the required order: snapshot, entries, hard state.
-    public mutating func add(_ rd: Ready, group: UInt64) {
-        if let s = rd.snapshot { installSnapshot(group: group, s) }
+    /// Everything a Raft `Ready` asks to persist, in the required order: snapshot, entries, hard state. `image`:
+    /// the received image of the Ready's snapshot, when its message came streamed (without data).
+    public mutating func add(_ rd: Ready, group: UInt64, image: SnapshotImage? = nil) {
+        if let s = rd.snapshot { installSnapshot(group: group, s, image: s.data.isEmpty ? image : nil) }
         append(group: group, entries: rd.entries)
         if let hs = rd.hardState { setHardState(group: group, hs) }
     }
@@ -100,7 +124,7 @@ public final class PreparedWrite: @unchecked Sendable {
     let offset: Int
     let bytes: [UInt8]
     let records: [WALRecord]
-    let snapshotFiles: [(group: UInt64, snapshot: Snapshot)]
+    let snapshotFiles: [SnapshotFileWrite]
     let snapshots: SnapshotStore
     let frameSeqs: ClosedRange<UInt64>
     /// Preallocation: zeros written and made durable here *before* the data, if set (docs/WAL.md).
@@ -110,7 +134,7 @@ public final class PreparedWrite: @unchecked Sendable {
     private var attemptedSegment = false
 
     init(file: RawFile?, newSegment: (path: String, directory: String)?, offset: Int, bytes: [UInt8],
-         records: [WALRecord], snapshotFiles: [(group: UInt64, snapshot: Snapshot)], snapshots: SnapshotStore,
+         records: [WALRecord], snapshotFiles: [SnapshotFileWrite], snapshots: SnapshotStore,
          frameSeqs: ClosedRange<UInt64>, allocate: Range<Int>? = nil) {
         self.allocate = allocate
         self.file = file
@@ -134,8 +158,12 @@ public final class PreparedWrite: @unchecked Sendable {
     /// overwritten and nothing is acknowledged before one attempt's fdatasync succeeds. Any other error leaves
     /// the log in an unknown state: the engine must be abandoned (`LogEngine.abandon`).
     public func perform() throws(WALError) {
-        for (g, s) in snapshotFiles where s.metadata.index > 0 {
-            try snapshots.write(group: g, metadata: s.metadata, data: s.data)
+        for f in snapshotFiles where f.snapshot.metadata.index > 0 {
+            if let received = f.adopting {
+                try snapshots.adopt(received, group: f.group, metadata: f.snapshot.metadata)
+            } else {
+                try snapshots.write(group: f.group, metadata: f.snapshot.metadata, data: f.snapshot.data)
+            }
         }
         if let seg = newSegment {
             if attemptedSegment {

@@ -48,7 +48,7 @@ package final class MetaReplica {
         self.log = log
         self.clusterID = clusterID
         self.shardCount = shardCount
-        let snap = try log.snapshot()
+        let snap = log.snapshotMetadata.index == 0 ? Snapshot(metadata: log.snapshotMetadata) : try log.snapshotWithData()
         if !snap.isEmpty && !snap.data.isEmpty {
             switch ClusterMap.decode(snap.data) {
             case .success(let m):
@@ -60,7 +60,6 @@ package final class MetaReplica {
                 throw MetaLogDamage(description: "the cluster map snapshot at index \(snap.metadata.index) (meta group \(group)) does not decode: \(e)")
             }
         }
-        log.dropSnapshotCache()
         appliedIndex = snap.metadata.index
         snapshotIndex = snap.metadata.index
         var cfg = raftConfig

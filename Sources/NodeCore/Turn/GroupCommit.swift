@@ -61,8 +61,10 @@ struct GroupCommit {
     }
 
     /// Plans the turn's write from `readies` (each shard's, taken this turn). `log(shard)` is the shard's durable
-    /// log (for its persisted hard state and compaction point).
-    mutating func plan(_ readies: [(shard: Int, ready: Ready)], log: (Int) -> GroupLog) -> Plan {
+    /// log (for its persisted hard state and compaction point); `image(shard, snapshot)` the received image of a
+    /// snapshot to install that came streamed (its message without data), whose file the write adopts.
+    mutating func plan(_ readies: [(shard: Int, ready: Ready)], log: (Int) -> GroupLog,
+                       image: (Int, Snapshot) -> SnapshotImage) -> Plan {
         precondition(!writeInFlight, "a group-commit write is already in flight")
         var plan = Plan()
         var synced: [(shard: Int, ready: Ready)] = []
@@ -84,7 +86,8 @@ struct GroupCommit {
         for (s, hs) in lazyHardStates.sorted(by: { $0.key < $1.key }) { batch.setHardState(group: UInt64(s), hs) }
         lazyHardStates = [:]
         for (s, rd) in synced {
-            batch.add(rd, group: UInt64(s))
+            let streamed = rd.snapshot.flatMap { $0.isEmpty || !$0.data.isEmpty ? nil : image(s, $0) }
+            batch.add(rd, group: UInt64(s), image: streamed)
             if let hs = rd.hardState { persistedVotes[s] = (hs.term, hs.vote) }
         }
         for (s, snap, keepNoMargin) in snapshotsToSave {

@@ -1,5 +1,6 @@
 import Raft
 import Shard
+import WAL
 
 /// Frames from peers, and requests forwarded to the shard's leader on another node.
 extension NodeCore {
@@ -14,7 +15,9 @@ extension NodeCore {
                 refused(.misaddressed, shard: id.shard, from: peer, detail: "a snapshot stream from \(message.from) to \(message.to)")
                 break
             }
-            assembled(id, snapshotAssembler.begin(id, message: message, total: total, from: peer, now: ticks), from: peer)
+            let log = logs[Int(id.shard)]
+            assembled(id, snapshotAssembler.begin(id, message: message, total: total, from: peer, now: ticks,
+                                                   spool: { (m, total) throws(WALError) in try log.receiveImage(m, total: total) }), from: peer)
         case .snapshotChunk(let id, let offset, let bytes):
             metrics.snapshotBytesStreamedIn += UInt64(bytes.count)
             assembled(id, snapshotAssembler.chunk(id, offset: offset, bytes: bytes, from: peer, now: ticks), from: peer)
@@ -53,7 +56,8 @@ extension NodeCore {
 
     /// One Raft message from `peer`: checked (addressed here, every entry and snapshot image applicable), then
     /// stepped into its shard's core.
-    private func step(_ m: ShardMessage, from peer: NodeID) {
+    /// `imageChecked`: a streamed snapshot whose image (not in the message) `assembled` has restored already.
+    func step(_ m: ShardMessage, from peer: NodeID, imageChecked: Bool = false) {
         guard Int(m.shard) <= metaGroup, m.message.from == peer, m.message.to == config.nodeID else {
             refused(.misaddressed, shard: m.shard, from: peer,
                     detail: "a message for shard \(m.shard) from \(m.message.from) to \(m.message.to)")
@@ -68,7 +72,8 @@ extension NodeCore {
             return
         }
         // Nothing this node could not apply enters its log: check every entry and snapshot first.
-        if let why = PeerMessageCheck.check(m.message, limits: limits, restores: replicas[Int(m.shard)].checkSnapshot) {
+        let restores: (Snapshot) -> Bool = imageChecked ? { _ in true } : replicas[Int(m.shard)].checkSnapshot
+        if let why = PeerMessageCheck.check(m.message, limits: limits, restores: restores) {
             refused(why, shard: m.shard, from: peer, detail: "\(m.message.type) at term \(m.message.term)")
             return
         }
@@ -85,24 +90,6 @@ extension NodeCore {
             refused(.raft(why), shard: m.shard, from: peer, detail: "\(m.message.type) at term \(m.message.term)")
         }
         if m.message.snapshot != nil { replicas[Int(m.shard)].keepCheckedSnapshotOnlyIfPending() }
-    }
-
-    /// What the assembler made of a streamed snapshot's frame: an answer to its sender, and once whole, the
-    /// snapshot message stepped like one that came in a single frame.
-    private func assembled(_ id: SnapshotStreamID, _ outcome: SnapshotAssembler.Outcome, from peer: NodeID) {
-        switch outcome {
-        case .ack(let received):
-            _ = io.send(.snapshotAck(id, received: received), to: peer)
-        case .complete(let m):
-            _ = io.send(.snapshotAck(id, received: UInt64(m.snapshot!.data.count)), to: peer)
-            metrics.snapshotStreamsReceived += 1
-            logger.info("\(id): received whole from node \(peer) (\(m.snapshot!.data.count) bytes)")
-            step(ShardMessage(shard: id.shard, message: m), from: peer)
-        case .unknown:
-            break
-        case .refused(let why):
-            refused(.malformedSnapshotStream(why), shard: id.shard, from: peer, detail: "\(id)")
-        }
     }
 
     /// Counts a refused message and logs it, at most once per peer every 10 s (a hostile peer cannot flood

@@ -53,6 +53,11 @@ package final class NodeCore {
     var peerRejectionLog = PeerRejectionLog()
     /// Rate-limits the log line for messages too big to send, per shard.
     var oversizeLog = PeerRejectionLog()
+    /// Rate-limits the log line for snapshot images that cannot be read or kept, per shard.
+    var snapshotReadLog = PeerRejectionLog()
+    /// Images received from leaders whose install Raft holds pending, by shard: the write that makes the install
+    /// durable adopts each one's file (`NodeCore+SnapshotStreams.swift`).
+    var receivedImages: [Int: SnapshotImage] = [:]
 
     /// Monotonic nanoseconds, as last handed in by the driver.
     package private(set) var now: UInt64 = 0
@@ -295,7 +300,7 @@ package final class NodeCore {
         var readies: [(shard: Int, ready: Ready)] = []
         for r in replicas where r.raft.hasReady() { readies.append((r.shard, r.raft.ready())) }
         if meta.raft.hasReady() { readies.append((metaGroup, meta.raft.ready())) }
-        let plan = commit.plan(readies, log: { self.logs[$0] })
+        let plan = commit.plan(readies, log: { self.logs[$0] }, image: { self.takeReceivedImage(shard: $0, for: $1) })
         finish(plan.finishNow)
         for c in plan.callbacksNow { c() }
         if let batch = plan.batch { io.startWrite(batch) }
@@ -356,17 +361,13 @@ package final class NodeCore {
                 all.removeAll { $0.shard == UInt32(metaGroup) }
                 if all.isEmpty { continue }
             }
-            if io.wireVersion(of: peer) >= PeerFrame.snapshotStreamVersion {
-                // A snapshot bigger than a chunk is streamed (`SnapshotSender`), not sealed into one frame.
-                all.removeAll { m in
-                    guard m.message.type == .snapshot, Int(m.shard) != metaGroup, snapshotSender.shouldStream(m.message) else { return false }
-                    if !snapshotSender.start(m.message, shard: m.shard, to: peer, now: ticks) {
-                        logger.info("shard \(m.shard): streaming the snapshot at \(m.message.snapshot!.metadata.index) (\(m.message.snapshot!.data.count) bytes) to node \(peer) in chunks of \(snapshotSender.chunkBytes) bytes")
-                    }
-                    metrics.snapshotStreamsStarted += 1
-                    return true
-                }
+            // A snapshot message the core built from the log carries no image: it is streamed from the image's
+            // file (bigger than a chunk, to a peer that streams), or the image is read into it (small ones).
+            all = all.compactMap { m in
+                var m = m
+                return m.message.type != .snapshot || prepareSnapshot(&m, to: peer) ? m : nil
             }
+            if all.isEmpty { continue }
             var msgs = all
             if io.wireVersion(of: peer) >= 2 {
                 // Every shard's heartbeats of this turn travel as one compact list (wire version 2).
@@ -392,42 +393,6 @@ package final class NodeCore {
         outgoing.removeAll(keepingCapacity: true)
         sendSnapshotChunks()
         io.flushPeers()
-    }
-
-    /// The streamed snapshots' frames due now (begins, chunks within each stream's window).
-    private func sendSnapshotChunks() {
-        guard snapshotSender.count > 0 else { return }
-        var unreachable: Set<NodeID> = []
-        for (peer, frame) in snapshotSender.due(now: ticks) where !unreachable.contains(peer) {
-            if io.send(frame, to: peer) {
-                if case .snapshotChunk(_, _, let bytes) = frame { metrics.snapshotBytesStreamedOut += UInt64(bytes.count) }
-            } else {
-                unreachable.insert(peer)
-            }
-        }
-        for peer in unreachable.sorted() { snapshotStreamsEnded(to: peer) }
-    }
-
-    /// The streams to `peer` cannot go on (its link is down): each shard's Raft learns its snapshot failed.
-    func snapshotStreamsEnded(to peer: NodeID) {
-        for s in snapshotSender.cancel(peer: peer) {
-            metrics.snapshotStreamsFailed += 1
-            replicas[Int(s)].raft.reportSnapshot(to: peer, failed: true)
-        }
-    }
-
-    /// Once a tick: streams without progress for too long are abandoned (their snapshot failed), streams of
-    /// shards this node no longer leads are dropped, images not added to for long are forgotten.
-    func tickSnapshotStreams() {
-        for k in snapshotSender.expire(now: ticks) {
-            metrics.snapshotStreamsFailed += 1
-            logger.warning("shard \(k.shard): the snapshot streamed to node \(k.peer) made no progress for \(SnapshotSender.giveUpTicks) ticks; abandoned (Raft sends it again)")
-            replicas[Int(k.shard)].raft.reportSnapshot(to: k.peer, failed: true)
-        }
-        _ = snapshotSender.cancel { s in replicas[Int(s)].isLeader }
-        for id in snapshotAssembler.expire(now: ticks) {
-            logger.info("\(id): the stream stopped long ago; the part received is dropped")
-        }
     }
 
     /// Splits a turn's messages to `peer` into frames no larger than the peer frame limit (the receiver closes a

@@ -1,17 +1,20 @@
 import Raft
+import WAL
 
 /// The sending end of streamed snapshots (wire version 7): a Raft snapshot message whose image is bigger than one
 /// chunk leaves as a `snapshotBegin` (the message without its image, and the image's size), then `snapshotChunk`s
 /// of at most `chunkBytes`, at most `windowChunks` of them unacknowledged at a time — flow control: a slow
 /// receiver holds the sender back instead of filling its socket buffers, and no loop turn seals more than a window.
+/// The image is read by range from its file (`SnapshotImage`) as chunks leave: only the window's chunks are ever in
+/// memory, whatever the shard's size.
 ///
 /// Resumption: the receiver answers a begin with the bytes it already holds of that very image from this sender
 /// (`SnapshotAssembler`), so a stream cut by a dropped link or a lost frame continues where it stopped. Lost
 /// frames: a stream that made no progress for `resendTicks` sends its begin again (the answer says where to go on
 /// from); one that made none for `giveUpTicks` is abandoned, and the caller tells Raft the snapshot failed.
 ///
-/// Owns only its streams: one per (peer, shard); a new snapshot for the same pair replaces the old stream. Pure:
-/// ticks in, frames out.
+/// Owns only its streams: one per (peer, shard); a new snapshot for the same pair replaces the old stream.
+/// Deterministic: ticks in, frames out (the image's reads are its only I/O).
 struct SnapshotSender {
     struct Key: Hashable {
         var peer: NodeID
@@ -20,9 +23,10 @@ struct SnapshotSender {
 
     private struct Outgoing {
         let id: SnapshotStreamID
-        /// The whole Raft message, image included (the log's copy-on-write bytes: never copied whole here).
-        let message: Message
-        var total: UInt64 { UInt64(message.snapshot!.data.count) }
+        /// The Raft message without its image; the image, read by range.
+        let header: Message
+        let image: SnapshotImage
+        var total: UInt64 { image.size }
         /// Bytes the receiver said it holds; bytes sent so far (acknowledged or not).
         var acked: UInt64 = 0
         var sent: UInt64 = 0
@@ -66,16 +70,18 @@ struct SnapshotSender {
 
     var count: Int { streams.count }
 
-    /// Whether `m` (a snapshot message for shard `shard`) is streamed rather than sent in one frame.
-    func shouldStream(_ m: Message) -> Bool { (m.snapshot?.data.count ?? 0) > chunkBytes }
+    /// Whether an image of `size` bytes is streamed rather than sent in one frame.
+    func shouldStream(size: UInt64) -> Bool { size > UInt64(chunkBytes) }
 
-    /// Starts streaming snapshot message `m` of `shard` to `peer`; returns whether it replaced a stream to that
-    /// peer for that shard (abandoned: its snapshot failed).
-    mutating func start(_ m: Message, shard: UInt32, to peer: NodeID, now: UInt64) -> Bool {
-        guard let snap = m.snapshot else { preconditionFailure("only a snapshot message is streamed") }
+    /// Starts streaming `image`, the image of snapshot message `m` (sent without it) of `shard`, to `peer`;
+    /// returns whether it replaced a stream to that peer for that shard (abandoned: its snapshot failed).
+    mutating func start(_ m: Message, image: SnapshotImage, shard: UInt32, to peer: NodeID, now: UInt64) -> Bool {
+        guard var header = m.snapshot.map({ _ in m }) else { preconditionFailure("only a snapshot message is streamed") }
         precondition(m.to == peer, "a stream goes to the message's recipient")
-        let id = SnapshotStreamID(shard: shard, index: snap.metadata.index, term: snap.metadata.term)
-        let replaced = streams.updateValue(Outgoing(id: id, message: m, lastProgress: now, startedAt: now),
+        precondition(image.metadata == m.snapshot!.metadata && image.size > 0, "the image streamed is the message's snapshot's")
+        header.snapshot!.data = []
+        let id = SnapshotStreamID(shard: shard, index: image.metadata.index, term: image.metadata.term)
+        let replaced = streams.updateValue(Outgoing(id: id, header: header, image: image, lastProgress: now, startedAt: now),
                                            forKey: Key(peer: peer, shard: shard)) != nil
         return replaced
     }
@@ -88,19 +94,19 @@ struct SnapshotSender {
     }
 
     /// The frames due now, by peer: a begin not answered yet (again every `resendTicks`), then chunks up to the
-    /// window. A stream stuck for `resendTicks` asks again where to go on from (its begin, once more).
-    mutating func due(now: UInt64) -> [(peer: NodeID, frame: PeerFrame)] {
+    /// window. A stream stuck for `resendTicks` asks again where to go on from (its begin, once more). A stream
+    /// whose image cannot be read (its file damaged or gone) is removed and returned in `failed`, with why.
+    mutating func due(now: UInt64) -> (frames: [(peer: NodeID, frame: PeerFrame)], failed: [(key: Key, why: String)]) {
         var out: [(peer: NodeID, frame: PeerFrame)] = []
-        for key in streams.keys.sorted(by: { ($0.peer, $0.shard) < ($1.peer, $1.shard) }) {
+        var failed: [(key: Key, why: String)] = []
+        streamLoop: for key in streams.keys.sorted(by: { ($0.peer, $0.shard) < ($1.peer, $1.shard) }) {
             var s = streams[key]!
             if s.answered, now >= s.lastProgress + SnapshotSender.resendTicks, now >= (s.beginSentAt ?? 0) + SnapshotSender.resendTicks {
                 s.answered = false   // a chunk or an ack was lost, or the receiver restarted: ask again
             }
             if !s.answered {
                 if s.beginSentAt.map({ now >= $0 + SnapshotSender.resendTicks }) ?? true {
-                    var header = s.message
-                    header.snapshot!.data = []
-                    out.append((key.peer, .snapshotBegin(s.id, message: header, total: s.total)))
+                    out.append((key.peer, .snapshotBegin(s.id, message: s.header, total: s.total)))
                     s.beginSentAt = now
                 }
                 streams[key] = s
@@ -110,14 +116,19 @@ struct SnapshotSender {
             let window = UInt64(windowChunks * chunkBytes)
             while s.sent < s.total, s.sent - s.acked < window {
                 let end = min(s.sent + UInt64(chunkBytes), s.total)
-                let bytes = Array(s.message.snapshot!.data[Int(s.sent)..<Int(end)])
+                let bytes: [UInt8]
+                do { bytes = try s.image.read(offset: s.sent, count: Int(end - s.sent)) } catch {
+                    streams[key] = nil
+                    failed.append((key, "\(error)"))
+                    continue streamLoop
+                }
                 out.append((key.peer, .snapshotChunk(s.id, offset: s.sent, bytes: bytes)))
                 s.sent = end
             }
             assert(s.sent - s.acked <= UInt64(windowChunks * chunkBytes), "a stream sent past its window")
             streams[key] = s
         }
-        return out
+        return (out, failed)
     }
 
     /// `peer` holds `received` bytes of image `id`.
@@ -176,31 +187,37 @@ struct SnapshotSender {
     }
 }
 
-/// The receiving end of streamed snapshots: assembles each image from its chunks, in order, and hands back the
-/// whole Raft message once the last byte is in. At most one image per shard at a time (a begin for another image
-/// replaces it); each bounded by `maxBytes`, grown only as bytes arrive (a claimed size reserves nothing), and
-/// forgotten `keepTicks` after its last chunk — kept that long across a dropped link, so a stream resumes.
-/// A chunk out of place (duplicated, reordered, after a restart) changes nothing: the answer says where the
-/// image stands. Pure: ticks in, acknowledgements and messages out.
+/// The receiving end of streamed snapshots: writes each image, in order, as its chunks arrive, to a spool (a file
+/// under the WAL's `snap/incoming/`, or memory in the simulation) — never more of it in memory than a chunk — and
+/// hands back the Raft message without its image, and the image, once the last byte is in. At most one image per
+/// shard at a time (a begin for another image replaces it); each bounded by `maxBytes`, grown only as bytes
+/// arrive (a claimed size reserves nothing), and forgotten `keepTicks` after its last chunk — kept that long
+/// across a dropped link, so a stream resumes. A chunk out of place (duplicated, reordered, after a restart)
+/// changes nothing: the answer says where the image stands. Deterministic: ticks in, acknowledgements and
+/// images out (the spools' writes are its only I/O).
 struct SnapshotAssembler {
     private struct Incoming {
         let peer: NodeID
         let id: SnapshotStreamID
         let header: Message
-        let total: UInt64
-        var data: [UInt8]
+        let spool: SnapshotSpool
+        var total: UInt64 { spool.total }
         var touched: UInt64
     }
 
-    enum Outcome: Equatable {
+    enum Outcome {
         /// Answer the sender: this many bytes of the image are here.
         case ack(UInt64)
-        /// The image is whole: the message to step (and answer the sender with the total).
-        case complete(Message)
+        /// The image is whole: the message to step (without its image), and the image (answer the sender with
+        /// the total).
+        case complete(Message, SnapshotImage)
         /// Nothing here for such a chunk (no begin seen, or forgotten): no answer; the sender asks again.
         case unknown
         /// A protocol violation, said in words; the image is dropped.
         case refused(String)
+        /// This node could not keep what arrived (its disk), said in words: the image is dropped, nothing is
+        /// answered, and the sender's stream stops for want of progress (Raft tries again later).
+        case failedHere(String)
     }
 
     let maxBytes: UInt64
@@ -208,55 +225,70 @@ struct SnapshotAssembler {
     /// Images being assembled, by shard. A completed image is not remembered: a begin for it again means its
     /// sender wants it again (its final answer was lost, or Raft did not take it), so it starts over.
     private var incoming: [UInt32: Incoming] = [:]
-    /// Bytes held across every image being assembled.
-    var bytesHeld: Int { incoming.values.reduce(0) { $0 + $1.data.count } }
+    /// Bytes received across every image being assembled (on disk, or in the simulation's memory).
+    var bytesReceived: UInt64 { incoming.values.reduce(0) { $0 + $1.spool.received } }
 
     init(maxBytes: UInt64) { self.maxBytes = maxBytes }
 
-    mutating func begin(_ id: SnapshotStreamID, message: Message, total: UInt64, from peer: NodeID, now: UInt64) -> Outcome {
+    /// A begin for image `id` of `total` bytes: answered with the bytes already here of that very image from
+    /// `peer`, or a new spool (`spool(metadata, total)`, the shard's log's) replaces whatever this shard had.
+    mutating func begin(_ id: SnapshotStreamID, message: Message, total: UInt64, from peer: NodeID, now: UInt64,
+                        spool: (SnapshotMetadata, UInt64) throws(WALError) -> SnapshotSpool) -> Outcome {
         guard total > 0 else { return .refused("an empty snapshot image streamed") }
         guard total <= maxBytes else {
             return .refused("a snapshot image of \(total) bytes, over the limit of \(maxBytes) (--max-snapshot-bytes)")
         }
+        guard let meta = message.snapshot?.metadata, meta.index == id.index, meta.term == id.term else {
+            return .refused("a stream named \(id) for a message that is not its snapshot")
+        }
         if var cur = incoming[id.shard], cur.peer == peer, cur.id == id, cur.total == total {
             cur.touched = now
             incoming[id.shard] = cur
-            return .ack(UInt64(cur.data.count))
+            return .ack(cur.spool.received)
         }
-        incoming[id.shard] = Incoming(peer: peer, id: id, header: message, total: total, data: [], touched: now)
+        incoming.removeValue(forKey: id.shard)?.spool.discard()
+        do {
+            incoming[id.shard] = Incoming(peer: peer, id: id, header: message, spool: try spool(meta, total), touched: now)
+        } catch {
+            return .failedHere("\(error)")
+        }
         return .ack(0)
     }
 
     mutating func chunk(_ id: SnapshotStreamID, offset: UInt64, bytes: [UInt8], from peer: NodeID, now: UInt64) -> Outcome {
         guard var cur = incoming[id.shard], cur.peer == peer, cur.id == id else { return .unknown }
-        let have = UInt64(cur.data.count)
+        let have = cur.spool.received
         guard offset == have else { return .ack(have) }
         guard !bytes.isEmpty, offset + UInt64(bytes.count) <= cur.total else {
-            incoming[id.shard] = nil
+            incoming.removeValue(forKey: id.shard)?.spool.discard()
             return .refused("a chunk of \(bytes.count) bytes at \(offset) of an image of \(cur.total)")
         }
-        incoming[id.shard] = nil   // keeps `data` uniquely referenced while it grows
-        let needed = cur.data.count + bytes.count
-        if cur.data.capacity < needed {
-            // Doubling, but never asking for more than the image's size (the allocator may round it up a little).
-            cur.data.reserveCapacity(Int(min(cur.total, UInt64(max(needed, cur.data.capacity * 2)))))
+        do {
+            try cur.spool.append(bytes)
+        } catch {
+            incoming.removeValue(forKey: id.shard)?.spool.discard()
+            return .failedHere("\(error)")
         }
-        cur.data.append(contentsOf: bytes)
-        assert(UInt64(cur.data.count) <= cur.total, "an image grew past its size")
+        assert(cur.spool.received <= cur.total, "an image grew past its size")
         cur.touched = now
-        if UInt64(cur.data.count) == cur.total {
-            var m = cur.header
-            m.snapshot!.data = cur.data
-            return .complete(m)
+        if cur.spool.received == cur.total {
+            incoming[id.shard] = nil
+            do {
+                return .complete(cur.header, try cur.spool.finish())
+            } catch {
+                cur.spool.discard()
+                return .failedHere("\(error)")
+            }
         }
         incoming[id.shard] = cur
-        return .ack(UInt64(cur.data.count))
+        return .ack(cur.spool.received)
     }
 
-    /// Forgets images not added to for `keepTicks`; returns their names.
+    /// Forgets images not added to for `keepTicks` (their spools removed); returns their names.
     mutating func expire(now: UInt64) -> [SnapshotStreamID] {
         let old = incoming.values.filter { now >= $0.touched + SnapshotAssembler.keepTicks }.map(\.id)
-        for id in old { incoming[id.shard] = nil }
+            .sorted { $0.shard < $1.shard }
+        for id in old { incoming.removeValue(forKey: id.shard)?.spool.discard() }
         return old
     }
 }

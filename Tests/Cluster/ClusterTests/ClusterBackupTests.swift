@@ -113,7 +113,7 @@ final class ClusterBackupTests: XCTestCase {
                 }
             }
             if g.snapshotMetadata.index > 0 {
-                let data = try g.snapshot().data
+                let data = try g.snapshotWithData().data
                 if data.count >= 12 { formats.insert(UInt32(data[8]) | UInt32(data[9]) << 8 | UInt32(data[10]) << 16 | UInt32(data[11]) << 24) }
             }
         }

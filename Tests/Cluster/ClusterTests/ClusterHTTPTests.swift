@@ -609,6 +609,17 @@ final class ClusterHTTPTests: XCTestCase {
         XCTAssertGreaterThan(metricSum(node3, "sutra_snapshot_stream_bytes_received_total{"), 8192, "more than two chunks")
         let sent = (1...2).map { metricSum(cluster.http($0, "GET", "/metrics"), "sutra_snapshot_streams_sent_total{") }.reduce(0, +)
         XCTAssertGreaterThan(sent, 0, "a leader saw its stream acknowledged whole")
+        // The images came into files and were adopted (renamed into place) by the installs: nothing is left in
+        // `incoming/`, and the adopted files are the snapshots node 3 restarts from.
+        let incoming = "\(cluster.dir)/node3/wal/snap/incoming"
+        waitUntil(10, "node 3's received images adopted") {
+            ((try? FileManager.default.contentsOfDirectory(atPath: incoming)) ?? ["?"]).isEmpty
+        }
+        cluster.kill9(3)
+        try cluster.start(3)
+        try cluster.waitReady()
+        let lost = (0..<500).filter { cluster.http(3, "GET", "/v1/concepts/\(conceptID($0))?consistency=stale").status != 200 }
+        XCTAssertEqual(lost, [], "node 3 restarted from the adopted snapshots")
     }
 }
 

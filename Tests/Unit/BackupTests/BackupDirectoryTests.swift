@@ -60,7 +60,7 @@ final class BackupDirectoryTests: XCTestCase {
             XCTAssertEqual(log.snapshotMetadata.index, m.shards[s].appliedIndex)
             XCTAssertEqual(log.snapshotMetadata.confState.voters, [1, 2, 3])
             XCTAssertEqual(log.hardState.commit, m.shards[s].appliedIndex)
-            let restored = try ShardState.restore(from: try log.snapshot().data, limits: ShardLimits(dimension: 2))
+            let restored = try ShardState.restore(from: try log.snapshotWithData().data, limits: ShardLimits(dimension: 2))
             XCTAssertEqual(ShardDigest.compute(restored.contentImage(shard: s)).hex, m.shards[s].digest)
         }
         XCTAssertThrowsError(try RestoreWriter.write(prepared, clusterID: "restored", voters: [1, 2, 3], node: 2, dataDir: target),

@@ -1,6 +1,21 @@
 @testable import NodeCore
 import Raft
+import WAL
 import XCTest
+
+private func memorySpool(_ m: SnapshotMetadata, _ total: UInt64) throws(WALError) -> SnapshotSpool {
+    SnapshotSpool.inMemory(group: 0, metadata: m, total: total)
+}
+
+private func image(of m: Message) -> SnapshotImage {
+    SnapshotImage(group: 0, metadata: m.snapshot!.metadata, bytes: m.snapshot!.data)
+}
+
+extension SnapshotAssembler.Outcome {
+    /// The bytes an `.ack` answers (nil: another outcome).
+    var acked: UInt64? { if case .ack(let n) = self { return n } else { return nil } }
+    var isUnknown: Bool { if case .unknown = self { return true } else { return false } }
+}
 
 /// Streamed snapshots: the sender and the assembler, joined by a seeded channel that drops, duplicates and
 /// reorders frames and sometimes cuts the link or restarts the receiver, always end with the receiver holding
@@ -22,8 +37,8 @@ final class SnapshotStreamsTests: XCTestCase {
         func chance(_ p: Double) -> Bool { Double(rng.next() % 1_000_000) / 1_000_000 < p }
         var sender = SnapshotSender(chunkBytes: chunk)
         var receiver = SnapshotAssembler(maxBytes: 1 << 30)
-        XCTAssertTrue(sender.shouldStream(m))
-        _ = sender.start(m, shard: 0, to: 2, now: 0)
+        XCTAssertTrue(sender.shouldStream(size: UInt64(m.snapshot!.data.count)))
+        _ = sender.start(m, image: image(of: m), shard: 0, to: 2, now: 0)
         var toReceiver: [PeerFrame] = []
         var toSender: [PeerFrame] = []
         var completed: Message?
@@ -33,10 +48,10 @@ final class SnapshotStreamsTests: XCTestCase {
                 // The link goes down: both directions lose what was in flight; the sender starts again (as Raft would).
                 toReceiver = []; toSender = []
                 XCTAssertEqual(sender.cancel(peer: 2), [0])
-                _ = sender.start(m, shard: 0, to: 2, now: tick)
+                _ = sender.start(m, image: image(of: m), shard: 0, to: 2, now: tick)
             }
             if chance(restart) { receiver = SnapshotAssembler(maxBytes: 1 << 30) }
-            for (peer, f) in sender.due(now: tick) {
+            for (peer, f) in sender.due(now: tick).frames {
                 XCTAssertEqual(peer, 2)
                 if chance(drop) { continue }
                 toReceiver.append(f)
@@ -48,7 +63,7 @@ final class SnapshotStreamsTests: XCTestCase {
                 switch f {
                 case .snapshotBegin(let id, let header, let total):
                     XCTAssertEqual(header.snapshot?.data, [], "a begin carries no image")
-                    outcome = receiver.begin(id, message: header, total: total, from: 1, now: tick)
+                    outcome = receiver.begin(id, message: header, total: total, from: 1, now: tick, spool: memorySpool)
                     if case .ack(let n) = outcome, n > 0, n < total { resumed += 1 }
                 case .snapshotChunk(let id, let offset, let bytes):
                     XCTAssertLessThanOrEqual(bytes.count, chunk)
@@ -56,16 +71,20 @@ final class SnapshotStreamsTests: XCTestCase {
                 default:
                     XCTFail("unexpected frame \(f)"); continue
                 }
-                XCTAssertLessThanOrEqual(receiver.bytesHeld, m.snapshot!.data.count)
+                XCTAssertLessThanOrEqual(receiver.bytesReceived, UInt64(m.snapshot!.data.count))
                 switch outcome {
                 case .ack(let n):
                     if case .snapshotBegin(let id, _, _) = f { toSender.append(.snapshotAck(id, received: n)) }
                     if case .snapshotChunk(let id, _, _) = f { toSender.append(.snapshotAck(id, received: n)) }
-                case .complete(let whole):
+                case .complete(let header, let image):
+                    XCTAssertEqual(header.snapshot?.data, [], "the image stays in its spool")
+                    var whole = header
+                    whole.snapshot!.data = (try? image.readAll()) ?? []
                     if completed == nil { completed = whole }
-                    if case .snapshotChunk(let id, _, _) = f { toSender.append(.snapshotAck(id, received: UInt64(whole.snapshot!.data.count))) }
+                    if case .snapshotChunk(let id, _, _) = f { toSender.append(.snapshotAck(id, received: image.size)) }
                 case .unknown: break
                 case .refused(let why): XCTFail("refused an honest stream: \(why)")
+                case .failedHere(let why): XCTFail("a memory spool failed: \(why)")
                 }
             }
             toReceiver = []
@@ -78,7 +97,7 @@ final class SnapshotStreamsTests: XCTestCase {
             }
             toSender = []
             _ = sender.expire(now: tick)
-            if sender.count == 0 { _ = sender.start(m, shard: 0, to: 2, now: tick) }   // abandoned: Raft sends it again
+            if sender.count == 0 { _ = sender.start(m, image: image(of: m), shard: 0, to: 2, now: tick) }   // abandoned: Raft sends it again
         }
         return (nil, maxTicks, resumed)
     }
@@ -106,17 +125,17 @@ final class SnapshotStreamsTests: XCTestCase {
     func testTheWindowBoundsUnacknowledgedChunks() {
         var sender = SnapshotSender(chunkBytes: 1000)
         let m = snapshotMessage(bytes: 50_000)
-        _ = sender.start(m, shard: 0, to: 2, now: 0)
-        guard case .snapshotBegin(let id, _, let total) = sender.due(now: 0).first?.frame else { return XCTFail("no begin") }
+        _ = sender.start(m, image: image(of: m), shard: 0, to: 2, now: 0)
+        guard case .snapshotBegin(let id, _, let total) = sender.due(now: 0).frames.first?.frame else { return XCTFail("no begin") }
         XCTAssertEqual(total, 50_000)
-        XCTAssertEqual(sender.due(now: 1).count, 0, "nothing before the begin is answered")
+        XCTAssertEqual(sender.due(now: 1).frames.count, 0, "nothing before the begin is answered")
         XCTAssertEqual(sender.ack(id, received: 0, from: 2, now: 1), .progress)
-        XCTAssertEqual(sender.due(now: 1).count, sender.windowChunks)
-        XCTAssertEqual(sender.due(now: 1).count, 0, "the window is full until an ack")
+        XCTAssertEqual(sender.due(now: 1).frames.count, sender.windowChunks)
+        XCTAssertEqual(sender.due(now: 1).frames.count, 0, "the window is full until an ack")
         XCTAssertEqual(sender.ack(id, received: 2000, from: 2, now: 2), .progress)
         XCTAssertEqual(sender.progress(), [SnapshotSender.Progress(peer: 2, shard: 0, acknowledged: 2000, total: 50_000, startedAt: 0)],
                        "what `sutra status` shows")
-        let next = sender.due(now: 2)
+        let next = sender.due(now: 2).frames
         XCTAssertEqual(next.count, 2)
         if case .snapshotChunk(_, let offset, _) = next.first?.frame { XCTAssertEqual(offset, 4000) } else { XCTFail() }
         XCTAssertEqual(sender.ack(id, received: 1000, from: 2, now: 3), .progress, "an old ack changes nothing")
@@ -124,7 +143,7 @@ final class SnapshotStreamsTests: XCTestCase {
         XCTAssertEqual(sender.ack(id, received: 60_000, from: 2, now: 3), .stale, "more than the image")
         XCTAssertEqual(sender.ack(id, received: 2000, from: 3, now: 3), .stale, "another peer")
         // No progress for the resend period: the begin again, to learn where the receiver stands.
-        let again = sender.due(now: 2 + SnapshotSender.resendTicks)
+        let again = sender.due(now: 2 + SnapshotSender.resendTicks).frames
         guard case .snapshotBegin = again.first?.frame else { return XCTFail("no begin again: \(again)") }
         XCTAssertEqual(sender.expire(now: 2 + SnapshotSender.giveUpTicks - 1).count, 0)
         XCTAssertEqual(sender.expire(now: 2 + SnapshotSender.giveUpTicks).map(\.shard), [0])
@@ -137,26 +156,30 @@ final class SnapshotStreamsTests: XCTestCase {
         header.snapshot!.data = []
         let id = SnapshotStreamID(shard: 1, index: 40, term: 3)
         var a = SnapshotAssembler(maxBytes: 8_000)
-        guard case .refused(let why) = a.begin(id, message: header, total: 10_000, from: 1, now: 0) else { return XCTFail() }
+        guard case .refused(let why) = a.begin(id, message: header, total: 10_000, from: 1, now: 0, spool: memorySpool) else { return XCTFail() }
         XCTAssertTrue(why.contains("over the limit of 8000"), why)
-        XCTAssertEqual(a.begin(id, message: header, total: 0, from: 1, now: 0), .refused("an empty snapshot image streamed"))
+        guard case .refused(let empty) = a.begin(id, message: header, total: 0, from: 1, now: 0, spool: memorySpool) else { return XCTFail() }
+        XCTAssertEqual(empty, "an empty snapshot image streamed")
+        guard case .refused = a.begin(SnapshotStreamID(shard: 1, index: 41, term: 3), message: header, total: 5_000, from: 1, now: 0, spool: memorySpool) else {
+            return XCTFail("a begin naming another snapshot than its message's")
+        }
         a = SnapshotAssembler(maxBytes: 1 << 20)
-        XCTAssertEqual(a.begin(id, message: header, total: 5_000, from: 1, now: 0), .ack(0))
-        XCTAssertEqual(a.chunk(id, offset: 0, bytes: Array(repeating: 1, count: 3_000), from: 2, now: 1), .unknown, "another peer's chunk")
-        XCTAssertEqual(a.chunk(id, offset: 100, bytes: [1], from: 1, now: 1), .ack(0), "out of place: where it stands")
-        XCTAssertEqual(a.chunk(id, offset: 0, bytes: Array(repeating: 1, count: 3_000), from: 1, now: 1), .ack(3_000))
-        XCTAssertEqual(a.bytesHeld, 3_000)
+        XCTAssertEqual(a.begin(id, message: header, total: 5_000, from: 1, now: 0, spool: memorySpool).acked, 0)
+        XCTAssertTrue(a.chunk(id, offset: 0, bytes: Array(repeating: 1, count: 3_000), from: 2, now: 1).isUnknown, "another peer's chunk")
+        XCTAssertEqual(a.chunk(id, offset: 100, bytes: [1], from: 1, now: 1).acked, 0, "out of place: where it stands")
+        XCTAssertEqual(a.chunk(id, offset: 0, bytes: Array(repeating: 1, count: 3_000), from: 1, now: 1).acked, 3_000)
+        XCTAssertEqual(a.bytesReceived, 3_000)
         guard case .refused = a.chunk(id, offset: 3_000, bytes: Array(repeating: 1, count: 2_001), from: 1, now: 2) else {
             return XCTFail("a chunk past the image's end")
         }
-        XCTAssertEqual(a.bytesHeld, 0, "the image is dropped")
-        XCTAssertEqual(a.chunk(id, offset: 0, bytes: [1], from: 1, now: 2), .unknown)
+        XCTAssertEqual(a.bytesReceived, 0, "the image is dropped")
+        XCTAssertTrue(a.chunk(id, offset: 0, bytes: [1], from: 1, now: 2).isUnknown)
         // An image not added to for the keep period is forgotten.
-        XCTAssertEqual(a.begin(id, message: header, total: 5_000, from: 1, now: 10), .ack(0))
-        XCTAssertEqual(a.chunk(id, offset: 0, bytes: [1, 2], from: 1, now: 11), .ack(2))
+        XCTAssertEqual(a.begin(id, message: header, total: 5_000, from: 1, now: 10, spool: memorySpool).acked, 0)
+        XCTAssertEqual(a.chunk(id, offset: 0, bytes: [1, 2], from: 1, now: 11).acked, 2)
         XCTAssertEqual(a.expire(now: 11 + SnapshotAssembler.keepTicks - 1), [])
         XCTAssertEqual(a.expire(now: 11 + SnapshotAssembler.keepTicks), [id])
-        XCTAssertEqual(a.bytesHeld, 0)
+        XCTAssertEqual(a.bytesReceived, 0)
     }
 
     func testWireFramesRoundTripAndABeginMustNameItsSnapshot() throws {

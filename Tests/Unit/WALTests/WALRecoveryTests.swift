@@ -28,9 +28,10 @@ final class WALRecoveryTests: WALTestCase {
         XCTAssertEqual(try g.term(3), 2)
         XCTAssertThrowsError(try g.term(2)) { XCTAssertEqual($0 as? StorageError, .compacted) }
         XCTAssertEqual(try g.entries(4, 7, maxBytes: .max), entries(4...5, term: 2) + [Entry(term: 2, index: 6, kind: .confChange, data: ConfChange.addLearner(4).encode())])
-        let snap = try g.snapshot()
+        let snap = try g.snapshotWithData()
         XCTAssertEqual(snap.metadata.index, 4)
         XCTAssertEqual(snap.data, [9, 9, 9])
+        XCTAssertEqual(try g.snapshot(), Snapshot(metadata: snap.metadata), "the core's snapshot carries no image")
         XCTAssertEqual(g.initialState().1, ConfState(voters: [1, 2, 3]))
     }
 
@@ -84,7 +85,7 @@ final class WALRecoveryTests: WALTestCase {
         XCTAssertEqual(g.firstIndex(), 51)
         XCTAssertEqual(g.lastIndex(), 52)
         XCTAssertEqual(try g.term(50), 3)
-        XCTAssertEqual(try g.snapshot().data, Array("state".utf8))
+        XCTAssertEqual(try g.snapshotWithData().data, Array("state".utf8))
         XCTAssertEqual(g.initialState().1, ConfState(voters: [1, 2]))
     }
 
@@ -362,6 +363,18 @@ final class WALRecoveryTests: WALTestCase {
             guard case WALError.badSnapshot(let p, _) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(p, snapPath)
         }
+        // The whole image, and a stream's reads by range, refuse it, naming the file: the last range read fails.
+        let g = try open().group(3)
+        XCTAssertThrowsError(try g.snapshotWithData()) { error in
+            guard case WALError.badSnapshot(let p, let why) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(p, snapPath)
+            XCTAssertTrue(why.contains("checksum"), why)
+        }
+        let image = try XCTUnwrap(g.snapshotImage())
+        XCTAssertEqual(try image.read(offset: 0, count: 2).count, 2)
+        XCTAssertThrowsError(try image.read(offset: 2, count: 2)) { XCTAssertEqual(($0 as? WALError).map { "\($0)" }?.contains(snapPath), true) }
+        // A damaged header: the core is told the snapshot is unavailable for now.
+        try flipBit(snapPath, at: 9)
         XCTAssertThrowsError(try open().group(3).snapshot()) { XCTAssertEqual($0 as? StorageError, .snapshotTemporarilyUnavailable) }
     }
 
