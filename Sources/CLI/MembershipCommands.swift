@@ -113,6 +113,24 @@ struct RebalanceCommand: ParsableCommand {
     func run() throws { try MembershipCommand.post(target, "/v1/admin/rebalance") }
 }
 
+/// `sutra move-replica SHARD --from A --to B`: one replica moved by hand — a Raft membership change of the shard
+/// (B a learner, caught up from a streamed snapshot and the log, promoted; leadership handed off A if it leads;
+/// A removed). For taking load off a node, or placing a shard near its users; `sutra rebalance` evens out after.
+struct MoveReplicaCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "move-replica",
+        abstract: "Move one shard's replica from one node to another (admin).",
+        discussion: "The target must be an active node that holds none of the shard and that the node asked can reach; one move at a time per shard. The shard keeps serving reads and writes throughout; watch the move with `sutra status`. The automatic balancing (after drains and `sutra rebalance`) may later move a replica again to keep nodes within one replica of each other.")
+    @Argument(help: "The shard (0-based).") var shard: Int
+    @Option(help: "The node whose replica moves.") var from: Int
+    @Option(help: "The node it moves to.") var to: Int
+    @OptionGroup var target: Target
+    func run() throws {
+        guard shard >= 0, from >= 1, to >= 1 else { throw CLIError("shard is 0 or more, node ids 1 or more") }
+        try MembershipCommand.post(target, "/v1/admin/shards/\(shard)/move?from=\(from)&to=\(to)")
+    }
+}
+
 extension MembershipCommand {
     /// `sutra node join ID --data DIR`: a new node for a local cluster (`sutra cluster up`) — its certificate from
     /// the cluster's CA, its addresses added to the cluster map, and its process started with `--join` on the

@@ -64,7 +64,14 @@ extension ClusterMap {
     /// between usable nodes.
     public func planMoves(limit: Int = .max, balance: Bool = true, usable: (UInt64) -> Bool = { _ in true }) -> [PlannedMove] {
         var load = voterLoad()
-        for s in shards { if let m = s.move { load[m.to, default: 0] += 1; if let f = m.from { load[f, default: 0] -= 1 } } }
+        // Each move counts as finished. A promoted move's target is a voter of the map already (counted once by
+        // `voterLoad`): only its source's replica is still to go. Counting the target twice made the planner swap
+        // replicas between two nodes for ever while one move was promoted (the simulation's seed 207).
+        for s in shards {
+            guard let m = s.move else { continue }
+            if m.phase == .catchingUp { load[m.to, default: 0] += 1 }
+            if let f = m.from { load[f, default: 0] -= 1 }
+        }
         let active = nodeIDs(.active).filter(usable)
         var busy = Set(moving)
         var plan: [PlannedMove] = []
@@ -110,11 +117,18 @@ extension ClusterMap {
     /// Shards whose move's target is no longer an active node (drained, replaced or removed before the move
     /// finished — a machine that died while it joined): their moves are rolled back (`abortMove`), so the
     /// planner can send those replicas elsewhere. (A promoted target may never have become a voter: dead, it
-    /// would hold its shard's move — and the shard — forever.)
+    /// would hold its shard's move — and the shard — forever.) Also a move still catching up that is no repair
+    /// (its source is an active node: a balance move, or one an operator asked for with `sutra move-replica`) on a
+    /// shard that has another voter being drained or replaced: the repair goes first. Otherwise the move could
+    /// hold the shard while its target waits to be promoted until every voter is reachable — never, when the
+    /// draining one is a dead machine being replaced (the simulation's seeds 55 and 199). A promoted move is never
+    /// rolled back for that: its target may be a Raft voter already, and the source on its way out (seed 175).
     public var movesToAbort: [Int] {
         (0..<shardCount).filter { s in
             guard let m = shards[s].move else { return false }
-            return nodes[m.to]?.state != .active
+            if nodes[m.to]?.state != .active { return true }
+            guard m.phase == .catchingUp, let from = m.from, nodes[from]?.state == .active else { return false }
+            return shards[s].voters.contains { $0 != from && nodes[$0]?.state != .active }
         }
     }
 

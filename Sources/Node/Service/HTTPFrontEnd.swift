@@ -346,6 +346,14 @@ final class HTTPFrontEnd {
                 }
             case ("POST", "rebalance"):
                 return .op(.membership(.rebalance))
+            case ("POST", "shard-move"):
+                guard let shard = Int(param), shard >= 0 else { throw RequestProblem("'\(param.prefix(32))' is not a shard number") }
+                func node(_ k: String) throws -> UInt64 {
+                    let text = req.query[k] ?? ""
+                    guard let n = UInt64(text), n > 0 else { throw RequestProblem("\(k) (a node id, 1 or more) is required, not '\(text.prefix(32))'") }
+                    return n
+                }
+                return .op(.membership(.moveReplica(shard: shard, from: try node("from"), to: try node("to"))))
             case ("POST", "fsync-delay"):
                 let text = req.query["ms"] ?? ""
                 guard let ms = Int(text) else { throw RequestProblem("ms (a number of milliseconds) is required, not '\(text)'") }
@@ -400,6 +408,7 @@ final class HTTPFrontEnd {
         "digest": ["GET", "HEAD"], "transfer-leader": ["POST"], "backup": ["POST"], "fsync-delay": ["POST"],
         "backup-shard": ["GET", "HEAD"], "backup-release": ["DELETE"],
         "nodes": ["POST"], "node-drain": ["POST"], "node-remove": ["POST"], "node-replace": ["POST"], "rebalance": ["POST"],
+        "shard-move": ["POST"],
     ].merging(SeedRoutes.methods) { a, _ in a }
 
     /// The query parameters each route reads; any other is refused (a misspelt one would be silently ignored).
@@ -407,7 +416,7 @@ final class HTTPFrontEnd {
         "concept": ["consistency"], "neighbors": ["direction", "type", "consistency"],
         "path": ["from", "to", "max_depth", "consistency"], "search": ["consistency"], "flush": ["compact"],
         "transfer-leader": ["shard", "to"], "associations": ["source", "target", "type"], "query": ["consistency"], "seed-search": ["consistency"], "fsync-delay": ["ms"], "backup": ["fence_seconds", "wait_seconds"],
-        "node-replace": ["with"],
+        "node-replace": ["with"], "shard-move": ["from", "to"],
     ]
 
     /// A 400 naming the first query parameter `route` does not read (sorted, so the answer is stable).
@@ -432,6 +441,7 @@ final class HTTPFrontEnd {
         case 4 where p[0] == "v1" && p[1] == "admin" && p[2] == "fault" && p[3] == "fsync-delay": return ("fsync-delay", "")
         case 3 where p[0] == "v1" && p[1] == "admin" && p[2] == "nodes": return ("nodes", "")
         case 3 where p[0] == "v1" && p[1] == "admin" && p[2] == "rebalance": return ("rebalance", "")
+        case 5 where p[0] == "v1" && p[1] == "admin" && p[2] == "shards" && p[4] == "move": return ("shard-move", p[3])
         case 5 where p[0] == "v1" && p[1] == "admin" && p[2] == "nodes" && ["drain", "remove", "replace"].contains(p[4]): return ("node-" + p[4], p[3])
         case 3 where p[0] == "v1" && p[1] == "concepts": return ("concept", p[2])
         case 4 where p[0] == "v1" && p[1] == "concepts" && p[3] == "neighbors": return ("neighbors", p[2])

@@ -40,7 +40,8 @@ public struct NodeConfig: Sendable {
     public var maxPeerFrameBytes = 1 << 30
     /// A snapshot image bigger than this is streamed to a peer in chunks of this size (`SnapshotSender`).
     public var snapshotChunkBytes = 512 << 10
-    /// Largest snapshot image accepted from a peer's stream (`SnapshotAssembler`): the receiving end holds it.
+    /// Largest snapshot image accepted from a peer's stream (`SnapshotAssembler`): written to `snap/incoming/` as it
+    /// arrives (the disk holds it, not memory).
     public var maxSnapshotBytes: UInt64 = 16 << 30
     public var logLevel = "info"
     /// KNOWN-BAD, for testing the chaos checkers only: answer linearizable reads from this replica's own state

@@ -102,6 +102,11 @@ extension NodeCore {
         switch move.phase {
         case .catchingUp:
             guard conf.isLearner(move.to), caughtUp(move.to) else { return nil }
+            // Not while a voter other than the source cannot be reached: Raft would not make the target a voter
+            // then (above), and a map that says promoted could no longer roll the move back cleanly — a dead voter
+            // being replaced would wait behind it for good (the simulation's seed 199). Caught up but waiting, the
+            // move can still be rolled back (`ClusterMap.movesToAbort`) for the repair.
+            guard !conf.voters.contains(where: { $0 != me && $0 != move.from && !reachable($0) }) else { return nil }
             return .tellMap(.promoteMove(shard: -1))
         case .promoted:
             return .tellMap(.finishMove(shard: -1))
@@ -194,7 +199,7 @@ extension NodeCore {
             proposeMapChange(.abortMove(shard: s)) { [weak self] result in
                 guard let self else { return }
                 self.mapChangeInFlight = false
-                if case .success = result { self.logger.notice("shard \(s): move rolled back (its target is no longer an active node)") }
+                if case .success = result { self.logger.notice("shard \(s): move rolled back (its target is no longer an active node, or another replica of the shard is being drained: that repair goes first)") }
             }
             return
         }

@@ -1,7 +1,8 @@
 import ClusterMap
 import Raft
 
-/// Operators' membership requests (`sutra node add | drain | remove | replace`, `sutra rebalance`): each is a few
+/// Operators' membership requests (`sutra node add | drain | remove | replace`, `sutra rebalance`,
+/// `sutra move-replica`): each is a few
 /// changes of the cluster map, proposed to the meta group from any node. The moves that follow run by themselves
 /// (`NodeCore+Membership.swift`); `sutra status` shows them.
 extension NodeCore {
@@ -48,8 +49,40 @@ extension NodeCore {
                 return io.isConnected(id)
             }
             changes = ready.map { .setNodeState(node: $0, .active) }
+        case .moveReplica(let shard, let from, let to):
+            if let why = moveProblem(map, shard: shard, from: from, to: to) {
+                done(.failure(ClientError(why.notFound ? .notFound : .invalidArgument, why.text)))
+                return
+            }
+            changes = [.beginMove(shard: shard, from: from, to: to)]
         }
         apply(changes[...], done)
+    }
+
+    /// Why an operator's move of shard `shard`'s replica from `from` to `to` is refused now (nil: propose it).
+    /// The map's own rules (`beginMove`) are checked again by the meta group; these are said first, plainly, and
+    /// add what only a node can see: the target is linked (a move to a node nobody reaches would never catch up).
+    private func moveProblem(_ map: ClusterMap, shard: Int, from: UInt64, to: UInt64) -> (text: String, notFound: Bool)? {
+        guard (0..<map.shardCount).contains(shard) else { return ("shard \(shard) does not exist (0…\(map.shardCount - 1))", true) }
+        guard from != to else { return ("a replica cannot move to the node it is on", false) }
+        let p = map.shards[shard]
+        guard map.nodes[from] != nil else { return ("node \(from) is not a member of the cluster", true) }
+        guard p.voters.contains(from) else {
+            return ("node \(from) holds no voting replica of shard \(shard) (its voters: \(p.voters.map(String.init).joined(separator: ", ")))", false)
+        }
+        guard let target = map.nodes[to] else { return ("node \(to) is not a member: add it first (sutra node add \(to) …)", true) }
+        guard target.state == .active else {
+            return ("node \(to) is \(target.state): only an active node takes a replica (a joining one: sutra rebalance activates it)", false)
+        }
+        guard !p.holds(to) else { return ("node \(to) already holds shard \(shard)", false) }
+        if let m = p.move { return ("shard \(shard) already has a move in flight (\(m)); one at a time: wait for it (sutra status)", false) }
+        if let d = p.voters.first(where: { $0 != from && map.nodes[$0]?.state != .active }) {
+            return ("shard \(shard) has a replica on node \(d), which is \(map.nodes[d].map { "\($0.state)" } ?? "gone"): its repair goes first; ask again once it has moved (sutra status)", false)
+        }
+        guard to == config.nodeID || io.isConnected(to) else {
+            return ("node \(to) is not reachable from node \(config.nodeID): a replica moved there could not catch up", false)
+        }
+        return nil
     }
 
     /// Proposes `changes` one after the other; answers with this node's view once it applied the last.

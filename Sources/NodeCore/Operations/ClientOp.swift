@@ -194,6 +194,10 @@ public enum MembershipRequest: Sendable, Equatable {
     /// Every joining node that announced where it listens becomes active; then replicas move from the most to
     /// the least loaded active nodes until no two differ by more than one (`ClusterMap.planMoves`).
     case rebalance
+    /// Shard `shard`'s replica on `from` moves to `to` (an active node that holds none of it, linked to the node
+    /// asked): one Raft membership change of the shard — `to` a learner, caught up, promoted, leadership moved off
+    /// `from` if it leads, `from` removed. Refused while the shard has another move in flight.
+    case moveReplica(shard: Int, from: UInt64, to: UInt64)
 }
 
 public enum ClientReply: Sendable {

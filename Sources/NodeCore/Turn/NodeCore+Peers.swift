@@ -15,6 +15,10 @@ extension NodeCore {
                 refused(.misaddressed, shard: id.shard, from: peer, detail: "a snapshot stream from \(message.from) to \(message.to)")
                 break
             }
+            if let why = imageWouldNotFit(total) {
+                assembled(id, .failedHere(why), from: peer)
+                break
+            }
             let log = logs[Int(id.shard)]
             assembled(id, snapshotAssembler.begin(id, message: message, total: total, from: peer, now: ticks,
                                                    spool: { (m, total) throws(WALError) in try log.receiveImage(m, total: total) }), from: peer)

@@ -57,6 +57,16 @@ extension NodeCore {
         }
     }
 
+    /// Why an image of `total` bytes is not received now: the disk is below its free-space floor, or the image
+    /// would take it there (by the free space last measured). Nil: receive it. A leader's stream then makes no
+    /// progress and Raft sends the snapshot again later, when space may have returned.
+    func imageWouldNotFit(_ total: UInt64) -> String? {
+        if diskLow { return "the disk is below its free-space floor (--min-free-disk-bytes)" }
+        let free = metrics.diskFreeBytes, floor = config.minFreeDiskBytes
+        guard floor > 0, free > 0, total > free || free - total < floor else { return nil }
+        return "an image of \(total) bytes would leave \(free > total ? free - total : 0) of \(free) bytes free, below the floor of \(floor) (--min-free-disk-bytes)"
+    }
+
     /// The streamed snapshots' frames due now (begins, chunks within each stream's window).
     func sendSnapshotChunks() {
         guard snapshotSender.count > 0 else { return }

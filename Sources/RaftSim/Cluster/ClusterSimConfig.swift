@@ -43,6 +43,9 @@ public struct ClusterSimConfig: Sendable {
     /// rebalance`): replicas move onto it until the nodes' loads differ by one at most, and the nodes that gave
     /// one up read and write it through its holders. Checked: the rebalance finishes, every invariant holds.
     public var growNode = false
+    /// During the faults, replicas move by hand (`sutra move-replica`), where some node lacks a shard (a
+    /// replication factor below the node count). Checked: every move taken ends, every invariant holds.
+    public var moveReplicas = false
 
     public init(seed: UInt64) { self.seed = seed }
 
@@ -55,6 +58,7 @@ public struct ClusterSimConfig: Sendable {
         c.shards = seed % 2 == 0 ? 3 : 4
         c.replaceNode = seed % 3 == 1
         c.growNode = seed % 3 == 2
+        c.moveReplicas = c.replication < c.nodes
         return c
     }
 }
@@ -121,6 +125,11 @@ public struct ClusterSimStats: Sendable, Equatable {
     /// Clusters grown by a node and rebalanced onto it, of those begun.
     public var growths = 0
     public var growthsBegun = 0
+    /// Replicas moved by hand (`moveReplicas`): asked, taken by the map, and finished in place (the rest rolled
+    /// back by a crash or a failover).
+    public var manualMovesAsked = 0
+    public var manualMovesTaken = 0
+    public var manualMovesFinished = 0
     public var replacementsBegun = 0
     /// Of those, replacements whose new machine died mid-move and was replaced in turn by a second spare.
     public var replacementsOfDeadReplacements = 0
@@ -142,6 +151,7 @@ public struct ClusterSimStats: Sendable, Equatable {
         snapshotStreamsReceived += o.snapshotStreamsReceived; snapshotStreamsFailed += o.snapshotStreamsFailed
         replacements += o.replacements; replacementsBegun += o.replacementsBegun
         growths += o.growths; growthsBegun += o.growthsBegun
+        manualMovesAsked += o.manualMovesAsked; manualMovesTaken += o.manualMovesTaken; manualMovesFinished += o.manualMovesFinished
         replacementsOfDeadReplacements += o.replacementsOfDeadReplacements
         fullDisks += o.fullDisks; allDisksFullWindows += o.allDisksFullWindows; stalledWrites += o.stalledWrites; writesRefusedDiskFull += o.writesRefusedDiskFull
     }

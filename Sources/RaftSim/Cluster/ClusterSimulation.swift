@@ -59,6 +59,8 @@ public final class ClusterSimulation {
     var replacement: SimReplacement?
     /// The cluster grown by one node (`config.growNode`).
     var growth: SimGrowth?
+    /// Replicas moved by hand (`config.moveReplicas`).
+    var mover: SimMoves?
     private var allDisksFullRate = 0.0
     private var gracefulStop: (node: NodeID, faultsAtStart: Int, healthyAtStart: Bool, led: Int, campaigning: Set<Int>)?
     private var failure: String?
@@ -85,6 +87,9 @@ public final class ClusterSimulation {
         } else if config.growNode {
             nodes.append(ClusterSimNode(id: NodeID(config.nodes + 1), sim: self, spare: true))
             growth = SimGrowth(newNode: NodeID(config.nodes + 1), at: UInt64(config.faultTicks) * UInt64(10 + rng.below(50)) / 100)
+        }
+        if config.moveReplicas {
+            mover = SimMoves(moves: 1 + rng.below(3), at: UInt64(config.faultTicks) * UInt64(10 + rng.below(40)) / 100)
         }
         for n in members { n.start(incarnation: newIncarnation()) }
         workload = ClusterWorkload(sim: self)
@@ -228,6 +233,7 @@ public final class ClusterSimulation {
         var left: [String] = []
         if let r = replacement, !r.done { left.append("the replacement of node \(r.victim) by node \(r.spare) is \(r.phase)") }
         if let g = growth, !g.done { left.append("the growth onto node \(g.newNode) is \(g.phase)") }
+        if let m = mover, m.phase == .moving, let c = m.current { left.append("the move of shard \(c.shard) from node \(c.from) to node \(c.to) is under way") }
         for n in members {
             guard let core = n.core else { continue }
             for r in core.replicas {
@@ -269,6 +275,8 @@ public final class ClusterSimulation {
     func notQuiescent() -> String? {
         if let r = replacement, !r.done { return "the replacement of node \(r.victim) is \(r.phase)" }
         if let g = growth, !g.done { return "the growth onto node \(g.newNode) is \(g.phase)" }
+        if let m = mover, m.phase == .moving, let c = m.current { return "the move of shard \(c.shard) to node \(c.to) is under way" }
+        if let m = mover, m.asked != nil { return "a move-replica request is unanswered" }
         for s in 0..<config.shards {
             guard let l = leader(of: s)?.core?.replicas[s] else { return "shard \(s) has no leader" }
             for n in members {
@@ -315,6 +323,7 @@ public final class ClusterSimulation {
             if faults { injectFaults() }
             driveReplacement()
             driveGrowth()
+            driveMoves(asking: faults)
             for n in nodes where !n.alive {
                 if let at = n.restartAt, at <= now { n.start(incarnation: newIncarnation()); note("restart \(n.id) incarnation \(String(n.incarnation, radix: 16))") }
             }
@@ -552,7 +561,7 @@ public final class ClusterSimulation {
                 // good — two of three, beyond what any quorum survives (seeds 118, 865: the partitioned source
                 // removed from {1, 2, 3}, then a node of the two left wiped before the removal committed). The
                 // operator's procedure says as much: keep the other nodes up until the moves finish.
-                let removing = replacement.map { !$0.done } == true || growth.map { !$0.done } == true
+                let removing = replacement.map { !$0.done } == true || growth.map { !$0.done } == true || mover.map { !$0.done } == true
                 if config.wipes, !removing, rng.chance(0.15) {
                     victim.wipe()
                     stats.wipes += 1
