@@ -19,8 +19,10 @@ struct ChaosCommand: AsyncParsableCommand {
         catches up (streamed snapshots, then the log) before the next fault.
         replace-node kills a node for good, adds a spare node (started empty with --join), replaces the dead node by it and
         removes it once every replica moved; drain-node does the same with the old node alive, then stops it; add-node grows
-        the cluster by the spare (sutra rebalance: balance moves onto it), then drains and stops the old node. Each may
-        kill -9 a node of the move halfway (the moves must go on). One spare node is prepared per such fault.
+        the cluster by the spare (sutra rebalance: balance moves onto it), then drains and stops the old node; move-replica
+        does as add-node and, between, moves one shard's replica by hand (sutra move-replica) off its leader to the node
+        that lacks it. Each may kill -9 a node of the move halfway (the moves must go on). One spare node is prepared per
+        such fault.
         The workload: 8 processes of get/put/compare-and-set on the registers, cross-shard associations (10%), and
         cross-shard batches (--batch-share, default 15%: 2–3 puts and deletes of registers on at least two shards in one
         batch, each acknowledged one read back at once by its process at a participant shard — read-your-writes).

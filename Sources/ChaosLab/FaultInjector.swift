@@ -99,7 +99,7 @@ public final class FaultInjector: @unchecked Sendable {
             case .transfer: try transferStorm(step, &rec, until: until)
             case .rollingRestart: try rollingRestart(step, &rec)
             case .slowDisk: try slowDisk(step, &rec, until: until)
-            case .replaceNode, .drainNode, .addNode: try replaceNode(step, &rec, until: until)
+            case .replaceNode, .drainNode, .addNode, .moveReplica: try replaceNode(step, &rec, until: until)
             }
         } catch {
             rec.problem = "\(error)"
@@ -179,7 +179,7 @@ public final class FaultInjector: @unchecked Sendable {
     private func replaceNode(_ step: FaultStep, _ rec: inout FaultRecord, until: UInt64) throws {
         let old = resolve(step.target)
         let live = step.kind != .replaceNode
-        let grow = step.kind == .addNode
+        let grow = step.kind == .addNode || step.kind == .moveReplica
         rec.nodes = [old]
         guard let new = cluster.takeSpare() else {
             rec.skipped = true
@@ -205,7 +205,7 @@ public final class FaultInjector: @unchecked Sendable {
             try cluster.replaceNode(old, with: new, excluding: [old], timeout: 30)
             parts.append(live ? "node \(old) drained onto node \(new)" : "node \(old) replaced by node \(new)")
         }
-        if let i = step.interruption, i > 0, !isCancelled {
+        if step.kind != .moveReplica, let i = step.interruption, i > 0, !isCancelled {
             let victim = i == 2 ? old : new
             hold(until: clock() + 700_000_000)
             parts.append("kill -9 node \(victim) mid-move: \(try cluster.kill9(victim).map { "\($0)" } ?? "was not running")")
@@ -219,6 +219,7 @@ public final class FaultInjector: @unchecked Sendable {
             // Replicas balanced onto the new node, then the target drained: the cluster is back to its size.
             try cluster.waitUntilSettled(holding: new, timeout: 60)
             parts.append(String(format: "balanced onto node %d %.1f s after it was added", new, Double(clock() - t0) / 1e9))
+            if step.kind == .moveReplica { parts += try moveOneReplica(step) }
             try cluster.drainNode(old, excluding: [old], timeout: 30)
             parts.append("node \(old) drained")
         }
@@ -236,6 +237,40 @@ public final class FaultInjector: @unchecked Sendable {
         rec.detail = parts.joined(separator: "; ")
         markHealed(&rec)
         awaitRecovery(cluster.nodeIDs, &rec)
+    }
+
+    /// `move-replica`'s move: the target shard's replica on its leader (else its first voter) moves by hand to the
+    /// active node that lacks the shard; with an interruption, the source (1) or the target (2) is killed -9
+    /// 300 ms into the move and restarted 2 s later. Waits until the move ended; says how.
+    private func moveOneReplica(_ step: FaultStep) throws -> [String] {
+        let shard: Int
+        if case .leaderOf(let s, _) = step.target { shard = s } else { shard = 0 }
+        guard let via = cluster.answeringMember(), let map = cluster.clusterMap(via: via),
+              let shards = map["shards"] as? [[String: Any]], shard < shards.count else { return ["move-replica: no member answered with the map"] }
+        let voters = shards[shard]["voters"] as? [Int] ?? []
+        let active = (map["nodes"] as? [[String: Any]] ?? []).filter { $0["state"] as? String == "active" }.compactMap { $0["id"] as? Int }
+        guard let to = active.filter({ !voters.contains($0) }).sorted().first, let first = voters.first else {
+            return ["move-replica: every active node holds shard \(shard)"]
+        }
+        let leader = cluster.leaders()[shard].flatMap { voters.contains($0) ? $0 : nil }
+        let from = leader ?? first
+        let t0 = clock()
+        try cluster.moveReplica(shard: shard, from: from, to: to, timeout: 30)
+        var parts = ["shard \(shard)'s replica moved by hand from node \(from) (\(leader == from ? "its leader" : "a follower")) to node \(to)"]
+        if let i = step.interruption, i > 0, !isCancelled {
+            let victim = i == 1 ? from : to
+            hold(until: clock() + 300_000_000)
+            parts.append("kill -9 node \(victim) mid-move: \(try cluster.kill9(victim).map { "\($0)" } ?? "was not running")")
+            lock.withLock { _ = stopped.insert(victim) }
+            hold(until: clock() + 2_000_000_000)
+            try cluster.restart(victim)
+            lock.withLock { _ = stopped.remove(victim) }
+            parts.append("node \(victim) restarted")
+        }
+        let finished = try cluster.waitUntilMoved(shard: shard, from: from, to: to, timeout: 60)
+        parts.append(String(format: finished ? "the move finished %.1f s after it was asked" : "the move was rolled back (%.1f s)", Double(clock() - t0) / 1e9))
+        try cluster.waitUntilSettled(holding: to, timeout: 60)
+        return parts
     }
 
     private func partitionFault(_ step: FaultStep, _ rec: inout FaultRecord, until: UInt64) throws {

@@ -39,6 +39,11 @@ public enum FaultKind: String, Codable, Sendable, CaseIterable, CustomStringConv
     /// `sutra rebalance` moves replicas onto it (balance moves, while both run); then the target node is
     /// drained, removed and stopped gracefully. The spare takes its place.
     case addNode = "add-node"
+    /// Replicas moved by hand (`sutra move-replica`): a spare is added and balanced onto as for `add-node`, then
+    /// the target shard's replica on its leader moves to the node that lacks the shard (leadership handed off,
+    /// the source removed) while writes go on — with an interruption, the source or target killed -9 mid-move
+    /// and restarted — then the target node is drained and removed. The spare takes its place.
+    case moveReplica = "move-replica"
 
     /// Whether it cuts links between nodes (through network namespaces or the fault-injecting proxy); a cluster
     /// with neither records such steps as skipped.
@@ -48,12 +53,12 @@ public enum FaultKind: String, Codable, Sendable, CaseIterable, CustomStringConv
     public var needsFaultInjection: Bool { self == .slowDisk }
 
     /// Whether it changes the cluster's membership (and uses up a spare node).
-    public var changesMembership: Bool { self == .replaceNode || self == .drainNode || self == .addNode }
+    public var changesMembership: Bool { self == .replaceNode || self == .drainNode || self == .addNode || self == .moveReplica }
 
     /// The four partition kinds (what `partition` means in a fault list).
     public static let partitions: [FaultKind] = [.partitionSymmetric, .partitionAsymmetric, .partitionLeader, .partitionRing]
 
-    /// Parses a comma-separated list (`kill,pause,partition,transfer,restart-rolling,slow-disk,replace-disk,replace-node,drain-node,add-node`); `partition`
+    /// Parses a comma-separated list (`kill,pause,partition,transfer,restart-rolling,slow-disk,replace-disk,replace-node,drain-node,add-node,move-replica`); `partition`
     /// expands to the four partition kinds and `all` to every kind. Unknown names throw `LabError.invalid`
     /// naming what is accepted. Duplicates are dropped, order kept.
     public static func parse(_ list: String) throws -> [FaultKind] {

@@ -76,7 +76,7 @@ public struct FaultSchedule: Codable, Sendable, Equatable, CustomStringConvertib
                 delayMs = rng.inRange(o.slowDiskDelayMs)
             case .kill, .pause, .replaceDisk:
                 target = byLeader ? .leaderOf(shard: shard, fallback: someNode) : .node(someNode)
-            case .replaceNode, .drainNode, .addNode:
+            case .replaceNode, .drainNode, .addNode, .moveReplica:
                 target = byLeader ? .leaderOf(shard: shard, fallback: someNode) : .node(someNode)
                 interruption = rng.below(kind == .replaceNode ? 2 : 3)
             case .partitionAsymmetric:

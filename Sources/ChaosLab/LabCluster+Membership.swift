@@ -90,6 +90,38 @@ extension LabCluster {
         try admin("POST", "/v1/admin/nodes/\(id)/drain", excluding: excluding.union([id]), timeout: timeout)
     }
 
+    /// Moves shard `shard`'s replica on `from` to `to` by hand (`POST /v1/admin/shards/{shard}/move?from=&to=`,
+    /// what `sutra move-replica` sends), asked again while the shard has another move in flight (a balance move
+    /// the planner began a moment before) or no member takes it.
+    public func moveReplica(shard: Int, from: Int, to: Int, timeout: Double = 30) throws {
+        let deadline = Monotonic.seconds() + timeout
+        while true {
+            do {
+                try admin("POST", "/v1/admin/shards/\(shard)/move?from=\(from)&to=\(to)", excluding: [], timeout: max(1, deadline - Monotonic.seconds()))
+                return
+            } catch LabError.invalid(let why) where why.contains("move in flight") && Monotonic.seconds() < deadline {
+                usleep(300_000)
+            }
+        }
+    }
+
+    /// Waits until, in a member's map, shard `shard` has no move in flight; true when `to` holds it and `from`
+    /// no longer does (the move finished), false when it ended otherwise (rolled back).
+    public func waitUntilMoved(shard: Int, from: Int, to: Int, timeout: Double) throws -> Bool {
+        let deadline = Monotonic.seconds() + timeout
+        var last = "no member answered"
+        while Monotonic.seconds() < deadline {
+            if let via = answeringMember(), let m = clusterMap(via: via), let shards = m["shards"] as? [[String: Any]], shard < shards.count {
+                let p = shards[shard]
+                let voters = p["voters"] as? [Int] ?? []
+                if p["move"] == nil { return voters.contains(to) && !voters.contains(from) }
+                last = "shard \(shard): voters \(voters), a move in flight (node \(via)'s map)"
+            }
+            usleep(200_000)
+        }
+        throw LabError.timeout("the move of shard \(shard) from node \(from) to node \(to) did not end within \(timeout) s: \(last)")
+    }
+
     /// Waits until, in a member's map, `node` is active and holds a replica and no move is in flight.
     public func waitUntilSettled(holding node: Int, timeout: Double) throws {
         let deadline = Monotonic.seconds() + timeout

@@ -104,13 +104,18 @@ final class ChaosRunnerTests: ChaosTestCase {
     }
 
     /// The cluster grown by a spare (`rebalance`: balance moves onto it) and shrunk back (the target drained and
-    /// stopped), again and again, with crashes mid-move: every checker green.
+    /// stopped), again and again — and, between, a replica moved by hand off its shard's leader (`move-replica`) —
+    /// with crashes mid-move: every checker green.
     func testGrownAndShrunkClustersKeepEveryCheckerGreen() async throws {
-        let r = try await run("add-node", seconds: 30, seed: 7, network: .proxy)
-        expectValid(r, "add-node")
-        let grown = r.faultRecords.filter { $0.kind == .addNode && !$0.skipped }
+        let r = try await run("add-node,move-replica", seconds: 40, seed: 7, network: .proxy)
+        expectValid(r, "add-node, move-replica")
+        let grown = r.faultRecords.filter { ($0.kind == .addNode || $0.kind == .moveReplica) && !$0.skipped }
         XCTAssertGreaterThanOrEqual(grown.count, 2, "\(r.schedule)")
         XCTAssertTrue(grown.allSatisfy { $0.detail.contains("balanced onto node") && $0.detail.contains("removed") }, "\(grown.map(\.detail))")
+        let moved = grown.filter { $0.kind == .moveReplica }
+        XCTAssertFalse(moved.isEmpty, "\(r.schedule)")
+        XCTAssertTrue(moved.allSatisfy { $0.detail.contains("moved by hand") && ($0.detail.contains("the move finished") || $0.detail.contains("rolled back")) },
+                      "\(moved.map(\.detail))")
     }
 
     func testTransferStormsAndRollingRestartsKeepEveryCheckerGreen() async throws {

@@ -91,6 +91,49 @@ final class ClusterMapTests: XCTestCase {
         XCTAssertTrue(plan.allSatisfy { $0.to == 4 })
     }
 
+    /// The planner counts a promoted move's target once (it is a voter of the map already): with one move
+    /// promoted and the loads even once it finishes, nothing more is planned — counted twice, two nodes swapped
+    /// replicas for ever (the simulation's seed 207).
+    func testAPromotedMoveCountsItsTargetOnce() {
+        var m = map(nodes: 5, shards: 4, replication: 3)   // 12 replicas: loads 3 3 2 2 2
+        XCTAssertEqual(m.planMoves(limit: 10), [], "balanced")
+        let load = m.voterLoad()
+        // A replica from a node holding three to one holding two: as balanced after as before.
+        var pick: (shard: Int, from: UInt64, to: UInt64)?
+        for (s, p) in m.shards.enumerated() {
+            guard let from = p.voters.first(where: { load[$0] == 3 }), let to = (1...5).map(UInt64.init).first(where: { load[$0] == 2 && !p.holds($0) }) else { continue }
+            pick = (s, from, to)
+            break
+        }
+        let (s, from, to) = pick!
+        apply(&m, .beginMove(shard: s, from: from, to: to))
+        XCTAssertEqual(m.planMoves(limit: 10), [], "catching up: counted as finished, balanced")
+        apply(&m, .promoteMove(shard: s))
+        XCTAssertEqual(m.planMoves(limit: 10), [], "promoted: the target counted once, balanced")
+    }
+
+    /// A move that is no repair (its source active), still catching up on a shard with another voter draining, is
+    /// rolled back so the repair can go first; a promoted one is not (its target may vote already), nor a repair.
+    func testANonRepairMoveYieldsToItsShardsRepairWhileCatchingUp() {
+        var m = map(nodes: 5, shards: 5, replication: 3)
+        let s = m.shards.firstIndex { !$0.holds(5) }!
+        let (from, other) = (m.shards[s].voters[0], m.shards[s].voters[1])
+        apply(&m, .beginMove(shard: s, from: from, to: 5))
+        XCTAssertEqual(m.movesToAbort, [])
+        apply(&m, .setNodeState(node: other, .draining))
+        XCTAssertEqual(m.movesToAbort, [s], "node \(other) drains: its repair goes first")
+        var promoted = m
+        apply(&promoted, .promoteMove(shard: s))
+        XCTAssertEqual(promoted.movesToAbort, [], "a promoted move finishes")
+        var repair = map(nodes: 5, shards: 5, replication: 3)
+        let t = repair.shards.firstIndex { !$0.holds(5) }!
+        let (dead, another) = (repair.shards[t].voters[0], repair.shards[t].voters[1])
+        apply(&repair, .setNodeState(node: dead, .draining))
+        apply(&repair, .setNodeState(node: another, .draining))
+        apply(&repair, .beginMove(shard: t, from: dead, to: 5))
+        XCTAssertEqual(repair.movesToAbort, [], "a repair is never rolled back for another repair")
+    }
+
     func testCreationRefusals() {
         func why(_ nodes: [ClusterMap.Node], shards: Int = 8, r: Int = 3) -> String {
             if case .failure(let e) = ClusterMap.create(clusterID: "c", nodes: nodes, shardCount: shards, replication: r) { return e.reason }

@@ -28,6 +28,18 @@ final class MembershipStepTests: XCTestCase {
         XCTAssertEqual(step(p, ConfState(voters: [1, 2, 4]), matches: all.merging([4: 990]) { $1 }), .tellMap(.finishMove(shard: -1)))
     }
 
+    /// A caught-up target is not promoted in the map while a voter other than the move's source cannot be
+    /// reached (Raft could not make it a voter; the move must stay one that can be rolled back for that voter's
+    /// repair); an unreachable source does not hold it back (a dead machine being replaced).
+    func testNoPromotionInTheMapWhileAnotherVoterIsUnreachable() {
+        let p = Placement(voters: [1, 2, 3], learners: [4], move: .init(from: 3, to: 4))
+        let conf = ConfState(voters: [1, 2, 3], learners: [4])
+        let all: [NodeID: LogIndex] = [1: 1000, 2: 1000, 3: 1000, 4: 995]
+        XCTAssertNil(step(p, conf, unreachable: [2], matches: all), "voter 2 is unreachable")
+        XCTAssertEqual(step(p, conf, unreachable: [3], matches: all), .tellMap(.promoteMove(shard: -1)), "only the source is")
+        XCTAssertEqual(step(p, conf, matches: all), .tellMap(.promoteMove(shard: -1)))
+    }
+
     /// A promoted move's target that fell behind again holds the source's removal back: the group keeps three
     /// voters until the new one votes.
     func testAPromotedTargetBehindHoldsTheSourceBack() {
