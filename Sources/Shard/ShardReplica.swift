@@ -220,11 +220,17 @@ public final class ShardReplica {
         return true
     }
 
-    /// `checkSnapshot` for an image streamed into a file (`image`): restored from the mapped file, checked against
-    /// the file's checksum first. Throws why it does not restore.
-    public func checkSnapshot(_ image: SnapshotImage) throws {
-        let restored = try image.withBytes { (buf) throws(ShardSnapshotError) in try ShardState.restore(from: buf, limits: limits) }
-        checkedSnapshot = (image.metadata.index, image.metadata.term, restored)
+    /// `checkSnapshot` for an image streamed into a file, restored elsewhere (off the loop, from the mapped file,
+    /// by `restoreImage`): the state is kept for the install of the snapshot at `metadata`.
+    public func adoptCheckedSnapshot(_ metadata: SnapshotMetadata, state restored: ShardState) {
+        precondition(restored.limits.dimension == limits.dimension, "shard \(shard): a restored state of another dimension")
+        checkedSnapshot = (metadata.index, metadata.term, restored)
+    }
+
+    /// Restores a received image (checked against its file's checksum first) into a new state — on any thread:
+    /// it reads the image and builds a state nobody else holds. Throws why it does not restore.
+    public static func restoreImage(_ image: SnapshotImage, limits: ShardLimits) throws -> ShardState {
+        try image.withBytes { (buf) throws(ShardSnapshotError) in try ShardState.restore(from: buf, limits: limits) }
     }
 
     /// Drops the state `checkSnapshot` kept unless Raft took that snapshot to install (a stale or duplicate

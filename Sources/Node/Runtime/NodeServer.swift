@@ -403,6 +403,18 @@ extension NodeServer: NodeIO {
     }
 
     /// Saves the vector index beside the snapshots (flush, graceful shutdown). Blocks the loop while writing.
+    package func runOffLoop<T: Sendable>(_ work: @escaping @Sendable () -> T, then done: @escaping (T) -> Void) {
+        do {
+            try loop.queueWork(work, completion: done)
+        } catch {
+            // The thread pool refused the request (it never does while the loop runs): do it here, answer later.
+            logger.warning("work could not be queued off the loop (\(error)); done on the loop")
+            let result = work()
+            guard let timer = try? UV.Timer(loop: loop) else { fatalStop("cannot run work off the loop, nor schedule its completion: \(error)") }
+            timer.start(timeout: 0) { timer.close(); done(result) }
+        }
+    }
+
     package func saveVectorIndex() {
         guard config.dimension > 0 else { return }
         let started = ContinuousClock.now

@@ -126,21 +126,8 @@ extension NodeCore {
             _ = io.send(.snapshotAck(id, received: image.size), to: peer)
             metrics.snapshotStreamsReceived += 1
             logger.info("\(id): received whole from node \(peer) (\(image.size) bytes)")
-            let shard = Int(id.shard)
-            assert(shard < replicas.count && header.snapshot?.metadata == image.metadata, "\(id): a whole image for another shard or snapshot")
-            do {
-                try replicas[shard].checkSnapshot(image)
-            } catch {
-                image.discard()
-                refused(.undecodableSnapshot(index: id.index), shard: id.shard, from: peer, detail: "\(id): \(error)")
-                return
-            }
-            step(ShardMessage(shard: id.shard, message: header), from: peer, imageChecked: true)
-            if installPending(image, shard: shard) {
-                if let old = receivedImages.updateValue(image, forKey: shard), old !== image { old.discard() }
-            } else {
-                image.discard()
-            }
+            assert(Int(id.shard) < replicas.count && header.snapshot?.metadata == image.metadata, "\(id): a whole image for another shard or snapshot")
+            restoreOffLoop(id, header, image, from: peer)
         case .unknown:
             break
         case .refused(let why):
@@ -153,6 +140,36 @@ extension NodeCore {
         }
     }
 
+    /// Restores a whole received image off the loop (a shard of gigabytes takes seconds to decode: the loop goes on
+    /// with heartbeats and every other shard meanwhile); `restored` takes it back. One per shard: a newer image
+    /// replaces one still being restored (whose result is then dropped).
+    private func restoreOffLoop(_ id: SnapshotStreamID, _ header: Message, _ image: SnapshotImage, from peer: NodeID) {
+        let shard = Int(id.shard)
+        if let old = restoring.updateValue((image, header, peer), forKey: shard), old.image !== image { old.image.discard() }
+        let job = OffLoopRestore(image: image), limits = self.limits
+        io.runOffLoop({ job.run(limits: limits) }) { [weak self] done in self?.restored(done, id: id) }
+    }
+
+    /// A received image restored off the loop: kept for Raft's install (the message stepped without its image),
+    /// or refused. Dropped if a newer image of the shard replaced it meanwhile.
+    private func restored(_ job: OffLoopRestore, id: SnapshotStreamID) {
+        let shard = Int(id.shard)
+        guard let cur = restoring[shard], cur.image === job.image else { return }
+        restoring[shard] = nil
+        guard let state = job.state else {
+            job.image.discard()
+            refused(.undecodableSnapshot(index: id.index), shard: id.shard, from: cur.peer, detail: "\(id): \(job.error ?? "?")")
+            return
+        }
+        replicas[shard].adoptCheckedSnapshot(job.image.metadata, state: state)
+        step(ShardMessage(shard: id.shard, message: cur.header), from: cur.peer, imageChecked: true)
+        if installPending(job.image, shard: shard) {
+            if let old = receivedImages.updateValue(job.image, forKey: shard), old !== job.image { old.discard() }
+        } else {
+            job.image.discard()
+        }
+    }
+
     /// The received image a Ready's streamed snapshot (one without data) installs: taken for the write that
     /// adopts its file. Only ever asked for a snapshot stepped by `assembled`, whose image waits here.
     func takeReceivedImage(shard: Int, for snap: Snapshot) -> SnapshotImage {
@@ -160,5 +177,24 @@ extension NodeCore {
             preconditionFailure("shard \(shard): Raft installs the streamed snapshot at \(snap.metadata.index), whose image is not here")
         }
         return image
+    }
+}
+
+/// A received image and the shard state restored from it off the loop. `@unchecked Sendable` because ownership
+/// moves, never shared: while the work runs the loop only holds the image in `restoring` (it reads nothing of it,
+/// and `discard` only unlinks its file); the state is built by the work and first touched by the loop once
+/// handed back.
+struct OffLoopRestore: @unchecked Sendable {
+    let image: SnapshotImage
+    private(set) var state: ShardState?
+    private(set) var error: String?
+
+    init(image: SnapshotImage) { self.image = image }
+
+    /// The restore (on the thread pool).
+    func run(limits: ShardLimits) -> OffLoopRestore {
+        var done = self
+        do { done.state = try ShardReplica.restoreImage(image, limits: limits) } catch { done.error = "\(error)" }
+        return done
     }
 }

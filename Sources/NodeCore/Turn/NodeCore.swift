@@ -58,6 +58,8 @@ package final class NodeCore {
     /// Images received from leaders whose install Raft holds pending, by shard: the write that makes the install
     /// durable adopts each one's file (`NodeCore+SnapshotStreams.swift`).
     var receivedImages: [Int: SnapshotImage] = [:]
+    /// Whole received images being restored off the loop, by shard, with their message and sender.
+    var restoring: [Int: (image: SnapshotImage, header: Message, peer: NodeID)] = [:]
 
     /// Monotonic nanoseconds, as last handed in by the driver.
     package private(set) var now: UInt64 = 0

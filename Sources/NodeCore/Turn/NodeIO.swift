@@ -29,6 +29,10 @@ package protocol NodeIO: AnyObject {
     /// The write in flight failed for lack of space and the driver reported it (`NodeCore.writeStalled`): try
     /// the same write again, unchanged; it reports back as `startWrite` does.
     func retryWrite()
+    /// Runs `work` off the loop (the driver's thread pool), then `done` with its result on the core's thread, later
+    /// — never from inside the call. Nothing of `work` may touch the core. A process that dies first never runs
+    /// `done`. The simulation runs `work` at once and `done` a few steps later.
+    func runOffLoop<T: Sendable>(_ work: @escaping @Sendable () -> T, then done: @escaping (T) -> Void)
     /// Saves the vector index beside the snapshots (flush, graceful shutdown); may block.
     func saveVectorIndex()
     /// Graceful shutdown has handed its leaderships away (or given up): close every handle.

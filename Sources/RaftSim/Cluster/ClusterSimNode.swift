@@ -19,6 +19,8 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
     private(set) var incarnation: UInt64 = 0
     /// The write in flight: when the simulated disk finishes it.
     private var write: (prepared: PreparedMemoryWrite, dueAt: UInt64, startedAt: UInt64)?
+    /// Work done "off the loop" (`runOffLoop`): its completions, due in this process, in order.
+    private var offLoop: [(dueAt: UInt64, done: () -> Void)] = []
     /// Units one write takes now (slow disks take longer than an election timeout).
     var diskDelay: UInt64 = 1
     var slowUntil: UInt64?
@@ -95,6 +97,7 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
         if let core { sim.countProcess(core) }
         core = nil
         write = nil
+        offLoop = []
         store.crash()
     }
 
@@ -179,6 +182,21 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
         sim.forwardAnswered(op, shard: shard, token: token, result: result, node: id)
     }
 
+    /// The work runs at once (it touches nothing of the core); its completion comes back as many units later as
+    /// a write takes now, so the core goes on with other frames meanwhile, as on the thread pool.
+    func runOffLoop<T: Sendable>(_ work: @escaping @Sendable () -> T, then done: @escaping (T) -> Void) {
+        let result = work()
+        offLoop.append((sim.now + diskDelay, { done(result) }))
+    }
+
+    /// Completes the off-loop work that is due (after the process's frames of this unit).
+    func completeOffLoopIfDue() {
+        while core != nil, let first = offLoop.first, first.dueAt <= sim.now {
+            offLoop.removeFirst()
+            first.done()
+        }
+    }
+
     func saveVectorIndex() {}
 
     /// The simulated network reaches every node by id: nothing to link.
@@ -194,6 +212,7 @@ final class ClusterSimNode: NodeIO, ForwardProbe {
             sim.stats.durableWrites += 1
         }
         write = nil
+        offLoop = []
         sim.countProcess(core)
         self.core = nil
     }

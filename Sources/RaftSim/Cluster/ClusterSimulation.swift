@@ -332,7 +332,7 @@ public final class ClusterSimulation {
             workload.tick()
         }
         while !failed, let m = queue.pop(dueBy: now) { deliver(m) }
-        for n in nodes { n.completeWriteIfDue() }
+        for n in nodes { n.completeWriteIfDue(); n.completeOffLoopIfDue() }
         for n in nodes {
             n.noticeLinks()
             n.noticeCaughtUp()
