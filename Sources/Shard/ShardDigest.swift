@@ -43,6 +43,15 @@ public struct ShardDigest: Sendable, Equatable {
     /// 32 bytes.
     public let digest: [UInt8]
 
+    public init(shard: Int, appliedIndex: UInt64, concepts: Int, edges: Int, digest: [UInt8]) {
+        precondition(digest.count == 32, "a SHA-256 digest is 32 bytes")
+        self.shard = shard
+        self.appliedIndex = appliedIndex
+        self.concepts = concepts
+        self.edges = edges
+        self.digest = digest
+    }
+
     /// The canonical encoding's version, hashed first: a change of encoding can never pass for equal data.
     static let domain = Array("sutra-shard-digest-2".utf8)
 

@@ -136,6 +136,7 @@ extension SutraSim {
               snapshots streamed in chunks and installed \(s.snapshotStreamsReceived), streams abandoned (link down, no progress) \(s.snapshotStreamsFailed)
               nodes killed for good and replaced by a new node through replica moves: \(s.replacements) of \(s.replacementsBegun) begun (\(s.replacementsOfDeadReplacements) whose new node died mid-move and was replaced in turn)
               clusters grown by a node and rebalanced onto it: \(s.growths) of \(s.growthsBegun) begun
+              content digests through every node once settled, each its shards' data: \(s.digestsChecked)
               replicas moved by hand (move-replica): \(s.manualMovesAsked) asked, \(s.manualMovesTaken) taken, \(s.manualMovesFinished) finished in place (the rest rolled back)
               backups begun \(s.backupsBegun), taken and checked \(s.backupsTaken) (\(s.backupEdgesChecked) edges), refused or abandoned \(s.backupsFailed); fences lifted after their life \(s.fencesExpired)
             """)

@@ -324,11 +324,11 @@ extension NodeCore {
     }
 
     /// Every shard replica's data at an index at or past every write acknowledged before the call (a read
-    /// barrier on every shard, then the intents held then resolved here), for content digests. Taking the images
-    /// costs nothing (copy-on-write); hash them off the loop. Fails when a shard's leader cannot be reached, and
-    /// on a node that does not hold every shard (a replication factor below the node count).
+    /// barrier on every shard, then the intents held then resolved here), for an online backup's passes. Taking
+    /// the images costs nothing (copy-on-write). Fails when a shard's leader cannot be reached, and on a node that
+    /// does not hold every shard (a replication factor below the node count: not supported for backups yet).
     package func contentImages(_ done: @escaping (Result<[ShardContentImage], ClientError>) -> Void) {
-        if let refusal = notEveryShardHere("a content digest or a backup") { done(.failure(refusal)); return }
+        if let refusal = notEveryShardHere("a backup") { done(.failure(refusal)); return }
         allShards(.linearizable) { [weak self] in
             guard let self else { return }
             self.settleAllIntents { [weak self] settled in

@@ -56,6 +56,10 @@ extension NodeCore {
             done(.failure(.unavailable("node \(target), which holds shard \(s), runs an older release that serves no read for another node; retry once it is upgraded")))
             return
         }
+        if case .digest = read.query, v > 0, v < PeerFrame.shardDigestVersion {
+            done(.failure(.unavailable("node \(target), which holds shard \(s), runs an older release that computes no digest for another node; retry once it is upgraded")))
+            return
+        }
         metrics.remoteReads += 1
         forward(.read(read), shard: s, to: target) { result in
             switch result {
@@ -91,7 +95,14 @@ extension NodeCore {
                 guard let self else { return }
                 switch settled {
                 case .failure(let e): reply(.failed(.unavailable(e.message)))
-                case .success: reply(self.answer(read, shard: s, shards: shards))
+                case .success:
+                    if case .digest = read.query {
+                        // Hashing a whole shard takes a while: off the loop, from a copy-on-write image.
+                        let image = self.replicas[s].state.contentImage(shard: s)
+                        self.io.runOffLoop({ ShardDigest.compute(image) }) { reply(.answer(.digest($0))) }
+                    } else {
+                        reply(self.answer(read, shard: s, shards: shards))
+                    }
                 }
             }
         }
@@ -115,6 +126,8 @@ extension NodeCore {
             var touching = Set<TxnID>()
             for id in ids { touching.formUnion(txns.pending(touching: id)) }
             waitForIntents(shard: s, touching, done)
+        case .digest:
+            settleIntents(of: [s], done)
         case .search:
             settleIntents(of: shards) { [weak self] settled in
                 guard case .success = settled else { done(settled); return }
@@ -151,6 +164,8 @@ extension NodeCore {
             case .success(let hits): return .answer(.search(hits))
             case .failure(let e): return .failed(.unavailable(e.message))
             }
+        case .digest:
+            preconditionFailure("a digest is answered off the loop (serveRead)")
         }
     }
 

@@ -47,10 +47,14 @@ package enum PeerFrame: Equatable {
     /// messages of "shard" = the shard count carry the cluster map's group) and forwarded map changes (forward
     /// op 4). 9: + the configuration frame with the replication factor (kind 13), forwarded shard reads
     /// (forward op 5, answered by reply status 4) and forwarded concept deletes (forward op 6).
+    /// 10: + the shard-digest read (shard read kind 5, answer kind 5).
     /// A link speaks the lower of the two ends' maximum versions, so a rolling upgrade never sends a frame
     /// the older node does not know.
     package static let minVersion: UInt32 = 1
-    package static let maxVersion: UInt32 = 9
+    package static let maxVersion: UInt32 = 10
+    /// The first wire version that answers a shard's content digest for another node (a digest through a node
+    /// that does not hold every shard).
+    package static let shardDigestVersion: UInt32 = 10
     /// The first wire version that carries the replication factor in the configuration frame and answers
     /// forwarded shard reads (forward op 5): a node that holds only some shards reads the others there.
     package static let replicationVersion: UInt32 = 9

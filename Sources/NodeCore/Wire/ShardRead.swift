@@ -15,6 +15,9 @@ package struct ShardRead: Equatable {
         case outEdges([ConceptID])
         /// The k nearest concepts among the shards `shards` (all held by the serving node), filtered.
         case search(vector: [Float], VectorQuery, shards: [Int])
+        /// The shard's content digest (wire 10), hashed at the serving node after the read's barrier and with no
+        /// intent left open (a `GET /v1/digest` through a node that does not hold the shard).
+        case digest
     }
     package var query: Query
     package var consistency: ReadConsistency
@@ -32,7 +35,7 @@ package struct ShardRead: Equatable {
     /// Why the serving node cannot take this read (nil when it can): shards of this cluster, bounds kept.
     package func problem(shardCount: Int, dimension: Int) -> String? {
         switch query {
-        case .concept, .neighbors: return nil
+        case .concept, .neighbors, .digest: return nil
         case .outEdges(let ids):
             return ids.isEmpty || ids.count > ShardRead.maxIDs ? "an out-edge read of \(ids.count) ids (1…\(ShardRead.maxIDs))" : nil
         case .search(let v, let q, let shards):
@@ -53,6 +56,7 @@ package enum ShardReadAnswer: Equatable {
     case neighbors(exists: Bool, [NeighborEdge])
     case outEdges([[Edge]])
     case search([SearchHit])
+    case digest(ShardDigest)
 }
 
 /// One answer of a vector search: the concept and its cosine distance to the query.
@@ -96,6 +100,8 @@ extension ShardRead {
             if let t = f.associationType { w.u8(t.rawValue) }
             w.u32(UInt32(shards.count))
             for s in shards { w.u32(UInt32(s)) }
+        case .digest:
+            w.u8(5)
         }
     }
 
@@ -143,6 +149,8 @@ extension ShardRead {
             for _ in 0..<n { shards.append(Int(try r.u32())) }
             let q = VectorQuery(k: k, ef: ef, exact: exact == 1, filter: flags == 0 ? nil : f)
             return ShardRead(.search(vector: v, q, shards: shards), consistency)
+        case 5:
+            return ShardRead(.digest, consistency)
         case let k:
             throw PeerWireError(description: "unknown shard read \(k)")
         }
@@ -181,6 +189,10 @@ extension ShardReadAnswer {
             w.u8(4)
             w.u32(UInt32(hits.count))
             for h in hits { w.conceptID(h.id); w.f32(h.distance) }
+        case .digest(let d):
+            w.u8(5)
+            w.u32(UInt32(d.shard)); w.u64(d.appliedIndex); w.u64(UInt64(d.concepts)); w.u64(UInt64(d.edges))
+            w.raw(d.digest)
         }
     }
 
@@ -224,6 +236,12 @@ extension ShardReadAnswer {
                 hits.append(SearchHit(id: id, distance: d))
             }
             return .search(hits)
+        case 5:
+            let shard = try r.u32(), applied = try r.u64(), concepts = try r.u64(), edges = try r.u64()
+            guard shard < UInt32(ShardRead.maxShards), concepts <= 1 << 40, edges <= 1 << 42 else {
+                throw PeerWireError(description: "a digest answer for shard \(shard) of \(concepts) concepts and \(edges) edges")
+            }
+            return .digest(ShardDigest(shard: Int(shard), appliedIndex: applied, concepts: Int(concepts), edges: Int(edges), digest: try r.bytes(32)))
         case let k:
             throw PeerWireError(description: "unknown shard read answer \(k)")
         }

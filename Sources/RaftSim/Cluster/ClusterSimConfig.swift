@@ -127,6 +127,8 @@ public struct ClusterSimStats: Sendable, Equatable {
     public var growthsBegun = 0
     /// Replicas moved by hand (`moveReplicas`): asked, taken by the map, and finished in place (the rest rolled
     /// back by a crash or a failover).
+    /// Content digests asked through a node once settled, each the shard leaders' data (`contentDigests`).
+    public var digestsChecked = 0
     public var manualMovesAsked = 0
     public var manualMovesTaken = 0
     public var manualMovesFinished = 0
@@ -151,6 +153,7 @@ public struct ClusterSimStats: Sendable, Equatable {
         snapshotStreamsReceived += o.snapshotStreamsReceived; snapshotStreamsFailed += o.snapshotStreamsFailed
         replacements += o.replacements; replacementsBegun += o.replacementsBegun
         growths += o.growths; growthsBegun += o.growthsBegun
+        digestsChecked += o.digestsChecked
         manualMovesAsked += o.manualMovesAsked; manualMovesTaken += o.manualMovesTaken; manualMovesFinished += o.manualMovesFinished
         replacementsOfDeadReplacements += o.replacementsOfDeadReplacements
         fullDisks += o.fullDisks; allDisksFullWindows += o.allDisksFullWindows; stalledWrites += o.stalledWrites; writesRefusedDiskFull += o.writesRefusedDiskFull

@@ -162,6 +162,7 @@ public final class ClusterSimulation {
         phase("heal") { heal() }
         phase("settle") { settle() }
         phase("final reads") { workload.finalReads() }
+        phase("digests") { checkDigestsThroughEveryNode() }
         phase("duplicates") { workload.checkDuplicatesAnswered() }
         phase("checks") { checks.checkAll(self) }
         if let f = failure {

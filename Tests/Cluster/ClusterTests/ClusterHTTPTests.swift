@@ -442,7 +442,7 @@ final class ClusterHTTPTests: XCTestCase {
         cluster = try LocalTestCluster(nodes: 3, shards: 2)
         try cluster.startAll()
         let text = String(decoding: cluster.http(2, "GET", "/metrics").body, as: UTF8.self)
-        XCTAssertTrue(text.contains("sutra_build_info{node=\"2\",version=\"\(SutraRelease.version)\",peer_wire_max=\"9\",client_protocol_max=\"1\","), text)
+        XCTAssertTrue(text.contains("sutra_build_info{node=\"2\",version=\"\(SutraRelease.version)\",peer_wire_max=\"10\",client_protocol_max=\"1\","), text)
         func value(_ name: String) -> Double {
             text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) } ?? -1
         }

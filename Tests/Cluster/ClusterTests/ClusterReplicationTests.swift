@@ -97,14 +97,31 @@ final class ClusterReplicationTests: XCTestCase {
         XCTAssertEqual(viaSDK.map(\.id.description), Array(truth))
         await sdk.close()
 
-        // What reads every shard from one node is refused plainly there, not answered from part of the data.
-        let digest = cluster.http(2, "GET", "/v1/digest", timeout: 10)
-        XCTAssertEqual(digest.status, 503, digest.text)
-        XCTAssertTrue(digest.text.contains("holds 3 of 5"), digest.text)
+        // A content digest through any node: the shards held elsewhere are hashed by their holders; every node
+        // gives the same digest of every shard (40 concepts, 39 edges, each stored at both ends).
+        func digests(through nodes: ClosedRange<Int>) -> [String] {
+            nodes.map { node in
+                let r = retried(node, "GET", "/v1/digest")
+                XCTAssertEqual(r.status, 200, "digest through node \(node): \(r.text)")
+                let shards = r.json?["shards"] as? [[String: Any]] ?? []
+                XCTAssertEqual(shards.count, 5, r.text)
+                XCTAssertEqual(shards.compactMap { ($0["concepts"] as? NSNumber)?.intValue }.reduce(0, +), n, r.text)
+                XCTAssertEqual(shards.compactMap { ($0["edges"] as? NSNumber)?.intValue }.reduce(0, +), 2 * (n - 1), r.text)
+                return r.json?["digest"] as? String ?? "none"
+            }
+        }
+        let allDigests = digests(through: 1...5)
+        XCTAssertEqual(Set(allDigests).count, 1, "one digest through every node: \(allDigests)")
+
+        // What still reads every shard from one node (an online backup) is refused plainly there.
+        let backup = cluster.http(2, "POST", "/v1/admin/backup", timeout: 10)
+        XCTAssertEqual(backup.status, 503, backup.text)
+        XCTAssertTrue(backup.text.contains("holds 3 of 5"), backup.text)
 
         // Node 1 dies: every shard keeps two of its three replicas, and every read still answers through the others.
         cluster.kill9(1)
         everyReadAnswers(through: 2...5, "node 1 dead")
+        XCTAssertEqual(Set(digests(through: 2...5)), Set(allDigests), "the same digest with node 1 dead")
     }
 
     private func map(_ node: Int) -> [String: Any]? { cluster.http(node, "GET", "/v1/cluster").json?["map"] as? [String: Any] }

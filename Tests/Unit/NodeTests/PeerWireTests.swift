@@ -40,6 +40,8 @@ final class PeerWireTests: XCTestCase {
         .forwardReply(incarnation: 7, id: 85, .answer(.concept(nil))),
         .forwardReply(incarnation: 7, id: 86, .answer(.neighbors(exists: true, [NeighborEdge(edge: Edge(other: ConceptID(hi: 1, lo: 1), type: .causal, confidence: 0.25), direction: .incoming)]))),
         .forwardReply(incarnation: 7, id: 87, .answer(.outEdges([[], [Edge(other: ConceptID(hi: 5, lo: 5), type: .semantic, confidence: 1)]]))),
+        .forward(incarnation: 7, id: 89, shard: 3, op: .read(ShardRead(.digest, .linearizable))),
+        .forwardReply(incarnation: 7, id: 89, .answer(.digest(ShardDigest(shard: 3, appliedIndex: 412, concepts: 17, edges: 30, digest: Array(0..<32))))),
         .forwardReply(incarnation: 7, id: 88, .answer(.search([SearchHit(id: ConceptID(hi: 2, lo: 2), distance: 0.125)]))),
         .forwardReply(incarnation: 0, id: 77, .ok(12)),
         .forwardReply(incarnation: 5, id: 78, .failed(.notLeader(leader: 2))),
