@@ -15,6 +15,12 @@ extension NodeCore {
                 refused(.misaddressed, shard: id.shard, from: peer, detail: "a snapshot stream from \(message.from) to \(message.to)")
                 break
             }
+            if haveImage(id) {
+                // This very image is here already (being restored, or waiting for its install to be durable): the
+                // leader sent it again meanwhile. Answered as whole at once, rather than streamed a second time.
+                _ = io.send(.snapshotAck(id, received: total), to: peer)
+                break
+            }
             if let why = imageWouldNotFit(total) {
                 assembled(id, .failedHere(why), from: peer)
                 break

@@ -57,6 +57,14 @@ extension NodeCore {
         }
     }
 
+    /// Whether image `id` is here whole already: being restored off the loop, or restored and waiting for the
+    /// write that makes its install durable.
+    func haveImage(_ id: SnapshotStreamID) -> Bool {
+        let shard = Int(id.shard)
+        func named(_ m: SnapshotMetadata) -> Bool { m.index == id.index && m.term == id.term }
+        return restoring[shard].map { named($0.image.metadata) } == true || receivedImages[shard].map { named($0.metadata) } == true
+    }
+
     /// Why an image of `total` bytes is not received now: the disk is below its free-space floor, or the image
     /// would take it there (by the free space last measured). Nil: receive it. A leader's stream then makes no
     /// progress and Raft sends the snapshot again later, when space may have returned.
@@ -145,6 +153,13 @@ extension NodeCore {
     /// replaces one still being restored (whose result is then dropped).
     private func restoreOffLoop(_ id: SnapshotStreamID, _ header: Message, _ image: SnapshotImage, from peer: NodeID) {
         let shard = Int(id.shard)
+        if let cur = restoring[shard], cur.image.metadata == image.metadata {
+            // The same snapshot again (the leader sent it once more while this node restored it): the restore under
+            // way serves it. Restarting it would drop that work, and a leader that re-sends faster than a big
+            // image restores would never see it installed.
+            image.discard()
+            return
+        }
         if let old = restoring.updateValue((image, header, peer), forKey: shard), old.image !== image { old.image.discard() }
         let job = OffLoopRestore(image: image), limits = self.limits
         io.runOffLoop({ job.run(limits: limits) }) { [weak self] done in self?.restored(done, id: id) }
