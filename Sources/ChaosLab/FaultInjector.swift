@@ -206,14 +206,7 @@ public final class FaultInjector: @unchecked Sendable {
             parts.append(live ? "node \(old) drained onto node \(new)" : "node \(old) replaced by node \(new)")
         }
         if step.kind != .moveReplica, let i = step.interruption, i > 0, !isCancelled {
-            let victim = i == 2 ? old : new
-            hold(until: clock() + 700_000_000)
-            parts.append("kill -9 node \(victim) mid-move: \(try cluster.kill9(victim).map { "\($0)" } ?? "was not running")")
-            lock.withLock { _ = stopped.insert(victim) }
-            hold(until: clock() + 2_000_000_000)
-            try cluster.restart(victim)
-            lock.withLock { _ = stopped.remove(victim) }
-            parts.append("node \(victim) restarted")
+            parts += try killMidMove(i == 2 ? old : new, after: 700_000_000)
         }
         if grow {
             // Replicas balanced onto the new node, then the target drained: the cluster is back to its size.
@@ -239,6 +232,18 @@ public final class FaultInjector: @unchecked Sendable {
         awaitRecovery(cluster.nodeIDs, &rec)
     }
 
+    /// A node of a move killed -9 `after` nanoseconds into it and restarted 2 s later (the moves must go on from
+    /// the cluster map); says what happened.
+    private func killMidMove(_ victim: Int, after: UInt64) throws -> [String] {
+        hold(until: clock() + after)
+        let killed = "kill -9 node \(victim) mid-move: \(try cluster.kill9(victim).map { "\($0)" } ?? "was not running")"
+        lock.withLock { _ = stopped.insert(victim) }
+        hold(until: clock() + 2_000_000_000)
+        try cluster.restart(victim)
+        lock.withLock { _ = stopped.remove(victim) }
+        return [killed, "node \(victim) restarted"]
+    }
+
     /// `move-replica`'s move: the target shard's replica on its leader (else its first voter) moves by hand to the
     /// active node that lacks the shard; with an interruption, the source (1) or the target (2) is killed -9
     /// 300 ms into the move and restarted 2 s later. Waits until the move ended; says how.
@@ -258,14 +263,7 @@ public final class FaultInjector: @unchecked Sendable {
         try cluster.moveReplica(shard: shard, from: from, to: to, timeout: 30)
         var parts = ["shard \(shard)'s replica moved by hand from node \(from) (\(leader == from ? "its leader" : "a follower")) to node \(to)"]
         if let i = step.interruption, i > 0, !isCancelled {
-            let victim = i == 1 ? from : to
-            hold(until: clock() + 300_000_000)
-            parts.append("kill -9 node \(victim) mid-move: \(try cluster.kill9(victim).map { "\($0)" } ?? "was not running")")
-            lock.withLock { _ = stopped.insert(victim) }
-            hold(until: clock() + 2_000_000_000)
-            try cluster.restart(victim)
-            lock.withLock { _ = stopped.remove(victim) }
-            parts.append("node \(victim) restarted")
+            parts += try killMidMove(i == 1 ? from : to, after: 300_000_000)
         }
         let finished = try cluster.waitUntilMoved(shard: shard, from: from, to: to, timeout: 60)
         parts.append(String(format: finished ? "the move finished %.1f s after it was asked" : "the move was rolled back (%.1f s)", Double(clock() - t0) / 1e9))

@@ -69,11 +69,13 @@ public final class ShardReplica {
         self.shard = shard
         self.log = log
         self.limits = limits
-        let snap = log.snapshotMetadata.index == 0 ? Snapshot(metadata: log.snapshotMetadata) : try log.snapshotWithData()
-        if snap.isEmpty || snap.data.isEmpty {
-            state = ShardState(limits: limits)
+        // The newest snapshot restored from its mapped file (checked against its checksum first): no copy of the
+        // image on the heap, only the state.
+        let snap = Snapshot(metadata: log.snapshotMetadata)
+        if let image = try log.snapshotImage() {
+            state = try ShardReplica.restoreImage(image, limits: limits)
         } else {
-            state = try ShardState.restore(from: snap.data, limits: limits)
+            state = ShardState(limits: limits)
         }
         appliedIndex = snap.metadata.index
         snapshotIndex = snap.metadata.index
