@@ -26,13 +26,34 @@ final class LocalTestCluster {
     /// Per-node host in the peer list (a name instead of 127.0.0.1) and in `clientEndpoints`.
     var hostNames: [Int: String] = [:]
 
+    /// Port ranges (slots of 300 ports from 10,000) held by the clusters of this process: two clusters alive at
+    /// once never share one (drawn at random alone, the two clusters of one test collided one time in 70 — the
+    /// second then "started" against the first's node).
+    private static let slotLock = NSLock()
+    nonisolated(unsafe) private static var slotsInUse: Set<Int> = []
+
+    private static func takeSlot() -> Int {
+        slotLock.lock()
+        defer { slotLock.unlock() }
+        let free = (0..<70).filter { !slotsInUse.contains($0) }
+        let slot = free.randomElement() ?? Int.random(in: 0..<70)
+        slotsInUse.insert(slot)
+        return slot
+    }
+
+    private static func releaseSlot(_ slot: Int) {
+        slotLock.lock()
+        defer { slotLock.unlock() }
+        slotsInUse.remove(slot)
+    }
+
     init(nodes: Int = 3, shards: Int = 8, dimension: Int = 4, flags: [String] = []) throws {
         nodeCount = nodes
         self.shards = shards
         self.dimension = dimension
         extraFlags = flags
         // Below Linux's ephemeral range (32768+), so an outgoing connection never holds a port a node must bind.
-        base = 10_000 + Int.random(in: 0..<70) * 300
+        base = 10_000 + LocalTestCluster.takeSlot() * 300
         dir = NSTemporaryDirectory() + "sutra-cluster-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         if flags.contains("--insecure-peers") {
@@ -187,6 +208,7 @@ final class LocalTestCluster {
     /// Kills every node; deletes the data unless `keepLogs` (a failed test), then prints where the logs are.
     func destroy(keepLogs: Bool = false) {
         stopAll()
+        LocalTestCluster.releaseSlot((base - 10_000) / 300)
         if keepLogs {
             print("cluster test failed: node logs and data kept in \(dir)")
             for id in 1...nodeCount { print("--- node \(id) log (tail) ---\n\(log(id).suffix(3000))") }

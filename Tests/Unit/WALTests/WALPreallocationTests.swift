@@ -126,7 +126,8 @@ final class WALPreallocationTests: WALTestCase {
         XCTAssertEqual(try mode(logDir), 0o700)
         XCTAssertEqual(try mode(logDir + "/snap"), 0o700)
         XCTAssertEqual(try mode(logDir + "/0000000000000001.wal"), 0o600)
-        let snaps = try FileManager.default.contentsOfDirectory(atPath: logDir + "/snap")
+        XCTAssertEqual(try mode(logDir + "/snap/incoming"), 0o700, "where images from a leader arrive")
+        let snaps = try FileManager.default.contentsOfDirectory(atPath: logDir + "/snap").filter { $0 != "incoming" }
         XCTAssertEqual(snaps.count, 1)
         for s in snaps { XCTAssertEqual(try mode(logDir + "/snap/" + s), 0o600, s) }
     }
