@@ -250,23 +250,39 @@ public final class FaultInjector: @unchecked Sendable {
     private func moveOneReplica(_ step: FaultStep) throws -> [String] {
         let shard: Int
         if case .leaderOf(let s, _) = step.target { shard = s } else { shard = 0 }
-        guard let via = cluster.answeringMember(), let map = cluster.clusterMap(via: via),
-              let shards = map["shards"] as? [[String: Any]], shard < shards.count else { return ["move-replica: no member answered with the map"] }
-        let voters = shards[shard]["voters"] as? [Int] ?? []
-        let active = (map["nodes"] as? [[String: Any]] ?? []).filter { $0["state"] as? String == "active" }.compactMap { $0["id"] as? Int }
-        guard let to = active.filter({ !voters.contains($0) }).sorted().first, let first = voters.first else {
-            return ["move-replica: every active node holds shard \(shard)"]
+        // Chosen from a fresh map each try: a balance move the planner began meanwhile may have given the chosen
+        // target the shard (refused: "already holds"), or taken the source's replica away.
+        let deadline = clock() + 30_000_000_000
+        var chosen: (from: Int, to: Int, leader: Int?)?
+        var last = "no member answered with the map"
+        while chosen == nil, clock() < deadline, !isCancelled {
+            if let via = cluster.answeringMember(), let map = cluster.clusterMap(via: via),
+               let shards = map["shards"] as? [[String: Any]], shard < shards.count, shards[shard]["move"] == nil {
+                let voters = shards[shard]["voters"] as? [Int] ?? []
+                let active = (map["nodes"] as? [[String: Any]] ?? []).filter { $0["state"] as? String == "active" }.compactMap { $0["id"] as? Int }
+                if let to = active.filter({ !voters.contains($0) }).sorted().first, let first = voters.first {
+                    let leader = cluster.leaders()[shard].flatMap { voters.contains($0) ? $0 : nil }
+                    do {
+                        try cluster.moveReplica(shard: shard, from: leader ?? first, to: to, timeout: max(1, Double(deadline - clock()) / 1e9))
+                        chosen = (leader ?? first, to, leader)
+                        break
+                    } catch LabError.invalid(let why) {
+                        last = why
+                    }
+                } else {
+                    last = "every active node holds shard \(shard)"
+                }
+            }
+            hold(until: min(deadline, clock() + 300_000_000))
         }
-        let leader = cluster.leaders()[shard].flatMap { voters.contains($0) ? $0 : nil }
-        let from = leader ?? first
+        guard let (from, to, leader) = chosen else { return ["move-replica: no move of shard \(shard) taken in 30 s (\(last))"] }
         let t0 = clock()
-        try cluster.moveReplica(shard: shard, from: from, to: to, timeout: 30)
         var parts = ["shard \(shard)'s replica moved by hand from node \(from) (\(leader == from ? "its leader" : "a follower")) to node \(to)"]
         if let i = step.interruption, i > 0, !isCancelled {
             parts += try killMidMove(i == 1 ? from : to, after: 300_000_000)
         }
         let finished = try cluster.waitUntilMoved(shard: shard, from: from, to: to, timeout: 60)
-        parts.append(String(format: finished ? "the move finished %.1f s after it was asked" : "the move was rolled back (%.1f s)", Double(clock() - t0) / 1e9))
+        parts.append(String(format: finished ? "the move finished %.1f s after it was taken" : "the move was rolled back (%.1f s)", Double(clock() - t0) / 1e9))
         try cluster.waitUntilSettled(holding: to, timeout: 60)
         return parts
     }
