@@ -250,9 +250,12 @@ public final class ShardReplica {
         } else {
             do {
                 // The message came streamed (no data in it): its image is the log's snapshot now (installed and
-                // durable before this runs).
-                let data = snap.data.isEmpty ? try log.snapshotWithData().data : snap.data
-                state = try ShardState.restore(from: data, limits: limits)
+                // durable before this runs), restored from the mapped file as at start.
+                if snap.data.isEmpty, let image = try log.snapshotImage(), image.metadata == snap.metadata {
+                    state = try ShardReplica.restoreImage(image, limits: limits)
+                } else {
+                    state = try ShardState.restore(from: snap.data, limits: limits)
+                }
             } catch {
                 preconditionFailure("shard \(shard): snapshot at \(snap.metadata.index) from the leader is unreadable: \(error)")
             }

@@ -112,33 +112,6 @@ struct SnapshotStore {
         return try result.get()
     }
 
-    func read(group: UInt64, metadata m: SnapshotMetadata) throws(WALError) -> [UInt8] {
-        let p = path(group: group, index: m.index)
-        let f = try RawFile(path: p, create: false)
-        let bytes = try f.readAll()
-        var result: Result<[UInt8], WALError> = .failure(.badSnapshot(path: p, detail: "truncated"))
-        bytes.withUnsafeBytes { buf in
-            var r = ByteReader(buf)
-            do {
-                let magic = try r.bytes(8)
-                guard magic == SnapshotStore.magic else { result = .failure(.badSnapshot(path: p, detail: "not a snapshot file")); return }
-                let version = try r.u32()
-                guard version == WALFormat.version else { result = .failure(.unsupportedVersion(path: p, version: version)); return }
-                let g = try r.u64(), index = try r.u64(), term = try r.u64(), len = Int(try r.u64()), crc = try r.u32()
-                guard g == group, index == m.index, term == m.term else {
-                    result = .failure(.badSnapshot(path: p, detail: "header says group \(g) (\(index), \(term)), record says group \(group) (\(m.index), \(m.term))"))
-                    return
-                }
-                let data = try r.bytes(len)
-                guard CRC32C.checksum(data) == crc else { result = .failure(.badSnapshot(path: p, detail: "checksum mismatch")); return }
-                result = .success(data)
-            } catch {
-                result = .failure(.badSnapshot(path: p, detail: "truncated"))
-            }
-        }
-        return try result.get()
-    }
-
     /// Removes this group's snapshot files older than `keep`.
     func removeOlder(group: UInt64, than keep: LogIndex) throws(WALError) {
         let prefix = fixedHex(group) + "-"

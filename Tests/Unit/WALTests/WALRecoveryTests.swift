@@ -359,7 +359,7 @@ final class WALRecoveryTests: WALTestCase {
         e.close()
         let snapPath = dir + "/snap/" + fixedHex(3) + "-" + fixedHex(5) + ".snap"
         try flipBit(snapPath, at: SnapshotStore.headerSize + 1)
-        XCTAssertThrowsError(try SnapshotStore(walDirectory: dir).read(group: 3, metadata: SnapshotMetadata(index: 5, term: 1))) { error in
+        XCTAssertThrowsError(try SnapshotStore(walDirectory: dir).openImage(group: 3, metadata: SnapshotMetadata(index: 5, term: 1)).readAll()) { error in
             guard case WALError.badSnapshot(let p, _) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(p, snapPath)
         }
